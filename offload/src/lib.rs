@@ -1,0 +1,1 @@
+//! OVS and tc programming, capability probing and the hardware/software offload decision.

@@ -1,0 +1,1 @@
+//! The cluster controller and the node agent.
