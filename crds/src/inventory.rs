@@ -20,6 +20,7 @@ pub struct NicInventory {
 /// Link layer of a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum LinkType {
     /// Ethernet (`/sys/class/net/<if>/type` = 1).
     Eth,
@@ -30,6 +31,7 @@ pub enum LinkType {
 /// Embedded switch mode of a PF (`devlink dev eswitch show`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum EswitchMode {
     /// VFs are switched by the NIC's legacy L2 switch (VEB); no representors.
     Legacy,

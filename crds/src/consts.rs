@@ -1,0 +1,207 @@
+//! Names every component must agree on: API group, field managers, finalizers, label and
+//! annotation keys, well-known object names.
+//!
+//! # Drain handshake (annotations on `NicNodeState`)
+//!
+//! The node agent decides *whether* a change needs a drain (it classifies the change with
+//! `operator::planner::drain::classify`); the operator decides *when* (it grants at most
+//! `maxUnavailable` nodes per `NicPool` at a time). They talk through three annotations on the
+//! node's `NicNodeState`, each written by exactly one side with its own field manager:
+//!
+//! | annotation | written by | values |
+//! |---|---|---|
+//! | [`ANNOTATION_DRAIN_REQUEST`] | agent | `none` \| `evict-vf-pods` \| `reboot` ([`DrainRequest`]) |
+//! | [`ANNOTATION_DRAIN_REQUESTED_AT`] | agent | RFC 3339 time of the first request (queue order) |
+//! | [`ANNOTATION_DRAIN_GRANT`] | operator | `none` \| `draining` \| `drained` ([`DrainGrant`]) |
+//!
+//! Sequence: the agent sets `drain-request=evict-vf-pods` (or `reboot`) and `drain-requested-at`;
+//! the operator, once the pool has room, sets `drain-grant=draining`, cordons the node and evicts
+//! (only pods using `smartnic.io/*` resources for `evict-vf-pods`; every evictable pod for
+//! `reboot`), then sets `drain-grant=drained`. The agent applies the change (rebooting if needed),
+//! then sets `drain-request=none`. The operator uncordons and sets `drain-grant=none`, which frees
+//! the pool slot. A node whose grant is not `none` counts against its pool's `maxUnavailable`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The API group of every smartnic-operator custom resource.
+pub const GROUP: &str = "smartnic.io";
+/// The API version served by this crate.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of every smartnic-operator custom resource.
+pub const API_VERSION: &str = "smartnic.io/v1alpha1";
+/// Default prefix of every extended resource the device plugin advertises
+/// (`smartnic.io/<resourceName>`); `NicOperatorConfig.spec.resourcePrefix` overrides it.
+pub const RESOURCE_PREFIX: &str = "smartnic.io";
+
+/// Server-side-apply field manager of the cluster controller (NicNodeState spec, NADs, drain grants,
+/// every status it owns).
+pub const FIELD_MANAGER_OPERATOR: &str = "smartnic.io/operator";
+/// Server-side-apply field manager of the node agent (NicNodeState status, drain requests).
+pub const FIELD_MANAGER_AGENT: &str = "smartnic.io/agent";
+/// Server-side-apply field manager of the device plugin (node labels it owns, if any).
+pub const FIELD_MANAGER_DEVICE_PLUGIN: &str = "smartnic.io/device-plugin";
+
+/// Finalizer the agent puts on its own `NicNodeState`: removed only after the PFs the operator
+/// configured on that node were reset (VFs destroyed, eswitch back to the discovered mode).
+/// Kubernetes children (NADs) use owner references instead of finalizers.
+pub const FINALIZER_NODE_STATE: &str = "smartnic.io/pf-reset";
+
+/// Agent → operator: the disruption a pending change needs ([`DrainRequest`]).
+pub const ANNOTATION_DRAIN_REQUEST: &str = "smartnic.io/drain-request";
+/// Agent → operator: RFC 3339 timestamp of the first request in the current drain cycle; the
+/// operator grants oldest first.
+pub const ANNOTATION_DRAIN_REQUESTED_AT: &str = "smartnic.io/drain-requested-at";
+/// Operator → agent: the state of the node's drain slot ([`DrainGrant`]).
+pub const ANNOTATION_DRAIN_GRANT: &str = "smartnic.io/drain-grant";
+
+/// Set by the operator on every `NicNodeState` and NAD it creates: `smartnic-operator`.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGED_BY: &str = "smartnic-operator";
+/// Set by the operator on `NicNodeState`: the owning node's name (the object is named after the
+/// node too; the label allows label-selector watches).
+pub const LABEL_NODE: &str = "smartnic.io/node";
+/// Set by the operator on a NAD: the name of the `NicNetwork` it was rendered from.
+pub const LABEL_NETWORK: &str = "smartnic.io/network";
+/// Node label the operator sets to `true` when the node's device-plugin configuration has at least
+/// one resource pool; the device-plugin DaemonSet selects on it.
+pub const LABEL_DEVICE_PLUGIN: &str = "smartnic.io/device-plugin";
+
+/// NAD annotation linking a network to a device-plugin resource (Multus convention).
+pub const ANNOTATION_NAD_RESOURCE_NAME: &str = "k8s.v1.cni.cncf.io/resourceName";
+
+/// Name of the singleton `NicOperatorConfig`.
+pub const OPERATOR_CONFIG_NAME: &str = "default";
+/// Name of the ConfigMap holding the device-plugin configuration, one data key per node name.
+pub const DEVICE_PLUGIN_CONFIGMAP: &str = "smartnic-device-plugin-config";
+
+/// Largest `NicPolicy.spec.priority`; also its default (lowest precedence).
+pub const MAX_POLICY_PRIORITY: u32 = 99;
+/// `maxUnavailable` of the implicit pool that holds every node no `NicPool` selects.
+pub const DEFAULT_POOL_MAX_UNAVAILABLE: u32 = 1;
+
+/// Condition type on `NicPolicy`, `NicNetwork`, `NicPool`: the object passed validation.
+pub const CONDITION_VALID: &str = "Valid";
+/// Condition type on `NicNetwork`: its NAD exists and matches the spec.
+pub const CONDITION_READY: &str = "Ready";
+/// Condition type on `NicPolicy`: every selected node applied it (no per-node rejections).
+pub const CONDITION_APPLIED: &str = "Applied";
+/// Condition type on `NicNodeState`: the agent applied `metadata.generation`.
+pub const CONDITION_SYNCED: &str = "Synced";
+/// Condition type on `NicNodeState`: the node is draining for a change.
+pub const CONDITION_DRAINING: &str = "Draining";
+
+/// The disruption a pending configuration change needs, as requested by the node agent
+/// (value of [`ANNOTATION_DRAIN_REQUEST`]).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum DrainRequest {
+    /// Nothing to do, or the change is applied without disturbing pods.
+    #[default]
+    None,
+    /// Evict only the pods that use this operator's resources (VFs) on the node, then apply.
+    EvictVfPods,
+    /// Drain the node fully and reboot it (firmware or link-type changes).
+    Reboot,
+}
+
+impl DrainRequest {
+    /// The annotation value (`none`, `evict-vf-pods`, `reboot`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::EvictVfPods => "evict-vf-pods",
+            Self::Reboot => "reboot",
+        }
+    }
+
+    /// Reads an annotation value; `None` for an unknown value.
+    pub fn from_annotation(value: &str) -> Option<Self> {
+        [Self::None, Self::EvictVfPods, Self::Reboot]
+            .into_iter()
+            .find(|v| v.as_str() == value)
+    }
+}
+
+/// State of a node's drain slot as set by the operator (value of [`ANNOTATION_DRAIN_GRANT`]).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum DrainGrant {
+    /// No slot held.
+    #[default]
+    None,
+    /// Slot granted; the operator is cordoning and evicting.
+    Draining,
+    /// Eviction finished; the agent may apply the change.
+    Drained,
+}
+
+impl DrainGrant {
+    /// The annotation value (`none`, `draining`, `drained`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Draining => "draining",
+            Self::Drained => "drained",
+        }
+    }
+
+    /// Reads an annotation value; `None` for an unknown value.
+    pub fn from_annotation(value: &str) -> Option<Self> {
+        [Self::None, Self::Draining, Self::Drained]
+            .into_iter()
+            .find(|v| v.as_str() == value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_annotation_values_round_trip_and_match_serde() {
+        for r in [
+            DrainRequest::None,
+            DrainRequest::EvictVfPods,
+            DrainRequest::Reboot,
+        ] {
+            assert_eq!(DrainRequest::from_annotation(r.as_str()), Some(r));
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+        for g in [DrainGrant::None, DrainGrant::Draining, DrainGrant::Drained] {
+            assert_eq!(DrainGrant::from_annotation(g.as_str()), Some(g));
+            assert_eq!(serde_json::to_value(g).unwrap(), g.as_str());
+        }
+        assert_eq!(DrainRequest::from_annotation("drain"), None);
+        assert!(DrainRequest::Reboot > DrainRequest::EvictVfPods);
+    }
+}

@@ -1,0 +1,69 @@
+//! Configuration of the `smartnic` device plugin, rendered by the operator per node (one data key
+//! per node name in the ConfigMap [`crate::DEVICE_PLUGIN_CONFIGMAP`]) and read by the plugin.
+//!
+//! Unlike the upstream SR-IOV device plugin, selectors name VFs by their PF's PCI address and VF
+//! index, which do not change when netdevs are renamed (for example when a PF enters switchdev).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{node_state::VfIndexRange, policy::VfDeviceType};
+
+/// The whole configuration of one node's device plugin.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DevicePluginConfig {
+    /// Resource pools, sorted by resource name; each device belongs to at most one pool.
+    pub resource_list: Vec<ResourcePool>,
+}
+
+/// One extended resource (`<resourcePrefix>/<resourceName>`) and the devices that back it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePool {
+    /// Resource name without prefix (`cx6_vf`).
+    pub resource_name: String,
+    /// Resource prefix (`smartnic.io`).
+    pub resource_prefix: String,
+    /// Driver the pool's VFs are bound to; decides what Allocate returns (netdev vs /dev/vfio).
+    pub device_type: VfDeviceType,
+    /// Mount the VFs' RDMA devices (/dev/infiniband/*) into the pod.
+    #[serde(default)]
+    pub is_rdma: bool,
+    /// Do not send NUMA topology hints for these devices.
+    #[serde(default)]
+    pub exclude_topology: bool,
+    /// A device belongs to the pool when it matches ANY selector.
+    pub selectors: Vec<DeviceSelector>,
+}
+
+/// Matches devices; every non-empty field must match (AND).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceSelector {
+    /// VFs of these PFs (by PF PCI address, optionally VF index ranges).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pfs: Vec<PfVfs>,
+    /// Exact device PCI addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pci_addresses: Vec<String>,
+    /// PCI vendor ids (`15b3`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vendors: Vec<String>,
+    /// PCI device ids of the devices themselves (the VF device id for VFs, e.g. `101e`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+}
+
+/// VFs of one PF.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PfVfs {
+    /// PCI address of the PF.
+    pub pci_address: String,
+    /// PF netdev name when planned (informational; the address is authoritative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// VF indices; empty means every VF of the PF.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vfs: Vec<VfIndexRange>,
+}

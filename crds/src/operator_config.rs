@@ -1,0 +1,123 @@
+//! `NicOperatorConfig`: the operator's own settings. A singleton named `default`.
+
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups of `#[kube]` as
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Operator-wide settings. Only the object named `default` is read.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "smartnic.io",
+    version = "v1alpha1",
+    kind = "NicOperatorConfig",
+    plural = "nicoperatorconfigs",
+    shortname = "nicconf",
+    category = "smartnic",
+    status = "NicOperatorConfigStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "Operator-wide settings; only the object named 'default' is read.",
+    printcolumn(name = "LogLevel", type_ = "string", json_path = ".spec.logLevel"),
+    printcolumn(name = "Prefix", type_ = "string", json_path = ".spec.resourcePrefix"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NicOperatorConfigSpec {
+    /// Log level of the operator, the agents and the device plugins: `error`, `warn`, `info`
+    /// (default), `debug`, `trace`.
+    #[serde(default)]
+    pub log_level: LogLevel,
+    /// Prefix of the extended resources (`<prefix>/<resourceName>`); a DNS subdomain. Default
+    /// `smartnic.io`.
+    #[serde(default = "default_prefix")]
+    pub resource_prefix: String,
+    /// Feature switches.
+    #[serde(default)]
+    pub features: Features,
+}
+
+impl Default for NicOperatorConfigSpec {
+    fn default() -> Self {
+        Self {
+            log_level: LogLevel::default(),
+            resource_prefix: default_prefix(),
+            features: Features::default(),
+        }
+    }
+}
+
+fn default_prefix() -> String {
+    crate::RESOURCE_PREFIX.to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Log level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Normal operation.
+    #[default]
+    Info,
+    /// Verbose.
+    Debug,
+    /// Very verbose.
+    Trace,
+}
+
+/// Feature switches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Features {
+    /// Drain nodes before disruptive changes (default true). When false the agent applies changes
+    /// without evicting pods: only for single-node or test clusters.
+    #[serde(default = "yes")]
+    pub drain: bool,
+    /// Let the agent write NIC firmware settings (`NicPolicy.spec.firmware`, NVIDIA link type).
+    /// Default false: such changes are reported as failed instead of applied.
+    #[serde(default)]
+    pub firmware_management: bool,
+    /// Configure OVS hardware offload (`other_config:hw-offload=true`) on nodes with switchdev
+    /// PFs. Default false.
+    #[serde(default)]
+    pub ovs_hardware_offload: bool,
+    /// Configure the PFs of one node in parallel instead of one after the other. Default true.
+    #[serde(default = "yes")]
+    pub parallel_pf_config: bool,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Self {
+            drain: true,
+            firmware_management: false,
+            ovs_hardware_offload: false,
+            parallel_pf_config: true,
+        }
+    }
+}
+
+/// Observed state of the operator configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NicOperatorConfigStatus {
+    /// `Valid`, with `observedGeneration`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,210 @@
+//! `NicPolicy`: what an administrator wants on a set of nodes' NICs.
+
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups of `#[kube]` as
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{EswitchMode, LinkType};
+
+/// Desired SR-IOV configuration for the NICs that `nicSelector` picks on the nodes that
+/// `nodeSelector` picks.
+///
+/// Precedence between policies: a LOWER `priority` number wins; equal priorities are ordered by
+/// policy name, ascending ("a" beats "b"). The same rule is used by the planner, the admission
+/// webhook and the status messages. The winning policy on a PF decides PF-level settings
+/// (`numVfs`, `eswitchMode`, `linkType`, `externallyManaged`, `firmware`); other policies on the
+/// same PF are composed into it as extra VF groups when their VF ranges are disjoint and their
+/// PF-level settings agree, and are rejected for that PF (with a reason naming both policies)
+/// otherwise. The PF MTU is the largest `mtu` of the policies composed on it; each VF group keeps
+/// its own policy's `mtu`.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "smartnic.io",
+    version = "v1alpha1",
+    kind = "NicPolicy",
+    plural = "nicpolicies",
+    shortname = "nicp",
+    category = "smartnic",
+    status = "NicPolicyStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "Desired SR-IOV configuration for the NICs selected on the nodes selected. Lower priority number wins; ties go to the name that sorts first.",
+    printcolumn(name = "Priority", type_ = "integer", json_path = ".spec.priority"),
+    printcolumn(name = "VFs", type_ = "integer", json_path = ".spec.numVfs"),
+    printcolumn(name = "Resource", type_ = "string", json_path = ".spec.resourceName"),
+    printcolumn(name = "Driver", type_ = "string", json_path = ".spec.deviceType"),
+    printcolumn(
+        name = "Eswitch",
+        type_ = "string",
+        json_path = ".spec.eswitchMode",
+        priority = 1
+    ),
+    printcolumn(name = "Nodes", type_ = "integer", json_path = ".status.selectedNodes"),
+    printcolumn(
+        name = "Rejected",
+        type_ = "integer",
+        json_path = ".status.rejectedNodes"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NicPolicySpec {
+    /// Nodes this policy applies to (standard label selector). Required and must not be empty:
+    /// to target every Linux node, say so explicitly, e.g. matchLabels
+    /// `kubernetes.io/os: linux`.
+    pub node_selector: LabelSelector,
+    /// Physical functions this policy configures on each selected node. Every field that is set
+    /// must match (AND). An empty selector matches nothing and is rejected.
+    pub nic_selector: NicSelector,
+    /// Number of VFs to create on each selected PF (1 or more). Must not exceed the PF's
+    /// `sriov_totalvfs` (or `firmware.totalVfs` when that is set, which costs a reboot). VF
+    /// ranges in `nicSelector` must lie below this number.
+    pub num_vfs: u32,
+    /// MTU for this policy's VFs (68-65535). The PF gets the largest MTU of all policies composed
+    /// on it, because the PF port carries every VF's frames; other VF groups keep their own MTU.
+    /// Unset: VFs keep the driver default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Driver the VFs are bound to: `netdevice` (the vendor's kernel VF driver; pods get a netdev)
+    /// or `vfio-pci` (userspace/DPDK; pods get /dev/vfio). Default `netdevice`.
+    #[serde(default)]
+    pub device_type: VfDeviceType,
+    /// Eswitch mode of the PF: `legacy` (VEB switching in the NIC) or `switchdev` (representors,
+    /// OVS/tc hardware offload; Ethernet only). Unset: keep the PF's current mode unless another
+    /// policy on the same PF sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eswitch_mode: Option<EswitchMode>,
+    /// Link layer: `eth` or `ib`. On NVIDIA NICs this is a firmware setting (LINK_TYPE_Px) and a
+    /// change needs a reboot. Unset: keep the current link type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_type: Option<LinkType>,
+    /// Give pods the VF's RDMA device (/dev/infiniband/*). Not allowed with `vfio-pci`.
+    #[serde(default)]
+    pub is_rdma: bool,
+    /// Device-plugin resource name WITHOUT prefix (`cx6_vf`); pods request
+    /// `<resourcePrefix>/<resourceName>` (prefix from NicOperatorConfig, default `smartnic.io`).
+    /// 1-63 characters, letters, digits, `_` and `-`, starting and ending with a letter or digit.
+    /// Policies sharing a resource name must agree on `deviceType`, `isRdma` and
+    /// `excludeTopology`.
+    pub resource_name: String,
+    /// Precedence, 0-99: LOWER number wins; equal numbers are ordered by policy name, ascending.
+    /// Default 99.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    /// The VFs are created by someone else (e.g. at boot): the operator never changes `numVfs`,
+    /// eswitch mode or firmware of these PFs. It checks that at least `numVfs` VFs exist (and the
+    /// eswitch mode matches, when set), configures the VF groups and hands them to the device
+    /// plugin. Not allowed with `firmware`.
+    #[serde(default)]
+    pub externally_managed: bool,
+    /// Do not report the VFs' NUMA node to the kubelet (no topology-manager alignment).
+    #[serde(default)]
+    pub exclude_topology: bool,
+    /// Firmware (NV-config) settings. Any change to them needs a reboot of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareSpec>,
+}
+
+fn default_priority() -> u32 {
+    crate::MAX_POLICY_PRIORITY
+}
+
+/// Which physical functions a policy configures. Set fields are ANDed; an empty selector matches
+/// nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NicSelector {
+    /// PCI vendor id, four hex digits without `0x` (`15b3` NVIDIA, `8086` Intel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// PCI device id of the PF, four hex digits without `0x` (`101d` ConnectX-6 Dx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// PF netdev names, each optionally with the VFs this policy takes: `ens1f0` (VFs
+    /// 0..numVfs-1), `ens1f0#0-3`, `ens1f0#0,2-7`. VF indices are 0-based and must be below
+    /// `numVfs`. Two policies may not claim the same VF on the same PF.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pf_names: Vec<String>,
+    /// PF PCI addresses (`0000:3b:00.0`), each optionally with VF ranges as in `pfNames`
+    /// (`0000:3b:00.0#4-7`). VF ranges may be given in `pfNames` or `rootDevices`, not both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub root_devices: Vec<String>,
+}
+
+/// Driver the VFs are bound to.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum VfDeviceType {
+    /// The vendor's kernel VF driver (mlx5_core, iavf, igbvf); the pod gets a netdev.
+    #[default]
+    #[serde(rename = "netdevice")]
+    Netdevice,
+    /// `vfio-pci`; the pod gets /dev/vfio/<group> (DPDK, VMs).
+    #[serde(rename = "vfio-pci")]
+    VfioPci,
+}
+
+/// Firmware (NV-config) settings of a PF. Applying any of them needs a reboot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FirmwareSpec {
+    /// VF capacity the firmware exposes (NVIDIA `NUM_OF_VFS`, which becomes `sriov_totalvfs` after
+    /// a reboot). Must be at least `numVfs`. Dual-port cards share one value: the larger request of
+    /// the two ports is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_vfs: Option<u32>,
+}
+
+/// What the operator observed when applying a policy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NicPolicyStatus {
+    /// `Valid` (spec passed validation) and `Applied` (no node rejected it), each with
+    /// `observedGeneration`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Nodes whose labels match `nodeSelector`.
+    #[serde(default)]
+    pub selected_nodes: u32,
+    /// Nodes where the policy was rejected for at least one PF.
+    #[serde(default)]
+    pub rejected_nodes: u32,
+    /// The first rejections (at most 20), sorted by node and PF; `rejectedNodes` has the total.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejections: Vec<PolicyRejectionStatus>,
+}
+
+/// Why a policy was not applied to a PF (or to a whole node).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRejectionStatus {
+    /// Node name.
+    pub node: String,
+    /// PF PCI address; absent when the rejection concerns the whole policy on that node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pf: Option<String>,
+    /// Human-readable reason naming the conflicting policy or field.
+    pub reason: String,
+}

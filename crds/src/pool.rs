@@ -1,0 +1,69 @@
+//! `NicPool`: a set of nodes that may be drained in parallel, up to `maxUnavailable` at a time.
+
+// clippy reads the repeated `type_ = ...` inside separate `printcolumn(...)` groups of `#[kube]` as
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::{
+    apis::meta::v1::{Condition, LabelSelector},
+    util::intstr::IntOrString,
+};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Nodes that may be drained for NIC changes in parallel. A node must be selected by at most one
+/// pool; a node selected by none belongs to an implicit pool with `maxUnavailable: 1`.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "smartnic.io",
+    version = "v1alpha1",
+    kind = "NicPool",
+    plural = "nicpools",
+    shortname = "nicpool",
+    category = "smartnic",
+    status = "NicPoolStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "Nodes that may be drained for NIC changes in parallel, at most maxUnavailable at a time.",
+    printcolumn(
+        name = "MaxUnavailable",
+        type_ = "string",
+        json_path = ".spec.maxUnavailable"
+    ),
+    printcolumn(name = "Nodes", type_ = "integer", json_path = ".status.nodes"),
+    printcolumn(name = "Draining", type_ = "integer", json_path = ".status.draining"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NicPoolSpec {
+    /// Nodes in this pool (standard label selector; an empty selector selects every node).
+    pub node_selector: LabelSelector,
+    /// How many of the pool's nodes may be draining at once: an integer (0 pauses new drains) or
+    /// a percentage `"1%"`-`"100%"` of the pool's node count, rounded down but at least 1.
+    /// Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+}
+
+/// Observed state of the pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NicPoolStatus {
+    /// `Valid` (no node is in two pools), with `observedGeneration`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Nodes the selector matches.
+    #[serde(default)]
+    pub nodes: u32,
+    /// Nodes currently holding a drain grant.
+    #[serde(default)]
+    pub draining: u32,
+    /// `maxUnavailable` resolved to a node count.
+    #[serde(default)]
+    pub max_unavailable_nodes: u32,
+}
