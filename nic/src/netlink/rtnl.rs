@@ -1,0 +1,513 @@
+//! [`Netlink`] on the kernel: rtnetlink 0.24 / netlink-packet-route 0.34.
+//!
+//! Messages are built with netlink-packet-route's types and sent through
+//! `rtnetlink::Handle::request`, not rtnetlink's request builders, because the builders reduce
+//! an `NLMSG_ERROR` to its errno and we want the extack text as well.
+
+use std::os::fd::AsRawFd;
+
+use futures::{StreamExt, future::BoxFuture};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    link::{
+        InfoKind, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, LinkVfInfo,
+        State, VfInfo as RawVfInfo, VfInfoLinkState, VfInfoMac, VfInfoRate, VfInfoSpoofCheck,
+        VfInfoTrust, VfInfoVlan, VfLinkState as RawVfLinkState, VfVlan, VfVlanInfo, VlanProtocol,
+    },
+};
+use netlink_sys::AsyncSocket;
+use rtnetlink::{Handle, LinkUnspec};
+
+use super::{
+    KernelError, Link, LinkChange, LinkId, MacAddr, Netlink, NetlinkError, OperState, Result,
+    VfInfo, VfLinkState, VfSetting, VlanProto,
+};
+
+/// The kernel's rtnetlink, in the network namespace of the thread that called
+/// [`RtNetlink::connect`].
+#[derive(Clone, Debug)]
+pub struct RtNetlink {
+    handle: Handle,
+}
+
+/// Why one request failed, before it is given the link's name.
+enum Failure {
+    Kernel(KernelError),
+    Other(String),
+}
+
+impl RtNetlink {
+    /// Opens the socket (with `NETLINK_EXT_ACK` and `NETLINK_CAP_ACK`, so errors carry the
+    /// kernel's message) and spawns its connection task on the current tokio runtime.
+    pub fn connect() -> Result<Self> {
+        let (mut conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
+        {
+            let socket = conn.socket_mut().socket_mut();
+            socket.set_ext_ack(true).map_err(NetlinkError::Connect)?;
+            socket.set_cap_ack(true).map_err(NetlinkError::Connect)?;
+        }
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    async fn send(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<LinkMessage>, Failure> {
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = flags | NLM_F_REQUEST;
+        let mut handle = self.handle.clone();
+        let mut replies = handle
+            .request(req)
+            .map_err(|e| Failure::Other(format!("netlink connection is gone ({e})")))?;
+        let mut out = Vec::new();
+        while let Some(reply) = replies.next().await {
+            let reply_flags = reply.header.flags;
+            match reply.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => out.push(link),
+                NetlinkPayload::Error(err) => {
+                    if let Some(kernel) = KernelError::from_error_message(reply_flags, &err) {
+                        return Err(Failure::Kernel(kernel));
+                    }
+                }
+                NetlinkPayload::Overrun(_) => {
+                    return Err(Failure::Other("netlink receive buffer overrun".into()));
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// `RTM_GETLINK` for one link, optionally with `RTEXT_FILTER_VF`.
+    async fn get_message(&self, link: &LinkId, with_vfs: bool) -> Result<LinkMessage> {
+        let mut msg = LinkMessage::default();
+        match link {
+            LinkId::Index(i) => msg.header.index = *i,
+            LinkId::Name(n) => msg.attributes.push(LinkAttribute::IfName(n.clone())),
+        }
+        if with_vfs {
+            msg.attributes
+                .push(LinkAttribute::ExtMask(vec![LinkExtentMask::Vf]));
+        }
+        let op = if with_vfs {
+            format!("read the VF table of {link}")
+        } else {
+            format!("get link {link}")
+        };
+        let mut replies = self
+            .send(RouteNetlinkMessage::GetLink(msg), 0)
+            .await
+            .map_err(|f| link_error(op.clone(), link, f))?;
+        replies.pop().ok_or_else(|| NetlinkError::Unexpected {
+            op,
+            link: link.to_string(),
+            detail: "no RTM_NEWLINK in the reply".into(),
+        })
+    }
+
+    async fn index_of(&self, link: &LinkId) -> Result<u32> {
+        match link {
+            LinkId::Index(i) => Ok(*i),
+            LinkId::Name(_) => Ok(self.get_message(link, false).await?.header.index),
+        }
+    }
+
+    async fn set_link_impl(&self, link: LinkId, change: LinkChange) -> Result<()> {
+        let index = self.index_of(&link).await?;
+        let name = link.to_string();
+        let op = change.describe(&name);
+        let builder = LinkUnspec::new_with_index(index);
+        // Keep an opened namespace file alive until the request is answered.
+        let mut _netns_fd = None;
+        let msg = match &change {
+            LinkChange::Up => builder.up().build(),
+            LinkChange::Down => builder.down().build(),
+            LinkChange::Mtu(mtu) => builder.mtu(*mtu).build(),
+            LinkChange::Name(new) => builder.name(new.clone()).build(),
+            LinkChange::Mac(mac) => builder.address(mac.0.to_vec()).build(),
+            LinkChange::Netns(ns) => {
+                let fd = ns.open().map_err(|error| NetlinkError::Netns {
+                    link: name.clone(),
+                    error,
+                })?;
+                let msg = builder.setns_by_fd(fd.as_raw_fd()).build();
+                _netns_fd = Some(fd);
+                msg
+            }
+        };
+        self.send(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
+            .await
+            .map_err(|f| link_error(op, &link, f))?;
+        Ok(())
+    }
+
+    async fn set_vf_impl(&self, pf: LinkId, vf: u32, setting: VfSetting) -> Result<()> {
+        let index = self.index_of(&pf).await?;
+        let attr = match setting {
+            VfSetting::Mac(mac) => RawVfInfo::Mac(VfInfoMac::new(vf, &mac.0)),
+            VfSetting::Vlan {
+                vlan,
+                qos,
+                proto: VlanProto::Dot1Q,
+            } => RawVfInfo::Vlan(VfInfoVlan::new(vf, vlan.into(), qos.into())),
+            // IFLA_VF_VLAN has no protocol field; only the IFLA_VF_VLAN_LIST form carries one.
+            VfSetting::Vlan {
+                vlan,
+                qos,
+                proto: VlanProto::Dot1Ad,
+            } => RawVfInfo::VlanList(vec![VfVlan::Info(VfVlanInfo::new(
+                vf,
+                vlan.into(),
+                qos.into(),
+                VlanProtocol::Ieee8021Ad,
+            ))]),
+            VfSetting::SpoofCheck(on) => RawVfInfo::SpoofCheck(VfInfoSpoofCheck::new(vf, on)),
+            VfSetting::Trust(on) => RawVfInfo::Trust(VfInfoTrust::new(vf, on)),
+            // IFLA_VF_RATE sets both rates at once: keep the one not asked for.
+            VfSetting::MinTxRate(min) => {
+                let max = self.current_rates(&pf, index, vf, setting.name()).await?.1;
+                RawVfInfo::Rate(VfInfoRate::new(vf, min, max))
+            }
+            VfSetting::MaxTxRate(max) => {
+                let min = self.current_rates(&pf, index, vf, setting.name()).await?.0;
+                RawVfInfo::Rate(VfInfoRate::new(vf, min, max))
+            }
+            VfSetting::LinkState(state) => {
+                RawVfInfo::LinkState(VfInfoLinkState::new(vf, raw_link_state(state)))
+            }
+        };
+        let msg = LinkUnspec::new_with_index(index)
+            .append_extra_attribute(LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![attr])]))
+            .build();
+        self.send(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
+            .await
+            .map_err(|f| match f {
+                Failure::Kernel(kernel) => NetlinkError::Vf {
+                    pf: pf.to_string(),
+                    vf,
+                    setting: setting.name(),
+                    kernel,
+                },
+                Failure::Other(detail) => NetlinkError::Unexpected {
+                    op: format!("set vf {vf} {} on {pf}", setting.name()),
+                    link: pf.to_string(),
+                    detail,
+                },
+            })?;
+        Ok(())
+    }
+
+    /// (min, max) TX rate of one VF; 0 when the PF does not report them.
+    async fn current_rates(
+        &self,
+        pf: &LinkId,
+        index: u32,
+        vf: u32,
+        setting: &'static str,
+    ) -> Result<(u32, u32)> {
+        let msg = self
+            .get_message(&LinkId::Index(index), true)
+            .await
+            .map_err(|e| match e {
+                NetlinkError::Link { kernel, .. } => NetlinkError::Vf {
+                    pf: pf.to_string(),
+                    vf,
+                    setting,
+                    kernel,
+                },
+                other => other,
+            })?;
+        let row = vf_table_from_message(&msg).into_iter().find(|r| r.vf == vf);
+        match row {
+            Some(r) => Ok((r.min_tx_rate.unwrap_or(0), r.max_tx_rate.unwrap_or(0))),
+            None => Ok((0, 0)),
+        }
+    }
+}
+
+fn link_error(op: String, link: &LinkId, failure: Failure) -> NetlinkError {
+    match failure {
+        Failure::Kernel(kernel) => NetlinkError::Link {
+            op,
+            link: link.to_string(),
+            kernel,
+        },
+        Failure::Other(detail) => NetlinkError::Unexpected {
+            op,
+            link: link.to_string(),
+            detail,
+        },
+    }
+}
+
+impl Netlink for RtNetlink {
+    fn get_link(&self, link: LinkId) -> BoxFuture<'_, Result<Link>> {
+        Box::pin(async move { Ok(link_from_message(&self.get_message(&link, false).await?)) })
+    }
+
+    fn list_links(&self) -> BoxFuture<'_, Result<Vec<Link>>> {
+        Box::pin(async move {
+            let replies = self
+                .send(
+                    RouteNetlinkMessage::GetLink(LinkMessage::default()),
+                    NLM_F_DUMP,
+                )
+                .await
+                .map_err(|f| match f {
+                    Failure::Kernel(kernel) => NetlinkError::List { kernel },
+                    Failure::Other(detail) => NetlinkError::Unexpected {
+                        op: "list links".into(),
+                        link: String::new(),
+                        detail,
+                    },
+                })?;
+            Ok(replies.iter().map(link_from_message).collect())
+        })
+    }
+
+    fn set_link(&self, link: LinkId, change: LinkChange) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.set_link_impl(link, change))
+    }
+
+    fn delete_link(&self, link: LinkId) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let index = self.index_of(&link).await?;
+            let mut msg = LinkMessage::default();
+            msg.header.index = index;
+            self.send(RouteNetlinkMessage::DelLink(msg), NLM_F_ACK)
+                .await
+                .map_err(|f| link_error(format!("delete link {link}"), &link, f))?;
+            Ok(())
+        })
+    }
+
+    fn set_vf(&self, pf: LinkId, vf: u32, setting: VfSetting) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.set_vf_impl(pf, vf, setting))
+    }
+
+    fn list_vfs(&self, pf: LinkId) -> BoxFuture<'_, Result<Vec<VfInfo>>> {
+        Box::pin(async move { Ok(vf_table_from_message(&self.get_message(&pf, true).await?)) })
+    }
+}
+
+fn raw_link_state(state: VfLinkState) -> RawVfLinkState {
+    match state {
+        VfLinkState::Auto => RawVfLinkState::Auto,
+        VfLinkState::Enable => RawVfLinkState::Enable,
+        VfLinkState::Disable => RawVfLinkState::Disable,
+    }
+}
+
+/// Our [`Link`] from an `RTM_NEWLINK`.
+pub(crate) fn link_from_message(msg: &LinkMessage) -> Link {
+    let mut link = Link {
+        index: msg.header.index,
+        up: msg.header.flags.contains(LinkFlags::Up),
+        ..Default::default()
+    };
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => link.name = n.clone(),
+            LinkAttribute::Mtu(m) => link.mtu = *m,
+            LinkAttribute::Address(a) => link.mac = MacAddr::from_slice(a),
+            LinkAttribute::OperState(s) => link.oper_state = oper_state(*s),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(kind) = info {
+                        link.kind = Some(kind_name(kind));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    link
+}
+
+fn kind_name(kind: &InfoKind) -> String {
+    match kind {
+        InfoKind::Other(s) => s.clone(),
+        k => k.to_string(),
+    }
+}
+
+fn oper_state(s: State) -> OperState {
+    match s {
+        State::NotPresent => OperState::NotPresent,
+        State::Down => OperState::Down,
+        State::LowerLayerDown => OperState::LowerLayerDown,
+        State::Testing => OperState::Testing,
+        State::Dormant => OperState::Dormant,
+        State::Up => OperState::Up,
+        _ => OperState::Unknown,
+    }
+}
+
+/// The VF table from an `RTM_NEWLINK` read with `RTEXT_FILTER_VF`.
+pub(crate) fn vf_table_from_message(msg: &LinkMessage) -> Vec<VfInfo> {
+    let mut table = Vec::new();
+    for attr in &msg.attributes {
+        let LinkAttribute::VfInfoList(list) = attr else {
+            continue;
+        };
+        for LinkVfInfo(fields) in list {
+            let mut row = VfInfo::default();
+            let mut vf = None;
+            for field in fields {
+                match field {
+                    RawVfInfo::Mac(m) => {
+                        vf = Some(m.vf_id);
+                        row.mac = m.mac.get(..6).and_then(MacAddr::from_slice);
+                    }
+                    RawVfInfo::Vlan(v) => {
+                        vf = Some(v.vf_id);
+                        row.vlan = u16::try_from(v.vlan_id).ok();
+                        row.qos = u8::try_from(v.qos).ok();
+                    }
+                    RawVfInfo::VlanList(list) => {
+                        for entry in list {
+                            if let VfVlan::Info(info) = entry {
+                                vf = Some(info.vf_id);
+                                row.vlan_proto = Some(match info.protocol {
+                                    VlanProtocol::Ieee8021Ad => VlanProto::Dot1Ad,
+                                    _ => VlanProto::Dot1Q,
+                                });
+                            }
+                        }
+                    }
+                    RawVfInfo::Rate(r) => {
+                        vf = Some(r.vf_id);
+                        row.min_tx_rate = Some(r.min_tx_rate);
+                        row.max_tx_rate = Some(r.max_tx_rate);
+                    }
+                    RawVfInfo::SpoofCheck(s) => {
+                        vf = Some(s.vf_id);
+                        row.spoofchk = Some(s.enabled);
+                    }
+                    RawVfInfo::Trust(t) => {
+                        vf = Some(t.vf_id);
+                        row.trust = Some(t.enabled);
+                    }
+                    RawVfInfo::LinkState(l) => {
+                        vf = Some(l.vf_id);
+                        row.link_state = match l.state {
+                            RawVfLinkState::Auto => Some(VfLinkState::Auto),
+                            RawVfLinkState::Enable => Some(VfLinkState::Enable),
+                            RawVfLinkState::Disable => Some(VfLinkState::Disable),
+                            _ => None,
+                        };
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(vf) = vf {
+                row.vf = vf;
+                table.push(row);
+            }
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_core::{Emitable, NLA_F_NESTED, Parseable};
+    use netlink_packet_route::link::{LinkHeader, VfInfoTxRate};
+
+    use super::*;
+
+    fn pf_message() -> LinkMessage {
+        let header = LinkHeader {
+            index: 4,
+            flags: LinkFlags::Up | LinkFlags::Broadcast,
+            ..Default::default()
+        };
+        let mut msg = LinkMessage::default();
+        msg.header = header;
+        msg.attributes = vec![
+            LinkAttribute::IfName("eth0".into()),
+            LinkAttribute::Mtu(1500),
+            LinkAttribute::Address(vec![0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+            LinkAttribute::OperState(State::Up),
+            LinkAttribute::VfInfoList(vec![
+                LinkVfInfo(vec![
+                    RawVfInfo::Mac(VfInfoMac::new(0, &[2, 0, 0, 0, 0, 1])),
+                    RawVfInfo::Vlan(VfInfoVlan::new(0, 10, 2)),
+                    RawVfInfo::VlanList(vec![VfVlan::Info(VfVlanInfo::new(
+                        0,
+                        10,
+                        2,
+                        VlanProtocol::Ieee8021Ad,
+                    ))]),
+                    RawVfInfo::TxRate(VfInfoTxRate::new(0, 100)),
+                    RawVfInfo::Rate(VfInfoRate::new(0, 0, 100)),
+                    RawVfInfo::SpoofCheck(VfInfoSpoofCheck::new(0, false)),
+                    RawVfInfo::LinkState(VfInfoLinkState::new(0, RawVfLinkState::Auto)),
+                    RawVfInfo::Trust(VfInfoTrust::new(0, true)),
+                ]),
+                LinkVfInfo(vec![
+                    RawVfInfo::Mac(VfInfoMac::new(1, &[0; 6])),
+                    RawVfInfo::Vlan(VfInfoVlan::new(1, 0, 0)),
+                ]),
+            ]),
+        ];
+        msg
+    }
+
+    #[test]
+    fn link_fields_come_from_the_message() {
+        let link = link_from_message(&pf_message());
+        assert_eq!(link.index, 4);
+        assert_eq!(link.name, "eth0");
+        assert_eq!(link.mtu, 1500);
+        assert_eq!(link.mac.unwrap().to_string(), "52:54:00:12:34:56");
+        assert!(link.up);
+        assert_eq!(link.oper_state, OperState::Up);
+        assert_eq!(link.kind, None);
+    }
+
+    #[test]
+    fn vf_table_survives_an_encode_decode_round_trip() {
+        let msg = pf_message();
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.emit(&mut buf);
+        let parsed = LinkMessage::parse(buf.as_slice()).unwrap();
+        let table = vf_table_from_message(&parsed);
+        assert_eq!(table.len(), 2);
+        let vf0 = &table[0];
+        assert_eq!(vf0.vf, 0);
+        assert_eq!(vf0.mac.unwrap().to_string(), "02:00:00:00:00:01");
+        assert_eq!(
+            (vf0.vlan, vf0.qos, vf0.vlan_proto),
+            (Some(10), Some(2), Some(VlanProto::Dot1Ad))
+        );
+        assert_eq!((vf0.min_tx_rate, vf0.max_tx_rate), (Some(0), Some(100)));
+        assert_eq!((vf0.spoofchk, vf0.trust), (Some(false), Some(true)));
+        assert_eq!(vf0.link_state, Some(VfLinkState::Auto));
+        let vf1 = &table[1];
+        assert_eq!((vf1.vf, vf1.vlan, vf1.spoofchk), (1, Some(0), None));
+    }
+
+    /// The SETLINK for `vf 3 vlan 10 qos 2 proto 802.1ad` nests
+    /// IFLA_VFINFO_LIST(22) > IFLA_VF_INFO(1) > IFLA_VF_VLAN_LIST(12) > IFLA_VF_VLAN_INFO(1).
+    #[test]
+    fn dot1ad_vlan_goes_out_as_a_vlan_list() {
+        let attr = LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![RawVfInfo::VlanList(vec![
+            VfVlan::Info(VfVlanInfo::new(3, 10, 2, VlanProtocol::Ieee8021Ad)),
+        ])])]);
+        let mut buf = vec![0; attr.buffer_len()];
+        attr.emit(&mut buf);
+        let u16_at = |i: usize| u16::from_ne_bytes([buf[i], buf[i + 1]]);
+        let u32_at = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+        assert_eq!(u16_at(2) & !NLA_F_NESTED, 22);
+        assert_eq!(u16_at(6) & !NLA_F_NESTED, 1);
+        assert_eq!(u16_at(10) & !NLA_F_NESTED, 12);
+        assert_eq!(u16_at(14), 1);
+        // struct ifla_vf_vlan_info { vf, vlan, qos, __be16 vlan_proto }
+        assert_eq!((u32_at(16), u32_at(20), u32_at(24)), (3, 10, 2));
+        assert_eq!([buf[28], buf[29]], [0x88, 0xa8]);
+    }
+}
