@@ -24,7 +24,7 @@ mod types;
 #[cfg(any(test, feature = "test-util"))]
 mod fake;
 
-//GENL pub(crate) mod genl;
+pub(crate) mod genl;
 
 use std::sync::Arc;
 

@@ -1,0 +1,372 @@
+//! Root tests of the rtnetlink, netns and ethtool layers against the running kernel.
+//!
+//! Each test makes its own private network namespace (so the host's links are never touched)
+//! and works inside it on veths with names unique to the test. The namespace, and every link
+//! in it, disappears when the test ends, even when it fails. Without root the tests print why
+//! and return.
+
+use std::future::Future;
+
+use futures::TryStreamExt;
+use nic::{
+    ethtool::{Ethtool, EthtoolError},
+    netlink::{LinkId, MacAddr, NetlinkHandle, OperState, VfLinkState, VlanProto},
+    netns::{NetnsRef, block_on_in_netns, create_netns},
+};
+use rtnetlink::LinkVeth;
+
+fn is_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    println!("skipping {test}: needs root (creates network namespaces and veth pairs)");
+    false
+}
+
+/// A fresh, private network namespace that lives as long as the returned reference.
+fn private_netns() -> NetnsRef {
+    NetnsRef::fd(create_netns().expect("create a network namespace"))
+}
+
+/// Runs `f` inside `netns` on its own thread and runtime.
+fn inside<F, Fut>(netns: &NetnsRef, f: F)
+where
+    F: FnOnce() -> Fut + Send,
+    Fut: Future<Output = ()>,
+{
+    block_on_in_netns(netns, f).expect("enter the test namespace");
+}
+
+/// Creates the veth pair `a`/`b` in the current thread's namespace.
+async fn add_veth(a: &str, b: &str) {
+    let (conn, handle, _) = rtnetlink::new_connection().expect("open an rtnetlink socket");
+    tokio::spawn(conn);
+    handle
+        .link()
+        .add(LinkVeth::new(a, b).build())
+        .execute()
+        .await
+        .expect("create a veth pair");
+}
+
+#[test]
+fn rename_mtu_mac_up_down_delete() {
+    if !is_root("rename_mtu_mac_up_down_delete") {
+        return;
+    }
+    let ns = private_netns();
+    inside(&ns, || async {
+        add_veth("nlt-ren-a", "nlt-ren-b").await;
+        let nl = NetlinkHandle::connect().unwrap();
+        let link = nl.link().get("nlt-ren-a").execute().await.unwrap();
+        assert_eq!(link.kind.as_deref(), Some("veth"));
+        assert!(!link.up);
+
+        let mac: MacAddr = "02:5a:00:00:00:01".parse().unwrap();
+        nl.link()
+            .set("nlt-ren-a")
+            .name("nlt-ren-c")
+            .mtu(9000)
+            .mac(mac)
+            .up()
+            .execute()
+            .await
+            .unwrap();
+        let renamed = nl.link().get(link.index).execute().await.unwrap();
+        assert_eq!(renamed.name, "nlt-ren-c");
+        assert_eq!(renamed.mtu, 9000);
+        assert_eq!(renamed.mac, Some(mac));
+        assert!(renamed.up);
+        assert!(
+            nl.link()
+                .get("nlt-ren-a")
+                .execute_optional()
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // The peer is down, so this end has no carrier: admin up, oper lowerlayerdown/down.
+        assert_ne!(renamed.oper_state, OperState::Up);
+        nl.link().set("nlt-ren-b").up().execute().await.unwrap();
+        nl.link().set(renamed.index).down().execute().await.unwrap();
+        assert!(!nl.link().get("nlt-ren-c").execute().await.unwrap().up);
+
+        let names: Vec<_> = nl
+            .link()
+            .list()
+            .execute()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert!(names.contains(&"nlt-ren-b".to_string()), "{names:?}");
+
+        nl.link().del("nlt-ren-c").execute().await.unwrap();
+        let gone = nl.link().get("nlt-ren-b").execute().await.unwrap_err();
+        assert!(
+            gone.is_not_found(),
+            "deleting one end deletes the peer: {gone}"
+        );
+    });
+}
+
+#[test]
+fn kernel_errors_carry_errno_and_extack() {
+    if !is_root("kernel_errors_carry_errno_and_extack") {
+        return;
+    }
+    let ns = private_netns();
+    inside(&ns, || async {
+        add_veth("nlt-err-a", "nlt-err-b").await;
+        let nl = NetlinkHandle::connect().unwrap();
+        let err = nl
+            .link()
+            .set("nlt-err-a")
+            .mtu(70_000)
+            .execute()
+            .await
+            .unwrap_err();
+        assert_eq!(err.errno(), Some(nix::libc::EINVAL), "{err}");
+        assert!(
+            err.extack().is_some_and(|m| m.contains("mtu")),
+            "no extack text: {err}"
+        );
+        assert!(
+            err.to_string().starts_with("set mtu 70000 on nlt-err-a: "),
+            "{err}"
+        );
+
+        let err = nl
+            .link()
+            .set("nlt-err-a")
+            .name("nlt-err-b")
+            .execute()
+            .await
+            .unwrap_err();
+        assert!(err.is_exists(), "{err}");
+
+        let err = nl
+            .link()
+            .get("nlt-nonexistent")
+            .execute()
+            .await
+            .unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        assert!(err.to_string().contains("nlt-nonexistent"), "{err}");
+    });
+}
+
+#[test]
+fn move_to_another_namespace_and_back() {
+    if !is_root("move_to_another_namespace_and_back") {
+        return;
+    }
+    let home = private_netns();
+    let away = private_netns();
+    let home_for_return = home.clone();
+    let away_for_test = away.clone();
+    inside(&home, move || async move {
+        add_veth("nlt-mv-a", "nlt-mv-b").await;
+        let nl = NetlinkHandle::connect().unwrap();
+        let index = nl.link().get("nlt-mv-b").execute().await.unwrap().index;
+
+        nl.link()
+            .set("nlt-mv-b")
+            .netns(away_for_test.clone())
+            .execute()
+            .await
+            .unwrap();
+        assert!(
+            nl.link()
+                .get("nlt-mv-b")
+                .execute_optional()
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // In the other namespace: found, renamed, then sent home by a path to the namespace.
+        let home_path = match &home_for_return {
+            NetnsRef::Fd(fd) => {
+                use std::os::fd::AsRawFd;
+                NetnsRef::path(format!(
+                    "/proc/{}/fd/{}",
+                    std::process::id(),
+                    fd.as_raw_fd()
+                ))
+            }
+            other => other.clone(),
+        };
+        let moved = block_on_in_netns(&away_for_test, move || async move {
+            let away_nl = NetlinkHandle::connect().unwrap();
+            let link = away_nl.link().get("nlt-mv-b").execute().await.unwrap();
+            away_nl
+                .link()
+                .set(link.index)
+                .name("nlt-mv-c")
+                .netns(home_path)
+                .execute()
+                .await
+                .unwrap();
+            away_nl.link().list().execute().await.unwrap()
+        })
+        .unwrap();
+        assert!(moved.iter().all(|l| l.name != "nlt-mv-c"), "{moved:?}");
+
+        let back = nl.link().get("nlt-mv-c").execute().await.unwrap();
+        assert_eq!(back.kind.as_deref(), Some("veth"));
+        // The kernel keeps the ifindex when it is free in the target namespace.
+        assert_eq!(back.index, index);
+        nl.link()
+            .del(LinkId::Index(back.index))
+            .execute()
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn vf_requests_on_a_veth_reach_the_driver_and_get_eopnotsupp() {
+    if !is_root("vf_requests_on_a_veth_reach_the_driver_and_get_eopnotsupp") {
+        return;
+    }
+    let ns = private_netns();
+    inside(&ns, || async {
+        add_veth("nlt-vf-a", "nlt-vf-b").await;
+        let nl = NetlinkHandle::connect().unwrap();
+        assert!(nl.vf("nlt-vf-a").list().execute().await.unwrap().is_empty());
+        let vf = nl.vf("nlt-vf-a");
+        // A malformed IFLA_VFINFO_LIST would be EINVAL from the policy parse; EOPNOTSUPP means
+        // the nest was accepted and only the missing driver op failed.
+        let requests = [
+            ("mac", vf.set(0).mac("02:00:00:00:00:01".parse().unwrap())),
+            ("vlan", vf.set(0).vlan(10, 2, VlanProto::Dot1Q)),
+            ("vlan", vf.set(0).vlan(10, 2, VlanProto::Dot1Ad)),
+            ("spoofchk", vf.set(0).spoofchk(false)),
+            ("trust", vf.set(0).trust(true)),
+            ("min-tx-rate", vf.set(0).min_tx_rate(10)),
+            ("max-tx-rate", vf.set(0).max_tx_rate(100)),
+            ("link-state", vf.set(0).link_state(VfLinkState::Disable)),
+        ];
+        for (setting, request) in requests {
+            let err = request.execute().await.unwrap_err();
+            assert!(err.is_not_supported(), "{setting}: {err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("set vf 0 {setting} on nlt-vf-a: ")),
+                "{err}"
+            );
+        }
+    });
+}
+
+#[test]
+fn ethtool_features_of_a_veth() {
+    if !is_root("ethtool_features_of_a_veth") {
+        return;
+    }
+    let ns = private_netns();
+    inside(&ns, || async {
+        add_veth("nlt-eth-a", "nlt-eth-b").await;
+        let ethtool = Ethtool::connect().await.unwrap();
+        let features = ethtool.features().get("nlt-eth-a").execute().await.unwrap();
+        let tc = &features.features["hw-tc-offload"];
+        assert!(
+            !tc.active && tc.fixed,
+            "hw-tc-offload on a veth is off [fixed]: {tc:?}"
+        );
+        assert!(
+            features.features.contains_key("tx-scatter-gather"),
+            "bit 0 is kept"
+        );
+
+        // tx-checksumming is ethtool's group name for the tx-checksum-* bits.
+        let off = ethtool
+            .features()
+            .set("nlt-eth-a")
+            .feature("tx-checksumming", false)
+            .execute()
+            .await
+            .unwrap();
+        assert!(
+            off.requested
+                .iter()
+                .any(|(n, _)| n == "tx-checksum-ip-generic"),
+            "{off:?}"
+        );
+        let now = ethtool.features().get("nlt-eth-a").execute().await.unwrap();
+        assert!(!now.features["tx-checksum-ip-generic"].active);
+        ethtool
+            .features()
+            .set("nlt-eth-a")
+            .feature("tx", true)
+            .execute()
+            .await
+            .unwrap();
+        let now = ethtool.features().get("nlt-eth-a").execute().await.unwrap();
+        assert!(now.features["tx-checksum-ip-generic"].active);
+
+        let before = now.features["rx-gro"].active;
+        ethtool
+            .features()
+            .set("nlt-eth-a")
+            .feature("rx-gro", !before)
+            .execute()
+            .await
+            .unwrap();
+        let now = ethtool.features().get("nlt-eth-a").execute().await.unwrap();
+        assert_eq!(now.features["rx-gro"].active, !before);
+
+        let err = ethtool
+            .features()
+            .set("nlt-eth-a")
+            .feature("hw-tc-offload", true)
+            .execute()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EthtoolError::NotChanged { .. }), "{err}");
+        assert!(err.to_string().contains("hw-tc-offload"), "{err}");
+
+        let err = ethtool
+            .features()
+            .get("nlt-eth-none")
+            .execute()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("nlt-eth-none"), "{err}");
+        let err = ethtool
+            .features()
+            .set("nlt-eth-a")
+            .feature("no-such-feature", true)
+            .execute()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EthtoolError::UnknownFeature { .. }), "{err}");
+    });
+}
+
+#[test]
+fn links_in_a_new_namespace_are_only_loopback() {
+    if !is_root("links_in_a_new_namespace_are_only_loopback") {
+        return;
+    }
+    let ns = private_netns();
+    let names = block_on_in_netns(&ns, || async {
+        let (conn, handle, _) = rtnetlink::new_connection().unwrap();
+        tokio::spawn(conn);
+        let raw: Vec<_> = handle.link().get().execute().try_collect().await.unwrap();
+        let ours = NetlinkHandle::connect()
+            .unwrap()
+            .link()
+            .list()
+            .execute()
+            .await
+            .unwrap();
+        assert_eq!(raw.len(), ours.len());
+        ours.into_iter().map(|l| l.name).collect::<Vec<_>>()
+    })
+    .unwrap();
+    assert_eq!(names, vec!["lo".to_string()]);
+}
