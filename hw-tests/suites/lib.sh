@@ -1,0 +1,152 @@
+# shellcheck shell=bash
+# Helpers for the hw-tests suites (sourced). TAP-like output:
+#   ok N - what             passed
+#   not ok N - what         failed; "#" lines under it say why
+#   ok N - what # SKIP why  not run, with the reason
+# and a last line "N passed, N failed[, N skipped]". `summary` ends the suite
+# with exit status 1 if anything failed.
+
+T_N=0 T_PASS=0 T_FAIL=0 T_SKIP=0
+T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hw-tests.XXXXXX")
+T_CLEANUPS=()
+
+# on_exit CMD: run CMD (a string) when the suite ends, newest first.
+on_exit() { T_CLEANUPS=("$1" "${T_CLEANUPS[@]}"); }
+t_exit() {
+  local c
+  for c in "${T_CLEANUPS[@]}"; do eval "$c" >/dev/null 2>&1; done
+  rm -rf "$T_TMP"
+}
+trap t_exit EXIT
+
+section() { echo "# --- $*"; }
+note() { echo "# $*"; }
+# diag TEXT: indented "#" lines (multi-line text allowed, long output cut).
+diag() { [ -n "$1" ] && printf '%s\n' "$1" | head -n 20 | sed 's/^/#   /'; return 0; }
+
+ok() { T_N=$((T_N + 1)); T_PASS=$((T_PASS + 1)); echo "ok $T_N - $1"; }
+fail() {
+  T_N=$((T_N + 1)); T_FAIL=$((T_FAIL + 1)); echo "not ok $T_N - $1"
+  [ $# -gt 1 ] && diag "$2"
+  return 0
+}
+skip() { T_N=$((T_N + 1)); T_SKIP=$((T_SKIP + 1)); echo "ok $T_N - $1 # SKIP $2"; }
+
+# check WHAT CMD...: ok if CMD exits 0.
+check() {
+  local what=$1 out
+  shift
+  if out=$("$@" 2>&1); then ok "$what"; else fail "$what" "\$ $*"$'\n'"$out"; fi
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+  if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "got:  '$2'"$'\n'"want: '$3'"; fi
+}
+
+# expect_match WHAT TEXT REGEX (bash ERE, case-insensitive)
+expect_match() {
+  local rc
+  shopt -s nocasematch
+  [[ "$2" =~ $3 ]]; rc=$?
+  shopt -u nocasematch
+  if [ $rc = 0 ]; then ok "$1"; else fail "$1" "text:  '$2'"$'\n'"wants: /$3/"; fi
+}
+
+# wait_for SECS CMD...: polls CMD every 0.2 s until it succeeds.
+wait_for() {
+  local n=$(($1 * 5))
+  shift
+  while [ $n -gt 0 ]; do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.2
+    n=$((n - 1))
+  done
+  return 1
+}
+
+# The smartnicctl under test: $SMARTNICCTL, else the one on PATH, else the
+# workspace's target/debug or target/release build.
+if [ -z "${SMARTNICCTL:-}" ]; then
+  SMARTNICCTL=$(command -v smartnicctl || true)
+  for p in debug release; do
+    [ -z "$SMARTNICCTL" ] && [ -x "$(dirname "${BASH_SOURCE[0]}")/../../target/$p/smartnicctl" ] \
+      && SMARTNICCTL=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../target/$p" && pwd)/smartnicctl
+  done
+fi
+
+# ctl ARGS...: runs smartnicctl; sets CTL_RC, CTL_OUT (stdout), CTL_ERR (stderr)
+# and CTL_CMD. A hung command is stopped after $SMARTNIC_TEST_CMD_TIMEOUT s.
+ctl() {
+  CTL_CMD="smartnicctl $*"
+  if [ -z "$SMARTNICCTL" ]; then
+    CTL_RC=127 CTL_OUT="" CTL_ERR="smartnicctl not found (build it or set SMARTNICCTL)"
+    return 0
+  fi
+  timeout "${SMARTNIC_TEST_CMD_TIMEOUT:-90}" "$SMARTNICCTL" "$@" >"$T_TMP/out" 2>"$T_TMP/err"
+  CTL_RC=$?
+  CTL_OUT=$(cat "$T_TMP/out")
+  CTL_ERR=$(cat "$T_TMP/err")
+  [ "$CTL_RC" = 124 ] && CTL_ERR+=$'\n'"(timed out after ${SMARTNIC_TEST_CMD_TIMEOUT:-90}s)"
+  return 0
+}
+ctl_diag() { printf '$ %s\nexit %s\n%s' "$CTL_CMD" "$CTL_RC" "${CTL_ERR:-$CTL_OUT}"; }
+
+# ctl_ok WHAT ARGS...: smartnicctl ARGS must exit 0. Returns the same verdict.
+ctl_ok() {
+  local what=$1
+  shift
+  ctl "$@"
+  if [ "$CTL_RC" = 0 ]; then ok "$what"; return 0; fi
+  fail "$what" "$(ctl_diag)"
+  return 1
+}
+
+# ctl_fails WHAT ARGS...: smartnicctl ARGS must exit non-zero (and not crash).
+ctl_fails() {
+  local what=$1
+  shift
+  ctl "$@"
+  if [ "$CTL_RC" = 0 ]; then
+    fail "$what" "$(printf '$ %s\nexpected a failure, it succeeded:\n%s' "$CTL_CMD" "$CTL_OUT")"
+    return 1
+  elif [ "$CTL_RC" -ge 101 ]; then   # 101 = Rust panic, 124 = timeout, 128+ = signal
+    fail "$what" "$(ctl_diag)"
+    return 1
+  fi
+  ok "$what"
+  diag "error text: $CTL_ERR"
+  return 0
+}
+
+# ctl_json WHAT ARGS...: smartnicctl ARGS must exit 0 and print valid JSON,
+# which is then in CTL_OUT. Returns the verdict.
+ctl_json() {
+  local what=$1
+  shift
+  ctl "$@"
+  if [ "$CTL_RC" != 0 ]; then fail "$what" "$(ctl_diag)"; return 1; fi
+  if ! jq -e . >/dev/null 2>&1 <<<"$CTL_OUT"; then
+    fail "$what" "$(printf '$ %s\nnot JSON:\n%s' "$CTL_CMD" "$CTL_OUT")"
+    return 1
+  fi
+  ok "$what"
+}
+
+# jv FILTER [JQ-ARGS...]: jq -r FILTER over CTL_OUT ("" on error or null).
+jv() {
+  local f=$1
+  shift
+  jq -r "$@" "$f // empty" <<<"$CTL_OUT" 2>/dev/null
+}
+
+need_root() { [ "$(id -u)" = 0 ]; }
+
+# summary: the last line, and the suite's exit status.
+summary() {
+  local s="$T_PASS passed, $T_FAIL failed"
+  [ "$T_SKIP" -gt 0 ] && s+=", $T_SKIP skipped"
+  echo "$s"
+  [ "$T_FAIL" = 0 ]
+  exit $?
+}
