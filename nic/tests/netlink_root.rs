@@ -370,3 +370,27 @@ fn links_in_a_new_namespace_are_only_loopback() {
     .unwrap();
     assert_eq!(names, vec!["lo".to_string()]);
 }
+
+/// Needs no root: this kernel either has devlink (then listing works) or has no "devlink"
+/// family, which must come back as `Ok(None)`, not as a failure.
+#[test]
+fn devlink_absence_is_not_a_failure() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        match nic::devlink::Devlink::connect_optional().await.unwrap() {
+            None => {
+                let err = nic::devlink::Devlink::connect().await.unwrap_err();
+                assert!(err.is_unavailable(), "{err}");
+                println!("no devlink on this kernel: {err}");
+            }
+            Some(dl) => {
+                let devs = dl.dev().list().await.unwrap();
+                let ports = dl.port().list(None).await.unwrap();
+                println!("devlink devices: {devs:?}, {} ports", ports.len());
+            }
+        }
+    });
+}
