@@ -1,0 +1,457 @@
+//! Drain planning: how disruptive a change is ([`classify`]) and which nodes may start draining
+//! now ([`grant`]).
+//!
+//! # Change classes
+//!
+//! [`classify`] compares the spec the agent last applied with the new one, per PF, and uses the
+//! live inventory to tell which VFs are in use. A VF counts as *in use* when it is bound to
+//! `vfio-pci` (we cannot see its user), or bound to a kernel driver but its netdev is not in the
+//! host namespace (a CNI moved it into a pod). A VF whose netdev is on the host, or that is
+//! unbound, is free.
+//!
+//! | change | class | why |
+//! |---|---|---|
+//! | VFs created on a PF that has none | non-disruptive | no VF can be in use |
+//! | VF group added, resource name / `isRdma` / `excludeTopology` changed, group removed | non-disruptive | only the device-plugin configuration changes; our plugin re-reads it, pods keep the VFs they hold |
+//! | PF MTU changed | non-disruptive | the PF MTU only ever grows past the VF MTUs (planner rule 7); VFs keep working |
+//! | any change on an externally managed PF's VF count or eswitch | non-disruptive | the agent never changes them |
+//! | `numVfs` changed while VFs exist; PF released (reset to 0 VFs) | evict VF pods **if any VF of the PF is in use**, else non-disruptive | the kernel needs `sriov_numvfs` 0 before a new count: every VF is destroyed |
+//! | eswitch mode changed while VFs exist | evict VF pods if any VF of the PF is in use, else non-disruptive | mlx5 needs every VF unbound for the mode switch, ice needs 0 VFs |
+//! | VF driver changed (`netdevice` ↔ `vfio-pci`) | evict VF pods if that VF is in use | rebinding pulls the device from under its user |
+//! | VF MTU changed | evict VF pods if that VF is in use | the netdev sits in the pod's namespace (or a DPDK app cached it) |
+//! | `linkType` changed | reboot | NVIDIA `LINK_TYPE_Px` is firmware; it takes effect after a reboot/firmware reset |
+//! | `firmware.totalVfs` differs from `sriov_totalvfs` | reboot | NV-config `NUM_OF_VFS` takes effect after a reboot/firmware reset |
+//!
+//! The node's class is the most disruptive of its PFs. `EvictVfPods` evicts only pods that use
+//! this operator's resources on the node; `Reboot` drains the node. Because "no VF in use" is a
+//! snapshot, an agent that applies a destructive change as non-disruptive must first stop
+//! advertising the PF's VFs to the kubelet and classify again with a fresh inventory.
+//! Pods that attach macvlan/ipvlan children to a PF directly (`master`) are not visible here; an
+//! eswitch change recreates the PF netdev under them.
+//!
+//! # Grants
+//!
+//! [`grant`] implements the operator side of the drain handshake described in
+//! [`crds::consts`]. Each node belongs to the one `NicPool` whose selector matches it, or to an
+//! implicit default pool (`maxUnavailable` [`crds::DEFAULT_POOL_MAX_UNAVAILABLE`]). A node that
+//! two pools select is never granted and is reported. `maxUnavailable` is an integer (0 pauses
+//! the pool) or a percentage of the pool's nodes, rounded down but at least 1; unset means 1.
+//! Nodes holding a grant keep it and count against their pool. Waiting nodes are granted oldest
+//! request first (then by name; a request without a time goes last) while their pool stays
+//! within `maxUnavailable`.
+
+use std::collections::BTreeMap;
+
+use crds::{
+    DEFAULT_POOL_MAX_UNAVAILABLE, DrainGrant, DrainRequest, NicPool,
+    inventory::{Nic, NicInventory},
+    k8s::Time,
+    node_state::{InterfaceSpec, NicNodeStateSpec, VfGroup, VfIndexRange},
+    policy::VfDeviceType,
+};
+
+use super::{selector::CompiledSelector, vf_range::VfSet};
+use crate::validate::pool_max_unavailable;
+
+/// How disruptive a change is. Ordered: `NonDisruptive < EvictVfPods < Reboot`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChangeClass {
+    /// Applied without disturbing pods.
+    #[default]
+    NonDisruptive,
+    /// Pods using this operator's VFs on the node must be evicted first.
+    EvictVfPods,
+    /// The node must be drained and rebooted.
+    Reboot,
+}
+
+impl ChangeClass {
+    /// The drain request the agent writes for this class.
+    pub const fn drain_request(self) -> DrainRequest {
+        match self {
+            Self::NonDisruptive => DrainRequest::None,
+            Self::EvictVfPods => DrainRequest::EvictVfPods,
+            Self::Reboot => DrainRequest::Reboot,
+        }
+    }
+}
+
+/// What changes on one PF.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PfChange {
+    /// PCI address of the PF.
+    pub pci_address: String,
+    /// The most disruptive class among `reasons`.
+    pub class: ChangeClass,
+    /// Each change with its class, e.g. "numVfs 8 -> 16 recreates every VF; VFs 0,3 are in use".
+    pub reasons: Vec<(ChangeClass, String)>,
+}
+
+/// What changes on one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeChange {
+    /// The most disruptive class of any PF (`NonDisruptive` when nothing changes).
+    pub class: ChangeClass,
+    /// PFs with at least one change, sorted by PCI address.
+    pub pfs: Vec<PfChange>,
+}
+
+/// Classifies the move from `current` (last applied) to `desired` on a host whose live state is
+/// `host`. See the module table.
+pub fn classify(
+    current: &NicNodeStateSpec,
+    desired: &NicNodeStateSpec,
+    host: &NicInventory,
+) -> NodeChange {
+    let mut addrs: Vec<&str> = current
+        .interfaces
+        .iter()
+        .chain(desired.interfaces.iter())
+        .map(|i| i.pci_address.as_str())
+        .collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    let mut out = NodeChange::default();
+    for a in addrs {
+        let nic = host
+            .nics
+            .iter()
+            .find(|n| n.pci_address.eq_ignore_ascii_case(a));
+        let reasons = classify_pf(find_iface(current, a), find_iface(desired, a), nic);
+        if reasons.is_empty() {
+            continue;
+        }
+        let class = reasons.iter().map(|(c, _)| *c).max().unwrap_or_default();
+        out.class = out.class.max(class);
+        out.pfs.push(PfChange {
+            pci_address: a.to_owned(),
+            class,
+            reasons,
+        });
+    }
+    out
+}
+
+fn find_iface<'s>(spec: &'s NicNodeStateSpec, pci: &str) -> Option<&'s InterfaceSpec> {
+    spec.interfaces.iter().find(|i| i.pci_address == pci)
+}
+
+/// The VFs of `nic` in use (see the module docs).
+fn vfs_in_use(nic: Option<&Nic>) -> VfSet {
+    let Some(nic) = nic else {
+        return VfSet::empty();
+    };
+    let used: Vec<u32> = nic
+        .vfs
+        .iter()
+        .filter(|vf| vf_in_use(vf))
+        .map(|vf| vf.vf_id)
+        .collect();
+    vf_set(&used)
+}
+
+fn vf_in_use(vf: &crds::inventory::Vf) -> bool {
+    match vf.driver.as_deref() {
+        Some("vfio-pci") => true,
+        Some(_) => vf.name.is_none(),
+        None => false,
+    }
+}
+
+fn evict_if(in_use: &VfSet, what: String) -> (ChangeClass, String) {
+    if in_use.is_empty() {
+        (
+            ChangeClass::NonDisruptive,
+            format!("{what}; no VF is in use"),
+        )
+    } else {
+        (
+            ChangeClass::EvictVfPods,
+            format!("{what}; VFs {in_use} are in use"),
+        )
+    }
+}
+
+fn group_of(iface: Option<&InterfaceSpec>, vf: u32) -> Option<&VfGroup> {
+    iface?
+        .vf_groups
+        .iter()
+        .find(|g| g.vfs.iter().any(|r| r.first <= vf && vf <= r.last))
+}
+
+fn classify_pf(
+    old: Option<&InterfaceSpec>,
+    new: Option<&InterfaceSpec>,
+    nic: Option<&Nic>,
+) -> Vec<(ChangeClass, String)> {
+    const ND: ChangeClass = ChangeClass::NonDisruptive;
+    let mut reasons = Vec::new();
+    let host_vfs = nic.map_or(0, |n| n.num_vfs);
+    let in_use = vfs_in_use(nic);
+
+    let Some(new) = new else {
+        if let Some(old) = old {
+            if old.externally_managed || host_vfs == 0 {
+                reasons.push((
+                    ND,
+                    "PF released; its VFs are no longer advertised".to_owned(),
+                ));
+            } else {
+                reasons.push(evict_if(
+                    &in_use,
+                    format!("PF released: its {host_vfs} VFs are removed"),
+                ));
+            }
+        }
+        return reasons;
+    };
+
+    // PF-level settings, compared with the host: that is what the agent will change.
+    let mut recreated = false;
+    if !new.externally_managed {
+        if host_vfs != new.num_vfs {
+            if host_vfs == 0 {
+                reasons.push((
+                    ND,
+                    format!("creates {} VFs on a PF that has none", new.num_vfs),
+                ));
+            } else {
+                recreated = true;
+                reasons.push(evict_if(
+                    &in_use,
+                    format!("numVfs {host_vfs} -> {} recreates every VF", new.num_vfs),
+                ));
+            }
+        }
+        let have = nic.and_then(|n| n.eswitch_mode);
+        if let (Some(want), Some(have)) = (new.eswitch_mode, have)
+            && want != have
+        {
+            let what = format!("eswitch mode {have:?} -> {want:?}");
+            if host_vfs == 0 || recreated {
+                reasons.push((ND, format!("{what} while the PF has no VF in use")));
+            } else {
+                recreated = true;
+                reasons.push(evict_if(&in_use, format!("{what} unbinds every VF")));
+            }
+        }
+        if let (Some(total), Some(nic)) = (new.firmware.as_ref().and_then(|f| f.total_vfs), nic)
+            && nic.total_vfs != total
+        {
+            reasons.push((
+                ChangeClass::Reboot,
+                format!(
+                    "firmware totalVfs {} -> {total} takes effect after a reboot",
+                    nic.total_vfs
+                ),
+            ));
+        }
+    }
+    if let (Some(want), Some(have)) = (new.link_type, nic.and_then(|n| n.link_type))
+        && want != have
+    {
+        reasons.push((
+            ChangeClass::Reboot,
+            format!("link type {have:?} -> {want:?} is a firmware setting (reboot)"),
+        ));
+    }
+    if let Some(mtu) = new.mtu
+        && nic.and_then(|n| n.mtu) != Some(mtu)
+    {
+        reasons.push((ND, format!("PF MTU -> {mtu}")));
+    }
+
+    // VF-level settings, only for VFs that survive. Group membership is not visible on the host,
+    // so it is compared with the last applied spec; driver and MTU with the host when visible.
+    if !recreated {
+        let (mut rebind, mut mtu) = (Vec::new(), Vec::new());
+        let mut dp_only = false;
+        for vf in 0..new.num_vfs {
+            let (og, ng) = (group_of(old, vf), group_of(Some(new), vf));
+            let Some(ng) = ng else {
+                dp_only |= og.is_some();
+                continue;
+            };
+            let host_vf = nic.and_then(|n| n.vfs.iter().find(|v| v.vf_id == vf));
+            let cur_type = host_vf
+                .and_then(|v| v.driver.as_deref())
+                .map(|d| {
+                    if d == "vfio-pci" {
+                        VfDeviceType::VfioPci
+                    } else {
+                        VfDeviceType::Netdevice
+                    }
+                })
+                .or(og.map(|g| g.device_type));
+            if cur_type.is_some_and(|t| t != ng.device_type) {
+                rebind.push(vf);
+            }
+            let cur_mtu = host_vf.and_then(|v| v.mtu).or(og.and_then(|g| g.mtu));
+            if ng.mtu.is_some() && host_vf.is_some() && cur_mtu != ng.mtu {
+                mtu.push(vf);
+            }
+            dp_only |= og.is_none_or(|g| {
+                g.resource_name != ng.resource_name
+                    || g.is_rdma != ng.is_rdma
+                    || g.exclude_topology != ng.exclude_topology
+                    || g.policy != ng.policy
+            });
+        }
+        if !rebind.is_empty() {
+            let set = vf_set(&rebind);
+            reasons.push(evict_if(
+                &in_use.intersection(&set),
+                format!("VF driver changes on VFs {set}"),
+            ));
+        }
+        if !mtu.is_empty() {
+            let set = vf_set(&mtu);
+            reasons.push(evict_if(
+                &in_use.intersection(&set),
+                format!("VF MTU changes on VFs {set}"),
+            ));
+        }
+        if dp_only {
+            reasons.push((
+                ND,
+                "VF groups changed (device-plugin configuration only)".to_owned(),
+            ));
+        }
+    }
+    reasons
+}
+
+fn vf_set(vfs: &[u32]) -> VfSet {
+    VfSet::from_ranges(vfs.iter().map(|&v| VfIndexRange { first: v, last: v }))
+}
+
+/// One node as the drain arbiter sees it.
+#[derive(Clone, Debug)]
+pub struct NodeDrainState<'a> {
+    /// Node name.
+    pub name: &'a str,
+    /// Node labels (for pool membership).
+    pub labels: &'a BTreeMap<String, String>,
+    /// The agent's request ([`crds::ANNOTATION_DRAIN_REQUEST`]).
+    pub request: DrainRequest,
+    /// When the agent first asked ([`crds::ANNOTATION_DRAIN_REQUESTED_AT`]).
+    pub requested_at: Option<Time>,
+    /// The operator's grant ([`crds::ANNOTATION_DRAIN_GRANT`]).
+    pub grant: DrainGrant,
+}
+
+/// Usage of one pool after granting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Pool name; `None` for the implicit default pool.
+    pub pool: Option<String>,
+    /// Nodes in the pool.
+    pub nodes: u32,
+    /// `maxUnavailable` as a node count.
+    pub max_unavailable: u32,
+    /// Nodes holding a grant, including the ones granted now.
+    pub draining: u32,
+}
+
+/// The arbiter's answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrantDecision {
+    /// Nodes that may start draining now (set their grant to `draining`), in grant order.
+    pub granted: Vec<String>,
+    /// Nodes that already hold a grant and keep it.
+    pub holding: Vec<String>,
+    /// Nodes that asked and must wait, in queue order.
+    pub waiting: Vec<String>,
+    /// Nodes selected by more than one pool (never granted), with the pools' names.
+    pub conflicts: Vec<(String, Vec<String>)>,
+    /// Per-pool usage, the default pool last.
+    pub pools: Vec<PoolUsage>,
+}
+
+/// Decides which waiting nodes may start draining now. See the module documentation.
+pub fn grant(nodes: &[NodeDrainState<'_>], pools: &[NicPool]) -> GrantDecision {
+    let compiled: Vec<(&str, Option<CompiledSelector>, &NicPool)> = pools
+        .iter()
+        .map(|p| {
+            (
+                p.metadata.name.as_deref().unwrap_or_default(),
+                CompiledSelector::compile(&p.spec.node_selector).ok(),
+                p,
+            )
+        })
+        .collect();
+    let default_idx = compiled.len();
+    let mut decision = GrantDecision::default();
+    // node index -> pool index
+    let mut member: Vec<Option<usize>> = Vec::with_capacity(nodes.len());
+    let mut count = vec![0u32; default_idx + 1];
+    for n in nodes {
+        let hits: Vec<usize> = compiled
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, s, _))| s.as_ref().is_some_and(|s| s.matches(n.labels)))
+            .map(|(i, _)| i)
+            .collect();
+        match hits.as_slice() {
+            [] => member.push(Some(default_idx)),
+            [one] => member.push(Some(*one)),
+            many => {
+                decision.conflicts.push((
+                    n.name.to_owned(),
+                    many.iter().map(|&i| compiled[i].0.to_owned()).collect(),
+                ));
+                member.push(None);
+            }
+        }
+        if let Some(Some(i)) = member.last() {
+            count[*i] += 1;
+        }
+    }
+    let max: Vec<u32> = (0..=default_idx)
+        .map(|i| match compiled.get(i) {
+            None => DEFAULT_POOL_MAX_UNAVAILABLE,
+            Some((_, _, p)) => pool_max_unavailable(&p.spec, count[i]),
+        })
+        .collect();
+    let mut draining = vec![0u32; default_idx + 1];
+    for (n, m) in nodes.iter().zip(&member) {
+        if n.grant != DrainGrant::None {
+            if let Some(i) = m {
+                draining[*i] += 1;
+            }
+            decision.holding.push(n.name.to_owned());
+        }
+    }
+    let mut queue: Vec<(usize, &NodeDrainState<'_>)> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.request != DrainRequest::None && n.grant == DrainGrant::None)
+        .collect();
+    queue.sort_by(|(_, a), (_, b)| {
+        (a.requested_at.is_none(), &a.requested_at, a.name).cmp(&(
+            b.requested_at.is_none(),
+            &b.requested_at,
+            b.name,
+        ))
+    });
+    for (idx, n) in queue {
+        match member[idx] {
+            Some(i) if draining[i] < max[i] => {
+                draining[i] += 1;
+                decision.granted.push(n.name.to_owned());
+            }
+            Some(_) => decision.waiting.push(n.name.to_owned()),
+            None => {}
+        }
+    }
+    decision.holding.sort();
+    decision.pools = (0..=default_idx)
+        .map(|i| PoolUsage {
+            pool: compiled.get(i).map(|(n, _, _)| (*n).to_owned()),
+            nodes: count[i],
+            max_unavailable: max[i],
+            draining: draining[i],
+        })
+        .collect();
+    decision
+}

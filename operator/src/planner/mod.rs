@@ -1,0 +1,28 @@
+//! Pure planners: no Kubernetes client, no I/O. The controller reads objects, calls these, and
+//! writes the results; the agent calls [`drain::classify`]; the webhook calls
+//! [`crate::validate`], which shares its rules with the planners.
+//!
+//! | function | input | output |
+//! |---|---|---|
+//! | [`desired::desired_node_state`] / [`desired::PolicySet::plan_node`] | policies, node labels, discovered inventory | `NicNodeState.spec` + rejections + warnings |
+//! | [`nad::render_nad`] | a `NicNetwork`, resource prefix | its `NetworkAttachmentDefinition` |
+//! | [`device_plugin::render_device_plugin_config`] | `NicNodeState.spec`, resource prefix | the node's device-plugin config |
+//! | [`drain::classify`] | last applied spec, new spec, live inventory | change class per PF and node |
+//! | [`drain::grant`] | every node's drain annotations, pools | which nodes may start draining |
+//!
+//! Policy precedence is defined once, in [`priority`]; the merge rules are in [`desired`].
+
+pub mod desired;
+pub mod device_plugin;
+pub mod drain;
+#[cfg(test)]
+pub(crate) mod fixtures;
+pub mod nad;
+pub mod priority;
+pub mod selector;
+pub mod vf_range;
+
+pub use desired::{NodePlan, PolicySet, Rejection, Warning, desired_node_state};
+pub use device_plugin::render_device_plugin_config;
+pub use drain::{ChangeClass, GrantDecision, NodeChange, NodeDrainState, classify, grant};
+pub use nad::{NadError, render_cni_config, render_nad};

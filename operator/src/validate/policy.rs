@@ -1,0 +1,456 @@
+//! `NicPolicy` checks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crds::{
+    MAX_POLICY_PRIORITY, NicPolicy,
+    inventory::{EswitchMode, LinkType, NicInventory},
+    policy::{NicPolicySpec, VfDeviceType},
+};
+
+use super::{
+    FieldError,
+    common::{check_selector, is_hex4, is_netdev_name, is_pci_address, resource_name_error},
+    finish,
+};
+use crate::planner::{
+    desired::PolicySet,
+    priority::policy_name,
+    selector::CompiledSelector,
+    vf_range::{MAX_VF_INDEX, PfEntry, VfSet},
+};
+
+/// Lowest MTU accepted (the IPv4 minimum, RFC 791).
+pub const MIN_MTU: u32 = 68;
+/// Highest MTU accepted (the largest value a netdev MTU can hold in practice).
+pub const MAX_MTU: u32 = 65535;
+
+/// A node as the cross-object checks see it.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeFacts<'a> {
+    /// Node name.
+    pub name: &'a str,
+    /// Node labels.
+    pub labels: &'a BTreeMap<String, String>,
+    /// Discovered inventory (`NicNodeState.status.nics`).
+    pub inventory: &'a NicInventory,
+}
+
+/// What a policy is checked against besides itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PolicyContext<'a> {
+    /// The other policies (an object with the same name as the one checked is ignored, so the
+    /// stored version of an object being updated can be passed as is).
+    pub policies: &'a [NicPolicy],
+    /// Known nodes; empty when unknown.
+    pub nodes: &'a [NodeFacts<'a>],
+}
+
+/// Single-object checks of a policy spec. The planner ignores policies that fail them.
+pub fn validate_policy_spec(spec: &NicPolicySpec) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let e = |errors: &mut Vec<FieldError>, f: &str, m: String| errors.push(FieldError::new(f, m));
+
+    let ns = &spec.node_selector;
+    if ns.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+        && ns.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    {
+        e(&mut errors, "spec.nodeSelector", "must select nodes; an empty selector would configure NICs on every node (to mean that, select e.g. kubernetes.io/os: linux explicitly)".into());
+    }
+    check_selector(ns, "spec.nodeSelector", &mut errors);
+
+    let sel = &spec.nic_selector;
+    if sel.vendor.is_none()
+        && sel.device_id.is_none()
+        && sel.pf_names.is_empty()
+        && sel.root_devices.is_empty()
+    {
+        e(
+            &mut errors,
+            "spec.nicSelector",
+            "is empty and would match no NIC; set vendor, deviceId, pfNames or rootDevices".into(),
+        );
+    }
+    if let Some(v) = &sel.vendor
+        && !is_hex4(v)
+    {
+        e(
+            &mut errors,
+            "spec.nicSelector.vendor",
+            format!("\"{v}\" is not a PCI vendor id; write four hex digits without 0x, e.g. 15b3"),
+        );
+    }
+    if let Some(d) = &sel.device_id
+        && !is_hex4(d)
+    {
+        e(
+            &mut errors,
+            "spec.nicSelector.deviceId",
+            format!("\"{d}\" is not a PCI device id; write four hex digits without 0x, e.g. 101d"),
+        );
+    }
+
+    if spec.num_vfs == 0 {
+        e(
+            &mut errors,
+            "spec.numVfs",
+            "must be at least 1 (delete the policy to remove its VFs)".into(),
+        );
+    } else if spec.num_vfs > MAX_VF_INDEX + 1 {
+        e(
+            &mut errors,
+            "spec.numVfs",
+            format!(
+                "{} is above the SR-IOV maximum {}",
+                spec.num_vfs,
+                MAX_VF_INDEX + 1
+            ),
+        );
+    }
+
+    let mut ranged_pf_names = false;
+    for (field, entries, is_pci) in [
+        ("pfNames", &sel.pf_names, false),
+        ("rootDevices", &sel.root_devices, true),
+    ] {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, raw) in entries.iter().enumerate() {
+            let path = format!("spec.nicSelector.{field}[{i}]");
+            let entry = match PfEntry::parse(raw) {
+                Ok(p) => p,
+                Err(err) => {
+                    e(&mut errors, &path, err.to_string());
+                    continue;
+                }
+            };
+            if is_pci && !is_pci_address(&entry.name) {
+                e(
+                    &mut errors,
+                    &path,
+                    format!("\"{}\" is not a PCI address like 0000:3b:00.0", entry.name),
+                );
+            }
+            if !is_pci && !is_netdev_name(&entry.name) {
+                e(
+                    &mut errors,
+                    &path,
+                    format!(
+                        "\"{}\" is not a network interface name (1-15 characters, no '/', ':' or spaces)",
+                        entry.name
+                    ),
+                );
+            }
+            let key = entry.name.to_ascii_lowercase();
+            if let Some(first) = seen.insert(key, i) {
+                e(
+                    &mut errors,
+                    &path,
+                    format!(
+                        "{} is already listed as {field}[{first}]; list each PF once with all its VF ranges (e.g. {}#0,2-7)",
+                        entry.name, entry.name
+                    ),
+                );
+            }
+            if let Some(vfs) = &entry.vfs {
+                if is_pci && ranged_pf_names {
+                    e(&mut errors, &path, "VF ranges are given in pfNames already; give them in pfNames or rootDevices, not both".into());
+                }
+                if !is_pci {
+                    ranged_pf_names = true;
+                }
+                if spec.num_vfs > 0
+                    && let Some(max) = vfs.max()
+                    && max >= spec.num_vfs
+                {
+                    e(
+                        &mut errors,
+                        &path,
+                        format!(
+                            "VF range {vfs} goes beyond numVfs {} (VF indices are 0-{})",
+                            spec.num_vfs,
+                            spec.num_vfs - 1
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    if let Some(mtu) = spec.mtu
+        && !(MIN_MTU..=MAX_MTU).contains(&mtu)
+    {
+        e(
+            &mut errors,
+            "spec.mtu",
+            format!("{mtu} is outside {MIN_MTU}-{MAX_MTU}"),
+        );
+    }
+    if spec.device_type == VfDeviceType::VfioPci && spec.is_rdma {
+        e(
+            &mut errors,
+            "spec.isRdma",
+            "RDMA needs the vendor's kernel VF driver; it cannot be used with deviceType vfio-pci"
+                .into(),
+        );
+    }
+    if spec.eswitch_mode == Some(EswitchMode::Switchdev) && spec.link_type == Some(LinkType::Ib) {
+        e(
+            &mut errors,
+            "spec.eswitchMode",
+            "switchdev needs Ethernet; it cannot be used with linkType ib".into(),
+        );
+    }
+    if let Some(msg) = resource_name_error(&spec.resource_name) {
+        e(&mut errors, "spec.resourceName", msg);
+    }
+    if spec.priority > MAX_POLICY_PRIORITY {
+        e(
+            &mut errors,
+            "spec.priority",
+            format!(
+                "{} is above {MAX_POLICY_PRIORITY}; use 0 (highest precedence) to {MAX_POLICY_PRIORITY} (lowest)",
+                spec.priority
+            ),
+        );
+    }
+    if let Some(fw) = &spec.firmware {
+        if spec.externally_managed {
+            e(&mut errors, "spec.firmware", "not allowed with externallyManaged: the operator does not touch firmware of externally managed PFs".into());
+        }
+        if let Some(total) = fw.total_vfs
+            && total < spec.num_vfs
+        {
+            e(
+                &mut errors,
+                "spec.firmware.totalVfs",
+                format!("{total} is below numVfs {}", spec.num_vfs),
+            );
+        }
+    }
+    finish(errors)
+}
+
+/// Single-object and cross-object checks of the policy `name`.
+///
+/// Cross-object checks (run only when the spec itself is valid):
+/// - a resource name means one kind of device cluster-wide: policies sharing `resourceName` must
+///   agree on `deviceType`, `isRdma` and `excludeTopology`;
+/// - no two policies whose node selectors can match a common node may claim the same VF of the
+///   same PF (same `pfNames`/`rootDevices` entry with overlapping ranges, or both selecting by
+///   vendor/device only), or disagree on PF-level settings (`numVfs`, `eswitchMode`, `linkType`)
+///   of a PF they both name; priority does not make such a claim acceptable;
+/// - on every known node the policy selects, the planner must not reject it (e.g. `numVfs` above
+///   `sriov_totalvfs`) and must not reject another policy because of it.
+pub fn validate_policy(
+    name: &str,
+    spec: &NicPolicySpec,
+    ctx: &PolicyContext<'_>,
+) -> Result<(), Vec<FieldError>> {
+    validate_policy_spec(spec)?;
+    let mut errors = Vec::new();
+    let others: Vec<&NicPolicy> = ctx
+        .policies
+        .iter()
+        .filter(|p| policy_name(p) != name && validate_policy_spec(&p.spec).is_ok())
+        .collect();
+    let mut flagged: BTreeSet<String> = BTreeSet::new();
+    syntactic_conflicts(spec, &others, &mut errors, &mut flagged);
+    if !ctx.nodes.is_empty() {
+        node_conflicts(name, spec, &others, ctx.nodes, &flagged, &mut errors);
+    }
+    finish(errors)
+}
+
+fn syntactic_conflicts(
+    spec: &NicPolicySpec,
+    others: &[&NicPolicy],
+    errors: &mut Vec<FieldError>,
+    flagged: &mut BTreeSet<String>,
+) {
+    let parse = |v: &[String]| -> Vec<PfEntry> {
+        v.iter().filter_map(|s| PfEntry::parse(s).ok()).collect()
+    };
+    let my_sel = CompiledSelector::compile(&spec.node_selector).unwrap_or_default();
+    let my_pf = parse(&spec.nic_selector.pf_names);
+    let my_root = parse(&spec.nic_selector.root_devices);
+    for other in others {
+        let oname = policy_name(other);
+        let o = &other.spec;
+        if o.resource_name == spec.resource_name {
+            let diff = [
+                (
+                    "deviceType",
+                    o.device_type != spec.device_type,
+                    format!("{:?}", o.device_type),
+                ),
+                ("isRdma", o.is_rdma != spec.is_rdma, o.is_rdma.to_string()),
+                (
+                    "excludeTopology",
+                    o.exclude_topology != spec.exclude_topology,
+                    o.exclude_topology.to_string(),
+                ),
+            ];
+            for (field, differs, theirs) in diff {
+                if differs {
+                    errors.push(FieldError::new(
+                        format!("spec.{field}"),
+                        format!("resource {} has {field} {theirs} in policy {oname}; one resource name must mean one kind of device", spec.resource_name),
+                    ));
+                }
+            }
+        }
+        let o_sel = CompiledSelector::compile(&o.node_selector).unwrap_or_default();
+        if !my_sel.may_overlap(&o_sel) {
+            continue;
+        }
+        if (spec.nic_selector.vendor.is_some()
+            && o.nic_selector.vendor.is_some()
+            && !spec
+                .nic_selector
+                .vendor
+                .as_deref()
+                .unwrap_or_default()
+                .eq_ignore_ascii_case(o.nic_selector.vendor.as_deref().unwrap_or_default()))
+            || (spec.nic_selector.device_id.is_some()
+                && o.nic_selector.device_id.is_some()
+                && !spec
+                    .nic_selector
+                    .device_id
+                    .as_deref()
+                    .unwrap_or_default()
+                    .eq_ignore_ascii_case(o.nic_selector.device_id.as_deref().unwrap_or_default()))
+        {
+            continue;
+        }
+        let o_pf = parse(&o.nic_selector.pf_names);
+        let o_root = parse(&o.nic_selector.root_devices);
+        let mut report = |field: String, msg: String| {
+            flagged.insert(oname.to_owned());
+            errors.push(FieldError::new(field, msg));
+        };
+        if my_pf.is_empty() && my_root.is_empty() && o_pf.is_empty() && o_root.is_empty() {
+            report(
+                "spec.nicSelector".into(),
+                format!(
+                    "policy {oname} selects the same NICs by vendor/device and both claim VFs from 0; select PFs with pfNames/rootDevices and disjoint VF ranges (e.g. ens1f0#0-3 and ens1f0#4-7), or make the node selectors disjoint"
+                ),
+            );
+            continue;
+        }
+        for (field, mine, theirs) in [
+            ("pfNames", &my_pf, &o_pf),
+            ("rootDevices", &my_root, &o_root),
+        ] {
+            for (i, m) in mine.iter().enumerate() {
+                let Some(t) = theirs.iter().find(|t| t.name.eq_ignore_ascii_case(&m.name)) else {
+                    continue;
+                };
+                let mv = m
+                    .vfs
+                    .clone()
+                    .unwrap_or_else(|| VfSet::first_n(spec.num_vfs));
+                let tv = t.vfs.clone().unwrap_or_else(|| VfSet::first_n(o.num_vfs));
+                let shared = mv.intersection(&tv);
+                let path = format!("spec.nicSelector.{field}[{i}]");
+                if !shared.is_empty() {
+                    report(
+                        path,
+                        format!(
+                            "VFs {shared} of {} are also claimed by policy {oname} (on nodes both node selectors can match); VF ranges of one PF must be disjoint",
+                            m.name
+                        ),
+                    );
+                    continue;
+                }
+                if o.num_vfs != spec.num_vfs {
+                    report(
+                        "spec.numVfs".into(),
+                        format!(
+                            "{} differs from numVfs {} of policy {oname}, which also configures {}; policies sharing a PF must agree on numVfs",
+                            spec.num_vfs, o.num_vfs, m.name
+                        ),
+                    );
+                }
+                if let (Some(a), Some(b)) = (spec.eswitch_mode, o.eswitch_mode)
+                    && a != b
+                {
+                    report(
+                        "spec.eswitchMode".into(),
+                        format!(
+                            "differs from eswitchMode {b:?} of policy {oname}, which also configures {}",
+                            m.name
+                        ),
+                    );
+                }
+                if let (Some(a), Some(b)) = (spec.link_type, o.link_type)
+                    && a != b
+                {
+                    report(
+                        "spec.linkType".into(),
+                        format!(
+                            "differs from linkType {b:?} of policy {oname}, which also configures {}",
+                            m.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn node_conflicts(
+    name: &str,
+    spec: &NicPolicySpec,
+    others: &[&NicPolicy],
+    nodes: &[NodeFacts<'_>],
+    flagged: &BTreeSet<String>,
+    errors: &mut Vec<FieldError>,
+) {
+    let Ok(my_sel) = CompiledSelector::compile(&spec.node_selector) else {
+        return;
+    };
+    let mut all: Vec<NicPolicy> = others.iter().map(|p| (*p).clone()).collect();
+    all.push(NicPolicy::new(name, spec.clone()));
+    let set = PolicySet::new(&all);
+    // (field, message) -> nodes
+    let mut found: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
+    for node in nodes.iter().filter(|n| my_sel.matches(n.labels)) {
+        for r in set.plan_node(node.labels, node.inventory).rejections {
+            let key = if r.policy == name {
+                if r.conflicts_with
+                    .as_ref()
+                    .is_some_and(|o| flagged.contains(o))
+                {
+                    continue;
+                }
+                (r.field, r.reason)
+            } else if r.conflicts_with.as_deref() == Some(name) {
+                if flagged.contains(&r.policy) {
+                    continue;
+                }
+                (
+                    r.conflicting_field.unwrap_or_else(|| "spec".into()),
+                    format!(
+                        "conflicts with policy {}, which would be rejected: {}",
+                        r.policy, r.reason
+                    ),
+                )
+            } else {
+                continue;
+            };
+            found.entry(key).or_default().push(node.name);
+        }
+    }
+    for ((field, reason), nodes) in found {
+        let shown: Vec<&str> = nodes.iter().take(3).copied().collect();
+        let more = if nodes.len() > 3 {
+            format!(" and {} more", nodes.len() - 3)
+        } else {
+            String::new()
+        };
+        errors.push(FieldError::new(
+            field,
+            format!("on node {}{more}: {reason}", shown.join(", ")),
+        ));
+    }
+}
