@@ -67,3 +67,58 @@ pub fn render_device_plugin_config(
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crds::policy::VfDeviceType;
+    use serde_json::json;
+
+    use super::*;
+    use crate::planner::{
+        desired::desired_node_state,
+        fixtures::{cx6, inventory, labels, policy},
+    };
+
+    #[test]
+    fn one_pool_per_resource_with_vf_ranges_per_pf() {
+        let mut net = policy("net", 10, &["ens1f0#0-3", "ens1f1#0-3"]);
+        net.spec.is_rdma = true;
+        let mut dpdk = policy("dpdk", 20, &["ens1f0#4-7"]);
+        dpdk.spec.resource_name = "cx6_dpdk".into();
+        dpdk.spec.device_type = VfDeviceType::VfioPci;
+        dpdk.spec.exclude_topology = true;
+        let mut more = policy("more", 30, &["ens1f0#6-7", "ens1f1#4-5"]);
+        more.spec.is_rdma = true;
+        let plan = desired_node_state(
+            &[net, dpdk, more],
+            &labels(&[("gpu", "true")]),
+            &inventory(vec![
+                cx6("0000:3b:00.0", "ens1f0"),
+                cx6("0000:3b:00.1", "ens1f1"),
+            ]),
+        );
+        // `more` loses VFs 6-7 of ens1f0 to `dpdk` but keeps ens1f1#4-5.
+        assert_eq!(plan.rejections.len(), 1);
+        let cfg = render_device_plugin_config(&plan.spec, "smartnic.io");
+        assert_eq!(
+            serde_json::to_value(&cfg).unwrap(),
+            json!({"resourceList": [
+                {"resourceName": "cx6_dpdk", "resourcePrefix": "smartnic.io", "deviceType": "vfio-pci",
+                 "isRdma": false, "excludeTopology": true,
+                 "selectors": [{"pfs": [{"pciAddress": "0000:3b:00.0", "name": "ens1f0", "vfs": [{"first": 4, "last": 7}]}]}]},
+                {"resourceName": "cx6_vf", "resourcePrefix": "smartnic.io", "deviceType": "netdevice",
+                 "isRdma": true, "excludeTopology": false,
+                 "selectors": [{"pfs": [
+                     {"pciAddress": "0000:3b:00.0", "name": "ens1f0", "vfs": [{"first": 0, "last": 3}]},
+                     {"pciAddress": "0000:3b:00.1", "name": "ens1f1", "vfs": [{"first": 0, "last": 5}]}
+                 ]}]}
+            ]})
+        );
+    }
+
+    #[test]
+    fn empty_spec_gives_an_empty_config() {
+        let cfg = render_device_plugin_config(&NicNodeStateSpec::default(), "smartnic.io");
+        assert!(cfg.resource_list.is_empty());
+    }
+}

@@ -172,3 +172,210 @@ pub fn render_nad(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crds::network::{GeneveOptions, IpvlanMode, MacvlanMode, OvsOptions, VlanRange};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn network(spec: crds::NicNetworkSpec) -> NicNetwork {
+        let mut n = NicNetwork::new("fast", spec);
+        n.metadata.namespace = Some("team-a".into());
+        n.metadata.uid = Some("0b1c2d3e-0000-4000-8000-000000000001".into());
+        n
+    }
+
+    fn config(nad: &NetworkAttachmentDefinition) -> Value {
+        serde_json::from_str(nad.spec.config.as_deref().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sriov_network_renders_vf_options_resource_annotation_and_owner() {
+        let nad = render_nad(
+            &network(crds::NicNetworkSpec {
+                resource_name: Some("cx6_vf".into()),
+                vlan: Some(100),
+                vlan_qos: Some(3),
+                vlan_proto: Some(crds::network::VlanProto::Dot1Ad),
+                spoof_chk: Some(true),
+                trust: Some(false),
+                link_state: Some(crds::network::VfLinkState::Enable),
+                min_tx_rate: Some(100),
+                max_tx_rate: Some(1000),
+                ipam: Some(json!({"type": "host-local", "subnet": "10.56.0.0/24", "routes": [{"dst": "0.0.0.0/0"}]})),
+                capabilities: [("ips".to_string(), true)].into(),
+                ..Default::default()
+            }),
+            "smartnic.io",
+        )
+        .unwrap();
+        assert_eq!(nad.metadata.name.as_deref(), Some("fast"));
+        assert_eq!(nad.metadata.namespace.as_deref(), Some("team-a"));
+        assert_eq!(
+            nad.metadata.annotations.as_ref().unwrap()["k8s.v1.cni.cncf.io/resourceName"],
+            "smartnic.io/cx6_vf"
+        );
+        let owner = &nad.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("NicNetwork", "fast", Some(true))
+        );
+        assert_eq!(owner.api_version, "smartnic.io/v1alpha1");
+        assert_eq!(
+            nad.metadata.labels.as_ref().unwrap()["smartnic.io/network"],
+            "fast"
+        );
+        assert_eq!(
+            config(&nad),
+            json!({
+                "cniVersion": "1.1.0", "name": "fast", "type": "smartnic", "mode": "sriov",
+                "resourceName": "smartnic.io/cx6_vf",
+                "vlan": 100, "vlanQoS": 3, "vlanProto": "802.1ad", "spoofChk": true, "trust": false,
+                "linkState": "enable", "minTxRate": 100, "maxTxRate": 1000,
+                "capabilities": {"ips": true},
+                "ipam": {"type": "host-local", "subnet": "10.56.0.0/24", "routes": [{"dst": "0.0.0.0/0"}]}
+            })
+        );
+    }
+
+    #[test]
+    fn sriov_network_without_vlan_is_programmed_untagged() {
+        let nad = render_nad(
+            &network(crds::NicNetworkSpec {
+                resource_name: Some("cx6_vf".into()),
+                ..Default::default()
+            }),
+            "example.com",
+        )
+        .unwrap();
+        let c = config(&nad);
+        assert_eq!(
+            (c["vlan"].clone(), c["vlanQoS"].clone()),
+            (json!(0), json!(0))
+        );
+        assert!(c.get("ipam").is_none());
+        assert_eq!(c["resourceName"], "example.com/cx6_vf");
+    }
+
+    #[test]
+    fn macvlan_network_on_a_host_master_has_no_resource_annotation() {
+        let nad = render_nad(
+            &network(crds::NicNetworkSpec {
+                mode: NetworkMode::Macvlan,
+                master: Some("ens1f0".into()),
+                macvlan_mode: Some(MacvlanMode::Private),
+                mtu: Some(9000),
+                ipam: Some(json!({"type": "static"})),
+                ..Default::default()
+            }),
+            "smartnic.io",
+        )
+        .unwrap();
+        assert!(nad.metadata.annotations.is_none());
+        assert_eq!(
+            config(&nad),
+            json!({"cniVersion": "1.1.0", "name": "fast", "type": "smartnic", "mode": "macvlan",
+                   "macvlanMode": "private", "master": "ens1f0", "mtu": 9000, "ipam": {"type": "static"}})
+        );
+    }
+
+    #[test]
+    fn ipvlan_network_on_an_allocated_vf_defaults_to_l2() {
+        let nad = render_nad(
+            &network(crds::NicNetworkSpec {
+                mode: NetworkMode::Ipvlan,
+                resource_name: Some("cx6_vf".into()),
+                ..Default::default()
+            }),
+            "smartnic.io",
+        )
+        .unwrap();
+        let c = config(&nad);
+        assert_eq!(c["mode"], "ipvlan");
+        assert_eq!(c["ipvlanMode"], json!(IpvlanMode::L2));
+        assert!(c.get("vlan").is_none());
+        assert_eq!(
+            nad.metadata.annotations.as_ref().unwrap()["k8s.v1.cni.cncf.io/resourceName"],
+            "smartnic.io/cx6_vf"
+        );
+    }
+
+    #[test]
+    fn ovs_network_carries_bridge_trunk_and_geneve() {
+        let nad = render_nad(
+            &network(crds::NicNetworkSpec {
+                mode: NetworkMode::Ovs,
+                resource_name: Some("cx6_sd".into()),
+                mtu: Some(8950),
+                ovs: Some(OvsOptions {
+                    bridge: Some("br-phys".into()),
+                    trunk: vec![VlanRange {
+                        min_id: 10,
+                        max_id: 20,
+                    }],
+                    geneve: Some(GeneveOptions {
+                        vni: 5001,
+                        remote_ip: "192.0.2.10".into(),
+                        dst_port: None,
+                    }),
+                }),
+                ..Default::default()
+            }),
+            "smartnic.io",
+        )
+        .unwrap();
+        assert_eq!(
+            config(&nad),
+            json!({"cniVersion": "1.1.0", "name": "fast", "type": "smartnic", "mode": "ovs",
+                   "resourceName": "smartnic.io/cx6_sd", "mtu": 8950, "bridge": "br-phys",
+                   "trunk": [{"minId": 10, "maxId": 20}],
+                   "geneve": {"vni": 5001, "remoteIp": "192.0.2.10"}})
+        );
+    }
+
+    #[test]
+    fn rendered_config_parses_back_into_the_shared_type() {
+        let nad = render_nad(
+            &network(crds::NicNetworkSpec {
+                resource_name: Some("x".into()),
+                vlan: Some(7),
+                ..Default::default()
+            }),
+            "smartnic.io",
+        )
+        .unwrap();
+        let back: SmartnicNetConf =
+            serde_json::from_str(nad.spec.config.as_deref().unwrap()).unwrap();
+        assert_eq!(back.vlan, Some(7));
+        assert_eq!(back.plugin_type, "smartnic");
+    }
+
+    #[test]
+    fn invalid_or_unsaved_networks_are_not_rendered() {
+        let err = render_nad(
+            &network(crds::NicNetworkSpec {
+                mode: NetworkMode::Ipvlan,
+                vlan: Some(5),
+                master: Some("eth0".into()),
+                ..Default::default()
+            }),
+            "smartnic.io",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, NadError::Invalid { errors, .. } if errors[0].field == "spec.vlan"),
+            "{err}"
+        );
+        let mut n = network(crds::NicNetworkSpec {
+            resource_name: Some("x".into()),
+            ..Default::default()
+        });
+        n.metadata.uid = None;
+        assert!(matches!(
+            render_nad(&n, "smartnic.io"),
+            Err(NadError::MissingMetadata { missing: "uid", .. })
+        ));
+    }
+}
