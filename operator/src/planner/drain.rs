@@ -455,3 +455,379 @@ pub fn grant(nodes: &[NodeDrainState<'_>], pools: &[NicPool]) -> GrantDecision {
         .collect();
     decision
 }
+
+#[cfg(test)]
+mod tests {
+    use crds::{
+        inventory::{EswitchMode, LinkType},
+        k8s::{IntOrString, LabelSelector, jiff::Timestamp},
+        policy::FirmwareSpec,
+        pool::NicPoolSpec,
+    };
+
+    use super::*;
+    use crate::planner::{
+        desired::desired_node_state,
+        fixtures::{cx6, inventory, labels, policy, with_vfs},
+    };
+
+    fn spec_for(policies: &[crds::NicPolicy], nic: Nic) -> NicNodeStateSpec {
+        let plan = desired_node_state(policies, &labels(&[("gpu", "true")]), &inventory(vec![nic]));
+        assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
+        plan.spec
+    }
+
+    fn class(current: &NicNodeStateSpec, desired: &NicNodeStateSpec, host: Nic) -> ChangeClass {
+        classify(current, desired, &inventory(vec![host])).class
+    }
+
+    #[test]
+    fn nothing_changes_when_the_host_already_matches() {
+        let host = with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[0, 1], &[]);
+        let spec = spec_for(
+            &[policy("a", 1, &["ens1f0"])],
+            cx6("0000:3b:00.0", "ens1f0"),
+        );
+        let c = classify(&spec, &spec, &inventory(vec![host]));
+        assert_eq!(c, NodeChange::default());
+    }
+
+    #[test]
+    fn creating_vfs_on_an_empty_pf_is_non_disruptive() {
+        let host = cx6("0000:3b:00.0", "ens1f0");
+        let mut p = policy("a", 1, &["ens1f0"]);
+        p.spec.eswitch_mode = Some(EswitchMode::Switchdev);
+        let desired = spec_for(&[p], host.clone());
+        assert_eq!(
+            class(&NicNodeStateSpec::default(), &desired, host),
+            ChangeClass::NonDisruptive
+        );
+    }
+
+    #[test]
+    fn num_vfs_change_evicts_only_when_a_vf_is_in_use() {
+        let old = spec_for(
+            &[policy("a", 1, &["ens1f0"])],
+            cx6("0000:3b:00.0", "ens1f0"),
+        );
+        let mut p = policy("a", 1, &["ens1f0"]);
+        p.spec.num_vfs = 12;
+        let new = spec_for(&[p], cx6("0000:3b:00.0", "ens1f0"));
+        let idle = with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[], &[]);
+        assert_eq!(class(&old, &new, idle), ChangeClass::NonDisruptive);
+        let busy = with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[3], &[]);
+        let c = classify(&old, &new, &inventory(vec![busy]));
+        assert_eq!(c.class, ChangeClass::EvictVfPods);
+        assert_eq!(c.class.drain_request(), DrainRequest::EvictVfPods);
+        assert!(
+            c.pfs[0]
+                .reasons
+                .iter()
+                .any(|(_, r)| r == "numVfs 8 -> 12 recreates every VF; VFs 3 are in use"),
+            "{:?}",
+            c.pfs
+        );
+    }
+
+    #[test]
+    fn eswitch_change_with_vfs_in_use_evicts() {
+        let old = spec_for(
+            &[policy("a", 1, &["ens1f0"])],
+            cx6("0000:3b:00.0", "ens1f0"),
+        );
+        let mut p = policy("a", 1, &["ens1f0"]);
+        p.spec.eswitch_mode = Some(EswitchMode::Switchdev);
+        let new = spec_for(&[p], cx6("0000:3b:00.0", "ens1f0"));
+        let vfio_in_use = with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[], &[5]);
+        assert_eq!(class(&old, &new, vfio_in_use), ChangeClass::EvictVfPods);
+    }
+
+    #[test]
+    fn resource_name_and_new_groups_are_non_disruptive() {
+        let old = spec_for(
+            &[policy("a", 1, &["ens1f0#0-3"])],
+            cx6("0000:3b:00.0", "ens1f0"),
+        );
+        let mut a = policy("a", 1, &["ens1f0#0-3"]);
+        a.spec.resource_name = "renamed".into();
+        a.spec.is_rdma = true;
+        let mut b = policy("b", 2, &["ens1f0#4-7"]);
+        b.spec.resource_name = "other".into();
+        let new = spec_for(&[a, b], cx6("0000:3b:00.0", "ens1f0"));
+        let host = with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[0, 1, 2, 3], &[]);
+        let c = classify(&old, &new, &inventory(vec![host]));
+        assert_eq!(c.class, ChangeClass::NonDisruptive);
+        assert_eq!(c.pfs.len(), 1, "reported for logging");
+    }
+
+    #[test]
+    fn vf_driver_and_mtu_changes_evict_only_for_used_vfs() {
+        let old = spec_for(
+            &[
+                policy("a", 1, &["ens1f0#0-3"]),
+                policy("b", 2, &["ens1f0#4-7"]),
+            ],
+            cx6("0000:3b:00.0", "ens1f0"),
+        );
+        let mut b = policy("b", 2, &["ens1f0#4-7"]);
+        b.spec.device_type = crds::policy::VfDeviceType::VfioPci;
+        b.spec.resource_name = "dpdk".into();
+        let new = spec_for(
+            &[policy("a", 1, &["ens1f0#0-3"]), b],
+            cx6("0000:3b:00.0", "ens1f0"),
+        );
+        // VF 1 (group a, unchanged) is in use; group b's VFs are free.
+        let host = with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[1], &[]);
+        assert_eq!(class(&old, &new, host), ChangeClass::NonDisruptive);
+        let host = with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[6], &[]);
+        assert_eq!(class(&old, &new, host), ChangeClass::EvictVfPods);
+
+        let mut a = policy("a", 1, &["ens1f0"]);
+        a.spec.mtu = Some(9000);
+        let new = spec_for(&[a], cx6("0000:3b:00.0", "ens1f0"));
+        let old = spec_for(
+            &[policy("a", 1, &["ens1f0"])],
+            cx6("0000:3b:00.0", "ens1f0"),
+        );
+        let free = with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[], &[]);
+        assert_eq!(class(&old, &new, free), ChangeClass::NonDisruptive);
+        let used = with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[2], &[]);
+        let c = classify(&old, &new, &inventory(vec![used]));
+        assert_eq!(c.class, ChangeClass::EvictVfPods);
+        assert!(
+            c.pfs[0]
+                .reasons
+                .iter()
+                .any(|(k, r)| *k == ChangeClass::EvictVfPods
+                    && r.contains("VF MTU changes")
+                    && r.contains("VFs 2 are in use"))
+        );
+    }
+
+    #[test]
+    fn link_type_and_firmware_changes_need_a_reboot() {
+        let old = spec_for(
+            &[policy("a", 1, &["ens1f0"])],
+            cx6("0000:3b:00.0", "ens1f0"),
+        );
+        let mut p = policy("a", 1, &["ens1f0"]);
+        p.spec.link_type = Some(LinkType::Ib);
+        let new = spec_for(&[p], cx6("0000:3b:00.0", "ens1f0"));
+        assert_eq!(
+            class(
+                &old,
+                &new,
+                with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[], &[])
+            ),
+            ChangeClass::Reboot
+        );
+
+        let mut p = policy("a", 1, &["ens1f0"]);
+        p.spec.firmware = Some(FirmwareSpec {
+            total_vfs: Some(32),
+        });
+        let new = spec_for(&[p], cx6("0000:3b:00.0", "ens1f0"));
+        assert_eq!(
+            class(
+                &old,
+                &new,
+                with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[], &[])
+            ),
+            ChangeClass::Reboot
+        );
+    }
+
+    #[test]
+    fn releasing_a_pf_evicts_only_if_its_vfs_are_used_and_never_for_external_pfs() {
+        let old = spec_for(
+            &[policy("a", 1, &["ens1f0"])],
+            cx6("0000:3b:00.0", "ens1f0"),
+        );
+        let none = NicNodeStateSpec::default();
+        assert_eq!(
+            class(
+                &old,
+                &none,
+                with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[], &[])
+            ),
+            ChangeClass::NonDisruptive
+        );
+        assert_eq!(
+            class(
+                &old,
+                &none,
+                with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[7], &[])
+            ),
+            ChangeClass::EvictVfPods
+        );
+        let mut p = policy("a", 1, &["ens1f0"]);
+        p.spec.externally_managed = true;
+        let ext = spec_for(&[p], with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[], &[]));
+        assert_eq!(
+            class(
+                &ext,
+                &none,
+                with_vfs(cx6("0000:3b:00.0", "ens1f0"), 8, &[7], &[])
+            ),
+            ChangeClass::NonDisruptive
+        );
+    }
+
+    struct N {
+        name: &'static str,
+        labels: BTreeMap<String, String>,
+        request: DrainRequest,
+        at: Option<&'static str>,
+        grant: DrainGrant,
+    }
+
+    fn n(
+        name: &'static str,
+        pool: &str,
+        request: DrainRequest,
+        at: Option<&'static str>,
+        grant: DrainGrant,
+    ) -> N {
+        N {
+            name,
+            labels: labels(&[("pool", pool)]),
+            request,
+            at,
+            grant,
+        }
+    }
+
+    fn run(nodes: &[N], pools: &[NicPool]) -> GrantDecision {
+        let states: Vec<NodeDrainState<'_>> = nodes
+            .iter()
+            .map(|n| NodeDrainState {
+                name: n.name,
+                labels: &n.labels,
+                request: n.request,
+                requested_at: n.at.map(|t| Time(t.parse::<Timestamp>().unwrap())),
+                grant: n.grant,
+            })
+            .collect();
+        grant(&states, pools)
+    }
+
+    fn pool(name: &str, value: &str, max: Option<IntOrString>) -> NicPool {
+        NicPool::new(
+            name,
+            NicPoolSpec {
+                node_selector: LabelSelector {
+                    match_labels: Some(labels(&[("pool", value)])),
+                    ..Default::default()
+                },
+                max_unavailable: max,
+            },
+        )
+    }
+
+    const EVICT: DrainRequest = DrainRequest::EvictVfPods;
+
+    #[test]
+    fn max_unavailable_two_grants_exactly_two_of_five() {
+        let nodes: Vec<N> = ["w1", "w2", "w3", "w4", "w5"]
+            .into_iter()
+            .map(|name| n(name, "gpu", EVICT, None, DrainGrant::None))
+            .collect();
+        let d = run(&nodes, &[pool("gpu", "gpu", Some(IntOrString::Int(2)))]);
+        assert_eq!(d.granted, ["w1", "w2"]);
+        assert_eq!(d.waiting, ["w3", "w4", "w5"]);
+        assert_eq!(
+            d.pools[0],
+            PoolUsage {
+                pool: Some("gpu".into()),
+                nodes: 5,
+                max_unavailable: 2,
+                draining: 2
+            }
+        );
+    }
+
+    #[test]
+    fn holders_keep_their_grant_and_count_oldest_request_goes_first() {
+        let nodes = vec![
+            n(
+                "a",
+                "gpu",
+                EVICT,
+                Some("2026-01-01T10:00:00Z"),
+                DrainGrant::None,
+            ),
+            n(
+                "b",
+                "gpu",
+                DrainRequest::Reboot,
+                Some("2026-01-01T09:00:00Z"),
+                DrainGrant::None,
+            ),
+            n("c", "gpu", EVICT, None, DrainGrant::None),
+            n("d", "gpu", DrainRequest::None, None, DrainGrant::Drained),
+        ];
+        let d = run(&nodes, &[pool("gpu", "gpu", Some(IntOrString::Int(2)))]);
+        assert_eq!(d.holding, ["d"]);
+        assert_eq!(d.granted, ["b"], "d holds one of two slots; b asked first");
+        assert_eq!(
+            d.waiting,
+            ["a", "c"],
+            "then a by time; c without a time goes last"
+        );
+    }
+
+    #[test]
+    fn percentages_round_down_but_allow_at_least_one() {
+        let nodes: Vec<N> = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
+            .into_iter()
+            .map(|name| n(name, "p", EVICT, None, DrainGrant::None))
+            .collect();
+        let d = run(
+            &nodes,
+            &[pool("p", "p", Some(IntOrString::String("25%".into())))],
+        );
+        assert_eq!(d.granted.len(), 2, "25% of 10 = 2.5 -> 2");
+        let d = run(
+            &nodes[..3],
+            &[pool("p", "p", Some(IntOrString::String("10%".into())))],
+        );
+        assert_eq!(d.granted.len(), 1, "10% of 3 = 0.3 -> at least 1");
+    }
+
+    #[test]
+    fn zero_pauses_and_unpooled_nodes_use_the_default_pool_of_one() {
+        let nodes = vec![
+            n("a", "frozen", EVICT, None, DrainGrant::None),
+            n("b", "none", EVICT, None, DrainGrant::None),
+            n("c", "none", EVICT, None, DrainGrant::None),
+        ];
+        let d = run(
+            &nodes,
+            &[pool("frozen", "frozen", Some(IntOrString::Int(0)))],
+        );
+        assert_eq!(d.granted, ["b"]);
+        assert_eq!(d.waiting, ["a", "c"]);
+        assert_eq!(d.pools.last().unwrap().pool, None);
+        assert_eq!(d.pools.last().unwrap().max_unavailable, 1);
+    }
+
+    #[test]
+    fn a_node_in_two_pools_is_never_granted() {
+        let mut both = n("x", "gpu", EVICT, None, DrainGrant::None);
+        both.labels.insert("rack".into(), "r1".into());
+        let mut rack = pool("rack", "", Some(IntOrString::Int(5)));
+        rack.spec.node_selector = LabelSelector {
+            match_labels: Some(labels(&[("rack", "r1")])),
+            ..Default::default()
+        };
+        let d = run(
+            &[both],
+            &[pool("gpu", "gpu", Some(IntOrString::Int(5))), rack],
+        );
+        assert!(d.granted.is_empty());
+        assert_eq!(
+            d.conflicts,
+            [("x".to_string(), vec!["gpu".to_string(), "rack".to_string()])]
+        );
+    }
+}
