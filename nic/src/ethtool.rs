@@ -665,7 +665,8 @@ impl Features {
                 None
             }
         }) {
-            for (name, changeable) in hw.named_values() {
+            // The kernel's strings table has unnamed (reserved) bits; they are not features.
+            for (name, changeable) in hw.named_values().filter(|(n, _)| !n.is_empty()) {
                 let has = |list: &[String]| list.iter().any(|n| n == name);
                 features.insert(
                     name.to_string(),

@@ -1,10 +1,423 @@
-//! `smartnicctl devlink` (in progress).
+//! `smartnicctl devlink ...`: devices, eswitch mode, ports, port functions, info, rates.
+
+use anyhow::Context;
+use nic::{
+    devlink::{
+        DevInfo, Devlink, DevlinkDev, EncapMode, Eswitch, EswitchMode, InlineMode, Port,
+        PortFunctionState, PortRef, Rate, RateObject,
+    },
+    netlink::MacAddr,
+};
+use serde::Serialize;
+
+use crate::link::{Output, block_on, out, print_json};
 
 /// Arguments of `smartnicctl devlink`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// List devlink devices (`devlink dev show`).
+    Dev {
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show or set the eswitch mode (`devlink dev eswitch`).
+    #[command(subcommand)]
+    Eswitch(EswitchCmd),
+    /// List ports and representors, or set a port function (`devlink port`).
+    Port(PortArgs),
+    /// Driver, serial and firmware versions (`devlink dev info`).
+    Info {
+        /// The device, BUS/NAME (pci/0000:01:00.0).
+        dev: DevlinkDev,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Rate objects (`devlink port function rate`).
+    #[command(subcommand)]
+    Rate(RateCmd),
+}
+
+#[derive(clap::Subcommand)]
+enum EswitchCmd {
+    /// `devlink dev eswitch show DEV`.
+    Show {
+        /// The device, BUS/NAME.
+        dev: DevlinkDev,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// `devlink dev eswitch set DEV ...`, in one request.
+    Set {
+        /// The device, BUS/NAME.
+        dev: DevlinkDev,
+        /// legacy or switchdev.
+        #[arg(long)]
+        mode: Option<EswitchMode>,
+        /// none, link, network or transport.
+        #[arg(long)]
+        inline_mode: Option<InlineMode>,
+        /// none or basic.
+        #[arg(long)]
+        encap_mode: Option<EncapMode>,
+    },
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct PortArgs {
+    #[command(subcommand)]
+    cmd: Option<PortCmd>,
+    /// Only the ports of this device, BUS/NAME.
+    dev: Option<DevlinkDev>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: Output,
+}
+
+#[derive(clap::Subcommand)]
+enum PortCmd {
+    /// Port functions.
+    #[command(subcommand)]
+    Function(FunctionCmd),
+}
+
+#[derive(clap::Subcommand)]
+enum FunctionCmd {
+    /// `devlink port function set DEV/INDEX ...`; one request per setting, hw-addr first.
+    Set {
+        /// The port, BUS/NAME/INDEX.
+        port: PortRef,
+        /// Hardware address of the function.
+        #[arg(long)]
+        hw_addr: Option<MacAddr>,
+        /// active or inactive.
+        #[arg(long)]
+        state: Option<PortFunctionState>,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum RateCmd {
+    /// Set a leaf (BUS/NAME/PORT_INDEX) or a node (BUS/NAME/NODE_NAME); rates in bytes/s.
+    Set {
+        /// BUS/NAME/PORT_INDEX or BUS/NAME/NODE_NAME.
+        target: String,
+        /// Guaranteed rate, bytes per second.
+        #[arg(long)]
+        tx_share: Option<u64>,
+        /// Rate limit, bytes per second.
+        #[arg(long)]
+        tx_max: Option<u64>,
+        /// Attach to this rate node.
+        #[arg(long, conflicts_with = "no_parent")]
+        parent: Option<String>,
+        /// Detach from its rate node.
+        #[arg(long)]
+        no_parent: bool,
+    },
+    /// Add a rate node BUS/NAME/NODE_NAME.
+    Add {
+        /// BUS/NAME/NODE_NAME.
+        node: String,
+        /// Guaranteed rate, bytes per second.
+        #[arg(long)]
+        tx_share: Option<u64>,
+        /// Rate limit, bytes per second.
+        #[arg(long)]
+        tx_max: Option<u64>,
+    },
+    /// Delete a rate node BUS/NAME/NODE_NAME.
+    Del {
+        /// BUS/NAME/NODE_NAME.
+        node: String,
+    },
+    /// List rate objects.
+    Show {
+        /// Only the rates of this device, BUS/NAME.
+        dev: Option<DevlinkDev>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+#[derive(Serialize)]
+struct DevicesDoc {
+    devices: Vec<DevlinkDev>,
+}
+
+#[derive(Serialize)]
+struct PortsDoc {
+    ports: Vec<Port>,
+}
+
+#[derive(Serialize)]
+struct RatesDoc {
+    rates: Vec<Rate>,
+}
+
+/// `BUS/NAME/LAST` split into the device and the last component.
+fn split_target(s: &str) -> anyhow::Result<(DevlinkDev, String)> {
+    let (dev, last) = s.rsplit_once('/').with_context(|| {
+        format!("invalid rate target {s:?}: expected BUS/NAME/PORT_INDEX or BUS/NAME/NODE")
+    })?;
+    if last.is_empty() {
+        anyhow::bail!("invalid rate target {s:?}: expected BUS/NAME/PORT_INDEX or BUS/NAME/NODE");
+    }
+    Ok((dev.parse()?, last.to_string()))
+}
+
+const NO_DEVLINK_NOTE: &str =
+    "note: this kernel has no devlink (generic netlink family \"devlink\" not found)";
 
 /// Runs `smartnicctl devlink`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("smartnicctl devlink is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    block_on(run_async(args))?
+}
+
+async fn run_async(args: Args) -> anyhow::Result<()> {
+    match args.cmd {
+        Cmd::Dev { output } => {
+            let devices = match Devlink::connect_optional().await? {
+                Some(dl) => dl.dev().list().await?,
+                None => {
+                    eprintln!("{NO_DEVLINK_NOTE}");
+                    Vec::new()
+                }
+            };
+            match output {
+                Output::Json => print_json(&DevicesDoc { devices })?,
+                Output::Table => devices.iter().try_for_each(out)?,
+            }
+        }
+        Cmd::Eswitch(EswitchCmd::Show { dev, output }) => {
+            let e = Devlink::connect().await?.eswitch(&dev).get().await?;
+            match output {
+                Output::Json => print_json(&e)?,
+                Output::Table => out(eswitch_line(&e))?,
+            }
+        }
+        Cmd::Eswitch(EswitchCmd::Set {
+            dev,
+            mode,
+            inline_mode,
+            encap_mode,
+        }) => {
+            if mode.is_none() && inline_mode.is_none() && encap_mode.is_none() {
+                anyhow::bail!(
+                    "eswitch set {dev}: nothing to set (give --mode, --inline-mode or --encap-mode)"
+                );
+            }
+            let dl = Devlink::connect().await?;
+            let mut req = dl.eswitch(&dev).set();
+            if let Some(m) = mode {
+                req = req.mode(m);
+            }
+            if let Some(m) = inline_mode {
+                req = req.inline_mode(m);
+            }
+            if let Some(m) = encap_mode {
+                req = req.encap_mode(m);
+            }
+            req.execute().await?;
+        }
+        Cmd::Port(PortArgs {
+            cmd: None,
+            dev,
+            output,
+        }) => {
+            let ports = match Devlink::connect_optional().await? {
+                Some(dl) => dl.port().list(dev.as_ref()).await?,
+                None => {
+                    eprintln!("{NO_DEVLINK_NOTE}");
+                    Vec::new()
+                }
+            };
+            match output {
+                Output::Json => print_json(&PortsDoc { ports })?,
+                Output::Table => ports.iter().try_for_each(|p| out(port_line(p)))?,
+            }
+        }
+        Cmd::Port(PortArgs {
+            cmd:
+                Some(PortCmd::Function(FunctionCmd::Set {
+                    port,
+                    hw_addr,
+                    state,
+                })),
+            ..
+        }) => {
+            if hw_addr.is_none() && state.is_none() {
+                anyhow::bail!(
+                    "port function set {port}: nothing to set (give --hw-addr or --state)"
+                );
+            }
+            let dl = Devlink::connect().await?;
+            let mut req = dl.port().function(&port);
+            if let Some(mac) = hw_addr {
+                req = req.hw_addr(mac);
+            }
+            if let Some(s) = state {
+                req = req.state(s);
+            }
+            req.execute().await?;
+        }
+        Cmd::Info { dev, output } => {
+            let info = Devlink::connect().await?.dev().info(&dev).await?;
+            match output {
+                Output::Json => print_json(&info)?,
+                Output::Table => print_info(&info)?,
+            }
+        }
+        Cmd::Rate(RateCmd::Set {
+            target,
+            tx_share,
+            tx_max,
+            parent,
+            no_parent,
+        }) => {
+            if tx_share.is_none() && tx_max.is_none() && parent.is_none() && !no_parent {
+                anyhow::bail!(
+                    "rate set {target}: nothing to set (give --tx-share, --tx-max, --parent or --no-parent)"
+                );
+            }
+            let (dev, last) = split_target(&target)?;
+            let dl = Devlink::connect().await?;
+            let mut req = match last.parse::<u32>() {
+                Ok(index) => dl.rate().leaf(&PortRef { dev, index }),
+                Err(_) => dl.rate().node(&dev, &last).set(),
+            };
+            if let Some(v) = tx_share {
+                req = req.tx_share(v);
+            }
+            if let Some(v) = tx_max {
+                req = req.tx_max(v);
+            }
+            if let Some(p) = &parent {
+                req = req.parent(p);
+            }
+            if no_parent {
+                req = req.no_parent();
+            }
+            req.execute().await?;
+        }
+        Cmd::Rate(RateCmd::Add {
+            node,
+            tx_share,
+            tx_max,
+        }) => {
+            let (dev, name) = split_target(&node)?;
+            let dl = Devlink::connect().await?;
+            let mut req = dl.rate().node(&dev, &name).add();
+            if let Some(v) = tx_share {
+                req = req.tx_share(v);
+            }
+            if let Some(v) = tx_max {
+                req = req.tx_max(v);
+            }
+            req.execute().await?;
+        }
+        Cmd::Rate(RateCmd::Del { node }) => {
+            let (dev, name) = split_target(&node)?;
+            Devlink::connect()
+                .await?
+                .rate()
+                .node(&dev, &name)
+                .del()
+                .await?;
+        }
+        Cmd::Rate(RateCmd::Show { dev, output }) => {
+            let rates = Devlink::connect().await?.rate().list(dev.as_ref()).await?;
+            match output {
+                Output::Json => print_json(&RatesDoc { rates })?,
+                Output::Table => rates.iter().try_for_each(|r| out(rate_line(r)))?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn eswitch_line(e: &Eswitch) -> String {
+    let mut s = e.dev.to_string();
+    if let Some(m) = e.mode {
+        s.push_str(&format!(": mode {m}"));
+    }
+    if let Some(m) = e.inline_mode {
+        s.push_str(&format!(" inline-mode {m}"));
+    }
+    if let Some(m) = e.encap_mode {
+        s.push_str(&format!(" encap-mode {m}"));
+    }
+    s
+}
+
+fn port_line(p: &Port) -> String {
+    let mut s = format!("{}/{}:", p.dev, p.index);
+    let mut add = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            s.push_str(&format!(" {k} {v}"));
+        }
+    };
+    add("netdev", p.netdev.clone());
+    add("flavour", p.flavour.map(|f| f.to_string()));
+    add("controller", p.controller.map(|c| c.to_string()));
+    add("pfnum", p.pf_number.map(|n| n.to_string()));
+    add("vfnum", p.vf_number.map(|n| n.to_string()));
+    add("sfnum", p.sf_number.map(|n| n.to_string()));
+    add("external", p.external.map(|e| e.to_string()));
+    if let Some(f) = &p.function {
+        add("hw_addr", f.hw_addr.clone());
+        add("state", f.state.map(|x| x.to_string()));
+        add("opstate", f.opstate.map(|x| x.to_string()));
+    }
+    s
+}
+
+fn rate_line(r: &Rate) -> String {
+    let mut s = match &r.object {
+        RateObject::Leaf { port } => format!("{}/{port}: type leaf", r.dev),
+        RateObject::Node { name } => format!("{}/{name}: type node", r.dev),
+    };
+    if let Some(v) = r.tx_share {
+        s.push_str(&format!(" tx_share {v}"));
+    }
+    if let Some(v) = r.tx_max {
+        s.push_str(&format!(" tx_max {v}"));
+    }
+    if let Some(p) = &r.parent {
+        s.push_str(&format!(" parent {p}"));
+    }
+    s
+}
+
+fn print_info(info: &DevInfo) -> anyhow::Result<()> {
+    out(format_args!("{}:", info.dev))?;
+    if let Some(d) = &info.driver {
+        out(format_args!("  driver {d}"))?;
+    }
+    if let Some(s) = &info.serial {
+        out(format_args!("  serial_number {s}"))?;
+    }
+    for (title, map) in [
+        ("fixed", &info.versions.fixed),
+        ("running", &info.versions.running),
+        ("stored", &info.versions.stored),
+    ] {
+        if !map.is_empty() {
+            out(format_args!("  versions {title}:"))?;
+            for (k, v) in map {
+                out(format_args!("    {k} {v}"))?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,10 +1,90 @@
-//! `smartnicctl ethtool` (in progress).
+//! `smartnicctl ethtool features|set`: offload features (`ethtool -k` / `ethtool -K`).
+
+use nic::ethtool::Ethtool;
+
+use crate::link::{Output, block_on, on_off, out, print_json};
 
 /// Arguments of `smartnicctl ethtool`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Show offload features (`ethtool -k IFNAME`).
+    Features {
+        /// The interface.
+        ifname: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Turn one feature on or off (`ethtool -K IFNAME FEATURE on|off`). FEATURE is a kernel
+    /// name (hw-tc-offload, l2-fwd-offload, rx-gro, ...) or an ethtool -K name that stands for a
+    /// group (tx-checksumming = every tx-checksum-* bit).
+    Set {
+        /// The interface.
+        ifname: String,
+        /// The feature.
+        feature: String,
+        /// on or off.
+        #[arg(value_enum)]
+        value: OnOff,
+    },
+}
 
 /// Runs `smartnicctl ethtool`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("smartnicctl ethtool is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    block_on(async {
+        let ethtool = Ethtool::connect().await?;
+        match args.cmd {
+            Cmd::Features { ifname, output } => {
+                let features = ethtool.features().get(&ifname).execute().await?;
+                match output {
+                    Output::Json => print_json(&features)?,
+                    Output::Table => {
+                        out(format_args!("Features for {ifname}:"))?;
+                        for (name, st) in &features.features {
+                            let fixed = if st.fixed { " [fixed]" } else { "" };
+                            let req = if !st.fixed && st.requested != st.active {
+                                format!(" [requested {}]", on_off(st.requested))
+                            } else {
+                                String::new()
+                            };
+                            out(format_args!("{name}: {}{fixed}{req}", on_off(st.active)))?;
+                        }
+                    }
+                }
+            }
+            Cmd::Set {
+                ifname,
+                feature,
+                value,
+            } => {
+                let change = ethtool
+                    .features()
+                    .set(&ifname)
+                    .feature(&feature, value == OnOff::On)
+                    .execute()
+                    .await?;
+                // Like ethtool -K: a partial result is not an error, but it is shown.
+                for (name, wanted) in &change.not_applied {
+                    eprintln!(
+                        "warning: {name} on {ifname} stays {} (requested {})",
+                        on_off(!wanted),
+                        on_off(*wanted)
+                    );
+                }
+            }
+        }
+        Ok(())
+    })?
 }

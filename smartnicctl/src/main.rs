@@ -3,6 +3,7 @@
 mod devlink;
 mod discover;
 mod ethtool;
+mod link;
 mod sriov;
 mod vf;
 
@@ -28,14 +29,37 @@ enum Cmd {
     Devlink(devlink::Args),
     /// ethtool offload features.
     Ethtool(ethtool::Args),
+    /// Show links (rtnetlink).
+    Link(link::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
+fn main() -> std::process::ExitCode {
+    // Usage errors exit 1 like every other failure (clap's own default would be 2).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.cmd {
         Cmd::Discover(a) => discover::run(a),
         Cmd::Sriov(a) => sriov::run(a),
         Cmd::Vf(a) => vf::run(a),
         Cmd::Devlink(a) => devlink::run(a),
         Cmd::Ethtool(a) => ethtool::run(a),
+        Cmd::Link(a) => link::run(a),
+    };
+    // The command contract: `error: <message>` on stderr and exit 1.
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
