@@ -570,7 +570,7 @@ mod tests {
             cx6("0000:3b:00.0", "ens1f0"),
         );
         let mut b = policy("b", 2, &["ens1f0#4-7"]);
-        b.spec.device_type = crds::policy::VfDeviceType::VfioPci;
+        b.spec.device_type = VfDeviceType::VfioPci;
         b.spec.resource_name = "dpdk".into();
         let new = spec_for(
             &[policy("a", 1, &["ens1f0#0-3"]), b],

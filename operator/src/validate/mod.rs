@@ -26,6 +26,9 @@ pub use network::validate_network;
 pub use policy::{NodeFacts, PolicyContext, validate_policy, validate_policy_spec};
 pub use pool::{PoolContext, pool_max_unavailable, validate_pool};
 
+#[cfg(test)]
+mod tests;
+
 /// One problem with one field.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error)]
 #[error("{field}: {message}")]
