@@ -788,7 +788,15 @@ impl Ethtool {
         let handle = genl::connect().map_err(EthtoolError::Connect)?;
         genl::resolve::<FeaturesMessage>(&handle)
             .await
-            .map_err(|f| EthtoolError::from_failure("resolve the ethtool family for", "", f))?;
+            .map_err(|f| match f {
+                GenlFailure::NoFamily => EthtoolError::Unavailable,
+                GenlFailure::Kernel(k) => EthtoolError::Connect(io::Error::other(format!(
+                    "cannot resolve the \"ethtool\" generic netlink family: {k}"
+                ))),
+                GenlFailure::Other(d) => EthtoolError::Connect(io::Error::other(format!(
+                    "cannot resolve the \"ethtool\" generic netlink family: {d}"
+                ))),
+            })?;
         Ok(Self { handle })
     }
 

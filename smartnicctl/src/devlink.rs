@@ -421,3 +421,112 @@ fn print_info(info: &DevInfo) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        Cli::try_parse_from(std::iter::once("devlink").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn port_takes_a_device_or_the_function_subcommand() {
+        let a = parse(&["port", "netdevsim/netdevsim10", "-o", "json"]).unwrap();
+        let Cmd::Port(PortArgs {
+            cmd: None,
+            dev: Some(dev),
+            output,
+        }) = a.cmd
+        else {
+            panic!("not a port listing")
+        };
+        assert_eq!(
+            (dev.to_string(), output),
+            ("netdevsim/netdevsim10".into(), Output::Json)
+        );
+        let a = parse(&[
+            "port",
+            "function",
+            "set",
+            "netdevsim/netdevsim10/128",
+            "--hw-addr",
+            "02:00:00:00:00:01",
+            "--state",
+            "active",
+        ])
+        .unwrap();
+        let Cmd::Port(PortArgs {
+            cmd: Some(PortCmd::Function(FunctionCmd::Set { port, .. })),
+            ..
+        }) = a.cmd
+        else {
+            panic!("not a function set")
+        };
+        assert_eq!(port.index, 128);
+        assert!(parse(&["port"]).is_ok());
+    }
+
+    #[test]
+    fn contract_forms_parse() {
+        for argv in [
+            &["dev", "-o", "json"][..],
+            &["eswitch", "show", "pci/0000:01:00.0", "-o", "json"],
+            &[
+                "eswitch",
+                "set",
+                "pci/0000:01:00.0",
+                "--mode",
+                "switchdev",
+                "--inline-mode",
+                "transport",
+                "--encap-mode",
+                "basic",
+            ],
+            &["info", "netdevsim/netdevsim10", "-o", "json"],
+            &[
+                "rate",
+                "set",
+                "netdevsim/netdevsim10/128",
+                "--tx-share",
+                "1250000",
+                "--tx-max",
+                "12500000",
+            ],
+            &["rate", "add", "netdevsim/netdevsim10/grp1", "--tx-max", "1"],
+            &["rate", "del", "netdevsim/netdevsim10/grp1"],
+            &["rate", "show"],
+        ] {
+            assert!(parse(argv).is_ok(), "{argv:?}");
+        }
+        for argv in [
+            &["eswitch", "show", "0000:01:00.0"][..],
+            &["eswitch", "set", "pci/x", "--mode", "offload"],
+            &["port", "function", "set", "pci/x", "--state", "on"],
+            &["rate", "set", "x/y/1", "--parent", "a", "--no-parent"],
+        ] {
+            assert!(parse(argv).is_err(), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn rate_targets_split_at_the_last_slash() {
+        let (dev, last) = split_target("netdevsim/netdevsim10/128").unwrap();
+        assert_eq!(
+            (dev.to_string(), last.as_str()),
+            ("netdevsim/netdevsim10".into(), "128")
+        );
+        let (dev, last) = split_target("pci/0000:03:00.0/group_a").unwrap();
+        assert_eq!((dev.bus.as_str(), last.as_str()), ("pci", "group_a"));
+        assert!(split_target("pci/0000:03:00.0/").is_err());
+        assert!(split_target("nothing").is_err());
+    }
+}

@@ -182,3 +182,96 @@ fn vf_line(vf: &VfInfo) -> String {
     }
     parts.join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        Cli::try_parse_from(std::iter::once("vf").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn set_takes_every_setting_of_the_contract() {
+        let a = parse(&[
+            "set",
+            "--pf",
+            "eth0",
+            "--vf",
+            "3",
+            "--mac",
+            "02:00:00:00:00:03",
+            "--vlan",
+            "10",
+            "--qos",
+            "2",
+            "--vlan-proto",
+            "802.1ad",
+            "--spoofchk",
+            "off",
+            "--trust",
+            "on",
+            "--min-tx-rate",
+            "0",
+            "--max-tx-rate",
+            "100",
+            "--link-state",
+            "disable",
+        ])
+        .unwrap();
+        let Cmd::Set(s) = a.cmd else {
+            panic!("not set")
+        };
+        assert_eq!(
+            (s.pf.as_str(), s.vf, s.vlan, s.qos),
+            ("eth0", 3, Some(10), Some(2))
+        );
+        assert_eq!(s.vlan_proto, Some(VlanProto::Dot1Ad));
+        assert_eq!((s.spoofchk, s.trust), (Some(OnOff::Off), Some(OnOff::On)));
+        assert_eq!((s.min_tx_rate, s.max_tx_rate), (Some(0), Some(100)));
+        assert_eq!(s.link_state, Some(VfLinkState::Disable));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for argv in [
+            &["set", "--pf", "eth0", "--vf", "0", "--qos", "1"][..],
+            &["set", "--pf", "eth0", "--vf", "0", "--vlan", "4096"],
+            &[
+                "set", "--pf", "eth0", "--vf", "0", "--vlan", "1", "--qos", "8",
+            ],
+            &["set", "--pf", "eth0", "--vf", "0", "--mac", "02:00"],
+            &["set", "--pf", "eth0", "--vf", "0", "--link-state", "up"],
+            &["set", "--pf", "eth0", "--vf", "0", "--spoofchk", "yes"],
+            &["show"],
+        ] {
+            assert!(parse(argv).is_err(), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn show_lines_name_every_reported_field() {
+        let mut vf = VfInfo::new_default(1);
+        vf.max_tx_rate = Some(100);
+        assert_eq!(
+            vf_line(&vf),
+            "vf 1 mac 00:00:00:00:00:00 vlan 0 qos 0 proto 802.1Q spoofchk on trust off \
+             min_tx_rate 0 max_tx_rate 100 link-state auto"
+        );
+        assert_eq!(
+            vf_line(&VfInfo {
+                vf: 2,
+                ..Default::default()
+            }),
+            "vf 2"
+        );
+    }
+}

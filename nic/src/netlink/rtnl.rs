@@ -89,8 +89,10 @@ impl RtNetlink {
             LinkId::Name(n) => msg.attributes.push(LinkAttribute::IfName(n.clone())),
         }
         if with_vfs {
-            msg.attributes
-                .push(LinkAttribute::ExtMask(vec![LinkExtentMask::Vf]));
+            // RTEXT_FILTER_SKIP_STATS drops IFLA_VF_STATS, which would grow the reply by about
+            // a hundred bytes per VF for counters we do not read.
+            let mask = vec![LinkExtentMask::Vf, LinkExtentMask::SkipStats];
+            msg.attributes.push(LinkAttribute::ExtMask(mask));
         }
         let op = if with_vfs {
             format!("read the VF table of {link}")
