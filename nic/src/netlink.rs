@@ -199,9 +199,8 @@ impl LinkListRequest {
 /// `ip link set DEV [down] [name NEW] [mtu N] [address MAC] [netns NS] [up]`.
 ///
 /// Changes go out in the order they were added, one request each; the first failure stops the
-/// rest. A link given by name is resolved to its index once, before the first change, so a
-/// rename in the middle does not lose it. Changes after a move to another namespace fail
-/// (the link is no longer here).
+/// rest. A link given by name is followed through a rename in the middle. Changes after a move
+/// to another namespace fail (the link is no longer here).
 #[must_use = "a request does nothing until execute() is awaited"]
 pub struct LinkSetRequest {
     nl: Arc<dyn Netlink>,
@@ -252,13 +251,18 @@ impl LinkSetRequest {
         if changes.is_empty() {
             return Ok(());
         }
-        let target = match &link {
-            LinkId::Index(_) => link,
-            LinkId::Name(_) if changes.len() == 1 => link,
-            LinkId::Name(_) => LinkId::Index(nl.get_link(link).await?.index),
-        };
+        let mut target = link;
         for change in changes {
+            // A link named by name keeps being named by its current name, so errors say
+            // "set mtu 9000 on eth1" rather than "on ifindex 7".
+            let renamed = match (&target, &change) {
+                (LinkId::Name(_), LinkChange::Name(new)) => Some(LinkId::Name(new.clone())),
+                _ => None,
+            };
             nl.set_link(target.clone(), change).await?;
+            if let Some(new) = renamed {
+                target = new;
+            }
         }
         Ok(())
     }

@@ -6,16 +6,17 @@
 //! up in the pod view, the way a CNI ADD sees it.
 //!
 //! ```
-//! # async fn doc() {
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use nic::netlink::{FakeNetlink, NetlinkHandle, NetlinkOp};
 //! let fake = FakeNetlink::new();
 //! fake.add_pf("eth0", 4);
 //! // igb refuses a minimum TX rate
-//! fake.fail(NetlinkOp::SetVfMinTxRate, nix::libc::EINVAL);
+//! fake.fail(NetlinkOp::SetVfMinTxRate, 22 /* EINVAL */);
 //! let nl = NetlinkHandle::new(fake.clone());
 //! let err = nl.vf("eth0").set(1).min_tx_rate(10).execute().await.unwrap_err();
 //! assert_eq!(err.to_string(), "set vf 1 min-tx-rate on eth0: Invalid argument (os error 22)");
-//! # }
+//! assert_eq!(fake.calls().len(), 1);
+//! # });
 //! ```
 
 use std::{
@@ -599,17 +600,16 @@ mod tests {
         assert_eq!(
             fake.calls(),
             vec![
-                NetlinkCall::GetLink("veth0".into()),
                 NetlinkCall::SetLink {
-                    link: idx.into(),
+                    link: "veth0".into(),
                     change: LinkChange::Name("eth1".into())
                 },
                 NetlinkCall::SetLink {
-                    link: idx.into(),
+                    link: "eth1".into(),
                     change: LinkChange::Mtu(9000)
                 },
                 NetlinkCall::SetLink {
-                    link: idx.into(),
+                    link: "eth1".into(),
                     change: LinkChange::Up
                 },
             ]
