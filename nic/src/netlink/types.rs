@@ -16,7 +16,7 @@ pub struct MacAddr(pub [u8; 6]);
 pub struct MacAddrError(pub String);
 
 impl MacAddr {
-    /// The first six bytes of `bytes`, when it has exactly six (or at least six when `prefix`).
+    /// The address in `bytes`, when it is exactly six bytes long.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         <[u8; 6]>::try_from(bytes).ok().map(Self)
     }
