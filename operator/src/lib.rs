@@ -7,3 +7,7 @@
 
 pub mod planner;
 pub mod validate;
+
+pub mod context;
+pub mod controller;
+pub mod metrics;

@@ -1,0 +1,942 @@
+//! Drain arbiter: the operator side of the drain handshake described in [`crds::consts`].
+//!
+//! One cluster-wide reconcile, run after any change to node states, nodes or pools:
+//!
+//! 1. **Grant.** [`crate::planner::grant`] picks the waiting nodes that fit in their pool's
+//!    `maxUnavailable`, oldest request first. Each gets `smartnic.io/drain-grant: draining` by a
+//!    JSON merge patch that carries the `resourceVersion` it was decided on, so a decision taken
+//!    on a stale view fails with 409 and is retaken (the operator's server-side apply of the spec
+//!    is a separate `managedFields` entry and does not touch the annotation).
+//! 2. **Drain.** For a node holding `draining`: cordon it (remembering, in the Node annotation
+//!    `smartnic.io/cordoned`, that the operator did it), evict through the Eviction subresource
+//!    the pods that use this operator's resources (`evict-vf-pods`) or every pod except
+//!    DaemonSet and mirror pods (`reboot`), and set `drained` once none is left. An eviction
+//!    refused with 429 (a PodDisruptionBudget) is retried on the next pass (every 5 s while any
+//!    node drains); nothing waits inside the reconcile, so one stuck pod never blocks other
+//!    nodes or pools. Progress is reported in the `Draining` condition and events.
+//! 3. **Release.** When the agent sets its request back to `none`: uncordon (only if the operator
+//!    cordoned), set the grant to `none` (which frees the pool slot), `Draining=False`.
+//! 4. **Pool status** (`nodes`, `draining`, `maxUnavailableNodes`, `Valid`) and the
+//!    `drains_granted` gauge.
+//!
+//! With `NicOperatorConfig.spec.features.drain: false` a granted node goes straight to
+//! `drained` without cordon or eviction.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
+
+use crds::{
+    ANNOTATION_DRAIN_GRANT, ANNOTATION_DRAIN_REQUEST, ANNOTATION_DRAIN_REQUESTED_AT,
+    CONDITION_DRAINING, CONDITION_VALID, DrainGrant, DrainRequest, NicNodeState, NicPool,
+    k8s::{Time, jiff::Timestamp},
+    pool::NicPoolStatus,
+};
+use k8s_openapi::api::{
+    core::v1::{Node, Pod},
+    policy::v1::Eviction,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{ListParams, Patch, PostParams},
+    runtime::events::EventType,
+};
+use serde_json::{Value, json};
+
+use super::{
+    ReconcileError, api_code, apply_params,
+    conditions::{self, Cond},
+    is_conflict, merge_params, publish,
+    triggers::Change,
+};
+use crate::{
+    context::Context,
+    metrics::PoolLabels,
+    planner::{GrantDecision, NodeDrainState, grant},
+};
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "drain";
+
+/// Node annotation set when the operator cordoned the node, so that it uncordons only nodes it
+/// cordoned (an administrator's cordon is left alone).
+pub const ANNOTATION_CORDONED: &str = "smartnic.io/cordoned";
+
+/// Pass interval while any node holds a grant (evictions are retried this often).
+pub const WHILE_DRAINING: Duration = Duration::from_secs(5);
+/// Pass interval when no node holds a grant.
+pub const IDLE: Duration = Duration::from_secs(60);
+
+/// Why a drain pass failed. Other nodes are still processed; the first error is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Setting the drain-grant annotation failed (409: the node state changed since it was read).
+    #[error("cannot set {ANNOTATION_DRAIN_GRANT}={grant} on NicNodeState {node}: {source}")]
+    Grant {
+        /// Node name.
+        node: String,
+        /// The grant value.
+        grant: &'static str,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// `kubectl cordon` failed.
+    #[error("cannot cordon Node {node}: {source}")]
+    Cordon {
+        /// Node name.
+        node: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// `kubectl uncordon` failed.
+    #[error("cannot uncordon Node {node}: {source}")]
+    Uncordon {
+        /// Node name.
+        node: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Listing the node's pods failed.
+    #[error("cannot list pods on Node {node}: {source}")]
+    ListPods {
+        /// Node name.
+        node: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// An eviction failed for another reason than a PodDisruptionBudget.
+    #[error("cannot evict pod {namespace}/{pod} from Node {node}: {source}")]
+    Evict {
+        /// Pod namespace.
+        namespace: String,
+        /// Pod name.
+        pod: String,
+        /// Node name.
+        node: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the `Draining` condition failed.
+    #[error("cannot update the {CONDITION_DRAINING} condition of NicNodeState {node}: {source}")]
+    DrainingCondition {
+        /// Node name.
+        node: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing a pool's status failed.
+    #[error("cannot apply status of NicPool {pool}: {source}")]
+    PoolStatus {
+        /// Pool name.
+        pool: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// Short label naming the failed call.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Grant { .. } => "grant",
+            Self::Cordon { .. } => "cordon",
+            Self::Uncordon { .. } => "uncordon",
+            Self::ListPods { .. } => "listpods",
+            Self::Evict { .. } => "evict",
+            Self::DrainingCondition { .. } => "drainingcondition",
+            Self::PoolStatus { .. } => "poolstatus",
+        }
+    }
+
+    fn source(&self) -> &kube::Error {
+        match self {
+            Self::Grant { source, .. }
+            | Self::Cordon { source, .. }
+            | Self::Uncordon { source, .. }
+            | Self::ListPods { source, .. }
+            | Self::Evict { source, .. }
+            | Self::DrainingCondition { source, .. }
+            | Self::PoolStatus { source, .. } => source,
+        }
+    }
+}
+
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
+        Error::metric_label(self)
+    }
+
+    fn retry_base(&self) -> Duration {
+        if is_conflict(self.source()) {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(5)
+        }
+    }
+}
+
+/// Whether a change can affect drains.
+pub fn relevant(c: &Change) -> bool {
+    matches!(
+        c,
+        Change::Node(_)
+            | Change::NodeState(_)
+            | Change::Pool
+            | Change::OperatorConfig
+            | Change::Resync
+    )
+}
+
+/// The agent's request, its time and the operator's grant, read from a node state.
+pub fn drain_annotations(s: &NicNodeState) -> (DrainRequest, Option<Time>, DrainGrant) {
+    let a = s.annotations();
+    let request = a
+        .get(ANNOTATION_DRAIN_REQUEST)
+        .and_then(|v| DrainRequest::from_annotation(v))
+        .unwrap_or_default();
+    let at = a
+        .get(ANNOTATION_DRAIN_REQUESTED_AT)
+        .and_then(|v| v.parse::<Timestamp>().ok())
+        .map(Time);
+    let grant = a
+        .get(ANNOTATION_DRAIN_GRANT)
+        .and_then(|v| DrainGrant::from_annotation(v))
+        .unwrap_or_default();
+    (request, at, grant)
+}
+
+/// One drain pass. Returns the delay until the next pass.
+#[tracing::instrument(skip_all)]
+pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
+    let _timer = ctx.metrics.reconcile_started(CONTROLLER);
+    let states = ctx.stores.node_states.state();
+    let nodes: HashMap<String, Arc<Node>> = ctx
+        .stores
+        .nodes
+        .state()
+        .into_iter()
+        .map(|n| (n.name_any(), n))
+        .collect();
+    let pools: Vec<NicPool> = ctx
+        .stores
+        .pools
+        .state()
+        .iter()
+        .map(|p| (**p).clone())
+        .collect();
+    let no_labels = BTreeMap::new();
+    let names: Vec<String> = states.iter().map(|s| s.name_any()).collect();
+    let inputs: Vec<NodeDrainState<'_>> = states
+        .iter()
+        .zip(&names)
+        .map(|(s, name)| {
+            let (request, requested_at, grant) = drain_annotations(s);
+            NodeDrainState {
+                name,
+                labels: nodes.get(name).map_or(&no_labels, |n| n.labels()),
+                request,
+                requested_at,
+                grant,
+            }
+        })
+        .collect();
+    let decision = grant(&inputs, &pools);
+    let by_name: HashMap<&str, &Arc<NicNodeState>> =
+        names.iter().map(String::as_str).zip(&states).collect();
+    let drain_enabled = ctx.stores.drain_enabled();
+    let mut first_error: Option<Error> = None;
+    let mut keep = |r: Result<(), Error>| {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "drain step failed");
+            first_error.get_or_insert(e);
+        }
+    };
+
+    // 1. grants
+    let granted_to = if drain_enabled {
+        DrainGrant::Draining
+    } else {
+        DrainGrant::Drained
+    };
+    for name in &decision.granted {
+        let Some(s) = by_name.get(name.as_str()) else {
+            continue;
+        };
+        let r = set_grant(&ctx, name, granted_to, s.resource_version().as_deref()).await;
+        if r.is_ok() {
+            publish(
+                &ctx,
+                EventType::Normal,
+                "DrainGranted",
+                format!(
+                    "drain slot granted for {}; {} other node(s) wait for a slot",
+                    drain_annotations(s).0.as_str(),
+                    decision.waiting.len()
+                ),
+                "Grant",
+                &s.object_ref(&()),
+            )
+            .await;
+        }
+        keep(r.map(|_| ()));
+    }
+    for (node, pools) in &decision.conflicts {
+        tracing::warn!(%node, ?pools, "node is selected by several NicPools and is never granted a drain");
+    }
+
+    // 2./3. nodes that held a grant when this pass started
+    let prefix = ctx.stores.resource_prefix();
+    let mut busy = false;
+    for s in &states {
+        let (request, _, held) = drain_annotations(s);
+        let name = s.name_any();
+        let node = nodes.get(&name);
+        match (held, request) {
+            (DrainGrant::None, _) => {}
+            (_, DrainRequest::None) => keep(release(&ctx, s, node).await),
+            (DrainGrant::Draining, request) => {
+                busy = true;
+                keep(progress(&ctx, s, node, request, &prefix, drain_enabled).await);
+            }
+            (DrainGrant::Drained, _) => busy = true,
+        }
+    }
+
+    // 4. pools
+    for usage in &decision.pools {
+        let label = PoolLabels {
+            pool: usage.pool.clone().unwrap_or_default(),
+        };
+        ctx.metrics
+            .drains_granted
+            .get_or_create(&label)
+            .set(i64::from(usage.draining));
+        let Some(pool_name) = &usage.pool else {
+            continue;
+        };
+        let Some(pool) = pools
+            .iter()
+            .find(|p| p.metadata.name.as_ref() == Some(pool_name))
+        else {
+            continue;
+        };
+        keep(write_pool_status(&ctx, pool, usage, &decision).await);
+    }
+
+    match first_error {
+        Some(e) => Err(e),
+        None if busy || !decision.granted.is_empty() || !decision.waiting.is_empty() => {
+            Ok(WHILE_DRAINING)
+        }
+        None => Ok(IDLE),
+    }
+}
+
+/// `smartnic.io/drain-grant: <grant>`, conditional on `resource_version` when given.
+/// Returns the object's new resourceVersion.
+async fn set_grant(
+    ctx: &Context,
+    node: &str,
+    grant: DrainGrant,
+    resource_version: Option<&str>,
+) -> Result<Option<String>, Error> {
+    let mut meta = json!({"annotations": {ANNOTATION_DRAIN_GRANT: grant.as_str()}});
+    if let Some(rv) = resource_version {
+        meta["resourceVersion"] = json!(rv);
+    }
+    tracing::info!(%node, grant = grant.as_str(), "setting drain grant");
+    let api: Api<NicNodeState> = Api::all(ctx.client.clone());
+    let updated = api
+        .patch(
+            node,
+            &merge_params(),
+            &Patch::Merge(&json!({"metadata": meta})),
+        )
+        .await
+        .map_err(|source| Error::Grant {
+            node: node.to_owned(),
+            grant: grant.as_str(),
+            source,
+        })?;
+    Ok(updated.resource_version())
+}
+
+/// Which pods a drain removes from a node.
+pub fn must_leave(pod: &Pod, request: DrainRequest, prefix: &str) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return false;
+    }
+    if pod
+        .annotations()
+        .contains_key("kubernetes.io/config.mirror")
+    {
+        return false;
+    }
+    // kubectl drain --ignore-daemonsets: the DaemonSet controller would recreate them at once
+    if pod.owner_references().iter().any(|o| o.kind == "DaemonSet") {
+        return false;
+    }
+    match request {
+        DrainRequest::None => false,
+        DrainRequest::Reboot => true,
+        DrainRequest::EvictVfPods => uses_resources_with_prefix(pod, prefix),
+    }
+}
+
+/// Whether a container of the pod requests or limits a `<prefix>/...` extended resource.
+pub fn uses_resources_with_prefix(pod: &Pod, prefix: &str) -> bool {
+    let p = format!("{prefix}/");
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .any(|c| {
+                c.resources.as_ref().is_some_and(|r| {
+                    r.requests
+                        .iter()
+                        .chain(r.limits.iter())
+                        .flatten()
+                        .any(|(k, _)| k.starts_with(&p))
+                })
+            })
+    })
+}
+
+/// One step of draining a node holding `draining`.
+async fn progress(
+    ctx: &Context,
+    s: &NicNodeState,
+    node: Option<&Arc<Node>>,
+    request: DrainRequest,
+    prefix: &str,
+    drain_enabled: bool,
+) -> Result<(), Error> {
+    let name = s.name_any();
+    let mut rv = s.resource_version();
+    if !drain_enabled {
+        set_grant(ctx, &name, DrainGrant::Drained, rv.as_deref()).await?;
+        return Ok(());
+    }
+    let cordoned = node
+        .and_then(|n| n.spec.as_ref())
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    if node.is_some() && !cordoned {
+        cordon(ctx, &name, true).await?;
+    }
+    let pods: Api<Pod> = Api::all(ctx.client.clone());
+    let list = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={name}")))
+        .await
+        .map_err(|source| Error::ListPods {
+            node: name.clone(),
+            source,
+        })?;
+    let leaving: Vec<&Pod> = list
+        .items
+        .iter()
+        .filter(|p| must_leave(p, request, prefix))
+        .collect();
+    if leaving.is_empty() {
+        let msg = match request {
+            DrainRequest::Reboot => {
+                "node drained; the agent may apply the change and reboot".to_owned()
+            }
+            _ => {
+                format!("no pod uses {prefix}/* resources any more; the agent may apply the change")
+            }
+        };
+        rv = set_draining_condition(
+            ctx,
+            s,
+            rv,
+            Cond::new(CONDITION_DRAINING, true, "Drained", msg),
+        )
+        .await?;
+        set_grant(ctx, &name, DrainGrant::Drained, rv.as_deref()).await?;
+        publish(
+            ctx,
+            EventType::Normal,
+            "DrainComplete",
+            "drain finished".into(),
+            "Drain",
+            &s.object_ref(&()),
+        )
+        .await;
+        return Ok(());
+    }
+    let mut evicting = 0usize;
+    let mut terminating = 0usize;
+    let mut blocked: Vec<String> = Vec::new();
+    let mut failed: Option<Error> = None;
+    for pod in &leaving {
+        let (ns, pod_name) = (pod.namespace().unwrap_or_default(), pod.name_any());
+        if pod.metadata.deletion_timestamp.is_some() {
+            terminating += 1;
+            continue;
+        }
+        match evict(ctx, &ns, &pod_name).await {
+            Ok(()) => evicting += 1,
+            Err(e) if api_code(&e) == Some(429) => blocked.push(format!("{ns}/{pod_name}")),
+            Err(e) if api_code(&e) == Some(404) => {}
+            Err(source) => {
+                failed.get_or_insert(Error::Evict {
+                    namespace: ns,
+                    pod: pod_name,
+                    node: name.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    let mut msg = format!(
+        "{} pod(s) must leave ({evicting} evicted now, {terminating} terminating)",
+        leaving.len()
+    );
+    if !blocked.is_empty() {
+        msg.push_str(&format!(
+            "; blocked by a PodDisruptionBudget: {}",
+            blocked.join(", ")
+        ));
+    }
+    set_draining_condition(
+        ctx,
+        s,
+        rv,
+        Cond::new(CONDITION_DRAINING, true, "Evicting", msg.clone()),
+    )
+    .await?;
+    if !blocked.is_empty() {
+        publish(
+            ctx,
+            EventType::Warning,
+            "EvictionBlocked",
+            msg,
+            "Evict",
+            &s.object_ref(&()),
+        )
+        .await;
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// `kubectl drain` uses the same call: POST `pods/<name>/eviction` (policy/v1 Eviction), which
+/// honours PodDisruptionBudgets (429 when one forbids it now).
+async fn evict(ctx: &Context, namespace: &str, pod: &str) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut eviction = Eviction::default();
+    eviction.metadata.name = Some(pod.to_owned());
+    eviction.metadata.namespace = Some(namespace.to_owned());
+    tracing::info!(%namespace, %pod, "evicting pod");
+    let _: Value = api
+        .create_subresource("eviction", pod, &PostParams::default(), &eviction)
+        .await?;
+    Ok(())
+}
+
+/// `kubectl cordon`/`uncordon`, recording in [`ANNOTATION_CORDONED`] that the operator did it.
+async fn cordon(ctx: &Context, node: &str, on: bool) -> Result<(), Error> {
+    let body = if on {
+        json!({"spec": {"unschedulable": true}, "metadata": {"annotations": {ANNOTATION_CORDONED: "true"}}})
+    } else {
+        json!({"spec": {"unschedulable": null}, "metadata": {"annotations": {ANNOTATION_CORDONED: null}}})
+    };
+    tracing::info!(%node, cordon = on, "changing node schedulability");
+    let api: Api<Node> = Api::all(ctx.client.clone());
+    api.patch(node, &merge_params(), &Patch::Merge(&body))
+        .await
+        .map_err(|source| {
+            if on {
+                Error::Cordon {
+                    node: node.to_owned(),
+                    source,
+                }
+            } else {
+                Error::Uncordon {
+                    node: node.to_owned(),
+                    source,
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// The agent finished: uncordon (if the operator cordoned), free the slot, `Draining=False`.
+async fn release(ctx: &Context, s: &NicNodeState, node: Option<&Arc<Node>>) -> Result<(), Error> {
+    let name = s.name_any();
+    if node.is_some_and(|n| n.annotations().contains_key(ANNOTATION_CORDONED)) {
+        cordon(ctx, &name, false).await?;
+    }
+    let rv = set_grant(
+        ctx,
+        &name,
+        DrainGrant::None,
+        s.resource_version().as_deref(),
+    )
+    .await?;
+    set_draining_condition(
+        ctx,
+        s,
+        rv,
+        Cond::new(
+            CONDITION_DRAINING,
+            false,
+            "Idle",
+            "the agent applied the change; drain slot released",
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Replaces the `Draining` condition in the node state's status, keeping the agent's
+/// conditions, by a merge patch conditional on `resource_version`.
+///
+/// `status.conditions` is an atomic list in the CRD schema, so a server-side apply of one
+/// condition by the operator would take the whole list from the agent (or conflict); the
+/// conditional merge patch instead rewrites the list as read, and a concurrent agent write
+/// makes it fail with 409 and be retried.
+async fn set_draining_condition(
+    ctx: &Context,
+    s: &NicNodeState,
+    resource_version: Option<String>,
+    cond: Cond,
+) -> Result<Option<String>, Error> {
+    let existing = s
+        .status
+        .as_ref()
+        .map(|st| st.conditions.clone())
+        .unwrap_or_default();
+    let generation = s.metadata.generation;
+    if conditions::up_to_date(&existing, std::slice::from_ref(&cond), generation) {
+        return Ok(resource_version);
+    }
+    let merged = conditions::merge(&existing, &[cond], generation, Timestamp::now());
+    let name = s.name_any();
+    let mut body = json!({"status": {"conditions": merged}});
+    if let Some(rv) = &resource_version {
+        body["metadata"] = json!({"resourceVersion": rv});
+    }
+    let api: Api<NicNodeState> = Api::all(ctx.client.clone());
+    let updated = api
+        .patch_status(&name, &merge_params(), &Patch::Merge(&body))
+        .await
+        .map_err(|source| Error::DrainingCondition {
+            node: name.clone(),
+            source,
+        })?;
+    Ok(updated.resource_version())
+}
+
+async fn write_pool_status(
+    ctx: &Context,
+    pool: &NicPool,
+    usage: &crate::planner::drain::PoolUsage,
+    decision: &GrantDecision,
+) -> Result<(), Error> {
+    let name = pool.name_any();
+    let in_two: Vec<&str> = decision
+        .conflicts
+        .iter()
+        .filter(|(_, pools)| pools.iter().any(|p| p == &name))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let valid = if in_two.is_empty() {
+        Cond::new(CONDITION_VALID, true, "Valid", "no node is in another pool")
+    } else {
+        Cond::new(
+            CONDITION_VALID,
+            false,
+            "NodeInSeveralPools",
+            format!(
+                "spec.nodeSelector: node(s) {} are also selected by another NicPool and are never drained",
+                in_two.join(", ")
+            ),
+        )
+    };
+    let generation = pool.metadata.generation;
+    let current = pool.status.clone().unwrap_or_default();
+    let fresh = current.nodes == usage.nodes
+        && current.draining == usage.draining
+        && current.max_unavailable_nodes == usage.max_unavailable
+        && conditions::up_to_date(
+            &current.conditions,
+            std::slice::from_ref(&valid),
+            generation,
+        );
+    if fresh {
+        return Ok(());
+    }
+    let status = NicPoolStatus {
+        conditions: conditions::merge(&current.conditions, &[valid], generation, Timestamp::now()),
+        nodes: usage.nodes,
+        draining: usage.draining,
+        max_unavailable_nodes: usage.max_unavailable,
+    };
+    let body = json!({"apiVersion": crds::API_VERSION, "kind": "NicPool", "metadata": {"name": name}, "status": status});
+    let api: Api<NicPool> = Api::all(ctx.client.clone());
+    api.patch_status(&name, &apply_params(), &Patch::Apply(&body))
+        .await
+        .map_err(|source| Error::PoolStatus {
+            pool: name.clone(),
+            source,
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crds::{
+        NicNodeStateSpec, k8s::IntOrString, node_state::NicNodeStateStatus, pool::NicPoolSpec,
+    };
+
+    use super::*;
+    use crate::{
+        controller::fixtures::{Scenario, node, node_state, test_context, timeout_after_1s},
+        planner::fixtures::labels,
+    };
+
+    fn requesting(
+        name: &str,
+        n: &Node,
+        request: DrainRequest,
+        at: &str,
+        grant: DrainGrant,
+    ) -> NicNodeState {
+        let mut s = node_state(name, n, NicNodeStateSpec::default());
+        s.metadata.annotations = Some(BTreeMap::from([
+            (
+                ANNOTATION_DRAIN_REQUEST.to_owned(),
+                request.as_str().to_owned(),
+            ),
+            (ANNOTATION_DRAIN_REQUESTED_AT.to_owned(), at.to_owned()),
+            (ANNOTATION_DRAIN_GRANT.to_owned(), grant.as_str().to_owned()),
+        ]));
+        s.status = Some(NicNodeStateStatus {
+            conditions: conditions::merge(
+                &[],
+                &[Cond::new("Synced", false, "WaitingForDrain", "")],
+                Some(1),
+                Timestamp::now(),
+            ),
+            ..Default::default()
+        });
+        s
+    }
+
+    fn pool(name: &str, max: IntOrString) -> NicPool {
+        let mut p = NicPool::new(
+            name,
+            NicPoolSpec {
+                node_selector: crds::k8s::LabelSelector {
+                    match_labels: Some(labels(&[("rack", name)])),
+                    ..Default::default()
+                },
+                max_unavailable: Some(max),
+            },
+        );
+        p.metadata.generation = Some(1);
+        p
+    }
+
+    #[tokio::test]
+    async fn pool_with_max_unavailable_2_grants_exactly_the_two_oldest_of_5_requests() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        stores.pool(pool("r1", IntOrString::Int(2)));
+        // request times deliberately not in name order: n4 and n2 asked first
+        let times = [
+            ("n1", "2026-11-26T10:00:05Z"),
+            ("n2", "2026-11-26T10:00:02Z"),
+            ("n3", "2026-11-26T10:00:04Z"),
+            ("n4", "2026-11-26T10:00:01Z"),
+            ("n5", "2026-11-26T10:00:03Z"),
+        ];
+        for (name, at) in times {
+            let n = node(name, &[("rack", "r1")]);
+            stores.node(n.clone());
+            stores.node_state(requesting(
+                name,
+                &n,
+                DrainRequest::EvictVfPods,
+                at,
+                DrainGrant::None,
+            ));
+        }
+        let mocksrv = fakeserver.run(Scenario::DrainGrants {
+            grants: vec![("n4".into(), "rv-n4".into()), ("n2".into(), "rv-n2".into())],
+            pool: "r1".into(),
+            nodes: 5,
+            draining: 2,
+            max_unavailable: 2,
+        });
+        let next = reconcile(ctx.clone()).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+        assert_eq!(next, WHILE_DRAINING);
+        assert!(
+            ctx.metrics
+                .render()
+                .contains("smartnic_operator_drains_granted{pool=\"r1\"} 2")
+        );
+    }
+
+    fn pod(ns: &str, name: &str, resource: Option<&str>, owner_kind: Option<&str>) -> Value {
+        let mut p = json!({
+            "metadata": {"namespace": ns, "name": name},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": "Running"}
+        });
+        if let Some(r) = resource {
+            p["spec"]["containers"][0]["resources"] =
+                json!({"requests": {r: "1"}, "limits": {r: "1"}});
+        }
+        if let Some(k) = owner_kind {
+            p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": k, "name": "o", "uid": "u", "controller": true}]);
+        }
+        p
+    }
+
+    #[tokio::test]
+    async fn draining_node_is_cordoned_and_only_vf_pods_are_evicted_with_pdb_429_reported() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n1 = node("n1", &[]);
+        stores.node(n1.clone());
+        stores.node_state(requesting(
+            "n1",
+            &n1,
+            DrainRequest::EvictVfPods,
+            "2026-11-26T10:00:00Z",
+            DrainGrant::Draining,
+        ));
+        let pods = vec![
+            pod(
+                "app",
+                "dpdk-0",
+                Some("smartnic.io/cx6_vf"),
+                Some("ReplicaSet"),
+            ),
+            pod("app", "web-0", None, Some("ReplicaSet")),
+            pod(
+                "app",
+                "dpdk-1",
+                Some("smartnic.io/cx6_vf"),
+                Some("StatefulSet"),
+            ),
+            pod(
+                "kube-system",
+                "ds-vf",
+                Some("smartnic.io/cx6_vf"),
+                Some("DaemonSet"),
+            ),
+            pod("app", "other-vendor", Some("intel.com/sriov"), None),
+        ];
+        let mocksrv = fakeserver.run(Scenario::DrainEvict {
+            node: "n1".into(),
+            pods,
+            evictions: vec![
+                ("app".into(), "dpdk-0".into(), 201),
+                ("app".into(), "dpdk-1".into(), 429),
+            ],
+            reason: "Evicting".into(),
+        });
+        let next = reconcile(ctx.clone())
+            .await
+            .expect("a PDB refusal is not an error");
+        timeout_after_1s(mocksrv).await;
+        assert_eq!(next, WHILE_DRAINING, "retry the blocked eviction soon");
+    }
+
+    #[tokio::test]
+    async fn finished_agent_gets_node_uncordoned_and_slot_released() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let mut n1 = node("n1", &[]);
+        n1.metadata.annotations = Some(BTreeMap::from([(
+            ANNOTATION_CORDONED.to_owned(),
+            "true".to_owned(),
+        )]));
+        n1.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+            unschedulable: Some(true),
+            ..Default::default()
+        });
+        stores.node(n1.clone());
+        stores.node_state(requesting(
+            "n1",
+            &n1,
+            DrainRequest::None,
+            "2026-11-26T10:00:00Z",
+            DrainGrant::Drained,
+        ));
+        let mocksrv = fakeserver.run(Scenario::DrainRelease { node: "n1".into() });
+        let next = reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+        assert_eq!(next, IDLE);
+    }
+
+    #[tokio::test]
+    async fn conflict_on_a_grant_is_an_error_retried_after_one_second() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n = node("n1", &[]);
+        stores.node(n.clone());
+        stores.node_state(requesting(
+            "n1",
+            &n,
+            DrainRequest::Reboot,
+            "2026-11-26T10:00:00Z",
+            DrainGrant::None,
+        ));
+        let mocksrv = fakeserver.run(Scenario::ServerError {
+            method: http::Method::PATCH,
+            path: "/apis/smartnic.io/v1alpha1/nicnodestates/n1".into(),
+            code: 409,
+        });
+        let err = reconcile(ctx.clone()).await.expect_err("conflict");
+        timeout_after_1s(mocksrv).await;
+        assert_eq!(err.metric_label(), "grant");
+        assert_eq!(ReconcileError::retry_base(&err), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn reboot_drains_everything_but_daemonsets_mirrors_and_finished_pods() {
+        let p = |v: Value| serde_json::from_value::<Pod>(v).unwrap();
+        let mut done = pod("a", "done", None, None);
+        done["status"]["phase"] = json!("Succeeded");
+        let mut mirror = pod("kube-system", "etcd", None, None);
+        mirror["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "x"});
+        assert!(must_leave(
+            &p(pod("a", "web", None, Some("ReplicaSet"))),
+            DrainRequest::Reboot,
+            "smartnic.io"
+        ));
+        assert!(!must_leave(
+            &p(pod("a", "ds", None, Some("DaemonSet"))),
+            DrainRequest::Reboot,
+            "smartnic.io"
+        ));
+        assert!(!must_leave(&p(done), DrainRequest::Reboot, "smartnic.io"));
+        assert!(!must_leave(&p(mirror), DrainRequest::Reboot, "smartnic.io"));
+        assert!(!must_leave(
+            &p(pod("a", "web", None, None)),
+            DrainRequest::EvictVfPods,
+            "smartnic.io"
+        ));
+        assert!(must_leave(
+            &p(pod("a", "vf", Some("smartnic.io/x"), None)),
+            DrainRequest::EvictVfPods,
+            "smartnic.io"
+        ));
+        assert!(!must_leave(
+            &p(pod("a", "vf", Some("smartnic.io/x"), None)),
+            DrainRequest::None,
+            "smartnic.io"
+        ));
+    }
+}

@@ -1,0 +1,241 @@
+//! The cluster controller: four reconcilers over the shared watch caches.
+//!
+//! ```text
+//!                      ┌──────────────── Stores (one watch per kind) ───────────────┐
+//!                      │ Node  NicNodeState  NicPolicy  NicPool  NicNetwork  NAD  CM │
+//!                      └───┬──────────┬───────────┬─────────┬────────────┬──────────┘
+//!        Change (broadcast)│          │           │         │            │
+//!   ┌──────────────────────▼───┐ ┌────▼────────┐ ┌▼─────────▼─┐ ┌────────▼─────────┐
+//!   │ node_state (per Node)    │ │ drain       │ │ status     │ │ network          │
+//!   │ planner::plan_node       │ │ planner::   │ │ policy     │ │ (per NicNetwork) │
+//!   │ → NicNodeState.spec (SSA)│ │ grant →     │ │ status, DP │ │ planner::        │
+//!   │ → Node label             │ │ annotations,│ │ ConfigMap, │ │ render_nad → NAD │
+//!   │                          │ │ cordon,evict│ │ config     │ │ (SSA) + status   │
+//!   └──────────────────────────┘ └─────────────┘ └────────────┘ └──────────────────┘
+//! ```
+//!
+//! Per-object controllers ([`node_state`], [`network`]) run on kube-runtime's `applier` (no two
+//! concurrent reconciles of one object, debounced triggers); the cluster-wide ones ([`drain`],
+//! [`status`]) are single loops with a debounce. All of them run only on the leader
+//! ([`crate::leader`]); every write uses the field manager `smartnic.io/operator`.
+
+pub mod conditions;
+pub mod drain;
+#[cfg(test)]
+pub(crate) mod fixtures;
+pub mod network;
+pub mod node_state;
+pub mod status;
+pub mod triggers;
+pub mod watches;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use crds::FIELD_MANAGER_OPERATOR;
+use futures::{Stream, StreamExt, stream};
+use kube::{
+    api::PatchParams,
+    runtime::controller::{self, applier},
+};
+use tokio::time::Instant;
+
+use self::triggers::{Change, Triggers, queue, resync_every};
+use crate::context::Context;
+
+/// Delay between a change and the reconciles it triggers, merging bursts (a policy edit touches
+/// every node's state within a second).
+pub const DEBOUNCE: Duration = Duration::from_millis(500);
+
+/// What the per-module error enums provide to the generic loops.
+pub trait ReconcileError: std::error::Error + Send + Sync + 'static {
+    /// Short label naming the failed call (`error` label of the error counter).
+    fn metric_label(&self) -> &'static str;
+    /// First retry delay; doubled per consecutive failure of the same object.
+    fn retry_base(&self) -> Duration;
+}
+
+/// Server-side apply as `smartnic.io/operator`, forced: these fields are the operator's.
+pub(crate) fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER_OPERATOR).force()
+}
+
+/// A merge patch recorded under the operator's field manager (an `Update` entry in
+/// `managedFields`, separate from the operator's `Apply` entry, so applies do not drop it).
+pub(crate) fn merge_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER_OPERATOR.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
+/// The HTTP status of an API error.
+pub(crate) fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// 409: someone changed the object since it was read; retry soon with fresh data.
+pub(crate) fn is_conflict(e: &kube::Error) -> bool {
+    api_code(e) == Some(409)
+}
+
+/// Runs every controller until `changes` ends or the future is dropped (on shutdown or loss of
+/// leadership). Waits for the caches first, so no decision is taken on a partial view.
+pub async fn run(ctx: Arc<Context>, triggers: Triggers) {
+    // subscribe before waiting so that nothing published meanwhile is lost
+    let node_changes = triggers.subscribe();
+    let network_changes = triggers.subscribe();
+    let drain_changes = triggers.subscribe();
+    let status_changes = triggers.subscribe();
+    if ctx.stores.wait_until_ready().await.is_err() {
+        tracing::error!("watch caches dropped before they were filled");
+        return;
+    }
+    tracing::info!("caches ready; starting controllers");
+    tokio::join!(
+        run_node_state(ctx.clone(), node_changes),
+        run_network(ctx.clone(), network_changes),
+        run_singleton(
+            drain::CONTROLLER,
+            ctx.clone(),
+            drain_changes,
+            drain::relevant,
+            drain::reconcile
+        ),
+        run_singleton(
+            status::CONTROLLER,
+            ctx,
+            status_changes,
+            status::relevant,
+            status::reconcile
+        ),
+    );
+}
+
+async fn run_node_state(
+    ctx: Arc<Context>,
+    changes: impl Stream<Item = Change> + Send + Unpin + 'static,
+) {
+    let c = ctx.clone();
+    let changes = stream::select(
+        stream::iter([Change::Resync]).chain(changes),
+        resync_every(node_state::RESYNC),
+    );
+    let q = queue(changes, move |change| node_state::affected(change, &c));
+    let config = controller::Config::default()
+        .concurrency(8)
+        .debounce(DEBOUNCE);
+    applier(
+        |n, ctx| Box::pin(node_state::reconcile(n, ctx)),
+        node_state::error_policy,
+        ctx.clone(),
+        ctx.stores.nodes.clone(),
+        q,
+        config,
+    )
+    .for_each(|r| async move {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "node-state applier");
+        }
+    })
+    .await;
+}
+
+async fn run_network(
+    ctx: Arc<Context>,
+    changes: impl Stream<Item = Change> + Send + Unpin + 'static,
+) {
+    let c = ctx.clone();
+    let changes = stream::select(
+        stream::iter([Change::Resync]).chain(changes),
+        resync_every(network::RESYNC),
+    );
+    let q = queue(changes, move |change| network::affected(change, &c));
+    let config = controller::Config::default()
+        .concurrency(4)
+        .debounce(DEBOUNCE);
+    applier(
+        |n, ctx| Box::pin(network::reconcile(n, ctx)),
+        network::error_policy,
+        ctx.clone(),
+        ctx.stores.networks.clone(),
+        q,
+        config,
+    )
+    .for_each(|r| async move {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "network applier");
+        }
+    })
+    .await;
+}
+
+/// Runs a cluster-wide reconcile: at start, after every relevant change (debounced), and when
+/// the previous run asked for it (`Ok(delay)`); after an error, with exponential backoff.
+async fn run_singleton<F, Fut, E>(
+    name: &'static str,
+    ctx: Arc<Context>,
+    mut changes: impl Stream<Item = Change> + Send + Unpin,
+    relevant: fn(&Change) -> bool,
+    reconcile: F,
+) where
+    F: Fn(Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Duration, E>>,
+    E: ReconcileError,
+{
+    let mut next = Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            c = changes.next() => match c {
+                None => return,
+                Some(c) if relevant(&c) => {
+                    // merge the burst this change belongs to
+                    let deadline = Instant::now() + DEBOUNCE;
+                    loop {
+                        tokio::select! {
+                            () = tokio::time::sleep_until(deadline) => break,
+                            c = changes.next() => if c.is_none() { return },
+                        }
+                    }
+                }
+                Some(_) => continue,
+            },
+        }
+        next = match reconcile(ctx.clone()).await {
+            Ok(delay) => {
+                ctx.backoff.succeeded(name);
+                Instant::now() + delay
+            }
+            Err(error) => {
+                ctx.metrics.reconcile_failed(name, error.metric_label());
+                let delay = ctx.backoff.failed(name, error.retry_base());
+                tracing::warn!(controller = name, %error, ?delay, "reconcile failed");
+                Instant::now() + delay
+            }
+        };
+    }
+}
+
+/// Publishes an event; a failure is logged, never fatal (events are best effort).
+pub(crate) async fn publish(
+    ctx: &Context,
+    type_: kube::runtime::events::EventType,
+    reason: &str,
+    note: String,
+    action: &str,
+    regarding: &k8s_openapi::api::core::v1::ObjectReference,
+) {
+    let ev = kube::runtime::events::Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&ev, regarding).await {
+        tracing::warn!(%error, reason, "cannot publish event");
+    }
+}

@@ -1,0 +1,446 @@
+//! Node-state controller: one reconcile per Node, writing that node's `NicNodeState.spec`.
+//!
+//! Triggered by the Node (labels), its `NicNodeState` (the agent's inventory in `status`), and
+//! every `NicPolicy` change (fanned out to all nodes). Inputs come from the caches; the planner
+//! ([`crate::planner::PolicySet::plan_node`]) decides; this module only writes:
+//!
+//! 1. `NicNodeState/<node>` by server-side apply (field manager `smartnic.io/operator`): labels
+//!    `app.kubernetes.io/managed-by` and `smartnic.io/node`, an owner reference to the Node (so
+//!    it is garbage-collected with it), and `spec`. It is created, with an empty spec, for every
+//!    node some valid policy selects; the agent then reports the inventory into `status`, which
+//!    triggers the planning. Unchanged specs are not rewritten.
+//! 2. The Node label `smartnic.io/device-plugin=true` while the node's spec has at least one VF
+//!    group (the device-plugin DaemonSet selects on it), removed otherwise.
+//!
+//! While the agent has not reported an inventory, an existing spec is left alone rather than
+//! emptied (an empty inventory would plan to release every PF).
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use crds::{
+    FIELD_MANAGER_OPERATOR, LABEL_DEVICE_PLUGIN, LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY,
+    NicNodeState, NicNodeStateSpec, inventory::NicInventory,
+};
+use k8s_openapi::api::core::v1::Node;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::Patch,
+    runtime::{controller::Action, reflector::ObjectRef},
+};
+use serde_json::json;
+
+use super::{ReconcileError, apply_params, is_conflict};
+use crate::context::Context;
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "node-state";
+
+/// Requeue after a successful reconcile (safety net against missed watch events).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// Why a node could not be reconciled.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Node from the cache has no name (never happens for objects read from the API).
+    #[error("Node object without metadata.name")]
+    UnnamedNode,
+    /// Server-side apply of the `NicNodeState` failed.
+    #[error("cannot apply NicNodeState {node} (field manager {FIELD_MANAGER_OPERATOR}): {source}")]
+    ApplyNodeState {
+        /// Node name.
+        node: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Setting or removing the device-plugin label on the Node failed.
+    #[error("cannot {action} label {LABEL_DEVICE_PLUGIN} on Node {node}: {source}")]
+    LabelNode {
+        /// Node name.
+        node: String,
+        /// `set` or `remove`.
+        action: &'static str,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// Short label naming the failed call, for the `error` label of the error counter.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::UnnamedNode => "unnamednode",
+            Self::ApplyNodeState { .. } => "applynodestate",
+            Self::LabelNode { .. } => "labelnode",
+        }
+    }
+}
+
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
+        Error::metric_label(self)
+    }
+
+    fn retry_base(&self) -> Duration {
+        match self {
+            Self::ApplyNodeState { source, .. } | Self::LabelNode { source, .. }
+                if is_conflict(source) =>
+            {
+                Duration::from_secs(1)
+            }
+            Self::UnnamedNode => Duration::from_secs(60),
+            _ => Duration::from_secs(5),
+        }
+    }
+}
+
+/// The labels the operator puts on a `NicNodeState`.
+pub fn node_state_labels(node: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+        (LABEL_NODE.to_owned(), node.to_owned()),
+    ])
+}
+
+/// Reconciles one node. See the module documentation.
+#[tracing::instrument(skip_all, fields(node = %node.name_any()))]
+pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started(CONTROLLER);
+    let name = node.metadata.name.clone().ok_or(Error::UnnamedNode)?;
+    let key = backoff_key(&name);
+    let result = reconcile_node(&node, &name, &ctx).await;
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
+}
+
+async fn reconcile_node(node: &Node, name: &str, ctx: &Context) -> Result<Action, Error> {
+    let labels = node.labels();
+    let set = ctx.policy_set();
+    let state = ctx.stores.node_states.get(&ObjectRef::new(name));
+    let inventory = NicInventory {
+        nics: state
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .map(|s| s.nics.clone())
+            .unwrap_or_default(),
+    };
+    let plan = set.plan_node(labels, &inventory);
+    let selected = !plan.selected_policies.is_empty();
+
+    let effective_spec: NicNodeStateSpec = match &state {
+        None if !selected => NicNodeStateSpec::default(),
+        None => {
+            tracing::info!(policies = ?plan.selected_policies, "creating NicNodeState");
+            apply_node_state(ctx, node, name, &NicNodeStateSpec::default()).await?;
+            NicNodeStateSpec::default()
+        }
+        Some(s) if s.metadata.deletion_timestamp.is_some() => {
+            // the agent is resetting the node's PFs; it is recreated once gone
+            s.spec.clone()
+        }
+        Some(s) => {
+            let inventory_known = !inventory.nics.is_empty();
+            let desired = if inventory_known || !selected {
+                plan.spec.clone()
+            } else {
+                s.spec.clone()
+            };
+            let owned = owner_is(s, node) && labels_ok(s, name);
+            if s.spec != desired || !owned {
+                tracing::info!(
+                    interfaces = desired.interfaces.len(),
+                    rejections = plan.rejections.len(),
+                    "applying NicNodeState spec"
+                );
+                apply_node_state(ctx, node, name, &desired).await?;
+            }
+            desired
+        }
+    };
+    for r in &plan.rejections {
+        tracing::debug!(policy = %r.policy, pf = ?r.pf, field = %r.field, reason = %r.reason, "policy rejected");
+    }
+
+    let want_label = effective_spec
+        .interfaces
+        .iter()
+        .any(|i| !i.vf_groups.is_empty());
+    let has_label = labels.get(LABEL_DEVICE_PLUGIN).is_some_and(|v| v == "true");
+    if want_label != has_label {
+        set_device_plugin_label(ctx, name, want_label).await?;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+fn owner_is(state: &NicNodeState, node: &Node) -> bool {
+    let uid = node.uid();
+    state
+        .owner_references()
+        .iter()
+        .any(|o| o.kind == "Node" && Some(&o.uid) == uid.as_ref())
+}
+
+fn labels_ok(state: &NicNodeState, name: &str) -> bool {
+    let l = state.labels();
+    l.get(LABEL_MANAGED_BY).is_some_and(|v| v == MANAGED_BY)
+        && l.get(LABEL_NODE).is_some_and(|v| v == name)
+}
+
+/// `kubectl apply --server-side --field-manager smartnic.io/operator` of the node state.
+async fn apply_node_state(
+    ctx: &Context,
+    node: &Node,
+    name: &str,
+    spec: &NicNodeStateSpec,
+) -> Result<(), Error> {
+    let mut obj = NicNodeState::new(name, spec.clone());
+    obj.metadata.labels = Some(node_state_labels(name));
+    obj.metadata.owner_references = node.owner_ref(&()).map(|o| vec![o]);
+    let api: Api<NicNodeState> = Api::all(ctx.client.clone());
+    api.patch(name, &apply_params(), &Patch::Apply(&obj))
+        .await
+        .map_err(|source| Error::ApplyNodeState {
+            node: name.to_owned(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// `kubectl label node $NODE smartnic.io/device-plugin=true` (or its removal), as a server-side
+/// apply of only that label: applying without it releases (and so removes) the label.
+async fn set_device_plugin_label(ctx: &Context, name: &str, on: bool) -> Result<(), Error> {
+    let body = if on {
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {LABEL_DEVICE_PLUGIN: "true"}}})
+    } else {
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+    };
+    let api: Api<Node> = Api::all(ctx.client.clone());
+    api.patch(name, &apply_params(), &Patch::Apply(&body))
+        .await
+        .map_err(|source| Error::LabelNode {
+            node: name.to_owned(),
+            action: if on { "set" } else { "remove" },
+            source,
+        })?;
+    Ok(())
+}
+
+fn backoff_key(node: &str) -> String {
+    format!("{CONTROLLER}/{node}")
+}
+
+/// Counts the failure and requeues the node with per-node exponential backoff.
+pub fn error_policy(node: Arc<Node>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_failed(CONTROLLER, error.metric_label());
+    let delay = ctx.backoff.failed(
+        &backoff_key(&node.name_any()),
+        ReconcileError::retry_base(error),
+    );
+    tracing::warn!(node = %node.name_any(), %error, ?delay, "node-state reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The nodes a change concerns.
+pub(crate) fn affected(change: super::triggers::Change, ctx: &Context) -> Vec<ObjectRef<Node>> {
+    use super::triggers::Change;
+    match change {
+        Change::Node(n) | Change::NodeState(n) => vec![ObjectRef::new(&n)],
+        Change::Policy | Change::Resync => ctx
+            .stores
+            .nodes
+            .state()
+            .iter()
+            .map(|n| ObjectRef::from_obj(&**n))
+            .collect(),
+        Change::Pool
+        | Change::OperatorConfig
+        | Change::Network(_)
+        | Change::Nad(_)
+        | Change::DevicePluginConfig => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crds::{
+        node_state::{InterfaceSpec, VfGroup, VfIndexRange},
+        policy::VfDeviceType,
+    };
+
+    use super::*;
+    use crate::controller::fixtures::{
+        ApiServerVerifier, Scenario, node, node_state, test_context, timeout_after_1s,
+        with_inventory,
+    };
+    use crate::planner::fixtures::{cx6, policy};
+
+    fn expected_spec(num_vfs: u32) -> NicNodeStateSpec {
+        NicNodeStateSpec {
+            interfaces: vec![InterfaceSpec {
+                pci_address: "0000:3b:00.0".into(),
+                name: Some("ens1f0".into()),
+                num_vfs,
+                policy: "p1".into(),
+                vf_groups: vec![VfGroup {
+                    policy: "p1".into(),
+                    resource_name: "cx6_vf".into(),
+                    vfs: vec![VfIndexRange {
+                        first: 0,
+                        last: num_vfs - 1,
+                    }],
+                    device_type: VfDeviceType::Netdevice,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn policy_with_vfs(num_vfs: u32) -> crds::NicPolicy {
+        let mut p = policy("p1", 10, &["ens1f0"]);
+        p.spec.num_vfs = num_vfs;
+        p.metadata.resource_version = Some(format!("rv-{num_vfs}"));
+        p
+    }
+
+    #[tokio::test]
+    async fn policy_and_inventory_cause_node_state_spec_apply_and_device_plugin_label() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n1 = node("n1", &[("gpu", "true")]);
+        stores.node(n1.clone());
+        stores.node_state(with_inventory(
+            node_state("n1", &n1, NicNodeStateSpec::default()),
+            vec![cx6("0000:3b:00.0", "ens1f0")],
+        ));
+        stores.policy(policy_with_vfs(4));
+
+        let mocksrv = fakeserver.run(Scenario::NodeStateApply {
+            node: "n1".into(),
+            spec: expected_spec(4),
+            label: Some(true),
+        });
+        let action = reconcile(Arc::new(n1), ctx.clone())
+            .await
+            .expect("reconcile");
+        assert_eq!(action, Action::requeue(RESYNC));
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn policy_edit_updates_the_spec_from_4_to_8_vfs() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n1 = node("n1", &[("gpu", "true"), (LABEL_DEVICE_PLUGIN, "true")]);
+        stores.node(n1.clone());
+        stores.node_state(with_inventory(
+            node_state("n1", &n1, expected_spec(4)),
+            vec![cx6("0000:3b:00.0", "ens1f0")],
+        ));
+        stores.policy(policy_with_vfs(4));
+
+        // spec already matches 4 VFs and the label is set: no call at all
+        let mocksrv = fakeserver.run(Scenario::RadioSilence);
+        reconcile(Arc::new(n1.clone()), ctx.clone())
+            .await
+            .expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+
+        // the edit arrives through the policy cache
+        let (ctx2, fakeserver2) = ctx_with_same_stores(&ctx);
+        stores.policy(policy_with_vfs(8));
+        let mocksrv = fakeserver2.run(Scenario::NodeStateApply {
+            node: "n1".into(),
+            spec: expected_spec(8),
+            label: None,
+        });
+        reconcile(Arc::new(n1), ctx2).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    /// A second mock API server over the same caches (each verifier serves one scenario).
+    fn ctx_with_same_stores(ctx: &Arc<Context>) -> (Arc<Context>, ApiServerVerifier) {
+        crate::controller::fixtures::context_over(ctx.stores.clone())
+    }
+
+    #[tokio::test]
+    async fn unselected_node_without_state_gets_no_calls() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n2 = node("n2", &[("gpu", "false")]);
+        stores.node(n2.clone());
+        stores.policy(policy_with_vfs(4));
+        let mocksrv = fakeserver.run(Scenario::RadioSilence);
+        reconcile(Arc::new(n2), ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn selected_node_without_state_gets_an_empty_node_state_created() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n1 = node("n1", &[("gpu", "true")]);
+        stores.node(n1.clone());
+        stores.policy(policy_with_vfs(4));
+        let mocksrv = fakeserver.run(Scenario::NodeStateApply {
+            node: "n1".into(),
+            spec: NicNodeStateSpec::default(),
+            label: None,
+        });
+        reconcile(Arc::new(n1), ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn apiserver_error_fails_the_reconcile_and_counts_the_error() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n1 = node("n1", &[("gpu", "true")]);
+        stores.node(n1.clone());
+        stores.node_state(with_inventory(
+            node_state("n1", &n1, NicNodeStateSpec::default()),
+            vec![cx6("0000:3b:00.0", "ens1f0")],
+        ));
+        stores.policy(policy_with_vfs(4));
+        let mocksrv = fakeserver.run(Scenario::ServerError {
+            method: http::Method::PATCH,
+            path: "/apis/smartnic.io/v1alpha1/nicnodestates/n1".into(),
+            code: 500,
+        });
+        let err = reconcile(Arc::new(n1.clone()), ctx.clone())
+            .await
+            .expect_err("must fail");
+        timeout_after_1s(mocksrv).await;
+        assert!(
+            matches!(err, Error::ApplyNodeState { ref node, .. } if node == "n1"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("cannot apply NicNodeState n1"),
+            "{err}"
+        );
+
+        let action = error_policy(Arc::new(n1.clone()), &err, ctx.clone());
+        assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+        assert_eq!(
+            ctx.metrics
+                .reconcile_errors_count(CONTROLLER, "applynodestate"),
+            1
+        );
+        let action = error_policy(Arc::new(n1), &err, ctx.clone());
+        assert_eq!(
+            action,
+            Action::requeue(Duration::from_secs(10)),
+            "second failure doubles the delay"
+        );
+        assert_eq!(
+            ctx.metrics
+                .reconcile_errors_count(CONTROLLER, "applynodestate"),
+            2
+        );
+        assert!(
+            ctx.metrics
+                .render()
+                .contains("smartnic_operator_reconcile_total{controller=\"node-state\"} 1")
+        );
+    }
+}

@@ -1,0 +1,448 @@
+//! Cluster-wide status: `NicPolicy.status`, the device-plugin ConfigMap and the
+//! `NicOperatorConfig` `Valid` condition. One reconcile after any policy, node, node-state or
+//! configuration change (debounced), and every five minutes.
+//!
+//! - **Policy status.** Every node is planned once with the compiled policies (the same
+//!   [`crate::planner::PolicySet`] the node-state controller uses), and the rejections are
+//!   grouped by policy: `selectedNodes`, `rejectedNodes`, the first 20 rejections (node, PF,
+//!   `field: reason`), `Valid` (the single-object checks the webhook also runs, so a cluster
+//!   without the webhook still shows bad input) and `Applied`. Also the `policy_rejections`
+//!   gauge.
+//! - **Device-plugin ConfigMap** `smartnic-device-plugin-config` in the operator namespace: one
+//!   key per node with a non-empty configuration, rendered from that node's `NicNodeState.spec`
+//!   ([`crate::planner::render_device_plugin_config`]). Written whole by server-side apply, so a
+//!   node's key disappears with its last VF group.
+//!
+//! Every write is skipped when the cached object already says the same thing.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
+};
+
+use crds::{
+    CONDITION_APPLIED, CONDITION_VALID, DEVICE_PLUGIN_CONFIGMAP, LABEL_MANAGED_BY, MANAGED_BY,
+    NicOperatorConfig, NicPolicy,
+    inventory::NicInventory,
+    k8s::jiff::Timestamp,
+    operator_config::NicOperatorConfigStatus,
+    policy::{NicPolicyStatus, PolicyRejectionStatus},
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, ResourceExt, api::Patch, runtime::reflector::ObjectRef};
+use serde_json::json;
+
+use super::{
+    ReconcileError, apply_params,
+    conditions::{self, Cond},
+    is_conflict,
+    triggers::Change,
+};
+use crate::{
+    context::Context,
+    metrics::PolicyLabels,
+    planner::render_device_plugin_config,
+    validate::{to_message, validate_operator_config},
+};
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "status";
+
+/// Pass interval without changes.
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// At most this many rejections are listed in a policy's status.
+pub const MAX_LISTED_REJECTIONS: usize = 20;
+
+/// Why a status pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing a policy's status failed.
+    #[error("cannot apply status of NicPolicy {policy}: {source}")]
+    PolicyStatus {
+        /// Policy name.
+        policy: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the device-plugin ConfigMap failed.
+    #[error("cannot apply ConfigMap {namespace}/{DEVICE_PLUGIN_CONFIGMAP}: {source}")]
+    DevicePluginConfig {
+        /// Operator namespace.
+        namespace: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A node's device-plugin configuration could not be serialised.
+    #[error("cannot serialise the device-plugin configuration of node {node}: {source}")]
+    Serialize {
+        /// Node name.
+        node: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Writing the operator configuration's status failed.
+    #[error("cannot apply status of NicOperatorConfig {name}: {source}")]
+    ConfigStatus {
+        /// Object name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// Short label naming the failed call.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::PolicyStatus { .. } => "policystatus",
+            Self::DevicePluginConfig { .. } => "devicepluginconfig",
+            Self::Serialize { .. } => "serialize",
+            Self::ConfigStatus { .. } => "configstatus",
+        }
+    }
+}
+
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
+        Error::metric_label(self)
+    }
+
+    fn retry_base(&self) -> Duration {
+        match self {
+            Self::PolicyStatus { source, .. }
+            | Self::DevicePluginConfig { source, .. }
+            | Self::ConfigStatus { source, .. }
+                if is_conflict(source) =>
+            {
+                Duration::from_secs(1)
+            }
+            _ => Duration::from_secs(5),
+        }
+    }
+}
+
+/// Whether a change can affect what this controller writes.
+pub fn relevant(c: &Change) -> bool {
+    matches!(
+        c,
+        Change::Policy
+            | Change::Node(_)
+            | Change::NodeState(_)
+            | Change::OperatorConfig
+            | Change::DevicePluginConfig
+            | Change::Resync
+    )
+}
+
+#[derive(Default)]
+struct PolicyTally {
+    selected: u32,
+    rejected_nodes: BTreeSet<String>,
+    rejections: Vec<PolicyRejectionStatus>,
+}
+
+/// One status pass. Returns the delay until the next pass.
+#[tracing::instrument(skip_all)]
+pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
+    let _timer = ctx.metrics.reconcile_started(CONTROLLER);
+    let mut first_error = None;
+    if let Err(e) = policy_statuses(&ctx).await {
+        first_error.get_or_insert(e);
+    }
+    if let Err(e) = device_plugin_config(&ctx).await {
+        first_error.get_or_insert(e);
+    }
+    if let Err(e) = config_status(&ctx).await {
+        first_error.get_or_insert(e);
+    }
+    first_error.map_or(Ok(RESYNC), Err)
+}
+
+async fn policy_statuses(ctx: &Context) -> Result<(), Error> {
+    let set = ctx.policy_set();
+    let mut tally: HashMap<String, PolicyTally> = HashMap::new();
+    for node in ctx.stores.nodes.state() {
+        let name = node.name_any();
+        let inventory = NicInventory {
+            nics: ctx
+                .stores
+                .node_states
+                .get(&ObjectRef::new(&name))
+                .and_then(|s| s.status.as_ref().map(|st| st.nics.clone()))
+                .unwrap_or_default(),
+        };
+        let plan = set.plan_node(node.labels(), &inventory);
+        for p in plan.selected_policies {
+            tally.entry(p).or_default().selected += 1;
+        }
+        for r in plan.rejections {
+            let t = tally.entry(r.policy.clone()).or_default();
+            t.rejected_nodes.insert(name.clone());
+            t.rejections.push(PolicyRejectionStatus {
+                node: name.clone(),
+                pf: r.pf.clone(),
+                reason: format!("{}: {}", r.field, r.reason),
+            });
+        }
+    }
+    let mut first_error = None;
+    for policy in ctx.stores.policies.state() {
+        let name = policy.name_any();
+        let t = tally.remove(&name).unwrap_or_default();
+        let invalid = set.invalid().iter().find(|i| i.name == name);
+        let rejected = u32::try_from(t.rejected_nodes.len()).unwrap_or(u32::MAX);
+        ctx.metrics
+            .policy_rejections
+            .get_or_create(&PolicyLabels {
+                policy: name.clone(),
+            })
+            .set(i64::from(rejected));
+        let conds = match invalid {
+            Some(i) => vec![
+                Cond::new(CONDITION_VALID, false, "InvalidSpec", to_message(&i.errors)),
+                Cond::new(
+                    CONDITION_APPLIED,
+                    false,
+                    "InvalidSpec",
+                    "an invalid policy is applied nowhere",
+                ),
+            ],
+            None if rejected == 0 => vec![
+                Cond::new(CONDITION_VALID, true, "Valid", "spec passed validation"),
+                Cond::new(
+                    CONDITION_APPLIED,
+                    true,
+                    "Applied",
+                    format!("planned on {} selected node(s)", t.selected),
+                ),
+            ],
+            None => {
+                let first = t
+                    .rejections
+                    .iter()
+                    .min_by(|a, b| (&a.node, &a.pf).cmp(&(&b.node, &b.pf)));
+                vec![
+                    Cond::new(CONDITION_VALID, true, "Valid", "spec passed validation"),
+                    Cond::new(
+                        CONDITION_APPLIED,
+                        false,
+                        "RejectedOnSomeNodes",
+                        format!(
+                            "rejected on {rejected} of {} node(s); first: node {}{}: {}",
+                            t.selected,
+                            first.map(|r| r.node.as_str()).unwrap_or_default(),
+                            first
+                                .and_then(|r| r.pf.as_deref())
+                                .map(|pf| format!(" PF {pf}"))
+                                .unwrap_or_default(),
+                            first.map(|r| r.reason.as_str()).unwrap_or_default()
+                        ),
+                    ),
+                ]
+            }
+        };
+        let mut rejections = t.rejections;
+        rejections.sort_by(|a, b| (&a.node, &a.pf, &a.reason).cmp(&(&b.node, &b.pf, &b.reason)));
+        rejections.truncate(MAX_LISTED_REJECTIONS);
+        if let Err(e) =
+            write_policy_status(ctx, &policy, &conds, t.selected, rejected, rejections).await
+        {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn write_policy_status(
+    ctx: &Context,
+    policy: &NicPolicy,
+    conds: &[Cond],
+    selected: u32,
+    rejected: u32,
+    rejections: Vec<PolicyRejectionStatus>,
+) -> Result<(), Error> {
+    let generation = policy.metadata.generation;
+    let current = policy.status.clone().unwrap_or_default();
+    if conditions::up_to_date(&current.conditions, conds, generation)
+        && current.selected_nodes == selected
+        && current.rejected_nodes == rejected
+        && current.rejections == rejections
+    {
+        return Ok(());
+    }
+    let status = NicPolicyStatus {
+        conditions: conditions::merge(&current.conditions, conds, generation, Timestamp::now()),
+        selected_nodes: selected,
+        rejected_nodes: rejected,
+        rejections,
+    };
+    let name = policy.name_any();
+    let body = json!({"apiVersion": crds::API_VERSION, "kind": "NicPolicy", "metadata": {"name": name}, "status": status});
+    let api: Api<NicPolicy> = Api::all(ctx.client.clone());
+    api.patch_status(&name, &apply_params(), &Patch::Apply(&body))
+        .await
+        .map_err(|source| Error::PolicyStatus {
+            policy: name.clone(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// The ConfigMap data: node name → JSON device-plugin configuration, for nodes with at least
+/// one resource pool.
+pub fn device_plugin_data(ctx: &Context) -> Result<BTreeMap<String, String>, Error> {
+    let prefix = ctx.stores.resource_prefix();
+    let mut data = BTreeMap::new();
+    for s in ctx.stores.node_states.state() {
+        let cfg = render_device_plugin_config(&s.spec, &prefix);
+        if cfg.resource_list.is_empty() {
+            continue;
+        }
+        let node = s.name_any();
+        let json = serde_json::to_string(&cfg).map_err(|source| Error::Serialize {
+            node: node.clone(),
+            source,
+        })?;
+        data.insert(node, json);
+    }
+    Ok(data)
+}
+
+async fn device_plugin_config(ctx: &Context) -> Result<(), Error> {
+    let data = device_plugin_data(ctx)?;
+    let cached = ctx
+        .stores
+        .config_maps
+        .get(&ObjectRef::new(DEVICE_PLUGIN_CONFIGMAP).within(&ctx.namespace));
+    if let Some(cm) = &cached
+        && cm.data.clone().unwrap_or_default() == data
+    {
+        return Ok(());
+    }
+    tracing::info!(nodes = data.len(), "applying device-plugin ConfigMap");
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": DEVICE_PLUGIN_CONFIGMAP,
+            "namespace": ctx.namespace,
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY},
+        },
+        "data": data,
+    });
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    api.patch(
+        DEVICE_PLUGIN_CONFIGMAP,
+        &apply_params(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| Error::DevicePluginConfig {
+        namespace: ctx.namespace.clone(),
+        source,
+    })?;
+    Ok(())
+}
+
+async fn config_status(ctx: &Context) -> Result<(), Error> {
+    let mut first_error = None;
+    for cfg in ctx.stores.configs.state() {
+        let name = cfg.name_any();
+        let cond = match validate_operator_config(&name, &cfg.spec) {
+            Ok(()) => Cond::new(CONDITION_VALID, true, "Valid", "spec passed validation"),
+            Err(errors) => Cond::new(CONDITION_VALID, false, "InvalidSpec", to_message(&errors)),
+        };
+        let generation = cfg.metadata.generation;
+        let current = cfg.status.clone().unwrap_or_default();
+        if conditions::up_to_date(&current.conditions, std::slice::from_ref(&cond), generation) {
+            continue;
+        }
+        let status = NicOperatorConfigStatus {
+            conditions: conditions::merge(
+                &current.conditions,
+                &[cond],
+                generation,
+                Timestamp::now(),
+            ),
+        };
+        let body = json!({"apiVersion": crds::API_VERSION, "kind": "NicOperatorConfig", "metadata": {"name": name}, "status": status});
+        let api: Api<NicOperatorConfig> = Api::all(ctx.client.clone());
+        if let Err(source) = api
+            .patch_status(&name, &apply_params(), &Patch::Apply(&body))
+            .await
+        {
+            first_error.get_or_insert(Error::ConfigStatus { name, source });
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use crds::{NicNodeStateSpec, device_plugin::DevicePluginConfig};
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    use super::*;
+    use crate::{
+        controller::fixtures::{
+            Scenario, TEST_NAMESPACE, node, node_state, test_context, timeout_after_1s,
+        },
+        planner::fixtures::policy,
+    };
+
+    fn empty_config_map() -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(DEVICE_PLUGIN_CONFIGMAP.into());
+        cm.metadata.namespace = Some(TEST_NAMESPACE.into());
+        cm
+    }
+
+    #[tokio::test]
+    async fn invalid_policy_gets_valid_false_naming_the_field_without_a_webhook() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let mut p = policy("p0", 10, &["ens1f0"]);
+        p.spec.num_vfs = 0;
+        p.metadata.generation = Some(3);
+        stores.policy(p);
+        stores.config_map(empty_config_map());
+        let mocksrv = fakeserver.run(Scenario::PolicyInvalidStatus {
+            policy: "p0".into(),
+            field: "spec.numVfs".into(),
+        });
+        let next = reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+        assert_eq!(next, RESYNC);
+    }
+
+    #[tokio::test]
+    async fn device_plugin_data_has_one_key_per_node_with_vf_groups() {
+        let (ctx, _fakeserver, mut stores) = test_context();
+        let n1 = node("n1", &[]);
+        let spec: NicNodeStateSpec = serde_json::from_value(json!({"interfaces": [{
+            "pciAddress": "0000:3b:00.0", "name": "ens1f0", "numVfs": 4, "policy": "p1",
+            "vfGroups": [{"policy": "p1", "resourceName": "cx6_vf", "vfs": [{"first": 0, "last": 3}], "deviceType": "netdevice"}]
+        }]}))
+        .unwrap();
+        stores.node_state(node_state("n1", &n1, spec));
+        stores.node_state(node_state(
+            "n2",
+            &node("n2", &[]),
+            NicNodeStateSpec::default(),
+        ));
+        let data = device_plugin_data(&ctx).unwrap();
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["n1"]);
+        let cfg: DevicePluginConfig = serde_json::from_str(&data["n1"]).unwrap();
+        assert_eq!(cfg.resource_list[0].resource_name, "cx6_vf");
+        assert_eq!(cfg.resource_list[0].resource_prefix, "smartnic.io");
+        assert_eq!(
+            cfg.resource_list[0].selectors[0].pfs[0].pci_address,
+            "0000:3b:00.0"
+        );
+    }
+}
