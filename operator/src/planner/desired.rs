@@ -53,6 +53,7 @@ use super::{
     priority::{cmp_policies, policy_name},
     selector::CompiledSelector,
     vf_range::{PfEntry, VfSet},
+    wire,
 };
 use crate::validate::{FieldError, validate_policy_spec};
 
@@ -369,11 +370,7 @@ fn resource_conflicts<'a>(selected: &[&'a CompiledPolicy]) -> HashMap<&'a str, R
         };
         let (a, b) = (&o.spec, &p.spec);
         let diff = if a.device_type != b.device_type {
-            Some((
-                "deviceType",
-                format!("{:?}", a.device_type),
-                format!("{:?}", b.device_type),
-            ))
+            Some(("deviceType", wire(&a.device_type), wire(&b.device_type)))
         } else if a.is_rdma != b.is_rdma {
             Some(("isRdma", a.is_rdma.to_string(), b.is_rdma.to_string()))
         } else if a.exclude_topology != b.exclude_topology {
@@ -466,8 +463,8 @@ fn check_pf(p: &CompiledPolicy, claim: &Claim, nic: &Nic) -> Result<(), (String,
         return Err((
             "spec.linkType".into(),
             format!(
-                "PF {pf} is {:?} and its link type cannot be changed (vendor {})",
-                nic.link_type.unwrap_or(want),
+                "PF {pf} is {} and its link type cannot be changed (vendor {})",
+                wire(&nic.link_type.unwrap_or(want)),
                 nic.vendor_id
             ),
         ));
@@ -626,22 +623,12 @@ impl<'a> PfBuild<'a> {
         if let (Some(mine), Some(d)) = (p.spec.link_type, &self.link)
             && mine != d.value
         {
-            return Err(setting(
-                "linkType",
-                format!("{mine:?}"),
-                format!("{:?}", d.value),
-                d.by,
-            ));
+            return Err(setting("linkType", wire(&mine), wire(&d.value), d.by));
         }
         if let (Some(mine), Some(d)) = (&p.spec.firmware, &self.firmware)
             && *mine != d.value
         {
-            return Err(setting(
-                "firmware",
-                format!("{mine:?}"),
-                format!("{:?}", d.value),
-                d.by,
-            ));
+            return Err(setting("firmware", wire(mine), wire(&d.value), d.by));
         }
         if self.eswitch.is_none() {
             self.eswitch = p.spec.eswitch_mode.map(|value| Decided { value, by: p });

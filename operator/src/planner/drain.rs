@@ -50,7 +50,7 @@ use crds::{
     policy::VfDeviceType,
 };
 
-use super::{selector::CompiledSelector, vf_range::VfSet};
+use super::{selector::CompiledSelector, vf_range::VfSet, wire};
 use crate::validate::pool_max_unavailable;
 
 /// How disruptive a change is. Ordered: `NonDisruptive < EvictVfPods < Reboot`.
@@ -227,7 +227,7 @@ fn classify_pf(
         if let (Some(want), Some(have)) = (new.eswitch_mode, have)
             && want != have
         {
-            let what = format!("eswitch mode {have:?} -> {want:?}");
+            let what = format!("eswitch mode {} -> {}", wire(&have), wire(&want));
             if host_vfs == 0 || recreated {
                 reasons.push((ND, format!("{what} while the PF has no VF in use")));
             } else {
@@ -252,7 +252,11 @@ fn classify_pf(
     {
         reasons.push((
             ChangeClass::Reboot,
-            format!("link type {have:?} -> {want:?} is a firmware setting (reboot)"),
+            format!(
+                "link type {} -> {} is a firmware setting (reboot)",
+                wire(&have),
+                wire(&want)
+            ),
         ));
     }
     if let Some(mtu) = new.mtu

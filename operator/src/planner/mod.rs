@@ -26,3 +26,13 @@ pub use desired::{NodePlan, PolicySet, Rejection, Warning, desired_node_state};
 pub use device_plugin::render_device_plugin_config;
 pub use drain::{ChangeClass, GrantDecision, NodeChange, NodeDrainState, classify, grant};
 pub use nad::{NadError, render_cni_config, render_nad};
+
+/// A value as it is spelled in the CRDs (`vfio-pci`, `switchdev`, `eth`, `{"totalVfs":32}`), for
+/// messages.
+pub(crate) fn wire<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::from("?"),
+    }
+}

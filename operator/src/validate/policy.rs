@@ -18,6 +18,7 @@ use crate::planner::{
     priority::policy_name,
     selector::CompiledSelector,
     vf_range::{MAX_VF_INDEX, PfEntry, VfSet},
+    wire,
 };
 
 /// Lowest MTU accepted (the IPv4 minimum, RFC 791).
@@ -281,7 +282,7 @@ fn syntactic_conflicts(
                 (
                     "deviceType",
                     o.device_type != spec.device_type,
-                    format!("{:?}", o.device_type),
+                    wire(&o.device_type),
                 ),
                 ("isRdma", o.is_rdma != spec.is_rdma, o.is_rdma.to_string()),
                 (
@@ -377,7 +378,8 @@ fn syntactic_conflicts(
                     report(
                         "spec.eswitchMode".into(),
                         format!(
-                            "differs from eswitchMode {b:?} of policy {oname}, which also configures {}",
+                            "differs from eswitchMode {} of policy {oname}, which also configures {}",
+                            wire(&b),
                             m.name
                         ),
                     );
@@ -388,7 +390,8 @@ fn syntactic_conflicts(
                     report(
                         "spec.linkType".into(),
                         format!(
-                            "differs from linkType {b:?} of policy {oname}, which also configures {}",
+                            "differs from linkType {} of policy {oname}, which also configures {}",
+                            wire(&b),
                             m.name
                         ),
                     );
