@@ -71,6 +71,7 @@ in_guest && guest_reset
 } | tee "$OUT/summary.txt"
 
 if in_guest; then
+  dmesg >"$OUT/dmesg.txt" 2>&1
   # What the guest used, for sizing CI runners (MemAvailable includes the
   # reclaimable caches; the initramfs itself counts as Shmem).
   awk '/^(MemTotal|MemFree|MemAvailable|Shmem|Cached):/ { m[$1] = int($2 / 1024) }

@@ -102,7 +102,15 @@ ctl_ok() {
   return 1
 }
 
-# ctl_fails WHAT ARGS...: smartnicctl ARGS must exit non-zero (and not crash).
+# ctl_usage_error: the last ctl call was refused as a command line (a command or
+# option that does not exist yet, a value it does not know) or is a stub.
+ctl_usage_error() {
+  [ "$CTL_RC" = 2 ] && return 0
+  [[ "$CTL_ERR" =~ (unexpected argument|unrecognized subcommand|invalid value|required arguments were not provided|not implemented) ]]
+}
+
+# ctl_fails WHAT ARGS...: smartnicctl ARGS must fail: exit non-zero with an
+# error of its own (not a crash, a timeout or a command-line rejection).
 ctl_fails() {
   local what=$1
   shift
@@ -110,7 +118,7 @@ ctl_fails() {
   if [ "$CTL_RC" = 0 ]; then
     fail "$what" "$(printf '$ %s\nexpected a failure, it succeeded:\n%s' "$CTL_CMD" "$CTL_OUT")"
     return 1
-  elif [ "$CTL_RC" -ge 101 ]; then   # 101 = Rust panic, 124 = timeout, 128+ = signal
+  elif [ "$CTL_RC" -ge 101 ] || ctl_usage_error; then   # 101 = Rust panic, 124 = timeout, 128+ = signal
     fail "$what" "$(ctl_diag)"
     return 1
   fi
@@ -137,7 +145,7 @@ ctl_json() {
 jv() {
   local f=$1
   shift
-  jq -r "$@" "$f // empty" <<<"$CTL_OUT" 2>/dev/null
+  jq -r "$@" "($f) | select(. != null)" <<<"$CTL_OUT" 2>/dev/null
 }
 
 need_root() { [ "$(id -u)" = 0 ]; }

@@ -1,0 +1,397 @@
+#!/bin/bash
+# suite: nic - the host layer through smartnicctl against a real kernel: SR-IOV, VF settings, vfio-pci, devlink/switchdev
+# needs: smartnicctl
+#
+# Two parts, each skipped with a reason when its hardware is absent:
+#   SR-IOV  on the PF named by SMARTNIC_TEST_PF: VF count, inventory, VF settings
+#           (rtnetlink), VF driver binding (vfio-pci), back to 0 VFs.
+#   devlink on a netdevsim device: eswitch modes, ports and representors, port
+#           function, rate leaf, ethtool features of a representor.
+#
+# Environment:
+#   SMARTNIC_TEST_PF         PF netdev (the lab sets its first igb); unset: SR-IOV part skipped.
+#                            The PF must have 0 VFs; it ends with 0 VFs (and up, if it was up).
+#   SMARTNIC_TEST_NUMVFS     VFs to create (default 2)
+#   SMARTNIC_TEST_LAB=1      also check what is known of the lab's emulated 82576 (igb/igbvf,
+#                            7 VFs, no min rate, no link-state control); set by the lab
+#   SMARTNIC_TEST_NETDEVSIM  auto (default: run when the module loads) | 1 (required) | 0 (skip)
+#   LAB_BREAK=1              expect one VF more than the PF has, to watch the suite fail
+#   SMARTNICCTL              the binary under test (default: smartnicctl on PATH, then target/)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+LAB=${SMARTNIC_TEST_LAB:-0}
+lab() { [ "$LAB" = 1 ]; }
+driver_of() { local l; l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null) && echo "${l##*/}"; }
+netdev_of() { local n; for n in "/sys/bus/pci/devices/$1/net/"*; do [ -e "$n" ] && { echo "${n##*/}"; return; }; done; }
+group_of() { local l; l=$(readlink "/sys/bus/pci/devices/$1/iommu_group" 2>/dev/null) && echo "${l##*/}"; }
+vf_bdf() { local l; l=$(readlink -f "$PFDEV/virtfn$1" 2>/dev/null) && echo "${l##*/}"; }
+# The discover entry of the PF, from the last ctl_json call.
+nic_of() { jq -c --arg a "$PFBDF" '.nics[]? | select(.pciAddress == $a)' <<<"$CTL_OUT" 2>/dev/null; }
+
+if ! need_root; then
+  skip "nic suite" "needs root (it changes SR-IOV and devlink state)"
+  summary
+fi
+if ! command -v jq >/dev/null; then
+  fail "jq is installed (the suite reads smartnicctl's JSON with it)"
+  summary
+fi
+ctl_ok "smartnicctl runs ($SMARTNICCTL)" --version
+
+# ======================================================================= SR-IOV
+sriov_part() {
+  local PF=$SMARTNIC_TEST_PF
+  PFDEV=/sys/class/net/$PF/device
+  section "SR-IOV on $PF"
+  if [ ! -e "$PFDEV/sriov_totalvfs" ]; then
+    fail "$PF is an SR-IOV capable PCI function" "no $PFDEV/sriov_totalvfs"
+    return
+  fi
+  PFBDF=$(readlink -f "$PFDEV"); PFBDF=${PFBDF##*/}
+  local total num start pfdrv i
+  total=$(cat "$PFDEV/sriov_totalvfs")
+  start=$(cat "$PFDEV/sriov_numvfs")
+  num=${SMARTNIC_TEST_NUMVFS:-2}
+  pfdrv=$(driver_of "$PFBDF")
+  note "PF $PF = $PFBDF, driver $pfdrv, sriov_totalvfs $total"
+  if [ "$start" != 0 ]; then
+    fail "$PF starts with 0 VFs" "it has $start; the suite would destroy them (set sriov_numvfs to 0 first)"
+    return
+  fi
+  if lab; then
+    expect_eq "lab PF driver" "$pfdrv" igb
+  fi
+  on_exit "echo 0 > $PFDEV/sriov_numvfs"
+  # igb refuses a VF max rate (EINVAL) unless the PF link is up at 1000 Mb/s.
+  if [ "$(cat "/sys/class/net/$PF/operstate")" != up ]; then
+    ip link set "$PF" up && on_exit "ip link set $PF down"
+  fi
+  wait_for 10 grep -qx 1 "/sys/class/net/$PF/carrier" || note "$PF has no carrier"
+
+  # --- VF count
+  if ctl_ok "sriov numvfs --pci $PFBDF 1" sriov numvfs --pci "$PFBDF" 1; then
+    expect_eq "sysfs sriov_numvfs after --pci ... 1" "$(cat "$PFDEV/sriov_numvfs")" 1
+  fi
+  if ctl_ok "sriov numvfs --pf $PF $num" sriov numvfs --pf "$PF" "$num"; then
+    expect_eq "sysfs sriov_numvfs after --pf ... $num" "$(cat "$PFDEV/sriov_numvfs")" "$num"
+    check "virtfn0..virtfn$((num - 1)) links exist" test -e "$PFDEV/virtfn$((num - 1))"
+  else
+    note "setting up $num VFs through sysfs to test the rest"
+    echo 0 >"$PFDEV/sriov_numvfs"; echo "$num" >"$PFDEV/sriov_numvfs"
+  fi
+  # VF drivers probe asynchronously (igbvf is loaded by the uevent).
+  if [ "$(cat "$PFDEV/sriov_drivers_autoprobe" 2>/dev/null)" = 1 ]; then
+    for ((i = 0; i < num; i++)); do wait_for 30 test -e "$PFDEV/virtfn$i/driver"; done
+  fi
+  if lab; then
+    for ((i = 0; i < num; i++)); do
+      wait_for 30 sh -c "ls $PFDEV/virtfn$i/net/ | grep -q ."
+      expect_eq "VF $i is bound to igbvf and has a netdev" \
+        "$(driver_of "$(vf_bdf $i)") $([ -n "$(netdev_of "$(vf_bdf $i)")" ] && echo netdev)" "igbvf netdev"
+    done
+  fi
+
+  # --- inventory
+  local want_total=$total nic want got
+  [ "${LAB_BREAK:-0}" = 1 ] && want_total=$((total + 1)) && note "LAB_BREAK=1: expecting totalVfs $want_total"
+  if ctl_json "discover -o json" discover -o json; then
+    nic=$(nic_of)
+    if [ -z "$nic" ]; then
+      fail "discover lists the PF $PFBDF" "$(jq -c '[.nics[]?.pciAddress]' <<<"$CTL_OUT")"
+    else
+      ok "discover lists the PF $PFBDF"
+      expect_eq "discover: PF name and driver" "$(jq -r '"\(.name) \(.driver)"' <<<"$nic")" "$PF $pfdrv"
+      lab && expect_eq "discover: totalVfs of the 82576" "$(jq -r .totalVfs <<<"$nic")" "$want_total"
+      lab || expect_eq "discover: totalVfs = sriov_totalvfs" "$(jq -r .totalVfs <<<"$nic")" "$want_total"
+      expect_eq "discover: numVfs and number of VFs listed" "$(jq -r '"\(.numVfs) \(.vfs | length)"' <<<"$nic")" "$num $num"
+      for ((i = 0; i < num; i++)); do
+        local bdf physfn
+        bdf=$(vf_bdf $i)
+        physfn=$(readlink -f "/sys/bus/pci/devices/$bdf/physfn"); physfn=${physfn##*/}
+        want="vfId=$i pci=$bdf physfn=$PFBDF driver=$(driver_of "$bdf") name=$(netdev_of "$bdf")"
+        got=$(jq -r --argjson i "$i" --arg pf "$physfn" \
+          '.vfs[]? | select(.vfId == $i) | "vfId=\(.vfId) pci=\(.pciAddress) physfn=\($pf) driver=\(.driver // "") name=\(.name // "")"' <<<"$nic")
+        expect_eq "discover: VF $i agrees with sysfs (virtfn$i, physfn, driver, netdev)" "$got" "$want"
+      done
+    fi
+  fi
+  if ctl_ok "discover (table) exits 0" discover; then
+    expect_match "discover table names $PF" "$CTL_OUT" "$PF"
+  fi
+
+  vf_part "$PF" "$num" "$total"
+  vfio_part "$PF" "$num"
+
+  # --- back to 0
+  if ctl_ok "sriov numvfs --pf $PF 0" sriov numvfs --pf "$PF" 0; then
+    expect_eq "sysfs sriov_numvfs is 0, no virtfn0" "$(cat "$PFDEV/sriov_numvfs") $(test -e "$PFDEV/virtfn0" && echo virtfn0)" "0 "
+  fi
+  if ctl_json "discover -o json after 0 VFs" discover -o json; then
+    expect_eq "discover: numVfs 0, no VFs" "$(jq -r '"\(.numVfs) \(.vfs | length)"' <<<"$(nic_of)")" "0 0"
+  fi
+  if ctl_fails "sriov numvfs --pf $PF $((total + 1)) (more than sriov_totalvfs) fails" sriov numvfs --pf "$PF" $((total + 1)); then
+    expect_match "  ...and the error names $PF or $PFBDF" "$CTL_ERR" "$PF|$PFBDF"
+  fi
+  echo 0 >"$PFDEV/sriov_numvfs" 2>/dev/null
+}
+
+# vf_json N: the "vf show" entry of VF N from the last ctl_json call.
+vf_json() { jq -c --argjson n "$1" '.vfs[]? | select(.vf == $n)' <<<"$CTL_OUT" 2>/dev/null; }
+vf_fields='"mac=\(.mac) vlan=\(.vlan // 0) qos=\(.qos // 0) spoofchk=\(.spoofchk) trust=\(.trust) maxTxRate=\(.maxTxRate // 0)"'
+# What the kernel reports, through iproute2, in the same form.
+ip_vf_fields() {
+  ip -j link show "$1" 2>/dev/null | jq -r --argjson n "$2" '.[0].vfinfo_list[]? | select(.vf == $n)
+    | "mac=\(.address) vlan=\(.vlan_list[0].vlan // 0) qos=\(.vlan_list[0].qos // 0) spoofchk=\(.spoofchk) trust=\(.trust) maxTxRate=\(.rate.max_tx // 0)"'
+}
+
+# An error must follow the contract: "error: ..." naming the PF and the setting.
+error_names() {  # error_names WHAT PF SETTING-REGEX
+  expect_match "  ...error starts with 'error:'" "$CTL_ERR" "^error: "
+  expect_match "  ...error names $2 and the $1" "$CTL_ERR" "($2.*($3))|(($3).*$2)"
+}
+
+vf_part() {
+  local PF=$1 num=$2 total=$3 mac0=02:00:5e:10:00:01 mac1=02:00:5e:10:00:02
+  section "VF settings (rtnetlink) on $PF"
+  ctl_ok "vf set --vf 0 --mac $mac0" vf set --pf "$PF" --vf 0 --mac $mac0
+  ctl_ok "vf set --vf 0 --vlan 10 --qos 3" vf set --pf "$PF" --vf 0 --vlan 10 --qos 3
+  ctl_ok "vf set --vf 0 --spoofchk off" vf set --pf "$PF" --vf 0 --spoofchk off
+  ctl_ok "vf set --vf 0 --trust on" vf set --pf "$PF" --vf 0 --trust on
+  ctl_ok "vf set --vf 0 --max-tx-rate 100" vf set --pf "$PF" --vf 0 --max-tx-rate 100
+  local want0="mac=$mac0 vlan=10 qos=3 spoofchk=false trust=true maxTxRate=100"
+  expect_eq "kernel (ip link) shows VF 0 as set" "$(ip_vf_fields "$PF" 0)" "$want0"
+  if ctl_json "vf show --pf $PF -o json" vf show --pf "$PF" -o json; then
+    expect_eq "vf show: pf" "$(jv .pf)" "$PF"
+    expect_eq "vf show: $num VFs" "$(jv '.vfs | length')" "$num"
+    expect_eq "vf show: VF 0 reads back as set" "$(jq -r "$vf_fields" <<<"$(vf_json 0)")" "$want0"
+    expect_eq "vf show: VF 0 vlanProto and linkState" "$(jq -r '"\(.vlanProto) \(.linkState)"' <<<"$(vf_json 0)")" "802.1Q auto"
+  fi
+
+  # Several settings in one request, on VF 1.
+  local want1="mac=$mac1 vlan=20 qos=0 spoofchk=true trust=false maxTxRate=50"
+  if [ "$num" -ge 2 ]; then
+    ctl_ok "vf set --vf 1 --mac --vlan 20 --spoofchk on --trust off --max-tx-rate 50 (one call)" \
+      vf set --pf "$PF" --vf 1 --mac $mac1 --vlan 20 --spoofchk on --trust off --max-tx-rate 50
+    ctl_json "vf show after the combined call" vf show --pf "$PF" -o json \
+      && expect_eq "vf show: VF 1 reads back as set" "$(jq -r "$vf_fields" <<<"$(vf_json 1)")" "$want1"
+  fi
+  ctl_ok "vf set --vf 0 --vlan 0 --max-tx-rate 0 (clear)" vf set --pf "$PF" --vf 0 --vlan 0 --max-tx-rate 0
+  ctl_json "vf show after clearing" vf show --pf "$PF" -o json \
+    && expect_eq "vf show: VF 0 vlan and max rate cleared" "$(jq -r '"vlan=\(.vlan // 0) maxTxRate=\(.maxTxRate // 0)"' <<<"$(vf_json 0)")" "vlan=0 maxTxRate=0"
+
+  # Settings the NIC may not have.
+  ctl vf set --pf "$PF" --vf 0 --min-tx-rate 10
+  if lab || [ "$CTL_RC" != 0 ]; then
+    if [ "$CTL_RC" != 0 ] && [ "$CTL_RC" -lt 101 ] && ! ctl_usage_error; then
+      ok "vf set --min-tx-rate 10 fails$(lab && echo ' (igb has no minimum rate)')"
+      diag "error text: $CTL_ERR"
+      error_names "min rate" "$PF" "min.?(tx.?)?rate"
+      lab && expect_match "  ...error carries the kernel's EINVAL" "$CTL_ERR" "invalid argument"
+    else
+      fail "vf set --min-tx-rate 10 fails (igb has no minimum rate)" "$(ctl_diag)"
+    fi
+  else
+    ok "vf set --min-tx-rate 10 (supported by this NIC)"
+    ctl_json "vf show" vf show --pf "$PF" -o json \
+      && expect_eq "vf show: VF 0 minTxRate" "$(jq -r '.minTxRate' <<<"$(vf_json 0)")" 10
+    ctl vf set --pf "$PF" --vf 0 --min-tx-rate 0
+  fi
+  ctl vf set --pf "$PF" --vf 0 --link-state enable
+  if lab || [ "$CTL_RC" != 0 ]; then
+    if [ "$CTL_RC" != 0 ] && [ "$CTL_RC" -lt 101 ] && ! ctl_usage_error; then
+      ok "vf set --link-state enable fails$(lab && echo ' (igb has no VF link-state control)')"
+      diag "error text: $CTL_ERR"
+      error_names "link state" "$PF" "link.?state"
+      lab && expect_match "  ...error carries the kernel's EOPNOTSUPP" "$CTL_ERR" "not supported"
+    else
+      fail "vf set --link-state enable fails (igb has no VF link-state control)" "$(ctl_diag)"
+    fi
+  else
+    ok "vf set --link-state enable (supported by this NIC)"
+    ctl_json "vf show" vf show --pf "$PF" -o json \
+      && expect_eq "vf show: VF 0 linkState" "$(jq -r '.linkState' <<<"$(vf_json 0)")" enable
+    ctl vf set --pf "$PF" --vf 0 --link-state auto
+  fi
+  if lab; then
+    # Settings apply in order and the first failure stops: the rate before it sticks.
+    ctl_fails "vf set --max-tx-rate 30 --link-state enable fails at the link state" \
+      vf set --pf "$PF" --vf 0 --max-tx-rate 30 --link-state enable
+    ctl_json "vf show" vf show --pf "$PF" -o json \
+      && expect_eq "  ...the max rate before it was applied" "$(jq -r '.maxTxRate // 0' <<<"$(vf_json 0)")" 30
+    ctl vf set --pf "$PF" --vf 0 --max-tx-rate 0
+  fi
+  ctl_fails "vf set on a missing PF fails" vf set --pf nosuchpf0 --vf 0 --trust on \
+    && expect_match "  ...error names nosuchpf0" "$CTL_ERR" "nosuchpf0"
+  ctl_fails "vf set on VF $total (no such VF) fails" vf set --pf "$PF" --vf "$total" --trust on \
+    && expect_match "  ...error names $PF" "$CTL_ERR" "$PF"
+}
+
+vfio_part() {
+  local PF=$1 num=$2 vf bdf group orig
+  vf=$((num - 1))
+  bdf=$(vf_bdf $vf)
+  section "VF $vf ($bdf) to vfio-pci and back"
+  group=$(group_of "$bdf")
+  if [ -z "$group" ]; then
+    skip "VF to vfio-pci" "no IOMMU group for $bdf: the host has no (enabled) IOMMU (the lab has one unless --no-iommu)"
+    return
+  fi
+  if ! modprobe vfio-pci 2>/dev/null && [ ! -d /sys/bus/pci/drivers/vfio-pci ]; then
+    fail "vfio-pci module loads"
+    return
+  fi
+  orig=$(driver_of "$bdf")
+  on_exit "echo > /sys/bus/pci/devices/$bdf/driver_override"
+  if ctl_ok "sriov driver --pci $bdf vfio-pci" sriov driver --pci "$bdf" vfio-pci; then
+    expect_eq "sysfs: $bdf is bound to vfio-pci" "$(driver_of "$bdf")" vfio-pci
+    check "/dev/vfio/$group exists" test -e "/dev/vfio/$group"
+    if ctl_json "discover -o json with a vfio-pci VF" discover -o json; then
+      expect_eq "discover: VF $vf has no netdev, driver vfio-pci, its IOMMU group" \
+        "$(jq -r --argjson i "$vf" '.vfs[]? | select(.vfId == $i) | "name=\(.name // "-") driver=\(.driver) iommuGroup=\(.iommuGroup)"' <<<"$(nic_of)")" \
+        "name=- driver=vfio-pci iommuGroup=$group"
+    fi
+  fi
+  ctl_ok "sriov driver --pci $bdf none (unbind)" sriov driver --pci "$bdf" none \
+    && expect_eq "sysfs: $bdf has no driver" "$(driver_of "$bdf")" ""
+  if [ -n "$orig" ]; then
+    if ctl_ok "sriov driver --pci $bdf $orig (back)" sriov driver --pci "$bdf" "$orig"; then
+      expect_eq "sysfs: $bdf is bound to $orig again" "$(driver_of "$bdf")" "$orig"
+      lab && check "VF $vf netdev is back" wait_for 20 sh -c "ls /sys/bus/pci/devices/$bdf/net/ | grep -q ."
+    fi
+  fi
+  ctl_fails "sriov driver on a missing PCI address fails" sriov driver --pci 0000:ff:1f.7 vfio-pci \
+    && expect_match "  ...error names 0000:ff:1f.7" "$CTL_ERR" "0000:ff:1f\.7"
+}
+
+# ===================================================================== netdevsim
+nsim_part() {
+  local mode=${SMARTNIC_TEST_NETDEVSIM:-auto}
+  section "devlink and switchdev on netdevsim"
+  if [ "$mode" = 0 ]; then
+    skip "netdevsim" "SMARTNIC_TEST_NETDEVSIM=0"
+    return
+  fi
+  if [ ! -d /sys/bus/netdevsim ] && ! modprobe netdevsim 2>/dev/null; then
+    if lab || [ "$mode" = 1 ]; then fail "netdevsim module loads"; else skip "netdevsim" "the netdevsim module is not available"; fi
+    return
+  fi
+  local id=10
+  while [ -e "/sys/bus/netdevsim/devices/netdevsim$id" ]; do id=$((id + 1)); done
+  local DEV=netdevsim/netdevsim$id NSYS=/sys/bus/netdevsim/devices/netdevsim$id nspf n
+  if ! echo "$id 1" >/sys/bus/netdevsim/new_device; then
+    fail "create netdevsim$id (1 port)"
+    return
+  fi
+  on_exit "echo $id > /sys/bus/netdevsim/del_device"
+  wait_for 10 sh -c "ls $NSYS/net/ | grep -q ."
+  for n in "$NSYS"/net/*; do nspf=${n##*/}; done
+  check "netdevsim$id: port netdev $nspf, 2 VFs" sh -c "test -n '$nspf' && echo 2 > $NSYS/sriov_numvfs"
+
+  if ctl_json "devlink dev -o json" devlink dev -o json; then
+    expect_eq "devlink dev lists $DEV" "$(jq -r --arg d "$DEV" '.devices[]? | select(. == $d)' <<<"$CTL_OUT")" "$DEV"
+  fi
+  ctl_ok "devlink dev (table)" devlink dev && expect_match "devlink dev table names $DEV" "$CTL_OUT" "$DEV"
+  ctl_json "devlink info $DEV -o json" devlink info "$DEV" -o json \
+    && expect_eq "devlink info: dev and driver" "$(jq -r '"\(.dev) \(.driver)"' <<<"$CTL_OUT")" "$DEV netdevsim"
+  ctl_json "devlink eswitch show $DEV -o json" devlink eswitch show "$DEV" -o json \
+    && expect_eq "eswitch starts in legacy mode" "$(jv .mode)" legacy
+  if ctl_ok "devlink eswitch set $DEV --mode switchdev" devlink eswitch set "$DEV" --mode switchdev; then
+    ctl_json "devlink eswitch show (switchdev)" devlink eswitch show "$DEV" -o json \
+      && expect_eq "eswitch reads back switchdev" "$(jv .mode)" switchdev
+    command -v devlink >/dev/null \
+      && expect_eq "kernel (devlink tool) agrees: switchdev" "$(devlink -j dev eswitch show "$DEV" | jq -r '.dev[].mode')" switchdev
+  else
+    note "switching to switchdev with the devlink tool to test the rest"
+    devlink dev eswitch set "$DEV" mode switchdev
+  fi
+
+  # --- ports and representors
+  local ports vfports rep0 idx0 switch_id
+  if ctl_json "devlink port $DEV -o json" devlink port "$DEV" -o json; then
+    ports=$CTL_OUT
+    vfports=$(jq -c '[.ports[]? | select(.flavour == "pcivf")] | sort_by(.vfNumber)' <<<"$ports")
+    expect_eq "2 pcivf ports with vfNumber 0 and 1, pfNumber 0" \
+      "$(jq -r '[.[] | "vf\(.vfNumber)/pf\(.pfNumber)"] | join(" ")' <<<"$vfports")" "vf0/pf0 vf1/pf0"
+    expect_eq "the physical port is $nspf" \
+      "$(jq -r '[.ports[]? | select(.flavour == "physical") | .netdev] | join(" ")' <<<"$ports")" "$nspf"
+    switch_id=$(cat "/sys/class/net/$nspf/phys_switch_id" 2>/dev/null)
+    local p rep vfn
+    for p in $(jq -r '.[] | "\(.vfNumber):\(.netdev // "")"' <<<"$vfports"); do
+      vfn=${p%%:*}; rep=${p#*:}
+      expect_eq "representor of VF $vfn ($rep): sysfs phys_port_name and phys_switch_id agree" \
+        "$(cat "/sys/class/net/$rep/phys_port_name" 2>/dev/null) $(cat "/sys/class/net/$rep/phys_switch_id" 2>/dev/null)" \
+        "pf0vf$vfn $switch_id"
+    done
+    rep0=$(jq -r '.[0].netdev // empty' <<<"$vfports")
+    idx0=$(jq -r '.[0].index // empty' <<<"$vfports")
+    if ctl_json "devlink port -o json (all devices)" devlink port -o json; then
+      expect_eq "  ...includes the ports of $DEV" \
+        "$(jq -r --arg d "$DEV" '[.ports[]? | select(.dev == $d)] | length' <<<"$CTL_OUT")" "$(jq -r '.ports | length' <<<"$ports")"
+    fi
+  fi
+  # Fall back to the devlink tool for the representor, to test the rest.
+  if [ -z "$rep0" ] || [ -z "$idx0" ]; then
+    note "taking VF 0's representor from the devlink tool"
+    rep0=$(devlink -j port show "$DEV" | jq -r '.port | to_entries[] | select(.value.vfnum == 0) | .value.netdev')
+    idx0=$(devlink -j port show "$DEV" | jq -r '.port | to_entries[] | select(.value.vfnum == 0) | .key | split("/")[-1]')
+  fi
+
+  # --- discover on a host with a non-PCI NIC
+  if ctl_json "discover -o json with netdevsim present (not PCI) exits 0" discover -o json; then
+    local rep_d
+    rep_d=$(jq -r --arg n "$nspf" '.nics[]? | select(.name == $n) | .vfs[]? | select(.vfId == 0) | .representor // empty' <<<"$CTL_OUT")
+    if jq -e --arg n "$nspf" '.nics[]? | select(.name == $n)' <<<"$CTL_OUT" >/dev/null; then
+      expect_eq "discover: VF 0 representor of $nspf agrees with devlink" "$rep_d" "$rep0"
+    else
+      skip "discover: representor field of netdevsim VFs" "discover lists PCI functions only and netdevsim is not PCI"
+    fi
+  fi
+  ctl_ok "discover (table) with netdevsim present exits 0" discover
+
+  # --- port function and rate
+  if ctl_fails "devlink port function set $DEV/$idx0 --hw-addr fails (netdevsim has no port function ops)" \
+       devlink port function set "$DEV/$idx0" --hw-addr 02:00:5e:10:01:01; then
+    expect_match "  ...with the kernel's extack text" "$CTL_ERR" "Port doesn't support function attributes"
+  fi
+  if ctl_ok "devlink rate set $DEV/$idx0 --tx-max 12500000 (100 Mbit/s)" devlink rate set "$DEV/$idx0" --tx-max 12500000; then
+    expect_eq "kernel (devlink tool) shows tx_max 12500000" \
+      "$(devlink -j port function rate show "$DEV/$idx0" 2>/dev/null | jq -r '.rate[].tx_max // empty')" 12500000
+  fi
+  if ctl_ok "devlink rate set $DEV/$idx0 --tx-share 1250000" devlink rate set "$DEV/$idx0" --tx-share 1250000; then
+    expect_eq "kernel shows tx_share 1250000" \
+      "$(devlink -j port function rate show "$DEV/$idx0" 2>/dev/null | jq -r '.rate[].tx_share // empty')" 1250000
+  fi
+  # netdevsim wants whole Mbit/s and says so in the extack.
+  ctl_fails "devlink rate set --tx-max 1000 (not whole Mbit/s) fails" devlink rate set "$DEV/$idx0" --tx-max 1000 \
+    && expect_match "  ...with the kernel's extack text" "$CTL_ERR" "not in link speed units"
+
+  # --- ethtool features of a representor
+  if [ -n "$rep0" ] && ctl_json "ethtool features $rep0 -o json" ethtool features "$rep0" -o json; then
+    expect_eq "ethtool features: ifname, hw-tc-offload off and changeable" \
+      "$(jq -r '"\(.ifname) \(.features["hw-tc-offload"].active) fixed=\(.features["hw-tc-offload"].fixed)"' <<<"$CTL_OUT")" \
+      "$rep0 false fixed=false"
+    if ctl_ok "ethtool set $rep0 hw-tc-offload on" ethtool set "$rep0" hw-tc-offload on; then
+      ctl_json "ethtool features after on" ethtool features "$rep0" -o json \
+        && expect_eq "hw-tc-offload reads back on" "$(jv '.features["hw-tc-offload"].active')" true
+      command -v ethtool >/dev/null \
+        && expect_match "kernel (ethtool -k) agrees" "$(ethtool -k "$rep0")" "hw-tc-offload: on"
+      ctl_ok "ethtool set $rep0 hw-tc-offload off" ethtool set "$rep0" hw-tc-offload off
+    fi
+  fi
+
+  # --- back to legacy
+  if ctl_ok "devlink eswitch set $DEV --mode legacy" devlink eswitch set "$DEV" --mode legacy; then
+    ctl_json "devlink eswitch show (legacy)" devlink eswitch show "$DEV" -o json \
+      && expect_eq "eswitch reads back legacy" "$(jv .mode)" legacy
+    ctl_json "devlink port $DEV after legacy" devlink port "$DEV" -o json \
+      && expect_eq "no pcivf ports in legacy mode" "$(jq -r '[.ports[]? | select(.flavour == "pcivf")] | length' <<<"$CTL_OUT")" 0
+  fi
+}
+
+if [ -n "${SMARTNIC_TEST_PF:-}" ]; then
+  sriov_part
+else
+  skip "SR-IOV part" "no PF given: set SMARTNIC_TEST_PF=<PF netdev> (its VFs are created and removed)"
+fi
+nsim_part
+summary
