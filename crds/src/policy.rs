@@ -161,7 +161,7 @@ pub enum VfDeviceType {
     #[default]
     #[serde(rename = "netdevice")]
     Netdevice,
-    /// `vfio-pci`; the pod gets /dev/vfio/<group> (DPDK, VMs).
+    /// `vfio-pci`; the pod gets `/dev/vfio/<group>` (DPDK, VMs).
     #[serde(rename = "vfio-pci")]
     VfioPci,
 }
