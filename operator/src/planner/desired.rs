@@ -25,8 +25,8 @@
 //!      first policy in precedence order that sets it decides it.
 //! 6. **Resources.** On one node, all policies that use one `resourceName` must agree on
 //!    `deviceType`, `isRdma` and `excludeTopology` (one device-plugin pool has one kind of device).
-//!    The first policy in precedence order that uses the name decides; the others are rejected on
-//!    every PF of that node.
+//!    The first policy in precedence order that uses the name and claims a PF of the node decides;
+//!    the others are rejected on every PF of that node.
 //! 7. **MTU.** MTU is per VF group: each group keeps its own policy's `mtu`. The PF gets the
 //!    largest `mtu` of all groups composed on it, whatever their priorities (so equal priorities
 //!    need no special rule): the PF's port carries every VF's frames, and on mlx5 and ice a VF
@@ -275,7 +275,13 @@ impl PolicySet {
             selected_policies: selected.iter().map(|p| p.name.clone()).collect(),
             ..NodePlan::default()
         };
-        let resource_conflicts = resource_conflicts(&selected);
+        // Rule 6 considers only policies that claim a PF of this node.
+        let claiming: Vec<&CompiledPolicy> = selected
+            .iter()
+            .copied()
+            .filter(|p| inventory.nics.iter().any(|n| p.claim(n).is_some()))
+            .collect();
+        let resource_conflicts = resource_conflicts(&claiming);
 
         let mut nics: Vec<&Nic> = inventory.nics.iter().collect();
         nics.sort_by(|a, b| a.pci_address.cmp(&b.pci_address));
@@ -1068,6 +1074,17 @@ mod tests {
         assert_eq!(plan.rejections[0].policy, "b");
         assert_eq!(plan.rejections[0].field, "spec.deviceType");
         assert_eq!(plan.rejections[0].pf.as_deref(), Some("0000:3b:00.1"));
+
+        // A policy that claims no PF on the node does not decide the resource's kind there.
+        let mut absent = policy("absent", 0, &["ens9f0"]);
+        absent.spec.device_type = VfDeviceType::VfioPci;
+        let plan = desired_node_state(
+            &[absent, policy("a", 1, &["ens1f0"])],
+            &gpu(),
+            &inventory(vec![cx6("0000:3b:00.0", "ens1f0")]),
+        );
+        assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
+        assert_eq!(plan.spec.interfaces[0].policy, "a");
     }
 
     #[test]
