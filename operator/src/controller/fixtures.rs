@@ -104,6 +104,15 @@ pub fn context_over(stores: Stores) -> (Arc<Context>, ApiServerVerifier) {
     (Arc::new(ctx), ApiServerVerifier(handle))
 }
 
+/// A client over a mock service, and the verifier answering it (for code outside `Context`).
+pub fn mock_client() -> (Client, ApiServerVerifier) {
+    let (mock_service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (
+        Client::new(mock_service, "default"),
+        ApiServerVerifier(handle),
+    )
+}
+
 /// Awaits the verifier task for at most one second.
 pub async fn timeout_after_1s(handle: JoinHandle<()>) {
     tokio::time::timeout(Duration::from_secs(1), handle)
@@ -677,7 +686,8 @@ fn with_rv(mut v: Value, rv: &str) -> Value {
     v
 }
 
-fn reply(send: Responder, code: u16, body: Value) {
+/// Answers a request with `code` and a JSON body.
+pub fn reply(send: Responder, code: u16, body: Value) {
     let response = Response::builder()
         .status(StatusCode::from_u16(code).expect("status code"))
         .header(http::header::CONTENT_TYPE, "application/json")
