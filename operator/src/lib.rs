@@ -10,4 +10,6 @@ pub mod validate;
 
 pub mod context;
 pub mod controller;
+pub mod leader;
 pub mod metrics;
+pub mod webhook;
