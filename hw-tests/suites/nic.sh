@@ -119,6 +119,23 @@ sriov_part() {
     expect_match "discover table names $PF" "$CTL_OUT" "$PF"
   fi
 
+  section "links (rtnetlink) of $PF"
+  if ctl_json "link show $PF -o json" link show "$PF" -o json; then
+    expect_eq "link show: name, mtu, mac and up agree with sysfs" \
+      "$(jq -r '.links[0] | "\(.name) mtu=\(.mtu) mac=\(.mac) up=\(.up)"' <<<"$CTL_OUT")" \
+      "$PF mtu=$(cat "/sys/class/net/$PF/mtu") mac=$(cat "/sys/class/net/$PF/address") up=true"
+  fi
+  if ctl_json "link show -o json (all links)" link show -o json; then
+    local names="lo $PF" n
+    for ((i = 0; i < num; i++)); do names+=" $(netdev_of "$(vf_bdf $i)")"; done
+    names=$(tr ' ' '\n' <<<"$names" | grep . | sort | tr '\n' ' ')
+    expect_eq "link show lists lo, $PF and the VF netdevs" \
+      "$(jq -r --arg want "$names" '($want | split(" ")) as $w | [.links[]?.name | select(. as $n | $w | index([$n]))] | sort | join(" ")' <<<"$CTL_OUT") " \
+      "$names"
+  fi
+  ctl_fails "link show of a missing link fails" link show nosuchlink0 \
+    && expect_match "  ...error names nosuchlink0" "$CTL_ERR" "nosuchlink0"
+
   vf_part "$PF" "$num" "$total"
   vfio_part "$PF" "$num"
 
