@@ -8,8 +8,10 @@
 pub mod planner;
 pub mod validate;
 
+pub mod app;
 pub mod context;
 pub mod controller;
 pub mod leader;
 pub mod metrics;
+pub mod telemetry;
 pub mod webhook;

@@ -2,6 +2,8 @@
 //! server as the binary runs it (`webhook::serve` on a TCP listener), and a rustls client that
 //! trusts only that certificate, as the API server does with the `caBundle`.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use std::{sync::Arc, time::Duration};
 
 use axum_server::tls_rustls::RustlsConfig;
@@ -47,11 +49,13 @@ fn admission_review(num_vfs: u32) -> Vec<u8> {
 async fn post(port: u16, ca_der: &[u8], path: &str, body: &[u8]) -> (u16, Value) {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_der.to_vec().into()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let mut tls = TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -69,7 +73,10 @@ async fn post(port: u16, ca_der: &[u8], path: &str, body: &[u8]) -> (u16, Value)
     let text = String::from_utf8(raw).unwrap();
     let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
     let (headers, payload) = text.split_once("\r\n\r\n").unwrap();
-    let payload = if headers.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let payload = if headers
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(payload)
     } else {
         payload.to_owned()
@@ -93,9 +100,12 @@ fn dechunk(mut s: &str) -> String {
 #[tokio::test]
 async fn webhook_denies_and_allows_over_https() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let tls = RustlsConfig::from_pem(cert.cert.pem().into_bytes(), cert.signing_key.serialize_pem().into_bytes())
-        .await
-        .unwrap();
+    let tls = RustlsConfig::from_pem(
+        cert.cert.pem().into_bytes(),
+        cert.signing_key.serialize_pem().into_bytes(),
+    )
+    .await
+    .unwrap();
     let listener = webhook::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stores, _writers) = Stores::new();
@@ -117,5 +127,9 @@ async fn webhook_denies_and_allows_over_https() {
     assert_eq!(review["response"]["allowed"], true, "{review}");
 
     stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), server).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(15), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
