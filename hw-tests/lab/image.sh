@@ -19,7 +19,7 @@ LAB_BPO=$LAB_RELEASE-backports
 
 # Userland of the guest. Shared libraries are not listed: lab_rootfs follows the
 # ELF DT_NEEDED entries of what it unpacks and adds the packages that provide them.
-LAB_PKGS="busybox-static bash dash kmod ethtool pciutils pci.ids jq openvswitch-switch openvswitch-common
+LAB_PKGS="busybox-static bash dash kmod ethtool pciutils pci.ids jq gojq openvswitch-switch openvswitch-common
  ${SMARTNIC_LAB_EXTRA_PKGS:-}"
 # Taken from backports: an iproute2 (ip/tc/devlink) that knows the 6.12 kernel's attributes.
 LAB_BPO_PKGS="iproute2"

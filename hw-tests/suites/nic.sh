@@ -32,8 +32,8 @@ if ! need_root; then
   skip "nic suite" "needs root (it changes SR-IOV and devlink state)"
   summary
 fi
-if ! command -v jq >/dev/null; then
-  fail "jq is installed (the suite reads smartnicctl's JSON with it)"
+if ! have_jq; then
+  fail "jq (or gojq) is installed (the suite reads smartnicctl's JSON with it)"
   summary
 fi
 ctl_ok "smartnicctl runs ($SMARTNICCTL)" --version
