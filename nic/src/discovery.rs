@@ -34,7 +34,6 @@
 //! `switchdev` when the uplink has a switch id and representors exist, else `legacy` for an SR-IOV
 //! PF whose driver has an eswitch (mlx5_core, ice), else none.
 
-use std::cell::OnceCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
@@ -44,8 +43,10 @@ use crate::pci::{PciAddress, PciIds};
 use crate::switchdev::{PhysPortName, SwitchPort, find_vf_representor, read_switch_port};
 use crate::sysfs::{SysDir, SysFs, SysfsError};
 
-/// Below this many VFs per thread, spreading VF reads over threads costs more than it saves.
+/// Below this many VFs (or `net/` entries) per thread, spreading reads over threads costs more
+/// than it saves.
 const VFS_PER_THREAD: usize = 64;
+const ENTRIES_PER_THREAD: usize = 64;
 
 /// Drivers whose PFs have an eswitch (legacy unless switched to switchdev through devlink).
 const ESWITCH_DRIVERS: &[&str] = &["mlx5_core", "ice"];
@@ -101,7 +102,6 @@ pub fn discover_with_warnings(sysfs: &SysFs) -> Result<Discovery, DiscoveryError
     let mut ctx = Ctx {
         sysfs,
         warnings: Vec::new(),
-        switch_ports: OnceCell::new(),
     };
     let mut addrs: Vec<PciAddress> = Vec::with_capacity(names.len());
     for name in names {
@@ -116,6 +116,8 @@ pub fn discover_with_warnings(sysfs: &SysFs) -> Result<Discovery, DiscoveryError
     let mut seen_network: HashSet<PciAddress> = HashSet::new();
     let mut unreadable: HashSet<PciAddress> = HashSet::new();
     let mut nics = Vec::new();
+    let mut switches = Vec::new();
+    let mut reps = Vec::new();
     for addr in addrs {
         if claimed.contains(&addr) {
             continue;
@@ -150,9 +152,11 @@ pub fn discover_with_warnings(sysfs: &SysFs) -> Result<Discovery, DiscoveryError
                 continue; // its PF was skipped with a warning already
             }
         }
-        let nic = ctx.read_nic(addr, &dev, class, &mut claimed);
+        let (nic, switch) = ctx.read_nic(addr, &dev, class, &mut claimed, &mut reps);
         nics.push(nic);
+        switches.push(switch);
     }
+    finish_switchdev(sysfs, &mut nics, &switches, &reps);
     fill_names(sysfs, &mut nics);
     let network_functions = nics.len() + claimed.len();
     Ok(Discovery {
@@ -198,10 +202,22 @@ fn fill_names(sysfs: &SysFs, nics: &mut [Nic]) {
     }
 }
 
-/// A netdev under a PCI function's `net/`, with its `phys_port_name` when known.
+/// A netdev under a PCI function's `net/`, with its `phys_port_name` when known, and its
+/// `phys_switch_id` when it is a representor.
 struct NetEntry {
     name: String,
     port: Option<PhysPortName>,
+    switch_id: Option<String>,
+}
+
+/// What [`finish_switchdev`] needs to know about a NIC besides the NIC itself.
+struct SwitchFacts {
+    /// Mode from `compat/devlink/mode`, when the driver exposes it.
+    compat_mode: Option<EswitchMode>,
+    /// The `N` in this PF's representor names `pfNvfM`.
+    pf_number: u32,
+    /// Representors found in the PF's own `net/`.
+    local_reps: usize,
 }
 
 /// The facts of one netdev that the inventory reports.
@@ -217,9 +233,6 @@ struct NetdevFacts {
 struct Ctx<'a> {
     sysfs: &'a SysFs,
     warnings: Vec<DiscoveryWarning>,
-    /// Every eswitch port in `/sys/class/net`, read at most once, only when a PF's own `net/`
-    /// does not hold all its representors.
-    switch_ports: OnceCell<Vec<SwitchPort>>,
 }
 
 impl Ctx<'_> {
@@ -236,7 +249,8 @@ impl Ctx<'_> {
         dev: &SysDir,
         class: u32,
         claimed: &mut HashSet<PciAddress>,
-    ) -> Nic {
+        reps: &mut Vec<SwitchPort>,
+    ) -> (Nic, SwitchFacts) {
         let (vendor_id, device_id) = self.ids(&addr, dev);
         let mut nic = Nic {
             pci_address: addr.to_string(),
@@ -288,85 +302,32 @@ impl Ctx<'_> {
             nic.vfs = vfs;
         }
 
-        // switchdev: representors listed next to the uplink, on the same switch
-        let mut local_reps: Vec<SwitchPort> = Vec::new();
-        if let Some(sw) = &nic.switch_id {
-            for (i, e) in entries.iter().enumerate() {
-                let Some(port_name) = e.port.filter(|p| p.is_representor() && Some(i) != own)
-                else {
-                    continue;
-                };
-                let path = format!("net/{}/phys_switch_id", e.name);
-                if let Ok(Some(id)) = dev.read_optional_string(&path)
-                    && &id == sw
-                {
-                    local_reps.push(SwitchPort {
-                        netdev: e.name.clone(),
-                        switch_id: id,
-                        port_name,
-                    });
-                }
-            }
-        }
-        if let Some(sw) = nic.switch_id.clone() {
-            let pf_number = match nic.port_name.as_deref().map(str::parse::<PhysPortName>) {
-                Some(Ok(PhysPortName::Uplink { port })) => port,
-                _ => u32::from(addr.function),
-            };
-            self.map_representors(&mut nic.vfs, &local_reps, &sw, pf_number, compat_mode);
-        }
-        let has_reps = !local_reps.is_empty() || nic.vfs.iter().any(|v| v.representor.is_some());
-        nic.eswitch_mode = compat_mode.or_else(|| {
-            if nic.switch_id.is_some() && has_reps {
-                Some(EswitchMode::Switchdev)
-            } else if nic.total_vfs > 0
-                && nic
-                    .driver
-                    .as_deref()
-                    .is_some_and(|d| ESWITCH_DRIVERS.contains(&d))
+        // switchdev: representors listed next to the uplink; they are matched to VFs once every
+        // PF has been read (another function's net/ may hold them)
+        let mut local_reps = 0;
+        for (i, e) in entries.into_iter().enumerate() {
+            if let (Some(port_name), Some(switch_id)) = (e.port, e.switch_id)
+                && port_name.is_representor()
+                && Some(i) != own
             {
-                Some(EswitchMode::Legacy)
-            } else {
-                None
-            }
-        });
-        nic
-    }
-
-    fn map_representors(
-        &mut self,
-        vfs: &mut [Vf],
-        local: &[SwitchPort],
-        switch_id: &str,
-        pf_number: u32,
-        compat_mode: Option<EswitchMode>,
-    ) {
-        // index the local representors by VF number: a PF can have hundreds
-        let mut by_vf: HashMap<u32, Vec<&SwitchPort>> = HashMap::new();
-        for p in local {
-            if let PhysPortName::VfRepresentor { vf, .. } = p.port_name {
-                by_vf.entry(vf).or_default().push(p);
+                local_reps += 1;
+                reps.push(SwitchPort {
+                    netdev: e.name,
+                    switch_id,
+                    port_name,
+                });
             }
         }
-        let mut missing = false;
-        for vf in vfs.iter_mut() {
-            let candidates = by_vf.get(&vf.vf_id).map(Vec::as_slice).unwrap_or_default();
-            vf.representor =
-                find_vf_representor(candidates.iter().copied(), switch_id, pf_number, vf.vf_id)
-                    .map(|p| p.netdev.clone());
-            missing |= vf.representor.is_none();
-        }
-        // Representors may hang off another PCI function (e.g. a shared eswitch across both
-        // ports); search /sys/class/net unless the driver says the eswitch is legacy.
-        if !missing || compat_mode == Some(EswitchMode::Legacy) {
-            return;
-        }
-        let sysfs = self.sysfs;
-        let all = self.switch_ports.get_or_init(|| scan_switch_ports(sysfs));
-        for vf in vfs.iter_mut().filter(|v| v.representor.is_none()) {
-            vf.representor =
-                find_vf_representor(all, switch_id, pf_number, vf.vf_id).map(|p| p.netdev.clone());
-        }
+        let pf_number = match nic.port_name.as_deref().map(str::parse::<PhysPortName>) {
+            Some(Ok(PhysPortName::Uplink { port })) => port,
+            _ => u32::from(addr.function),
+        };
+        let switch = SwitchFacts {
+            compat_mode,
+            pf_number,
+            local_reps,
+        };
+        (nic, switch)
     }
 
     /// Vendor and device ids as four lowercase hex digits; `modalias` is the fallback.
@@ -480,22 +441,44 @@ impl Ctx<'_> {
                 return Vec::new();
             }
         };
-        // With a single netdev there is nothing to choose (and a VF has one): skip the read.
-        let single = names.len() == 1;
-        names
-            .into_iter()
-            .map(|name| {
-                let port = if single {
-                    None
-                } else {
-                    dev.read_optional_string(&format!("net/{name}/phys_port_name"))
+        // With a single netdev there is nothing to choose (and a VF has one): skip the reads.
+        if names.len() == 1 {
+            return names
+                .into_iter()
+                .map(|name| NetEntry {
+                    name,
+                    port: None,
+                    switch_id: None,
+                })
+                .collect();
+        }
+        // In switchdev a PF lists one representor per VF here: read them on all cores.
+        par_chunks(&names, ENTRIES_PER_THREAD, |part| {
+            part.iter()
+                .map(|name| {
+                    let port: Option<PhysPortName> = dev
+                        .read_optional_string(&format!("net/{name}/phys_port_name"))
                         .ok()
                         .flatten()
-                        .and_then(|p| p.parse().ok())
-                };
-                NetEntry { name, port }
-            })
-            .collect()
+                        .and_then(|p| p.parse().ok());
+                    let switch_id = if port.is_some_and(|p| p.is_representor()) {
+                        dev.read_optional_string(&format!("net/{name}/phys_switch_id"))
+                            .ok()
+                            .flatten()
+                    } else {
+                        None
+                    };
+                    NetEntry {
+                        name: name.clone(),
+                        port,
+                        switch_id,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn netdev_facts(&mut self, addr: &PciAddress, nd: &SysDir) -> NetdevFacts {
@@ -579,46 +562,17 @@ impl Ctx<'_> {
         links.sort_by_key(|(vf_id, _, _)| *vf_id);
 
         // Reading a VF is ~20 syscalls; with hundreds of VFs spread the work over the cores.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(links.len() / VFS_PER_THREAD)
-            .max(1);
-        if threads == 1 {
-            return links
-                .iter()
-                .filter_map(|(id, addr, name)| self.open_and_read_vf(pf, dev, *id, *addr, name))
-                .collect();
-        }
-        let chunk = links.len().div_ceil(threads);
         let sysfs = self.sysfs;
-        let results: Vec<(Vec<Vf>, Vec<DiscoveryWarning>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = links
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        let mut sub = Ctx {
-                            sysfs,
-                            warnings: Vec::new(),
-                            switch_ports: OnceCell::new(),
-                        };
-                        let vfs = part
-                            .iter()
-                            .filter_map(|(id, addr, name)| {
-                                sub.open_and_read_vf(pf, dev, *id, *addr, name)
-                            })
-                            .collect();
-                        (vfs, sub.warnings)
-                    })
-                })
+        let results = par_chunks(&links, VFS_PER_THREAD, |part| {
+            let mut sub = Ctx {
+                sysfs,
+                warnings: Vec::new(),
+            };
+            let vfs: Vec<Vf> = part
+                .iter()
+                .filter_map(|(id, addr, name)| sub.open_and_read_vf(pf, dev, *id, *addr, name))
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| match h.join() {
-                    Ok(r) => r,
-                    // A panic in a reader is a bug; re-raise it on the caller's thread.
-                    Err(payload) => std::panic::resume_unwind(payload),
-                })
-                .collect()
+            (vfs, sub.warnings)
         });
         let mut vfs = Vec::with_capacity(links.len());
         for (part, warnings) in results {
@@ -687,6 +641,94 @@ impl Ctx<'_> {
             vf.name = Some(name.clone());
         }
         vf
+    }
+}
+
+/// Applies `f` to contiguous chunks of `items` on up to `available_parallelism` scoped threads
+/// (one chunk on the calling thread when there are fewer than `2 * per_thread` items); results
+/// keep the order of the chunks.
+fn par_chunks<T, R, F>(items: &[T], per_thread: usize, f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&[T]) -> R + Sync,
+{
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len() / per_thread.max(1))
+        .max(1);
+    if threads == 1 {
+        return vec![f(items)];
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || f(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                // a panic in a reader is a bug: re-raise it on the caller's thread
+                Err(payload) => std::panic::resume_unwind(payload),
+            })
+            .collect()
+    })
+}
+
+/// Maps VFs to representors and settles each PF's eswitch mode, once every PF has been read.
+///
+/// Representors are looked up among those found in any PF's `net/` (indexed by VF number: a PF
+/// can have hundreds). Only when some remain unmatched and the host shows switchdev at all
+/// (representors seen, or `compat/devlink/mode` = switchdev) is `/sys/class/net` scanned, once:
+/// a legacy host never pays for it.
+fn finish_switchdev(sysfs: &SysFs, nics: &mut [Nic], facts: &[SwitchFacts], reps: &[SwitchPort]) {
+    let mut by_vf: HashMap<u32, Vec<&SwitchPort>> = HashMap::new();
+    for p in reps {
+        if let PhysPortName::VfRepresentor { vf, .. } = p.port_name {
+            by_vf.entry(vf).or_default().push(p);
+        }
+    }
+    let switchdev_seen = !reps.is_empty()
+        || facts
+            .iter()
+            .any(|f| f.compat_mode == Some(EswitchMode::Switchdev));
+    let mut scanned: Option<Vec<SwitchPort>> = None;
+    for (nic, f) in nics.iter_mut().zip(facts) {
+        if let Some(sw) = nic.switch_id.as_deref() {
+            let mut missing = false;
+            for vf in &mut nic.vfs {
+                let candidates = by_vf.get(&vf.vf_id).map(Vec::as_slice).unwrap_or_default();
+                vf.representor =
+                    find_vf_representor(candidates.iter().copied(), sw, f.pf_number, vf.vf_id)
+                        .map(|p| p.netdev.clone());
+                missing |= vf.representor.is_none();
+            }
+            if missing && switchdev_seen && f.compat_mode != Some(EswitchMode::Legacy) {
+                let all = scanned.get_or_insert_with(|| scan_switch_ports(sysfs));
+                for vf in nic.vfs.iter_mut().filter(|v| v.representor.is_none()) {
+                    vf.representor = find_vf_representor(all.iter(), sw, f.pf_number, vf.vf_id)
+                        .map(|p| p.netdev.clone());
+                }
+            }
+        }
+        let has_reps = f.local_reps > 0 || nic.vfs.iter().any(|v| v.representor.is_some());
+        nic.eswitch_mode = f.compat_mode.or_else(|| {
+            if nic.switch_id.is_some() && has_reps {
+                Some(EswitchMode::Switchdev)
+            } else if nic.total_vfs > 0
+                && nic
+                    .driver
+                    .as_deref()
+                    .is_some_and(|d| ESWITCH_DRIVERS.contains(&d))
+            {
+                Some(EswitchMode::Legacy)
+            } else {
+                None
+            }
+        });
     }
 }
 
@@ -773,6 +815,7 @@ mod tests {
         let e = |name: &str, port: Option<&str>| NetEntry {
             name: name.into(),
             port: port.map(|p| p.parse().unwrap()),
+            switch_id: None,
         };
         // representors sort before the uplink
         let entries = [

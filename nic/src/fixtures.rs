@@ -554,7 +554,16 @@ impl HostBuilder {
 
     /// Writes the tree into a new temporary directory (removed when the [`FakeHost`] drops).
     pub fn build(self) -> io::Result<FakeHost> {
-        let dir = tempfile::tempdir()?;
+        self.build_with(tempfile::tempdir()?)
+    }
+
+    /// Like [`HostBuilder::build`], with the temporary directory under `parent` (e.g. `/dev/shm`:
+    /// an in-memory filesystem, like sysfs, for benchmarks).
+    pub fn build_under(self, parent: &Path) -> io::Result<FakeHost> {
+        self.build_with(tempfile::tempdir_in(parent)?)
+    }
+
+    fn build_with(self, dir: tempfile::TempDir) -> io::Result<FakeHost> {
         let root = dir.path().to_owned();
         self.write_tree(&root)?;
         Ok(FakeHost {
@@ -812,6 +821,12 @@ fn bind_links(t: &Tree<'_>, dev: &Path, bdf: &str, driver: &str) -> io::Result<(
 
 fn write_netdev(t: &Tree<'_>, dev: &Path, nd: &NetdevSpec, ifindex: u32) -> io::Result<()> {
     let n = dev.join("net").join(&nd.name);
+    write_netdev_files(t, &n, nd, ifindex)?;
+    t.link(n.join("device"), dev)?;
+    t.link(format!("sys/class/net/{}", nd.name), n)
+}
+
+fn write_netdev_files(t: &Tree<'_>, n: &Path, nd: &NetdevSpec, ifindex: u32) -> io::Result<()> {
     t.file(n.join("address"), &format!("{}\n", nd.mac))?;
     t.file(n.join("mtu"), &format!("{}\n", nd.mtu))?;
     t.file(n.join("operstate"), &format!("{}\n", nd.operstate))?;
@@ -829,8 +844,7 @@ fn write_netdev(t: &Tree<'_>, dev: &Path, nd: &NetdevSpec, ifindex: u32) -> io::
     if let Some(m) = &nd.compat_devlink_mode {
         t.file(n.join("compat/devlink/mode"), &format!("{m}\n"))?;
     }
-    t.link(n.join("device"), dev)?;
-    t.link(format!("sys/class/net/{}", nd.name), n)
+    Ok(())
 }
 
 fn write_sriov(t: &Tree<'_>, parent: &Path, pf: &PfSpec) -> io::Result<()> {
@@ -930,6 +944,15 @@ impl FakeHost {
             }
         }
         self.remove_attr(bdf, "net")
+    }
+
+    /// Adds a netdev that belongs to no PCI function (`sys/devices/virtual/net/<name>`), e.g. a
+    /// representor some driver parents elsewhere.
+    pub fn add_virtual_netdev(&self, nd: &NetdevSpec) -> io::Result<()> {
+        let t = Tree { root: &self.root };
+        let n = PathBuf::from("sys/devices/virtual/net").join(&nd.name);
+        write_netdev_files(&t, &n, nd, self.next_ifindex())?;
+        t.link(format!("sys/class/net/{}", nd.name), n)
     }
 
     /// Makes `virtfn<index>` of PF `pf` dangle: the VF's directory and its bus entry disappear

@@ -122,6 +122,22 @@ fn representors_under_another_function_are_found_through_class_net() {
 }
 
 #[test]
+fn representors_outside_any_pci_function_are_found_through_class_net() {
+    let mut b = HostBuilder::new().cx6dx(EswitchMode::Switchdev);
+    let reps: Vec<NetdevSpec> = b.pfs()[1].function.netdevs[1..].to_vec();
+    b = b.edit_pf("0000:3b:00.1", |pf| pf.function.netdevs.truncate(1));
+    let host = b.build().unwrap();
+    for r in &reps {
+        host.add_virtual_netdev(r).unwrap();
+    }
+    let d = run(&host);
+    let pf1 = nic(&d.inventory, "0000:3b:00.1");
+    assert_eq!(pf1.vfs[0].representor.as_deref(), Some("ens1f1npf1vf0"));
+    assert_eq!(pf1.vfs[1].representor.as_deref(), Some("ens1f1npf1vf1"));
+    assert_eq!(pf1.eswitch_mode, Some(EswitchMode::Switchdev));
+}
+
+#[test]
 fn compat_devlink_mode_wins_over_inference() {
     let host = HostBuilder::new()
         .cx6dx(EswitchMode::Legacy)
