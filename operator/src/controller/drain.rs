@@ -23,7 +23,7 @@
 //! `drained` without cordon or eviction.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
     time::Duration,
 };
@@ -234,15 +234,22 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
         .map(|p| (**p).clone())
         .collect();
     let no_labels = BTreeMap::new();
-    let names: Vec<String> = states.iter().map(|s| s.name_any()).collect();
-    let inputs: Vec<NodeDrainState<'_>> = states
+    let by_name: HashMap<String, &Arc<NicNodeState>> =
+        states.iter().map(|s| (s.name_any(), s)).collect();
+    // every Node counts towards its pool's size (percentages), whether or not it has a node
+    // state; a node state whose Node is gone still releases its slot
+    let names: BTreeSet<&String> = nodes.keys().chain(by_name.keys()).collect();
+    let inputs: Vec<NodeDrainState<'_>> = names
         .iter()
-        .zip(&names)
-        .map(|(s, name)| {
-            let (request, requested_at, grant) = drain_annotations(s);
+        .map(|name| {
+            let (request, requested_at, grant) = by_name
+                .get(*name)
+                .map_or((DrainRequest::None, None, DrainGrant::None), |s| {
+                    drain_annotations(s)
+                });
             NodeDrainState {
                 name,
-                labels: nodes.get(name).map_or(&no_labels, |n| n.labels()),
+                labels: nodes.get(*name).map_or(&no_labels, |n| n.labels()),
                 request,
                 requested_at,
                 grant,
@@ -250,8 +257,6 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
         })
         .collect();
     let decision = grant(&inputs, &pools);
-    let by_name: HashMap<&str, &Arc<NicNodeState>> =
-        names.iter().map(String::as_str).zip(&states).collect();
     let drain_enabled = ctx.stores.drain_enabled();
     let mut first_error: Option<Error> = None;
     let mut keep = |r: Result<(), Error>| {
@@ -268,7 +273,7 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
         DrainGrant::Drained
     };
     for name in &decision.granted {
-        let Some(s) = by_name.get(name.as_str()) else {
+        let Some(s) = by_name.get(name) else {
             continue;
         };
         let r = set_grant(&ctx, name, granted_to, s.resource_version().as_deref()).await;
@@ -787,6 +792,38 @@ mod tests {
                 .render()
                 .contains("smartnic_operator_drains_granted{pool=\"r1\"} 2")
         );
+    }
+
+    #[tokio::test]
+    async fn percentage_counts_every_node_of_the_pool_not_only_those_with_a_node_state() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        stores.pool(pool("r2", IntOrString::String("50%".into())));
+        for (name, at) in [
+            ("a", "2026-11-26T10:00:03Z"),
+            ("b", "2026-11-26T10:00:01Z"),
+            ("c", "2026-11-26T10:00:02Z"),
+        ] {
+            let n = node(name, &[("rack", "r2")]);
+            stores.node(n.clone());
+            stores.node_state(requesting(
+                name,
+                &n,
+                DrainRequest::EvictVfPods,
+                at,
+                DrainGrant::None,
+            ));
+        }
+        // a fourth node of the pool without any node state: 50% of 4 is 2, not 50% of 3
+        stores.node(node("d", &[("rack", "r2")]));
+        let mocksrv = fakeserver.run(Scenario::DrainGrants {
+            grants: vec![("b".into(), "rv-b".into()), ("c".into(), "rv-c".into())],
+            pool: "r2".into(),
+            nodes: 4,
+            draining: 2,
+            max_unavailable: 2,
+        });
+        reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
     }
 
     fn pod(ns: &str, name: &str, resource: Option<&str>, owner_kind: Option<&str>) -> Value {

@@ -200,6 +200,14 @@ pub enum Scenario {
         /// Node name.
         node: String,
     },
+    /// A merge patch of `nicnodestates/<node>` leaving only the `keep` finalizers, conditional
+    /// on the resourceVersion.
+    OrphanFinalizer {
+        /// Node name.
+        node: String,
+        /// Finalizers that must remain.
+        keep: Vec<String>,
+    },
     /// The status singleton: one policy status apply (Valid false, message naming `field`).
     PolicyInvalidStatus {
         /// Policy name.
@@ -301,6 +309,9 @@ impl ApiServerVerifier {
                         .await
                         .handle_draining_condition(&node, false, "Idle")
                         .await;
+                }
+                Scenario::OrphanFinalizer { node, keep } => {
+                    self.handle_orphan_finalizer(&node, &keep).await;
                 }
                 Scenario::PolicyInvalidStatus { policy, field } => {
                     self.handle_policy_status(&policy, &field).await;
@@ -651,6 +662,28 @@ impl ApiServerVerifier {
                 json!({"apiVersion": "smartnic.io/v1alpha1", "kind": "NicNodeState", "metadata": {"name": node}, "spec": {"interfaces": []}}),
                 "101",
             ),
+        );
+        self
+    }
+
+    async fn handle_orphan_finalizer(mut self, node: &str, keep: &[String]) -> Self {
+        let (seen, send) = self
+            .expect_merge(&format!("/apis/smartnic.io/v1alpha1/nicnodestates/{node}"))
+            .await;
+        assert_eq!(
+            seen.body["metadata"]["finalizers"],
+            json!(keep),
+            "{}",
+            seen.body
+        );
+        assert_eq!(
+            seen.body["metadata"]["resourceVersion"],
+            format!("rv-{node}")
+        );
+        reply(
+            send,
+            200,
+            json!({"apiVersion": "smartnic.io/v1alpha1", "kind": "NicNodeState", "metadata": {"name": node}, "spec": {}}),
         );
         self
     }

@@ -13,6 +13,11 @@
 //!   ([`crate::planner::render_device_plugin_config`]). Written whole by server-side apply, so a
 //!   node's key disappears with its last VF group.
 //!
+//! - **Orphaned node states.** A `NicNodeState` is garbage-collected with its Node (owner
+//!   reference), but its `smartnic.io/pf-reset` finalizer belongs to the agent of that node,
+//!   which is gone with it. Once such an object is being deleted and its Node no longer exists,
+//!   the operator removes the finalizer (there is no host left to reset).
+//!
 //! Every write is skipped when the cached object already says the same thing.
 
 use std::{
@@ -22,8 +27,8 @@ use std::{
 };
 
 use crds::{
-    CONDITION_APPLIED, CONDITION_VALID, DEVICE_PLUGIN_CONFIGMAP, LABEL_MANAGED_BY, MANAGED_BY,
-    NicOperatorConfig, NicPolicy,
+    CONDITION_APPLIED, CONDITION_VALID, DEVICE_PLUGIN_CONFIGMAP, FINALIZER_NODE_STATE,
+    LABEL_MANAGED_BY, MANAGED_BY, NicNodeState, NicOperatorConfig, NicPolicy,
     inventory::NicInventory,
     k8s::jiff::Timestamp,
     operator_config::NicOperatorConfigStatus,
@@ -36,7 +41,7 @@ use serde_json::json;
 use super::{
     ReconcileError, apply_params,
     conditions::{self, Cond},
-    is_conflict,
+    is_conflict, merge_params,
     triggers::Change,
 };
 use crate::{
@@ -85,6 +90,17 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// Removing the finalizer of a node state whose Node is gone failed.
+    #[error(
+        "cannot remove finalizer {FINALIZER_NODE_STATE} from NicNodeState {node} (its Node is gone): {source}"
+    )]
+    ReleaseOrphan {
+        /// Node name.
+        node: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// Writing the operator configuration's status failed.
     #[error("cannot apply status of NicOperatorConfig {name}: {source}")]
     ConfigStatus {
@@ -104,6 +120,7 @@ impl Error {
             Self::DevicePluginConfig { .. } => "devicepluginconfig",
             Self::Serialize { .. } => "serialize",
             Self::ConfigStatus { .. } => "configstatus",
+            Self::ReleaseOrphan { .. } => "releaseorphan",
         }
     }
 }
@@ -118,6 +135,7 @@ impl ReconcileError for Error {
             Self::PolicyStatus { source, .. }
             | Self::DevicePluginConfig { source, .. }
             | Self::ConfigStatus { source, .. }
+            | Self::ReleaseOrphan { source, .. }
                 if is_conflict(source) =>
             {
                 Duration::from_secs(1)
@@ -159,6 +177,9 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
         first_error.get_or_insert(e);
     }
     if let Err(e) = config_status(&ctx).await {
+        first_error.get_or_insert(e);
+    }
+    if let Err(e) = release_orphans(&ctx).await {
         first_error.get_or_insert(e);
     }
     first_error.map_or(Ok(RESYNC), Err)
@@ -383,6 +404,35 @@ async fn config_status(ctx: &Context) -> Result<(), Error> {
     first_error.map_or(Ok(()), Err)
 }
 
+async fn release_orphans(ctx: &Context) -> Result<(), Error> {
+    let mut first_error = None;
+    for s in ctx.stores.node_states.state() {
+        let name = s.name_any();
+        if s.metadata.deletion_timestamp.is_none()
+            || !s.finalizers().iter().any(|f| f == FINALIZER_NODE_STATE)
+            || ctx.stores.nodes.get(&ObjectRef::new(&name)).is_some()
+        {
+            continue;
+        }
+        tracing::info!(node = %name, "Node is gone; removing the agent's finalizer from its NicNodeState");
+        let remaining: Vec<&String> = s
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER_NODE_STATE)
+            .collect();
+        let body =
+            json!({"metadata": {"finalizers": remaining, "resourceVersion": s.resource_version()}});
+        let api: Api<NicNodeState> = Api::all(ctx.client.clone());
+        if let Err(source) = api
+            .patch(&name, &merge_params(), &Patch::Merge(&body))
+            .await
+        {
+            first_error.get_or_insert(Error::ReleaseOrphan { node: name, source });
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 #[cfg(test)]
 mod tests {
     use crds::{NicNodeStateSpec, device_plugin::DevicePluginConfig};
@@ -418,6 +468,29 @@ mod tests {
         let next = reconcile(ctx).await.expect("reconcile");
         timeout_after_1s(mocksrv).await;
         assert_eq!(next, RESYNC);
+    }
+
+    #[tokio::test]
+    async fn node_state_of_a_deleted_node_gets_the_agent_finalizer_removed() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        stores.config_map(empty_config_map());
+        let mut gone = node_state("n7", &node("n7", &[]), NicNodeStateSpec::default());
+        gone.metadata.finalizers =
+            Some(vec![FINALIZER_NODE_STATE.into(), "example.com/keep".into()]);
+        gone.metadata.deletion_timestamp = Some(crds::k8s::Time(Timestamp::now()));
+        stores.node_state(gone.clone());
+        // a node state being deleted whose Node still exists is left to its agent
+        let mut alive = node_state("n8", &node("n8", &[]), NicNodeStateSpec::default());
+        alive.metadata.finalizers = Some(vec![FINALIZER_NODE_STATE.into()]);
+        alive.metadata.deletion_timestamp = Some(crds::k8s::Time(Timestamp::now()));
+        stores.node_state(alive);
+        stores.node(node("n8", &[]));
+        let mocksrv = fakeserver.run(Scenario::OrphanFinalizer {
+            node: "n7".into(),
+            keep: vec!["example.com/keep".into()],
+        });
+        reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
     }
 
     #[tokio::test]
