@@ -55,6 +55,7 @@ use crate::{
     context::Context,
     metrics::PoolLabels,
     planner::{GrantDecision, NodeDrainState, grant},
+    validate::{PoolContext, to_message, validate_pool},
 };
 
 /// Name of this controller in metrics and logs.
@@ -656,10 +657,33 @@ async fn write_pool_status(
         .filter(|(_, pools)| pools.iter().any(|p| p == &name))
         .map(|(n, _)| n.as_str())
         .collect();
-    let valid = if in_two.is_empty() {
-        Cond::new(CONDITION_VALID, true, "Valid", "no node is in another pool")
-    } else {
-        Cond::new(
+    // the webhook's checks (selector, maxUnavailable, overlap with other pools), for clusters
+    // without it; then what the arbiter saw while granting
+    let pools: Vec<NicPool> = ctx
+        .stores
+        .pools
+        .state()
+        .iter()
+        .map(|p| (**p).clone())
+        .collect();
+    let nodes = ctx.stores.nodes.state();
+    let node_names: Vec<String> = nodes.iter().map(|n| n.name_any()).collect();
+    let pairs: Vec<(&str, &BTreeMap<String, String>)> = node_names
+        .iter()
+        .map(String::as_str)
+        .zip(nodes.iter().map(|n| n.labels()))
+        .collect();
+    let checked = validate_pool(
+        &name,
+        &pool.spec,
+        &PoolContext {
+            pools: &pools,
+            nodes: &pairs,
+        },
+    );
+    let valid = match checked {
+        Err(errors) => Cond::new(CONDITION_VALID, false, "InvalidSpec", to_message(&errors)),
+        Ok(()) if !in_two.is_empty() => Cond::new(
             CONDITION_VALID,
             false,
             "NodeInSeveralPools",
@@ -667,7 +691,8 @@ async fn write_pool_status(
                 "spec.nodeSelector: node(s) {} are also selected by another NicPool and are never drained",
                 in_two.join(", ")
             ),
-        )
+        ),
+        Ok(()) => Cond::new(CONDITION_VALID, true, "Valid", "no node is in another pool"),
     };
     let generation = pool.metadata.generation;
     let current = pool.status.clone().unwrap_or_default();

@@ -562,6 +562,7 @@ impl ApiServerVerifier {
         assert_eq!(s["draining"], draining);
         assert_eq!(s["maxUnavailableNodes"], max);
         assert_eq!(s["conditions"][0]["type"], "Valid");
+        assert_eq!(s["conditions"][0]["status"], "True", "{s}");
         reply(
             send,
             200,
