@@ -206,6 +206,8 @@ fn fill_names(sysfs: &SysFs, nics: &mut [Nic]) {
 /// `phys_switch_id` when it is a representor.
 struct NetEntry {
     name: String,
+    /// Its directory below the PCI function (`net/eth0`, `virtio0/net/eth0`).
+    rel: String,
     port: Option<PhysPortName>,
     switch_id: Option<String>,
 }
@@ -263,13 +265,14 @@ impl Ctx<'_> {
         };
 
         // netdevs: the PF's own one, and representors mlx5 lists next to it
-        let entries = self.net_entries(&addr, dev);
+        let virtio = nic.driver.as_deref() == Some("virtio-pci");
+        let entries = self.net_entries(&addr, dev, virtio);
         let own = pick_own_netdev(dev, &entries);
         let mut facts = NetdevFacts::default();
         let mut compat_mode = None;
         if let Some(i) = own {
             let e = &entries[i];
-            match dev.open_dir(&format!("net/{}", e.name)) {
+            match dev.open_dir(&e.rel) {
                 Ok(nd) => {
                     facts = self.netdev_facts(&addr, &nd);
                     // not read yet for a single netdev; a form the parser does not know is
@@ -432,8 +435,24 @@ impl Ctx<'_> {
         }
     }
 
-    fn net_entries(&mut self, addr: &PciAddress, dev: &SysDir) -> Vec<NetEntry> {
-        let names = match dev.list_dir("net") {
+    /// The netdevs of a function: `net/*`, or for virtio-net (`virtio` = true) `virtioN/net/*`,
+    /// since the netdev hangs off the virtio device below the PCI function.
+    fn net_entries(&mut self, addr: &PciAddress, dev: &SysDir, virtio: bool) -> Vec<NetEntry> {
+        let mut base = String::from("net");
+        let mut listed = dev.list_dir(&base);
+        if virtio && listed.as_ref().is_err_and(SysfsError::is_not_found) {
+            let child = dev.list_dir(".").ok().and_then(|names| {
+                names.into_iter().find(|n| {
+                    n.strip_prefix("virtio")
+                        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+                })
+            });
+            if let Some(child) = child {
+                base = format!("{child}/net");
+                listed = dev.list_dir(&base);
+            }
+        }
+        let names = match listed {
             Ok(n) => n,
             Err(e) if e.is_not_found() => return Vec::new(),
             Err(e) => {
@@ -446,6 +465,7 @@ impl Ctx<'_> {
             return names
                 .into_iter()
                 .map(|name| NetEntry {
+                    rel: format!("{base}/{name}"),
                     name,
                     port: None,
                     switch_id: None,
@@ -456,13 +476,14 @@ impl Ctx<'_> {
         par_chunks(&names, ENTRIES_PER_THREAD, |part| {
             part.iter()
                 .map(|name| {
+                    let rel = format!("{base}/{name}");
                     let port: Option<PhysPortName> = dev
-                        .read_optional_string(&format!("net/{name}/phys_port_name"))
+                        .read_optional_string(&format!("{rel}/phys_port_name"))
                         .ok()
                         .flatten()
                         .and_then(|p| p.parse().ok());
                     let switch_id = if port.is_some_and(|p| p.is_representor()) {
-                        dev.read_optional_string(&format!("net/{name}/phys_switch_id"))
+                        dev.read_optional_string(&format!("{rel}/phys_switch_id"))
                             .ok()
                             .flatten()
                     } else {
@@ -470,6 +491,7 @@ impl Ctx<'_> {
                     };
                     NetEntry {
                         name: name.clone(),
+                        rel,
                         port,
                         switch_id,
                     }
@@ -634,10 +656,10 @@ impl Ctx<'_> {
             iommu_group: self.iommu_group(&addr, dev),
             ..Vf::default()
         };
-        let entries = self.net_entries(&addr, dev);
+        let entries = self.net_entries(&addr, dev, false);
         if let Some(i) = pick_own_netdev(dev, &entries) {
             let name = &entries[i].name;
-            (vf.mac, vf.mtu) = self.mac_mtu(&addr, dev, &format!("net/{name}/"));
+            (vf.mac, vf.mtu) = self.mac_mtu(&addr, dev, &format!("{}/", entries[i].rel));
             vf.name = Some(name.clone());
         }
         vf
@@ -753,7 +775,7 @@ fn pick_own_netdev(dev: &SysDir, entries: &[NetEntry]) -> Option<usize> {
         [] => None,
         [one] => Some(*one),
         many => many.iter().copied().min_by_key(|&i| {
-            dev.read_number::<u32>(&format!("net/{}/ifindex", entries[i].name))
+            dev.read_number::<u32>(&format!("{}/ifindex", entries[i].rel))
                 .unwrap_or(u32::MAX)
         }),
     }
@@ -814,6 +836,7 @@ mod tests {
         let (_t, dir) = empty_dir();
         let e = |name: &str, port: Option<&str>| NetEntry {
             name: name.into(),
+            rel: format!("net/{name}"),
             port: port.map(|p| p.parse().unwrap()),
             switch_id: None,
         };

@@ -161,6 +161,7 @@ impl<'a> NumVfsHandle<'a> {
             n,
             timeout: Duration::from_secs(60),
             poll: Duration::from_millis(100),
+            wait: true,
             clock: SystemClock,
         }
     }
@@ -205,6 +206,8 @@ pub struct NumVfsOutcome {
     pub changed: bool,
     /// Time spent waiting for the `virtfn` links.
     pub waited: Duration,
+    /// True when the `virtfn` links were checked (false after [`SetNumVfsRequest::no_wait`]).
+    pub verified: bool,
 }
 
 /// Sets `sriov_numvfs`; see [`NumVfsHandle::set`].
@@ -215,13 +218,21 @@ pub struct SetNumVfsRequest<'a, C> {
     n: u32,
     timeout: Duration,
     poll: Duration,
+    wait: bool,
     clock: C,
 }
 
 impl<'a, C: Clock> SetNumVfsRequest<'a, C> {
-    /// How long to wait for the `virtfn` links (default 60 s; zero = do not wait).
+    /// How long to wait for the `virtfn` links (default 60 s; zero: check once, do not wait).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Returns right after the writes without checking the `virtfn` links (a fixture tree has no
+    /// kernel to create them). [`NumVfsOutcome::verified`] is then false.
+    pub fn no_wait(mut self) -> Self {
+        self.wait = false;
         self
     }
 
@@ -239,6 +250,7 @@ impl<'a, C: Clock> SetNumVfsRequest<'a, C> {
             n: self.n,
             timeout: self.timeout,
             poll: self.poll,
+            wait: self.wait,
             clock,
         }
     }
@@ -269,6 +281,15 @@ impl<'a, C: Clock> SetNumVfsRequest<'a, C> {
                 sysfs.write(&numvfs, self.n)?;
             }
         }
+        if !self.wait {
+            return Ok(NumVfsOutcome {
+                previous,
+                current: self.n,
+                changed,
+                waited: Duration::ZERO,
+                verified: false,
+            });
+        }
         let start = self.clock.now();
         loop {
             let present = count_virtfn(sysfs, &dir, self.n);
@@ -278,6 +299,7 @@ impl<'a, C: Clock> SetNumVfsRequest<'a, C> {
                     current: self.n,
                     changed,
                     waited: self.clock.now() - start,
+                    verified: true,
                 });
             }
             let waited = self.clock.now() - start;
@@ -476,7 +498,8 @@ mod tests {
                 previous: 2,
                 current: 5,
                 changed: true,
-                waited: Duration::from_millis(300)
+                waited: Duration::from_millis(300),
+                verified: true,
             }
         );
         assert_eq!(clock.sleeps(), 3);
@@ -566,6 +589,24 @@ mod tests {
             .execute()
             .unwrap_err();
         assert!(matches!(e, SriovError::Timeout { present: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn no_wait_returns_after_the_writes() {
+        let host = HostBuilder::new().igb_82576().build().unwrap();
+        let sysfs = host.sysfs();
+        let out = SriovHandle::new(&sysfs)
+            .numvfs(pci("0000:01:00.0"))
+            .set(3)
+            .no_wait()
+            .clock(FakeClock::new(|_| panic!("no sleep expected")))
+            .execute()
+            .unwrap();
+        assert!(out.changed && !out.verified);
+        assert_eq!(
+            fs::read_to_string(host.device_dir("0000:01:00.0").join("sriov_numvfs")).unwrap(),
+            "3"
+        );
     }
 
     #[test]

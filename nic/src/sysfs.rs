@@ -34,13 +34,12 @@ use crate::pci::PciAddress;
 #[derive(Debug, thiserror::Error)]
 pub enum SysfsError {
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
+        /// The I/O error (part of the message, so not repeated as a source).
+        error: io::Error,
     },
     /// A file was read but its content is not what the attribute should hold.
     #[error("cannot parse {}: {value:?} is not {expected}", path.display())]
@@ -53,33 +52,30 @@ pub enum SysfsError {
         expected: &'static str,
     },
     /// A symbolic link could not be read.
-    #[error("cannot read link {}: {source}", path.display())]
+    #[error("cannot read link {}: {error}", path.display())]
     ReadLink {
         /// The link.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
+        /// The I/O error (part of the message, so not repeated as a source).
+        error: io::Error,
     },
     /// A directory could not be listed.
-    #[error("cannot list {}: {source}", path.display())]
+    #[error("cannot list {}: {error}", path.display())]
     ListDir {
         /// The directory.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
+        /// The I/O error (part of the message, so not repeated as a source).
+        error: io::Error,
     },
     /// A write was refused (by the kernel, or because the file does not exist).
-    #[error("cannot write {data:?} to {}: {source}", path.display())]
+    #[error("cannot write {data:?} to {}: {error}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// What was written.
         data: String,
-        /// The I/O error (the kernel's errno for sysfs attributes).
-        #[source]
-        source: io::Error,
+        /// The I/O error: the kernel's errno for sysfs attributes (part of the message).
+        error: io::Error,
     },
 }
 
@@ -98,10 +94,10 @@ impl SysfsError {
     /// The underlying I/O error, if the error is one.
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
-            SysfsError::Read { source, .. }
-            | SysfsError::ReadLink { source, .. }
-            | SysfsError::ListDir { source, .. }
-            | SysfsError::Write { source, .. } => Some(source),
+            SysfsError::Read { error, .. }
+            | SysfsError::ReadLink { error, .. }
+            | SysfsError::ListDir { error, .. }
+            | SysfsError::Write { error, .. } => Some(error),
             SysfsError::Parse { .. } => None,
         }
     }
@@ -218,9 +214,9 @@ impl SysFs {
         File::open(path)
             .and_then(read_small)
             .map(|s| s.trim().to_owned())
-            .map_err(|source| SysfsError::Read {
+            .map_err(|error| SysfsError::Read {
                 path: path.to_owned(),
-                source,
+                error,
             })
     }
 
@@ -245,9 +241,9 @@ impl SysFs {
 
     /// The target of a symbolic link, as stored (usually relative).
     pub fn read_link(&self, path: &Path) -> Result<PathBuf, SysfsError> {
-        fs::read_link(path).map_err(|source| SysfsError::ReadLink {
+        fs::read_link(path).map_err(|error| SysfsError::ReadLink {
             path: path.to_owned(),
-            source,
+            error,
         })
     }
 
@@ -267,9 +263,9 @@ impl SysFs {
 
     /// The names in a directory, sorted. Non-UTF-8 names are converted lossily.
     pub fn list_dir(&self, path: &Path) -> Result<Vec<String>, SysfsError> {
-        let err = |source| SysfsError::ListDir {
+        let err = |error| SysfsError::ListDir {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut names = Vec::new();
         for entry in fs::read_dir(path).map_err(err)? {
@@ -285,7 +281,7 @@ impl SysFs {
         let fd =
             nix::fcntl::open(path, DIR_FLAGS, Mode::empty()).map_err(|e| SysfsError::Read {
                 path: path.to_owned(),
-                source: e.into(),
+                error: e.into(),
             })?;
         Ok(SysDir {
             fd,
@@ -315,10 +311,10 @@ impl SysFs {
             .truncate(true)
             .open(path)
             .and_then(|mut f| f.write_all(data.as_bytes()))
-            .map_err(|source| SysfsError::Write {
+            .map_err(|error| SysfsError::Write {
                 path: path.to_owned(),
                 data,
-                source,
+                error,
             })
     }
 }
@@ -351,7 +347,7 @@ impl SysDir {
     pub fn open_dir(&self, rel: &str) -> Result<SysDir, SysfsError> {
         let fd = openat(&self.fd, rel, DIR_FLAGS, Mode::empty()).map_err(|e| SysfsError::Read {
             path: self.join(rel),
-            source: e.into(),
+            error: e.into(),
         })?;
         Ok(SysDir {
             fd,
@@ -370,9 +366,9 @@ impl SysDir {
         .map_err(io::Error::from)
         .and_then(|fd| read_small(File::from(fd)))
         .map(|s| s.trim().to_owned())
-        .map_err(|source| SysfsError::Read {
+        .map_err(|error| SysfsError::Read {
             path: self.join(rel),
-            source,
+            error,
         })
     }
 
@@ -399,7 +395,7 @@ impl SysDir {
             .map(PathBuf::from)
             .map_err(|e| SysfsError::ReadLink {
                 path: self.join(rel),
-                source: e.into(),
+                error: e.into(),
             })
     }
 
@@ -423,7 +419,7 @@ impl SysDir {
     pub fn list_dir(&self, rel: &str) -> Result<Vec<String>, SysfsError> {
         let err = |e: nix::Error| SysfsError::ListDir {
             path: self.join(rel),
-            source: e.into(),
+            error: e.into(),
         };
         let mut dir = Dir::openat(
             &self.fd,

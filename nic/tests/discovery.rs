@@ -296,6 +296,29 @@ fn non_network_functions_are_skipped_and_lone_vfs_are_nics() {
 }
 
 #[test]
+fn virtio_net_netdev_below_the_virtio_device() {
+    let mut f = FunctionSpec::new(
+        "0000:00:03.0".parse().unwrap(),
+        0x1af4,
+        0x1041,
+        nic::fixtures::CLASS_ETHERNET,
+        "virtio-pci",
+    );
+    f.netdevs.push(NetdevSpec::eth("eth0", "52:54:00:12:34:56"));
+    let host = HostBuilder::new().function(f).build().unwrap();
+    // move net/ to virtio0/net/, as the virtio bus lays it out
+    let dev = host.device_dir("0000:00:03.0");
+    fs::create_dir(dev.join("virtio0")).unwrap();
+    fs::rename(dev.join("net"), dev.join("virtio0/net")).unwrap();
+    let d = run(&host);
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    let n = nic(&d.inventory, "0000:00:03.0");
+    assert_eq!(n.name.as_deref(), Some("eth0"));
+    assert_eq!(n.mac.as_deref(), Some("52:54:00:12:34:56"));
+    assert_eq!(n.mtu, Some(1500));
+}
+
+#[test]
 fn empty_host_and_wrong_root() {
     let host = HostBuilder::new().build().unwrap();
     let d = run(&host);
