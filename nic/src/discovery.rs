@@ -122,23 +122,20 @@ pub fn discover_with_warnings(sysfs: &SysFs) -> Result<Discovery, DiscoveryError
         if claimed.contains(&addr) {
             continue;
         }
-        let class = match bus
+        let opened = bus
             .open_dir(&addr.to_string())
-            .and_then(|dev| Ok((dev.read_hex("class")?, dev)))
-        {
-            Ok((class, dev)) => {
-                if class >> 16 != 0x02 {
-                    continue;
-                }
-                (class, dev)
-            }
+            .and_then(|dev| Ok((dev.read_hex("class")?, dev)));
+        let (class, dev) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 ctx.warn(&addr, format!("{e}; skipped"));
                 unreadable.insert(addr);
                 continue;
             }
         };
-        let (class, dev) = class;
+        if class >> 16 != 0x02 {
+            continue;
+        }
         seen_network.insert(addr);
         if let Ok(pf) = dev.read_link_parsed::<PciAddress>("physfn", "a PCI address") {
             if seen_network.contains(&pf) {
@@ -218,7 +215,7 @@ struct SwitchFacts {
     compat_mode: Option<EswitchMode>,
     /// The `N` in this PF's representor names `pfNvfM`.
     pf_number: u32,
-    /// Representors found in the PF's own `net/`.
+    /// Representors on the PF's switch found in the PF's own `net/`.
     local_reps: usize,
 }
 
@@ -313,7 +310,9 @@ impl Ctx<'_> {
                 && port_name.is_representor()
                 && Some(i) != own
             {
-                local_reps += 1;
+                if nic.switch_id.as_ref() == Some(&switch_id) {
+                    local_reps += 1;
+                }
                 reps.push(SwitchPort {
                     netdev: e.name,
                     switch_id,

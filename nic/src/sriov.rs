@@ -58,8 +58,8 @@ pub enum SriovError {
     /// The VF links did not reach the requested count in time.
     #[error(
         "{address}: {present} of {requested} VFs present after {waited:?} \
-         (waiting for {}/virtfn0..virtfn{})",
-        dir.display(), requested.saturating_sub(1)
+         (counting the virtfn links in {})",
+        dir.display()
     )]
     Timeout {
         /// The PF address.
@@ -572,7 +572,7 @@ mod tests {
             msg.starts_with("0000:01:00.0: 2 of 4 VFs present after 2s"),
             "{msg}"
         );
-        assert!(msg.contains("virtfn0..virtfn3"), "{msg}");
+        assert!(msg.contains("virtfn links in "), "{msg}");
         assert_eq!(clock.sleeps(), 20);
         assert_eq!(clock.elapsed(), Duration::from_secs(2));
     }

@@ -384,6 +384,33 @@ mod tests {
         assert!(find_vf_representor(&ambiguous, "aa", 0, 3).is_none());
     }
 
+    #[test]
+    fn vf_representor_through_sysfs() {
+        use crate::fixtures::HostBuilder;
+        use crds::inventory::EswitchMode;
+        let host = HostBuilder::new()
+            .cx6dx(EswitchMode::Switchdev)
+            .build()
+            .unwrap();
+        let s = host.sysfs();
+        assert_eq!(
+            vf_representor(&s, "ens1f1np1", 1).unwrap().as_deref(),
+            Some("ens1f1npf1vf1")
+        );
+        assert_eq!(vf_representor(&s, "ens1f0np0", 7).unwrap(), None);
+        // a representor is not an uplink; lo has no switch id
+        assert_eq!(vf_representor(&s, "ens1f0npf0vf0", 0).unwrap(), None);
+        assert_eq!(vf_representor(&s, "lo", 0).unwrap(), None);
+        let legacy = HostBuilder::new()
+            .cx6dx(EswitchMode::Legacy)
+            .build()
+            .unwrap();
+        assert_eq!(
+            vf_representor(&legacy.sysfs(), "ens1f0np0", 0).unwrap(),
+            None
+        );
+    }
+
     fn arb_name() -> impl Strategy<Value = PhysPortName> {
         let c = proptest::option::of(any::<u32>());
         prop_oneof![

@@ -78,7 +78,10 @@ fn checked_in_trees_match_the_presets() {
         for (path, entry) in &want {
             if *entry == Entry::Dir {
                 let has_children = want.keys().any(|p| p.parent() == Some(path.as_path()));
-                assert!(has_children, "{name}: preset writes empty directory {path:?}");
+                assert!(
+                    has_children,
+                    "{name}: preset writes empty directory {path:?}"
+                );
             }
         }
         let have = if checked_in.exists() {
@@ -102,7 +105,12 @@ fn checked_in_trees_match_the_presets() {
         "examples/hosts drifted from the fixture presets ({} paths); regenerate with \
          `SMARTNIC_UPDATE_EXAMPLES=1 cargo test -p nic --test example_hosts`:\n{}",
         drift.len(),
-        drift.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        drift
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
