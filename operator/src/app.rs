@@ -8,6 +8,14 @@
 //!
 //! SIGTERM (or Ctrl-C) stops the controllers, releases the lease so another replica takes over
 //! at once, and drains the HTTP servers. A server that cannot start stops the process.
+//!
+//! Outside the cluster (kubeconfig from `KUBECONFIG` or `~/.kube/config`, CRDs applied with
+//! `kubectl apply -k deploy/crds`, namespace `smartnic-system` present):
+//!
+//! ```text
+//! cargo run -p operator --bin smartnic-operator -- --no-webhook --leader-elect=false \
+//!     --namespace smartnic-system --metrics-addr 127.0.0.1:8080
+//! ```
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 

@@ -11,8 +11,14 @@
 //! |---|---|
 //! | absent | create it, holding it |
 //! | held by this replica | renew (`renewTime = now`) |
-//! | no holder (released), or `renewTime + leaseDurationSeconds` in the past | take over (`leaseTransitions + 1`) |
+//! | no holder (released), or unchanged for `leaseDurationSeconds` | take over (`leaseTransitions + 1`) |
 //! | held by another replica, not expired | wait |
+//!
+//! Expiry is judged on this replica's clock, as client-go does: a lease held by another replica
+//! expires when its `resourceVersion` has not changed for `leaseDurationSeconds` since this
+//! replica first saw it. The `renewTime` written by the holder is not compared with the local
+//! clock, so clock skew between nodes cannot make two replicas lead at once. (A replica that
+//! starts next to an abandoned lease therefore waits one lease duration before taking it.)
 
 use std::{future::Future, time::Duration};
 
@@ -118,11 +124,14 @@ pub enum Decision {
     },
 }
 
-/// Decides from the lease as read. `default_duration` applies when the lease does not say.
+/// Decides from the lease as read. `observed_since` is when this replica first saw the lease's
+/// current `resourceVersion` (its own clock); `default_duration` applies when the lease does not
+/// say.
 pub fn decide(
     lease: Option<&Lease>,
     identity: &str,
     now: Timestamp,
+    observed_since: Timestamp,
     default_duration: Duration,
 ) -> Decision {
     let Some(lease) = lease else {
@@ -142,9 +151,8 @@ pub fn decide(
         .unwrap_or_else(|| {
             SignedDuration::try_from(default_duration).unwrap_or(SignedDuration::ZERO)
         });
-    let renewed = spec.renew_time.or(spec.acquire_time).map(|t| t.0);
-    match renewed.and_then(|r| r.checked_add(duration).ok()) {
-        Some(until) if until > now => Decision::Wait { holder, until },
+    match observed_since.checked_add(duration) {
+        Ok(until) if until > now => Decision::Wait { holder, until },
         _ => Decision::TakeOver,
     }
 }
@@ -153,6 +161,8 @@ pub fn decide(
 pub struct LeaderElector {
     api: Api<Lease>,
     cfg: LeaseConfig,
+    /// `resourceVersion` of the lease as last read, and when (local clock) it was first seen.
+    observed: std::sync::Mutex<Option<(String, Timestamp)>>,
 }
 
 impl LeaderElector {
@@ -161,6 +171,7 @@ impl LeaderElector {
         Self {
             api: Api::namespaced(client, &cfg.namespace),
             cfg,
+            observed: std::sync::Mutex::new(None),
         }
     }
 
@@ -177,7 +188,22 @@ impl LeaderElector {
         }
     }
 
-    /// One acquire-or-renew attempt at time `now`: `Ok(true)` when this replica holds the lease
+    /// Records the lease's resourceVersion; returns when it was first seen (at `now` if new).
+    fn observe(&self, lease: Option<&Lease>, now: Timestamp) -> Timestamp {
+        let rv = lease
+            .and_then(|l| l.metadata.resource_version.clone())
+            .unwrap_or_default();
+        let mut observed = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+        match observed.as_ref() {
+            Some((seen, since)) if *seen == rv => *since,
+            _ => {
+                *observed = Some((rv, now));
+                now
+            }
+        }
+    }
+
+    /// One acquire-or-renew attempt at time `now` (this replica's clock): `Ok(true)` when this replica holds the lease
     /// afterwards. Losing a race (409 on create or replace) is `Ok(false)`, not an error.
     pub async fn try_acquire_or_renew_at(&self, now: Timestamp) -> Result<bool, Error> {
         let current = self
@@ -189,10 +215,12 @@ impl LeaderElector {
                 name: self.cfg.name.clone(),
                 source,
             })?;
+        let observed_since = self.observe(current.as_ref(), now);
         let decision = decide(
             current.as_ref(),
             &self.cfg.identity,
             now,
+            observed_since,
             self.cfg.lease_duration,
         );
         let (lease, action) = match (decision, current) {
@@ -393,24 +421,38 @@ mod tests {
     fn decisions() {
         let l = |v: Value| serde_json::from_value::<Lease>(v).unwrap();
         let d = Duration::from_secs(15);
-        assert_eq!(decide(None, "a", at(0), d), Decision::Create);
+        assert_eq!(decide(None, "a", at(0), at(0), d), Decision::Create);
         assert_eq!(
-            decide(Some(&l(lease_json("a", at(0), 1))), "a", at(100), d),
+            decide(Some(&l(lease_json("a", at(0), 1))), "a", at(100), at(0), d),
             Decision::Renew
         );
         assert_eq!(
-            decide(Some(&l(lease_json("b", at(0), 1))), "a", at(14), d),
+            decide(Some(&l(lease_json("b", at(0), 1))), "a", at(14), at(0), d),
             Decision::Wait {
                 holder: "b".into(),
                 until: at(15)
             }
         );
         assert_eq!(
-            decide(Some(&l(lease_json("b", at(0), 1))), "a", at(16), d),
+            decide(Some(&l(lease_json("b", at(0), 1))), "a", at(16), at(0), d),
             Decision::TakeOver
         );
+        // the holder's clock may be far behind: its renewTime is not compared with ours
         assert_eq!(
-            decide(Some(&l(lease_json("", at(0), 1))), "a", at(1), d),
+            decide(
+                Some(&l(lease_json("b", at(-3600), 1))),
+                "a",
+                at(5),
+                at(0),
+                d
+            ),
+            Decision::Wait {
+                holder: "b".into(),
+                until: at(15)
+            }
+        );
+        assert_eq!(
+            decide(Some(&l(lease_json("", at(0), 1))), "a", at(1), at(1), d),
             Decision::TakeOver
         );
     }
@@ -470,9 +512,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn expired_lease_is_taken_over_with_its_resource_version() {
+    async fn lease_unchanged_for_its_duration_is_taken_over_with_its_resource_version() {
         let (client, mut fake) = mock_client();
         let server = tokio::spawn(async move {
+            // first look at t=0: held by b, resourceVersion 41 seen for the first time
+            let (_, send) = fake.expect(Method::GET, PATH).await;
+            reply(send, 200, lease_json("operator-b", at(0), 3));
+            // t=20: still resourceVersion 41, so b has not renewed for 20 s > 15 s
             let (_, send) = fake.expect(Method::GET, PATH).await;
             reply(send, 200, lease_json("operator-b", at(0), 3));
             let (seen, send) = fake.expect(Method::PUT, PATH).await;
@@ -485,11 +531,14 @@ mod tests {
             assert_eq!(seen.body["spec"]["renewTime"], json!(MicroTime(at(20))));
             reply(send, 200, seen.body);
         });
+        let e = elector(client);
         assert!(
-            elector(client)
-                .try_acquire_or_renew_at(at(20))
-                .await
-                .unwrap()
+            !e.try_acquire_or_renew_at(at(0)).await.unwrap(),
+            "held at first sight"
+        );
+        assert!(
+            e.try_acquire_or_renew_at(at(20)).await.unwrap(),
+            "expired on our clock"
         );
         tokio::time::timeout(Duration::from_secs(1), server)
             .await

@@ -1,4 +1,4 @@
-//! One watch per kind, feeding the [`Stores`](crate::context::Stores) and publishing
+//! One watch per kind, feeding the [`Stores`] and publishing
 //! [`Change`]s. Runs on every replica (the webhook reads the caches too); the reconcilers
 //! subscribe only on the leader.
 //!
