@@ -45,7 +45,33 @@ where
     w.apply_watcher_event(&watcher::Event::Apply(obj));
 }
 
+/// Replays the writer's current objects as a complete initial list, which marks the cache ready.
+fn mark_ready<K>(w: &mut Writer<K>)
+where
+    K: Resource + Clone,
+    K::DynamicType: Clone + Eq + std::hash::Hash,
+{
+    let objects = w.as_reader().state();
+    w.apply_watcher_event(&watcher::Event::Init);
+    for o in objects {
+        w.apply_watcher_event(&watcher::Event::InitApply((*o).clone()));
+    }
+    w.apply_watcher_event(&watcher::Event::InitDone);
+}
+
 impl TestStores {
+    /// Marks every cache as having had its first full list (what `controller::run` waits for).
+    pub fn mark_ready(&mut self) {
+        mark_ready(&mut self.0.nodes);
+        mark_ready(&mut self.0.node_states);
+        mark_ready(&mut self.0.policies);
+        mark_ready(&mut self.0.pools);
+        mark_ready(&mut self.0.networks);
+        mark_ready(&mut self.0.configs);
+        mark_ready(&mut self.0.nads);
+        mark_ready(&mut self.0.config_maps);
+    }
+
     /// Adds or replaces a Node.
     pub fn node(&mut self, n: Node) {
         put(&mut self.0.nodes, n);
@@ -318,6 +344,36 @@ impl ApiServerVerifier {
                 }
             }
         })
+    }
+
+    /// Takes the next request without assertions (for tests where concurrent controllers call
+    /// in any order).
+    pub async fn next_any(&mut self) -> Option<(Method, String, Seen, Responder)> {
+        let (request, send) = self.0.next_request().await?;
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let content_type = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = request.into_body().collect_bytes().await.ok()?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).ok()?
+        };
+        Some((
+            method,
+            path,
+            Seen {
+                query: BTreeMap::new(),
+                content_type,
+                body,
+            },
+            send,
+        ))
     }
 
     /// Takes the next request, asserting its method and path (query excluded).

@@ -239,3 +239,77 @@ pub(crate) async fn publish(
         tracing::warn!(%error, reason, "cannot publish event");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crds::NicNodeStateSpec;
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        controller::fixtures::{node, node_state, reply, test_context, with_inventory},
+        planner::fixtures::{cx6, policy},
+    };
+
+    /// The whole controller set, driven by the change stream as in production: a policy and a
+    /// node with an inventory converge to the node-state apply, the device-plugin label, the
+    /// policy status and the device-plugin ConfigMap, in whatever order the controllers run.
+    #[tokio::test]
+    async fn controllers_wire_up_and_converge_from_the_caches() {
+        let (ctx, mut fake, mut stores) = test_context();
+        let n1 = node("n1", &[("gpu", "true")]);
+        stores.node(n1.clone());
+        stores.node_state(with_inventory(
+            node_state("n1", &n1, NicNodeStateSpec::default()),
+            vec![cx6("0000:3b:00.0", "ens1f0")],
+        ));
+        let mut p = policy("p1", 10, &["ens1f0"]);
+        p.metadata.resource_version = Some("1".into());
+        stores.policy(p);
+        stores.mark_ready();
+        let triggers = Triggers::new();
+        let controllers = tokio::spawn(run(ctx.clone(), triggers.clone()));
+
+        let want: BTreeSet<&str> = ["nodestate", "label", "policystatus", "configmap"].into();
+        let mut seen = BTreeSet::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !want.is_subset(&seen) {
+            let next = tokio::time::timeout_at(deadline, fake.next_any()).await;
+            let (method, path, s, send) = next
+                .expect("controllers converge within 5 s")
+                .expect("request");
+            let what = match (method.clone(), path.as_str()) {
+                (Method::PATCH, "/apis/smartnic.io/v1alpha1/nicnodestates/n1") => {
+                    assert_eq!(s.body["spec"]["interfaces"][0]["numVfs"], 8);
+                    "nodestate"
+                }
+                (Method::PATCH, "/api/v1/nodes/n1") => "label",
+                (Method::PATCH, "/apis/smartnic.io/v1alpha1/nicpolicies/p1/status") => {
+                    assert_eq!(s.body["status"]["selectedNodes"], 1);
+                    "policystatus"
+                }
+                (
+                    Method::PATCH,
+                    "/api/v1/namespaces/smartnic-system/configmaps/smartnic-device-plugin-config",
+                ) => "configmap",
+                (m, p) => panic!("unexpected call {m} {p}"),
+            };
+            seen.insert(what);
+            let mut body = s.body;
+            body["metadata"]["resourceVersion"] = json!("2");
+            if what == "policystatus" {
+                body["spec"] = json!({"nodeSelector": {}, "nicSelector": {}, "numVfs": 1, "resourceName": "x"});
+            }
+            reply(send, 200, body);
+        }
+        controllers.abort();
+        assert!(
+            ctx.metrics
+                .render()
+                .contains("smartnic_operator_reconcile_total{controller=\"node-state\"}")
+        );
+    }
+}
