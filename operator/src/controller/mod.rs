@@ -275,7 +275,7 @@ mod tests {
 
         let want: BTreeSet<&str> = ["nodestate", "label", "policystatus", "configmap"].into();
         let mut seen = BTreeSet::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(5);
         while !want.is_subset(&seen) {
             let next = tokio::time::timeout_at(deadline, fake.next_any()).await;
             let (method, path, s, send) = next
