@@ -89,7 +89,7 @@ pub struct Nic {
     /// Eswitch mode; absent when the device has no eswitch (no devlink instance, no switchdev support).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eswitch_mode: Option<EswitchMode>,
-    /// `phys_switch_id` of the PF netdev; set when the eswitch is in switchdev mode.
+    /// `phys_switch_id` of the PF netdev: always set in switchdev mode; mlx5 and ice also report it in legacy mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switch_id: Option<String>,
     /// `phys_port_name` of the PF netdev (`p0`), when exposed.
