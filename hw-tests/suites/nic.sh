@@ -102,6 +102,10 @@ sriov_part() {
       ok "discover lists the PF $PFBDF"
       expect_eq "discover: PF name and driver" "$(jq -r '"\(.name) \(.driver)"' <<<"$nic")" "$PF $pfdrv"
       lab && expect_eq "discover: totalVfs of the 82576" "$(jq -r .totalVfs <<<"$nic")" "$want_total"
+      lab && expect_eq "discover: no eswitchMode for igb (no devlink)" "$(jq -r '.eswitchMode // "absent"' <<<"$nic")" absent
+      lab && expect_eq "discover: every igb PF listed" \
+        "$(jq -r '[.nics[]? | select(.driver == "igb") | .pciAddress] | sort | join(" ")' <<<"$CTL_OUT")" \
+        "$(cd /sys/bus/pci/drivers/igb && ls -d 0000:* | sort | tr '\n' ' ' | sed 's/ $//')"
       lab || expect_eq "discover: totalVfs = sriov_totalvfs" "$(jq -r .totalVfs <<<"$nic")" "$want_total"
       expect_eq "discover: numVfs and number of VFs listed" "$(jq -r '"\(.numVfs) \(.vfs | length)"' <<<"$nic")" "$num $num"
       for ((i = 0; i < num; i++)); do
