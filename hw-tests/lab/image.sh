@@ -56,8 +56,8 @@ lab_apt_install() {
 # Prints the first Debian archive URI configured for $LAB_RELEASE (not the
 # security archive), from deb822 .sources files or one-line .list files.
 lab_debian_uri() {
-  local f out
-  for f in /etc/apt/sources.list.d/*.sources; do
+  local f out etc=${LAB_APT_ETC:-/etc/apt}
+  for f in "$etc"/sources.list.d/*.sources; do
     [ -f "$f" ] || continue
     # deb822: stanzas separated by blank lines; keep the first enabled "deb"
     # stanza whose Suites contain the release itself.
@@ -77,7 +77,7 @@ lab_debian_uri() {
       END { if (!found) done_stanza() }' "$f")
     [ -n "$out" ] && { echo "${out%%$'\n'*}"; return 0; }
   done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+  for f in "$etc"/sources.list "$etc"/sources.list.d/*.list; do
     [ -f "$f" ] || continue
     # deb [options] URI SUITE COMPONENT...
     out=$(awk -v rel="$LAB_RELEASE" '
