@@ -44,7 +44,7 @@ if in_guest; then
 fi
 
 declare -a ROWS=()
-nfail=0
+nfail=0 tpass=0 tfail=0 tskip=0
 for s in "$@"; do
   in_guest && guest_reset
   echo "=== suite $s"
@@ -58,6 +58,9 @@ for s in "$@"; do
     last="no summary (exit $rc)"
     [ "$rc" = 0 ] && rc=1
   fi
+  if [[ "$last" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)?$ ]]; then
+    tpass=$((tpass + BASH_REMATCH[1])) tfail=$((tfail + BASH_REMATCH[2])) tskip=$((tskip + ${BASH_REMATCH[4]:-0}))
+  fi
   status=ok
   [ "$rc" = 0 ] || { status=FAILED; nfail=$((nfail + 1)); }
   ROWS+=("$(printf '%-14s %-7s %s (%ss)' "$s" "$status" "$last" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")")
@@ -68,6 +71,7 @@ in_guest && guest_reset
   echo "=== summary"
   printf '%s\n' "${ROWS[@]}"
   echo "$(($# - nfail)) of $# suites passed"
+  echo "lab: $tpass passed, $tfail failed, $tskip skipped"
 } | tee "$OUT/summary.txt"
 
 if in_guest; then
