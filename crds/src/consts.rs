@@ -73,8 +73,6 @@ pub const ANNOTATION_NAD_RESOURCE_NAME: &str = "k8s.v1.cni.cncf.io/resourceName"
 
 /// Name of the singleton `NicOperatorConfig`.
 pub const OPERATOR_CONFIG_NAME: &str = "default";
-/// Name of the ConfigMap holding the device-plugin configuration, one data key per node name.
-pub const DEVICE_PLUGIN_CONFIGMAP: &str = "smartnic-device-plugin-config";
 
 /// Largest `NicPolicy.spec.priority`; also its default (lowest precedence).
 pub const MAX_POLICY_PRIORITY: u32 = 99;

@@ -1,23 +1,29 @@
-//! Configuration of the `smartnic` device plugin, rendered by the operator per node (one data key
-//! per node name in the ConfigMap [`crate::DEVICE_PLUGIN_CONFIGMAP`]) and read by the plugin.
+//! Configuration of the `smartnic` device plugin, rendered by the operator per node into that
+//! node's `NicNodeState.spec.devicePlugin` ([`crate::NicNodeStateSpec::device_plugin`]) and read by
+//! the plugin, which watches only its own node's `NicNodeState` (by name). Each node's
+//! configuration is thus its own object: its size does not grow with the cluster, and a change on
+//! one node wakes only that node's plugin.
 //!
 //! Unlike the upstream SR-IOV device plugin, selectors name VFs by their PF's PCI address and VF
 //! index, which do not change when netdevs are renamed (for example when a PF enters switchdev).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{node_state::VfIndexRange, policy::VfDeviceType};
 
 /// The whole configuration of one node's device plugin.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DevicePluginConfig {
-    /// Resource pools, sorted by resource name; each device belongs to at most one pool.
+    /// Resource pools, sorted by resource name; each device belongs to at most one pool. Empty
+    /// when no VF group is planned on the node.
+    #[serde(default)]
     pub resource_list: Vec<ResourcePool>,
 }
 
 /// One extended resource (`<resourcePrefix>/<resourceName>`) and the devices that back it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourcePool {
     /// Resource name without prefix (`cx6_vf`).
@@ -37,7 +43,7 @@ pub struct ResourcePool {
 }
 
 /// Matches devices; every non-empty field must match (AND).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceSelector {
     /// VFs of these PFs (by PF PCI address, optionally VF index ranges).
@@ -55,7 +61,7 @@ pub struct DeviceSelector {
 }
 
 /// VFs of one PF.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PfVfs {
     /// PCI address of the PF.

@@ -10,7 +10,7 @@
 //!   NicPolicy (admin) ─┐
 //!   Node labels ───────┼─► planner ─► NicNodeState.spec ─► agent ─► host (VFs, eswitch, MTU)
 //!   NicNodeState.status (inventory from the agent) ─┘        │
-//!                                                          └─► DevicePluginConfig ─► device plugin
+//!                                                          └─► .spec.devicePlugin ─► its device plugin
 //!   NicNetwork (admin) ─► planner ─► NetworkAttachmentDefinition { config: SmartnicNetConf } ─► CNI
 //!   NicPool (admin) + drain annotations ─► drain arbiter ─► drain grants
 //! ```

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    device_plugin::DevicePluginConfig,
     inventory::{EswitchMode, LinkType, Nic},
     policy::{FirmwareSpec, VfDeviceType},
 };
@@ -72,6 +73,11 @@ pub struct NicNodeStateSpec {
     /// longer listed is reset by the agent (VFs removed, eswitch mode restored).
     #[serde(default)]
     pub interfaces: Vec<InterfaceSpec>,
+    /// The node's device-plugin configuration, rendered by the operator from `interfaces` (and
+    /// the resource prefix of `NicOperatorConfig`) in the same write. The node's device plugin
+    /// watches only this object; the agent ignores the field.
+    #[serde(default)]
+    pub device_plugin: DevicePluginConfig,
 }
 
 /// Desired configuration of one PF.

@@ -64,7 +64,7 @@ pub struct Args {
     /// their status).
     #[arg(long)]
     pub no_webhook: bool,
-    /// Namespace of the operator: the leader Lease and the device-plugin ConfigMap live here.
+    /// Namespace of the operator: the leader Lease lives here.
     #[arg(long, env = "POD_NAMESPACE", default_value = "smartnic-system")]
     pub namespace: String,
     /// Identity in the leader election and in events (the pod name).
@@ -145,9 +145,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let watch_caches = {
         let stopped = stopped();
         let (client, stores, triggers) = (client.clone(), stores.clone(), triggers.clone());
-        let (namespace, ready) = (args.namespace.clone(), health.ready.clone());
+        let ready = health.ready.clone();
         async move {
-            let w = watches::run(client, stores, writers, triggers, &namespace, ready);
+            let w = watches::run(client, stores, writers, triggers, ready);
             tokio::select! {
                 () = w => {}
                 () = stopped => {}

@@ -15,7 +15,7 @@ use crds::{
     NetworkAttachmentDefinition, NicNetwork, NicNodeState, NicOperatorConfig, NicPolicy, NicPool,
     OPERATOR_CONFIG_NAME, RESOURCE_PREFIX,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::api::core::v1::Node;
 use kube::{
     Client, ResourceExt,
     runtime::{
@@ -46,8 +46,6 @@ pub struct Stores {
     pub configs: Store<NicOperatorConfig>,
     /// NADs labelled `app.kubernetes.io/managed-by=smartnic-operator`.
     pub nads: Store<NetworkAttachmentDefinition>,
-    /// The device-plugin ConfigMap in the operator namespace.
-    pub config_maps: Store<ConfigMap>,
 }
 
 /// The write halves of [`Stores`], consumed by the reflectors (or by tests).
@@ -66,8 +64,6 @@ pub struct StoreWriters {
     pub configs: Writer<NicOperatorConfig>,
     /// Managed NADs.
     pub nads: Writer<NetworkAttachmentDefinition>,
-    /// The device-plugin ConfigMap.
-    pub config_maps: Writer<ConfigMap>,
 }
 
 impl Stores {
@@ -80,7 +76,6 @@ impl Stores {
         let (networks, w_networks) = reflector::store();
         let (configs, w_configs) = reflector::store();
         let (nads, w_nads) = reflector::store();
-        let (config_maps, w_config_maps) = reflector::store();
         (
             Self {
                 nodes,
@@ -90,7 +85,6 @@ impl Stores {
                 networks,
                 configs,
                 nads,
-                config_maps,
             },
             StoreWriters {
                 nodes: w_nodes,
@@ -100,7 +94,6 @@ impl Stores {
                 networks: w_networks,
                 configs: w_configs,
                 nads: w_nads,
-                config_maps: w_config_maps,
             },
         )
     }
@@ -195,7 +188,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Publishes Kubernetes events (`events.k8s.io/v1`) as `smartnic-operator`.
     pub recorder: Recorder,
-    /// Namespace the operator runs in (holds the device-plugin ConfigMap and the leader lease).
+    /// Namespace the operator runs in (holds the leader lease).
     pub namespace: String,
     /// Per-object failure counts.
     pub backoff: Backoff,

@@ -14,7 +14,7 @@ use crds::{
     node_state::NicNodeStateStatus,
 };
 use http::{Method, Request, Response, StatusCode};
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::api::core::v1::Node;
 use kube::{
     Client, Resource,
     client::Body,
@@ -69,7 +69,6 @@ impl TestStores {
         mark_ready(&mut self.0.networks);
         mark_ready(&mut self.0.configs);
         mark_ready(&mut self.0.nads);
-        mark_ready(&mut self.0.config_maps);
     }
 
     /// Adds or replaces a Node.
@@ -99,10 +98,6 @@ impl TestStores {
     /// Adds or replaces the operator configuration.
     pub fn config(&mut self, c: NicOperatorConfig) {
         put(&mut self.0.configs, c);
-    }
-    /// Adds or replaces a ConfigMap.
-    pub fn config_map(&mut self, c: ConfigMap) {
-        put(&mut self.0.config_maps, c);
     }
 }
 
@@ -465,6 +460,10 @@ impl ApiServerVerifier {
         );
         assert_eq!(b["metadata"]["ownerReferences"][0]["kind"], "Node");
         assert_eq!(b["metadata"]["ownerReferences"][0]["name"], node);
+        assert!(
+            b["spec"]["devicePlugin"]["resourceList"].is_array(),
+            "the device-plugin configuration is always part of the spec: {b}"
+        );
         assert_eq!(
             b["spec"],
             serde_json::to_value(spec).unwrap(),

@@ -2,15 +2,15 @@
 //!
 //! ```text
 //!                      ┌──────────────── Stores (one watch per kind) ───────────────┐
-//!                      │ Node  NicNodeState  NicPolicy  NicPool  NicNetwork  NAD  CM │
+//!                      │ Node  NicNodeState  NicPolicy  NicPool  NicNetwork  NAD     │
 //!                      └───┬──────────┬───────────┬─────────┬────────────┬──────────┘
 //!        Change (broadcast)│          │           │         │            │
 //!   ┌──────────────────────▼───┐ ┌────▼────────┐ ┌▼─────────▼─┐ ┌────────▼─────────┐
 //!   │ node_state (per Node)    │ │ drain       │ │ status     │ │ network          │
 //!   │ planner::plan_node       │ │ planner::   │ │ policy     │ │ (per NicNetwork) │
-//!   │ → NicNodeState.spec (SSA)│ │ grant →     │ │ status, DP │ │ planner::        │
-//!   │ → Node label             │ │ annotations,│ │ ConfigMap, │ │ render_nad → NAD │
-//!   │                          │ │ cordon,evict│ │ config     │ │ (SSA) + status   │
+//!   │ → NicNodeState.spec (SSA)│ │ grant →     │ │ status,    │ │ planner::        │
+//!   │   incl. devicePlugin     │ │ annotations,│ │ config     │ │ render_nad → NAD │
+//!   │ → Node label             │ │ cordon,evict│ │ status     │ │ (SSA) + status   │
 //!   └──────────────────────────┘ └─────────────┘ └────────────┘ └──────────────────┘
 //! ```
 //!
@@ -255,8 +255,9 @@ mod tests {
     };
 
     /// The whole controller set, driven by the change stream as in production: a policy and a
-    /// node with an inventory converge to the node-state apply, the device-plugin label, the
-    /// policy status and the device-plugin ConfigMap, in whatever order the controllers run.
+    /// node with an inventory converge to the node-state apply (carrying the device-plugin
+    /// configuration), the device-plugin label and the policy status, in whatever order the
+    /// controllers run. Any other call (such as a cluster-wide ConfigMap) fails the test.
     #[tokio::test]
     async fn controllers_wire_up_and_converge_from_the_caches() {
         let (ctx, mut fake, mut stores) = test_context();
@@ -273,7 +274,7 @@ mod tests {
         let triggers = Triggers::new();
         let controllers = tokio::spawn(run(ctx.clone(), triggers.clone()));
 
-        let want: BTreeSet<&str> = ["nodestate", "label", "policystatus", "configmap"].into();
+        let want: BTreeSet<&str> = ["nodestate", "label", "policystatus"].into();
         let mut seen = BTreeSet::new();
         let deadline = Instant::now() + Duration::from_secs(5);
         while !want.is_subset(&seen) {
@@ -284,6 +285,13 @@ mod tests {
             let what = match (method.clone(), path.as_str()) {
                 (Method::PATCH, "/apis/smartnic.io/v1alpha1/nicnodestates/n1") => {
                     assert_eq!(s.body["spec"]["interfaces"][0]["numVfs"], 8);
+                    let pool = &s.body["spec"]["devicePlugin"]["resourceList"][0];
+                    assert_eq!(pool["resourceName"], "cx6_vf", "{}", s.body);
+                    assert_eq!(pool["resourcePrefix"], "smartnic.io");
+                    assert_eq!(
+                        pool["selectors"][0]["pfs"][0],
+                        json!({"pciAddress": "0000:3b:00.0", "name": "ens1f0", "vfs": [{"first": 0, "last": 7}]})
+                    );
                     "nodestate"
                 }
                 (Method::PATCH, "/api/v1/nodes/n1") => "label",
@@ -291,10 +299,6 @@ mod tests {
                     assert_eq!(s.body["status"]["selectedNodes"], 1);
                     "policystatus"
                 }
-                (
-                    Method::PATCH,
-                    "/api/v1/namespaces/smartnic-system/configmaps/smartnic-device-plugin-config",
-                ) => "configmap",
                 (m, p) => panic!("unexpected call {m} {p}"),
             };
             seen.insert(what);

@@ -286,11 +286,7 @@ pub(crate) fn affected(change: Change, ctx: &Context) -> Vec<ObjectRef<NicNetwor
             .iter()
             .map(|n| ObjectRef::from_obj(&**n))
             .collect(),
-        Change::Node(_)
-        | Change::NodeState(_)
-        | Change::Policy
-        | Change::Pool
-        | Change::DevicePluginConfig => Vec::new(),
+        Change::Node(_) | Change::NodeState(_) | Change::Policy | Change::Pool => Vec::new(),
     }
 }
 

@@ -9,8 +9,17 @@
 //!    it is garbage-collected with it), and `spec`. It is created, with an empty spec, for every
 //!    node some valid policy selects; the agent then reports the inventory into `status`, which
 //!    triggers the planning. Unchanged specs are not rewritten.
-//! 2. The Node label `smartnic.io/device-plugin=true` while the node's spec has at least one VF
-//!    group (the device-plugin DaemonSet selects on it), removed otherwise.
+//!
+//!    `spec.devicePlugin` is the node's device-plugin configuration
+//!    ([`crate::planner::with_device_plugin_config`], with the resource prefix of
+//!    `NicOperatorConfig`), written in the same apply. The device plugin watches only its own
+//!    node's object, so each node's configuration costs O(1) in object size and watch traffic
+//!    however large the cluster (a single cluster-wide ConfigMap would hit the 1 MiB object
+//!    limit at a few thousand nodes and wake every plugin on every change). A change that only
+//!    affects the device plugin (a resource rename, a new prefix) is a spec change like any other.
+//! 2. The Node label `smartnic.io/device-plugin=true` while the node's device-plugin
+//!    configuration has at least one resource pool (the device-plugin DaemonSet selects on it),
+//!    removed otherwise.
 //!
 //! While the agent has not reported an inventory, an existing spec is left alone rather than
 //! emptied (an empty inventory would plan to release every PF).
@@ -30,7 +39,7 @@ use kube::{
 use serde_json::json;
 
 use super::{ReconcileError, apply_params, is_conflict};
-use crate::context::Context;
+use crate::{context::Context, planner::with_device_plugin_config};
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "node-state";
@@ -129,29 +138,35 @@ async fn reconcile_node(node: &Node, name: &str, ctx: &Context) -> Result<Action
     };
     let plan = set.plan_node(labels, &inventory);
     let selected = !plan.selected_policies.is_empty();
+    let prefix = ctx.stores.resource_prefix();
+    let complete = |spec: NicNodeStateSpec| with_device_plugin_config(spec, &prefix);
 
     let effective_spec: NicNodeStateSpec = match &state {
         None if !selected => NicNodeStateSpec::default(),
         None => {
             tracing::info!(policies = ?plan.selected_policies, "creating NicNodeState");
-            apply_node_state(ctx, node, name, &NicNodeStateSpec::default()).await?;
-            NicNodeStateSpec::default()
+            let empty = complete(NicNodeStateSpec::default());
+            apply_node_state(ctx, node, name, &empty).await?;
+            empty
         }
         Some(s) if s.metadata.deletion_timestamp.is_some() => {
             // the agent is resetting the node's PFs; it is recreated once gone
-            s.spec.clone()
+            complete(s.spec.clone())
         }
         Some(s) => {
             let inventory_known = !inventory.nics.is_empty();
-            let desired = if inventory_known || !selected {
+            // without an inventory the interfaces are kept, but `devicePlugin` is still
+            // re-rendered from them (the prefix may have changed)
+            let desired = complete(if inventory_known || !selected {
                 plan.spec.clone()
             } else {
                 s.spec.clone()
-            };
+            });
             let owned = owner_is(s, node) && labels_ok(s, name);
             if s.spec != desired || !owned {
                 tracing::info!(
                     interfaces = desired.interfaces.len(),
+                    resource_pools = desired.device_plugin.resource_list.len(),
                     rejections = plan.rejections.len(),
                     "applying NicNodeState spec"
                 );
@@ -164,10 +179,7 @@ async fn reconcile_node(node: &Node, name: &str, ctx: &Context) -> Result<Action
         tracing::debug!(policy = %r.policy, pf = ?r.pf, field = %r.field, reason = %r.reason, "policy rejected");
     }
 
-    let want_label = effective_spec
-        .interfaces
-        .iter()
-        .any(|i| !i.vf_groups.is_empty());
+    let want_label = !effective_spec.device_plugin.resource_list.is_empty();
     let has_label = labels.get(LABEL_DEVICE_PLUGIN).is_some_and(|v| v == "true");
     if want_label != has_label {
         set_device_plugin_label(ctx, name, want_label).await?;
@@ -249,24 +261,22 @@ pub(crate) fn affected(change: super::triggers::Change, ctx: &Context) -> Vec<Ob
     use super::triggers::Change;
     match change {
         Change::Node(n) | Change::NodeState(n) => vec![ObjectRef::new(&n)],
-        Change::Policy | Change::Resync => ctx
+        // the operator configuration holds the resource prefix, part of every node's spec
+        Change::Policy | Change::OperatorConfig | Change::Resync => ctx
             .stores
             .nodes
             .state()
             .iter()
             .map(|n| ObjectRef::from_obj(&**n))
             .collect(),
-        Change::Pool
-        | Change::OperatorConfig
-        | Change::Network(_)
-        | Change::Nad(_)
-        | Change::DevicePluginConfig => Vec::new(),
+        Change::Pool | Change::Network(_) | Change::Nad(_) => Vec::new(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use crds::{
+        device_plugin::{DevicePluginConfig, DeviceSelector, PfVfs, ResourcePool},
         node_state::{InterfaceSpec, VfGroup, VfIndexRange},
         policy::VfDeviceType,
     };
@@ -276,9 +286,20 @@ mod tests {
         ApiServerVerifier, Scenario, node, node_state, test_context, timeout_after_1s,
         with_inventory,
     };
+    use crate::controller::triggers::Change;
     use crate::planner::fixtures::{cx6, policy};
 
     fn expected_spec(num_vfs: u32) -> NicNodeStateSpec {
+        expected_spec_with(num_vfs, "cx6_vf", "smartnic.io")
+    }
+
+    /// The spec of one cx6 PF with `num_vfs` VFs in one group of `resource`, and the matching
+    /// device-plugin pool (written out, not rendered, so that the renderer is checked too).
+    fn expected_spec_with(num_vfs: u32, resource: &str, prefix: &str) -> NicNodeStateSpec {
+        let vfs = vec![VfIndexRange {
+            first: 0,
+            last: num_vfs - 1,
+        }];
         NicNodeStateSpec {
             interfaces: vec![InterfaceSpec {
                 pci_address: "0000:3b:00.0".into(),
@@ -287,16 +308,30 @@ mod tests {
                 policy: "p1".into(),
                 vf_groups: vec![VfGroup {
                     policy: "p1".into(),
-                    resource_name: "cx6_vf".into(),
-                    vfs: vec![VfIndexRange {
-                        first: 0,
-                        last: num_vfs - 1,
-                    }],
+                    resource_name: resource.into(),
+                    vfs: vfs.clone(),
                     device_type: VfDeviceType::Netdevice,
                     ..Default::default()
                 }],
                 ..Default::default()
             }],
+            device_plugin: DevicePluginConfig {
+                resource_list: vec![ResourcePool {
+                    resource_name: resource.into(),
+                    resource_prefix: prefix.into(),
+                    device_type: VfDeviceType::Netdevice,
+                    is_rdma: false,
+                    exclude_topology: false,
+                    selectors: vec![DeviceSelector {
+                        pfs: vec![PfVfs {
+                            pci_address: "0000:3b:00.0".into(),
+                            name: Some("ens1f0".into()),
+                            vfs,
+                        }],
+                        ..Default::default()
+                    }],
+                }],
+            },
         }
     }
 
@@ -363,6 +398,81 @@ mod tests {
     /// A second mock API server over the same caches (each verifier serves one scenario).
     fn ctx_with_same_stores(ctx: &Arc<Context>) -> (Arc<Context>, ApiServerVerifier) {
         crate::controller::fixtures::context_over(ctx.stores.clone())
+    }
+
+    #[tokio::test]
+    async fn resource_rename_changes_only_the_device_plugin_pool_and_is_applied() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n1 = node("n1", &[("gpu", "true"), (LABEL_DEVICE_PLUGIN, "true")]);
+        stores.node(n1.clone());
+        stores.node_state(with_inventory(
+            node_state("n1", &n1, expected_spec(4)),
+            vec![cx6("0000:3b:00.0", "ens1f0")],
+        ));
+        let mut p = policy_with_vfs(4);
+        p.spec.resource_name = "fast_vf".into();
+        p.metadata.resource_version = Some("rv-renamed".into());
+        stores.policy(p);
+        // same VFs, same PF settings: only the group's resource and the pool change; the label
+        // stays (the node still has a pool)
+        let mocksrv = fakeserver.run(Scenario::NodeStateApply {
+            node: "n1".into(),
+            spec: expected_spec_with(4, "fast_vf", "smartnic.io"),
+            label: None,
+        });
+        reconcile(Arc::new(n1), ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn resource_prefix_change_reapplies_every_node_with_the_new_prefix() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n1 = node("n1", &[("gpu", "true"), (LABEL_DEVICE_PLUGIN, "true")]);
+        stores.node(n1.clone());
+        stores.node(node("n2", &[]));
+        stores.node_state(with_inventory(
+            node_state("n1", &n1, expected_spec(4)),
+            vec![cx6("0000:3b:00.0", "ens1f0")],
+        ));
+        stores.policy(policy_with_vfs(4));
+        let mut cfg = crds::NicOperatorConfig::new("default", Default::default());
+        cfg.spec.resource_prefix = "nics.example.com".into();
+        stores.config(cfg);
+        // the prefix lives in NicOperatorConfig: its change concerns every node
+        let mut nodes: Vec<String> = affected(Change::OperatorConfig, &ctx)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        nodes.sort();
+        assert_eq!(nodes, ["n1", "n2"]);
+
+        let mocksrv = fakeserver.run(Scenario::NodeStateApply {
+            node: "n1".into(),
+            spec: expected_spec_with(4, "cx6_vf", "nics.example.com"),
+            label: None,
+        });
+        reconcile(Arc::new(n1), ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn losing_the_last_pool_empties_the_config_and_removes_the_label() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        // the node no longer matches the policy's nodeSelector
+        let n1 = node("n1", &[("gpu", "false"), (LABEL_DEVICE_PLUGIN, "true")]);
+        stores.node(n1.clone());
+        stores.node_state(with_inventory(
+            node_state("n1", &n1, expected_spec(4)),
+            vec![cx6("0000:3b:00.0", "ens1f0")],
+        ));
+        stores.policy(policy_with_vfs(4));
+        let mocksrv = fakeserver.run(Scenario::NodeStateApply {
+            node: "n1".into(),
+            spec: NicNodeStateSpec::default(),
+            label: Some(false),
+        });
+        reconcile(Arc::new(n1), ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
     }
 
     #[tokio::test]

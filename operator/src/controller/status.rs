@@ -1,5 +1,5 @@
-//! Cluster-wide status: `NicPolicy.status`, the device-plugin ConfigMap and the
-//! `NicOperatorConfig` `Valid` condition. One reconcile after any policy, node, node-state or
+//! Cluster-wide status: `NicPolicy.status`, the `NicOperatorConfig` `Valid` condition and the
+//! release of orphaned node states. One reconcile after any policy, node, node-state or
 //! configuration change (debounced), and every five minutes.
 //!
 //! - **Policy status.** Every node is planned once with the compiled policies (the same
@@ -8,33 +8,31 @@
 //!   `field: reason`), `Valid` (the single-object checks the webhook also runs, so a cluster
 //!   without the webhook still shows bad input) and `Applied`. Also the `policy_rejections`
 //!   gauge.
-//! - **Device-plugin ConfigMap** `smartnic-device-plugin-config` in the operator namespace: one
-//!   key per node with a non-empty configuration, rendered from that node's `NicNodeState.spec`
-//!   ([`crate::planner::render_device_plugin_config`]). Written whole by server-side apply, so a
-//!   node's key disappears with its last VF group.
-//!
 //! - **Orphaned node states.** A `NicNodeState` is garbage-collected with its Node (owner
 //!   reference), but its `smartnic.io/pf-reset` finalizer belongs to the agent of that node,
 //!   which is gone with it. Once such an object is being deleted and its Node no longer exists,
 //!   the operator removes the finalizer (there is no host left to reset).
 //!
+//! The device-plugin configuration is not written here: it is per node, in each
+//! `NicNodeState.spec.devicePlugin`, written by the node-state controller
+//! ([`super::node_state`]).
+//!
 //! Every write is skipped when the cached object already says the same thing.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap},
     sync::Arc,
     time::Duration,
 };
 
 use crds::{
-    CONDITION_APPLIED, CONDITION_VALID, DEVICE_PLUGIN_CONFIGMAP, FINALIZER_NODE_STATE,
-    LABEL_MANAGED_BY, MANAGED_BY, NicNodeState, NicOperatorConfig, NicPolicy,
+    CONDITION_APPLIED, CONDITION_VALID, FINALIZER_NODE_STATE, NicNodeState, NicOperatorConfig,
+    NicPolicy,
     inventory::NicInventory,
     k8s::jiff::Timestamp,
     operator_config::NicOperatorConfigStatus,
     policy::{NicPolicyStatus, PolicyRejectionStatus},
 };
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, ResourceExt, api::Patch, runtime::reflector::ObjectRef};
 use serde_json::json;
 
@@ -47,7 +45,6 @@ use super::{
 use crate::{
     context::Context,
     metrics::PolicyLabels,
-    planner::render_device_plugin_config,
     validate::{to_message, validate_operator_config},
 };
 
@@ -71,24 +68,6 @@ pub enum Error {
         /// The API error.
         #[source]
         source: kube::Error,
-    },
-    /// Writing the device-plugin ConfigMap failed.
-    #[error("cannot apply ConfigMap {namespace}/{DEVICE_PLUGIN_CONFIGMAP}: {source}")]
-    DevicePluginConfig {
-        /// Operator namespace.
-        namespace: String,
-        /// The API error.
-        #[source]
-        source: kube::Error,
-    },
-    /// A node's device-plugin configuration could not be serialised.
-    #[error("cannot serialise the device-plugin configuration of node {node}: {source}")]
-    Serialize {
-        /// Node name.
-        node: String,
-        /// The serde error.
-        #[source]
-        source: serde_json::Error,
     },
     /// Removing the finalizer of a node state whose Node is gone failed.
     #[error(
@@ -117,8 +96,6 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::PolicyStatus { .. } => "policystatus",
-            Self::DevicePluginConfig { .. } => "devicepluginconfig",
-            Self::Serialize { .. } => "serialize",
             Self::ConfigStatus { .. } => "configstatus",
             Self::ReleaseOrphan { .. } => "releaseorphan",
         }
@@ -133,7 +110,6 @@ impl ReconcileError for Error {
     fn retry_base(&self) -> Duration {
         match self {
             Self::PolicyStatus { source, .. }
-            | Self::DevicePluginConfig { source, .. }
             | Self::ConfigStatus { source, .. }
             | Self::ReleaseOrphan { source, .. }
                 if is_conflict(source) =>
@@ -153,7 +129,6 @@ pub fn relevant(c: &Change) -> bool {
             | Change::Node(_)
             | Change::NodeState(_)
             | Change::OperatorConfig
-            | Change::DevicePluginConfig
             | Change::Resync
     )
 }
@@ -171,9 +146,6 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
     let _timer = ctx.metrics.reconcile_started(CONTROLLER);
     let mut first_error = None;
     if let Err(e) = policy_statuses(&ctx).await {
-        first_error.get_or_insert(e);
-    }
-    if let Err(e) = device_plugin_config(&ctx).await {
         first_error.get_or_insert(e);
     }
     if let Err(e) = config_status(&ctx).await {
@@ -315,62 +287,6 @@ async fn write_policy_status(
     Ok(())
 }
 
-/// The ConfigMap data: node name → JSON device-plugin configuration, for nodes with at least
-/// one resource pool.
-pub fn device_plugin_data(ctx: &Context) -> Result<BTreeMap<String, String>, Error> {
-    let prefix = ctx.stores.resource_prefix();
-    let mut data = BTreeMap::new();
-    for s in ctx.stores.node_states.state() {
-        let cfg = render_device_plugin_config(&s.spec, &prefix);
-        if cfg.resource_list.is_empty() {
-            continue;
-        }
-        let node = s.name_any();
-        let json = serde_json::to_string(&cfg).map_err(|source| Error::Serialize {
-            node: node.clone(),
-            source,
-        })?;
-        data.insert(node, json);
-    }
-    Ok(data)
-}
-
-async fn device_plugin_config(ctx: &Context) -> Result<(), Error> {
-    let data = device_plugin_data(ctx)?;
-    let cached = ctx
-        .stores
-        .config_maps
-        .get(&ObjectRef::new(DEVICE_PLUGIN_CONFIGMAP).within(&ctx.namespace));
-    if let Some(cm) = &cached
-        && cm.data.clone().unwrap_or_default() == data
-    {
-        return Ok(());
-    }
-    tracing::info!(nodes = data.len(), "applying device-plugin ConfigMap");
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": DEVICE_PLUGIN_CONFIGMAP,
-            "namespace": ctx.namespace,
-            "labels": {LABEL_MANAGED_BY: MANAGED_BY},
-        },
-        "data": data,
-    });
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    api.patch(
-        DEVICE_PLUGIN_CONFIGMAP,
-        &apply_params(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|source| Error::DevicePluginConfig {
-        namespace: ctx.namespace.clone(),
-        source,
-    })?;
-    Ok(())
-}
-
 async fn config_status(ctx: &Context) -> Result<(), Error> {
     let mut first_error = None;
     for cfg in ctx.stores.configs.state() {
@@ -435,23 +351,13 @@ async fn release_orphans(ctx: &Context) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
-    use crds::{NicNodeStateSpec, device_plugin::DevicePluginConfig};
-    use k8s_openapi::api::core::v1::ConfigMap;
+    use crds::NicNodeStateSpec;
 
     use super::*;
     use crate::{
-        controller::fixtures::{
-            Scenario, TEST_NAMESPACE, node, node_state, test_context, timeout_after_1s,
-        },
+        controller::fixtures::{Scenario, node, node_state, test_context, timeout_after_1s},
         planner::fixtures::policy,
     };
-
-    fn empty_config_map() -> ConfigMap {
-        let mut cm = ConfigMap::default();
-        cm.metadata.name = Some(DEVICE_PLUGIN_CONFIGMAP.into());
-        cm.metadata.namespace = Some(TEST_NAMESPACE.into());
-        cm
-    }
 
     #[tokio::test]
     async fn invalid_policy_gets_valid_false_naming_the_field_without_a_webhook() {
@@ -460,7 +366,6 @@ mod tests {
         p.spec.num_vfs = 0;
         p.metadata.generation = Some(3);
         stores.policy(p);
-        stores.config_map(empty_config_map());
         let mocksrv = fakeserver.run(Scenario::PolicyInvalidStatus {
             policy: "p0".into(),
             field: "spec.numVfs".into(),
@@ -473,7 +378,6 @@ mod tests {
     #[tokio::test]
     async fn node_state_of_a_deleted_node_gets_the_agent_finalizer_removed() {
         let (ctx, fakeserver, mut stores) = test_context();
-        stores.config_map(empty_config_map());
         let mut gone = node_state("n7", &node("n7", &[]), NicNodeStateSpec::default());
         gone.metadata.finalizers =
             Some(vec![FINALIZER_NODE_STATE.into(), "example.com/keep".into()]);
@@ -491,31 +395,5 @@ mod tests {
         });
         reconcile(ctx).await.expect("reconcile");
         timeout_after_1s(mocksrv).await;
-    }
-
-    #[tokio::test]
-    async fn device_plugin_data_has_one_key_per_node_with_vf_groups() {
-        let (ctx, _fakeserver, mut stores) = test_context();
-        let n1 = node("n1", &[]);
-        let spec: NicNodeStateSpec = serde_json::from_value(json!({"interfaces": [{
-            "pciAddress": "0000:3b:00.0", "name": "ens1f0", "numVfs": 4, "policy": "p1",
-            "vfGroups": [{"policy": "p1", "resourceName": "cx6_vf", "vfs": [{"first": 0, "last": 3}], "deviceType": "netdevice"}]
-        }]}))
-        .unwrap();
-        stores.node_state(node_state("n1", &n1, spec));
-        stores.node_state(node_state(
-            "n2",
-            &node("n2", &[]),
-            NicNodeStateSpec::default(),
-        ));
-        let data = device_plugin_data(&ctx).unwrap();
-        assert_eq!(data.keys().collect::<Vec<_>>(), ["n1"]);
-        let cfg: DevicePluginConfig = serde_json::from_str(&data["n1"]).unwrap();
-        assert_eq!(cfg.resource_list[0].resource_name, "cx6_vf");
-        assert_eq!(cfg.resource_list[0].resource_prefix, "smartnic.io");
-        assert_eq!(
-            cfg.resource_list[0].selectors[0].pfs[0].pci_address,
-            "0000:3b:00.0"
-        );
     }
 }

@@ -29,8 +29,6 @@ pub enum Change {
     Network(ObjectRef<NicNetwork>),
     /// A NAD owned by this `NicNetwork` changed (or was deleted).
     Nad(ObjectRef<NicNetwork>),
-    /// The device-plugin ConfigMap changed.
-    DevicePluginConfig,
     /// Reconcile everything: a cache was relisted, a receiver lagged, or the periodic resync.
     Resync,
 }

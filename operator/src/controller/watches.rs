@@ -22,11 +22,11 @@ use std::{
 };
 
 use crds::{
-    DEVICE_PLUGIN_CONFIGMAP, LABEL_MANAGED_BY, LABEL_NETWORK, MANAGED_BY,
-    NetworkAttachmentDefinition, NicNetwork, NicNodeState, NicOperatorConfig, NicPolicy, NicPool,
+    LABEL_MANAGED_BY, LABEL_NETWORK, MANAGED_BY, NetworkAttachmentDefinition, NicNetwork,
+    NicNodeState, NicOperatorConfig, NicPolicy, NicPool,
 };
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::api::core::v1::Node;
 use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{
@@ -47,7 +47,6 @@ pub async fn run(
     stores: Stores,
     writers: StoreWriters,
     triggers: Triggers,
-    namespace: &str,
     ready: Arc<AtomicBool>,
 ) {
     let any = || watcher::Config::default().any_semantic();
@@ -101,7 +100,7 @@ pub async fn run(
         |_| {},
     );
     let nads = reflect(
-        Api::<NetworkAttachmentDefinition>::all(client.clone()),
+        Api::<NetworkAttachmentDefinition>::all(client),
         any().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}")),
         writers.nads,
         &triggers,
@@ -111,14 +110,6 @@ pub async fn run(
                 ObjectRef::new(network).within(&nad.namespace()?),
             ))
         },
-        |_| {},
-    );
-    let config_maps = reflect(
-        Api::<ConfigMap>::namespaced(client, namespace),
-        any().fields(&format!("metadata.name={DEVICE_PLUGIN_CONFIGMAP}")),
-        writers.config_maps,
-        &triggers,
-        |_, _| Some(Change::DevicePluginConfig),
         |_| {},
     );
     let readiness = async move {
@@ -135,7 +126,6 @@ pub async fn run(
         networks,
         configs,
         nads,
-        config_maps,
         readiness
     );
 }

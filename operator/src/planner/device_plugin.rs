@@ -6,6 +6,9 @@
 //! indices of every group of that resource on that PF. VF groups are disjoint, so every VF lands
 //! in at most one pool. Externally managed PFs are included: their VFs are handed to the plugin
 //! like any other.
+//!
+//! The result is written into the node's own `NicNodeState.spec.devicePlugin`
+//! ([`with_device_plugin_config`]), in the same apply as the rest of the spec.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +22,18 @@ use super::vf_range::VfSet;
 /// Per PF address: the PF name and the VFs of one resource on it.
 type PfVfSets<'a> = BTreeMap<&'a str, (Option<String>, VfSet)>;
 
-/// Renders the device-plugin configuration of one node.
+/// `spec` with `devicePlugin` rendered from its `interfaces`: the complete `NicNodeState.spec`
+/// the operator writes. Any `devicePlugin` already in `spec` is replaced, so the field is always a
+/// function of the interfaces and the prefix.
+pub fn with_device_plugin_config(
+    mut spec: NicNodeStateSpec,
+    resource_prefix: &str,
+) -> NicNodeStateSpec {
+    spec.device_plugin = render_device_plugin_config(&spec, resource_prefix);
+    spec
+}
+
+/// Renders the device-plugin configuration of one node (only `interfaces` is read).
 pub fn render_device_plugin_config(
     node_spec: &NicNodeStateSpec,
     resource_prefix: &str,
@@ -120,5 +134,26 @@ mod tests {
     fn empty_spec_gives_an_empty_config() {
         let cfg = render_device_plugin_config(&NicNodeStateSpec::default(), "smartnic.io");
         assert!(cfg.resource_list.is_empty());
+    }
+
+    #[test]
+    fn complete_spec_carries_the_config_and_replaces_a_stale_one() {
+        let plan = desired_node_state(
+            &[policy("net", 10, &["ens1f0#0-3"])],
+            &labels(&[("gpu", "true")]),
+            &inventory(vec![cx6("0000:3b:00.0", "ens1f0")]),
+        );
+        let stale = with_device_plugin_config(plan.spec.clone(), "old.example.com");
+        let spec = with_device_plugin_config(stale, "smartnic.io");
+        assert_eq!(spec.interfaces, plan.spec.interfaces);
+        assert_eq!(
+            spec.device_plugin,
+            render_device_plugin_config(&plan.spec, "smartnic.io")
+        );
+        assert_eq!(spec.device_plugin.resource_list.len(), 1);
+        assert_eq!(
+            spec.device_plugin.resource_list[0].resource_prefix,
+            "smartnic.io"
+        );
     }
 }

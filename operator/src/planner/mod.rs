@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | [`desired::desired_node_state`] / [`desired::PolicySet::plan_node`] | policies, node labels, discovered inventory | `NicNodeState.spec` + rejections + warnings |
 //! | [`nad::render_nad`] | a `NicNetwork`, resource prefix | its `NetworkAttachmentDefinition` |
-//! | [`device_plugin::render_device_plugin_config`] | `NicNodeState.spec`, resource prefix | the node's device-plugin config |
+//! | [`device_plugin::render_device_plugin_config`] / [`device_plugin::with_device_plugin_config`] | `NicNodeState.spec`, resource prefix | the node's device-plugin config (`spec.devicePlugin`) |
 //! | [`drain::classify`] | last applied spec, new spec, live inventory | change class per PF and node |
 //! | [`drain::grant`] | every node's drain annotations, pools | which nodes may start draining |
 //!
@@ -23,7 +23,7 @@ pub mod selector;
 pub mod vf_range;
 
 pub use desired::{NodePlan, PolicySet, Rejection, Warning, desired_node_state};
-pub use device_plugin::render_device_plugin_config;
+pub use device_plugin::{render_device_plugin_config, with_device_plugin_config};
 pub use drain::{ChangeClass, GrantDecision, NodeChange, NodeDrainState, classify, grant};
 pub use nad::{NadError, render_cni_config, render_nad};
 
