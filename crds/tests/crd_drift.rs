@@ -1,8 +1,9 @@
-//! The checked-in CRD YAML in `deploy/crds/` must equal what the Rust types generate.
+//! The checked-in CRD YAML and kustomization in `deploy/crds/` must equal what the Rust types
+//! generate.
 
 use std::path::PathBuf;
 
-use crds::generate::{OUTPUT_DIR, REGENERATE_COMMAND, files};
+use crds::generate::{KUSTOMIZATION_FILE, OUTPUT_DIR, REGENERATE_COMMAND, output_files};
 
 fn output_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -14,7 +15,11 @@ fn output_dir() -> PathBuf {
 fn checked_in_crd_yaml_matches_the_types() {
     let dir = output_dir();
     let mut drifted = Vec::new();
-    let generated = files().expect("render CRDs");
+    let generated = output_files().expect("render CRDs");
+    assert!(
+        generated.iter().any(|f| f.file_name == KUSTOMIZATION_FILE),
+        "the kustomization is generated too"
+    );
     for f in &generated {
         let path = dir.join(&f.file_name);
         match std::fs::read_to_string(&path) {

@@ -1,5 +1,6 @@
 //! Writes the CRD YAML of every smartnic.io resource into `deploy/crds/` (or the directory given as
-//! the only argument), one file per CRD. `--stdout` prints them as one multi-document stream.
+//! the only argument), one file per CRD, plus the `kustomization.yaml` listing them. `--stdout`
+//! prints only the CRDs, as one multi-document stream (for `kubectl apply -f -`).
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -14,10 +15,9 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let files = crds::generate::files()?;
     let arg = std::env::args().nth(1);
     if arg.as_deref() == Some("--stdout") {
-        for f in &files {
+        for f in &crds::generate::files()? {
             println!("---\n{}", f.contents.trim_end());
         }
         return Ok(());
@@ -29,7 +29,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             .join(crds::generate::OUTPUT_DIR),
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    for f in &files {
+    for f in &crds::generate::output_files()? {
         let path = dir.join(&f.file_name);
         std::fs::write(&path, &f.contents)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
