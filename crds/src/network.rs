@@ -244,6 +244,7 @@ pub struct GeneveOptions {
 pub struct NicNetworkStatus {
     /// `Valid` and `Ready` (the NAD exists and matches), each with `observedGeneration`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::conditions_list_map)]
     pub conditions: Vec<Condition>,
     /// Name of the rendered NetworkAttachmentDefinition (same namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]

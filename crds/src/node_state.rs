@@ -189,5 +189,6 @@ pub struct NicNodeStateStatus {
     pub applied_generation: Option<i64>,
     /// `Synced` and `Draining` conditions, each with `observedGeneration`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::conditions_list_map)]
     pub conditions: Vec<Condition>,
 }

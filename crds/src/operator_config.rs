@@ -119,5 +119,6 @@ impl Default for Features {
 pub struct NicOperatorConfigStatus {
     /// `Valid`, with `observedGeneration`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::conditions_list_map)]
     pub conditions: Vec<Condition>,
 }

@@ -184,6 +184,7 @@ pub struct NicPolicyStatus {
     /// `Valid` (spec passed validation) and `Applied` (no node rejected it), each with
     /// `observedGeneration`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::conditions_list_map)]
     pub conditions: Vec<Condition>,
     /// Nodes whose labels match `nodeSelector`.
     #[serde(default)]

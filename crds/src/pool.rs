@@ -56,6 +56,7 @@ pub struct NicPoolSpec {
 pub struct NicPoolStatus {
     /// `Valid` (no node is in two pools), with `observedGeneration`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::conditions_list_map)]
     pub conditions: Vec<Condition>,
     /// Nodes the selector matches.
     #[serde(default)]

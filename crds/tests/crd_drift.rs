@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crds::generate::{KUSTOMIZATION_FILE, OUTPUT_DIR, REGENERATE_COMMAND, output_files};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray;
 
 fn output_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -84,4 +85,45 @@ fn scopes_are_as_documented() {
     assert_eq!(scope::<crds::NicPool>(), "Cluster");
     assert_eq!(scope::<crds::NicOperatorConfig>(), "Cluster");
     assert_eq!(crds::NicPolicy::group(&()), crds::GROUP);
+}
+
+#[test]
+fn every_status_conditions_list_is_a_map_keyed_by_type() {
+    for crd in crds::generate::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("schema");
+        let conditions = schema
+            .properties
+            .as_ref()
+            .and_then(|p| p.get("status"))
+            .and_then(|s| s.properties.as_ref())
+            .and_then(|p| p.get("conditions"))
+            .unwrap_or_else(|| panic!("{name} has no status.conditions"));
+        assert_eq!(
+            conditions.x_kubernetes_list_type.as_deref(),
+            Some("map"),
+            "{name}"
+        );
+        assert_eq!(
+            conditions.x_kubernetes_list_map_keys.as_deref(),
+            Some(&["type".to_owned()][..]),
+            "{name}"
+        );
+        // a list-map key must be required in the items
+        let items = match conditions.items.as_ref() {
+            Some(JSONSchemaPropsOrArray::Schema(s)) => s,
+            other => panic!("{name}: conditions items {other:?}"),
+        };
+        assert!(
+            items
+                .required
+                .as_ref()
+                .is_some_and(|r| r.iter().any(|k| k == "type")),
+            "{name}: condition type is not required"
+        );
+    }
 }
