@@ -342,6 +342,8 @@ nsim_part() {
       expect_eq "representor of VF $vfn ($rep): sysfs phys_port_name and phys_switch_id agree" \
         "$(cat "/sys/class/net/$rep/phys_port_name" 2>/dev/null) $(cat "/sys/class/net/$rep/phys_switch_id" 2>/dev/null)" \
         "pf0vf$vfn $switch_id"
+      ctl_ok "sriov representor --pf $nspf --vf $vfn (sysfs lookup)" sriov representor --pf "$nspf" --vf "$vfn" \
+        && expect_eq "  ...the host layer's sysfs lookup agrees with devlink: $rep" "$CTL_OUT" "$rep"
     done
     rep0=$(jq -r '.[0].netdev // empty' <<<"$vfports")
     idx0=$(jq -r '.[0].index // empty' <<<"$vfports")

@@ -40,7 +40,9 @@ use std::fmt;
 use crds::inventory::{EswitchMode, LinkType, Nic, NicInventory, Vf};
 
 use crate::pci::{PciAddress, PciIds};
-use crate::switchdev::{PhysPortName, SwitchPort, find_vf_representor, read_switch_port};
+use crate::switchdev::{
+    PhysPortName, SwitchPort, find_vf_representor, read_switch_port, representor_pf_number,
+};
 use crate::sysfs::{SysDir, SysFs, SysfsError};
 
 /// Below this many VFs (or `net/` entries) per thread, spreading reads over threads costs more
@@ -729,9 +731,10 @@ fn finish_switchdev(sysfs: &SysFs, nics: &mut [Nic], facts: &[SwitchFacts], reps
             }
             if missing && switchdev_seen && f.compat_mode != Some(EswitchMode::Legacy) {
                 let all = scanned.get_or_insert_with(|| scan_switch_ports(sysfs));
+                let pf = representor_pf_number(all.iter(), sw, f.pf_number);
                 for vf in nic.vfs.iter_mut().filter(|v| v.representor.is_none()) {
-                    vf.representor = find_vf_representor(all.iter(), sw, f.pf_number, vf.vf_id)
-                        .map(|p| p.netdev.clone());
+                    vf.representor =
+                        find_vf_representor(all.iter(), sw, pf, vf.vf_id).map(|p| p.netdev.clone());
                 }
             }
         }

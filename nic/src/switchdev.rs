@@ -14,6 +14,7 @@
 //! The PF number in these names is the one the uplink reports as `pN`; mlx5 and ice both use the
 //! PCI function number of the PF for both.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -199,6 +200,39 @@ pub fn find_vf_representor<'a>(
     }
 }
 
+/// The PF number that names the VF representors of an uplink (`pf<P>vf<N>`) on `switch_id`.
+///
+/// An uplink's own `phys_port_name` (`p<N>`) carries a physical port number, not a PF number.
+/// They coincide on mlx5 (one PF per port, `p0` ↔ `pf0vfN`) but not in general: netdevsim's
+/// uplink is `p1` while its representors are `pf0vfN`. So `fallback` (the uplink's port number,
+/// or its PCI function) is kept when some representor on the switch carries it; otherwise, when
+/// the representors name a single PF (counting local ones first), that PF. `ports` must be every
+/// port of the switch: from a partial view, a dual-port card's other PF would look like "the
+/// single PF".
+pub fn representor_pf_number<'a>(
+    ports: impl IntoIterator<Item = &'a SwitchPort>,
+    switch_id: &str,
+    fallback: u32,
+) -> u32 {
+    let (mut local, mut external) = (BTreeSet::new(), BTreeSet::new());
+    for port in ports {
+        if port.switch_id != switch_id {
+            continue;
+        }
+        if let PhysPortName::VfRepresentor { controller, pf, .. } = port.port_name {
+            match controller {
+                None | Some(0) => local.insert(pf),
+                Some(_) => external.insert(pf),
+            };
+        }
+    }
+    let set = if local.is_empty() { external } else { local };
+    match (set.contains(&fallback), set.len(), set.first()) {
+        (false, 1, Some(&only)) => only,
+        _ => fallback,
+    }
+}
+
 /// Reads the eswitch port facts of one netdev: `Ok(None)` when it has no `phys_switch_id` or no
 /// known `phys_port_name` (a plain netdev, or a driver without switchdev support).
 pub fn read_switch_port(sysfs: &SysFs, netdev: &str) -> Result<Option<SwitchPort>, SysfsError> {
@@ -235,6 +269,7 @@ pub fn vf_representor(sysfs: &SysFs, uplink: &str, vf: u32) -> Result<Option<Str
             ports.push(p);
         }
     }
+    let pf = representor_pf_number(&ports, &up.switch_id, pf);
     Ok(find_vf_representor(&ports, &up.switch_id, pf, vf).map(|p| p.netdev.clone()))
 }
 
@@ -382,6 +417,34 @@ mod tests {
         );
         let ambiguous = [port("h1", "aa", "c1pf0vf3"), port("h2", "aa", "c2pf0vf3")];
         assert!(find_vf_representor(&ambiguous, "aa", 0, 3).is_none());
+    }
+
+    #[test]
+    fn representor_pf_number_does_not_assume_port_equals_pf() {
+        // netdevsim: uplink p1, representors pf0vfN
+        let nsim = [
+            port("eth2", "aa", "p1"),
+            port("eth3", "aa", "pf0vf0"),
+            port("eth4", "aa", "pf0vf1"),
+        ];
+        assert_eq!(representor_pf_number(&nsim, "aa", 1), 0);
+        let pf = representor_pf_number(&nsim, "aa", 1);
+        assert_eq!(
+            find_vf_representor(&nsim, "aa", pf, 1).unwrap().netdev,
+            "eth4"
+        );
+        // a dual-port card sharing one switch id: the uplink's own number decides
+        let dual = [
+            port("r0", "bb", "pf0vf0"),
+            port("r1", "bb", "pf1vf0"),
+            port("r2", "cc", "pf7vf0"),
+        ];
+        assert_eq!(representor_pf_number(&dual, "bb", 1), 1);
+        assert_eq!(representor_pf_number(&dual, "bb", 0), 0);
+        // local representors win over another controller's; none at all: the fallback
+        let dpu = [port("x", "dd", "c1pf2vf0"), port("y", "dd", "pf0vf0")];
+        assert_eq!(representor_pf_number(&dpu, "dd", 5), 0);
+        assert_eq!(representor_pf_number(&dpu, "zz", 5), 5);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! ```text
 //! smartnicctl sriov numvfs (--pf IFNAME | --pci BDF) N [--root DIR] [--wait-secs S]
 //! smartnicctl sriov driver --pci BDF DRIVER|none [--root DIR]
+//! smartnicctl sriov representor --pf UPLINK --vf N [--root DIR]
 //! ```
 
 use std::path::PathBuf;
@@ -56,6 +57,19 @@ enum Cmd {
         pci: PciAddress,
         /// Driver name (vfio-pci, iavf, igbvf, mlx5_core, ...) or `none`.
         driver: String,
+        /// Use the sysfs tree under DIR instead of the host's.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
+    /// Print the representor netdev of VF N of a switchdev uplink, found in sysfs by
+    /// phys_switch_id and phys_port_name (`pf<P>vf<N>`); fails when there is none.
+    Representor {
+        /// The uplink netdev (phys_port_name `p<P>`).
+        #[arg(long, value_name = "UPLINK")]
+        pf: String,
+        /// VF index.
+        #[arg(long, value_name = "N")]
+        vf: u32,
         /// Use the sysfs tree under DIR instead of the host's.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
@@ -146,6 +160,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Cmd::Representor { pf, vf, root } => {
+            let sysfs = sysfs(root);
+            match nic::switchdev::vf_representor(&sysfs, &pf, vf)
+                .with_context(|| format!("look up the representor of VF {vf} of {pf}"))?
+            {
+                Some(rep) => out(rep),
+                None => anyhow::bail!(
+                    "no representor of VF {vf} of {pf}: {pf} is not a switchdev uplink \
+                     (phys_port_name p<N> with a phys_switch_id) or no netdev has \
+                     phys_port_name pf<N>vf{vf} on its switch"
+                ),
+            }
         }
     }
 }

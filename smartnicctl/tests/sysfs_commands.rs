@@ -397,3 +397,43 @@ fn sriov_driver_warns_when_nothing_binds() {
         "warning: 0000:01:10.0 is bound to igbvf after the change\n"
     );
 }
+
+#[test]
+fn sriov_representor_looks_up_the_vf_representor_in_sysfs() {
+    let r = example("cx6dx-switchdev");
+    let r = r.to_str().unwrap();
+    let out = ok(&[
+        "sriov",
+        "representor",
+        "--pf",
+        "ens1f1np1",
+        "--vf",
+        "1",
+        "--root",
+        r,
+    ]);
+    assert_eq!(out.trim(), "ens1f1npf1vf1");
+    let err = fails(&[
+        "sriov",
+        "representor",
+        "--pf",
+        "ens1f0np0",
+        "--vf",
+        "7",
+        "--root",
+        r,
+    ]);
+    assert!(err.contains("VF 7 of ens1f0np0"), "{err}");
+    let legacy = example("e810");
+    let err = fails(&[
+        "sriov",
+        "representor",
+        "--pf",
+        "ens2f0np0",
+        "--vf",
+        "0",
+        "--root",
+        legacy.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not a switchdev uplink"), "{err}");
+}
