@@ -5,14 +5,16 @@
 //!
 //! The node agent decides *whether* a change needs a drain (it classifies the change with
 //! `operator::planner::drain::classify`); the operator decides *when* (it grants at most
-//! `maxUnavailable` nodes per `NicPool` at a time). They talk through three annotations on the
-//! node's `NicNodeState`, each written by exactly one side with its own field manager:
+//! `maxUnavailable` nodes per `NicPool` at a time). They talk through annotations on the node's
+//! `NicNodeState`, each written by exactly one side with its own field manager:
 //!
 //! | annotation | written by | values |
 //! |---|---|---|
 //! | [`ANNOTATION_DRAIN_REQUEST`] | agent | `none` \| `evict-vf-pods` \| `reboot` ([`DrainRequest`]) |
 //! | [`ANNOTATION_DRAIN_REQUESTED_AT`] | agent | RFC 3339 time of the first request (queue order) |
 //! | [`ANNOTATION_DRAIN_GRANT`] | operator | `none` \| `draining` \| `drained` ([`DrainGrant`]) |
+//! | [`ANNOTATION_DRAIN_GRANTED_AT`] | operator | RFC 3339 time the slot was granted (start of the drain timeout); removed with the grant |
+//! | [`ANNOTATION_DRAIN_RETRY_AFTER`] | operator | RFC 3339 time before which a node whose drain timed out is not granted again; removed at the next grant |
 //!
 //! Sequence: the agent sets `drain-request=evict-vf-pods` (or `reboot`) and `drain-requested-at`;
 //! the operator, once the pool has room, sets `drain-grant=draining`, cordons the node and evicts
@@ -20,6 +22,15 @@
 //! `reboot`), then sets `drain-grant=drained`. The agent applies the change (rebooting if needed),
 //! then sets `drain-request=none`. The operator uncordons and sets `drain-grant=none`, which frees
 //! the pool slot. A node whose grant is not `none` counts against its pool's `maxUnavailable`.
+//!
+//! Drain timeout: a node still `draining` (pods left to evict) longer than its pool's
+//! `drainTimeoutSeconds` after `drain-granted-at` (default [`DEFAULT_DRAIN_TIMEOUT_SECONDS`];
+//! 0 = never) is given up: the operator stops evicting, uncordons the node if it cordoned it,
+//! sets `drain-grant=none`, removes `drain-granted-at` and sets `drain-retry-after` to now plus
+//! the timeout, at least [`MIN_DRAIN_RETRY_AFTER_SECONDS`]. The agent keeps its request and the
+//! change stays pending; the slot goes to the next node in the queue, and the node is queued
+//! again (at its old request time) once `drain-retry-after` has passed. The drain then starts
+//! over. A `drained` node is never timed out: the agent is applying.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -55,6 +66,11 @@ pub const ANNOTATION_DRAIN_REQUESTED_AT: &str = "smartnic.io/drain-requested-at"
 /// Operator → agent: the state of the node's drain slot ([`DrainGrant`]).
 pub const ANNOTATION_DRAIN_GRANT: &str = "smartnic.io/drain-grant";
 
+/// Operator → agent: RFC 3339 time the drain slot was granted; the drain timeout counts from it.
+pub const ANNOTATION_DRAIN_GRANTED_AT: &str = "smartnic.io/drain-granted-at";
+/// Operator: RFC 3339 time before which a node whose drain timed out is not granted again.
+pub const ANNOTATION_DRAIN_RETRY_AFTER: &str = "smartnic.io/drain-retry-after";
+
 /// Set by the operator on every `NicNodeState` and NAD it creates: `smartnic-operator`.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Value of [`LABEL_MANAGED_BY`].
@@ -78,6 +94,11 @@ pub const OPERATOR_CONFIG_NAME: &str = "default";
 pub const MAX_POLICY_PRIORITY: u32 = 99;
 /// `maxUnavailable` of the implicit pool that holds every node no `NicPool` selects.
 pub const DEFAULT_POOL_MAX_UNAVAILABLE: u32 = 1;
+/// `drainTimeoutSeconds` of a pool that leaves it unset, and of the implicit default pool.
+pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u32 = 600;
+/// Shortest wait before a node whose drain timed out may be granted again, so that a short
+/// timeout does not cordon and uncordon the same node in a tight loop.
+pub const MIN_DRAIN_RETRY_AFTER_SECONDS: u32 = 60;
 
 /// Condition type on `NicPolicy`, `NicNetwork`, `NicPool`: the object passed validation.
 pub const CONDITION_VALID: &str = "Valid";

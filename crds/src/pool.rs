@@ -48,6 +48,23 @@ pub struct NicPoolSpec {
     /// Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<IntOrString>,
+    /// Seconds a node may spend evicting pods (drain grant `draining`) before the operator gives
+    /// up: it stops evicting, uncordons the node (if it cordoned it), frees the drain slot and
+    /// lets the node wait `max(drainTimeoutSeconds, 60)` seconds before it may be granted again.
+    /// The pending change is not applied meanwhile; the node keeps running its pods. The
+    /// `Draining` condition (reason `DrainTimedOut`) names the pods that blocked. Once eviction
+    /// is complete (grant `drained`) the timeout no longer applies. Default 600; 0 waits
+    /// forever. Nodes in no pool use the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout_seconds: Option<u32>,
+}
+
+impl NicPoolSpec {
+    /// `drainTimeoutSeconds` with its default applied (0 = no timeout).
+    pub fn drain_timeout_seconds(&self) -> u32 {
+        self.drain_timeout_seconds
+            .unwrap_or(crate::DEFAULT_DRAIN_TIMEOUT_SECONDS)
+    }
 }
 
 /// Observed state of the pool.

@@ -773,6 +773,7 @@ mod tests {
                     ..Default::default()
                 },
                 max_unavailable: Some(max),
+                drain_timeout_seconds: None,
             },
         );
         p.metadata.generation = Some(1);

@@ -724,6 +724,7 @@ mod tests {
                     ..Default::default()
                 },
                 max_unavailable: max,
+                drain_timeout_seconds: None,
             },
         )
     }

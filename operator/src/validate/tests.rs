@@ -740,6 +740,7 @@ fn base_pool() -> NicPoolSpec {
             ..Default::default()
         },
         max_unavailable: Some(IntOrString::String("25%".into())),
+        drain_timeout_seconds: None,
     }
 }
 
@@ -810,6 +811,7 @@ fn a_node_in_two_pools_is_rejected() {
                 ..Default::default()
             },
             max_unavailable: None,
+            drain_timeout_seconds: None,
         },
     );
     let l1 = labels(&[("gpu", "true"), ("rack", "r1")]);
