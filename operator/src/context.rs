@@ -13,7 +13,7 @@ use std::{
 
 use crds::{
     NetworkAttachmentDefinition, NicNetwork, NicNodeState, NicOperatorConfig, NicPolicy, NicPool,
-    OPERATOR_CONFIG_NAME, RESOURCE_PREFIX,
+    OPERATOR_CONFIG_NAME, RESOURCE_PREFIX, k8s::jiff::Timestamp,
 };
 use k8s_openapi::api::core::v1::Node;
 use kube::{
@@ -192,6 +192,8 @@ pub struct Context {
     pub namespace: String,
     /// Per-object failure counts.
     pub backoff: Backoff,
+    /// The clock (drain deadlines, condition times): [`Timestamp::now`], fixed in tests.
+    pub now: fn() -> Timestamp,
     policy_cache: Mutex<Option<PolicyCache>>,
 }
 
@@ -224,6 +226,7 @@ impl Context {
             metrics,
             namespace: namespace.into(),
             backoff: Backoff::default(),
+            now: Timestamp::now,
             policy_cache: Mutex::new(None),
         }
     }

@@ -7,6 +7,7 @@
 //! | `smartnic_operator_reconcile_errors_total` | counter | `controller`, `error` |
 //! | `smartnic_operator_reconcile_duration_seconds` | histogram | `controller` |
 //! | `smartnic_operator_drains_granted` | gauge | `pool` (`""` is the implicit default pool) |
+//! | `smartnic_operator_drain_timeouts_total` | counter | `pool` (drains given up at the pool's `drainTimeoutSeconds`) |
 //! | `smartnic_operator_policy_rejections` | gauge | `policy` (nodes rejecting it) |
 //! | `smartnic_operator_leader` | gauge | none (1 on the replica running the controllers) |
 
@@ -80,6 +81,8 @@ pub struct Metrics {
     pub reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     /// Nodes holding a drain grant, per pool.
     pub drains_granted: Family<PoolLabels, Gauge>,
+    /// Drains given up at their pool's `drainTimeoutSeconds`, per pool.
+    pub drain_timeouts: Family<PoolLabels, Counter>,
     /// Nodes on which a policy is rejected (for at least one PF), per policy.
     pub policy_rejections: Family<PolicyLabels, Gauge>,
     /// 1 while this replica holds the leader lease (or runs without leader election).
@@ -110,6 +113,7 @@ impl Metrics {
                 duration_histogram,
             );
         let drains_granted = Family::<PoolLabels, Gauge>::default();
+        let drain_timeouts = Family::<PoolLabels, Counter>::default();
         let policy_rejections = Family::<PolicyLabels, Gauge>::default();
         let leader = Gauge::default();
         registry.register("reconcile", "Reconciles started", reconciles.clone());
@@ -129,6 +133,11 @@ impl Metrics {
             drains_granted.clone(),
         );
         registry.register(
+            "drain_timeouts",
+            "Drains given up at the NicPool's drainTimeoutSeconds, per NicPool",
+            drain_timeouts.clone(),
+        );
+        registry.register(
             "policy_rejections",
             "Nodes on which a NicPolicy is rejected for at least one PF",
             policy_rejections.clone(),
@@ -143,6 +152,7 @@ impl Metrics {
             reconcile_errors,
             reconcile_duration,
             drains_granted,
+            drain_timeouts,
             policy_rejections,
             leader,
             registry,

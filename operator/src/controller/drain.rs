@@ -14,6 +14,14 @@
 //!    refused with 429 (a PodDisruptionBudget) is retried on the next pass (every 5 s while any
 //!    node drains); nothing waits inside the reconcile, so one stuck pod never blocks other
 //!    nodes or pools. Progress is reported in the `Draining` condition and events.
+//!    **Deadline:** a node still evicting `drainTimeoutSeconds` (of its pool; default 600, 0 =
+//!    never) after `smartnic.io/drain-granted-at` is given up: evictions stop, the node is
+//!    uncordoned if the operator cordoned it, its grant goes back to `none` (freeing the slot for
+//!    the next node in the queue) with `smartnic.io/drain-retry-after` set, `Draining=False`
+//!    with reason `DrainTimedOut` names each pod that blocked and why (a dry-run eviction tells
+//!    a PodDisruptionBudget refusal apart), a `DrainTimedOut` Warning event is published and
+//!    `drain_timeouts_total{pool}` counted. The change stays pending; the drain starts over
+//!    after the retry-after time. A `drained` node is never timed out.
 //! 3. **Release.** When the agent sets its request back to `none`: uncordon (only if the operator
 //!    cordoned), set the grant to `none` (which frees the pool slot), `Draining=False`.
 //! 4. **Pool status** (`nodes`, `draining`, `maxUnavailableNodes`, `Valid`) and the
@@ -29,8 +37,10 @@ use std::{
 };
 
 use crds::{
-    ANNOTATION_DRAIN_GRANT, ANNOTATION_DRAIN_REQUEST, ANNOTATION_DRAIN_REQUESTED_AT,
-    CONDITION_DRAINING, CONDITION_VALID, DrainGrant, DrainRequest, NicNodeState, NicPool,
+    ANNOTATION_DRAIN_GRANT, ANNOTATION_DRAIN_GRANTED_AT, ANNOTATION_DRAIN_REQUEST,
+    ANNOTATION_DRAIN_REQUESTED_AT, ANNOTATION_DRAIN_RETRY_AFTER, CONDITION_DRAINING,
+    CONDITION_VALID, DEFAULT_DRAIN_TIMEOUT_SECONDS, DrainGrant, DrainRequest, NicNodeState,
+    NicPool,
     k8s::{Time, jiff::Timestamp},
     pool::NicPoolStatus,
 };
@@ -54,7 +64,7 @@ use super::{
 use crate::{
     context::Context,
     metrics::PoolLabels,
-    planner::{GrantDecision, NodeDrainState, grant},
+    planner::{GrantDecision, HolderPool, NodeDrainState, drain_timed_out, grant, retry_after},
     validate::{PoolContext, to_message, validate_pool},
 };
 
@@ -215,6 +225,20 @@ pub fn drain_annotations(s: &NicNodeState) -> (DrainRequest, Option<Time>, Drain
     (request, at, grant)
 }
 
+/// The operator's grant time and retry-after time, read from a node state.
+pub fn drain_times(s: &NicNodeState) -> (Option<Time>, Option<Time>) {
+    let a = s.annotations();
+    let time = |key: &str| {
+        a.get(key)
+            .and_then(|v| v.parse::<Timestamp>().ok())
+            .map(Time)
+    };
+    (
+        time(ANNOTATION_DRAIN_GRANTED_AT),
+        time(ANNOTATION_DRAIN_RETRY_AFTER),
+    )
+}
+
 /// One drain pass. Returns the delay until the next pass.
 #[tracing::instrument(skip_all)]
 pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
@@ -248,16 +272,19 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
                 .map_or((DrainRequest::None, None, DrainGrant::None), |s| {
                     drain_annotations(s)
                 });
+            let retry_after = by_name.get(*name).and_then(|s| drain_times(s).1);
             NodeDrainState {
                 name,
                 labels: nodes.get(*name).map_or(&no_labels, |n| n.labels()),
                 request,
                 requested_at,
                 grant,
+                retry_after,
             }
         })
         .collect();
-    let decision = grant(&inputs, &pools);
+    let now = (ctx.now)();
+    let decision = grant(&inputs, &pools, now);
     let drain_enabled = ctx.stores.drain_enabled();
     let mut first_error: Option<Error> = None;
     let mut keep = |r: Result<(), Error>| {
@@ -277,7 +304,19 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
         let Some(s) = by_name.get(name) else {
             continue;
         };
-        let r = set_grant(&ctx, name, granted_to, s.resource_version().as_deref()).await;
+        // the grant time starts the drain timeout; a former retry-after is spent
+        let times = json!({
+            ANNOTATION_DRAIN_GRANTED_AT: now.to_string(),
+            ANNOTATION_DRAIN_RETRY_AFTER: null,
+        });
+        let r = set_grant(
+            &ctx,
+            name,
+            granted_to,
+            times,
+            s.resource_version().as_deref(),
+        )
+        .await;
         if r.is_ok() {
             publish(
                 &ctx,
@@ -311,7 +350,14 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
             (_, DrainRequest::None) => keep(release(&ctx, s, node).await),
             (DrainGrant::Draining, request) => {
                 busy = true;
-                keep(progress(&ctx, s, node, request, &prefix, drain_enabled).await);
+                let step = Step {
+                    request,
+                    prefix: &prefix,
+                    drain_enabled,
+                    holder: decision.holder_pools.get(&name),
+                    now,
+                };
+                keep(progress(&ctx, s, node, step).await);
             }
             (DrainGrant::Drained, _) => busy = true,
         }
@@ -343,19 +389,31 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
         None if busy || !decision.granted.is_empty() || !decision.waiting.is_empty() => {
             Ok(WHILE_DRAINING)
         }
-        None => Ok(IDLE),
+        // come back when the first deferred node may be granted again
+        None => Ok(decision.next_retry.map_or(IDLE, |t| {
+            Duration::try_from(t.0.duration_since(now))
+                .unwrap_or_default()
+                .clamp(Duration::from_secs(1), IDLE)
+        })),
     }
 }
 
-/// `smartnic.io/drain-grant: <grant>`, conditional on `resource_version` when given.
+/// `smartnic.io/drain-grant: <grant>` plus the operator's other drain annotations in `times`
+/// (a JSON object; `null` removes one), conditional on `resource_version` when given.
 /// Returns the object's new resourceVersion.
 async fn set_grant(
     ctx: &Context,
     node: &str,
     grant: DrainGrant,
+    times: Value,
     resource_version: Option<&str>,
 ) -> Result<Option<String>, Error> {
-    let mut meta = json!({"annotations": {ANNOTATION_DRAIN_GRANT: grant.as_str()}});
+    let mut annotations = match times {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    annotations.insert(ANNOTATION_DRAIN_GRANT.to_owned(), json!(grant.as_str()));
+    let mut meta = json!({ "annotations": annotations });
     if let Some(rv) = resource_version {
         meta["resourceVersion"] = json!(rv);
     }
@@ -418,27 +476,60 @@ pub fn uses_resources_with_prefix(pod: &Pod, prefix: &str) -> bool {
     })
 }
 
+/// What [`progress`] needs besides the node.
+struct Step<'a> {
+    request: DrainRequest,
+    prefix: &'a str,
+    drain_enabled: bool,
+    holder: Option<&'a HolderPool>,
+    now: Timestamp,
+}
+
 /// One step of draining a node holding `draining`.
 async fn progress(
     ctx: &Context,
     s: &NicNodeState,
     node: Option<&Arc<Node>>,
-    request: DrainRequest,
-    prefix: &str,
-    drain_enabled: bool,
+    step: Step<'_>,
 ) -> Result<(), Error> {
+    let Step {
+        request,
+        prefix,
+        drain_enabled,
+        holder,
+        now,
+    } = step;
     let name = s.name_any();
     let mut rv = s.resource_version();
     if !drain_enabled {
-        set_grant(ctx, &name, DrainGrant::Drained, rv.as_deref()).await?;
+        set_grant(ctx, &name, DrainGrant::Drained, json!({}), rv.as_deref()).await?;
         return Ok(());
     }
+    let timeout = holder.map_or(DEFAULT_DRAIN_TIMEOUT_SECONDS, |h| h.drain_timeout_seconds);
+    let granted_at = match drain_times(s).0 {
+        Some(at) => at,
+        None => {
+            // granted before grant times were recorded: the deadline counts from now
+            rv = set_grant(
+                ctx,
+                &name,
+                DrainGrant::Draining,
+                json!({ ANNOTATION_DRAIN_GRANTED_AT: now.to_string() }),
+                rv.as_deref(),
+            )
+            .await?;
+            Time(now)
+        }
+    };
+    let expired = drain_timed_out(Some(&granted_at), timeout, now);
     let cordoned = node
         .and_then(|n| n.spec.as_ref())
         .and_then(|s| s.unschedulable)
         .unwrap_or(false);
+    let mut ours = node.is_some_and(|n| n.annotations().contains_key(ANNOTATION_CORDONED));
     if node.is_some() && !cordoned {
         cordon(ctx, &name, true).await?;
+        ours = true;
     }
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let list = pods
@@ -469,7 +560,7 @@ async fn progress(
             Cond::new(CONDITION_DRAINING, true, "Drained", msg),
         )
         .await?;
-        set_grant(ctx, &name, DrainGrant::Drained, rv.as_deref()).await?;
+        set_grant(ctx, &name, DrainGrant::Drained, json!({}), rv.as_deref()).await?;
         publish(
             ctx,
             EventType::Normal,
@@ -480,6 +571,15 @@ async fn progress(
         )
         .await;
         return Ok(());
+    }
+    if expired {
+        let deadline = Deadline {
+            timeout,
+            pool: holder.and_then(|h| h.pool.clone()).unwrap_or_default(),
+            uncordon: ours,
+            now,
+        };
+        return time_out(ctx, s, rv, &leaving, deadline).await;
     }
     let mut evicting = 0usize;
     let mut terminating = 0usize;
@@ -536,16 +636,123 @@ async fn progress(
     failed.map_or(Ok(()), Err)
 }
 
+/// What [`time_out`] needs besides the node.
+struct Deadline {
+    timeout: u32,
+    /// Pool label of the metric (`""` for the default pool).
+    pool: String,
+    /// Whether the operator cordoned the node.
+    uncordon: bool,
+    now: Timestamp,
+}
+
+/// The drain ran out of time with `leaving` still on the node: give the slot up. See the module
+/// documentation.
+async fn time_out(
+    ctx: &Context,
+    s: &NicNodeState,
+    rv: Option<String>,
+    leaving: &[&Pod],
+    deadline: Deadline,
+) -> Result<(), Error> {
+    let name = s.name_any();
+    let mut why = Vec::new();
+    for pod in leaving {
+        let (ns, pod_name) = (pod.namespace().unwrap_or_default(), pod.name_any());
+        let reason = if pod.metadata.deletion_timestamp.is_some() {
+            "still terminating".to_owned()
+        } else {
+            // a dry run tells why without evicting: the drain is over
+            match evict_with(ctx, &ns, &pod_name, true).await {
+                Ok(()) => "evictable now, but not gone before the deadline".to_owned(),
+                Err(e) if api_code(&e) == Some(429) => {
+                    "eviction refused by a PodDisruptionBudget (429)".to_owned()
+                }
+                Err(e) if api_code(&e) == Some(404) => continue,
+                Err(e) => format!("eviction fails: {e}"),
+            }
+        };
+        why.push(format!("{ns}/{pod_name}: {reason}"));
+    }
+    if deadline.uncordon {
+        cordon(ctx, &name, false).await?;
+    }
+    let until = retry_after(deadline.now, deadline.timeout);
+    let rv = set_grant(
+        ctx,
+        &name,
+        DrainGrant::None,
+        json!({
+            ANNOTATION_DRAIN_GRANTED_AT: null,
+            ANNOTATION_DRAIN_RETRY_AFTER: until.to_string(),
+        }),
+        rv.as_deref(),
+    )
+    .await?;
+    ctx.metrics
+        .drain_timeouts
+        .get_or_create(&PoolLabels {
+            pool: deadline.pool,
+        })
+        .inc();
+    let msg = format!(
+        "drain did not finish within {}s; gave up{}, the change is not applied; retry after {until}; blocked by {}",
+        deadline.timeout,
+        if deadline.uncordon {
+            " and uncordoned the node"
+        } else {
+            ""
+        },
+        if why.is_empty() {
+            "no pod any more".to_owned()
+        } else {
+            why.join(", ")
+        }
+    );
+    tracing::warn!(node = %name, %msg, "drain timed out");
+    set_draining_condition(
+        ctx,
+        s,
+        rv,
+        Cond::new(CONDITION_DRAINING, false, "DrainTimedOut", msg.clone()),
+    )
+    .await?;
+    publish(
+        ctx,
+        EventType::Warning,
+        "DrainTimedOut",
+        msg,
+        "Drain",
+        &s.object_ref(&()),
+    )
+    .await;
+    Ok(())
+}
+
 /// `kubectl drain` uses the same call: POST `pods/<name>/eviction` (policy/v1 Eviction), which
 /// honours PodDisruptionBudgets (429 when one forbids it now).
 async fn evict(ctx: &Context, namespace: &str, pod: &str) -> Result<(), kube::Error> {
+    evict_with(ctx, namespace, pod, false).await
+}
+
+/// [`evict`], or with `dry_run` (`?dryRun=All`) only asks whether the eviction would be allowed.
+async fn evict_with(
+    ctx: &Context,
+    namespace: &str,
+    pod: &str,
+    dry_run: bool,
+) -> Result<(), kube::Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let mut eviction = Eviction::default();
     eviction.metadata.name = Some(pod.to_owned());
     eviction.metadata.namespace = Some(namespace.to_owned());
-    tracing::info!(%namespace, %pod, "evicting pod");
+    tracing::info!(%namespace, %pod, dry_run, "evicting pod");
+    let params = PostParams {
+        dry_run,
+        ..PostParams::default()
+    };
     let _: Value = api
-        .create_subresource("eviction", pod, &PostParams::default(), &eviction)
+        .create_subresource("eviction", pod, &params, &eviction)
         .await?;
     Ok(())
 }
@@ -587,6 +794,7 @@ async fn release(ctx: &Context, s: &NicNodeState, node: Option<&Arc<Node>>) -> R
         ctx,
         &name,
         DrainGrant::None,
+        json!({ ANNOTATION_DRAIN_GRANTED_AT: null }),
         s.resource_version().as_deref(),
     )
     .await?;
@@ -627,7 +835,7 @@ async fn set_draining_condition(
     if conditions::up_to_date(&existing, std::slice::from_ref(&cond), generation) {
         return Ok(resource_version);
     }
-    let merged = conditions::merge(&existing, &[cond], generation, Timestamp::now());
+    let merged = conditions::merge(&existing, &[cond], generation, (ctx.now)());
     let name = s.name_any();
     let mut body = json!({"status": {"conditions": merged}});
     if let Some(rv) = &resource_version {
@@ -732,7 +940,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        controller::fixtures::{Scenario, node, node_state, test_context, timeout_after_1s},
+        controller::fixtures::{
+            Scenario, node, node_state, test_context, test_context_at, timeout_after_1s,
+        },
         planner::fixtures::labels,
     };
 
@@ -752,6 +962,11 @@ mod tests {
             (ANNOTATION_DRAIN_REQUESTED_AT.to_owned(), at.to_owned()),
             (ANNOTATION_DRAIN_GRANT.to_owned(), grant.as_str().to_owned()),
         ]));
+        if grant != DrainGrant::None {
+            // granted when asked, in these tests
+            s.annotations_mut()
+                .insert(ANNOTATION_DRAIN_GRANTED_AT.to_owned(), at.to_owned());
+        }
         s.status = Some(NicNodeStateStatus {
             conditions: conditions::merge(
                 &[],
@@ -910,6 +1125,7 @@ mod tests {
                 ("app".into(), "dpdk-1".into(), 429),
             ],
             reason: "Evicting".into(),
+            pool: None,
         });
         let next = reconcile(ctx.clone())
             .await
@@ -965,6 +1181,217 @@ mod tests {
         timeout_after_1s(mocksrv).await;
         assert_eq!(err.metric_label(), "grant");
         assert_eq!(ReconcileError::retry_base(&err), Duration::from_secs(1));
+    }
+
+    /// Pool `r1` of one node at a time with this drain timeout.
+    fn pool_with_timeout(seconds: u32) -> NicPool {
+        let mut p = pool("r1", IntOrString::Int(1));
+        p.spec.drain_timeout_seconds = Some(seconds);
+        p
+    }
+
+    fn cordoned_by_operator(name: &str) -> Node {
+        let mut n = node(name, &[("rack", "r1")]);
+        n.metadata.annotations = Some(BTreeMap::from([(
+            ANNOTATION_CORDONED.to_owned(),
+            "true".to_owned(),
+        )]));
+        n.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+            unschedulable: Some(true),
+            ..Default::default()
+        });
+        n
+    }
+
+    #[tokio::test]
+    async fn drain_past_its_deadline_uncordons_frees_the_slot_and_names_the_blocking_pods() {
+        // the test clock is 10:05:00; granted at 10:00:00 with a 300 s timeout: just expired
+        let (ctx, fakeserver, mut stores) = test_context();
+        stores.pool(pool_with_timeout(300));
+        let n1 = cordoned_by_operator("n1");
+        stores.node(n1.clone());
+        stores.node_state(requesting(
+            "n1",
+            &n1,
+            DrainRequest::EvictVfPods,
+            "2026-11-26T10:00:00Z",
+            DrainGrant::Draining,
+        ));
+        let mut leaving = pod("app", "dpdk-1", Some("smartnic.io/cx6_vf"), None);
+        leaving["metadata"]["deletionTimestamp"] = json!("2026-11-26T10:04:00Z");
+        let pods = vec![
+            pod(
+                "app",
+                "dpdk-0",
+                Some("smartnic.io/cx6_vf"),
+                Some("ReplicaSet"),
+            ),
+            leaving,
+            pod("app", "web-0", None, Some("ReplicaSet")),
+        ];
+        let mocksrv = fakeserver.run(Scenario::DrainTimeout {
+            node: "n1".into(),
+            pods,
+            dry_runs: vec![("app".into(), "dpdk-0".into(), 429)],
+            uncordon: true,
+            retry_after: "2026-11-26T10:10:00Z".into(),
+            blocked: vec![
+                "app/dpdk-0: eviction refused by a PodDisruptionBudget (429)".into(),
+                "app/dpdk-1: still terminating".into(),
+                "within 300s".into(),
+            ],
+            pool: Some(("r1".into(), 1, 1, 1)),
+        });
+        let next = reconcile(ctx.clone()).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+        assert_eq!(next, WHILE_DRAINING);
+        assert!(
+            ctx.metrics
+                .render()
+                .contains("smartnic_operator_drain_timeouts_total{pool=\"r1\"} 1")
+        );
+    }
+
+    /// n1 (asked first) timed out and may retry at 10:10:00; n2 waits behind it.
+    fn after_timeout(stores: &mut crate::controller::fixtures::TestStores) {
+        stores.pool(pool("r1", IntOrString::Int(1)));
+        let n1 = node("n1", &[("rack", "r1")]);
+        let mut s1 = requesting(
+            "n1",
+            &n1,
+            DrainRequest::EvictVfPods,
+            "2026-11-26T09:00:00Z",
+            DrainGrant::None,
+        );
+        s1.annotations_mut().insert(
+            ANNOTATION_DRAIN_RETRY_AFTER.to_owned(),
+            "2026-11-26T10:10:00Z".to_owned(),
+        );
+        let n2 = node("n2", &[("rack", "r1")]);
+        stores.node(n1);
+        stores.node(n2.clone());
+        stores.node_state(s1);
+        stores.node_state(requesting(
+            "n2",
+            &n2,
+            DrainRequest::EvictVfPods,
+            "2026-11-26T09:30:00Z",
+            DrainGrant::None,
+        ));
+    }
+
+    #[tokio::test]
+    async fn after_a_timeout_the_next_waiting_node_gets_the_slot() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        after_timeout(&mut stores);
+        let mocksrv = fakeserver.run(Scenario::DrainGrants {
+            grants: vec![("n2".into(), "rv-n2".into())],
+            pool: "r1".into(),
+            nodes: 2,
+            draining: 1,
+            max_unavailable: 1,
+        });
+        reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn once_retry_after_has_passed_the_timed_out_node_is_granted_again() {
+        fn at_retry_time() -> Timestamp {
+            Timestamp::constant(1_795_687_800, 0) // 2026-11-26T10:10:00Z
+        }
+        let (ctx, fakeserver, mut stores) = test_context_at(at_retry_time);
+        after_timeout(&mut stores);
+        let mocksrv = fakeserver.run(Scenario::DrainGrants {
+            grants: vec![("n1".into(), "rv-n1".into())],
+            pool: "r1".into(),
+            nodes: 2,
+            draining: 1,
+            max_unavailable: 1,
+        });
+        reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn a_deferred_node_alone_brings_the_next_pass_forward_to_its_retry_time() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        stores.pool(pool("r1", IntOrString::Int(1)));
+        let n1 = node("n1", &[("rack", "r1")]);
+        let mut s1 = requesting(
+            "n1",
+            &n1,
+            DrainRequest::EvictVfPods,
+            "2026-11-26T09:00:00Z",
+            DrainGrant::None,
+        );
+        s1.annotations_mut().insert(
+            ANNOTATION_DRAIN_RETRY_AFTER.to_owned(),
+            "2026-11-26T10:05:30Z".to_owned(),
+        );
+        stores.node(n1);
+        stores.node_state(s1);
+        let mocksrv = fakeserver.run(Scenario::DrainGrants {
+            grants: vec![],
+            pool: "r1".into(),
+            nodes: 1,
+            draining: 0,
+            max_unavailable: 1,
+        });
+        let next = reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+        assert_eq!(next, Duration::from_secs(30));
+    }
+
+    #[tokio::test]
+    async fn drain_timeout_zero_keeps_evicting_forever() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        stores.pool(pool_with_timeout(0));
+        let n1 = node("n1", &[("rack", "r1")]);
+        stores.node(n1.clone());
+        stores.node_state(requesting(
+            "n1",
+            &n1,
+            DrainRequest::EvictVfPods,
+            "2026-01-01T00:00:00Z",
+            DrainGrant::Draining,
+        ));
+        let mocksrv = fakeserver.run(Scenario::DrainEvict {
+            node: "n1".into(),
+            pods: vec![pod("app", "dpdk-0", Some("smartnic.io/cx6_vf"), None)],
+            evictions: vec![("app".into(), "dpdk-0".into(), 429)],
+            reason: "Evicting".into(),
+            pool: Some(("r1".into(), 1, 1, 1)),
+        });
+        let next = reconcile(ctx.clone()).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+        assert_eq!(next, WHILE_DRAINING);
+        assert!(!ctx.metrics.render().contains("drain_timeouts_total{"));
+    }
+
+    #[tokio::test]
+    async fn a_drained_node_is_never_timed_out() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        stores.pool(pool_with_timeout(60));
+        let n1 = cordoned_by_operator("n1");
+        stores.node(n1.clone());
+        stores.node_state(requesting(
+            "n1",
+            &n1,
+            DrainRequest::Reboot,
+            "2026-01-01T00:00:00Z",
+            DrainGrant::Drained,
+        ));
+        let mocksrv = fakeserver.run(Scenario::DrainGrants {
+            grants: vec![],
+            pool: "r1".into(),
+            nodes: 1,
+            draining: 1,
+            max_unavailable: 1,
+        });
+        let next = reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+        assert_eq!(next, WHILE_DRAINING, "the agent is applying");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use crds::{
     FIELD_MANAGER_OPERATOR, NetworkAttachmentDefinition, NicNetwork, NicNodeState,
-    NicNodeStateSpec, NicOperatorConfig, NicPolicy, NicPool, inventory::Nic,
+    NicNodeStateSpec, NicOperatorConfig, NicPolicy, NicPool, inventory::Nic, k8s::jiff::Timestamp,
     node_state::NicNodeStateStatus,
 };
 use http::{Method, Request, Response, StatusCode};
@@ -104,24 +104,39 @@ impl TestStores {
 /// Namespace of the operator in tests.
 pub const TEST_NAMESPACE: &str = "smartnic-system";
 
-/// A context over a mock client and empty caches.
+/// The clock of a test context: 2026-11-26T10:05:00Z.
+pub fn test_now() -> Timestamp {
+    Timestamp::constant(1_795_687_500, 0)
+}
+
+/// A context over a mock client and empty caches, its clock at [`test_now`].
 pub fn test_context() -> (Arc<Context>, ApiServerVerifier, TestStores) {
+    test_context_at(test_now)
+}
+
+/// [`test_context`] with the clock `now`.
+pub fn test_context_at(now: fn() -> Timestamp) -> (Arc<Context>, ApiServerVerifier, TestStores) {
     let (stores, writers) = Stores::new();
-    let (ctx, verifier) = context_over(stores);
+    let (ctx, verifier) = context_over_at(stores, now);
     (ctx, verifier, TestStores(writers))
 }
 
-/// A context over a new mock client and existing caches.
+/// A context over a new mock client and existing caches, its clock at [`test_now`].
 pub fn context_over(stores: Stores) -> (Arc<Context>, ApiServerVerifier) {
+    context_over_at(stores, test_now)
+}
+
+fn context_over_at(stores: Stores, now: fn() -> Timestamp) -> (Arc<Context>, ApiServerVerifier) {
     let (mock_service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(mock_service, "default");
-    let ctx = Context::new(
+    let mut ctx = Context::new(
         client,
         stores,
         Arc::new(Metrics::new()),
         TEST_NAMESPACE,
         Some("test-0".into()),
     );
+    ctx.now = now;
     (Arc::new(ctx), ApiServerVerifier(handle))
 }
 
@@ -215,6 +230,28 @@ pub enum Scenario {
         evictions: Vec<(String, String, u16)>,
         /// Expected Draining condition reason.
         reason: String,
+        /// `(pool, nodes, draining, maxUnavailableNodes)` of the pool status applied last.
+        pool: Option<(String, u32, u32, u32)>,
+    },
+    /// A node past its drain deadline: list pods, a dry-run eviction per expected pod (answered
+    /// with its code), uncordon (when `uncordon`), grant back to `none` with the grant time
+    /// removed and `drain-retry-after` set, `Draining=False` reason `DrainTimedOut` whose message
+    /// contains each of `blocked`, a `DrainTimedOut` event, then the pool status when given.
+    DrainTimeout {
+        /// Node name.
+        node: String,
+        /// Pods on the node, as returned by the list.
+        pods: Vec<Value>,
+        /// `(namespace, name, answer code)` of each expected dry-run eviction, in order.
+        dry_runs: Vec<(String, String, u16)>,
+        /// Whether the node is uncordoned.
+        uncordon: bool,
+        /// Expected `drain-retry-after`.
+        retry_after: String,
+        /// Texts the condition message and the event note must contain.
+        blocked: Vec<String>,
+        /// `(pool, nodes, draining, maxUnavailableNodes)` of the pool status applied last.
+        pool: Option<(String, u32, u32, u32)>,
     },
     /// A node whose agent finished: uncordon, grant back to `none`, Draining condition false.
     DrainRelease {
@@ -307,6 +344,7 @@ impl ApiServerVerifier {
                     pods,
                     evictions,
                     reason,
+                    pool,
                 } => {
                     let mut v = self
                         .handle_cordon(&node, true)
@@ -318,9 +356,39 @@ impl ApiServerVerifier {
                         blocked |= *code == 429;
                         v = v.handle_eviction(ns, name, *code).await;
                     }
-                    v = v.handle_draining_condition(&node, true, &reason).await;
+                    v = v.handle_draining_condition(&node, true, &reason, &[]).await;
                     if blocked {
-                        v.handle_event("EvictionBlocked").await;
+                        v = v.handle_event("EvictionBlocked").await;
+                    }
+                    if let Some((pool, nodes, draining, max)) = pool {
+                        v.handle_pool_status(&pool, nodes, draining, max).await;
+                    }
+                }
+                Scenario::DrainTimeout {
+                    node,
+                    pods,
+                    dry_runs,
+                    uncordon,
+                    retry_after,
+                    blocked,
+                    pool,
+                } => {
+                    let mut v = self.handle_pod_list(&node, pods).await;
+                    for (ns, name, code) in &dry_runs {
+                        v = v.handle_dry_run_eviction(ns, name, *code).await;
+                    }
+                    if uncordon {
+                        v = v.handle_cordon(&node, false).await;
+                    }
+                    v = v
+                        .handle_timeout_grant(&node, &retry_after)
+                        .await
+                        .handle_draining_condition(&node, false, "DrainTimedOut", &blocked)
+                        .await
+                        .handle_event_with("DrainTimedOut", &blocked)
+                        .await;
+                    if let Some((pool, nodes, draining, max)) = pool {
+                        v.handle_pool_status(&pool, nodes, draining, max).await;
                     }
                 }
                 Scenario::DrainRelease { node } => {
@@ -328,7 +396,7 @@ impl ApiServerVerifier {
                         .await
                         .handle_grant(&node, "", "none")
                         .await
-                        .handle_draining_condition(&node, false, "Idle")
+                        .handle_draining_condition(&node, false, "Idle", &[])
                         .await;
                 }
                 Scenario::OrphanFinalizer { node, keep } => {
@@ -566,7 +634,12 @@ impl ApiServerVerifier {
         self
     }
 
-    async fn handle_event(mut self, reason: &str) -> Self {
+    async fn handle_event(self, reason: &str) -> Self {
+        self.handle_event_with(reason, &[]).await
+    }
+
+    /// An event with `reason` whose note contains each of `texts`.
+    async fn handle_event_with(mut self, reason: &str, texts: &[String]) -> Self {
         let (request, send) = self.0.next_request().await.expect("event not published");
         assert_eq!(request.method(), Method::POST, "event for {reason}");
         let path = request.uri().path().to_owned();
@@ -582,6 +655,15 @@ impl ApiServerVerifier {
         let body: Value = serde_json::from_slice(&bytes).expect("event JSON");
         assert_eq!(body["reason"], reason, "{body}");
         assert_eq!(body["reportingController"], "smartnic-operator");
+        for t in texts {
+            assert!(
+                body["note"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(t.as_str()),
+                "event note names {t}: {body}"
+            );
+        }
         reply(send, 201, body);
         self
     }
@@ -600,11 +682,77 @@ impl ApiServerVerifier {
                 "grants are conditional on what was read"
             );
         }
+        let a = &b["metadata"]["annotations"];
+        match grant {
+            "draining" => {
+                assert!(
+                    a["smartnic.io/drain-granted-at"]
+                        .as_str()
+                        .is_some_and(|t| t.parse::<Timestamp>().is_ok()),
+                    "a grant records its time: {b}"
+                );
+                assert!(
+                    a.get("smartnic.io/drain-retry-after")
+                        .is_some_and(Value::is_null),
+                    "a grant removes a former retry-after: {b}"
+                );
+            }
+            "none" => assert!(
+                a.get("smartnic.io/drain-granted-at")
+                    .is_some_and(Value::is_null),
+                "releasing removes the grant time: {b}"
+            ),
+            _ => {}
+        }
         assert!(b.get("spec").is_none() && b.get("status").is_none(), "{b}");
         reply(
             send,
             200,
             json!({"apiVersion": "smartnic.io/v1alpha1", "kind": "NicNodeState", "metadata": {"name": node, "resourceVersion": "100", "annotations": {"smartnic.io/drain-grant": grant}}, "spec": {"interfaces": []}}),
+        );
+        self
+    }
+
+    async fn handle_timeout_grant(mut self, node: &str, retry_after: &str) -> Self {
+        let path = format!("/apis/smartnic.io/v1alpha1/nicnodestates/{node}");
+        let (seen, send) = self.expect_merge(&path).await;
+        let b = &seen.body;
+        assert_eq!(
+            b["metadata"]["annotations"],
+            json!({
+                "smartnic.io/drain-grant": "none",
+                "smartnic.io/drain-granted-at": null,
+                "smartnic.io/drain-retry-after": retry_after,
+            }),
+            "{b}"
+        );
+        assert_eq!(b["metadata"]["resourceVersion"], format!("rv-{node}"));
+        reply(
+            send,
+            200,
+            json!({"apiVersion": "smartnic.io/v1alpha1", "kind": "NicNodeState", "metadata": {"name": node, "resourceVersion": "100", "annotations": {"smartnic.io/drain-grant": "none"}}, "spec": {"interfaces": []}}),
+        );
+        self
+    }
+
+    async fn handle_dry_run_eviction(mut self, ns: &str, name: &str, code: u16) -> Self {
+        let (seen, send) = self
+            .expect(
+                Method::POST,
+                &format!("/api/v1/namespaces/{ns}/pods/{name}/eviction"),
+            )
+            .await;
+        assert_eq!(
+            seen.query.get("dryRun").map(String::as_str),
+            Some("All"),
+            "at the deadline nothing is evicted any more"
+        );
+        assert_eq!(seen.body["metadata"]["name"], name);
+        let status = if code < 300 { "Success" } else { "Failure" };
+        reply(
+            send,
+            code,
+            json!({"kind": "Status", "apiVersion": "v1", "status": status, "reason": "TooManyRequests", "message": "Cannot evict pod as it would violate the pod's disruption budget.", "code": code}),
         );
         self
     }
@@ -690,7 +838,13 @@ impl ApiServerVerifier {
         self
     }
 
-    async fn handle_draining_condition(mut self, node: &str, on: bool, reason: &str) -> Self {
+    async fn handle_draining_condition(
+        mut self,
+        node: &str,
+        on: bool,
+        reason: &str,
+        texts: &[String],
+    ) -> Self {
         let path = format!("/apis/smartnic.io/v1alpha1/nicnodestates/{node}/status");
         let (seen, send) = self.expect_merge(&path).await;
         let conds = seen.body["status"]["conditions"]
@@ -703,6 +857,15 @@ impl ApiServerVerifier {
             .expect("Draining condition");
         assert_eq!(d["status"], if on { "True" } else { "False" });
         assert_eq!(d["reason"], reason, "{d}");
+        for t in texts {
+            assert!(
+                d["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(t.as_str()),
+                "message names {t}: {d}"
+            );
+        }
         assert!(
             seen.body["metadata"]["resourceVersion"].is_string(),
             "conditional on resourceVersion"

@@ -38,14 +38,28 @@
 //! the pool) or a percentage of the pool's nodes, rounded down but at least 1; unset means 1.
 //! Nodes holding a grant keep it and count against their pool. Waiting nodes are granted oldest
 //! request first (then by name; a request without a time goes last) while their pool stays
-//! within `maxUnavailable`.
+//! within `maxUnavailable`. A node whose drain timed out carries a retry-after time
+//! ([`crds::ANNOTATION_DRAIN_RETRY_AFTER`]); until then it is *deferred*: skipped without
+//! taking a slot, so the next node in the queue gets it. Afterwards it queues again at its old
+//! request time.
+//!
+//! # Drain timeout
+//!
+//! A node holding `draining` for longer than its pool's `drainTimeoutSeconds`
+//! ([`crds::DEFAULT_DRAIN_TIMEOUT_SECONDS`] when unset or for the default pool; 0 = never) is
+//! [`drain_timed_out`]; the operator then gives the slot up and defers the node until
+//! [`retry_after`].
 
 use std::collections::BTreeMap;
 
 use crds::{
-    DEFAULT_POOL_MAX_UNAVAILABLE, DrainGrant, DrainRequest, NicPool,
+    DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_POOL_MAX_UNAVAILABLE, DrainGrant, DrainRequest,
+    MIN_DRAIN_RETRY_AFTER_SECONDS, NicPool,
     inventory::{Nic, NicInventory},
-    k8s::Time,
+    k8s::{
+        Time,
+        jiff::{SignedDuration, Timestamp},
+    },
     node_state::{InterfaceSpec, NicNodeStateSpec, VfGroup, VfIndexRange},
     policy::VfDeviceType,
 };
@@ -342,6 +356,18 @@ pub struct NodeDrainState<'a> {
     pub requested_at: Option<Time>,
     /// The operator's grant ([`crds::ANNOTATION_DRAIN_GRANT`]).
     pub grant: DrainGrant,
+    /// Not granted before this time ([`crds::ANNOTATION_DRAIN_RETRY_AFTER`], set when a drain
+    /// timed out).
+    pub retry_after: Option<Time>,
+}
+
+/// The pool of a node holding a grant, as the drain timeout needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderPool {
+    /// Pool name; `None` for the implicit default pool (and for a node in several pools).
+    pub pool: Option<String>,
+    /// The pool's `drainTimeoutSeconds` with the default applied; 0 = no timeout.
+    pub drain_timeout_seconds: u32,
 }
 
 /// Usage of one pool after granting.
@@ -366,14 +392,41 @@ pub struct GrantDecision {
     pub holding: Vec<String>,
     /// Nodes that asked and must wait, in queue order.
     pub waiting: Vec<String>,
+    /// Nodes that asked but whose drain timed out and whose retry-after time has not come, in
+    /// queue order. They take no slot.
+    pub deferred: Vec<String>,
+    /// The earliest retry-after time among `deferred`.
+    pub next_retry: Option<Time>,
+    /// Pool and drain timeout of every node in `holding`.
+    pub holder_pools: BTreeMap<String, HolderPool>,
     /// Nodes selected by more than one pool (never granted), with the pools' names.
     pub conflicts: Vec<(String, Vec<String>)>,
     /// Per-pool usage, the default pool last.
     pub pools: Vec<PoolUsage>,
 }
 
+/// Whether a drain granted at `granted_at` has run out of time at `now`. `timeout_seconds` 0
+/// never times out; a grant without a time (written before grant times were recorded) does not
+/// time out either (the operator records one first).
+pub fn drain_timed_out(granted_at: Option<&Time>, timeout_seconds: u32, now: Timestamp) -> bool {
+    match granted_at {
+        Some(at) if timeout_seconds > 0 => {
+            now.duration_since(at.0) >= SignedDuration::from_secs(i64::from(timeout_seconds))
+        }
+        _ => false,
+    }
+}
+
+/// When a node whose drain timed out at `now` may be granted again: `now` plus the timeout, at
+/// least [`MIN_DRAIN_RETRY_AFTER_SECONDS`].
+pub fn retry_after(now: Timestamp, timeout_seconds: u32) -> Timestamp {
+    let wait = timeout_seconds.max(MIN_DRAIN_RETRY_AFTER_SECONDS);
+    now.saturating_add(SignedDuration::from_secs(i64::from(wait)))
+        .unwrap_or(now)
+}
+
 /// Decides which waiting nodes may start draining now. See the module documentation.
-pub fn grant(nodes: &[NodeDrainState<'_>], pools: &[NicPool]) -> GrantDecision {
+pub fn grant(nodes: &[NodeDrainState<'_>], pools: &[NicPool], now: Timestamp) -> GrantDecision {
     let compiled: Vec<(&str, Option<CompiledSelector>, &NicPool)> = pools
         .iter()
         .map(|p| {
@@ -424,6 +477,17 @@ pub fn grant(nodes: &[NodeDrainState<'_>], pools: &[NicPool]) -> GrantDecision {
                 draining[*i] += 1;
             }
             decision.holding.push(n.name.to_owned());
+            let pool = m.and_then(|i| compiled.get(i));
+            decision.holder_pools.insert(
+                n.name.to_owned(),
+                HolderPool {
+                    pool: pool.map(|(name, _, _)| (*name).to_owned()),
+                    drain_timeout_seconds: pool
+                        .map_or(DEFAULT_DRAIN_TIMEOUT_SECONDS, |(_, _, p)| {
+                            p.spec.drain_timeout_seconds()
+                        }),
+                },
+            );
         }
     }
     let mut queue: Vec<(usize, &NodeDrainState<'_>)> = nodes
@@ -439,6 +503,13 @@ pub fn grant(nodes: &[NodeDrainState<'_>], pools: &[NicPool]) -> GrantDecision {
         ))
     });
     for (idx, n) in queue {
+        if let Some(until) = n.retry_after.as_ref().filter(|t| t.0 > now) {
+            decision.deferred.push(n.name.to_owned());
+            if decision.next_retry.as_ref().is_none_or(|t| until < t) {
+                decision.next_retry = Some(until.clone());
+            }
+            continue;
+        }
         match member[idx] {
             Some(i) if draining[i] < max[i] => {
                 draining[i] += 1;
@@ -683,6 +754,7 @@ mod tests {
         request: DrainRequest,
         at: Option<&'static str>,
         grant: DrainGrant,
+        retry_after: Option<&'static str>,
     }
 
     fn n(
@@ -698,10 +770,21 @@ mod tests {
             request,
             at,
             grant,
+            retry_after: None,
         }
     }
 
+    fn ts(t: &str) -> Timestamp {
+        t.parse().unwrap()
+    }
+
+    const NOW: &str = "2026-01-01T12:00:00Z";
+
     fn run(nodes: &[N], pools: &[NicPool]) -> GrantDecision {
+        run_at(nodes, pools, NOW)
+    }
+
+    fn run_at(nodes: &[N], pools: &[NicPool], now: &str) -> GrantDecision {
         let states: Vec<NodeDrainState<'_>> = nodes
             .iter()
             .map(|n| NodeDrainState {
@@ -710,9 +793,10 @@ mod tests {
                 request: n.request,
                 requested_at: n.at.map(|t| Time(t.parse::<Timestamp>().unwrap())),
                 grant: n.grant,
+                retry_after: n.retry_after.map(|t| Time(ts(t))),
             })
             .collect();
-        grant(&states, pools)
+        grant(&states, pools, ts(now))
     }
 
     fn pool(name: &str, value: &str, max: Option<IntOrString>) -> NicPool {
@@ -834,5 +918,117 @@ mod tests {
             d.conflicts,
             [("x".to_string(), vec!["gpu".to_string(), "rack".to_string()])]
         );
+    }
+
+    #[test]
+    fn a_timed_out_node_is_deferred_and_its_slot_goes_to_the_next_in_queue() {
+        let mut first = n(
+            "a",
+            "gpu",
+            EVICT,
+            Some("2026-01-01T09:00:00Z"),
+            DrainGrant::None,
+        );
+        first.retry_after = Some("2026-01-01T12:10:00Z");
+        let nodes = vec![
+            first,
+            n(
+                "b",
+                "gpu",
+                EVICT,
+                Some("2026-01-01T10:00:00Z"),
+                DrainGrant::None,
+            ),
+            n(
+                "c",
+                "gpu",
+                EVICT,
+                Some("2026-01-01T11:00:00Z"),
+                DrainGrant::None,
+            ),
+        ];
+        let pools = [pool("gpu", "gpu", Some(IntOrString::Int(1)))];
+        let d = run(&nodes, &pools);
+        assert_eq!(d.granted, ["b"], "a asked first but must wait");
+        assert_eq!(d.deferred, ["a"]);
+        assert_eq!(
+            d.waiting,
+            ["c"],
+            "a deferred node takes no place in the queue"
+        );
+        assert_eq!(d.next_retry, Some(Time(ts("2026-01-01T12:10:00Z"))));
+        assert_eq!(d.pools[0].draining, 1);
+    }
+
+    #[test]
+    fn once_retry_after_has_passed_the_node_queues_again_at_its_old_request_time() {
+        let mut first = n(
+            "a",
+            "gpu",
+            EVICT,
+            Some("2026-01-01T09:00:00Z"),
+            DrainGrant::None,
+        );
+        first.retry_after = Some("2026-01-01T12:10:00Z");
+        let nodes = vec![
+            first,
+            n(
+                "b",
+                "gpu",
+                EVICT,
+                Some("2026-01-01T10:00:00Z"),
+                DrainGrant::None,
+            ),
+        ];
+        let pools = [pool("gpu", "gpu", Some(IntOrString::Int(1)))];
+        let d = run_at(&nodes, &pools, "2026-01-01T12:10:00Z");
+        assert_eq!(d.granted, ["a"], "retry-after is inclusive");
+        assert_eq!(d.waiting, ["b"]);
+        assert!(d.deferred.is_empty());
+        assert_eq!(d.next_retry, None);
+    }
+
+    #[test]
+    fn holders_report_their_pool_and_drain_timeout() {
+        let nodes = vec![
+            n("a", "gpu", EVICT, None, DrainGrant::Draining),
+            n("b", "other", EVICT, None, DrainGrant::Draining),
+            n("c", "fast", EVICT, None, DrainGrant::Drained),
+        ];
+        let mut fast = pool("fast", "fast", None);
+        fast.spec.drain_timeout_seconds = Some(0);
+        let d = run(&nodes, &[pool("gpu", "gpu", None), fast]);
+        assert_eq!(
+            d.holder_pools["a"],
+            HolderPool {
+                pool: Some("gpu".into()),
+                drain_timeout_seconds: DEFAULT_DRAIN_TIMEOUT_SECONDS
+            }
+        );
+        assert_eq!(
+            d.holder_pools["b"],
+            HolderPool {
+                pool: None,
+                drain_timeout_seconds: DEFAULT_DRAIN_TIMEOUT_SECONDS
+            },
+            "the default pool uses the default timeout"
+        );
+        assert_eq!(d.holder_pools["c"].drain_timeout_seconds, 0);
+    }
+
+    #[test]
+    fn drain_timeout_counts_from_the_grant_and_zero_never_expires() {
+        let at = Time(ts("2026-01-01T12:00:00Z"));
+        assert!(!drain_timed_out(Some(&at), 600, ts("2026-01-01T12:09:59Z")));
+        assert!(drain_timed_out(Some(&at), 600, ts("2026-01-01T12:10:00Z")));
+        assert!(!drain_timed_out(Some(&at), 0, ts("2030-01-01T00:00:00Z")));
+        assert!(!drain_timed_out(None, 600, ts("2030-01-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn retry_after_is_the_timeout_but_at_least_a_minute() {
+        let now = ts("2026-01-01T12:00:00Z");
+        assert_eq!(retry_after(now, 600), ts("2026-01-01T12:10:00Z"));
+        assert_eq!(retry_after(now, 5), ts("2026-01-01T12:01:00Z"));
     }
 }

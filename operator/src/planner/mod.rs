@@ -24,7 +24,10 @@ pub mod vf_range;
 
 pub use desired::{NodePlan, PolicySet, Rejection, Warning, desired_node_state};
 pub use device_plugin::{render_device_plugin_config, with_device_plugin_config};
-pub use drain::{ChangeClass, GrantDecision, NodeChange, NodeDrainState, classify, grant};
+pub use drain::{
+    ChangeClass, GrantDecision, HolderPool, NodeChange, NodeDrainState, classify, drain_timed_out,
+    grant, retry_after,
+};
 pub use nad::{NadError, render_cni_config, render_nad};
 
 /// A value as it is spelled in the CRDs (`vfio-pci`, `switchdev`, `eth`, `{"totalVfs":32}`), for
