@@ -6,14 +6,14 @@
 //! from them instead of listing: at 500+ nodes a list per reconcile would dominate the API load.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use crds::{
     NetworkAttachmentDefinition, NicNetwork, NicNodeState, NicOperatorConfig, NicPolicy, NicPool,
-    OPERATOR_CONFIG_NAME, RESOURCE_PREFIX, k8s::jiff::Timestamp,
+    NicPoolSpec, OPERATOR_CONFIG_NAME, RESOURCE_PREFIX, k8s::jiff::Timestamp,
 };
 use k8s_openapi::api::core::v1::Node;
 use kube::{
@@ -24,7 +24,11 @@ use kube::{
     },
 };
 
-use crate::{metrics::Metrics, planner::PolicySet};
+use crate::{
+    metrics::Metrics,
+    planner::PolicySet,
+    validate::{FieldError, PoolContext, validate_pool},
+};
 
 /// Name the operator reports as in events (`reportingController`).
 pub const REPORTER: &str = "smartnic-operator";
@@ -67,6 +71,28 @@ pub struct StoreWriters {
 }
 
 impl Stores {
+    /// The admission checks of pool `name` (selector, `maxUnavailable`, overlap with the other
+    /// cached pools over the cached nodes): one source for the webhook and the pool `Valid`
+    /// condition.
+    pub fn check_pool(&self, name: &str, spec: &NicPoolSpec) -> Result<(), Vec<FieldError>> {
+        let pools: Vec<NicPool> = self.pools.state().iter().map(|p| (**p).clone()).collect();
+        let nodes = self.nodes.state();
+        let node_names: Vec<String> = nodes.iter().map(|n| n.name_any()).collect();
+        let pairs: Vec<(&str, &BTreeMap<String, String>)> = node_names
+            .iter()
+            .map(String::as_str)
+            .zip(nodes.iter().map(|n| n.labels()))
+            .collect();
+        validate_pool(
+            name,
+            spec,
+            &PoolContext {
+                pools: &pools,
+                nodes: &pairs,
+            },
+        )
+    }
+
     /// Empty caches and their writers.
     pub fn new() -> (Self, StoreWriters) {
         let (nodes, w_nodes) = reflector::store();

@@ -65,7 +65,7 @@ use crate::{
     context::Context,
     metrics::PoolLabels,
     planner::{GrantDecision, HolderPool, NodeDrainState, drain_timed_out, grant, retry_after},
-    validate::{PoolContext, to_message, validate_pool},
+    validate::to_message,
 };
 
 /// Name of this controller in metrics and logs.
@@ -867,28 +867,7 @@ async fn write_pool_status(
         .collect();
     // the webhook's checks (selector, maxUnavailable, overlap with other pools), for clusters
     // without it; then what the arbiter saw while granting
-    let pools: Vec<NicPool> = ctx
-        .stores
-        .pools
-        .state()
-        .iter()
-        .map(|p| (**p).clone())
-        .collect();
-    let nodes = ctx.stores.nodes.state();
-    let node_names: Vec<String> = nodes.iter().map(|n| n.name_any()).collect();
-    let pairs: Vec<(&str, &BTreeMap<String, String>)> = node_names
-        .iter()
-        .map(String::as_str)
-        .zip(nodes.iter().map(|n| n.labels()))
-        .collect();
-    let checked = validate_pool(
-        &name,
-        &pool.spec,
-        &PoolContext {
-            pools: &pools,
-            nodes: &pairs,
-        },
-    );
+    let checked = ctx.stores.check_pool(&name, &pool.spec);
     let valid = match checked {
         Err(errors) => Cond::new(CONDITION_VALID, false, "InvalidSpec", to_message(&errors)),
         Ok(()) if !in_two.is_empty() => Cond::new(

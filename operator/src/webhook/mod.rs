@@ -38,8 +38,8 @@ use serde::de::DeserializeOwned;
 use crate::{
     context::Stores,
     validate::{
-        FieldError, NodeFacts, PolicyContext, PoolContext, to_message, validate_network,
-        validate_operator_config, validate_policy, validate_pool,
+        FieldError, NodeFacts, PolicyContext, to_message, validate_network,
+        validate_operator_config, validate_policy,
     },
 };
 
@@ -383,22 +383,6 @@ fn network_errors(net: &NicNetwork, stores: &Stores) -> Result<Vec<String>, Verd
 }
 
 fn pool_errors(name: &str, pool: &NicPool, stores: &Stores) -> Result<Vec<String>, Verdict> {
-    let pools: Vec<NicPool> = stores.pools.state().iter().map(|p| (**p).clone()).collect();
-    let nodes = stores.nodes.state();
-    let node_names: Vec<String> = nodes.iter().map(|n| n.name_any()).collect();
-    let pairs: Vec<(&str, &BTreeMap<String, String>)> = node_names
-        .iter()
-        .map(String::as_str)
-        .zip(nodes.iter().map(|n| n.labels()))
-        .collect();
-    validate_pool(
-        name,
-        &pool.spec,
-        &PoolContext {
-            pools: &pools,
-            nodes: &pairs,
-        },
-    )
-    .map_err(Verdict::Deny)?;
+    stores.check_pool(name, &pool.spec).map_err(Verdict::Deny)?;
     Ok(Vec::new())
 }
