@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::network::{
+use crate::link::{
     GeneveOptions, IpvlanMode, MacvlanMode, NetworkMode, VfLinkState, VlanProto, VlanRange,
 };
 

@@ -32,7 +32,6 @@
 //! again (at its old request time) once `drain-retry-after` has passed. The drain then starts
 //! over. A `drained` node is never timed out: the agent is applying.
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The API group of every smartnic-operator custom resource.
@@ -114,21 +113,11 @@ pub const CONDITION_DRAINING: &str = "Draining";
 /// The disruption a pending configuration change needs, as requested by the node agent
 /// (value of [`ANNOTATION_DRAIN_REQUEST`]).
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
-#[schemars(transform = crate::schema::drop_description)]
+#[cfg_attr(feature = "k8s", schemars(transform = crate::schema::drop_description))]
 pub enum DrainRequest {
     /// Nothing to do, or the change is applied without disturbing pods.
     #[default]
@@ -159,21 +148,11 @@ impl DrainRequest {
 
 /// State of a node's drain slot as set by the operator (value of [`ANNOTATION_DRAIN_GRANT`]).
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
-#[schemars(transform = crate::schema::drop_description)]
+#[cfg_attr(feature = "k8s", schemars(transform = crate::schema::drop_description))]
 pub enum DrainGrant {
     /// No slot held.
     #[default]

@@ -7,13 +7,13 @@
 //! Unlike the upstream SR-IOV device plugin, selectors name VFs by their PF's PCI address and VF
 //! index, which do not change when netdevs are renamed (for example when a PF enters switchdev).
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{node_state::VfIndexRange, policy::VfDeviceType};
+use crate::vf::{VfDeviceType, VfIndexRange};
 
 /// The whole configuration of one node's device plugin.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DevicePluginConfig {
     /// Resource pools, sorted by resource name; each device belongs to at most one pool. Empty
@@ -23,7 +23,8 @@ pub struct DevicePluginConfig {
 }
 
 /// One extended resource (`<resourcePrefix>/<resourceName>`) and the devices that back it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ResourcePool {
     /// Resource name without prefix (`cx6_vf`).
@@ -43,7 +44,8 @@ pub struct ResourcePool {
 }
 
 /// Matches devices; every non-empty field must match (AND).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceSelector {
     /// VFs of these PFs (by PF PCI address, optionally VF index ranges).
@@ -61,7 +63,8 @@ pub struct DeviceSelector {
 }
 
 /// VFs of one PF.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PfVfs {
     /// PCI address of the PF.

@@ -5,11 +5,11 @@
 //! does not expose them (a VF bound to vfio-pci has no netdev, an igb PF has no eswitch), so consumers
 //! can tell "unknown" from "zero".
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Everything discovered on one host.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NicInventory {
     /// One entry per physical function (a PCI network function that is not a VF of a visible PF),
@@ -18,9 +18,10 @@ pub struct NicInventory {
 }
 
 /// Link layer of a port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
-#[schemars(transform = crate::schema::drop_description)]
+#[cfg_attr(feature = "k8s", schemars(transform = crate::schema::drop_description))]
 pub enum LinkType {
     /// Ethernet (`/sys/class/net/<if>/type` = 1).
     Eth,
@@ -29,9 +30,10 @@ pub enum LinkType {
 }
 
 /// Embedded switch mode of a PF (`devlink dev eswitch show`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
-#[schemars(transform = crate::schema::drop_description)]
+#[cfg_attr(feature = "k8s", schemars(transform = crate::schema::drop_description))]
 pub enum EswitchMode {
     /// VFs are switched by the NIC's legacy L2 switch (VEB); no representors.
     Legacy,
@@ -40,7 +42,8 @@ pub enum EswitchMode {
 }
 
 /// A physical function: one PCI network function and, when SR-IOV capable, its VFs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Nic {
     /// PCI address (`0000:3b:00.0`).
@@ -101,7 +104,8 @@ pub struct Nic {
 }
 
 /// One SR-IOV virtual function.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Vf {
     /// VF index on its PF (the `N` of `virtfnN`).

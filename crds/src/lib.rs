@@ -18,28 +18,53 @@
 //! `cargo run -p crds --bin crdgen` writes the CRD YAML into `deploy/crds/`; a test fails when the
 //! checked-in files drift from these types.
 
+//!
+//! # Features
+//!
+//! Without features the crate holds only the shapes that node-side programs exchange through files
+//! and stdin: [`inventory`], [`device_plugin`], [`cni`], [`link`], [`vf`] and [`consts`]. They depend
+//! on serde alone, so the host layer (`nic`) and the CNI binary link no Kubernetes client. The `k8s`
+//! feature adds the custom resources, their JSON schemas and the CRD generator.
+
 pub mod cni;
 pub mod consts;
 pub mod device_plugin;
+#[cfg(feature = "k8s")]
 pub mod generate;
 pub mod inventory;
+pub mod link;
+#[cfg(feature = "k8s")]
 pub mod nad;
+#[cfg(feature = "k8s")]
 pub mod network;
+#[cfg(feature = "k8s")]
 pub mod node_state;
+#[cfg(feature = "k8s")]
 pub mod operator_config;
+#[cfg(feature = "k8s")]
 pub mod policy;
+#[cfg(feature = "k8s")]
 pub mod pool;
+#[cfg(feature = "k8s")]
 mod schema;
+pub mod vf;
 
 pub use consts::*;
+#[cfg(feature = "k8s")]
 pub use nad::{NetworkAttachmentDefinition, NetworkAttachmentDefinitionSpec};
+#[cfg(feature = "k8s")]
 pub use network::{NicNetwork, NicNetworkSpec, NicNetworkStatus};
+#[cfg(feature = "k8s")]
 pub use node_state::{NicNodeState, NicNodeStateSpec, NicNodeStateStatus};
+#[cfg(feature = "k8s")]
 pub use operator_config::{NicOperatorConfig, NicOperatorConfigSpec, NicOperatorConfigStatus};
+#[cfg(feature = "k8s")]
 pub use policy::{NicPolicy, NicPolicySpec, NicPolicyStatus};
+#[cfg(feature = "k8s")]
 pub use pool::{NicPool, NicPoolSpec, NicPoolStatus};
 
 /// Kubernetes types the CRDs embed, re-exported so that callers use the same versions.
+#[cfg(feature = "k8s")]
 pub mod k8s {
     pub use k8s_openapi::{
         apimachinery::pkg::{

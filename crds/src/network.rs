@@ -13,6 +13,10 @@ use kube::CustomResource;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+pub use crate::link::{
+    GeneveOptions, IpvlanMode, MacvlanMode, NetworkMode, VfLinkState, VlanProto, VlanRange,
+};
+
 /// A pod network served by the `smartnic` CNI plugin. Field names are also the CNI config keys.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -116,90 +120,6 @@ fn free_form_object(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// How the pod interface is built.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[schemars(transform = crate::schema::drop_description)]
-pub enum NetworkMode {
-    /// The VF netdev moves into the pod (or, for vfio-pci VFs, only its VF settings are applied).
-    #[default]
-    Sriov,
-    /// A macvlan child of `master` or of the allocated VF.
-    Macvlan,
-    /// An ipvlan child of `master` or of the allocated VF.
-    Ipvlan,
-    /// The VF moves into the pod; its representor is plugged into an OVS bridge (hardware offload).
-    Ovs,
-}
-
-impl NetworkMode {
-    /// The mode's name as written in the CRD and the CNI config.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Sriov => "sriov",
-            Self::Macvlan => "macvlan",
-            Self::Ipvlan => "ipvlan",
-            Self::Ovs => "ovs",
-        }
-    }
-}
-
-/// VLAN protocol.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[schemars(transform = crate::schema::drop_description)]
-pub enum VlanProto {
-    /// Customer VLAN (0x8100).
-    #[default]
-    #[serde(rename = "802.1q")]
-    Dot1Q,
-    /// Service VLAN, QinQ (0x88a8).
-    #[serde(rename = "802.1ad")]
-    Dot1Ad,
-}
-
-/// Administrative link state of a VF (`ip link set $PF vf N state ...`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[schemars(transform = crate::schema::drop_description)]
-pub enum VfLinkState {
-    /// Follow the PF's link.
-    Auto,
-    /// Always up.
-    Enable,
-    /// Always down.
-    Disable,
-}
-
-/// macvlan mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[schemars(transform = crate::schema::drop_description)]
-pub enum MacvlanMode {
-    /// Children of one master talk to each other directly.
-    #[default]
-    Bridge,
-    /// Children cannot talk to each other.
-    Private,
-    /// All traffic goes out to the external switch.
-    Vepa,
-    /// One child takes over the master (one pod per master).
-    Passthru,
-}
-
-/// ipvlan mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[schemars(transform = crate::schema::drop_description)]
-pub enum IpvlanMode {
-    /// Layer 2 switching on the master.
-    #[default]
-    L2,
-    /// Layer 3 routing on the master.
-    L3,
-    /// Layer 3 with netfilter/conntrack on the master.
-    L3s,
-}
-
 /// Options for mode `ovs`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -213,29 +133,6 @@ pub struct OvsOptions {
     /// Carry the attachment's traffic in a Geneve tunnel from the bridge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geneve: Option<GeneveOptions>,
-}
-
-/// An inclusive VLAN id range for an OVS trunk port.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct VlanRange {
-    /// First VLAN id (1-4094).
-    pub min_id: u16,
-    /// Last VLAN id (min_id-4094).
-    pub max_id: u16,
-}
-
-/// A Geneve tunnel port on the OVS bridge (offloaded when the NIC supports Geneve encap).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GeneveOptions {
-    /// Virtual network identifier, 0-16777215.
-    pub vni: u32,
-    /// Remote tunnel endpoint IP address (IPv4 or IPv6).
-    pub remote_ip: String,
-    /// UDP destination port; default 6081.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dst_port: Option<u16>,
 }
 
 /// What the operator observed when rendering the network.

@@ -11,6 +11,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::vf::VfIndexRange;
+
 use crate::{
     device_plugin::DevicePluginConfig,
     inventory::{EswitchMode, LinkType, Nic},
@@ -134,29 +136,6 @@ pub struct VfGroup {
     /// Do not report NUMA topology for these VFs.
     #[serde(default)]
     pub exclude_topology: bool,
-}
-
-/// An inclusive range of VF indices (`first..=last`).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-)]
-#[serde(rename_all = "camelCase")]
-pub struct VfIndexRange {
-    /// First VF index.
-    pub first: u32,
-    /// Last VF index (inclusive, >= first).
-    pub last: u32,
 }
 
 /// Result of the agent's last apply.

@@ -9,6 +9,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::vf::VfDeviceType;
+
 use crate::inventory::{EswitchMode, LinkType};
 
 /// Desired SR-IOV configuration for the NICs that `nicSelector` picks on the nodes that
@@ -138,32 +140,6 @@ pub struct NicSelector {
     /// (`0000:3b:00.0#4-7`). VF ranges may be given in `pfNames` or `rootDevices`, not both.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub root_devices: Vec<String>,
-}
-
-/// Driver the VFs are bound to.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-)]
-#[schemars(transform = crate::schema::drop_description)]
-pub enum VfDeviceType {
-    /// The vendor's kernel VF driver (mlx5_core, iavf, igbvf); the pod gets a netdev.
-    #[default]
-    #[serde(rename = "netdevice")]
-    Netdevice,
-    /// `vfio-pci`; the pod gets `/dev/vfio/<group>` (DPDK, VMs).
-    #[serde(rename = "vfio-pci")]
-    VfioPci,
 }
 
 /// Firmware (NV-config) settings of a PF. Applying any of them needs a reboot.
