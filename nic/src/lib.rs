@@ -10,6 +10,7 @@
 //!                                  namespace) and FakeHost (views of one in-memory fake)
 //!   devlink ─── generic netlink    eswitch mode, ports, port functions, rates, dev info
 //!   ethtool ─── generic netlink    offload features (hw-tc-offload, ...)
+//!   uevents ─── trait Uevents      kernel uevents: PCI add/remove/bind/unbind, net add/remove
 //! ```
 
 pub mod devlink;
@@ -24,3 +25,4 @@ pub mod pci;
 pub mod sriov;
 pub mod switchdev;
 pub mod sysfs;
+pub mod uevent;

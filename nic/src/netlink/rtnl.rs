@@ -26,8 +26,8 @@ use rtnetlink::{Handle, LinkUnspec};
 
 use super::{
     Address, IpFamily, IpPrefix, KernelError, Link, LinkChange, LinkId, LinkKind, MacAddr, Netlink,
-    NetlinkError, NewLink, OperState, Result, Route, RouteSpec, VfInfo, VfLinkState, VfSetting,
-    VlanProto,
+    NetlinkError, NetlinkEvents, NewLink, OperState, Result, Route, RouteSpec, VfInfo, VfLinkState,
+    VfSetting, VlanProto, events,
     rtnl_msg::{
         Resolved, address_from_message, address_message, details_from_info, new_link_message,
         route_from_message, route_message,
@@ -518,6 +518,10 @@ impl Netlink for RtNetlink {
 
     fn add_route(&self, route: RouteSpec) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.route_impl(route, true))
+    }
+
+    fn subscribe(&self) -> BoxFuture<'_, Result<NetlinkEvents>> {
+        Box::pin(async { events::subscribe() })
     }
 
     fn delete_route(&self, route: RouteSpec) -> BoxFuture<'_, Result<()>> {
