@@ -144,9 +144,9 @@ impl RtNetlink {
     }
 
     async fn set_link_impl(&self, link: LinkId, change: LinkChange) -> Result<()> {
-        let index = self.index_of(&link).await?;
         let name = link.to_string();
         let op = change.describe(&name);
+        let index = self.index_of(&link).await.map_err(|e| relabel(e, &op))?;
         let builder = LinkUnspec::new_with_index(index);
         // Keep an opened namespace file alive until the request is answered.
         let mut _netns_fd = None;
@@ -180,7 +180,7 @@ impl RtNetlink {
                 msg
             }
             LinkChange::Master(master) => {
-                let m = self.index_of(master).await?;
+                let m = self.index_of(master).await.map_err(|e| relabel(e, &op))?;
                 builder.controller(m).build()
             }
             LinkChange::NoMaster => builder.nocontroller().build(),
@@ -471,12 +471,13 @@ impl Netlink for RtNetlink {
 
     fn delete_link(&self, link: LinkId) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let index = self.index_of(&link).await?;
+            let op = format!("delete link {link}");
+            let index = self.index_of(&link).await.map_err(|e| relabel(e, &op))?;
             let mut msg = LinkMessage::default();
             msg.header.index = index;
             self.send(RouteNetlinkMessage::DelLink(msg), NLM_F_ACK)
                 .await
-                .map_err(|f| link_error(format!("delete link {link}"), &link, f))?;
+                .map_err(|f| link_error(op, &link, f))?;
             Ok(())
         })
     }
