@@ -39,7 +39,8 @@ pub(crate) fn host_netlink() -> anyhow::Result<NetlinkHandle> {
 }
 
 /// A network namespace as `--netns` and `--in-netns` take it, like `ip`: a pid (`1234`), a path
-/// (`/proc/1234/ns/net`, `/var/run/netns/pod1`), or a name under `/var/run/netns`.
+/// (`/proc/1234/ns/net`, `/var/run/netns/pod1`), or a name under `/run/netns` or
+/// `/var/run/netns`.
 pub(crate) fn parse_netns(s: &str) -> Result<NetnsRef, String> {
     if s.is_empty() {
         return Err("empty network namespace".into());
@@ -51,7 +52,12 @@ pub(crate) fn parse_netns(s: &str) -> Result<NetnsRef, String> {
             .map_err(|_| format!("invalid pid {s:?}"));
     }
     if s.contains('/') {
-        Ok(NetnsRef::path(s))
+        return Ok(NetnsRef::path(s));
+    }
+    // `ip netns add` puts names in /var/run/netns, which is /run/netns on most systems.
+    let run = std::path::Path::new("/run/netns").join(s);
+    if run.exists() {
+        Ok(NetnsRef::path(run))
     } else {
         Ok(NetnsRef::path(format!("/var/run/netns/{s}")))
     }
@@ -145,8 +151,9 @@ struct SetArgs {
     /// MAC address.
     #[arg(long)]
     mac: Option<MacAddr>,
-    /// Bring the link up (last, in the target namespace after a move).
-    #[arg(long, conflicts_with = "down")]
+    /// Bring the link up (last; in the target namespace after a move). With --down: down
+    /// first, then the other changes (a rename wants the link down), then up.
+    #[arg(long)]
     up: bool,
     /// Bring the link down (first).
     #[arg(long)]
@@ -452,8 +459,8 @@ mod tests {
             NetnsRef::path("/proc/42/ns/net")
         );
         assert_eq!(
-            parse_netns("pod1").unwrap(),
-            NetnsRef::path("/var/run/netns/pod1")
+            parse_netns("nlt-no-such-ns").unwrap(),
+            NetnsRef::path("/var/run/netns/nlt-no-such-ns")
         );
         assert!(parse_netns("").is_err());
     }
@@ -472,7 +479,7 @@ mod tests {
             (s.name.as_deref(), s.mtu, s.up),
             (Some("net1"), Some(9000), true)
         );
-        assert!(parse(&["set", "x", "--up", "--down"]).is_err());
+        assert!(parse(&["set", "x", "--down", "--name", "y", "--up"]).is_ok());
         assert!(parse(&["set", "x", "--master", "br0", "--nomaster"]).is_err());
         assert!(parse(&["set", "x", "--mtu", "big"]).is_err());
     }
@@ -522,9 +529,9 @@ mod tests {
             "add", "eth0.5", "vlan", "--parent", "eth0", "--id", "5", "--proto", "802.1ad",
         ]);
         assert_eq!(k, Vlan::new("eth0", 5).proto(VlanProto::Dot1Ad).into());
-        let (k, a) = kind(&["add", "br0", "--netns", "pod1", "bridge"]);
+        let (k, a) = kind(&["add", "br0", "--netns", "/proc/1/ns/net", "bridge"]);
         assert_eq!(k, LinkKind::Bridge);
-        assert_eq!(a.to_netns, Some(NetnsRef::path("/var/run/netns/pod1")));
+        assert_eq!(a.to_netns, Some(NetnsRef::path("/proc/1/ns/net")));
         assert!(
             parse(&[
                 "add",
