@@ -6,8 +6,8 @@
 //! ```text
 //!   sysfs ──── SysFs { root }      PCI functions, SR-IOV (sriov_numvfs), drivers, representors
 //!   rtnetlink ─ trait Netlink      links, VF settings through the PF, network namespaces
-//!   devlink ─── generic netlink    eswitch mode, ports, port functions, rates, dev info
-//!   ethtool ─── generic netlink    offload features (hw-tc-offload, ...)
+//!   devlink ─── trait Devlink      eswitch mode, ports, port functions, rates, dev info
+//!   ethtool ─── trait Ethtool      offload features (hw-tc-offload, ...)
 //! ```
 
 pub mod devlink;

@@ -9,7 +9,7 @@ use std::future::Future;
 
 use futures::TryStreamExt;
 use nic::{
-    ethtool::{Ethtool, EthtoolError},
+    ethtool::{EthtoolError, EthtoolHandle},
     netlink::{LinkId, MacAddr, NetlinkHandle, OperState, VfLinkState, VlanProto},
     netns::{NetnsRef, block_on_in_netns, create_netns},
 };
@@ -270,7 +270,7 @@ fn ethtool_features_of_a_veth() {
     let ns = private_netns();
     inside(&ns, || async {
         add_veth("nlt-eth-a", "nlt-eth-b").await;
-        let ethtool = Ethtool::connect().await.unwrap();
+        let ethtool = EthtoolHandle::connect().await.unwrap();
         let features = ethtool.features().get("nlt-eth-a").execute().await.unwrap();
         let tc = &features.features["hw-tc-offload"];
         assert!(
@@ -380,9 +380,12 @@ fn devlink_absence_is_not_a_failure() {
         .build()
         .unwrap();
     rt.block_on(async {
-        match nic::devlink::Devlink::connect_optional().await.unwrap() {
+        match nic::devlink::DevlinkHandle::connect_optional()
+            .await
+            .unwrap()
+        {
             None => {
-                let err = nic::devlink::Devlink::connect().await.unwrap_err();
+                let err = nic::devlink::DevlinkHandle::connect().await.unwrap_err();
                 assert!(err.is_unavailable(), "{err}");
                 println!("no devlink on this kernel: {err}");
             }

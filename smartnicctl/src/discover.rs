@@ -77,7 +77,7 @@ fn eswitch_modes_from_devlink(inv: &mut NicInventory) {
     }
     let modes = block_on(async {
         let mut modes = HashMap::new();
-        let dl = match nic::devlink::Devlink::connect_optional().await {
+        let dl = match nic::devlink::DevlinkHandle::connect_optional().await {
             Ok(Some(dl)) => dl,
             Ok(None) => return modes,
             Err(e) => {
