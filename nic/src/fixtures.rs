@@ -570,6 +570,7 @@ impl HostBuilder {
             root,
             _dir: Some(dir),
             pfs: RefCell::new(self.pfs),
+            refusing: RefCell::default(),
         })
     }
 
@@ -588,6 +589,7 @@ impl HostBuilder {
             root: root.to_owned(),
             _dir: None,
             pfs: RefCell::new(self.pfs),
+            refusing: RefCell::default(),
         })
     }
 
@@ -881,6 +883,8 @@ pub struct FakeHost {
     root: PathBuf,
     _dir: Option<tempfile::TempDir>,
     pfs: RefCell<Vec<PfSpec>>,
+    /// Drivers that never bind anything in [`FakeHost::settle`].
+    refusing: RefCell<BTreeSet<String>>,
 }
 
 impl FakeHost {
@@ -968,6 +972,20 @@ impl FakeHost {
         let t = Tree { root: &self.root };
         t.remove(&rel)?;
         t.remove(format!("sys/bus/pci/devices/{vf_bdf}"))
+    }
+
+    /// Makes every write to `drivers/<driver>/bind` fail, as the kernel fails it (`ENODEV`) for
+    /// a device the driver does not match (here `bind` becomes a directory: `EISDIR`).
+    pub fn refuse_bind_writes(&self, driver: &str) -> io::Result<()> {
+        let bind = self.sysfs().pci_drivers_dir().join(driver).join("bind");
+        fs::remove_file(&bind)?;
+        fs::create_dir(&bind)
+    }
+
+    /// Makes `driver` accept bind writes but never bind in [`FakeHost::settle`] (a probe that
+    /// fails after the write returned, as with asynchronous probing).
+    pub fn never_binds(&self, driver: &str) {
+        self.refusing.borrow_mut().insert(driver.to_owned());
     }
 
     /// Plays the kernel's part after writes to the tree:
@@ -1093,7 +1111,7 @@ impl FakeHost {
                     None => continue,
                 },
             };
-            if !drivers_dir.join(&drv).exists() {
+            if !drivers_dir.join(&drv).exists() || self.refusing.borrow().contains(&drv) {
                 continue;
             }
             self.bind(t, &bdf, &drv, &mut ifindex)?;
