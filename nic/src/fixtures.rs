@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use crds::inventory::EswitchMode;
 
+use crate::devlink::{DevlinkDev, EswitchMode as DevlinkEswitchMode, FakeDevlink};
 use crate::pci::PciAddress;
 use crate::sriov::Clock;
 use crate::sysfs::SysFs;
@@ -986,6 +987,33 @@ impl FakeHost {
     /// fails after the write returned, as with asynchronous probing).
     pub fn never_binds(&self, driver: &str) {
         self.refusing.borrow_mut().insert(driver.to_owned());
+    }
+
+    /// A [`FakeDevlink`] that matches the tree: one device `pci/<PF>` per SR-IOV PF in its
+    /// eswitch mode and, in switchdev, the uplink port (index 65535, PF number = PCI function)
+    /// and one `pcivf` port per VF (index VF + 1) with its representor netdev.
+    pub fn devlink(&self) -> FakeDevlink {
+        let fake = FakeDevlink::new();
+        for pf in self.pfs.borrow().iter() {
+            let dev = DevlinkDev::pci(pf.function.address);
+            let mode = match pf.eswitch {
+                EswitchMode::Legacy => DevlinkEswitchMode::Legacy,
+                EswitchMode::Switchdev => DevlinkEswitchMode::Switchdev,
+            };
+            fake.add_dev(&dev, mode);
+            if pf.eswitch != EswitchMode::Switchdev {
+                continue;
+            }
+            let pfnum = u16::from(pf.function.address.function);
+            if let Some(up) = pf.function.netdevs.first() {
+                fake.add_uplink(&dev, 65535, pfnum, &up.name);
+            }
+            for (vf, rep) in pf.function.netdevs.iter().skip(1).enumerate() {
+                let vf = vf as u16;
+                fake.add_vf_port(&dev, u32::from(vf) + 1, pfnum, vf, Some(&rep.name));
+            }
+        }
+        fake
     }
 
     /// Plays the kernel's part after writes to the tree:

@@ -18,6 +18,7 @@ pub mod fixtures;
 pub mod netlink;
 pub mod netns;
 pub mod pci;
+pub mod representor;
 pub mod sriov;
 pub mod switchdev;
 pub mod sysfs;

@@ -5,18 +5,20 @@
 //!                          [--ready present|driver|netdev]
 //! smartnicctl sriov autoprobe (--pf IFNAME | --pci BDF) [on|off] [--root DIR]
 //! smartnicctl sriov driver --pci BDF DRIVER|none [--root DIR] [--wait-secs S]
-//! smartnicctl sriov representor --pf UPLINK --vf N [--root DIR]
+//! smartnicctl sriov representor --pf UPLINK --vf N [--sysfs] [--source] [--root DIR]
 //! ```
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use nic::devlink::DevlinkHandle;
 use nic::pci::PciAddress;
+use nic::representor::{RepresentorSource, vf_representor};
 use nic::sriov::{SriovHandle, VfReadiness};
 use nic::sysfs::SysFs;
 
-use crate::link::out;
+use crate::link::{block_on, out};
 
 /// Arguments of `smartnicctl sriov`.
 #[derive(clap::Args)]
@@ -95,8 +97,10 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
     },
-    /// Print the representor netdev of VF N of a switchdev uplink, found in sysfs by
-    /// phys_switch_id and phys_port_name (`pf<P>vf<N>`); fails when there is none.
+    /// Print the representor netdev of VF N of a switchdev uplink: the netdev of the VF's
+    /// devlink port (`devlink port show`: pfnum, vfnum, controller), or, where devlink cannot
+    /// answer (no devlink, or the uplink has no devlink port), the netdev on the uplink's
+    /// phys_switch_id whose phys_port_name is `pf<P>vf<N>`; fails when there is none.
     Representor {
         /// The uplink netdev (phys_port_name `p<P>`).
         #[arg(long, value_name = "UPLINK")]
@@ -104,6 +108,12 @@ enum Cmd {
         /// VF index.
         #[arg(long, value_name = "N")]
         vf: u32,
+        /// Use only the sysfs names, not devlink (also implied by --root).
+        #[arg(long)]
+        sysfs: bool,
+        /// Print how it was found (`devlink port DEV/INDEX` or `sysfs`) after the name.
+        #[arg(long)]
+        source: bool,
         /// Use the sysfs tree under DIR instead of the host's.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
@@ -249,16 +259,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ))
             }
         }
-        Cmd::Representor { pf, vf, root } => {
+        Cmd::Representor {
+            pf,
+            vf,
+            sysfs: sysfs_only,
+            source,
+            root,
+        } => {
+            // A fixture tree has no devlink behind it: the host's would answer about other devices.
+            let use_devlink = !sysfs_only && root.is_none();
             let sysfs = sysfs(root);
-            match nic::switchdev::vf_representor(&sysfs, &pf, vf)
-                .with_context(|| format!("look up the representor of VF {vf} of {pf}"))?
-            {
-                Some(rep) => out(rep),
+            let found = block_on(async {
+                let dl = if use_devlink {
+                    DevlinkHandle::connect_optional().await?
+                } else {
+                    None
+                };
+                anyhow::Ok(vf_representor(dl.as_ref(), &sysfs, &pf, vf).await?)
+            })?
+            .with_context(|| format!("look up the representor of VF {vf} of {pf}"))?;
+            match found {
+                Some(rep) if source => match rep.source {
+                    RepresentorSource::Devlink(port) => {
+                        out(format!("{} devlink port {port}", rep.netdev))
+                    }
+                    RepresentorSource::Sysfs => out(format!("{} sysfs", rep.netdev)),
+                },
+                Some(rep) => out(rep.netdev),
                 None => anyhow::bail!(
-                    "no representor of VF {vf} of {pf}: {pf} is not a switchdev uplink \
-                     (phys_port_name p<N> with a phys_switch_id) or no netdev has \
-                     phys_port_name pf<N>vf{vf} on its switch"
+                    "no representor of VF {vf} of {pf}: devlink has no netdev for that VF port, or \
+                     (without devlink) {pf} is not a switchdev uplink (phys_port_name p<N> with a \
+                     phys_switch_id) or no netdev has phys_port_name pf<N>vf{vf} on its switch"
                 ),
             }
         }
