@@ -4,21 +4,11 @@
 use futures::TryStreamExt;
 use nic::{
     ethtool::{EthtoolError, EthtoolHandle},
-    netlink::{LinkId, MacAddr, NetlinkHandle, OperState, Veth, VfLinkState, VlanProto},
+    netlink::{LinkId, MacAddr, OperState, VfLinkState, VlanProto},
     netns::{NetnsRef, block_on_in_netns},
 };
 
-use super::{block_on, netlink_in, private_netns, setup};
-
-/// Creates the veth pair `a`/`b` through our own API.
-async fn add_veth(nl: &NetlinkHandle, a: &str, b: &str) {
-    nl.link()
-        .add(Veth::new(b))
-        .name(a)
-        .execute()
-        .await
-        .expect("create a veth pair");
-}
+use super::{add_veth, block_on, netlink_in, private_netns, setup};
 
 #[test]
 fn rename_mtu_mac_up_down_delete() {
