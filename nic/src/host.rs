@@ -55,7 +55,9 @@ pub enum HostError {
 /// `Arc<dyn Host>`.
 pub trait Host: Send + Sync {
     /// rtnetlink inside `netns` (`ip -n NS ...`). Handles on the same namespace (by any path,
-    /// pid or descriptor) share one connection.
+    /// pid or descriptor) share one connection. The first call for a namespace starts its
+    /// thread and waits for it to enter the namespace and open its socket: a thread spawn,
+    /// `setns` and `socket`, no network round trip.
     fn netlink(&self, netns: &NetnsRef) -> Result<NetlinkHandle, HostError>;
 
     /// rtnetlink in the namespace this host was made in (for the agent and the CNI plugin: the

@@ -6,6 +6,7 @@
 //!        │        ──vf(pf)────► VfHandle      ──set/get/list──────────► Vf*Request    ──execute()──┤
 //!        │        ──address()─► AddressHandle ──add/del/list──────────► Address*Request ─execute()─┤
 //!        │        ──route()───► RouteHandle   ──add/del/list──────────► Route*Request ──execute()──┤
+//!        │        ──subscribe()─► Stream<NetlinkEvent> (ip monitor link address)                 │
 //!        │                                                                                        ▼
 //!        └── Arc<dyn Netlink> ◄── RtNetlink   (rtnetlink 0.24 socket, this thread's netns)
 //!                             ◄── FakeNetlink (in memory, records calls; feature test-util)
