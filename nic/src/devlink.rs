@@ -92,6 +92,11 @@ impl DevlinkError {
         }
     }
 
+    /// The driver does not implement the operation: `EOPNOTSUPP`.
+    pub fn is_not_supported(&self) -> bool {
+        self.errno() == Some(nix::libc::EOPNOTSUPP)
+    }
+
     /// The kernel has no devlink at all.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable)
