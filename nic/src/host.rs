@@ -4,8 +4,10 @@
 //! ```text
 //!   dyn Host ──netlink(&NetnsRef)──► NetlinkHandle ──► RealHost: a worker thread per namespace
 //!            ──host_netlink()─────► NetlinkHandle       (setns once, own current-thread runtime
-//!                                                        and rtnetlink socket; requests proxied)
-//!                                                   ──► FakeHost: a view of one shared FakeNetlink
+//!            ──ethtool(&NetnsRef)─► EthtoolHandle        and sockets: rtnetlink, and ethtool /
+//!            ──host_ethtool()─────► EthtoolHandle        devlink on first use; requests proxied)
+//!            ──devlink()──────────► DevlinkHandle   ──► FakeHost: views of one shared FakeNetlink,
+//!                                                        a FakeEthtool per namespace, one FakeDevlink
 //! ```
 //!
 //! Callers (the agent, the CNI plugin, the device plugin) take an `Arc<dyn Host>` and never ask
@@ -32,6 +34,15 @@ use nix::sched::{CloneFlags, setns};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
+    devlink::{
+        DevInfo, Devlink, DevlinkDev, DevlinkError, DevlinkHandle, Eswitch, EswitchChange,
+        GenlDevlink, Port, PortFunctionSetting, PortRef, Rate, RateChange, RateTarget,
+        Result as DlResult,
+    },
+    ethtool::{
+        Ethtool, EthtoolError, EthtoolHandle, FeatureChange, Features, GenlEthtool,
+        Result as EtResult,
+    },
     netlink::{
         Address, IpFamily, IpPrefix, Link, LinkChange, LinkId, Netlink, NetlinkError,
         NetlinkHandle, NewLink, Result as NlResult, Route, RouteSpec, RtNetlink, VfInfo, VfSetting,
@@ -67,8 +78,17 @@ pub trait Host: Send + Sync {
     /// host's own).
     fn host_netlink(&self) -> Result<NetlinkHandle, HostError>;
 
-    // Other kernel interfaces join here as accessors of the same shape: devlink (one per host;
-    // devlink is not per namespace for our purposes) and ethtool (per namespace, like netlink).
+    /// ethtool inside `netns` (`ip netns exec NS ethtool ...`): the features of a VF moved into
+    /// a pod are set there.
+    fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError>;
+
+    /// ethtool in this host's namespace (PFs, representors).
+    fn host_ethtool(&self) -> Result<EthtoolHandle, HostError>;
+
+    /// devlink, from this host's namespace (`devlink ...`). One per host: devlink instances stay
+    /// in the host namespace for our purposes. A kernel without devlink answers every request
+    /// with `DevlinkError::Unavailable`.
+    fn devlink(&self) -> Result<DevlinkHandle, HostError>;
 }
 
 /// A namespace's identity: the device and inode of its nsfs file.
@@ -95,7 +115,17 @@ fn own_netns() -> Result<(OwnedFd, NsKey), NetnsError> {
     Ok((fd, key))
 }
 
-type Job = Box<dyn FnOnce(RtNetlink) -> BoxFuture<'static, ()> + Send>;
+/// The sockets of a namespace's worker: rtnetlink from the start, the generic netlink clients
+/// connected on first use (inside the namespace, since a socket belongs to the namespace of the
+/// thread that opens it).
+#[derive(Clone)]
+struct Sockets {
+    nl: RtNetlink,
+    ethtool: Arc<tokio::sync::OnceCell<GenlEthtool>>,
+    devlink: Arc<tokio::sync::OnceCell<GenlDevlink>>,
+}
+
+type Job = Box<dyn FnOnce(Sockets) -> BoxFuture<'static, ()> + Send>;
 
 /// The thread that serves one namespace.
 struct Worker {
@@ -154,10 +184,15 @@ impl Worker {
                         }
                     };
                     let _ = ready_tx.send(Ok(()));
+                    let sockets = Sockets {
+                        nl,
+                        ethtool: Arc::default(),
+                        devlink: Arc::default(),
+                    };
                     // Ends when the last handle (sender) is gone; the thread then leaves the
                     // namespace by exiting.
                     while let Some(job) = jobs_rx.recv().await {
-                        tokio::spawn(job(nl.clone()));
+                        tokio::spawn(job(sockets.clone()));
                     }
                 });
             })
@@ -178,6 +213,38 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Runs `f` on the worker's runtime; `gone` makes the error for a worker that has ended.
+    fn run<T, E, F>(
+        &self,
+        f: F,
+        gone: impl FnOnce(&str) -> E + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(Sockets) -> BoxFuture<'static, Result<T, E>> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |sockets| {
+            Box::pin(async move {
+                let _ = tx.send(f(sockets).await);
+            })
+        });
+        let sent = self.jobs.send(job).is_ok();
+        let netns = self.netns.clone();
+        Box::pin(async move {
+            if !sent {
+                return Err(gone(&netns));
+            }
+            match rx.await {
+                Ok(r) => r,
+                Err(_) => Err(gone(&netns)),
+            }
+        })
+    }
+}
+
 /// [`Netlink`] served by a namespace's worker thread.
 struct ProxyNetlink {
     worker: Arc<Worker>,
@@ -189,24 +256,147 @@ impl ProxyNetlink {
         T: Send + 'static,
         F: FnOnce(RtNetlink) -> BoxFuture<'static, NlResult<T>> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |nl| {
-            Box::pin(async move {
-                let _ = tx.send(f(nl).await);
-            })
-        });
-        let sent = self.worker.jobs.send(job).is_ok();
-        let netns = self.worker.netns.clone();
-        let gone = move || NetlinkError::Worker {
-            netns,
+        let gone = |netns: &str| NetlinkError::Worker {
+            netns: netns.to_owned(),
             detail: "its thread is gone".into(),
         };
-        Box::pin(async move {
-            if !sent {
-                return Err(gone());
-            }
-            rx.await.unwrap_or_else(|_| Err(gone()))
+        self.worker.run(move |s| f(s.nl), gone)
+    }
+}
+
+/// [`Ethtool`] served by a namespace's worker thread (the socket is opened there on first use).
+struct ProxyEthtool {
+    worker: Arc<Worker>,
+}
+
+impl ProxyEthtool {
+    fn call<T, F>(&self, op: &'static str, ifname: String, f: F) -> BoxFuture<'_, EtResult<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(GenlEthtool, String) -> BoxFuture<'static, EtResult<T>> + Send + 'static,
+    {
+        let name = ifname.clone();
+        let gone = move |netns: &str| EthtoolError::Unexpected {
+            op,
+            ifname: name,
+            detail: format!("the thread of network namespace {netns} is gone"),
+        };
+        self.worker.run(
+            move |s| {
+                Box::pin(async move {
+                    let et = s.ethtool.get_or_try_init(GenlEthtool::connect).await?;
+                    f(et.clone(), ifname).await
+                })
+            },
+            gone,
+        )
+    }
+}
+
+impl Ethtool for ProxyEthtool {
+    fn get_features(&self, ifname: String) -> BoxFuture<'_, EtResult<Features>> {
+        self.call("get features of", ifname, |et, ifname| {
+            Box::pin(async move { et.get_features(ifname).await })
         })
+    }
+
+    fn set_features(
+        &self,
+        ifname: String,
+        bits: Vec<(String, bool)>,
+    ) -> BoxFuture<'_, EtResult<FeatureChange>> {
+        self.call("set features on", ifname, |et, ifname| {
+            Box::pin(async move { et.set_features(ifname, bits).await })
+        })
+    }
+}
+
+/// [`Devlink`] served by the host namespace's worker thread (the socket is opened there on
+/// first use).
+struct ProxyDevlink {
+    worker: Arc<Worker>,
+}
+
+impl ProxyDevlink {
+    fn call<T, F>(&self, f: F) -> BoxFuture<'_, DlResult<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(GenlDevlink) -> BoxFuture<'static, DlResult<T>> + Send + 'static,
+    {
+        let gone = |netns: &str| DevlinkError::Unexpected {
+            op: "devlink request".into(),
+            detail: format!("the thread of network namespace {netns} is gone"),
+        };
+        self.worker.run(
+            move |s| {
+                Box::pin(async move {
+                    let dl = s.devlink.get_or_try_init(GenlDevlink::connect).await?;
+                    f(dl.clone()).await
+                })
+            },
+            gone,
+        )
+    }
+}
+
+macro_rules! proxy_devlink {
+    ($self:ident, $method:ident ( $($arg:ident),* )) => {
+        $self.call(move |dl| Box::pin(async move { dl.$method($($arg),*).await }))
+    };
+}
+
+impl Devlink for ProxyDevlink {
+    fn list_devs(&self) -> BoxFuture<'_, DlResult<Vec<DevlinkDev>>> {
+        proxy_devlink!(self, list_devs())
+    }
+
+    fn dev_info(&self, dev: DevlinkDev) -> BoxFuture<'_, DlResult<DevInfo>> {
+        proxy_devlink!(self, dev_info(dev))
+    }
+
+    fn get_eswitch(&self, dev: DevlinkDev) -> BoxFuture<'_, DlResult<Eswitch>> {
+        proxy_devlink!(self, get_eswitch(dev))
+    }
+
+    fn set_eswitch(&self, dev: DevlinkDev, change: EswitchChange) -> BoxFuture<'_, DlResult<()>> {
+        proxy_devlink!(self, set_eswitch(dev, change))
+    }
+
+    fn list_ports(&self, dev: Option<DevlinkDev>) -> BoxFuture<'_, DlResult<Vec<Port>>> {
+        proxy_devlink!(self, list_ports(dev))
+    }
+
+    fn get_port(&self, port: PortRef) -> BoxFuture<'_, DlResult<Port>> {
+        proxy_devlink!(self, get_port(port))
+    }
+
+    fn set_port_function(
+        &self,
+        port: PortRef,
+        setting: PortFunctionSetting,
+    ) -> BoxFuture<'_, DlResult<()>> {
+        proxy_devlink!(self, set_port_function(port, setting))
+    }
+
+    fn list_rates(&self, dev: Option<DevlinkDev>) -> BoxFuture<'_, DlResult<Vec<Rate>>> {
+        proxy_devlink!(self, list_rates(dev))
+    }
+
+    fn set_rate(&self, target: RateTarget, change: RateChange) -> BoxFuture<'_, DlResult<()>> {
+        proxy_devlink!(self, set_rate(target, change))
+    }
+
+    fn add_rate_node(
+        &self,
+        dev: DevlinkDev,
+        name: String,
+        change: RateChange,
+    ) -> BoxFuture<'_, DlResult<()>> {
+        proxy_devlink!(self, add_rate_node(dev, name, change))
+    }
+
+    fn del_rate_node(&self, dev: DevlinkDev, name: String) -> BoxFuture<'_, DlResult<()>> {
+        proxy_devlink!(self, del_rate_node(dev, name))
     }
 }
 
@@ -297,7 +487,7 @@ impl RealHost {
         })
     }
 
-    fn handle(&self, netns: &NetnsRef, key: Option<NsKey>) -> Result<NetlinkHandle, HostError> {
+    fn worker(&self, netns: &NetnsRef, key: Option<NsKey>) -> Result<Arc<Worker>, HostError> {
         let fd = netns.open()?;
         let key = match key {
             Some(k) => k,
@@ -317,17 +507,34 @@ impl RealHost {
                 w
             }
         };
-        Ok(NetlinkHandle::new(ProxyNetlink { worker }))
+        Ok(worker)
     }
 }
 
 impl Host for RealHost {
     fn netlink(&self, netns: &NetnsRef) -> Result<NetlinkHandle, HostError> {
-        self.handle(netns, None)
+        let worker = self.worker(netns, None)?;
+        Ok(NetlinkHandle::new(ProxyNetlink { worker }))
     }
 
     fn host_netlink(&self) -> Result<NetlinkHandle, HostError> {
-        self.handle(&self.home, Some(self.home_key))
+        let worker = self.worker(&self.home, Some(self.home_key))?;
+        Ok(NetlinkHandle::new(ProxyNetlink { worker }))
+    }
+
+    fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError> {
+        let worker = self.worker(netns, None)?;
+        Ok(EthtoolHandle::new(ProxyEthtool { worker }))
+    }
+
+    fn host_ethtool(&self) -> Result<EthtoolHandle, HostError> {
+        let worker = self.worker(&self.home, Some(self.home_key))?;
+        Ok(EthtoolHandle::new(ProxyEthtool { worker }))
+    }
+
+    fn devlink(&self) -> Result<DevlinkHandle, HostError> {
+        let worker = self.worker(&self.home, Some(self.home_key))?;
+        Ok(DevlinkHandle::new(ProxyDevlink { worker }))
     }
 }
 
@@ -343,9 +550,13 @@ mod fake {
         sync::{Arc, Mutex},
     };
 
+    use std::collections::BTreeMap;
+
     use super::{Host, HostError};
     use crate::{
-        netlink::{FakeNetlink, NetlinkHandle},
+        devlink::{DevlinkHandle, FakeDevlink},
+        ethtool::{EthtoolHandle, FakeEthtool},
+        netlink::{FakeNetlink, HOST_NETNS, NetlinkHandle},
         netns::{NetnsError, NetnsRef},
     };
 
@@ -371,6 +582,8 @@ mod fake {
     pub struct FakeHost {
         fake: FakeNetlink,
         gone: Arc<Mutex<BTreeSet<String>>>,
+        devlink: FakeDevlink,
+        ethtool: Arc<Mutex<BTreeMap<String, FakeEthtool>>>,
     }
 
     impl FakeHost {
@@ -383,8 +596,42 @@ mod fake {
         pub fn with(fake: FakeNetlink) -> Self {
             Self {
                 fake,
-                gone: Arc::default(),
+                ..Self::default()
             }
+        }
+
+        /// The host's devlink: seed devices and ports, inject failures, read calls.
+        pub fn devlink_fake(&self) -> &FakeDevlink {
+            &self.devlink
+        }
+
+        /// The ethtool fake of `netns` (made on first use; the host's own is
+        /// [`FakeHost::host_ethtool_fake`]).
+        pub fn ethtool_fake_in(&self, netns: &NetnsRef) -> FakeEthtool {
+            self.ethtool_for(&netns.to_string())
+        }
+
+        /// The ethtool fake of the host namespace.
+        pub fn host_ethtool_fake(&self) -> FakeEthtool {
+            self.ethtool_for(HOST_NETNS)
+        }
+
+        fn ethtool_for(&self, key: &str) -> FakeEthtool {
+            let mut map = self
+                .ethtool
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            map.entry(key.to_owned()).or_default().clone()
+        }
+
+        fn check_netns(&self, netns: &NetnsRef) -> Result<(), HostError> {
+            if self.lock().contains(&netns.to_string()) {
+                return Err(HostError::Netns(NetnsError::Open {
+                    path: PathBuf::from(netns.to_string()),
+                    error: io::Error::from(io::ErrorKind::NotFound),
+                }));
+            }
+            Ok(())
         }
 
         /// The host namespace's view: add links, inject failures, read all calls.
@@ -414,17 +661,25 @@ mod fake {
 
     impl Host for FakeHost {
         fn netlink(&self, netns: &NetnsRef) -> Result<NetlinkHandle, HostError> {
-            if self.lock().contains(&netns.to_string()) {
-                return Err(HostError::Netns(NetnsError::Open {
-                    path: PathBuf::from(netns.to_string()),
-                    error: io::Error::from(io::ErrorKind::NotFound),
-                }));
-            }
+            self.check_netns(netns)?;
             Ok(NetlinkHandle::new(self.fake.netns(netns)))
         }
 
         fn host_netlink(&self) -> Result<NetlinkHandle, HostError> {
             Ok(NetlinkHandle::new(self.fake.clone()))
+        }
+
+        fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError> {
+            self.check_netns(netns)?;
+            Ok(EthtoolHandle::new(self.ethtool_fake_in(netns)))
+        }
+
+        fn host_ethtool(&self) -> Result<EthtoolHandle, HostError> {
+            Ok(EthtoolHandle::new(self.host_ethtool_fake()))
+        }
+
+        fn devlink(&self) -> Result<DevlinkHandle, HostError> {
+            Ok(DevlinkHandle::new(self.devlink.clone()))
         }
     }
 }
@@ -515,6 +770,80 @@ mod tests {
         assert_eq!(names, vec!["eth0", "net1"]);
         let err = host.netlink(&pod).unwrap_err();
         assert!(err.to_string().contains("/var/run/netns/pod2"), "{err}");
+    }
+
+    #[test]
+    fn one_host_object_gives_every_handle_of_a_namespace() {
+        let host = FakeHost::new();
+        let pod = NetnsRef::path("/var/run/netns/pod3");
+        host.ethtool_fake_in(&pod)
+            .set_feature("net1", "rx-gro", true, false);
+        host.host_ethtool_fake()
+            .set_feature("eth0_0", "hw-tc-offload", false, false);
+        let dev = DevlinkDev::pci("0000:3b:00.0");
+        host.devlink_fake()
+            .add_dev(&dev, crate::devlink::EswitchMode::Switchdev);
+        let hosts: Arc<dyn Host> = Arc::new(host.clone());
+        block_on(async {
+            let in_pod = hosts.ethtool(&pod).unwrap();
+            in_pod
+                .features()
+                .set("net1")
+                .feature("gro", false)
+                .execute()
+                .await
+                .unwrap();
+            // the pod's interfaces are not the host's
+            let e = hosts
+                .host_ethtool()
+                .unwrap()
+                .features()
+                .get("net1")
+                .execute()
+                .await
+                .unwrap_err();
+            assert!(e.to_string().starts_with("get features of net1"), "{e}");
+            hosts
+                .host_ethtool()
+                .unwrap()
+                .features()
+                .set("eth0_0")
+                .feature("hw-tc-offload", true)
+                .execute()
+                .await
+                .unwrap();
+            let mode = hosts
+                .devlink()
+                .unwrap()
+                .eswitch(&dev)
+                .get()
+                .await
+                .unwrap()
+                .mode;
+            assert_eq!(mode, Some(crate::devlink::EswitchMode::Switchdev));
+        });
+        assert!(!host.ethtool_fake_in(&pod).features("net1").unwrap()["rx-gro"].active);
+        assert!(host.host_ethtool_fake().features("eth0_0").unwrap()["hw-tc-offload"].active);
+        host.delete_netns(&pod);
+        assert!(hosts.ethtool(&pod).is_err());
+    }
+
+    #[test]
+    fn real_host_ethtool_and_devlink_in_its_own_namespace() {
+        let host = RealHost::new().unwrap();
+        let et = host.host_ethtool().unwrap();
+        match block_on(et.features().get("lo").execute()) {
+            Ok(f) => assert!(f.features.contains_key("tx-scatter-gather"), "{f:?}"),
+            // a kernel without ethtool netlink
+            Err(e) => assert!(matches!(e, EthtoolError::Unavailable), "{e}"),
+        }
+        let dl = host.devlink().unwrap();
+        match block_on(dl.dev().list()) {
+            Ok(devs) => println!("devlink devices: {devs:?}"),
+            Err(e) => assert!(e.is_unavailable(), "{e}"),
+        }
+        // one worker serves rtnetlink, ethtool and devlink of the namespace
+        assert_eq!(host.workers.lock().unwrap().len(), 1);
     }
 
     #[test]
