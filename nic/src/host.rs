@@ -4,10 +4,11 @@
 //! ```text
 //!   dyn Host ──netlink(&NetnsRef)──► NetlinkHandle ──► RealHost: a worker thread per namespace
 //!            ──host_netlink()─────► NetlinkHandle       (setns once, own current-thread runtime
-//!            ──ethtool(&NetnsRef)─► EthtoolHandle        and sockets: rtnetlink, and ethtool /
-//!            ──host_ethtool()─────► EthtoolHandle        devlink on first use; requests proxied)
-//!            ──devlink()──────────► DevlinkHandle   ──► FakeHost: views of one shared FakeNetlink,
-//!                                                        a FakeEthtool per namespace, one FakeDevlink
+//!            ──ethtool(&NetnsRef)─► EthtoolHandle        and rtnetlink socket, ethtool and
+//!            ──host_ethtool()─────► EthtoolHandle        devlink sockets on first use;
+//!            ──devlink()──────────► DevlinkHandle        requests proxied)
+//!                                                   ──► FakeHost: views of one shared FakeNetlink,
+//!                                                       a FakeEthtool per namespace, a FakeDevlink
 //! ```
 //!
 //! Callers (the agent, the CNI plugin, the device plugin) take an `Arc<dyn Host>` and never ask
@@ -19,35 +20,25 @@
 //! namespace keeps it alive, so the last handle on a pod namespace must go for the pod's
 //! namespace (and the veths in it) to be freed.
 
+mod genl;
+mod worker;
+
 use std::{
     collections::HashMap,
     fmt,
-    fs::File,
-    os::fd::{AsFd, OwnedFd},
-    path::Path,
-    sync::{Arc, Mutex, Weak, mpsc as std_mpsc},
-    thread,
+    sync::{Arc, Mutex, Weak},
 };
 
 use futures::future::BoxFuture;
-use nix::sched::{CloneFlags, setns};
-use tokio::sync::{mpsc, oneshot};
 
+use self::genl::{ProxyDevlink, ProxyEthtool};
+use self::worker::{KeepAlive, NsKey, ProxyNetlink, Worker, key_of, own_netns};
 use crate::{
-    devlink::{
-        DevInfo, Devlink, DevlinkDev, DevlinkError, DevlinkHandle, Eswitch, EswitchChange,
-        GenlDevlink, Port, PortFunctionSetting, PortRef, Rate, RateChange, RateTarget,
-        Result as DlResult,
-    },
-    ethtool::{
-        Ethtool, EthtoolError, EthtoolHandle, FeatureChange, Features, GenlEthtool,
-        Result as EtResult,
-    },
-    netlink::{
-        Address, IpFamily, IpPrefix, Link, LinkChange, LinkId, Netlink, NetlinkError,
-        NetlinkHandle, NewLink, Result as NlResult, Route, RouteSpec, RtNetlink, VfInfo, VfSetting,
-    },
+    devlink::DevlinkHandle,
+    ethtool::EthtoolHandle,
+    netlink::{NetlinkError, NetlinkHandle},
     netns::{NetnsError, NetnsRef},
+    uevent::{KernelUevents, UeventError, UeventStream, Uevents},
 };
 
 /// Errors of getting a handle for a namespace; each names the namespace.
@@ -78,8 +69,12 @@ pub trait Host: Send + Sync {
     /// host's own).
     fn host_netlink(&self) -> Result<NetlinkHandle, HostError>;
 
+    /// Kernel uevents (PCI add/remove/bind/unbind, net add/remove) as seen from the host
+    /// namespace, from now on.
+    fn uevents(&self) -> BoxFuture<'_, Result<UeventStream, UeventError>>;
+
     /// ethtool inside `netns` (`ip netns exec NS ethtool ...`): the features of a VF moved into
-    /// a pod are set there.
+    /// a pod are set there. Handles on one namespace share its worker with netlink.
     fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError>;
 
     /// ethtool in this host's namespace (PFs, representors).
@@ -89,375 +84,6 @@ pub trait Host: Send + Sync {
     /// in the host namespace for our purposes. A kernel without devlink answers every request
     /// with `DevlinkError::Unavailable`.
     fn devlink(&self) -> Result<DevlinkHandle, HostError>;
-}
-
-/// A namespace's identity: the device and inode of its nsfs file.
-type NsKey = (u64, u64);
-
-fn key_of(fd: &OwnedFd, netns: &NetnsRef) -> Result<NsKey, NetnsError> {
-    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|error| NetnsError::Enter {
-        netns: netns.to_string(),
-        error,
-    })?;
-    #[allow(clippy::useless_conversion)] // the field types differ between targets
-    Ok((u64::from(st.st_dev), u64::from(st.st_ino)))
-}
-
-fn own_netns() -> Result<(OwnedFd, NsKey), NetnsError> {
-    let path = Path::new("/proc/thread-self/ns/net");
-    let fd = File::open(path)
-        .map(OwnedFd::from)
-        .map_err(|error| NetnsError::Open {
-            path: path.to_path_buf(),
-            error,
-        })?;
-    let key = key_of(&fd, &NetnsRef::path(path))?;
-    Ok((fd, key))
-}
-
-/// The sockets of a namespace's worker: rtnetlink from the start, the generic netlink clients
-/// connected on first use (inside the namespace, since a socket belongs to the namespace of the
-/// thread that opens it).
-#[derive(Clone)]
-struct Sockets {
-    nl: RtNetlink,
-    ethtool: Arc<tokio::sync::OnceCell<GenlEthtool>>,
-    devlink: Arc<tokio::sync::OnceCell<GenlDevlink>>,
-}
-
-type Job = Box<dyn FnOnce(Sockets) -> BoxFuture<'static, ()> + Send>;
-
-/// The thread that serves one namespace.
-struct Worker {
-    jobs: mpsc::UnboundedSender<Job>,
-    netns: String,
-}
-
-impl Worker {
-    /// Starts the thread, enters the namespace (unless the thread is already in it), opens the
-    /// socket there, and waits until that worked.
-    fn start(netns: &NetnsRef, fd: Arc<OwnedFd>, key: NsKey) -> Result<Arc<Self>, HostError> {
-        let (ready_tx, ready_rx) = std_mpsc::channel::<Result<(), HostError>>();
-        let (jobs, mut jobs_rx) = mpsc::unbounded_channel::<Job>();
-        let name = netns.to_string();
-        let thread_netns = netns.clone();
-        thread::Builder::new()
-            .name("netns-netlink".into())
-            .spawn(move || {
-                let setup = || -> Result<tokio::runtime::Runtime, HostError> {
-                    let here = own_netns().map(|(_, k)| k).ok();
-                    if here != Some(key) {
-                        setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|error| {
-                            NetnsError::Enter {
-                                netns: thread_netns.to_string(),
-                                error,
-                            }
-                        })?;
-                    }
-                    drop(fd);
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|error| {
-                            HostError::Netns(NetnsError::Thread {
-                                netns: thread_netns.to_string(),
-                                error,
-                            })
-                        })
-                };
-                let rt = match setup() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let nl = match RtNetlink::connect() {
-                        Ok(nl) => nl,
-                        Err(error) => {
-                            let _ = ready_tx.send(Err(HostError::Connect {
-                                netns: thread_netns.to_string(),
-                                error,
-                            }));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    let sockets = Sockets {
-                        nl,
-                        ethtool: Arc::default(),
-                        devlink: Arc::default(),
-                    };
-                    // Ends when the last handle (sender) is gone; the thread then leaves the
-                    // namespace by exiting.
-                    while let Some(job) = jobs_rx.recv().await {
-                        tokio::spawn(job(sockets.clone()));
-                    }
-                });
-            })
-            .map_err(|error| {
-                HostError::Netns(NetnsError::Thread {
-                    netns: name.clone(),
-                    error,
-                })
-            })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Arc::new(Self { jobs, netns: name })),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(HostError::Netns(NetnsError::Thread {
-                netns: name,
-                error: std::io::Error::other("the namespace thread ended before it was ready"),
-            })),
-        }
-    }
-}
-
-impl Worker {
-    /// Runs `f` on the worker's runtime; `gone` makes the error for a worker that has ended.
-    fn run<T, E, F>(
-        &self,
-        f: F,
-        gone: impl FnOnce(&str) -> E + Send + 'static,
-    ) -> BoxFuture<'static, Result<T, E>>
-    where
-        T: Send + 'static,
-        E: Send + 'static,
-        F: FnOnce(Sockets) -> BoxFuture<'static, Result<T, E>> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |sockets| {
-            Box::pin(async move {
-                let _ = tx.send(f(sockets).await);
-            })
-        });
-        let sent = self.jobs.send(job).is_ok();
-        let netns = self.netns.clone();
-        Box::pin(async move {
-            if !sent {
-                return Err(gone(&netns));
-            }
-            match rx.await {
-                Ok(r) => r,
-                Err(_) => Err(gone(&netns)),
-            }
-        })
-    }
-}
-
-/// [`Netlink`] served by a namespace's worker thread.
-struct ProxyNetlink {
-    worker: Arc<Worker>,
-}
-
-impl ProxyNetlink {
-    fn call<T, F>(&self, f: F) -> BoxFuture<'_, NlResult<T>>
-    where
-        T: Send + 'static,
-        F: FnOnce(RtNetlink) -> BoxFuture<'static, NlResult<T>> + Send + 'static,
-    {
-        let gone = |netns: &str| NetlinkError::Worker {
-            netns: netns.to_owned(),
-            detail: "its thread is gone".into(),
-        };
-        self.worker.run(move |s| f(s.nl), gone)
-    }
-}
-
-/// [`Ethtool`] served by a namespace's worker thread (the socket is opened there on first use).
-struct ProxyEthtool {
-    worker: Arc<Worker>,
-}
-
-impl ProxyEthtool {
-    fn call<T, F>(&self, op: &'static str, ifname: String, f: F) -> BoxFuture<'_, EtResult<T>>
-    where
-        T: Send + 'static,
-        F: FnOnce(GenlEthtool, String) -> BoxFuture<'static, EtResult<T>> + Send + 'static,
-    {
-        let name = ifname.clone();
-        let gone = move |netns: &str| EthtoolError::Unexpected {
-            op,
-            ifname: name,
-            detail: format!("the thread of network namespace {netns} is gone"),
-        };
-        self.worker.run(
-            move |s| {
-                Box::pin(async move {
-                    let et = s.ethtool.get_or_try_init(GenlEthtool::connect).await?;
-                    f(et.clone(), ifname).await
-                })
-            },
-            gone,
-        )
-    }
-}
-
-impl Ethtool for ProxyEthtool {
-    fn get_features(&self, ifname: String) -> BoxFuture<'_, EtResult<Features>> {
-        self.call("get features of", ifname, |et, ifname| {
-            Box::pin(async move { et.get_features(ifname).await })
-        })
-    }
-
-    fn set_features(
-        &self,
-        ifname: String,
-        bits: Vec<(String, bool)>,
-    ) -> BoxFuture<'_, EtResult<FeatureChange>> {
-        self.call("set features on", ifname, |et, ifname| {
-            Box::pin(async move { et.set_features(ifname, bits).await })
-        })
-    }
-}
-
-/// [`Devlink`] served by the host namespace's worker thread (the socket is opened there on
-/// first use).
-struct ProxyDevlink {
-    worker: Arc<Worker>,
-}
-
-impl ProxyDevlink {
-    fn call<T, F>(&self, f: F) -> BoxFuture<'_, DlResult<T>>
-    where
-        T: Send + 'static,
-        F: FnOnce(GenlDevlink) -> BoxFuture<'static, DlResult<T>> + Send + 'static,
-    {
-        let gone = |netns: &str| DevlinkError::Unexpected {
-            op: "devlink request".into(),
-            detail: format!("the thread of network namespace {netns} is gone"),
-        };
-        self.worker.run(
-            move |s| {
-                Box::pin(async move {
-                    let dl = s.devlink.get_or_try_init(GenlDevlink::connect).await?;
-                    f(dl.clone()).await
-                })
-            },
-            gone,
-        )
-    }
-}
-
-macro_rules! proxy_devlink {
-    ($self:ident, $method:ident ( $($arg:ident),* )) => {
-        $self.call(move |dl| Box::pin(async move { dl.$method($($arg),*).await }))
-    };
-}
-
-impl Devlink for ProxyDevlink {
-    fn list_devs(&self) -> BoxFuture<'_, DlResult<Vec<DevlinkDev>>> {
-        proxy_devlink!(self, list_devs())
-    }
-
-    fn dev_info(&self, dev: DevlinkDev) -> BoxFuture<'_, DlResult<DevInfo>> {
-        proxy_devlink!(self, dev_info(dev))
-    }
-
-    fn get_eswitch(&self, dev: DevlinkDev) -> BoxFuture<'_, DlResult<Eswitch>> {
-        proxy_devlink!(self, get_eswitch(dev))
-    }
-
-    fn set_eswitch(&self, dev: DevlinkDev, change: EswitchChange) -> BoxFuture<'_, DlResult<()>> {
-        proxy_devlink!(self, set_eswitch(dev, change))
-    }
-
-    fn list_ports(&self, dev: Option<DevlinkDev>) -> BoxFuture<'_, DlResult<Vec<Port>>> {
-        proxy_devlink!(self, list_ports(dev))
-    }
-
-    fn get_port(&self, port: PortRef) -> BoxFuture<'_, DlResult<Port>> {
-        proxy_devlink!(self, get_port(port))
-    }
-
-    fn set_port_function(
-        &self,
-        port: PortRef,
-        setting: PortFunctionSetting,
-    ) -> BoxFuture<'_, DlResult<()>> {
-        proxy_devlink!(self, set_port_function(port, setting))
-    }
-
-    fn list_rates(&self, dev: Option<DevlinkDev>) -> BoxFuture<'_, DlResult<Vec<Rate>>> {
-        proxy_devlink!(self, list_rates(dev))
-    }
-
-    fn set_rate(&self, target: RateTarget, change: RateChange) -> BoxFuture<'_, DlResult<()>> {
-        proxy_devlink!(self, set_rate(target, change))
-    }
-
-    fn add_rate_node(
-        &self,
-        dev: DevlinkDev,
-        name: String,
-        change: RateChange,
-    ) -> BoxFuture<'_, DlResult<()>> {
-        proxy_devlink!(self, add_rate_node(dev, name, change))
-    }
-
-    fn del_rate_node(&self, dev: DevlinkDev, name: String) -> BoxFuture<'_, DlResult<()>> {
-        proxy_devlink!(self, del_rate_node(dev, name))
-    }
-}
-
-macro_rules! proxy {
-    ($self:ident, $method:ident ( $($arg:ident),* )) => {
-        $self.call(move |nl| Box::pin(async move { nl.$method($($arg),*).await }))
-    };
-}
-
-impl Netlink for ProxyNetlink {
-    fn get_link(&self, link: LinkId) -> BoxFuture<'_, NlResult<Link>> {
-        proxy!(self, get_link(link))
-    }
-
-    fn list_links(&self) -> BoxFuture<'_, NlResult<Vec<Link>>> {
-        proxy!(self, list_links())
-    }
-
-    fn set_link(&self, link: LinkId, change: LinkChange) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, set_link(link, change))
-    }
-
-    fn delete_link(&self, link: LinkId) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, delete_link(link))
-    }
-
-    fn set_vf(&self, pf: LinkId, vf: u32, setting: VfSetting) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, set_vf(pf, vf, setting))
-    }
-
-    fn list_vfs(&self, pf: LinkId) -> BoxFuture<'_, NlResult<Vec<VfInfo>>> {
-        proxy!(self, list_vfs(pf))
-    }
-
-    fn add_link(&self, link: NewLink) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, add_link(link))
-    }
-
-    fn add_address(&self, link: LinkId, address: IpPrefix) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, add_address(link, address))
-    }
-
-    fn delete_address(&self, link: LinkId, address: IpPrefix) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, delete_address(link, address))
-    }
-
-    fn list_addresses(&self) -> BoxFuture<'_, NlResult<Vec<Address>>> {
-        proxy!(self, list_addresses())
-    }
-
-    fn add_route(&self, route: RouteSpec) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, add_route(route))
-    }
-
-    fn delete_route(&self, route: RouteSpec) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, delete_route(route))
-    }
-
-    fn list_routes(&self, family: IpFamily) -> BoxFuture<'_, NlResult<Vec<Route>>> {
-        proxy!(self, list_routes(family))
-    }
 }
 
 /// The kernel. Each namespace asked for gets a dedicated thread that enters it once (`setns`
@@ -487,6 +113,11 @@ impl RealHost {
         })
     }
 
+    fn handle(&self, netns: &NetnsRef, key: Option<NsKey>) -> Result<NetlinkHandle, HostError> {
+        let worker = self.worker(netns, key)?;
+        Ok(NetlinkHandle::new(ProxyNetlink { worker }))
+    }
+
     fn worker(&self, netns: &NetnsRef, key: Option<NsKey>) -> Result<Arc<Worker>, HostError> {
         let fd = netns.open()?;
         let key = match key {
@@ -513,13 +144,11 @@ impl RealHost {
 
 impl Host for RealHost {
     fn netlink(&self, netns: &NetnsRef) -> Result<NetlinkHandle, HostError> {
-        let worker = self.worker(netns, None)?;
-        Ok(NetlinkHandle::new(ProxyNetlink { worker }))
+        self.handle(netns, None)
     }
 
     fn host_netlink(&self) -> Result<NetlinkHandle, HostError> {
-        let worker = self.worker(&self.home, Some(self.home_key))?;
-        Ok(NetlinkHandle::new(ProxyNetlink { worker }))
+        self.handle(&self.home, Some(self.home_key))
     }
 
     fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError> {
@@ -536,160 +165,44 @@ impl Host for RealHost {
         let worker = self.worker(&self.home, Some(self.home_key))?;
         Ok(DevlinkHandle::new(ProxyDevlink { worker }))
     }
+
+    // Opened on the host namespace's thread (a uevent socket sees its own namespace's net
+    // devices), read there, and kept alive by the stream.
+    fn uevents(&self) -> BoxFuture<'_, Result<UeventStream, UeventError>> {
+        let worker = self.worker(&self.home, Some(self.home_key));
+        Box::pin(async move {
+            let worker = worker.map_err(|e| UeventError::Socket(std::io::Error::other(e)))?;
+            let opened = worker
+                .run(|_| Box::pin(async { KernelUevents.subscribe().await }))
+                .await
+                .ok_or_else(|| {
+                    UeventError::Socket(std::io::Error::other(format!(
+                        "the thread of network namespace {} is gone",
+                        worker.netns()
+                    )))
+                })??;
+            let kept: UeventStream = Box::pin(KeepAlive {
+                stream: opened,
+                _worker: worker,
+            });
+            Ok(kept)
+        })
+    }
 }
 
+#[cfg(any(test, feature = "test-util"))]
+mod fake;
 #[cfg(any(test, feature = "test-util"))]
 pub use fake::FakeHost;
-
-#[cfg(any(test, feature = "test-util"))]
-mod fake {
-    use std::{
-        collections::BTreeSet,
-        io,
-        path::PathBuf,
-        sync::{Arc, Mutex},
-    };
-
-    use std::collections::BTreeMap;
-
-    use super::{Host, HostError};
-    use crate::{
-        devlink::{DevlinkHandle, FakeDevlink},
-        ethtool::{EthtoolHandle, FakeEthtool},
-        netlink::{FakeNetlink, HOST_NETNS, NetlinkHandle},
-        netns::{NetnsError, NetnsRef},
-    };
-
-    /// Per-namespace views of one shared [`FakeNetlink`] (feature `test-util`): a link moved
-    /// from the host view into a pod namespace disappears from one and appears in the other,
-    /// and every call is recorded with the namespace it was made in.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// use nic::{host::{FakeHost, Host}, netns::NetnsRef};
-    /// let host = FakeHost::new();
-    /// host.fake().add_pf("eth0", 2);
-    /// host.fake().add_link("eth0v1");
-    /// let pod = NetnsRef::path("/var/run/netns/pod1");
-    /// let nl = host.host_netlink().unwrap();
-    /// nl.link().set("eth0v1").netns_rename(pod.clone(), "net1").execute().await.unwrap();
-    /// let in_pod = host.netlink(&pod).unwrap();
-    /// assert!(in_pod.link().get("net1").execute().await.is_ok());
-    /// assert!(host.fake().link("eth0v1").is_none());
-    /// # });
-    /// ```
-    #[derive(Clone, Debug, Default)]
-    pub struct FakeHost {
-        fake: FakeNetlink,
-        gone: Arc<Mutex<BTreeSet<String>>>,
-        devlink: FakeDevlink,
-        ethtool: Arc<Mutex<BTreeMap<String, FakeEthtool>>>,
-    }
-
-    impl FakeHost {
-        /// An empty host namespace.
-        pub fn new() -> Self {
-            Self::default()
-        }
-
-        /// A host over an existing fake (its view is the host namespace).
-        pub fn with(fake: FakeNetlink) -> Self {
-            Self {
-                fake,
-                ..Self::default()
-            }
-        }
-
-        /// The host's devlink: seed devices and ports, inject failures, read calls.
-        pub fn devlink_fake(&self) -> &FakeDevlink {
-            &self.devlink
-        }
-
-        /// The ethtool fake of `netns` (made on first use; the host's own is
-        /// [`FakeHost::host_ethtool_fake`]).
-        pub fn ethtool_fake_in(&self, netns: &NetnsRef) -> FakeEthtool {
-            self.ethtool_for(&netns.to_string())
-        }
-
-        /// The ethtool fake of the host namespace.
-        pub fn host_ethtool_fake(&self) -> FakeEthtool {
-            self.ethtool_for(HOST_NETNS)
-        }
-
-        fn ethtool_for(&self, key: &str) -> FakeEthtool {
-            let mut map = self
-                .ethtool
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            map.entry(key.to_owned()).or_default().clone()
-        }
-
-        fn check_netns(&self, netns: &NetnsRef) -> Result<(), HostError> {
-            if self.lock().contains(&netns.to_string()) {
-                return Err(HostError::Netns(NetnsError::Open {
-                    path: PathBuf::from(netns.to_string()),
-                    error: io::Error::from(io::ErrorKind::NotFound),
-                }));
-            }
-            Ok(())
-        }
-
-        /// The host namespace's view: add links, inject failures, read all calls.
-        pub fn fake(&self) -> &FakeNetlink {
-            &self.fake
-        }
-
-        /// The view of `netns`, to inspect what a test did there.
-        pub fn fake_in(&self, netns: &NetnsRef) -> FakeNetlink {
-            self.fake.netns(netns)
-        }
-
-        /// Deletes a namespace the way the kernel does when its last user goes: virtual links
-        /// in it are destroyed (with their veth peers elsewhere), physical ones (VFs) return
-        /// to the host namespace. Later `netlink(netns)` calls fail as for a missing file.
-        pub fn delete_netns(&self, netns: &NetnsRef) {
-            self.fake.destroy_netns(&netns.to_string());
-            self.lock().insert(netns.to_string());
-        }
-
-        fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-            self.gone
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-    }
-
-    impl Host for FakeHost {
-        fn netlink(&self, netns: &NetnsRef) -> Result<NetlinkHandle, HostError> {
-            self.check_netns(netns)?;
-            Ok(NetlinkHandle::new(self.fake.netns(netns)))
-        }
-
-        fn host_netlink(&self) -> Result<NetlinkHandle, HostError> {
-            Ok(NetlinkHandle::new(self.fake.clone()))
-        }
-
-        fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError> {
-            self.check_netns(netns)?;
-            Ok(EthtoolHandle::new(self.ethtool_fake_in(netns)))
-        }
-
-        fn host_ethtool(&self) -> Result<EthtoolHandle, HostError> {
-            Ok(EthtoolHandle::new(self.host_ethtool_fake()))
-        }
-
-        fn devlink(&self) -> Result<DevlinkHandle, HostError> {
-            Ok(DevlinkHandle::new(self.devlink.clone()))
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use std::future::Future;
 
     use super::*;
-    use crate::netlink::{FakeNetlink, HOST_NETNS, Macvlan, MacvlanMode, NetlinkCall, Veth};
+    use crate::netlink::{
+        FakeNetlink, HOST_NETNS, LinkChange, Macvlan, MacvlanMode, NetlinkCall, Veth,
+    };
 
     fn block_on<F: Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
@@ -773,7 +286,35 @@ mod tests {
     }
 
     #[test]
+    fn fake_uevents_reach_host_subscribers() {
+        use futures::StreamExt;
+
+        use crate::uevent::{DeviceEvent, Uevent, UeventAction, UeventNotice};
+        let host = FakeHost::new();
+        let hosts: Arc<dyn Host> = Arc::new(host.clone());
+        block_on(async {
+            let mut events = hosts.uevents().await.unwrap();
+            host.uevents_fake().push(Uevent::new(
+                UeventAction::Add,
+                "/devices/pci0000:00/0000:00:02.0/0000:01:10.0",
+                "pci",
+                [("PCI_SLOT_NAME", "0000:01:10.0".to_string())],
+            ));
+            let Some(Ok(UeventNotice::Uevent(u))) = events.next().await else {
+                panic!("no uevent")
+            };
+            assert_eq!(
+                u.device_event(),
+                Some(DeviceEvent::PciAdded {
+                    slot: "0000:01:10.0".into()
+                })
+            );
+        });
+    }
+
+    #[test]
     fn one_host_object_gives_every_handle_of_a_namespace() {
+        use crate::devlink::{DevlinkDev, EswitchMode};
         let host = FakeHost::new();
         let pod = NetnsRef::path("/var/run/netns/pod3");
         host.ethtool_fake_in(&pod)
@@ -781,8 +322,7 @@ mod tests {
         host.host_ethtool_fake()
             .set_feature("eth0_0", "hw-tc-offload", false, false);
         let dev = DevlinkDev::pci("0000:3b:00.0");
-        host.devlink_fake()
-            .add_dev(&dev, crate::devlink::EswitchMode::Switchdev);
+        host.devlink_fake().add_dev(&dev, EswitchMode::Switchdev);
         let hosts: Arc<dyn Host> = Arc::new(host.clone());
         block_on(async {
             let in_pod = hosts.ethtool(&pod).unwrap();
@@ -820,7 +360,7 @@ mod tests {
                 .await
                 .unwrap()
                 .mode;
-            assert_eq!(mode, Some(crate::devlink::EswitchMode::Switchdev));
+            assert_eq!(mode, Some(EswitchMode::Switchdev));
         });
         assert!(!host.ethtool_fake_in(&pod).features("net1").unwrap()["rx-gro"].active);
         assert!(host.host_ethtool_fake().features("eth0_0").unwrap()["hw-tc-offload"].active);
@@ -835,12 +375,14 @@ mod tests {
         match block_on(et.features().get("lo").execute()) {
             Ok(f) => assert!(f.features.contains_key("tx-scatter-gather"), "{f:?}"),
             // a kernel without ethtool netlink
-            Err(e) => assert!(matches!(e, EthtoolError::Unavailable), "{e}"),
+            Err(e) => assert!(
+                matches!(e, crate::ethtool::EthtoolError::Unavailable),
+                "{e}"
+            ),
         }
         let dl = host.devlink().unwrap();
-        match block_on(dl.dev().list()) {
-            Ok(devs) => println!("devlink devices: {devs:?}"),
-            Err(e) => assert!(e.is_unavailable(), "{e}"),
+        if let Err(e) = block_on(dl.dev().list()) {
+            assert!(e.is_unavailable(), "{e}");
         }
         // one worker serves rtnetlink, ethtool and devlink of the namespace
         assert_eq!(host.workers.lock().unwrap().len(), 1);

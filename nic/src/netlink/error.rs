@@ -191,6 +191,9 @@ pub enum NetlinkError {
         /// What happened.
         detail: String,
     },
+    /// The link/address event socket could not be opened, or failed while reading.
+    #[error("link and address events: {0}")]
+    Events(io::Error),
     /// The kernel answered something this code did not expect, or the connection went away.
     #[error("{op}: unexpected netlink reply: {detail}")]
     Unexpected {

@@ -9,6 +9,7 @@
 //! skipped, not passed.
 
 mod create;
+mod events;
 mod ip;
 mod links;
 
