@@ -4,6 +4,7 @@ mod devlink;
 mod discover;
 mod ethtool;
 mod link;
+mod plan;
 mod sriov;
 mod vf;
 
@@ -31,6 +32,8 @@ enum Cmd {
     Ethtool(ethtool::Args),
     /// Show links (rtnetlink).
     Link(link::Args),
+    /// What policies would do on this host (or a sysfs tree): steps, disruption, VF layout.
+    Plan(plan::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Devlink(a) => devlink::run(a),
         Cmd::Ethtool(a) => ethtool::run(a),
         Cmd::Link(a) => link::run(a),
+        Cmd::Plan(a) => plan::run(a),
     };
     // The command contract: `error: <message>` on stderr and exit 1.
     match result {
