@@ -97,14 +97,14 @@ pub struct PfFacts {
 }
 
 /// The settings the firmware step makes true (NVIDIA NV-config names in brackets).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FirmwareTarget {
     /// VF capacity (`SRIOV_EN=True`, `NUM_OF_VFS`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_vfs: Option<u32>,
     /// Port link type (`LINK_TYPE_P1`/`LINK_TYPE_P2`, by the PF's port).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_type: Option<LinkType>,
 }
 
