@@ -8,6 +8,7 @@
 //!   file ([`handoff`]) limited to VFs that are in place.
 //! - [`firmware`] is the firmware step (NVIDIA NV-config) with its reboot-loop guard.
 
+pub mod cluster;
 pub mod executor;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
@@ -16,5 +17,7 @@ pub mod firmware;
 pub mod handoff;
 pub mod state;
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod tests;
