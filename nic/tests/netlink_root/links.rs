@@ -3,7 +3,7 @@
 
 use futures::TryStreamExt;
 use nic::{
-    ethtool::{Ethtool, EthtoolError},
+    ethtool::{EthtoolError, EthtoolHandle},
     netlink::{LinkId, MacAddr, NetlinkHandle, OperState, Veth, VfLinkState, VlanProto},
     netns::{NetnsRef, block_on_in_netns},
 };
@@ -230,7 +230,7 @@ fn ethtool_features_of_a_veth() {
     block_on(add_veth(&nl, "nlt-eth-a", "nlt-eth-b"));
     // ethtool has no per-namespace handle yet: connect on a thread inside the namespace.
     block_on_in_netns(&ns, || async {
-        let ethtool = Ethtool::connect().await.unwrap();
+        let ethtool = EthtoolHandle::connect().await.unwrap();
         let features = ethtool.features().get("nlt-eth-a").execute().await.unwrap();
         let tc = &features.features["hw-tc-offload"];
         assert!(
@@ -336,9 +336,12 @@ fn devlink_absence_is_not_a_failure() {
         .build()
         .unwrap();
     rt.block_on(async {
-        match nic::devlink::Devlink::connect_optional().await.unwrap() {
+        match nic::devlink::DevlinkHandle::connect_optional()
+            .await
+            .unwrap()
+        {
             None => {
-                let err = nic::devlink::Devlink::connect().await.unwrap_err();
+                let err = nic::devlink::DevlinkHandle::connect().await.unwrap_err();
                 assert!(err.is_unavailable(), "{err}");
                 println!("no devlink on this kernel: {err}");
             }
