@@ -33,15 +33,6 @@ pub struct FakeHost {
     admin_macs: Mutex<BTreeMap<(String, u32), String>>,
 }
 
-fn kernel_vf_driver(pf_driver: Option<&str>) -> &'static str {
-    match pf_driver {
-        Some("mlx5_core") => "mlx5_core",
-        Some("ice") => "iavf",
-        Some("igb") => "igbvf",
-        _ => "vf-driver",
-    }
-}
-
 impl FakeHost {
     /// A host showing `inventory`; when `handoff` is given, every step that disturbs VFs checks
     /// that the file no longer lists its PF.
@@ -135,7 +126,11 @@ impl HostOps for FakeHost {
         let Some(nic) = inv.nics.iter_mut().find(|n| n.pci_address == pci) else {
             return Err(StepError::new(pf, step, "no such PF"));
         };
-        let kernel = kernel_vf_driver(nic.driver.as_deref());
+        let kernel = nic
+            .driver
+            .as_deref()
+            .and_then(crate::host::kernel_vf_driver)
+            .unwrap_or("vf-driver");
         let name = nic.name.clone().unwrap_or_default();
         let vfs_in = |ranges: &[crds::node_state::VfIndexRange], vf: u32| {
             ranges.iter().any(|r| r.first <= vf && vf <= r.last)

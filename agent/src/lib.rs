@@ -15,6 +15,7 @@ pub mod fake;
 pub mod files;
 pub mod firmware;
 pub mod handoff;
+pub mod host;
 pub mod state;
 
 #[cfg(test)]

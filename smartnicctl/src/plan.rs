@@ -7,9 +7,23 @@
 //! into ordered steps per PF with their disruption class. A policy the planner rejects (more VFs
 //! than `sriov_totalvfs`, a conflict, ...) fails the command, naming the policy, the PF and the
 //! reason; nothing is changed.
+//!
+//! `--apply` then carries the plan out on this host with the agent's executor (each PF on its
+//! own thread, progress in the agent's state file, the device-plugin hand-off file kept to the
+//! VFs in place) and prints per-PF and whole-node times. Without a cluster there is no drain
+//! handshake: a plan that needs one is refused unless `--allow-disruption` says the pods using
+//! the VFs may lose them.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use agent::{
+    executor::Executor,
+    firmware::{NvidiaFirmware, SystemRunner},
+    handoff::DevicePluginFile,
+    host::SysHost,
+    state::{StateFile, boot_id},
+};
 
 use anyhow::{Context, bail};
 use crds::{
@@ -45,6 +59,18 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: Output,
+    /// Carry the plan out on this host.
+    #[arg(long)]
+    apply: bool,
+    /// With --apply: go ahead with a plan that needs pods evicted or the node rebooted.
+    #[arg(long, requires = "apply")]
+    allow_disruption: bool,
+    /// The agent's state file (last applied spec, plan in progress).
+    #[arg(long, value_name = "FILE", default_value = agent::state::DEFAULT_STATE_FILE)]
+    state_file: PathBuf,
+    /// The device-plugin hand-off file written by --apply.
+    #[arg(long, value_name = "FILE", default_value = agent::handoff::DEFAULT_DEVICE_PLUGIN_FILE)]
+    device_plugin_file: PathBuf,
 }
 
 /// The JSON document of `plan -o json`.
@@ -74,18 +100,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(l) => parse_labels(l)?,
         None => select_everything(&mut policies),
     };
-    let sysfs = match &args.root {
-        Some(root) => SysFs::new(root),
-        None => SysFs::host(),
-    };
-    let discovered = discover_with_warnings(&sysfs).with_context(|| match &args.root {
-        Some(root) => format!("no sysfs tree under {}", root.display()),
-        None => "cannot read the PCI devices of this host".into(),
-    })?;
-    for w in &discovered.warnings {
-        eprintln!("warning: {w}");
+    if args.apply && args.root.is_some() {
+        bail!("--apply changes this host; it cannot be combined with --root");
     }
-    let inventory = discovered.inventory;
+    let inventory = discover(&args)?;
+    // on this host, the agent's record says which PFs it configured (a PF no policy selects any
+    // more is reset) and how the VF groups were
+    let applied = match &args.root {
+        Some(_) => NicNodeStateSpec::default(),
+        None => StateFile::new(&args.state_file)
+            .load()
+            .ok()
+            .and_then(|s| s.applied)
+            .unwrap_or_default(),
+    };
 
     let set = PolicySet::new(&policies);
     let mut errors: Vec<String> = set
@@ -98,12 +126,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     let node = set.plan_node(&labels, &inventory);
     let spec = with_device_plugin_config(node.spec.clone(), &prefix);
-    let plan = plan_host(
-        &NicNodeStateSpec::default(),
-        &spec,
-        &inventory,
-        &BTreeMap::<String, PfFacts>::new(),
-    );
+    let facts = match &args.root {
+        Some(_) => BTreeMap::<String, PfFacts>::new(),
+        None => agent::host::pf_facts(&inventory, &spec),
+    };
+    let plan = plan_host(&applied, &spec, &inventory, &facts);
     errors.extend(node.rejections.iter().map(|r| {
         format!(
             "policy {} rejected{}: {}",
@@ -140,7 +167,104 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !errors.is_empty() {
         bail!("{}; nothing was changed", errors.join("; "));
     }
+    if args.apply {
+        apply(&args, &spec, &plan)?;
+    }
     Ok(())
+}
+
+/// Discovers the NICs under `--root` or of this host (devlink corrects the eswitch modes and
+/// representors on the host).
+fn discover(args: &Args) -> anyhow::Result<NicInventory> {
+    let sysfs = match &args.root {
+        Some(root) => SysFs::new(root),
+        None => SysFs::host(),
+    };
+    let mut discovered = discover_with_warnings(&sysfs).with_context(|| match &args.root {
+        Some(root) => format!("no sysfs tree under {}", root.display()),
+        None => "cannot read the PCI devices of this host".into(),
+    })?;
+    for w in &discovered.warnings {
+        eprintln!("warning: {w}");
+    }
+    if args.root.is_none() {
+        crate::discover::from_devlink(&mut discovered.inventory);
+    }
+    Ok(discovered.inventory)
+}
+
+/// `--apply`: runs the plan on this host and checks the result.
+fn apply(args: &Args, spec: &NicNodeStateSpec, plan: &HostPlan) -> anyhow::Result<()> {
+    if plan.class != planner::ChangeClass::NonDisruptive && !args.allow_disruption {
+        bail!(
+            "the plan needs: {}; without a cluster nobody evicts the pods using these VFs: pass --allow-disruption to apply anyway; nothing was changed",
+            class_str(plan.class)
+        );
+    }
+    if plan.step_count() == 0 {
+        out("in sync: nothing to apply")?;
+    }
+    let state = StateFile::new(&args.state_file);
+    let handoff = DevicePluginFile::new(&args.device_plugin_file);
+    let host = SysHost::new(SysFs::host());
+    let firmware = NvidiaFirmware::new(SystemRunner, "/sys");
+    let report = Executor {
+        host: &host,
+        firmware: Some(&firmware),
+        state: &state,
+        handoff: &handoff,
+        boot_id: boot_id(Path::new("/proc")),
+    }
+    .execute(None, spec, plan)?;
+    for pf in &report.pfs {
+        out(format!(
+            "applied PF {}: {} step(s) in {:.3} s{}",
+            pf.pci_address,
+            pf.steps.len(),
+            pf.duration.as_secs_f64(),
+            pf.error
+                .as_deref()
+                .map(|e| format!(", failed: {e}"))
+                .unwrap_or_default()
+        ))?;
+    }
+    out(format!(
+        "applied node: {} PF(s) in {:.3} s",
+        report.pfs.len(),
+        report.duration.as_secs_f64()
+    ))?;
+    if report.reboot_needed() {
+        out("a firmware change waits for a reboot of this host")?;
+    }
+    if !report.complete() {
+        bail!("{}", report.errors().join("; "));
+    }
+    let after = discover(args)?;
+    let state_now = state.load()?;
+    let again = plan_host(
+        state_now.applied.as_ref().unwrap_or(spec),
+        spec,
+        &after,
+        &agent::host::pf_facts(&after, spec),
+    );
+    if again.in_sync() {
+        out("in sync")?;
+        Ok(())
+    } else {
+        let left: Vec<String> = again
+            .pfs
+            .iter()
+            .flat_map(|p| {
+                p.steps
+                    .iter()
+                    .map(move |s| format!("{}: {s}", p.pci_address))
+            })
+            .collect();
+        bail!(
+            "the host does not show the spec after the apply; left: {}",
+            left.join(", ")
+        )
+    }
 }
 
 fn pf_label(inv: &NicInventory, pci: &str) -> String {

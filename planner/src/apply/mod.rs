@@ -220,6 +220,18 @@ impl Step {
     }
 }
 
+/// The VF indices of a step's ranges.
+pub trait VfRanges {
+    /// Every index, ascending.
+    fn indices(&self) -> Vec<u32>;
+}
+
+impl VfRanges for [VfIndexRange] {
+    fn indices(&self) -> Vec<u32> {
+        VfSet::from_ranges(self.iter().copied()).iter().collect()
+    }
+}
+
 fn ranges(vfs: &[VfIndexRange]) -> String {
     VfSet::from_ranges(vfs.iter().copied()).to_string()
 }
