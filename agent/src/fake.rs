@@ -52,9 +52,23 @@ impl FakeHost {
             .clone()
     }
 
-    /// Facts (hw-tc-offload) as the steps left them.
+    /// Facts as a real host reports them: `hw-tc-offload` and the VFs' administrative MACs, as
+    /// the steps left them.
     pub fn facts(&self) -> BTreeMap<String, PfFacts> {
-        self.facts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let mut facts = self.facts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let admin = self.admin_macs.lock().unwrap_or_else(|e| e.into_inner());
+        for nic in &self.inventory().nics {
+            let macs = admin
+                .iter()
+                .filter(|((p, _), _)| *p == nic.pci_address)
+                .map(|((_, vf), mac)| (*vf, mac.clone()))
+                .collect();
+            facts
+                .entry(nic.pci_address.clone())
+                .or_default()
+                .vf_admin_macs = Some(macs);
+        }
+        facts
     }
 
     /// The calls so far, `PCI: step`.

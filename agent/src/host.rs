@@ -280,47 +280,57 @@ impl HostOps for SysHost {
     }
 }
 
-/// What the plan needs beyond the inventory: `hw-tc-offload` of each PF the spec wants in
-/// switchdev (unknown when ethtool does not answer, and the step is then planned).
+/// What the plan needs beyond the inventory: the VFs' administrative MACs as each PF of the spec
+/// reports them (rtnetlink), and `hw-tc-offload` of each PF the spec wants in switchdev (ethtool).
+/// What does not answer stays unknown, and the plan then falls back to the inventory (MACs) or
+/// plans the step (`hw-tc-offload`).
 pub fn pf_facts(
     inventory: &crds::inventory::NicInventory,
     spec: &crds::node_state::NicNodeStateSpec,
 ) -> std::collections::BTreeMap<String, planner::apply::PfFacts> {
-    let wanted: Vec<(String, String)> = spec
+    let pfs: Vec<(String, String, bool)> = spec
         .interfaces
         .iter()
-        .filter(|i| i.eswitch_mode == Some(crds::inventory::EswitchMode::Switchdev))
         .filter_map(|i| {
             let nic = inventory
                 .nics
                 .iter()
                 .find(|n| n.pci_address == i.pci_address)?;
-            Some((i.pci_address.clone(), nic.name.clone()?))
+            let switchdev = i.eswitch_mode == Some(crds::inventory::EswitchMode::Switchdev);
+            Some((i.pci_address.clone(), nic.name.clone()?, switchdev))
         })
         .collect();
-    if wanted.is_empty() {
+    if pfs.is_empty() {
         return Default::default();
     }
     block_on(async {
         let mut out = std::collections::BTreeMap::new();
-        let Ok(et) = EthtoolHandle::connect().await else {
-            return out;
-        };
-        for (pci, name) in wanted {
-            let on = et
-                .features()
-                .get(&name)
-                .execute()
-                .await
-                .ok()
-                .and_then(|f| f.features.get("hw-tc-offload").map(|s| s.active));
-            out.insert(
-                pci,
-                planner::apply::PfFacts {
-                    hw_tc_offload: on,
-                    ..Default::default()
-                },
-            );
+        let nl = NetlinkHandle::connect().ok();
+        let et = EthtoolHandle::connect().await.ok();
+        for (pci, name, switchdev) in pfs {
+            let mut facts = planner::apply::PfFacts::default();
+            if let Some(nl) = &nl
+                && let Ok(vfs) = nl.vf(name.as_str()).list().execute().await
+            {
+                facts.vf_admin_macs = Some(
+                    vfs.into_iter()
+                        .filter_map(|v| {
+                            let mac = v.mac?.to_string();
+                            (mac != "00:00:00:00:00:00").then_some((v.vf, mac))
+                        })
+                        .collect(),
+                );
+            }
+            if switchdev && let Some(et) = &et {
+                facts.hw_tc_offload = et
+                    .features()
+                    .get(&name)
+                    .execute()
+                    .await
+                    .ok()
+                    .and_then(|f| f.features.get("hw-tc-offload").map(|s| s.active));
+            }
+            out.insert(pci, facts);
         }
         out
     })

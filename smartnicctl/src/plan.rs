@@ -46,7 +46,8 @@ use crate::link::{Output, out, print_json};
 #[derive(clap::Args)]
 pub struct Args {
     /// YAML file of `NicPolicy` objects (several documents, or a `List`); a `NicOperatorConfig`
-    /// in it gives the resource prefix.
+    /// in it gives the resource prefix. Without any policy, the PFs the agent's state file says
+    /// it configured are reset (0 VFs, legacy).
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     file: PathBuf,
     /// Read the sysfs tree under DIR instead of the host's (e.g. examples/hosts/igb-82576).
@@ -93,9 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let (mut policies, prefix) =
         parse_objects(&text).with_context(|| format!("cannot parse {}", args.file.display()))?;
-    if policies.is_empty() {
-        bail!("{} holds no NicPolicy", args.file.display());
-    }
+    // no policy at all is a valid input: every PF the agent configured is then reset
     let labels = match &args.node_labels {
         Some(l) => parse_labels(l)?,
         None => select_everything(&mut policies),

@@ -94,6 +94,10 @@ pub struct PfFacts {
     /// Users of the PF netdev itself: pods (`namespace/name`, or a netns name) holding a macvlan
     /// or ipvlan child of it.
     pub upper_users: Vec<String>,
+    /// The administrative MAC of each VF as the PF reports it (`ip link show $PF`, all-zero ones
+    /// left out). When the PF answered, this is what the MAC steps are compared with: some VF
+    /// drivers show the MAC on their netdev only after a reset.
+    pub vf_admin_macs: Option<BTreeMap<u32, String>>,
 }
 
 /// The settings the firmware step makes true (NVIDIA NV-config names in brackets).

@@ -61,6 +61,10 @@ fn all(n: u32) -> Vec<VfIndexRange> {
 
 impl<'a> Model<'a> {
     fn new(nic: &'a Nic, want: &'a InterfaceSpec, facts: &PfFacts) -> Self {
+        let admin = |i: u32, netdev: Option<&String>| match &facts.vf_admin_macs {
+            Some(m) => m.get(&i).cloned(),
+            None => netdev.cloned(),
+        };
         let vfs = (0..nic.num_vfs)
             .map(|i| match nic.vfs.iter().find(|v| v.vf_id == i) {
                 Some(vf) => VfModel {
@@ -71,7 +75,7 @@ impl<'a> Model<'a> {
                     },
                     on_host: vf.name.is_some(),
                     fresh: false,
-                    mac: vf.mac.clone(),
+                    mac: admin(i, vf.mac.as_ref()),
                     mtu: vf.mtu,
                     representor: vf.representor.is_some(),
                 },
@@ -80,7 +84,7 @@ impl<'a> Model<'a> {
                     driver: Driver::Kernel,
                     on_host: false,
                     fresh: false,
-                    mac: None,
+                    mac: admin(i, None),
                     mtu: None,
                     representor: false,
                 },

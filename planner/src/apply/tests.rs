@@ -717,3 +717,32 @@ fn steps_serialize_with_their_kind() {
         "evict-vf-pods"
     );
 }
+
+#[test]
+fn admin_macs_reported_by_the_pf_decide_the_mac_steps() {
+    let nic = igb("0000:00:04.0", "enp0s4");
+    let want = iface(&nic, 2);
+    let mut host = synced(nic.clone(), &want);
+    // igbvf shows a MAC of its own until it is reset; the PF has the administrative ones
+    for vf in &mut host.vfs {
+        vf.mac = Some("02:00:00:00:00:99".into());
+    }
+    let admin: BTreeMap<u32, String> = (0..2)
+        .map(|vf| (vf, stable_vf_mac("52:54:00:12:34:56", vf).unwrap()))
+        .collect();
+    let facts = BTreeMap::from([(
+        "0000:00:04.0".to_owned(),
+        PfFacts {
+            vf_admin_macs: Some(admin),
+            ..Default::default()
+        },
+    )]);
+    let desired = spec(vec![want]);
+    assert!(plan(&desired, &desired, vec![host.clone()], &facts).in_sync());
+    // without the PF's answer the netdev MACs are all there is
+    assert_eq!(
+        plan(&desired, &desired, vec![host], &BTreeMap::new()).step_count(),
+        3,
+        "2 MACs and the rebind"
+    );
+}
