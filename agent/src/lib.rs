@@ -16,6 +16,7 @@ pub mod files;
 pub mod firmware;
 pub mod handoff;
 pub mod host;
+pub mod metrics;
 pub mod state;
 
 #[cfg(test)]
