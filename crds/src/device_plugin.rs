@@ -1,8 +1,10 @@
-//! Configuration of the `smartnic` device plugin, rendered by the operator per node into that
-//! node's `NicNodeState.spec.devicePlugin` ([`crate::NicNodeStateSpec::device_plugin`]) and read by
-//! the plugin, which watches only its own node's `NicNodeState` (by name). Each node's
-//! configuration is thus its own object: its size does not grow with the cluster, and a change on
-//! one node wakes only that node's plugin.
+//! Configuration of the `smartnic` device plugin. The operator renders it per node into that
+//! node's `NicNodeState.spec.devicePlugin` ([`crate::NicNodeStateSpec::device_plugin`]); the
+//! node agent hands the **applied** part of it (only the pools whose VFs are in place) to the
+//! plugin through a file on the host (`/var/lib/smartnic/device-plugin.json` by default, written
+//! atomically), and rewrites that file without a PF's pools before it destroys or rebinds the
+//! PF's VFs. The plugin reads only that file: it never advertises VFs that do not exist yet, and
+//! a change on one node wakes only that node's plugin.
 //!
 //! Unlike the upstream SR-IOV device plugin, selectors name VFs by their PF's PCI address and VF
 //! index, which do not change when netdevs are renamed (for example when a PF enters switchdev).

@@ -76,8 +76,9 @@ pub struct NicNodeStateSpec {
     #[serde(default)]
     pub interfaces: Vec<InterfaceSpec>,
     /// The node's device-plugin configuration, rendered by the operator from `interfaces` (and
-    /// the resource prefix of `NicOperatorConfig`) in the same write. The node's device plugin
-    /// watches only this object; the agent ignores the field.
+    /// the resource prefix of `NicOperatorConfig`) in the same write. The node agent hands the
+    /// pools whose VFs are in place to the device plugin through a file on the host; the plugin
+    /// does not read this object.
     #[serde(default)]
     pub device_plugin: DevicePluginConfig,
 }

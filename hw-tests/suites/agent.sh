@@ -1,8 +1,140 @@
 #!/bin/bash
-# suite: agent - node agent (smartnic-agent): inventory report, VF pool reconcile
-# needs:
-# Placeholder until the component lands; it then replaces this file.
+# suite: agent - the node agent's plan and executor on real PFs: smartnicctl plan --apply
+# needs: smartnicctl
+#
+#   igb     on SMARTNIC_TEST_PF: 0 -> 7 VFs with stable MACs set through the PF and back to 0,
+#           planned and applied by `smartnicctl plan --apply` (the agent's planner + executor);
+#           a second plan reports "in sync".
+#   crash   `kill -9` in the middle of a plan, then the same command again: it resumes from the
+#           live host and ends in the same state (the state file recorded the plan in progress).
+#   2 PFs   SMARTNIC_TEST_PF and the next igb PF configured in one plan, one thread per PF; the
+#           per-PF and whole-node times are printed.
+#   netdevsim  legacy -> 4 VFs -> switchdev: skipped (netdevsim is not a PCI device; the
+#           agent plans PCI PFs).
+#
+# Environment: SMARTNIC_TEST_PF (the lab sets its first igb); unset: skipped.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-skip "agent suite" "component not built yet"
+if ! need_root; then
+  skip "agent suite" "needs root (it changes SR-IOV state)"
+  summary
+fi
+if [ -z "${SMARTNIC_TEST_PF:-}" ]; then
+  skip "agent suite" "SMARTNIC_TEST_PF is not set (no SR-IOV PF to configure)"
+  summary
+fi
+if ! have_jq; then
+  fail "jq (or gojq) is installed"
+  summary
+fi
+
+PF=$SMARTNIC_TEST_PF
+PFDEV=/sys/class/net/$PF/device
+STATE=$T_TMP/agent-state.json
+DP=$T_TMP/device-plugin.json
+on_exit "echo 0 > $PFDEV/sriov_numvfs"
+
+# policy NAME PFNAME NUMVFS: one NicPolicy document
+policy() {
+  cat <<YAML
+apiVersion: smartnic.io/v1alpha1
+kind: NicPolicy
+metadata:
+  name: $1
+spec:
+  nodeSelector:
+    matchLabels:
+      lab: "true"
+  nicSelector:
+    pfNames: ["$2"]
+  numVfs: $3
+  resourceName: $1
+---
+YAML
+}
+apply() { ctl plan -f "$1" --apply --allow-disruption --state-file "$STATE" --device-plugin-file "$DP"; }
+vf_macs() { ip -j link show "$1" | jq -r '[.[0].vfinfo_list[]?.address] | join(" ")'; }
+numvfs() { cat "/sys/class/net/$1/device/sriov_numvfs"; }
+
+section "igb $PF: 0 -> 7 VFs with MACs, back to 0"
+policy "lab_vf" "$PF" 7 >"$T_TMP/seven.yaml"
+: >"$T_TMP/none.yaml"
+if ctl_json "plan -o json ($PF, 7 VFs)" plan -f "$T_TMP/seven.yaml" -o json --state-file "$STATE"; then
+  expect_eq "plan: vendor igb" "$(jv '.plan.pfs[0].vendor')" igb
+  expect_eq "plan: disruption" "$(jv '.plan.class')" non-disruptive
+  want_macs=$(jv '[.plan.pfs[0].steps[] | select(.step == "setVfMac") | .mac] | join(" ")')
+  expect_eq "plan: a MAC step per VF" "$(wc -w <<<"$want_macs")" 7
+fi
+apply "$T_TMP/seven.yaml"
+if [ "$CTL_RC" = 0 ]; then
+  ok "plan --apply ($PF, 7 VFs)"
+  diag "$CTL_OUT"
+  expect_eq "sriov_numvfs" "$(numvfs "$PF")" 7
+  expect_eq "VF MACs through the PF" "$(vf_macs "$PF")" "$want_macs"
+  expect_match "the apply ends in sync" "$CTL_OUT" "in sync"
+  check "device-plugin hand-off lists the PF" jq -e --arg p "$(basename "$(readlink -f "$PFDEV")")" \
+    '[.resourceList[].selectors[].pfs[].pciAddress] | index($p)' "$DP"
+else
+  fail "plan --apply ($PF, 7 VFs)" "$(ctl_diag)"
+fi
+ctl plan -f "$T_TMP/seven.yaml" --state-file "$STATE"
+expect_match "plan after apply: nothing to do" "$CTL_OUT" "in sync: nothing to do"
+apply "$T_TMP/none.yaml"
+if [ "$CTL_RC" = 0 ]; then ok "plan --apply with no policy resets the PF"; else fail "plan --apply with no policy resets the PF" "$(ctl_diag)"; fi
+expect_eq "sriov_numvfs back to 0" "$(numvfs "$PF")" 0
+check "device-plugin hand-off is empty" jq -e '.resourceList == []' "$DP"
+skip "VF VLANs" "VLANs are per network (the CNI sets them at ADD); policies carry none"
+
+section "kill -9 in the middle of a plan, then a restart"
+rm -f "$STATE"
+"$SMARTNICCTL" plan -f "$T_TMP/seven.yaml" --apply --allow-disruption --state-file "$STATE" \
+  --device-plugin-file "$DP" >"$T_TMP/killed.out" 2>&1 &
+pid=$!
+wait_for 20 test -e "$PFDEV/virtfn0"
+sleep 0.3
+if kill -9 "$pid" 2>/dev/null; then
+  wait "$pid" 2>/dev/null
+  note "killed at step $(jq -r '.inProgress.pfs[]?.step' "$STATE" 2>/dev/null) ($(jq -r '.inProgress.pfs[]?.kind' "$STATE" 2>/dev/null)), $(numvfs "$PF") VFs"
+  check "the state file records the plan in progress" jq -e '.inProgress != null' "$STATE"
+else
+  wait "$pid"
+  note "the plan finished before the kill; the restart must still be a no-op"
+fi
+apply "$T_TMP/seven.yaml"
+if [ "$CTL_RC" = 0 ]; then ok "restart converges"; diag "$CTL_OUT"; else fail "restart converges" "$(ctl_diag)"; fi
+expect_eq "sriov_numvfs after the restart" "$(numvfs "$PF")" 7
+expect_eq "VF MACs after the restart" "$(vf_macs "$PF")" "$want_macs"
+check "nothing in progress" jq -e '.inProgress == null' "$STATE"
+apply "$T_TMP/none.yaml"
+expect_eq "back to 0" "$(numvfs "$PF")" 0
+
+section "two PFs in parallel"
+PF2=""
+for d in /sys/bus/pci/drivers/igb/0000:*/net/*; do
+  [ -e "$d" ] && [ "${d##*/}" != "$PF" ] && { PF2=${d##*/}; break; }
+done
+if [ -z "$PF2" ]; then
+  skip "two PFs in parallel" "only one igb PF (boot the lab with --nics 2)"
+else
+  on_exit "echo 0 > /sys/class/net/$PF2/device/sriov_numvfs"
+  { policy "lab_a" "$PF" 7; policy "lab_b" "$PF2" 7; } >"$T_TMP/two.yaml"
+  apply "$T_TMP/two.yaml"
+  if [ "$CTL_RC" = 0 ]; then
+    ok "plan --apply on $PF and $PF2"
+    grep '^applied' <<<"$CTL_OUT" | while read -r l; do note "$l"; done
+    expect_eq "$PF VFs" "$(numvfs "$PF")" 7
+    expect_eq "$PF2 VFs" "$(numvfs "$PF2")" 7
+    node=$(sed -n 's/^applied node: .* in \([0-9.]*\) s$/\1/p' <<<"$CTL_OUT")
+    sum=$(sed -n 's/^applied PF .* in \([0-9.]*\) s$/\1/p' <<<"$CTL_OUT" | awk '{s += $1} END {print s}')
+    note "node ${node} s, sum of PFs ${sum:-?} s"
+  else
+    fail "plan --apply on $PF and $PF2" "$(ctl_diag)"
+  fi
+  apply "$T_TMP/none.yaml"
+  expect_eq "both back to 0" "$(numvfs "$PF") $(numvfs "$PF2")" "0 0"
+fi
+
+section "netdevsim"
+skip "netdevsim legacy -> 4 VFs -> switchdev" "netdevsim is not a PCI device; the agent's planner and executor work on PCI PFs"
+
 summary

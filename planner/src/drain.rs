@@ -26,8 +26,9 @@
 //! this operator's resources on the node; `Reboot` drains the node. Because "no VF in use" is a
 //! snapshot, an agent that applies a destructive change as non-disruptive must first stop
 //! advertising the PF's VFs to the kubelet and classify again with a fresh inventory.
-//! Pods that attach macvlan/ipvlan children to a PF directly (`master`) are not visible here; an
-//! eswitch change recreates the PF netdev under them.
+//! Pods that attach macvlan/ipvlan children to a PF directly (`master`) are not visible in the
+//! inventory; the agent's plan ([`crate::apply::plan_host`], from its `PfFacts`) counts them as
+//! users of a PF whose VFs or eswitch it changes.
 //!
 //! # Grants
 //!
@@ -68,7 +69,8 @@ use super::{selector::CompiledSelector, vf_range::VfSet, wire};
 use crate::validate::pool_max_unavailable;
 
 /// How disruptive a change is. Ordered: `NonDisruptive < EvictVfPods < Reboot`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ChangeClass {
     /// Applied without disturbing pods.
     #[default]

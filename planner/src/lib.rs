@@ -10,9 +10,11 @@
 //! | [`device_plugin::render_device_plugin_config`] / [`device_plugin::with_device_plugin_config`] | `NicNodeState.spec`, resource prefix | the node's device-plugin config (`spec.devicePlugin`) |
 //! | [`drain::classify`] | last applied spec, new spec, live inventory | change class per PF and node |
 //! | [`drain::grant`] | every node's drain annotations, pools | which nodes may start draining |
+//! | [`apply::plan_host`] | last applied spec, new spec, live inventory (node agent) | ordered steps per PF + disruption class |
 //!
 //! Policy precedence is defined once, in [`priority`]; the merge rules are in [`desired`].
 
+pub mod apply;
 pub mod conditions;
 pub mod desired;
 pub mod device_plugin;

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// dump gives each VF port's netdev). A kernel without devlink, a device without a devlink
 /// instance (igb) or without an eswitch keeps the inference; any other devlink failure is
 /// printed once as a warning and ends the queries.
-fn from_devlink(inv: &mut NicInventory) {
+pub(crate) fn from_devlink(inv: &mut NicInventory) {
     let pfs: Vec<PciAddress> = inv
         .nics
         .iter()

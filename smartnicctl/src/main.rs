@@ -5,6 +5,7 @@ mod devlink;
 mod discover;
 mod ethtool;
 mod link;
+mod plan;
 mod route;
 mod sriov;
 mod vf;
@@ -37,6 +38,8 @@ enum Cmd {
     Addr(addr::Args),
     /// Show, add and delete IPv4/IPv6 routes (rtnetlink).
     Route(route::Args),
+    /// What policies would do on this host (or a sysfs tree): steps, disruption, VF layout.
+    Plan(plan::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Link(a) => link::run(a),
         Cmd::Addr(a) => addr::run(a),
         Cmd::Route(a) => route::run(a),
+        Cmd::Plan(a) => plan::run(a),
     };
     // The command contract: `error: <message>` on stderr and exit 1.
     match result {

@@ -1,0 +1,69 @@
+//! The device-plugin hand-off: the agent writes the **applied** device-plugin configuration (the
+//! `DevicePluginConfig` of `crds`, only the pools whose VFs are in place) to a file on the host,
+//! which the node's device plugin reads. The plugin never advertises VFs that do not exist yet:
+//! before a step that destroys or rebinds a PF's VFs, the file is rewritten without that PF's
+//! pools, and the PF's pools come back once its steps are done.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crds::device_plugin::DevicePluginConfig;
+use planner::apply::applied_device_plugin_config;
+
+use crate::files::{FileError, read_json, write_json};
+
+/// Default path of the hand-off file.
+pub const DEFAULT_DEVICE_PLUGIN_FILE: &str = "/var/lib/smartnic/device-plugin.json";
+
+/// The hand-off file and what it holds now.
+#[derive(Debug)]
+pub struct DevicePluginFile {
+    path: PathBuf,
+    current: Mutex<Option<DevicePluginConfig>>,
+}
+
+impl DevicePluginFile {
+    /// The file at `path`; what it holds is read on the first write.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            current: Mutex::new(None),
+        }
+    }
+
+    /// Path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `desired` restricted to the PFs for which `ready` holds, atomically, unless the
+    /// file already says exactly that. Returns whether it wrote.
+    pub fn publish(
+        &self,
+        desired: &DevicePluginConfig,
+        ready: impl Fn(&str) -> bool,
+    ) -> Result<bool, FileError> {
+        let applied = applied_device_plugin_config(desired, ready);
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.is_none() {
+            *current = read_json(&self.path).ok().flatten();
+        }
+        if current.as_ref() == Some(&applied) {
+            return Ok(false);
+        }
+        write_json(&self.path, &applied)?;
+        *current = Some(applied);
+        Ok(true)
+    }
+
+    /// What the file holds (as last written or read).
+    pub fn current(&self) -> Option<DevicePluginConfig> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}

@@ -1,0 +1,338 @@
+//! [`HostOps`] on a real host (or a sysfs fixture tree for the sysfs-only steps): sysfs for VF
+//! counts and drivers (`nic::sriov`), rtnetlink for MACs and MTUs, devlink for the eswitch mode
+//! and representors, ethtool for `hw-tc-offload`. Each call blocks; the netlink families are
+//! asked from a small runtime of the calling thread (the executor runs one thread per PF).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crds::policy::VfDeviceType;
+use nic::{
+    devlink::{DevlinkDev, DevlinkHandle, EswitchMode},
+    ethtool::EthtoolHandle,
+    netlink::{MacAddr, NetlinkHandle},
+    pci::PciAddress,
+    sriov::{SriovHandle, VfReadiness},
+    sysfs::SysFs,
+};
+use planner::apply::{PfPlan, Step, VfRanges};
+
+use crate::executor::{HostOps, StepDone, StepError};
+
+/// The kernel VF driver of a PF driver (`mlx5_core` → `mlx5_core`, `ice` → `iavf`).
+pub fn kernel_vf_driver(pf_driver: &str) -> Option<&'static str> {
+    Some(match pf_driver {
+        "mlx5_core" => "mlx5_core",
+        "ice" | "i40e" => "iavf",
+        "igb" => "igbvf",
+        "ixgbe" => "ixgbevf",
+        "bnxt_en" => "bnxt_en",
+        _ => return None,
+    })
+}
+
+/// The host behind the steps.
+#[derive(Clone, Debug)]
+pub struct SysHost {
+    sysfs: SysFs,
+    /// How long VF creation, driver binds and representors may take.
+    pub timeout: Duration,
+}
+
+impl SysHost {
+    /// Over `sysfs` (the host's, or a fixture tree).
+    pub fn new(sysfs: SysFs) -> Self {
+        Self {
+            sysfs,
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    fn vf_addr(&self, pf: PciAddress, vf: u32) -> Result<PciAddress, String> {
+        let link = self.sysfs.pci_device_dir(&pf).join(format!("virtfn{vf}"));
+        self.sysfs
+            .read_link_parsed(&link, "a PCI address")
+            .map_err(|e| e.to_string())
+    }
+
+    fn pf_driver(&self, pf: PciAddress) -> Result<String, String> {
+        SriovHandle::new(&self.sysfs)
+            .driver(pf)
+            .get()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the PF has no driver".to_owned())
+    }
+
+    fn vf_netdev(&self, vf: PciAddress) -> Option<String> {
+        self.sysfs
+            .list_dir(&self.sysfs.pci_device_dir(&vf).join("net"))
+            .ok()?
+            .into_iter()
+            .next()
+    }
+
+    fn bind(&self, pf: PciAddress, vfs: &[u32], device_type: VfDeviceType) -> Result<(), String> {
+        let driver = match device_type {
+            VfDeviceType::VfioPci => "vfio-pci".to_owned(),
+            VfDeviceType::Netdevice => {
+                let pf_driver = self.pf_driver(pf)?;
+                kernel_vf_driver(&pf_driver)
+                    .ok_or_else(|| format!("no known VF driver for PF driver {pf_driver}"))?
+                    .to_owned()
+            }
+        };
+        let sriov = SriovHandle::new(&self.sysfs);
+        for &vf in vfs {
+            let addr = self.vf_addr(pf, vf)?;
+            if device_type == VfDeviceType::VfioPci
+                && !self
+                    .sysfs
+                    .exists(&self.sysfs.pci_device_dir(&addr).join("iommu_group"))
+            {
+                return Err(format!(
+                    "VF {vf} ({addr}) has no IOMMU group: enable the IOMMU (intel_iommu=on iommu=pt or amd_iommu=on) for vfio-pci"
+                ));
+            }
+            sriov
+                .driver(addr)
+                .bind(driver.clone())
+                .timeout(self.timeout)
+                .execute()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn unbind(&self, pf: PciAddress, vfs: &[u32]) -> Result<(), String> {
+        let sriov = SriovHandle::new(&self.sysfs);
+        for &vf in vfs {
+            let addr = self.vf_addr(pf, vf)?;
+            sriov
+                .driver(addr)
+                .unbind()
+                .execute()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+fn block_on<F: Future>(fut: F) -> Result<F::Output, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    Ok(rt.block_on(fut))
+}
+
+impl HostOps for SysHost {
+    fn apply(&self, pf: &PfPlan, step: &Step) -> Result<StepDone, StepError> {
+        let fail = |m: String| StepError::new(pf, step, m);
+        let addr: PciAddress = pf
+            .pci_address
+            .parse()
+            .map_err(|_| fail(format!("{} is not a PCI address", pf.pci_address)))?;
+        let name = || {
+            pf.name
+                .clone()
+                .ok_or_else(|| fail("the PF has no netdev".into()))
+        };
+        let sriov = SriovHandle::new(&self.sysfs);
+        match step {
+            Step::Firmware(_) => {
+                return Err(fail(
+                    "firmware steps run through the firmware interface".into(),
+                ));
+            }
+            Step::SetNumVfs { count } => {
+                sriov
+                    .numvfs(addr)
+                    .set(*count)
+                    .no_wait()
+                    .execute()
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::WaitVfs { count } => {
+                // no write (the count is already set): polls each VF's driver and netdev
+                sriov
+                    .numvfs(addr)
+                    .set(*count)
+                    .ready(VfReadiness::Netdev)
+                    .timeout(self.timeout)
+                    .execute()
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::UnbindVfs { vfs } => self.unbind(addr, &vfs.indices()).map_err(fail)?,
+            Step::BindVfs { vfs, device_type } => {
+                self.bind(addr, &vfs.indices(), *device_type)
+                    .map_err(fail)?;
+            }
+            Step::RebindVfs { vfs } => {
+                let vfs = vfs.indices();
+                self.unbind(addr, &vfs).map_err(fail)?;
+                self.bind(addr, &vfs, VfDeviceType::Netdevice)
+                    .map_err(fail)?;
+            }
+            Step::SetVfMac { vf, mac } => {
+                let mac: MacAddr = mac
+                    .parse()
+                    .map_err(|_| fail(format!("{mac} is not a MAC")))?;
+                let pf_name = name()?;
+                block_on(async {
+                    let nl = NetlinkHandle::connect()?;
+                    nl.vf(pf_name.as_str()).set(*vf).mac(mac).execute().await
+                })
+                .map_err(fail)?
+                .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::PfMtu { mtu } => {
+                let pf_name = name()?;
+                block_on(async {
+                    let nl = NetlinkHandle::connect()?;
+                    nl.link().set(pf_name.as_str()).mtu(*mtu).execute().await
+                })
+                .map_err(fail)?
+                .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::VfMtu { vfs, mtu } => {
+                let mut names = Vec::new();
+                for vf in vfs.indices() {
+                    let a = self.vf_addr(addr, vf).map_err(fail)?;
+                    names.push(
+                        self.vf_netdev(a)
+                            .ok_or_else(|| fail(format!("VF {vf} ({a}) has no netdev")))?,
+                    );
+                }
+                block_on(async {
+                    let nl = NetlinkHandle::connect()?;
+                    for n in names {
+                        nl.link().set(n.as_str()).mtu(*mtu).execute().await?;
+                    }
+                    Ok::<(), nic::netlink::NetlinkError>(())
+                })
+                .map_err(fail)?
+                .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::EswitchMode { mode } => {
+                let m = match mode {
+                    crds::inventory::EswitchMode::Legacy => EswitchMode::Legacy,
+                    crds::inventory::EswitchMode::Switchdev => EswitchMode::Switchdev,
+                };
+                block_on(async {
+                    let dl = DevlinkHandle::connect().await?;
+                    dl.eswitch(&DevlinkDev::pci(addr))
+                        .set()
+                        .mode(m)
+                        .execute()
+                        .await
+                })
+                .map_err(fail)?
+                .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::Representors { count } => {
+                let uplink = name()?;
+                let deadline = Instant::now() + self.timeout;
+                let missing = block_on(async {
+                    let dl = DevlinkHandle::connect_optional().await.ok().flatten();
+                    loop {
+                        let mut missing = Vec::new();
+                        for vf in 0..*count {
+                            let r = nic::representor::vf_representor(
+                                dl.as_ref(),
+                                &self.sysfs,
+                                &uplink,
+                                vf,
+                            )
+                            .await;
+                            if !matches!(r, Ok(Some(_))) {
+                                missing.push(vf);
+                            }
+                        }
+                        if missing.is_empty() || Instant::now() >= deadline {
+                            return missing;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                })
+                .map_err(fail)?;
+                if !missing.is_empty() {
+                    return Err(fail(format!(
+                        "no representor for VFs {missing:?} of uplink {uplink} after {:?}",
+                        self.timeout
+                    )));
+                }
+            }
+            Step::HwTcOffload { on } => {
+                let pf_name = name()?;
+                block_on(async {
+                    let et = EthtoolHandle::connect().await?;
+                    et.features()
+                        .set(&pf_name)
+                        .feature("hw-tc-offload", *on)
+                        .execute()
+                        .await
+                })
+                .map_err(fail)?
+                .map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        Ok(StepDone::Done)
+    }
+}
+
+/// What the plan needs beyond the inventory: the VFs' administrative MACs as each PF of the spec
+/// reports them (rtnetlink), and `hw-tc-offload` of each PF the spec wants in switchdev (ethtool).
+/// What does not answer stays unknown, and the plan then falls back to the inventory (MACs) or
+/// plans the step (`hw-tc-offload`).
+pub fn pf_facts(
+    inventory: &crds::inventory::NicInventory,
+    spec: &crds::node_state::NicNodeStateSpec,
+) -> std::collections::BTreeMap<String, planner::apply::PfFacts> {
+    let pfs: Vec<(String, String, bool)> = spec
+        .interfaces
+        .iter()
+        .filter_map(|i| {
+            let nic = inventory
+                .nics
+                .iter()
+                .find(|n| n.pci_address == i.pci_address)?;
+            let switchdev = i.eswitch_mode == Some(crds::inventory::EswitchMode::Switchdev);
+            Some((i.pci_address.clone(), nic.name.clone()?, switchdev))
+        })
+        .collect();
+    if pfs.is_empty() {
+        return Default::default();
+    }
+    block_on(async {
+        let mut out = std::collections::BTreeMap::new();
+        let nl = NetlinkHandle::connect().ok();
+        let et = EthtoolHandle::connect().await.ok();
+        for (pci, name, switchdev) in pfs {
+            let mut facts = planner::apply::PfFacts::default();
+            if let Some(nl) = &nl
+                && let Ok(vfs) = nl.vf(name.as_str()).list().execute().await
+            {
+                facts.vf_admin_macs = Some(
+                    vfs.into_iter()
+                        .filter_map(|v| {
+                            let mac = v.mac?.to_string();
+                            (mac != "00:00:00:00:00:00").then_some((v.vf, mac))
+                        })
+                        .collect(),
+                );
+            }
+            if switchdev && let Some(et) = &et {
+                facts.hw_tc_offload = et
+                    .features()
+                    .get(&name)
+                    .execute()
+                    .await
+                    .ok()
+                    .and_then(|f| f.features.get("hw-tc-offload").map(|s| s.active));
+            }
+            out.insert(pci, facts);
+        }
+        out
+    })
+    .unwrap_or_default()
+}

@@ -1,0 +1,494 @@
+//! The per-vendor orders of [`super::plan_host`], built by simulating each step on a model of
+//! the PF.
+
+use crds::{
+    inventory::{EswitchMode, Nic},
+    node_state::{InterfaceSpec, VfIndexRange},
+    policy::VfDeviceType,
+};
+
+use super::{FirmwareTarget, PfFacts, PlanProblem, Step, Vendor, stable_vf_mac};
+use crate::{vf_range::VfSet, wire};
+
+/// Driver state of one VF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Driver {
+    Unbound,
+    Kernel,
+    Vfio,
+}
+
+impl From<VfDeviceType> for Driver {
+    fn from(t: VfDeviceType) -> Self {
+        match t {
+            VfDeviceType::Netdevice => Self::Kernel,
+            VfDeviceType::VfioPci => Self::Vfio,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct VfModel {
+    driver: Driver,
+    /// The netdev is in the host namespace (a free netdevice VF).
+    on_host: bool,
+    /// Created or (re)bound by this plan: nobody uses it.
+    fresh: bool,
+    mac: Option<String>,
+    mtu: Option<u32>,
+    representor: bool,
+}
+
+/// The PF as the steps planned so far leave it.
+struct Model<'a> {
+    nic: &'a Nic,
+    want: &'a InterfaceSpec,
+    num_vfs: u32,
+    mode: Option<EswitchMode>,
+    mtu: Option<u32>,
+    hw_tc: Option<bool>,
+    vfs: Vec<VfModel>,
+    steps: Vec<Step>,
+}
+
+fn set_of(vfs: impl IntoIterator<Item = u32>) -> Vec<VfIndexRange> {
+    VfSet::from_ranges(vfs.into_iter().map(|v| VfIndexRange { first: v, last: v })).into_ranges()
+}
+
+fn all(n: u32) -> Vec<VfIndexRange> {
+    VfSet::first_n(n).into_ranges()
+}
+
+impl<'a> Model<'a> {
+    fn new(nic: &'a Nic, want: &'a InterfaceSpec, facts: &PfFacts) -> Self {
+        let admin = |i: u32, netdev: Option<&String>| match &facts.vf_admin_macs {
+            Some(m) => m.get(&i).cloned(),
+            None => netdev.cloned(),
+        };
+        let vfs = (0..nic.num_vfs)
+            .map(|i| match nic.vfs.iter().find(|v| v.vf_id == i) {
+                Some(vf) => VfModel {
+                    driver: match vf.driver.as_deref() {
+                        None => Driver::Unbound,
+                        Some("vfio-pci") => Driver::Vfio,
+                        Some(_) => Driver::Kernel,
+                    },
+                    on_host: vf.name.is_some(),
+                    fresh: false,
+                    mac: admin(i, vf.mac.as_ref()),
+                    mtu: vf.mtu,
+                    representor: vf.representor.is_some(),
+                },
+                // listed by sriov_numvfs but not discovered: unknown, so never "free"
+                None => VfModel {
+                    driver: Driver::Kernel,
+                    on_host: false,
+                    fresh: false,
+                    mac: admin(i, None),
+                    mtu: None,
+                    representor: false,
+                },
+            })
+            .collect();
+        Self {
+            nic,
+            want,
+            num_vfs: nic.num_vfs,
+            mode: nic.eswitch_mode,
+            mtu: nic.mtu,
+            hw_tc: facts.hw_tc_offload,
+            vfs,
+            steps: Vec::new(),
+        }
+    }
+
+    fn vfs_of(&mut self, ranges: &[VfIndexRange]) -> impl Iterator<Item = &mut VfModel> {
+        let set = VfSet::from_ranges(ranges.iter().copied());
+        self.vfs
+            .iter_mut()
+            .enumerate()
+            .filter(move |(i, _)| u32::try_from(*i).is_ok_and(|i| set.contains(i)))
+            .map(|(_, v)| v)
+    }
+
+    /// Records `step` and its effect on the model.
+    fn push(&mut self, step: Step) {
+        match &step {
+            Step::SetNumVfs { count } => {
+                self.num_vfs = *count;
+                self.vfs = (0..*count)
+                    .map(|_| VfModel {
+                        driver: Driver::Kernel,
+                        on_host: true,
+                        fresh: true,
+                        mac: None,
+                        mtu: None,
+                        representor: false,
+                    })
+                    .collect();
+            }
+            Step::EswitchMode { mode } => {
+                // representors appear asynchronously: found by their own step
+                self.mode = Some(*mode);
+                self.vfs.iter_mut().for_each(|v| v.representor = false);
+            }
+            Step::UnbindVfs { vfs } => {
+                let vfs = vfs.clone();
+                for v in self.vfs_of(&vfs) {
+                    v.driver = Driver::Unbound;
+                    v.on_host = false;
+                }
+            }
+            Step::BindVfs { vfs, device_type } => {
+                let (vfs, t) = (vfs.clone(), *device_type);
+                for v in self.vfs_of(&vfs) {
+                    v.driver = t.into();
+                    v.on_host = t == VfDeviceType::Netdevice;
+                    v.fresh = true;
+                    v.mtu = None;
+                }
+            }
+            Step::RebindVfs { vfs } => {
+                let vfs = vfs.clone();
+                for v in self.vfs_of(&vfs) {
+                    v.fresh = true;
+                    v.mtu = None;
+                }
+            }
+            Step::SetVfMac { vf, mac } => {
+                if let Some(v) = self.vfs.get_mut(*vf as usize) {
+                    v.mac = Some(mac.clone());
+                }
+            }
+            Step::VfMtu { vfs, mtu } => {
+                let (vfs, mtu) = (vfs.clone(), *mtu);
+                for v in self.vfs_of(&vfs) {
+                    v.mtu = Some(mtu);
+                }
+            }
+            Step::PfMtu { mtu } => self.mtu = Some(*mtu),
+            Step::HwTcOffload { on } => self.hw_tc = Some(*on),
+            Step::Representors { .. } => self.vfs.iter_mut().for_each(|v| v.representor = true),
+            Step::Firmware(_) | Step::WaitVfs { .. } => {}
+        }
+        self.steps.push(step);
+    }
+
+    /// The driver kind VF `vf` should have: its group's, or the kernel driver outside groups.
+    fn wanted_type(&self, vf: u32) -> VfDeviceType {
+        self.want
+            .vf_groups
+            .iter()
+            .find(|g| g.vfs.iter().any(|r| r.first <= vf && vf <= r.last))
+            .map(|g| g.device_type)
+            .unwrap_or_default()
+    }
+
+    fn wanted_mtu(&self, vf: u32) -> Option<u32> {
+        self.want
+            .vf_groups
+            .iter()
+            .find(|g| g.vfs.iter().any(|r| r.first <= vf && vf <= r.last))
+            .and_then(|g| g.mtu)
+    }
+
+    /// `sriov_numvfs` 0 → N and the wait, when the count differs.
+    fn vf_count(&mut self) {
+        let n = self.want.num_vfs;
+        if self.num_vfs == n {
+            return;
+        }
+        if self.num_vfs > 0 {
+            self.push(Step::SetNumVfs { count: 0 });
+        }
+        if n > 0 {
+            self.push(Step::SetNumVfs { count: n });
+            self.push(Step::WaitVfs { count: n });
+        }
+    }
+
+    fn pf_mtu(&mut self) {
+        if let Some(mtu) = self.want.mtu
+            && self.mtu != Some(mtu)
+        {
+            self.push(Step::PfMtu { mtu });
+        }
+    }
+
+    /// Stable MACs on the VFs nobody uses; returns the VFs whose MAC was set.
+    fn vf_macs(&mut self) -> Vec<u32> {
+        let Some(pf_mac) = self.nic.mac.clone() else {
+            return Vec::new();
+        };
+        let mut set = Vec::new();
+        for vf in 0..self.num_vfs {
+            let Some(mac) = stable_vf_mac(&pf_mac, vf) else {
+                return set;
+            };
+            let m = &self.vfs[vf as usize];
+            if (m.fresh || m.on_host) && m.mac.as_deref() != Some(mac.as_str()) {
+                self.push(Step::SetVfMac { vf, mac });
+                set.push(vf);
+            }
+        }
+        set
+    }
+
+    /// Binds every VF whose driver differs from its group's (kernel driver first).
+    fn vf_bind(&mut self) {
+        for t in [VfDeviceType::Netdevice, VfDeviceType::VfioPci] {
+            let vfs: Vec<u32> = (0..self.num_vfs)
+                .filter(|&vf| {
+                    self.wanted_type(vf) == t && self.vfs[vf as usize].driver != Driver::from(t)
+                })
+                .collect();
+            if !vfs.is_empty() {
+                self.push(Step::BindVfs {
+                    vfs: set_of(vfs),
+                    device_type: t,
+                });
+            }
+        }
+    }
+
+    /// VF MTUs of free netdevice VFs, one step per MTU value.
+    fn vf_mtu(&mut self) {
+        let mut by_mtu: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+        for vf in 0..self.num_vfs {
+            let m = &self.vfs[vf as usize];
+            if let Some(mtu) = self.wanted_mtu(vf)
+                && m.driver == Driver::Kernel
+                && (m.fresh || m.on_host)
+                && m.mtu != Some(mtu)
+            {
+                by_mtu.entry(mtu).or_default().push(vf);
+            }
+        }
+        for (mtu, vfs) in by_mtu {
+            self.push(Step::VfMtu {
+                vfs: set_of(vfs),
+                mtu,
+            });
+        }
+    }
+
+    fn has_representors(&self) -> bool {
+        self.vfs.iter().all(|v| v.representor)
+    }
+
+    /// In switchdev already: representors and `hw-tc-offload` checked.
+    fn switchdev_extras(&mut self) {
+        if self.num_vfs > 0 && !self.has_representors() {
+            self.push(Step::Representors {
+                count: self.num_vfs,
+            });
+        }
+        if self.hw_tc != Some(true) {
+            self.push(Step::HwTcOffload { on: true });
+        }
+    }
+}
+
+/// Why the PF cannot be configured as asked, if it cannot.
+pub(super) fn check(nic: &Nic, want: &InterfaceSpec) -> Option<PlanProblem> {
+    let pf = pf_label(nic);
+    let problem = |message: String| {
+        Some(PlanProblem {
+            pci_address: nic.pci_address.clone(),
+            message,
+        })
+    };
+    let fw_total = want.firmware.as_ref().and_then(|f| f.total_vfs);
+    let vendor = Vendor::of(nic);
+    let link_change = want
+        .link_type
+        .is_some_and(|l| nic.link_type.is_some_and(|h| h != l));
+    if vendor != Vendor::Mlx5 && (fw_total.is_some_and(|t| t != nic.total_vfs) || link_change) {
+        return problem(format!(
+            "PF {pf}: firmware settings (totalVfs, link type) are supported on NVIDIA NICs only"
+        ));
+    }
+    let allowed = fw_total.unwrap_or(nic.total_vfs);
+    if want.num_vfs > allowed {
+        return problem(format!(
+            "PF {pf}: {} VFs asked, sriov_totalvfs allows {allowed}",
+            want.num_vfs
+        ));
+    }
+    if want.eswitch_mode == Some(EswitchMode::Switchdev) && nic.eswitch_mode.is_none() {
+        return problem(format!("PF {pf} has no eswitch: switchdev is not possible"));
+    }
+    None
+}
+
+fn pf_label(nic: &Nic) -> String {
+    match &nic.name {
+        Some(n) => format!("{n} ({})", nic.pci_address),
+        None => nic.pci_address.clone(),
+    }
+}
+
+/// The steps that make `nic` match `want`, in its vendor's order.
+pub(super) fn configure(nic: &Nic, want: &InterfaceSpec, facts: &PfFacts) -> Vec<Step> {
+    let vendor = Vendor::of(nic);
+    if vendor == Vendor::Mlx5 {
+        let target = FirmwareTarget {
+            total_vfs: want
+                .firmware
+                .as_ref()
+                .and_then(|f| f.total_vfs)
+                .filter(|&t| t != nic.total_vfs),
+            link_type: want
+                .link_type
+                .filter(|&l| nic.link_type.is_some_and(|h| h != l)),
+        };
+        if target != FirmwareTarget::default() {
+            // the rest is planned again after the reboot, against the new capacity
+            return vec![Step::Firmware(target)];
+        }
+    }
+    let mut m = Model::new(nic, want, facts);
+    match vendor {
+        Vendor::Mlx5 | Vendor::Generic => mlx5_order(&mut m),
+        Vendor::Ice => ice_order(&mut m),
+        Vendor::Igb => igb_order(&mut m),
+    }
+    m.steps
+}
+
+fn mlx5_order(m: &mut Model<'_>) {
+    let want_mode = m.want.eswitch_mode;
+    let n = m.want.num_vfs;
+    if m.mode == Some(EswitchMode::Switchdev)
+        && (m.num_vfs != n || want_mode == Some(EswitchMode::Legacy))
+    {
+        // mode changes need every VF unbound; a new VF count needs legacy first
+        if m.num_vfs > 0 {
+            m.push(Step::UnbindVfs {
+                vfs: all(m.num_vfs),
+            });
+        }
+        m.push(Step::EswitchMode {
+            mode: EswitchMode::Legacy,
+        });
+    }
+    m.vf_count();
+    m.pf_mtu();
+    m.vf_macs();
+    if want_mode == Some(EswitchMode::Switchdev) && m.mode != Some(EswitchMode::Switchdev) {
+        // every VF is unbound for the mode switch; binding each to its group's driver happens
+        // once, at the rebind
+        if n > 0 {
+            m.push(Step::UnbindVfs { vfs: all(n) });
+        }
+        m.push(Step::EswitchMode {
+            mode: EswitchMode::Switchdev,
+        });
+        if n > 0 {
+            m.push(Step::Representors { count: n });
+        }
+        m.push(Step::HwTcOffload { on: true });
+        m.vf_bind();
+        // VFs found unbound (a resumed plan) show their MAC only now
+        m.vf_macs();
+    } else {
+        m.vf_bind();
+        m.vf_macs();
+        if m.mode == Some(EswitchMode::Switchdev) {
+            m.switchdev_extras();
+        }
+    }
+    m.vf_mtu();
+}
+
+fn ice_order(m: &mut Model<'_>) {
+    if let (Some(want), Some(have)) = (m.want.eswitch_mode, m.mode)
+        && want != have
+    {
+        // ice changes the eswitch mode only without VFs
+        if m.num_vfs > 0 {
+            m.push(Step::SetNumVfs { count: 0 });
+        }
+        m.push(Step::EswitchMode { mode: want });
+    }
+    m.vf_count();
+    if m.mode == Some(EswitchMode::Switchdev) {
+        m.switchdev_extras();
+    }
+    m.pf_mtu();
+    m.vf_macs();
+    m.vf_bind();
+    m.vf_macs();
+    m.vf_mtu();
+}
+
+fn igb_order(m: &mut Model<'_>) {
+    m.vf_count();
+    m.pf_mtu();
+    m.vf_bind();
+    let macs = m.vf_macs();
+    // igbvf reads the MAC the PF gave it at probe: rebind the kernel-bound VFs that got one
+    let rebind: Vec<u32> = macs
+        .into_iter()
+        .filter(|&vf| {
+            m.vfs[vf as usize].driver == Driver::Kernel
+                && m.wanted_type(vf) == VfDeviceType::Netdevice
+        })
+        .collect();
+    if !rebind.is_empty() {
+        m.push(Step::RebindVfs {
+            vfs: set_of(rebind),
+        });
+    }
+    m.vf_mtu();
+}
+
+/// A PF released by the spec: 0 VFs, then legacy.
+pub(super) fn reset(nic: &Nic) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if nic.num_vfs > 0 {
+        steps.push(Step::SetNumVfs { count: 0 });
+    }
+    if nic.eswitch_mode == Some(EswitchMode::Switchdev) {
+        steps.push(Step::EswitchMode {
+            mode: EswitchMode::Legacy,
+        });
+    }
+    steps
+}
+
+/// Checks of an externally managed PF: enough VFs, the eswitch mode.
+pub(super) fn validate_external(nic: &Nic, want: &InterfaceSpec) -> Vec<PlanProblem> {
+    let pf = pf_label(nic);
+    let mut out = Vec::new();
+    if nic.num_vfs < want.num_vfs {
+        out.push(PlanProblem {
+            pci_address: nic.pci_address.clone(),
+            message: format!(
+                "externally managed PF {pf} has {} VFs, the spec needs {}; the agent does not create them",
+                nic.num_vfs, want.num_vfs
+            ),
+        });
+    }
+    if let Some(m) = want.eswitch_mode
+        && nic.eswitch_mode != Some(m)
+    {
+        out.push(PlanProblem {
+            pci_address: nic.pci_address.clone(),
+            message: format!(
+                "externally managed PF {pf} is in eswitch mode {}, the spec needs {}; the agent does not change it",
+                nic.eswitch_mode.map_or("none".to_owned(), |h| wire(&h)),
+                wire(&m)
+            ),
+        });
+    }
+    out
+}
+
+/// Whether the step resets the PF netdev itself (macvlan/ipvlan children lose their parent).
+pub(super) fn touches_pf(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::Firmware(_) | Step::EswitchMode { .. } | Step::SetNumVfs { .. }
+    )
+}
