@@ -809,6 +809,7 @@ mod tests {
                 },
                 max_unavailable: max,
                 drain_timeout_seconds: None,
+                rdma_mode: None,
             },
         )
     }

@@ -13,6 +13,7 @@
 //!
 //! Policy precedence is defined once, in [`priority`]; the merge rules are in [`desired`].
 
+pub mod access;
 pub mod conditions;
 pub mod desired;
 pub mod device_plugin;
@@ -25,13 +26,14 @@ pub mod selector;
 pub mod validate;
 pub mod vf_range;
 
+pub use access::{AccessDenied, REASON_NAMESPACE_NOT_ALLOWED, network_may_use};
 pub use desired::{NodePlan, PolicySet, Rejection, Warning, desired_node_state};
 pub use device_plugin::{render_device_plugin_config, with_device_plugin_config};
 pub use drain::{
     ChangeClass, GrantDecision, HolderPool, NodeChange, NodeDrainState, classify, drain_timed_out,
     grant, retry_after,
 };
-pub use nad::{NadError, render_cni_config, render_nad};
+pub use nad::{NadError, render_cni_config, render_nad, render_nad_config};
 
 /// A value as it is spelled in the CRDs (`vfio-pci`, `switchdev`, `eth`, `{"totalVfs":32}`), for
 /// messages.

@@ -964,6 +964,7 @@ mod tests {
                 },
                 max_unavailable: Some(max),
                 drain_timeout_seconds: None,
+                rdma_mode: None,
             },
         );
         p.metadata.generation = Some(1);

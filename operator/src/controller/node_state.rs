@@ -323,6 +323,7 @@ mod tests {
                     resource_prefix: prefix.into(),
                     device_type: VfDeviceType::Netdevice,
                     is_rdma: false,
+                    need_vhost_net: false,
                     exclude_topology: false,
                     selectors: vec![DeviceSelector {
                         pfs: vec![PfVfs {
@@ -334,6 +335,7 @@ mod tests {
                     }],
                 }],
             },
+            rdma_mode: None,
         }
     }
 
