@@ -1,5 +1,7 @@
-//! `smartnicctl`: the host NIC inventory and low-level NIC operations, for operators and for the lab.
+//! `smartnicctl`: the host NIC inventory and low-level NIC operations, for operators and for the
+//! lab, and the conversion of SR-IOV network operator manifests.
 
+mod convert;
 mod devlink;
 mod discover;
 mod ethtool;
@@ -31,6 +33,10 @@ enum Cmd {
     Ethtool(ethtool::Args),
     /// Show links (rtnetlink).
     Link(link::Args),
+    /// Convert SR-IOV network operator manifests (SriovNetworkNodePolicy, SriovNetwork,
+    /// SriovNetworkPoolConfig, SriovOperatorConfig) into smartnic.io objects; what has no
+    /// counterpart is named on stderr.
+    Convert(convert::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Devlink(a) => devlink::run(a),
         Cmd::Ethtool(a) => ethtool::run(a),
         Cmd::Link(a) => link::run(a),
+        Cmd::Convert(a) => convert::run(a),
     };
     // The command contract: `error: <message>` on stderr and exit 1.
     match result {
