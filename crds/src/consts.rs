@@ -82,11 +82,6 @@ pub const LABEL_NETWORK: &str = "smartnic.io/network";
 /// Node label the operator sets to `true` when the node's device-plugin configuration has at least
 /// one resource pool; the device-plugin DaemonSet selects on it.
 pub const LABEL_DEVICE_PLUGIN: &str = "smartnic.io/device-plugin";
-/// Label the operator sets to `true` on the nodes `NicOperatorConfig.spec.nodeSelector` selects
-/// (and removes elsewhere); the agent and CNI DaemonSets select on it, so the operator config alone
-/// decides where they run. The device-plugin DaemonSet selects on [`LABEL_DEVICE_PLUGIN`], which is
-/// set only on such nodes.
-pub const LABEL_AGENT: &str = "smartnic.io/agent";
 /// The well-known node label holding the operating system (`linux`).
 pub const LABEL_OS: &str = "kubernetes.io/os";
 

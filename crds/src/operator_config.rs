@@ -46,10 +46,10 @@ pub struct NicOperatorConfigSpec {
     pub resource_prefix: String,
     /// Nodes the node agent, the device plugin and the CNI plugin run on: a plain label map as in
     /// a pod's `nodeSelector` (every label must match). The operator plans NIC configuration only
-    /// for these nodes (a `NicPolicy` selecting other nodes is not applied there, and says so in
-    /// its status) and labels them `smartnic.io/agent=true`, which the agent and CNI DaemonSets
-    /// select on (the device plugin's selects on `smartnic.io/device-plugin=true`, set only on
-    /// such nodes). Default: every Linux node (`kubernetes.io/os: linux`).
+    /// for these nodes: another node gets no `NicNodeState` (an existing one is emptied), and a
+    /// `NicPolicy` selecting it lists it as rejected in its status. Deploy the agent, device-plugin
+    /// and CNI DaemonSets with the same selector. Default: every Linux node
+    /// (`kubernetes.io/os: linux`); without a `NicOperatorConfig` object, every node.
     #[serde(default = "default_node_selector")]
     #[schemars(extend("maxProperties" = 32))]
     pub node_selector: BTreeMap<String, String>,

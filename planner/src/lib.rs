@@ -21,6 +21,7 @@ pub mod drain;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
 pub mod nad;
+pub mod node_settings;
 pub mod priority;
 pub mod selector;
 pub mod validate;
@@ -34,6 +35,7 @@ pub use drain::{
     grant, retry_after,
 };
 pub use nad::{NadError, render_cni_config, render_nad, render_nad_config};
+pub use node_settings::{agent_runs_on, outside_agent_nodes, rdma_mode_for_node};
 
 /// A value as it is spelled in the CRDs (`vfio-pci`, `switchdev`, `eth`, `{"totalVfs":32}`), for
 /// messages.

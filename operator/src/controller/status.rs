@@ -163,7 +163,11 @@ async fn policy_statuses(ctx: &Context) -> Result<(), Error> {
                 .and_then(|s| s.status.as_ref().map(|st| st.nics.clone()))
                 .unwrap_or_default(),
         };
-        let plan = set.plan_node(node.labels(), &inventory);
+        let mut plan = set.plan_node(node.labels(), &inventory);
+        let config = ctx.stores.operator_config();
+        if !planner::agent_runs_on(config.as_ref().map(|c| &c.spec), node.labels()) {
+            plan = planner::outside_agent_nodes(plan);
+        }
         for p in plan.selected_policies {
             tally.entry(p).or_default().selected += 1;
         }
