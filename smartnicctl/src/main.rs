@@ -1,11 +1,13 @@
 //! `smartnicctl`: the host NIC inventory and low-level NIC operations, for operators and for the
 //! lab, and the conversion of SR-IOV network operator manifests.
 
+mod addr;
 mod convert;
 mod devlink;
 mod discover;
 mod ethtool;
 mod link;
+mod route;
 mod sriov;
 mod vf;
 
@@ -31,12 +33,16 @@ enum Cmd {
     Devlink(devlink::Args),
     /// ethtool offload features.
     Ethtool(ethtool::Args),
-    /// Show links (rtnetlink).
+    /// Show, create, change and delete links (rtnetlink).
     Link(link::Args),
     /// Convert SR-IOV network operator manifests (SriovNetworkNodePolicy, SriovNetwork,
     /// SriovNetworkPoolConfig, SriovOperatorConfig) into smartnic.io objects; what has no
     /// counterpart is named on stderr.
     Convert(convert::Args),
+    /// Show, add and delete IPv4/IPv6 addresses (rtnetlink).
+    Addr(addr::Args),
+    /// Show, add and delete IPv4/IPv6 routes (rtnetlink).
+    Route(route::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +66,8 @@ fn main() -> std::process::ExitCode {
         Cmd::Ethtool(a) => ethtool::run(a),
         Cmd::Link(a) => link::run(a),
         Cmd::Convert(a) => convert::run(a),
+        Cmd::Addr(a) => addr::run(a),
+        Cmd::Route(a) => route::run(a),
     };
     // The command contract: `error: <message>` on stderr and exit 1.
     match result {
