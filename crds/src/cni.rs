@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::link::{
-    GeneveOptions, IpvlanMode, MacvlanMode, NetworkMode, VfLinkState, VlanProto, VlanRange,
+    GeneveOptions, IpvlanMode, MacvlanMode, NetworkMode, PluginLogLevel, VfLinkState, VlanProto,
+    VlanRange,
 };
 
 /// The `type` of our plugin in a CNI configuration.
@@ -86,4 +87,10 @@ pub struct SmartnicNetConf {
     /// IPAM configuration, passed through unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipam: Option<serde_json::Value>,
+    /// Log level of the plugin; unset means `info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<PluginLogLevel>,
+    /// Absolute path of a file on the node the plugin appends its log lines to, besides stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<String>,
 }

@@ -82,6 +82,8 @@ pub const LABEL_NETWORK: &str = "smartnic.io/network";
 /// Node label the operator sets to `true` when the node's device-plugin configuration has at least
 /// one resource pool; the device-plugin DaemonSet selects on it.
 pub const LABEL_DEVICE_PLUGIN: &str = "smartnic.io/device-plugin";
+/// The well-known node label holding the operating system (`linux`).
+pub const LABEL_OS: &str = "kubernetes.io/os";
 
 /// NAD annotation linking a network to a device-plugin resource (Multus convention).
 pub const ANNOTATION_NAD_RESOURCE_NAME: &str = "k8s.v1.cni.cncf.io/resourceName";
@@ -91,6 +93,49 @@ pub const OPERATOR_CONFIG_NAME: &str = "default";
 
 /// Largest `NicPolicy.spec.priority`; also its default (lowest precedence).
 pub const MAX_POLICY_PRIORITY: u32 = 99;
+/// Largest `NicPolicy.spec.numVfs`. The SR-IOV capability's TotalVFs and NumVFs registers are
+/// 16 bits wide (PCIe Base Specification, SR-IOV Extended Capability), and Linux keeps
+/// `sriov_totalvfs` in a `u16`, so no PF can expose more. The schema holds this protocol limit;
+/// the device's own limit (`sriov_totalvfs`, or `firmware.totalVfs`) is checked per node against
+/// the discovered inventory, because it differs between NICs (igb 7, mlx5 up to 127 by default,
+/// ice 256 per device).
+pub const MAX_NUM_VFS: u32 = u16::MAX as u32;
+/// Lowest MTU accepted anywhere (the IPv4 minimum, RFC 791).
+pub const MIN_MTU: u32 = 68;
+/// Highest MTU accepted anywhere (the largest MTU a netdev takes in practice).
+pub const MAX_MTU: u32 = 65535;
+/// Highest usable VLAN id (4095 is reserved by IEEE 802.1Q).
+pub const MAX_VLAN: u16 = 4094;
+/// Highest VLAN priority (PCP is 3 bits).
+pub const MAX_VLAN_QOS: u8 = 7;
+/// Highest Geneve VNI (24 bits).
+pub const MAX_VNI: u32 = (1 << 24) - 1;
+/// Longest device-plugin resource name without prefix (the name part of a Kubernetes qualified
+/// name, which is what kubelet accepts after `<prefix>/`).
+pub const MAX_RESOURCE_NAME_LEN: usize = 63;
+/// The resource names we accept (without prefix): letters, digits, `_` and `-`, starting and
+/// ending with a letter or digit. A subset of the kubelet's qualified-name rule (which also allows
+/// `.`): the name becomes part of environment variable names, where `.` is not portable.
+pub const RESOURCE_NAME_PATTERN: &str = "^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$";
+/// Four hexadecimal digits: a PCI vendor or device id as sysfs writes it (`15b3`).
+pub const HEX4_PATTERN: &str = "^[0-9a-fA-F]{4}$";
+/// A `pfNames` entry: a netdev name (1-15 characters without `/`, `:`, whitespace or `#`),
+/// optionally followed by `#` and VF indices/ranges. The exact range syntax (order, overlap,
+/// bounds) is checked by the webhook and the planner.
+pub const PF_NAME_ENTRY_PATTERN: &str = r"^\s*[^/:\s#]{1,15}\s*(#[0-9 ,-]+)?$";
+/// A `rootDevices` entry: a PCI address `DDDD:BB:DD.F` (device 00-1f, function 0-7), optionally
+/// followed by `#` and VF indices/ranges.
+pub const ROOT_DEVICE_ENTRY_PATTERN: &str =
+    r"^\s*[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[01][0-9a-fA-F]\.[0-7]\s*(#[0-9 ,-]+)?$";
+/// A DNS label (RFC 1123): what namespace names are.
+pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS subdomain (RFC 1123): dot-separated DNS labels.
+pub const DNS_SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A Linux network interface name: 1-15 characters without `/`, `:` or whitespace.
+pub const NETDEV_NAME_PATTERN: &str = r"^[^/:\s]{1,15}$";
+/// An absolute file path (no NUL byte).
+pub const ABSOLUTE_PATH_PATTERN: &str = r"^/[^\x00]*$";
 /// `maxUnavailable` of the implicit pool that holds every node no `NicPool` selects.
 pub const DEFAULT_POOL_MAX_UNAVAILABLE: u32 = 1;
 /// `drainTimeoutSeconds` of a pool that leaves it unset, and of the implicit default pool.

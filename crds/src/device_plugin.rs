@@ -38,6 +38,10 @@ pub struct ResourcePool {
     /// Mount the VFs' RDMA devices (/dev/infiniband/*) into the pod.
     #[serde(default)]
     pub is_rdma: bool,
+    /// Also mount `/dev/vhost-net` and `/dev/net/tun` into the pod (device specs with `rw`
+    /// permissions), once per container whatever the number of devices allocated.
+    #[serde(default)]
+    pub need_vhost_net: bool,
     /// Do not send NUMA topology hints for these devices.
     #[serde(default)]
     pub exclude_topology: bool,

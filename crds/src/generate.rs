@@ -8,7 +8,7 @@ use kube::CustomResourceExt;
 use crate::{NicNetwork, NicNodeState, NicOperatorConfig, NicPolicy, NicPool};
 
 /// Command that regenerates the checked-in CRD YAML.
-pub const REGENERATE_COMMAND: &str = "cargo run -p crds --bin crdgen";
+pub const REGENERATE_COMMAND: &str = "cargo run -p crds --features k8s --bin crdgen";
 
 /// Directory of the generated files, relative to the workspace root.
 pub const OUTPUT_DIR: &str = "deploy/crds";

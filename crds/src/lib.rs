@@ -46,6 +46,8 @@ pub mod policy;
 #[cfg(feature = "k8s")]
 pub mod pool;
 #[cfg(feature = "k8s")]
+pub mod rules;
+#[cfg(feature = "k8s")]
 mod schema;
 pub mod vf;
 
@@ -77,3 +79,5 @@ pub mod k8s {
         jiff,
     };
 }
+#[cfg(feature = "schema-check")]
+pub mod schema_check;

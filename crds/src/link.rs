@@ -98,10 +98,13 @@ pub enum IpvlanMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "k8s", schemars(transform = crate::rules::vlan_range_rules))]
 pub struct VlanRange {
     /// First VLAN id (1-4094).
+    #[cfg_attr(feature = "k8s", schemars(range(min = 1, max = crate::MAX_VLAN)))]
     pub min_id: u16,
     /// Last VLAN id (min_id-4094).
+    #[cfg_attr(feature = "k8s", schemars(range(min = 1, max = crate::MAX_VLAN)))]
     pub max_id: u16,
 }
 
@@ -111,10 +114,30 @@ pub struct VlanRange {
 #[serde(rename_all = "camelCase")]
 pub struct GeneveOptions {
     /// Virtual network identifier, 0-16777215.
+    #[cfg_attr(feature = "k8s", schemars(range(max = crate::MAX_VNI)))]
     pub vni: u32,
     /// Remote tunnel endpoint IP address (IPv4 or IPv6).
     pub remote_ip: String,
     /// UDP destination port; default 6081.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "k8s", schemars(range(min = 1)))]
     pub dst_port: Option<u16>,
+}
+
+/// How much the CNI plugin logs (to stderr, which the runtime collects, and to `logFile` when
+/// set). Default `info`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "k8s", schemars(transform = crate::schema::drop_description))]
+pub enum PluginLogLevel {
+    /// Only failures of the command.
+    Error,
+    /// Failures and what was left behind or skipped.
+    Warning,
+    /// One line per ADD/DEL/CHECK with the device and the settings applied.
+    #[default]
+    Info,
+    /// Every netlink and sysfs step.
+    Debug,
 }

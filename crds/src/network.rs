@@ -14,7 +14,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 pub use crate::link::{
-    GeneveOptions, IpvlanMode, MacvlanMode, NetworkMode, VfLinkState, VlanProto, VlanRange,
+    GeneveOptions, IpvlanMode, MacvlanMode, NetworkMode, PluginLogLevel, VfLinkState, VlanProto,
+    VlanRange,
 };
 
 /// A pod network served by the `smartnic` CNI plugin. Field names are also the CNI config keys.
@@ -46,6 +47,7 @@ pub use crate::link::{
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::rules::network_spec_rules)]
 pub struct NicNetworkSpec {
     /// How the pod interface is built: `sriov` (the VF itself moves into the pod), `macvlan` or
     /// `ipvlan` (a child of `master` or of the allocated VF), `ovs` (the VF moves into the pod and
@@ -54,15 +56,19 @@ pub struct NicNetworkSpec {
     pub mode: NetworkMode,
     /// Device-plugin resource name without prefix, as in `NicPolicy.spec.resourceName`. Required
     /// for `sriov` and `ovs`; for `macvlan`/`ipvlan` give either this (the allocated VF becomes
-    /// the master) or `master`.
+    /// the master) or `master`. The policies offering the resource may limit which namespaces'
+    /// networks use it (`NicPolicy.spec.networkNamespaces`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = crate::MAX_RESOURCE_NAME_LEN), pattern(crate::RESOURCE_NAME_PATTERN))]
     pub resource_name: Option<String>,
     /// VLAN id 0-4094 (0 = untagged). `sriov`: programmed on the VF through the PF. `ovs`: access
-    /// tag on the representor port. Not allowed for `macvlan`/`ipvlan`.
+    /// tag on the representor port. Not allowed for `macvlan`/`ipvlan`, nor with `ovs.trunk`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = crate::MAX_VLAN))]
     pub vlan: Option<u16>,
     /// VLAN priority (PCP) 0-7; `sriov` only; needs a non-zero `vlan` when non-zero.
     #[serde(default, rename = "vlanQoS", skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = crate::MAX_VLAN_QOS))]
     pub vlan_qos: Option<u8>,
     /// VLAN protocol `802.1q` (default) or `802.1ad`; `sriov` only; `802.1ad` needs a non-zero
     /// `vlan`.
@@ -93,10 +99,12 @@ pub struct NicNetworkSpec {
     /// Host interface the macvlan/ipvlan child is created on; `macvlan`/`ipvlan` only, exclusive
     /// with `resourceName`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::NETDEV_NAME_PATTERN))]
     pub master: Option<String>,
     /// MTU of the pod interface for `macvlan`, `ipvlan` and `ovs` (at most the master's MTU). For
     /// `sriov` the VF MTU comes from the NicPolicy and this field is not allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = crate::MIN_MTU, max = crate::MAX_MTU))]
     pub mtu: Option<u32>,
     /// Options for mode `ovs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,18 +113,52 @@ pub struct NicNetworkSpec {
     /// `{"type": "host-local", "subnet": "10.56.0.0/24"}`. Must be an object with a `type`.
     /// Unset: no IP addresses (L2 only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_object")]
+    #[schemars(schema_with = "plugin_object")]
     pub ipam: Option<serde_json::Value>,
     /// CNI capabilities the plugin accepts from the runtime, e.g. `{"ips": true, "mac": true}`.
+    /// Keys are capability names (letters and digits).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
     pub capabilities: BTreeMap<String, bool>,
+    /// Further CNI plugins chained after ours, in order, e.g.
+    /// `[{"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"}},
+    /// {"type": "bandwidth", "ingressRate": 1000000000, "ingressBurst": 1000000}]`. Each is an
+    /// object with a `type`, passed through unchanged. When set, the NetworkAttachmentDefinition
+    /// holds a conflist: `plugins` is our plugin first, then these. At most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "plugin_list")]
+    pub meta_plugins: Vec<serde_json::Value>,
+    /// Log level of the CNI plugin for this network: `error`, `warning`, `info` (default) or
+    /// `debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<PluginLogLevel>,
+    /// Absolute path of a file on the node the CNI plugin appends its log lines to, besides
+    /// stderr. Unset: stderr only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096), pattern(crate::ABSOLUTE_PATH_PATTERN))]
+    pub log_file: Option<String>,
 }
 
-/// Schema of a free-form JSON object (kept as written: no pruning).
-fn free_form_object(_: &mut SchemaGenerator) -> Schema {
+/// Schema of a CNI plugin or IPAM object: an object with a non-empty `type`, every other key kept
+/// as written (no pruning).
+fn plugin_object(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "minLength": 1, "maxLength": 253}
+        },
         "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+/// Schema of `metaPlugins`: at most 16 plugin objects.
+fn plugin_list(generator: &mut SchemaGenerator) -> Schema {
+    let item = plugin_object(generator);
+    json_schema!({
+        "type": "array",
+        "maxItems": 16,
+        "items": item
     })
 }
 
@@ -126,9 +168,11 @@ fn free_form_object(_: &mut SchemaGenerator) -> Schema {
 pub struct OvsOptions {
     /// OVS bridge the representor joins. Unset: the bridge whose uplink is the VF's PF.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::NETDEV_NAME_PATTERN))]
     pub bridge: Option<String>,
-    /// Trunk VLANs of the representor port (exclusive with `vlan`).
+    /// Trunk VLANs of the representor port (exclusive with `vlan`). At most 64 ranges.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub trunk: Vec<VlanRange>,
     /// Carry the attachment's traffic in a Geneve tunnel from the bridge.
     #[serde(default, skip_serializing_if = "Option::is_none")]

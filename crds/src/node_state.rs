@@ -17,6 +17,7 @@ use crate::{
     device_plugin::DevicePluginConfig,
     inventory::{EswitchMode, LinkType, Nic},
     policy::{FirmwareSpec, VfDeviceType},
+    pool::RdmaMode,
 };
 
 /// Desired NIC configuration of one node, computed by the operator from every matching
@@ -81,6 +82,10 @@ pub struct NicNodeStateSpec {
     /// does not read this object.
     #[serde(default)]
     pub device_plugin: DevicePluginConfig,
+    /// RDMA network-namespace mode the agent sets on the node, from the `rdmaMode` of the node's
+    /// `NicPool`. Unset: leave it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdma_mode: Option<RdmaMode>,
 }
 
 /// Desired configuration of one PF.
@@ -131,6 +136,9 @@ pub struct VfGroup {
     /// Expose the RDMA device to pods.
     #[serde(default)]
     pub is_rdma: bool,
+    /// Also give pods `/dev/vhost-net` and `/dev/net/tun`.
+    #[serde(default)]
+    pub need_vhost_net: bool,
     /// VF MTU; unset means the driver default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,

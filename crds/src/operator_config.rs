@@ -4,6 +4,8 @@
 // duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     derive = "Default",
     doc = "Operator-wide settings; only the object named 'default' is read.",
+    validation = Rule::new(crate::rules::OPERATOR_CONFIG_RULES[0].rule).message(crate::rules::OPERATOR_CONFIG_RULES[0].message),
     printcolumn(name = "LogLevel", type_ = "string", json_path = ".spec.logLevel"),
     printcolumn(name = "Prefix", type_ = "string", json_path = ".spec.resourcePrefix"),
     printcolumn(
@@ -39,7 +42,17 @@ pub struct NicOperatorConfigSpec {
     /// Prefix of the extended resources (`<prefix>/<resourceName>`); a DNS subdomain. Default
     /// `smartnic.io`.
     #[serde(default = "default_prefix")]
+    #[schemars(length(min = 1, max = 253), pattern(crate::DNS_SUBDOMAIN_PATTERN))]
     pub resource_prefix: String,
+    /// Nodes the node agent, the device plugin and the CNI plugin run on: a plain label map as in
+    /// a pod's `nodeSelector` (every label must match). The operator plans NIC configuration only
+    /// for these nodes: another node gets no `NicNodeState` (an existing one is emptied), and a
+    /// `NicPolicy` selecting it lists it as rejected in its status. Deploy the agent, device-plugin
+    /// and CNI DaemonSets with the same selector. Default: every Linux node
+    /// (`kubernetes.io/os: linux`); without a `NicOperatorConfig` object, every node.
+    #[serde(default = "default_node_selector")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub node_selector: BTreeMap<String, String>,
     /// Feature switches.
     #[serde(default)]
     pub features: Features,
@@ -50,9 +63,23 @@ impl Default for NicOperatorConfigSpec {
         Self {
             log_level: LogLevel::default(),
             resource_prefix: default_prefix(),
+            node_selector: default_node_selector(),
             features: Features::default(),
         }
     }
+}
+
+impl NicOperatorConfigSpec {
+    /// Whether a node with these labels is one the agent, device plugin and CNI run on.
+    pub fn selects_node(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.node_selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+fn default_node_selector() -> BTreeMap<String, String> {
+    BTreeMap::from([(crate::LABEL_OS.to_owned(), "linux".to_owned())])
 }
 
 fn default_prefix() -> String {

@@ -59,6 +59,7 @@ use crate::inventory::{EswitchMode, LinkType};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::rules::policy_spec_rules)]
 pub struct NicPolicySpec {
     /// Nodes this policy applies to (standard label selector). Required and must not be empty:
     /// to target every Linux node, say so explicitly, e.g. matchLabels
@@ -69,12 +70,15 @@ pub struct NicPolicySpec {
     pub nic_selector: NicSelector,
     /// Number of VFs to create on each selected PF (1 or more). Must not exceed the PF's
     /// `sriov_totalvfs` (or `firmware.totalVfs` when that is set, which costs a reboot). VF
-    /// ranges in `nicSelector` must lie below this number.
+    /// ranges in `nicSelector` must lie below this number. At most 65535, the PCI SR-IOV limit
+    /// (TotalVFs is a 16-bit register); the device's own limit is checked on each node.
+    #[schemars(range(min = 1, max = crate::MAX_NUM_VFS))]
     pub num_vfs: u32,
     /// MTU for this policy's VFs (68-65535). The PF gets the largest MTU of all policies composed
     /// on it, because the PF port carries every VF's frames; other VF groups keep their own MTU.
     /// Unset: VFs keep the driver default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = crate::MIN_MTU, max = crate::MAX_MTU))]
     pub mtu: Option<u32>,
     /// Driver the VFs are bound to: `netdevice` (the vendor's kernel VF driver; pods get a netdev)
     /// or `vfio-pci` (userspace/DPDK; pods get /dev/vfio). Default `netdevice`.
@@ -92,15 +96,34 @@ pub struct NicPolicySpec {
     /// Give pods the VF's RDMA device (/dev/infiniband/*). Not allowed with `vfio-pci`.
     #[serde(default)]
     pub is_rdma: bool,
+    /// Also give pods `/dev/vhost-net` and `/dev/net/tun` (virtio/vhost datapaths such as DPDK's
+    /// exception path or KubeVirt). Policies sharing a resource name must agree on it.
+    #[serde(default)]
+    pub need_vhost_net: bool,
     /// Device-plugin resource name WITHOUT prefix (`cx6_vf`); pods request
     /// `<resourcePrefix>/<resourceName>` (prefix from NicOperatorConfig, default `smartnic.io`).
     /// 1-63 characters, letters, digits, `_` and `-`, starting and ending with a letter or digit.
     /// Policies sharing a resource name must agree on `deviceType`, `isRdma` and
-    /// `excludeTopology`.
+    /// `excludeTopology`, `needVhostNet` and `networkNamespaces`.
+    #[schemars(length(min = 1, max = crate::MAX_RESOURCE_NAME_LEN), pattern(crate::RESOURCE_NAME_PATTERN))]
     pub resource_name: String,
+    /// Namespaces whose `NicNetwork`s may use this policy's resource (and so choose VLAN, trust,
+    /// spoof checking and rates of its VFs). Unset: every namespace. An empty list: none (pods
+    /// may still request the resource directly, without a network). A `NicNetwork` in any other
+    /// namespace is rejected by the webhook and, without the webhook, gets `Ready=False` (reason
+    /// `NamespaceNotAllowed`) and no NetworkAttachmentDefinition. Policies sharing a resource
+    /// name must agree on this list; when they do not (no webhook), a namespace must be allowed
+    /// by every one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 256),
+        inner(length(min = 1, max = 63), pattern(crate::DNS_LABEL_PATTERN))
+    )]
+    pub network_namespaces: Option<Vec<String>>,
     /// Precedence, 0-99: LOWER number wins; equal numbers are ordered by policy name, ascending.
     /// Default 99.
     #[serde(default = "default_priority")]
+    #[schemars(range(max = crate::MAX_POLICY_PRIORITY))]
     pub priority: u32,
     /// The VFs are created by someone else (e.g. at boot): the operator never changes `numVfs`,
     /// eswitch mode or firmware of these PFs. It checks that at least `numVfs` VFs exist (and the
@@ -127,18 +150,28 @@ fn default_priority() -> u32 {
 pub struct NicSelector {
     /// PCI vendor id, four hex digits without `0x` (`15b3` NVIDIA, `8086` Intel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::HEX4_PATTERN))]
     pub vendor: Option<String>,
     /// PCI device id of the PF, four hex digits without `0x` (`101d` ConnectX-6 Dx).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::HEX4_PATTERN))]
     pub device_id: Option<String>,
     /// PF netdev names, each optionally with the VFs this policy takes: `ens1f0` (VFs
     /// 0..numVfs-1), `ens1f0#0-3`, `ens1f0#0,2-7`. VF indices are 0-based and must be below
     /// `numVfs`. Two policies may not claim the same VF on the same PF.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(length(max = 128), pattern(crate::PF_NAME_ENTRY_PATTERN))
+    )]
     pub pf_names: Vec<String>,
     /// PF PCI addresses (`0000:3b:00.0`), each optionally with VF ranges as in `pfNames`
     /// (`0000:3b:00.0#4-7`). VF ranges may be given in `pfNames` or `rootDevices`, not both.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(length(max = 128), pattern(crate::ROOT_DEVICE_ENTRY_PATTERN))
+    )]
     pub root_devices: Vec<String>,
 }
 
@@ -150,6 +183,7 @@ pub struct FirmwareSpec {
     /// a reboot). Must be at least `numVfs`. Dual-port cards share one value: the larger request of
     /// the two ports is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = crate::MAX_NUM_VFS))]
     pub total_vfs: Option<u32>,
 }
 

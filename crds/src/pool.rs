@@ -47,6 +47,7 @@ pub struct NicPoolSpec {
     /// a percentage `"1%"`-`"100%"` of the pool's node count, rounded down but at least 1.
     /// Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::rules::max_unavailable_rules)]
     pub max_unavailable: Option<IntOrString>,
     /// Seconds a node may spend evicting pods (drain grant `draining`) before the operator gives
     /// up: it stops evicting, uncordons the node (if it cordoned it), frees the drain slot and
@@ -57,6 +58,35 @@ pub struct NicPoolSpec {
     /// forever. Nodes in no pool use the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_timeout_seconds: Option<u32>,
+    /// RDMA network-namespace mode of the pool's nodes (`rdma system set netns shared|exclusive`):
+    /// `shared` (every network namespace sees every RDMA device, the kernel default) or
+    /// `exclusive` (an RDMA device is visible only in the namespace its netdev is in, so a pod
+    /// sees only the RDMA devices of its own VFs; what isolated multi-tenant RDMA needs). Unset:
+    /// leave the node's mode as it is. Carried to each member node's `NicNodeState.spec.rdmaMode`;
+    /// the agent applies it (the kernel's `ib_core` `netns_mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdma_mode: Option<RdmaMode>,
+}
+
+/// RDMA network-namespace mode of a node (`rdma system show netns`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum RdmaMode {
+    /// RDMA devices are visible in every network namespace (`ib_core netns_mode=1`).
+    Shared,
+    /// An RDMA device is visible only in its netdev's network namespace (`ib_core netns_mode=0`).
+    Exclusive,
+}
+
+impl RdmaMode {
+    /// The mode as `rdma system set netns` spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Exclusive => "exclusive",
+        }
+    }
 }
 
 impl NicPoolSpec {

@@ -24,7 +24,7 @@
 //!      field and the deciding policy). An unset field has no opinion and never conflicts; the
 //!      first policy in precedence order that sets it decides it.
 //! 6. **Resources.** On one node, all policies that use one `resourceName` must agree on
-//!    `deviceType`, `isRdma` and `excludeTopology` (one device-plugin pool has one kind of device).
+//!    `deviceType`, `isRdma`, `excludeTopology` and `needVhostNet` (one device-plugin pool has one kind of device).
 //!    The first policy in precedence order that uses the name and claims a PF of the node decides;
 //!    the others are rejected on every PF of that node.
 //! 7. **MTU.** MTU is per VF group: each group keeps its own policy's `mtu`. The PF gets the
@@ -385,6 +385,12 @@ fn resource_conflicts<'a>(selected: &[&'a CompiledPolicy]) -> HashMap<&'a str, R
                 a.exclude_topology.to_string(),
                 b.exclude_topology.to_string(),
             ))
+        } else if a.need_vhost_net != b.need_vhost_net {
+            Some((
+                "needVhostNet",
+                a.need_vhost_net.to_string(),
+                b.need_vhost_net.to_string(),
+            ))
         } else {
             None
         };
@@ -693,6 +699,7 @@ impl<'a> PfBuild<'a> {
                     vfs: vfs.into_ranges(),
                     device_type: p.spec.device_type,
                     is_rdma: p.spec.is_rdma,
+                    need_vhost_net: p.spec.need_vhost_net,
                     mtu: p.spec.mtu,
                     exclude_topology: p.spec.exclude_topology,
                 })
@@ -1085,6 +1092,32 @@ mod tests {
         );
         assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
         assert_eq!(plan.spec.interfaces[0].policy, "a");
+    }
+
+    #[test]
+    fn need_vhost_net_is_carried_to_the_vf_group_and_must_agree_per_resource() {
+        let mut a = policy("a", 1, &["ens1f0"]);
+        a.spec.need_vhost_net = true;
+        let b = policy("b", 2, &["ens1f1"]);
+        let plan = desired_node_state(
+            &[a.clone(), b],
+            &gpu(),
+            &inventory(vec![
+                cx6("0000:3b:00.0", "ens1f0"),
+                cx6("0000:3b:00.1", "ens1f1"),
+            ]),
+        );
+        assert!(plan.spec.interfaces[0].vf_groups[0].need_vhost_net);
+        assert_eq!(plan.rejections.len(), 1);
+        assert_eq!(plan.rejections[0].policy, "b");
+        assert_eq!(plan.rejections[0].field, "spec.needVhostNet");
+        let alone = desired_node_state(
+            &[a],
+            &gpu(),
+            &inventory(vec![cx6("0000:3b:00.0", "ens1f0")]),
+        );
+        let cfg = crate::render_device_plugin_config(&alone.spec, "smartnic.io");
+        assert!(cfg.resource_list[0].need_vhost_net);
     }
 
     #[test]

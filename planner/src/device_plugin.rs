@@ -49,6 +49,7 @@ pub fn render_device_plugin_config(
                         resource_prefix: resource_prefix.to_owned(),
                         device_type: g.device_type,
                         is_rdma: g.is_rdma,
+                        need_vhost_net: g.need_vhost_net,
                         exclude_topology: g.exclude_topology,
                         selectors: Vec::new(),
                     },
@@ -101,6 +102,7 @@ mod tests {
         dpdk.spec.resource_name = "cx6_dpdk".into();
         dpdk.spec.device_type = VfDeviceType::VfioPci;
         dpdk.spec.exclude_topology = true;
+        dpdk.spec.need_vhost_net = true;
         let mut more = policy("more", 30, &["ens1f0#6-7", "ens1f1#4-5"]);
         more.spec.is_rdma = true;
         let plan = desired_node_state(
@@ -118,10 +120,10 @@ mod tests {
             serde_json::to_value(&cfg).unwrap(),
             json!({"resourceList": [
                 {"resourceName": "cx6_dpdk", "resourcePrefix": "smartnic.io", "deviceType": "vfio-pci",
-                 "isRdma": false, "excludeTopology": true,
+                 "isRdma": false, "needVhostNet": true, "excludeTopology": true,
                  "selectors": [{"pfs": [{"pciAddress": "0000:3b:00.0", "name": "ens1f0", "vfs": [{"first": 4, "last": 7}]}]}]},
                 {"resourceName": "cx6_vf", "resourcePrefix": "smartnic.io", "deviceType": "netdevice",
-                 "isRdma": true, "excludeTopology": false,
+                 "isRdma": true, "needVhostNet": false, "excludeTopology": false,
                  "selectors": [{"pfs": [
                      {"pciAddress": "0000:3b:00.0", "name": "ens1f0", "vfs": [{"first": 0, "last": 3}]},
                      {"pciAddress": "0000:3b:00.1", "name": "ens1f1", "vfs": [{"first": 0, "last": 5}]}

@@ -811,6 +811,7 @@ mod tests {
                 },
                 max_unavailable: max,
                 drain_timeout_seconds: None,
+                rdma_mode: None,
             },
         )
     }

@@ -14,6 +14,7 @@
 //!
 //! Policy precedence is defined once, in [`priority`]; the merge rules are in [`desired`].
 
+pub mod access;
 pub mod apply;
 pub mod conditions;
 pub mod desired;
@@ -22,18 +23,21 @@ pub mod drain;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
 pub mod nad;
+pub mod node_settings;
 pub mod priority;
 pub mod selector;
 pub mod validate;
 pub mod vf_range;
 
+pub use access::{AccessDenied, REASON_NAMESPACE_NOT_ALLOWED, network_may_use};
 pub use desired::{NodePlan, PolicySet, Rejection, Warning, desired_node_state};
 pub use device_plugin::{render_device_plugin_config, with_device_plugin_config};
 pub use drain::{
     ChangeClass, GrantDecision, HolderPool, NodeChange, NodeDrainState, classify, drain_timed_out,
     grant, retry_after,
 };
-pub use nad::{NadError, render_cni_config, render_nad};
+pub use nad::{NadError, render_cni_config, render_nad, render_nad_config};
+pub use node_settings::{agent_runs_on, outside_agent_nodes, rdma_mode_for_node};
 
 /// A value as it is spelled in the CRDs (`vfio-pci`, `switchdev`, `eth`, `{"totalVfs":32}`), for
 /// messages.

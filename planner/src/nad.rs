@@ -6,7 +6,9 @@
 //! device-plugin resource, the annotation `k8s.v1.cni.cncf.io/resourceName:
 //! <prefix>/<resourceName>` through which Multus finds the allocated VF. Its `spec.config` is a
 //! [`SmartnicNetConf`] serialised as JSON: `"type": "smartnic"`, `"mode"`, the mode's options
-//! under the same names as in the `NicNetwork` spec, and `ipam` copied unchanged.
+//! under the same names as in the `NicNetwork` spec, and `ipam` copied unchanged. With
+//! `metaPlugins` it is a conflist instead ([`render_nad_config`]): our plugin first, then the meta
+//! plugins (tuning, bandwidth, ...) in order.
 //!
 //! In mode `sriov` the VLAN is always written (`vlan` 0 and `vlanQoS` 0 when unset), so a VF is
 //! always programmed untagged unless the network asks otherwise, whatever a previous user left.
@@ -115,7 +117,37 @@ pub fn render_cni_config(
         geneve: ovs.and_then(|o| o.geneve.clone()),
         capabilities: spec.capabilities.clone(),
         ipam: spec.ipam.clone(),
+        log_level: spec.log_level,
+        log_file: spec.log_file.clone(),
     }
+}
+
+/// The NAD's `spec.config` for a network: our plugin's network configuration alone, or, when the
+/// network has `metaPlugins`, a conflist whose `plugins` are our plugin first and then the meta
+/// plugins in their order, unchanged. In the conflist, `cniVersion` and `name` are on the list
+/// (the runtime hands them to every plugin), not on our entry.
+pub fn render_nad_config(
+    name: &str,
+    spec: &crds::NicNetworkSpec,
+    resource_prefix: &str,
+) -> Result<serde_json::Value, serde_json::Error> {
+    let conf = render_cni_config(name, spec, resource_prefix);
+    let mut ours = serde_json::to_value(&conf)?;
+    if spec.meta_plugins.is_empty() {
+        return Ok(ours);
+    }
+    if let Some(o) = ours.as_object_mut() {
+        o.remove("cniVersion");
+        o.remove("name");
+    }
+    let mut plugins = Vec::with_capacity(1 + spec.meta_plugins.len());
+    plugins.push(ours);
+    plugins.extend(spec.meta_plugins.iter().cloned());
+    Ok(serde_json::json!({
+        "cniVersion": conf.cni_version,
+        "name": conf.name,
+        "plugins": plugins,
+    }))
 }
 
 /// Renders the NAD of a `NicNetwork` read from the API server (it needs name, namespace and uid
@@ -143,12 +175,13 @@ pub fn render_nad(
             errors,
         });
     }
-    let conf = render_cni_config(&name, &network.spec, resource_prefix);
-    let config = serde_json::to_string(&conf).map_err(|source| NadError::Serialize {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        source,
-    })?;
+    let config = render_nad_config(&name, &network.spec, resource_prefix)
+        .and_then(|c| serde_json::to_string(&c))
+        .map_err(|source| NadError::Serialize {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
     let annotations = network.spec.resource_name.as_ref().map(|r| {
         BTreeMap::from([(
             ANNOTATION_NAD_RESOURCE_NAME.to_owned(),
@@ -377,5 +410,62 @@ mod tests {
             render_nad(&n, "smartnic.io"),
             Err(NadError::MissingMetadata { missing: "uid", .. })
         ));
+    }
+
+    #[test]
+    fn meta_plugins_make_a_conflist_with_our_plugin_first() {
+        let tuning = json!({"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"}});
+        let bandwidth = json!({"type": "bandwidth", "capabilities": {"bandwidth": true}});
+        let nad = render_nad(
+            &network(crds::NicNetworkSpec {
+                resource_name: Some("cx6_vf".into()),
+                vlan: Some(7),
+                meta_plugins: vec![tuning.clone(), bandwidth.clone()],
+                log_level: Some(crds::network::PluginLogLevel::Debug),
+                log_file: Some("/var/log/smartnic-cni.log".into()),
+                ipam: Some(json!({"type": "static"})),
+                ..Default::default()
+            }),
+            "smartnic.io",
+        )
+        .unwrap();
+        let c = config(&nad);
+        assert_eq!(c["cniVersion"], CNI_VERSION);
+        assert_eq!(c["name"], "fast");
+        let plugins = c["plugins"].as_array().unwrap();
+        assert_eq!(plugins.len(), 3);
+        assert_eq!(
+            plugins[0],
+            json!({"type": "smartnic", "mode": "sriov", "resourceName": "smartnic.io/cx6_vf",
+                   "vlan": 7, "vlanQoS": 0, "ipam": {"type": "static"},
+                   "logLevel": "debug", "logFile": "/var/log/smartnic-cni.log"})
+        );
+        assert_eq!(
+            plugins[1], tuning,
+            "meta plugins are passed through unchanged, in order"
+        );
+        assert_eq!(plugins[2], bandwidth);
+        // the entry still reads as our plugin's configuration once the runtime adds the list's
+        // name and version
+        let mut entry = plugins[0].clone();
+        entry["cniVersion"] = c["cniVersion"].clone();
+        entry["name"] = c["name"].clone();
+        let conf: SmartnicNetConf = serde_json::from_value(entry).unwrap();
+        assert_eq!(conf.log_level, Some(crds::network::PluginLogLevel::Debug));
+        assert_eq!(conf.vlan, Some(7));
+    }
+
+    #[test]
+    fn without_meta_plugins_the_config_is_a_single_plugin_with_its_log_settings() {
+        let spec = crds::NicNetworkSpec {
+            resource_name: Some("cx6_vf".into()),
+            log_level: Some(crds::network::PluginLogLevel::Warning),
+            ..Default::default()
+        };
+        let c = render_nad_config("fast", &spec, "smartnic.io").unwrap();
+        assert!(c.get("plugins").is_none());
+        assert_eq!(c["type"], "smartnic");
+        assert_eq!(c["logLevel"], "warning");
+        assert!(c.get("logFile").is_none());
     }
 }

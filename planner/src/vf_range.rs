@@ -9,7 +9,7 @@ use std::fmt;
 use crds::node_state::VfIndexRange;
 
 /// Largest VF index the syntax accepts (the SR-IOV capability's TotalVFs is 16 bits).
-pub const MAX_VF_INDEX: u32 = u16::MAX as u32 - 1;
+pub const MAX_VF_INDEX: u32 = crds::MAX_NUM_VFS - 1;
 
 /// Why a VF range list or selector entry could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,8 @@
-//! `smartnicctl`: the host NIC inventory and low-level NIC operations, for operators and for the lab.
+//! `smartnicctl`: the host NIC inventory and low-level NIC operations, for operators and for the
+//! lab, and the conversion of SR-IOV network operator manifests.
 
 mod addr;
+mod convert;
 mod devlink;
 mod discover;
 mod ethtool;
@@ -34,6 +36,10 @@ enum Cmd {
     Ethtool(ethtool::Args),
     /// Show, create, change and delete links (rtnetlink).
     Link(link::Args),
+    /// Convert SR-IOV network operator manifests (SriovNetworkNodePolicy, SriovNetwork,
+    /// SriovNetworkPoolConfig, SriovOperatorConfig) into smartnic.io objects; what has no
+    /// counterpart is named on stderr.
+    Convert(convert::Args),
     /// Show, add and delete IPv4/IPv6 addresses (rtnetlink).
     Addr(addr::Args),
     /// Show, add and delete IPv4/IPv6 routes (rtnetlink).
@@ -62,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Devlink(a) => devlink::run(a),
         Cmd::Ethtool(a) => ethtool::run(a),
         Cmd::Link(a) => link::run(a),
+        Cmd::Convert(a) => convert::run(a),
         Cmd::Addr(a) => addr::run(a),
         Cmd::Route(a) => route::run(a),
         Cmd::Plan(a) => plan::run(a),

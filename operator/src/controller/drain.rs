@@ -893,7 +893,7 @@ async fn write_pool_status(
         return Ok(());
     }
     let status = NicPoolStatus {
-        conditions: conditions::merge(&current.conditions, &[valid], generation, Timestamp::now()),
+        conditions: conditions::merge(&current.conditions, &[valid], generation, (ctx.now)()),
         nodes: usage.nodes,
         draining: usage.draining,
         max_unavailable_nodes: usage.max_unavailable,
@@ -964,10 +964,64 @@ mod tests {
                 },
                 max_unavailable: Some(max),
                 drain_timeout_seconds: None,
+                rdma_mode: None,
             },
         );
         p.metadata.generation = Some(1);
         p
+    }
+
+    #[tokio::test]
+    async fn pools_sharing_a_node_both_get_valid_false_on_the_injected_clock() {
+        let (ctx, mut fakeserver, mut stores) = test_context();
+        stores.pool(pool("r1", IntOrString::Int(1)));
+        let mut twin = pool("r1", IntOrString::Int(1));
+        twin.metadata.name = Some("r1-twin".into());
+        stores.pool(twin);
+        stores.node(node("n1", &[("rack", "r1")]));
+        let mocksrv = tokio::spawn(async move {
+            let mut seen_pools = Vec::new();
+            for _ in 0..2 {
+                let (method, path, seen, send) = fakeserver.next_any().await.expect("a request");
+                assert_eq!(method, http::Method::PATCH, "{path}");
+                let name = path
+                    .strip_prefix("/apis/smartnic.io/v1alpha1/nicpools/")
+                    .and_then(|p| p.strip_suffix("/status"))
+                    .unwrap_or_else(|| panic!("unexpected call {path}"))
+                    .to_owned();
+                let conds = seen.body["status"]["conditions"]
+                    .as_array()
+                    .unwrap()
+                    .clone();
+                let valid = conds.iter().find(|c| c["type"] == "Valid").unwrap();
+                assert_eq!(valid["status"], "False", "{name}");
+                let msg = valid["message"].as_str().unwrap();
+                assert!(
+                    msg.contains("n1") && msg.contains("one pool only"),
+                    "{name}: {msg}"
+                );
+                assert_eq!(
+                    valid["lastTransitionTime"],
+                    serde_json::to_value(Time(crate::controller::fixtures::test_now())).unwrap()
+                );
+                // a node in two pools counts in neither: it is never granted a drain
+                assert_eq!(seen.body["status"]["nodes"], 0);
+                let spec = json!({"nodeSelector": {}});
+                crate::controller::fixtures::reply(
+                    send,
+                    200,
+                    crate::controller::fixtures::with_rv(
+                        crate::controller::fixtures::with_spec(seen.body, spec),
+                        "3",
+                    ),
+                );
+                seen_pools.push(name);
+            }
+            seen_pools.sort();
+            assert_eq!(seen_pools, ["r1", "r1-twin"]);
+        });
+        reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
     }
 
     #[tokio::test]

@@ -162,6 +162,15 @@ pub async fn timeout_after_1s(handle: JoinHandle<()>) {
 pub enum Scenario {
     /// No call at all.
     RadioSilence,
+    /// A network whose namespace may not use its resource: a `NamespaceNotAllowed` warning
+    /// event naming the namespace, the deletion of its NAD, then a status with `Valid=True`,
+    /// `Ready=False` (reason `NamespaceNotAllowed`) and no NAD name.
+    NetworkNamespaceRefused {
+        /// Namespace.
+        namespace: String,
+        /// Network (and NAD) name.
+        name: String,
+    },
     /// Server-side apply of `nicnodestates/<node>` with exactly `spec`, then (when `label` is
     /// set) a server-side apply of the Node setting or removing the device-plugin label.
     NodeStateApply {
@@ -291,6 +300,12 @@ impl ApiServerVerifier {
         tokio::spawn(async move {
             match scenario {
                 Scenario::RadioSilence => {}
+                Scenario::NetworkNamespaceRefused { namespace, name } => {
+                    self.handle_event_with("NamespaceNotAllowed", std::slice::from_ref(&namespace))
+                        .await
+                        .handle_network_refused(&namespace, &name)
+                        .await;
+                }
                 Scenario::NodeStateApply { node, spec, label } => {
                     let v = self.handle_node_state_apply(&node, &spec).await;
                     if let Some(on) = label {
@@ -482,7 +497,7 @@ impl ApiServerVerifier {
     }
 
     /// Asserts a server-side apply by the operator's field manager (forced) and returns it.
-    async fn expect_apply(&mut self, path: &str) -> (Seen, Responder) {
+    pub(crate) async fn expect_apply(&mut self, path: &str) -> (Seen, Responder) {
         let (seen, send) = self.expect(Method::PATCH, path).await;
         assert_eq!(
             seen.content_type, "application/apply-patch+yaml",
@@ -626,6 +641,41 @@ impl ApiServerVerifier {
         if valid {
             assert_eq!(seen.body["status"]["networkAttachmentDefinition"], name);
         }
+        reply(
+            send,
+            200,
+            with_rv(with_spec(seen.body, json!({"mode": "sriov"})), "8"),
+        );
+        self
+    }
+
+    async fn handle_network_refused(mut self, ns: &str, name: &str) -> Self {
+        let nad = format!(
+            "/apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions/{name}"
+        );
+        let (_, send) = self.expect(Method::DELETE, &nad).await;
+        reply(
+            send,
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+        );
+        let path = format!("/apis/smartnic.io/v1alpha1/namespaces/{ns}/nicnetworks/{name}/status");
+        let (seen, send) = self.expect_apply(&path).await;
+        let conds = seen.body["status"]["conditions"]
+            .as_array()
+            .expect("conditions")
+            .clone();
+        let get = |t: &str| conds.iter().find(|c| c["type"] == t).cloned().expect(t);
+        assert_eq!(get("Valid")["status"], "True");
+        let ready = get("Ready");
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["reason"], "NamespaceNotAllowed");
+        assert!(ready["message"].as_str().unwrap().contains(ns), "{ready}");
+        assert!(
+            seen.body["status"]
+                .get("networkAttachmentDefinition")
+                .is_none()
+        );
         reply(
             send,
             200,
@@ -924,12 +974,12 @@ impl ApiServerVerifier {
 }
 
 /// A status apply echoed with the object's spec, as the API server returns the whole object.
-fn with_spec(mut v: Value, spec: Value) -> Value {
+pub(crate) fn with_spec(mut v: Value, spec: Value) -> Value {
     v["spec"] = spec;
     v
 }
 
-fn with_rv(mut v: Value, rv: &str) -> Value {
+pub(crate) fn with_rv(mut v: Value, rv: &str) -> Value {
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.insert("resourceVersion".into(), json!(rv));
         m.entry("uid")

@@ -19,14 +19,14 @@ use crds::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::Patch,
+    api::{DeleteParams, Patch},
     runtime::{controller::Action, events::EventType, reflector::ObjectRef},
 };
 use serde_json::json;
 
 use super::{ReconcileError, apply_params, is_conflict, publish, triggers::Change};
 use planner::conditions::{self, Cond};
-use planner::{NadError, render_nad};
+use planner::{AccessDenied, NadError, REASON_NAMESPACE_NOT_ALLOWED, network_may_use, render_nad};
 
 use crate::context::Context;
 
@@ -45,6 +45,17 @@ pub enum Error {
     /// Server-side apply of the NAD failed (is the Multus NAD CRD installed?).
     #[error("cannot apply NetworkAttachmentDefinition {namespace}/{name}: {source}")]
     ApplyNad {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Deleting the NAD of a network whose namespace may not use its resource failed.
+    #[error("cannot delete NetworkAttachmentDefinition {namespace}/{name}: {source}")]
+    DeleteNad {
         /// Namespace.
         namespace: String,
         /// Name.
@@ -72,6 +83,7 @@ impl Error {
         match self {
             Self::Render(_) => "render",
             Self::ApplyNad { .. } => "applynad",
+            Self::DeleteNad { .. } => "deletenad",
             Self::PatchStatus { .. } => "patchstatus",
         }
     }
@@ -84,7 +96,9 @@ impl ReconcileError for Error {
 
     fn retry_base(&self) -> Duration {
         match self {
-            Self::ApplyNad { source, .. } | Self::PatchStatus { source, .. }
+            Self::ApplyNad { source, .. }
+            | Self::DeleteNad { source, .. }
+            | Self::PatchStatus { source, .. }
                 if is_conflict(source) =>
             {
                 Duration::from_secs(1)
@@ -111,6 +125,14 @@ async fn reconcile_network(net: &NicNetwork, ctx: &Context) -> Result<Action, Er
     let prefix = ctx.stores.resource_prefix();
     let namespace = net.namespace().unwrap_or_default();
     let name = net.name_any();
+    if let Some(resource) = &net.spec.resource_name {
+        let policies = ctx.stores.policies.state();
+        if let Err(denied) =
+            network_may_use(&namespace, resource, policies.iter().map(|p| p.as_ref()))
+        {
+            return refuse_namespace(net, ctx, &namespace, &name, denied).await;
+        }
+    }
     let (conds, nad_name) = match render_nad(net, &prefix) {
         Ok(nad) => {
             let cached = ctx
@@ -192,6 +214,68 @@ async fn reconcile_network(net: &NicNetwork, ctx: &Context) -> Result<Action, Er
     Ok(Action::requeue(RESYNC))
 }
 
+/// A network whose namespace may not use its resource: `Ready=False` (reason
+/// `NamespaceNotAllowed`), a warning event, and no NAD: one this network owns is deleted, so no
+/// new pod can attach (running pods keep their interfaces).
+async fn refuse_namespace(
+    net: &NicNetwork,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    denied: AccessDenied,
+) -> Result<Action, Error> {
+    let message = denied.to_string();
+    let already = net.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == CONDITION_READY && c.message == message)
+    });
+    if !already {
+        publish(
+            ctx,
+            EventType::Warning,
+            REASON_NAMESPACE_NOT_ALLOWED,
+            message.clone(),
+            "Render",
+            &net.object_ref(&()),
+        )
+        .await;
+    }
+    let cached = ctx.stores.nads.get(&ObjectRef::new(name).within(namespace));
+    let uid = net.uid();
+    if let Some(nad) = cached
+        && nad
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == uid.as_ref())
+    {
+        tracing::info!(%message, "deleting NetworkAttachmentDefinition");
+        let api: Api<NetworkAttachmentDefinition> = Api::namespaced(ctx.client.clone(), namespace);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if super::api_code(&e) == Some(404) => {}
+            Err(source) => {
+                return Err(Error::DeleteNad {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    let conds = [
+        Cond::new(CONDITION_VALID, true, "Valid", "spec passed validation"),
+        Cond::new(
+            CONDITION_READY,
+            false,
+            REASON_NAMESPACE_NOT_ALLOWED,
+            message,
+        ),
+    ];
+    write_status(ctx, net, &conds, None).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
 /// Whether the cached NAD already carries everything the rendered one sets.
 fn nad_matches(cached: &NetworkAttachmentDefinition, want: &NetworkAttachmentDefinition) -> bool {
     let subset = |want: Option<&std::collections::BTreeMap<String, String>>,
@@ -229,12 +313,7 @@ async fn write_status(
         return Ok(());
     }
     let status = NicNetworkStatus {
-        conditions: conditions::merge(
-            &current.conditions,
-            conds,
-            generation,
-            crds::k8s::jiff::Timestamp::now(),
-        ),
+        conditions: conditions::merge(&current.conditions, conds, generation, (ctx.now)()),
         network_attachment_definition: nad,
     };
     let namespace = net.namespace().unwrap_or_default();
@@ -274,14 +353,15 @@ pub fn error_policy(net: Arc<NicNetwork>, error: &Error, ctx: Arc<Context>) -> A
 pub(crate) fn affected(change: Change, ctx: &Context) -> Vec<ObjectRef<NicNetwork>> {
     match change {
         Change::Network(r) | Change::Nad(r) => vec![r],
-        Change::OperatorConfig | Change::Resync => ctx
+        // a policy can open or close a resource to namespaces
+        Change::OperatorConfig | Change::Policy | Change::Resync => ctx
             .stores
             .networks
             .state()
             .iter()
             .map(|n| ObjectRef::from_obj(&**n))
             .collect(),
-        Change::Node(_) | Change::NodeState(_) | Change::Policy | Change::Pool => Vec::new(),
+        Change::Node(_) | Change::NodeState(_) | Change::Pool => Vec::new(),
     }
 }
 
@@ -368,6 +448,23 @@ mod tests {
             network_attachment_definition: Some("fast-net".into()),
         });
         let mocksrv = fakeserver.run(Scenario::RadioSilence);
+        reconcile(Arc::new(net), ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn network_outside_the_policy_namespaces_gets_no_nad_and_ready_false() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let mut p = planner::fixtures::policy("p1", 10, &["ens1f0"]);
+        p.spec.network_namespaces = Some(vec!["tenant-a".into()]);
+        stores.policy(p);
+        let net = network("tenant-b", "fast-net", sriov("cx6_vf", 100));
+        // rendered while the namespace was still allowed
+        stores.nad(render_nad(&net, "smartnic.io").unwrap());
+        let mocksrv = fakeserver.run(Scenario::NetworkNamespaceRefused {
+            namespace: "tenant-b".into(),
+            name: "fast-net".into(),
+        });
         reconcile(Arc::new(net), ctx).await.expect("reconcile");
         timeout_after_1s(mocksrv).await;
     }

@@ -23,6 +23,11 @@
 //!
 //! While the agent has not reported an inventory, an existing spec is left alone rather than
 //! emptied (an empty inventory would plan to release every PF).
+//!
+//! `spec.rdmaMode` is the `rdmaMode` of the node's `NicPool`
+//! ([`planner::rdma_mode_for_node`]). A node outside `NicOperatorConfig.spec.nodeSelector`
+//! ([`planner::agent_runs_on`]) gets no `NicNodeState` and an existing one is emptied: no agent
+//! runs there to apply it.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -138,10 +143,29 @@ async fn reconcile_node(node: &Node, name: &str, ctx: &Context) -> Result<Action
             .map(|s| s.nics.clone())
             .unwrap_or_default(),
     };
+    let config = ctx.stores.operator_config();
+    let agent_here = planner::agent_runs_on(config.as_ref().map(|c| &c.spec), labels);
     let plan = set.plan_node(labels, &inventory);
-    let selected = !plan.selected_policies.is_empty();
+    // a node the agent does not run on gets no NicNodeState (nothing would apply it)
+    let selected = agent_here && !plan.selected_policies.is_empty();
+    let plan = if agent_here {
+        plan
+    } else {
+        planner::outside_agent_nodes(plan)
+    };
     let prefix = ctx.stores.resource_prefix();
-    let complete = |spec: NicNodeStateSpec| with_device_plugin_config(spec, &prefix);
+    let pools: Vec<crds::NicPool> = ctx
+        .stores
+        .pools
+        .state()
+        .iter()
+        .map(|p| (**p).clone())
+        .collect();
+    let rdma_mode = planner::rdma_mode_for_node(&pools, labels);
+    let complete = |spec: NicNodeStateSpec| NicNodeStateSpec {
+        rdma_mode,
+        ..with_device_plugin_config(spec, &prefix)
+    };
 
     let effective_spec: NicNodeStateSpec = match &state {
         None if !selected => NicNodeStateSpec::default(),
@@ -263,15 +287,16 @@ pub(crate) fn affected(change: super::triggers::Change, ctx: &Context) -> Vec<Ob
     use super::triggers::Change;
     match change {
         Change::Node(n) | Change::NodeState(n) => vec![ObjectRef::new(&n)],
-        // the operator configuration holds the resource prefix, part of every node's spec
-        Change::Policy | Change::OperatorConfig | Change::Resync => ctx
+        // the operator configuration holds the resource prefix and the agent node selector,
+        // and a pool the RDMA mode, all part of the nodes' specs
+        Change::Policy | Change::OperatorConfig | Change::Pool | Change::Resync => ctx
             .stores
             .nodes
             .state()
             .iter()
             .map(|n| ObjectRef::from_obj(&**n))
             .collect(),
-        Change::Pool | Change::Network(_) | Change::Nad(_) => Vec::new(),
+        Change::Network(_) | Change::Nad(_) => Vec::new(),
     }
 }
 
@@ -323,6 +348,7 @@ mod tests {
                     resource_prefix: prefix.into(),
                     device_type: VfDeviceType::Netdevice,
                     is_rdma: false,
+                    need_vhost_net: false,
                     exclude_topology: false,
                     selectors: vec![DeviceSelector {
                         pfs: vec![PfVfs {
@@ -334,6 +360,7 @@ mod tests {
                     }],
                 }],
             },
+            rdma_mode: None,
         }
     }
 
@@ -427,9 +454,78 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn resource_prefix_change_reapplies_every_node_with_the_new_prefix() {
+    async fn a_node_outside_the_agent_selector_is_emptied_and_loses_the_device_plugin_label() {
         let (ctx, fakeserver, mut stores) = test_context();
         let n1 = node("n1", &[("gpu", "true"), (LABEL_DEVICE_PLUGIN, "true")]);
+        stores.node(n1.clone());
+        stores.node_state(with_inventory(
+            node_state("n1", &n1, expected_spec(4)),
+            vec![cx6("0000:3b:00.0", "ens1f0")],
+        ));
+        stores.policy(policy_with_vfs(4));
+        let mut cfg = crds::NicOperatorConfig::new("default", Default::default());
+        cfg.spec.node_selector = [("smartnic".to_owned(), "yes".to_owned())].into();
+        stores.config(cfg);
+        let mocksrv = fakeserver.run(Scenario::NodeStateApply {
+            node: "n1".into(),
+            spec: NicNodeStateSpec::default(),
+            label: Some(false),
+        });
+        reconcile(Arc::new(n1), ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn the_pool_rdma_mode_is_written_into_the_node_state() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n1 = node("n1", &[("gpu", "true"), (LABEL_DEVICE_PLUGIN, "true")]);
+        stores.node(n1.clone());
+        stores.node_state(with_inventory(
+            node_state("n1", &n1, expected_spec(4)),
+            vec![cx6("0000:3b:00.0", "ens1f0")],
+        ));
+        stores.policy(policy_with_vfs(4));
+        let mut pool = crds::NicPool::new(
+            "gpu",
+            crds::pool::NicPoolSpec {
+                node_selector: crds::k8s::LabelSelector {
+                    match_labels: Some([("gpu".to_owned(), "true".to_owned())].into()),
+                    ..Default::default()
+                },
+                rdma_mode: Some(crds::pool::RdmaMode::Exclusive),
+                ..Default::default()
+            },
+        );
+        pool.metadata.generation = Some(1);
+        stores.pool(pool);
+        let mocksrv = fakeserver.run(Scenario::NodeStateApply {
+            node: "n1".into(),
+            spec: NicNodeStateSpec {
+                rdma_mode: Some(crds::pool::RdmaMode::Exclusive),
+                ..expected_spec(4)
+            },
+            label: None,
+        });
+        reconcile(Arc::new(n1), ctx.clone())
+            .await
+            .expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+        // a pool change concerns the nodes
+        assert!(!affected(Change::Pool, &ctx).is_empty());
+    }
+
+    #[tokio::test]
+    async fn resource_prefix_change_reapplies_every_node_with_the_new_prefix() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        // a config object brings its default node selector, kubernetes.io/os: linux
+        let n1 = node(
+            "n1",
+            &[
+                ("gpu", "true"),
+                (LABEL_DEVICE_PLUGIN, "true"),
+                (crds::LABEL_OS, "linux"),
+            ],
+        );
         stores.node(n1.clone());
         stores.node(node("n2", &[]));
         stores.node_state(with_inventory(

@@ -29,7 +29,6 @@ use crds::{
     CONDITION_APPLIED, CONDITION_VALID, FINALIZER_NODE_STATE, NicNodeState, NicOperatorConfig,
     NicPolicy,
     inventory::NicInventory,
-    k8s::jiff::Timestamp,
     operator_config::NicOperatorConfigStatus,
     policy::{NicPolicyStatus, PolicyRejectionStatus},
 };
@@ -164,7 +163,11 @@ async fn policy_statuses(ctx: &Context) -> Result<(), Error> {
                 .and_then(|s| s.status.as_ref().map(|st| st.nics.clone()))
                 .unwrap_or_default(),
         };
-        let plan = set.plan_node(node.labels(), &inventory);
+        let mut plan = set.plan_node(node.labels(), &inventory);
+        let config = ctx.stores.operator_config();
+        if !planner::agent_runs_on(config.as_ref().map(|c| &c.spec), node.labels()) {
+            plan = planner::outside_agent_nodes(plan);
+        }
         for p in plan.selected_policies {
             tally.entry(p).or_default().selected += 1;
         }
@@ -264,7 +267,7 @@ async fn write_policy_status(
         return Ok(());
     }
     let status = NicPolicyStatus {
-        conditions: conditions::merge(&current.conditions, conds, generation, Timestamp::now()),
+        conditions: conditions::merge(&current.conditions, conds, generation, (ctx.now)()),
         selected_nodes: selected,
         rejected_nodes: rejected,
         rejections,
@@ -295,12 +298,7 @@ async fn config_status(ctx: &Context) -> Result<(), Error> {
             continue;
         }
         let status = NicOperatorConfigStatus {
-            conditions: conditions::merge(
-                &current.conditions,
-                &[cond],
-                generation,
-                Timestamp::now(),
-            ),
+            conditions: conditions::merge(&current.conditions, &[cond], generation, (ctx.now)()),
         };
         let body = json!({"apiVersion": crds::API_VERSION, "kind": "NicOperatorConfig", "metadata": {"name": name}, "status": status});
         let api: Api<NicOperatorConfig> = Api::all(ctx.client.clone());
@@ -345,11 +343,119 @@ async fn release_orphans(ctx: &Context) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
-    use crds::NicNodeStateSpec;
-    use planner::fixtures::policy;
+    use crds::{
+        NicNodeStateSpec, k8s::jiff::Timestamp, node_state::NicNodeStateStatus,
+        operator_config::NicOperatorConfigSpec,
+    };
+    use planner::fixtures::{cx6, policy};
 
     use super::*;
-    use crate::controller::fixtures::{Scenario, node, node_state, test_context, timeout_after_1s};
+    use crate::controller::fixtures::{
+        Scenario, node, node_state, reply, test_context, test_now, timeout_after_1s, with_rv,
+        with_spec,
+    };
+
+    /// `lastTransitionTime` as the injected clock writes it.
+    fn clock() -> serde_json::Value {
+        serde_json::to_value(crds::k8s::Time(test_now())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn policy_rejected_on_some_nodes_lists_the_first_20_sorted_with_the_total() {
+        let (ctx, mut fakeserver, mut stores) = test_context();
+        let mut p = policy("p1", 10, &["ens1f0"]);
+        p.metadata.generation = Some(2);
+        stores.policy(p);
+        // 25 nodes whose PF offers 4 VFs (the policy wants 8), one that fits
+        for i in (0..25).rev() {
+            let name = format!("n{i:02}");
+            let mut nic = cx6("0000:3b:00.0", "ens1f0");
+            nic.total_vfs = 4;
+            add_node(&mut stores, &name, nic);
+        }
+        add_node(&mut stores, "ok", cx6("0000:3b:00.0", "ens1f0"));
+        let mocksrv = tokio::spawn(async move {
+            let (seen, send) = fakeserver
+                .expect_apply("/apis/smartnic.io/v1alpha1/nicpolicies/p1/status")
+                .await;
+            let st = &seen.body["status"];
+            assert_eq!(st["selectedNodes"], 26);
+            assert_eq!(st["rejectedNodes"], 25);
+            let listed = st["rejections"].as_array().expect("rejections");
+            assert_eq!(listed.len(), MAX_LISTED_REJECTIONS);
+            let nodes: Vec<&str> = listed.iter().map(|r| r["node"].as_str().unwrap()).collect();
+            let want: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+            assert_eq!(nodes, want, "sorted by node, the first 20");
+            assert_eq!(listed[0]["pf"], "0000:3b:00.0");
+            let conds = st["conditions"].as_array().expect("conditions");
+            let applied = conds.iter().find(|c| c["type"] == "Applied").unwrap();
+            assert_eq!(applied["status"], "False");
+            assert_eq!(applied["reason"], "RejectedOnSomeNodes");
+            let msg = applied["message"].as_str().unwrap();
+            assert!(
+                msg.starts_with(
+                    "rejected on 25 of 26 node(s); first: node n00 PF 0000:3b:00.0: spec.numVfs"
+                ),
+                "{msg}"
+            );
+            assert_eq!(applied["observedGeneration"], 2);
+            assert_eq!(applied["lastTransitionTime"], clock(), "the injected clock");
+            let valid = conds.iter().find(|c| c["type"] == "Valid").unwrap();
+            assert_eq!(valid["status"], "True");
+            let spec =
+                json!({"nodeSelector": {}, "nicSelector": {}, "numVfs": 8, "resourceName": "x"});
+            reply(send, 200, with_rv(with_spec(seen.body, spec), "9"));
+        });
+        reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    fn add_node(
+        stores: &mut crate::controller::fixtures::TestStores,
+        name: &str,
+        nic: crds::inventory::Nic,
+    ) {
+        let n = node(name, &[("gpu", "true")]);
+        let mut s = node_state(name, &n, NicNodeStateSpec::default());
+        s.status = Some(NicNodeStateStatus {
+            nics: vec![nic],
+            ..Default::default()
+        });
+        stores.node(n);
+        stores.node_state(s);
+    }
+
+    #[tokio::test]
+    async fn operator_config_gets_its_valid_condition_on_the_injected_clock() {
+        let (ctx, mut fakeserver, mut stores) = test_context();
+        let mut cfg = NicOperatorConfig::new("mine", NicOperatorConfigSpec::default());
+        cfg.metadata.generation = Some(4);
+        stores.config(cfg);
+        let mocksrv = tokio::spawn(async move {
+            let (seen, send) = fakeserver
+                .expect_apply("/apis/smartnic.io/v1alpha1/nicoperatorconfigs/mine/status")
+                .await;
+            let conds = seen.body["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .clone();
+            assert_eq!(conds.len(), 1);
+            assert_eq!(conds[0]["type"], "Valid");
+            assert_eq!(conds[0]["status"], "False");
+            assert_eq!(conds[0]["reason"], "InvalidSpec");
+            assert!(
+                conds[0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("metadata.name")
+            );
+            assert_eq!(conds[0]["observedGeneration"], 4);
+            assert_eq!(conds[0]["lastTransitionTime"], clock());
+            reply(send, 200, with_rv(with_spec(seen.body, json!({})), "2"));
+        });
+        reconcile(ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
 
     #[tokio::test]
     async fn invalid_policy_gets_valid_false_naming_the_field_without_a_webhook() {

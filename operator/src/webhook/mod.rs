@@ -4,7 +4,7 @@
 //! | path | checks |
 //! |---|---|
 //! | `POST /validate-nicpolicy` | [`validate_policy`]: the spec alone, then against the other policies (VF ranges of one PF claimed twice, PF-level settings that disagree, one resource name for two kinds of device) and against every node's discovered inventory (`numVfs` above `sriov_totalvfs`, switchdev without an eswitch, ...) |
-//! | `POST /validate-nicnetwork` | [`validate_network`]; warns when no policy provides the resource |
+//! | `POST /validate-nicnetwork` | [`validate_network`]; refuses a network whose namespace the policies offering its resource do not admit (`NicPolicy.spec.networkNamespaces`); warns when no policy provides the resource |
 //! | `POST /validate-nicpool` | [`validate_pool`]: selector, `maxUnavailable`, no node in two pools |
 //! | `POST /validate-nicoperatorconfig` | [`validate_operator_config`] |
 //!
@@ -35,6 +35,7 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
+use planner::network_may_use;
 use planner::validate::{
     FieldError, NodeFacts, PolicyContext, to_message, validate_network, validate_operator_config,
     validate_policy,
@@ -213,8 +214,14 @@ pub fn decide(
     let result: Result<Vec<String>, Verdict> = match kind {
         Kind::Policy => check::<NicPolicy>(obj, old, |p| json(&p.spec))
             .and_then(|p| policy_errors(&name, &p.spec, stores)),
-        Kind::Network => check::<NicNetwork>(obj, old, |n| json(&n.spec))
-            .and_then(|n| network_errors(&n, stores)),
+        Kind::Network => check::<NicNetwork>(obj, old, |n| json(&n.spec)).and_then(|n| {
+            let namespace = req
+                .namespace
+                .clone()
+                .or_else(|| n.metadata.namespace.clone())
+                .unwrap_or_default();
+            network_errors(&n, &namespace, stores)
+        }),
         Kind::Pool => check::<NicPool>(obj, old, |p| json(&p.spec))
             .and_then(|p| pool_errors(&name, &p, stores)),
         Kind::OperatorConfig => {
@@ -354,10 +361,21 @@ fn policy_errors(
     Ok(warnings)
 }
 
-fn network_errors(net: &NicNetwork, stores: &Stores) -> Result<Vec<String>, Verdict> {
+fn network_errors(
+    net: &NicNetwork,
+    namespace: &str,
+    stores: &Stores,
+) -> Result<Vec<String>, Verdict> {
     validate_network(&net.spec).map_err(Verdict::Deny)?;
     let mut warnings = Vec::new();
     if let Some(r) = &net.spec.resource_name {
+        let policies = stores.policies.state();
+        if let Err(denied) = network_may_use(namespace, r, policies.iter().map(|p| p.as_ref())) {
+            return Err(Verdict::Deny(vec![FieldError::new(
+                "spec.resourceName",
+                denied.to_string(),
+            )]));
+        }
         let providers: Vec<_> = stores
             .policies
             .state()

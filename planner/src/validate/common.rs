@@ -51,6 +51,12 @@ pub fn is_dns_subdomain(s: &str) -> bool {
         })
 }
 
+/// A DNS label (RFC 1123), what namespace names are: 1-63 lowercase alphanumerics and `-`,
+/// starting and ending with an alphanumeric.
+pub fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63 && !s.contains('.') && is_dns_subdomain(s)
+}
+
 /// The name part of a label key or a non-empty label value: at most 63 characters,
 /// alphanumerics, `-`, `_`, `.`, starting and ending with an alphanumeric.
 fn is_qualified_name_part(s: &str) -> bool {

@@ -18,8 +18,8 @@ mod pool;
 use std::fmt;
 
 pub use common::{
-    is_dns_subdomain, is_hex4, is_label_key, is_label_value, is_netdev_name, is_pci_address,
-    resource_name_error,
+    is_dns_label, is_dns_subdomain, is_hex4, is_label_key, is_label_value, is_netdev_name,
+    is_pci_address, resource_name_error,
 };
 pub use config::validate_operator_config;
 pub use network::validate_network;

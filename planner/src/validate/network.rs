@@ -11,10 +11,7 @@ use super::{
     policy::{MAX_MTU, MIN_MTU},
 };
 
-/// Highest usable VLAN id (4095 is reserved).
-pub const MAX_VLAN: u16 = 4094;
-/// Highest Geneve VNI (24 bits).
-pub const MAX_VNI: u32 = (1 << 24) - 1;
+pub use crds::{MAX_VLAN, MAX_VNI};
 
 /// Checks a network spec. Mode-specific fields set for another mode are errors (they would be
 /// silently ignored otherwise), naming the mode that accepts them.
@@ -215,6 +212,38 @@ pub fn validate_network(spec: &NicNetworkSpec) -> Result<(), Vec<FieldError>> {
             }
             Some(_) => {}
         }
+    }
+    for (i, plugin) in spec.meta_plugins.iter().enumerate() {
+        let path = format!("spec.metaPlugins[{i}]");
+        match plugin.as_object() {
+            None => e(
+                &path,
+                "must be a CNI plugin object such as {\"type\": \"tuning\", ...}".into(),
+            ),
+            Some(o) => match o.get("type").and_then(|t| t.as_str()) {
+                None | Some("") => e(
+                    &format!("{path}.type"),
+                    "is required: the name of the chained plugin (tuning, bandwidth, ...)".into(),
+                ),
+                Some(t) if t == crds::cni::PLUGIN_TYPE => e(
+                    &format!("{path}.type"),
+                    format!(
+                        "{t} is this network's own plugin, which always comes first; list only the plugins chained after it"
+                    ),
+                ),
+                Some(_) => {}
+            },
+        }
+    }
+    if let Some(f) = &spec.log_file
+        && (!f.starts_with('/') || f.contains('\0') || f.split('/').any(|c| c == ".."))
+    {
+        e(
+            "spec.logFile",
+            format!(
+                "\"{f}\" is not an absolute file path without '..' (e.g. /var/log/smartnic-cni.log)"
+            ),
+        );
     }
     for k in spec.capabilities.keys() {
         if k.is_empty() || !k.bytes().all(|c| c.is_ascii_alphanumeric()) {

@@ -10,7 +10,9 @@ use crds::{
 
 use super::{
     FieldError,
-    common::{check_selector, is_hex4, is_netdev_name, is_pci_address, resource_name_error},
+    common::{
+        check_selector, is_dns_label, is_hex4, is_netdev_name, is_pci_address, resource_name_error,
+    },
     finish,
 };
 use crate::{
@@ -21,10 +23,7 @@ use crate::{
     wire,
 };
 
-/// Lowest MTU accepted (the IPv4 minimum, RFC 791).
-pub const MIN_MTU: u32 = 68;
-/// Highest MTU accepted (the largest value a netdev MTU can hold in practice).
-pub const MAX_MTU: u32 = 65535;
+pub use crds::{MAX_MTU, MIN_MTU};
 
 /// A node as the cross-object checks see it.
 #[derive(Clone, Copy, Debug)]
@@ -204,6 +203,17 @@ pub fn validate_policy_spec(spec: &NicPolicySpec) -> Result<(), Vec<FieldError>>
     if let Some(msg) = resource_name_error(&spec.resource_name) {
         e(&mut errors, "spec.resourceName", msg);
     }
+    for (i, ns) in spec.network_namespaces.iter().flatten().enumerate() {
+        if !is_dns_label(ns) {
+            e(
+                &mut errors,
+                &format!("spec.networkNamespaces[{i}]"),
+                format!(
+                    "\"{ns}\" is not a namespace name (a DNS label: lowercase letters, digits and '-', at most 63)"
+                ),
+            );
+        }
+    }
     if spec.priority > MAX_POLICY_PRIORITY {
         e(
             &mut errors,
@@ -235,7 +245,8 @@ pub fn validate_policy_spec(spec: &NicPolicySpec) -> Result<(), Vec<FieldError>>
 ///
 /// Cross-object checks (run only when the spec itself is valid):
 /// - a resource name means one kind of device cluster-wide: policies sharing `resourceName` must
-///   agree on `deviceType`, `isRdma` and `excludeTopology`;
+///   agree on `deviceType`, `isRdma`, `excludeTopology`, `needVhostNet` and `networkNamespaces`
+///   (as a set);
 /// - no two policies whose node selectors can match a common node may claim the same VF of the
 ///   same PF (same `pfNames`/`rootDevices` entry with overlapping ranges, or both selecting by
 ///   vendor/device only), or disagree on PF-level settings (`numVfs`, `eswitchMode`, `linkType`)
@@ -260,6 +271,12 @@ pub fn validate_policy(
         node_conflicts(name, spec, &others, ctx.nodes, &flagged, &mut errors);
     }
     finish(errors)
+}
+
+/// `networkNamespaces` as a set (order and repeats do not matter); `None` = every namespace.
+fn namespace_set(list: &Option<Vec<String>>) -> Option<BTreeSet<&str>> {
+    list.as_ref()
+        .map(|l| l.iter().map(String::as_str).collect())
 }
 
 fn syntactic_conflicts(
@@ -289,6 +306,19 @@ fn syntactic_conflicts(
                     "excludeTopology",
                     o.exclude_topology != spec.exclude_topology,
                     o.exclude_topology.to_string(),
+                ),
+                (
+                    "needVhostNet",
+                    o.need_vhost_net != spec.need_vhost_net,
+                    o.need_vhost_net.to_string(),
+                ),
+                (
+                    "networkNamespaces",
+                    namespace_set(&o.network_namespaces) != namespace_set(&spec.network_namespaces),
+                    match &o.network_namespaces {
+                        None => "unset (every namespace)".to_owned(),
+                        Some(l) => format!("[{}]", l.join(", ")),
+                    },
                 ),
             ];
             for (field, differs, theirs) in diff {

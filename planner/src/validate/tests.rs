@@ -237,6 +237,12 @@ fn policy_single_object_cases() {
             "start and end with a letter or digit",
         ),
         (
+            "network namespace not a DNS label",
+            |p| p.network_namespaces = Some(vec!["Team_A".into()]),
+            "spec.networkNamespaces[0]",
+            "is not a namespace name",
+        ),
+        (
             "priority above 99",
             |p| p.priority = 100,
             "spec.priority",
@@ -405,6 +411,38 @@ fn a_resource_name_means_one_kind_of_device() {
 }
 
 #[test]
+fn policies_sharing_a_resource_agree_on_vhost_net_and_network_namespaces() {
+    let mut b = policy("b", 50, &["ens1f1"]);
+    b.spec.need_vhost_net = true;
+    b.spec.network_namespaces = Some(vec!["team-b".into(), "team-a".into()]);
+    let existing = [b];
+    let ctx = PolicyContext {
+        policies: &existing,
+        nodes: &[],
+    };
+    let mut a = policy("a", 10, &["ens1f0"]).spec;
+    a.need_vhost_net = true;
+    expect_error(
+        "namespaces differ",
+        validate_policy("a", &a, &ctx),
+        "spec.networkNamespaces",
+        "has networkNamespaces [team-b, team-a] in policy b",
+        &a,
+    );
+    // the same set in another order agrees
+    a.network_namespaces = Some(vec!["team-a".into(), "team-b".into()]);
+    assert_eq!(validate_policy("a", &a, &ctx), Ok(()));
+    a.need_vhost_net = false;
+    expect_error(
+        "vhost-net differs",
+        validate_policy("a", &a, &ctx),
+        "spec.needVhostNet",
+        "has needVhostNet true in policy b",
+        &a,
+    );
+}
+
+#[test]
 fn num_vfs_above_total_vfs_on_a_known_node_is_rejected() {
     let node = Cluster::new(inventory(vec![cx6("0000:3b:00.0", "ens1f0")]));
     let nodes = [node.facts("w1")];
@@ -511,6 +549,36 @@ fn base_network() -> NicNetworkSpec {
 #[test]
 fn network_cases() {
     let cases: Vec<(&str, Mutate<NicNetworkSpec>, &str, &str)> = vec![
+        (
+            "meta plugin without type",
+            |n| n.meta_plugins = vec![json!({"sysctl": {}})],
+            "spec.metaPlugins[0].type",
+            "is required",
+        ),
+        (
+            "meta plugin that is not an object",
+            |n| n.meta_plugins = vec![json!("tuning")],
+            "spec.metaPlugins[0]",
+            "must be a CNI plugin object",
+        ),
+        (
+            "our own plugin chained again",
+            |n| n.meta_plugins = vec![json!({"type": "smartnic"})],
+            "spec.metaPlugins[0].type",
+            "always comes first",
+        ),
+        (
+            "relative log file",
+            |n| n.log_file = Some("cni.log".into()),
+            "spec.logFile",
+            "not an absolute file path",
+        ),
+        (
+            "log file escaping with ..",
+            |n| n.log_file = Some("/var/log/../../etc/shadow".into()),
+            "spec.logFile",
+            "without '..'",
+        ),
         (
             "ipvlan mode with a VLAN",
             |n| {
@@ -741,6 +809,7 @@ fn base_pool() -> NicPoolSpec {
         },
         max_unavailable: Some(IntOrString::String("25%".into())),
         drain_timeout_seconds: None,
+        rdma_mode: None,
     }
 }
 
@@ -812,6 +881,7 @@ fn a_node_in_two_pools_is_rejected() {
             },
             max_unavailable: None,
             drain_timeout_seconds: None,
+            rdma_mode: None,
         },
     );
     let l1 = labels(&[("gpu", "true"), ("rack", "r1")]);

@@ -1,0 +1,827 @@
+//! `smartnicctl convert -f FILE [-o yaml|json]`: SR-IOV network operator manifests
+//! (`sriovnetwork.openshift.io/v1`) to ours.
+//!
+//! | theirs | ours |
+//! |---|---|
+//! | `SriovNetworkNodePolicy` | `NicPolicy` (cluster-scoped, same name) |
+//! | `SriovNetwork` | `NicNetwork` (mode `sriov`) in `spec.networkNamespace`, else the object's namespace |
+//! | `SriovNetworkPoolConfig` | `NicPool` |
+//! | `SriovOperatorConfig` | `NicOperatorConfig` named `default` |
+//!
+//! Their spellings are translated (`deviceID` → `deviceId`, `eSwitchMode` → `eswitchMode`,
+//! `spoofChk: "on"` → `true`, `ipam`/`capabilities`/`metaPlugins` JSON strings → objects, a plain
+//! `nodeSelector` map → `matchLabels`, `linkType: ETH` → `eth`). Whatever has no counterpart is
+//! named in a warning (printed on stderr), never dropped silently; other kinds are skipped with a
+//! warning.
+
+use std::{io::Read, path::PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Map, Value, json};
+
+/// Arguments of `smartnicctl convert`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The manifests to convert (multi-document YAML or JSON); `-` reads stdin.
+    #[arg(short = 'f', long = "filename")]
+    file: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
+    output: Format,
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Multi-document YAML.
+    Yaml,
+    /// One object, or a `v1` `List` of them.
+    Json,
+}
+
+/// What a conversion produced.
+#[derive(Debug, Default)]
+pub struct Conversion {
+    /// Our objects, in input order.
+    pub objects: Vec<Value>,
+    /// Everything not carried over, one line each, naming the object and the field.
+    pub warnings: Vec<String>,
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let text = if args.file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?
+    };
+    let conv = convert_text(&text).with_context(|| format!("{}", args.file.display()))?;
+    for w in &conv.warnings {
+        eprintln!("warning: {w}");
+    }
+    print!("{}", render(&conv.objects, args.output)?);
+    Ok(())
+}
+
+/// Renders objects as multi-document YAML or JSON.
+pub fn render(objects: &[Value], format: Format) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Yaml => {
+            let mut out = String::new();
+            for o in objects {
+                out.push_str("---\n");
+                out.push_str(&serde_saphyr::to_string(o)?);
+            }
+            out
+        }
+        Format::Json => {
+            let v = match objects {
+                [one] => one.clone(),
+                many => json!({"apiVersion": "v1", "kind": "List", "items": many}),
+            };
+            let mut s = serde_json::to_string_pretty(&v)?;
+            s.push('\n');
+            s
+        }
+    })
+}
+
+/// Converts every document of a multi-document YAML (or JSON) text. A `v1` `List` is unpacked.
+pub fn convert_text(text: &str) -> anyhow::Result<Conversion> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).context("not valid YAML")?;
+    let mut conv = Conversion::default();
+    let mut queue: Vec<Value> = docs;
+    queue.reverse();
+    while let Some(doc) = queue.pop() {
+        if doc.is_null() {
+            continue;
+        }
+        if doc.get("kind").and_then(Value::as_str) == Some("List") {
+            let mut items: Vec<Value> = doc
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            items.reverse();
+            queue.extend(items);
+            continue;
+        }
+        convert_object(&doc, &mut conv)?;
+    }
+    Ok(conv)
+}
+
+/// The SR-IOV network operator's API group.
+const THEIR_GROUP: &str = "sriovnetwork.openshift.io";
+
+/// Converts one object, appending to `conv`.
+pub fn convert_object(doc: &Value, conv: &mut Conversion) -> anyhow::Result<()> {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let meta = doc.get("metadata").cloned().unwrap_or(Value::Null);
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let namespace = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let label = match &namespace {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    };
+    if !api.starts_with(&format!("{THEIR_GROUP}/")) {
+        conv.warnings.push(format!(
+            "{label} ({api}): not an SR-IOV network operator object; skipped"
+        ));
+        return Ok(());
+    }
+    if name.is_empty() {
+        bail!("{kind} without metadata.name");
+    }
+    let empty = Map::new();
+    let spec = doc.get("spec").and_then(Value::as_object).unwrap_or(&empty);
+    let mut cx = Cx {
+        label: &label,
+        warnings: &mut conv.warnings,
+    };
+    let object = match kind {
+        "SriovNetworkNodePolicy" => policy(&name, &meta, spec, &mut cx),
+        "SriovNetwork" => network(&name, namespace.as_deref(), &meta, spec, &mut cx),
+        "SriovNetworkPoolConfig" => pool(&name, &meta, spec, &mut cx),
+        "SriovOperatorConfig" => operator_config(&name, spec, &mut cx),
+        other => {
+            cx.warn(
+                "",
+                &format!("kind {other} has no counterpart in smartnic.io/v1alpha1; skipped"),
+            );
+            None
+        }
+    };
+    if let Some(o) = object {
+        conv.objects.push(o);
+    }
+    Ok(())
+}
+
+/// The object being converted and the warnings so far.
+struct Cx<'a> {
+    label: &'a str,
+    warnings: &'a mut Vec<String>,
+}
+
+impl Cx<'_> {
+    fn warn(&mut self, field: &str, msg: &str) {
+        if field.is_empty() {
+            self.warnings.push(format!("{}: {msg}", self.label));
+        } else {
+            self.warnings
+                .push(format!("{}: {field}: {msg}", self.label));
+        }
+    }
+
+    fn dropped(&mut self, field: &str, why: &str) {
+        self.warn(field, &format!("has no counterpart ({why}); not converted"));
+    }
+}
+
+/// Labels and annotations carried over, without the SR-IOV operator's own ones.
+fn carry_meta(meta: &Value, out: &mut Map<String, Value>, cx: &mut Cx<'_>) {
+    for key in ["labels", "annotations"] {
+        let Some(m) = meta.get(key).and_then(Value::as_object) else {
+            continue;
+        };
+        let mut kept = Map::new();
+        for (k, v) in m {
+            if k.contains(THEIR_GROUP) || k == "kubectl.kubernetes.io/last-applied-configuration" {
+                cx.warn(
+                    &format!("metadata.{key}.{k}"),
+                    "belongs to the SR-IOV network operator; not converted",
+                );
+            } else {
+                kept.insert(k.clone(), v.clone());
+            }
+        }
+        if !kept.is_empty() {
+            out.insert(key.into(), Value::Object(kept));
+        }
+    }
+}
+
+fn ours(kind: &str, metadata: Map<String, Value>, spec: Map<String, Value>) -> Value {
+    json!({
+        "apiVersion": crds::API_VERSION,
+        "kind": kind,
+        "metadata": metadata,
+        "spec": spec,
+    })
+}
+
+/// `true`/`false` from their `"on"`/`"off"` (booleans are accepted too).
+fn on_off(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "on" | "true" => Some(true),
+            "off" | "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A JSON value written as a string (their `ipam`, `capabilities`, `metaPlugins`); an object is
+/// taken as is.
+fn json_string(v: &Value) -> Result<Value, String> {
+    match v {
+        Value::String(s) if s.trim().is_empty() => Ok(Value::Null),
+        Value::String(s) => serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}")),
+        other => Ok(other.clone()),
+    }
+}
+
+fn policy(name: &str, meta: &Value, spec: &Map<String, Value>, cx: &mut Cx<'_>) -> Option<Value> {
+    let mut md = Map::new();
+    md.insert("name".into(), json!(name));
+    carry_meta(meta, &mut md, cx);
+    let mut out = Map::new();
+    for (k, v) in spec {
+        match k.as_str() {
+            "resourceName" | "priority" | "mtu" | "isRdma" | "needVhostNet" | "excludeTopology"
+            | "externallyManaged" => {
+                out.insert(k.clone(), v.clone());
+            }
+            "numVfs" => {
+                if v.as_u64() == Some(0) {
+                    cx.warn(
+                        "spec.numVfs",
+                        "is 0: a policy without VFs has no counterpart (delete the policy to remove VFs); policy not converted",
+                    );
+                    return None;
+                }
+                out.insert("numVfs".into(), v.clone());
+            }
+            "nodeSelector" => {
+                let labels = v.as_object().cloned().unwrap_or_default();
+                if labels.is_empty() {
+                    cx.warn(
+                        "spec.nodeSelector",
+                        "is empty (every node); written as matchLabels kubernetes.io/os: linux, since an empty selector is refused",
+                    );
+                    out.insert(
+                        "nodeSelector".into(),
+                        json!({"matchLabels": {crds::LABEL_OS: "linux"}}),
+                    );
+                } else {
+                    out.insert("nodeSelector".into(), json!({ "matchLabels": labels }));
+                }
+            }
+            "deviceType" => match v.as_str() {
+                Some("netdevice") | Some("vfio-pci") => {
+                    out.insert(k.clone(), v.clone());
+                }
+                _ => cx.dropped(
+                    "spec.deviceType",
+                    &format!("deviceType {v} is not supported"),
+                ),
+            },
+            "linkType" => match v.as_str().map(str::to_ascii_lowercase).as_deref() {
+                Some(l @ ("eth" | "ib")) => {
+                    out.insert("linkType".into(), json!(l));
+                }
+                _ => cx.dropped("spec.linkType", &format!("link type {v}")),
+            },
+            "eSwitchMode" => match v.as_str() {
+                Some(m @ ("legacy" | "switchdev")) => {
+                    out.insert("eswitchMode".into(), json!(m));
+                }
+                _ => cx.dropped("spec.eSwitchMode", &format!("eswitch mode {v}")),
+            },
+            "nicSelector" => {
+                let mut sel = Map::new();
+                for (sk, sv) in v.as_object().into_iter().flatten() {
+                    match sk.as_str() {
+                        "vendor" => {
+                            sel.insert("vendor".into(), sv.clone());
+                        }
+                        "deviceID" => {
+                            sel.insert("deviceId".into(), sv.clone());
+                        }
+                        "pfNames" | "rootDevices" => {
+                            if sv.as_array().is_some_and(|a| !a.is_empty()) {
+                                sel.insert(sk.clone(), sv.clone());
+                            }
+                        }
+                        "netFilter" => cx.dropped(
+                            "spec.nicSelector.netFilter",
+                            "OpenStack/AWS network filters are not supported; select the PFs by pfNames or rootDevices",
+                        ),
+                        other => cx.dropped(&format!("spec.nicSelector.{other}"), "unknown field"),
+                    }
+                }
+                out.insert("nicSelector".into(), Value::Object(sel));
+            }
+            "vdpaType" => cx.dropped("spec.vdpaType", "vDPA devices are not supported"),
+            "bridge" => cx.dropped(
+                "spec.bridge",
+                "software bridges are not managed by the operator; use a NicNetwork with mode ovs",
+            ),
+            other => cx.dropped(&format!("spec.{other}"), "unknown field"),
+        }
+    }
+    if !out.contains_key("numVfs") {
+        cx.warn(
+            "spec.numVfs",
+            "is missing (0): a policy without VFs has no counterpart; policy not converted",
+        );
+        return None;
+    }
+    if out.contains_key("resourceName") {
+        cx.warn(
+            "spec.resourceName",
+            &format!(
+                "pods request {}/<resourceName> (the SR-IOV default prefix is openshift.io); set NicOperatorConfig spec.resourcePrefix to keep the old names",
+                crds::RESOURCE_PREFIX
+            ),
+        );
+    }
+    Some(ours("NicPolicy", md, out))
+}
+
+fn network(
+    name: &str,
+    namespace: Option<&str>,
+    meta: &Value,
+    spec: &Map<String, Value>,
+    cx: &mut Cx<'_>,
+) -> Option<Value> {
+    let mut md = Map::new();
+    md.insert("name".into(), json!(name));
+    let target = spec
+        .get("networkNamespace")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .or(namespace);
+    if let Some(ns) = target {
+        md.insert("namespace".into(), json!(ns));
+    }
+    carry_meta(meta, &mut md, cx);
+    let mut out = Map::new();
+    out.insert("mode".into(), json!("sriov"));
+    for (k, v) in spec {
+        match k.as_str() {
+            "networkNamespace" => {}
+            "resourceName" | "vlan" | "vlanQoS" | "minTxRate" | "maxTxRate" | "logFile" => {
+                out.insert(k.clone(), v.clone());
+            }
+            "vlanProto" => match v.as_str().map(str::to_ascii_lowercase).as_deref() {
+                Some(p @ ("802.1q" | "802.1ad")) => {
+                    out.insert(k.clone(), json!(p));
+                }
+                _ => cx.dropped("spec.vlanProto", &format!("VLAN protocol {v}")),
+            },
+            "spoofChk" | "trust" => match on_off(v) {
+                Some(b) => {
+                    out.insert(k.clone(), json!(b));
+                }
+                None => cx.dropped(&format!("spec.{k}"), &format!("{v} is not on or off")),
+            },
+            "linkState" => match v.as_str() {
+                Some(s @ ("auto" | "enable" | "disable")) => {
+                    out.insert(k.clone(), json!(s));
+                }
+                _ => cx.dropped("spec.linkState", &format!("link state {v}")),
+            },
+            "ipam" => match json_string(v) {
+                Ok(Value::Null) => {}
+                Ok(Value::Object(o)) if o.is_empty() => {}
+                Ok(o @ Value::Object(_)) => {
+                    out.insert("ipam".into(), o);
+                }
+                Ok(other) => cx.dropped("spec.ipam", &format!("{other} is not an object")),
+                Err(e) => cx.dropped("spec.ipam", &e),
+            },
+            "capabilities" => match json_string(v) {
+                Ok(Value::Null) => {}
+                Ok(Value::Object(o)) => {
+                    let mut caps = Map::new();
+                    for (ck, cv) in o {
+                        match cv.as_bool() {
+                            Some(b) => {
+                                caps.insert(ck, json!(b));
+                            }
+                            None => cx.dropped(
+                                &format!("spec.capabilities.{ck}"),
+                                &format!("{cv} is not a boolean"),
+                            ),
+                        }
+                    }
+                    if !caps.is_empty() {
+                        out.insert("capabilities".into(), Value::Object(caps));
+                    }
+                }
+                Ok(other) => cx.dropped("spec.capabilities", &format!("{other} is not an object")),
+                Err(e) => cx.dropped("spec.capabilities", &e),
+            },
+            "metaPlugins" => {
+                // one or more plugin objects separated by commas, as they splice it into a list
+                let text = v.as_str().map(str::trim).unwrap_or_default();
+                if text.is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<Vec<Value>>(&format!("[{text}]")) {
+                    Ok(list) => {
+                        out.insert("metaPlugins".into(), Value::Array(list));
+                    }
+                    Err(e) => cx.dropped("spec.metaPlugins", &format!("not valid JSON: {e}")),
+                }
+            }
+            "logLevel" => match v.as_str() {
+                Some(l @ ("error" | "warning" | "info" | "debug")) => {
+                    out.insert(k.clone(), json!(l));
+                }
+                Some("panic") => {
+                    cx.warn(
+                        "spec.logLevel",
+                        "panic is written as error, the least verbose level",
+                    );
+                    out.insert(k.clone(), json!("error"));
+                }
+                _ => cx.dropped("spec.logLevel", &format!("log level {v}")),
+            },
+            other => cx.dropped(&format!("spec.{other}"), "unknown field"),
+        }
+    }
+    Some(ours("NicNetwork", md, out))
+}
+
+fn pool(name: &str, meta: &Value, spec: &Map<String, Value>, cx: &mut Cx<'_>) -> Option<Value> {
+    let mut md = Map::new();
+    md.insert("name".into(), json!(name));
+    carry_meta(meta, &mut md, cx);
+    let mut out = Map::new();
+    for (k, v) in spec {
+        match k.as_str() {
+            "nodeSelector" | "maxUnavailable" => {
+                out.insert(k.clone(), v.clone());
+            }
+            "rdmaMode" => match v.as_str() {
+                Some(m @ ("shared" | "exclusive")) => {
+                    out.insert(k.clone(), json!(m));
+                }
+                _ => cx.dropped("spec.rdmaMode", &format!("RDMA mode {v}")),
+            },
+            "ovsHardwareOffloadConfig" => cx.dropped(
+                "spec.ovsHardwareOffloadConfig",
+                "OpenShift MachineConfigPool wiring; use NicOperatorConfig spec.features.ovsHardwareOffload",
+            ),
+            other => cx.dropped(&format!("spec.{other}"), "unknown field"),
+        }
+    }
+    if !out.contains_key("nodeSelector") {
+        out.insert("nodeSelector".into(), json!({}));
+    }
+    if !out.contains_key("maxUnavailable") {
+        cx.warn(
+            "spec.maxUnavailable",
+            "is unset, which means no limit there; written as \"100%\" (ours defaults to 1)",
+        );
+        out.insert("maxUnavailable".into(), json!("100%"));
+    }
+    Some(ours("NicPool", md, out))
+}
+
+fn operator_config(name: &str, spec: &Map<String, Value>, cx: &mut Cx<'_>) -> Option<Value> {
+    if name != "default" {
+        cx.warn(
+            "metadata.name",
+            "only the object named default is read by either operator; written as default",
+        );
+    }
+    let mut md = Map::new();
+    md.insert("name".into(), json!(crds::OPERATOR_CONFIG_NAME));
+    let mut out = Map::new();
+    let mut features = Map::new();
+    for (k, v) in spec {
+        match k.as_str() {
+            "configDaemonNodeSelector" => {
+                out.insert("nodeSelector".into(), v.clone());
+            }
+            "logLevel" => {
+                let level = match v.as_i64() {
+                    Some(0) => "info",
+                    Some(1) => "debug",
+                    Some(n) if n >= 2 => "trace",
+                    _ => {
+                        cx.dropped("spec.logLevel", &format!("log level {v}"));
+                        continue;
+                    }
+                };
+                out.insert("logLevel".into(), json!(level));
+            }
+            "disableDrain" => {
+                if let Some(b) = v.as_bool() {
+                    features.insert("drain".into(), json!(!b));
+                }
+            }
+            "enableOvsOffload" => {
+                if let Some(b) = v.as_bool() {
+                    features.insert("ovsHardwareOffload".into(), json!(b));
+                }
+            }
+            "enableInjector" => cx.dropped(
+                "spec.enableInjector",
+                "no resource injector: pods request the resource in their own spec",
+            ),
+            "enableOperatorWebhook" => cx.dropped(
+                "spec.enableOperatorWebhook",
+                "the webhook is part of the deployment (deploy/operator)",
+            ),
+            "configurationMode" => {
+                cx.dropped(
+                    "spec.configurationMode",
+                    "the agent always runs as a DaemonSet",
+                );
+            }
+            "useCDI" => cx.dropped("spec.useCDI", "the device plugin does not use CDI"),
+            "disablePlugins" => cx.dropped("spec.disablePlugins", "no vendor plugins to disable"),
+            "featureGates" => {
+                for (gate, on) in v.as_object().into_iter().flatten() {
+                    cx.dropped(
+                        &format!("spec.featureGates.{gate}"),
+                        &format!("feature gate ({on}); see spec.features"),
+                    );
+                }
+            }
+            "configDaemonEnvVars" => cx.dropped(
+                "spec.configDaemonEnvVars",
+                "set environment variables in the agent DaemonSet",
+            ),
+            other => cx.dropped(&format!("spec.{other}"), "unknown field"),
+        }
+    }
+    if !features.is_empty() {
+        out.insert("features".into(), Value::Object(features));
+    }
+    Some(ours("NicOperatorConfig", md, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use crds::{NicNetwork, NicOperatorConfig, NicPolicy, NicPool};
+
+    use super::*;
+
+    fn one(doc: Value) -> (Value, Vec<String>) {
+        let mut conv = Conversion::default();
+        convert_object(&doc, &mut conv).unwrap();
+        assert_eq!(conv.objects.len(), 1, "{:?}", conv.warnings);
+        (conv.objects.remove(0), conv.warnings)
+    }
+
+    /// Converts `their` spec of `kind`, reads the result back through our typed object and
+    /// returns it re-serialised: a field that survives this is understood by our types.
+    fn through_our_types(kind: &str, their: Value) -> Value {
+        let doc = json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": kind,
+            "metadata": {"name": "x", "namespace": "sriov"}, "spec": their});
+        let (o, _) = one(doc);
+        match o["kind"].as_str().unwrap() {
+            "NicPolicy" => serde_json::to_value(serde_json::from_value::<NicPolicy>(o).unwrap()),
+            "NicNetwork" => serde_json::to_value(serde_json::from_value::<NicNetwork>(o).unwrap()),
+            "NicPool" => serde_json::to_value(serde_json::from_value::<NicPool>(o).unwrap()),
+            _ => serde_json::to_value(serde_json::from_value::<NicOperatorConfig>(o).unwrap()),
+        }
+        .unwrap()
+    }
+
+    fn base_policy() -> Value {
+        json!({"resourceName": "intelnics", "nodeSelector": {"feature.node.kubernetes.io/network-sriov.capable": "true"},
+               "numVfs": 8, "nicSelector": {"vendor": "8086"}})
+    }
+
+    fn with(mut base: Value, key: &str, v: Value) -> Value {
+        base[key] = v;
+        base
+    }
+
+    #[test]
+    fn every_policy_field_round_trips_into_our_types() {
+        let cases: Vec<(&str, Value, &str, Value)> = vec![
+            (
+                "resourceName",
+                json!("intel_vf"),
+                "/spec/resourceName",
+                json!("intel_vf"),
+            ),
+            ("priority", json!(10), "/spec/priority", json!(10)),
+            ("mtu", json!(9000), "/spec/mtu", json!(9000)),
+            ("numVfs", json!(16), "/spec/numVfs", json!(16)),
+            ("isRdma", json!(true), "/spec/isRdma", json!(true)),
+            (
+                "needVhostNet",
+                json!(true),
+                "/spec/needVhostNet",
+                json!(true),
+            ),
+            (
+                "excludeTopology",
+                json!(true),
+                "/spec/excludeTopology",
+                json!(true),
+            ),
+            (
+                "externallyManaged",
+                json!(true),
+                "/spec/externallyManaged",
+                json!(true),
+            ),
+            (
+                "deviceType",
+                json!("vfio-pci"),
+                "/spec/deviceType",
+                json!("vfio-pci"),
+            ),
+            ("linkType", json!("ETH"), "/spec/linkType", json!("eth")),
+            (
+                "eSwitchMode",
+                json!("switchdev"),
+                "/spec/eswitchMode",
+                json!("switchdev"),
+            ),
+            (
+                "nodeSelector",
+                json!({"a": "b"}),
+                "/spec/nodeSelector/matchLabels",
+                json!({"a": "b"}),
+            ),
+        ];
+        for (field, v, pointer, want) in cases {
+            let got = through_our_types("SriovNetworkNodePolicy", with(base_policy(), field, v));
+            assert_eq!(got.pointer(pointer), Some(&want), "{field}: {got}");
+        }
+        let sel = json!({"vendor": "15b3", "deviceID": "101d", "pfNames": ["ens1f0#0-3"], "rootDevices": ["0000:3b:00.0"]});
+        let got = through_our_types(
+            "SriovNetworkNodePolicy",
+            with(base_policy(), "nicSelector", sel),
+        );
+        assert_eq!(
+            got["spec"]["nicSelector"],
+            json!({"vendor": "15b3", "deviceId": "101d", "pfNames": ["ens1f0#0-3"], "rootDevices": ["0000:3b:00.0"]})
+        );
+    }
+
+    fn base_network() -> Value {
+        json!({"resourceName": "intelnics", "networkNamespace": "team-a"})
+    }
+
+    #[test]
+    fn every_network_field_round_trips_into_our_types() {
+        let cases: Vec<(&str, Value, &str, Value)> = vec![
+            (
+                "resourceName",
+                json!("cx6"),
+                "/spec/resourceName",
+                json!("cx6"),
+            ),
+            ("vlan", json!(100), "/spec/vlan", json!(100)),
+            ("vlanQoS", json!(3), "/spec/vlanQoS", json!(3)),
+            (
+                "vlanProto",
+                json!("802.1Q"),
+                "/spec/vlanProto",
+                json!("802.1q"),
+            ),
+            ("spoofChk", json!("on"), "/spec/spoofChk", json!(true)),
+            ("trust", json!("off"), "/spec/trust", json!(false)),
+            (
+                "linkState",
+                json!("enable"),
+                "/spec/linkState",
+                json!("enable"),
+            ),
+            ("minTxRate", json!(100), "/spec/minTxRate", json!(100)),
+            ("maxTxRate", json!(1000), "/spec/maxTxRate", json!(1000)),
+            (
+                "ipam",
+                json!("{\"type\": \"host-local\", \"subnet\": \"10.56.217.0/24\"}"),
+                "/spec/ipam",
+                json!({"type": "host-local", "subnet": "10.56.217.0/24"}),
+            ),
+            (
+                "capabilities",
+                json!("{\"ips\": true, \"mac\": true}"),
+                "/spec/capabilities",
+                json!({"ips": true, "mac": true}),
+            ),
+            (
+                "metaPlugins",
+                json!(
+                    "{\"type\": \"tuning\", \"sysctl\": {\"net.ipv4.conf.IFNAME.arp_notify\": \"1\"}}, {\"type\": \"bandwidth\"}"
+                ),
+                "/spec/metaPlugins",
+                json!([{"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"}}, {"type": "bandwidth"}]),
+            ),
+            ("logLevel", json!("debug"), "/spec/logLevel", json!("debug")),
+            (
+                "logFile",
+                json!("/tmp/sriov.log"),
+                "/spec/logFile",
+                json!("/tmp/sriov.log"),
+            ),
+            (
+                "networkNamespace",
+                json!("team-b"),
+                "/metadata/namespace",
+                json!("team-b"),
+            ),
+        ];
+        for (field, v, pointer, want) in cases {
+            let got = through_our_types("SriovNetwork", with(base_network(), field, v));
+            assert_eq!(got.pointer(pointer), Some(&want), "{field}: {got}");
+            assert_eq!(got["spec"]["mode"], "sriov");
+        }
+    }
+
+    #[test]
+    fn pool_and_operator_config_fields_round_trip_into_our_types() {
+        let pool = json!({"nodeSelector": {"matchLabels": {"pool": "a"}}, "maxUnavailable": "25%", "rdmaMode": "exclusive"});
+        let got = through_our_types("SriovNetworkPoolConfig", pool);
+        assert_eq!(
+            got["spec"]["nodeSelector"],
+            json!({"matchLabels": {"pool": "a"}})
+        );
+        assert_eq!(got["spec"]["maxUnavailable"], "25%");
+        assert_eq!(got["spec"]["rdmaMode"], "exclusive");
+        let got = through_our_types("SriovNetworkPoolConfig", json!({"maxUnavailable": 2}));
+        assert_eq!(got["spec"]["maxUnavailable"], 2);
+
+        let cfg = json!({"configDaemonNodeSelector": {"node-role.kubernetes.io/worker": ""},
+                         "logLevel": 2, "disableDrain": true, "enableOvsOffload": true});
+        let got = through_our_types("SriovOperatorConfig", cfg);
+        assert_eq!(got["metadata"]["name"], "default");
+        assert_eq!(
+            got["spec"]["nodeSelector"],
+            json!({"node-role.kubernetes.io/worker": ""})
+        );
+        assert_eq!(got["spec"]["logLevel"], "trace");
+        assert_eq!(got["spec"]["features"]["drain"], false);
+        assert_eq!(got["spec"]["features"]["ovsHardwareOffload"], true);
+    }
+
+    #[test]
+    fn what_has_no_counterpart_is_named_in_a_warning() {
+        let doc = json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodePolicy",
+            "metadata": {"name": "p", "namespace": "sriov"},
+            "spec": with(with(with(base_policy(), "vdpaType", json!("virtio")), "bridge", json!({"ovs": {}})),
+                         "nicSelector", json!({"vendor": "8086", "netFilter": "openstack/NetworkID:x"}))});
+        let (_, warnings) = one(doc);
+        for field in ["spec.vdpaType", "spec.bridge", "spec.nicSelector.netFilter"] {
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.contains(field) && w.starts_with("SriovNetworkNodePolicy sriov/p")),
+                "{field}: {warnings:?}"
+            );
+        }
+        let mut conv = Conversion::default();
+        convert_object(
+            &json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovIBNetwork", "metadata": {"name": "ib"}}),
+            &mut conv,
+        )
+        .unwrap();
+        assert!(conv.objects.is_empty());
+        assert!(
+            conv.warnings[0].contains("SriovIBNetwork has no counterpart"),
+            "{:?}",
+            conv.warnings
+        );
+    }
+
+    #[test]
+    fn multi_document_yaml_and_lists() {
+        let text = "---\napiVersion: sriovnetwork.openshift.io/v1\nkind: SriovNetwork\nmetadata:\n  name: a\n  namespace: sriov\nspec:\n  resourceName: r\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: sriovnetwork.openshift.io/v1\n  kind: SriovNetworkPoolConfig\n  metadata:\n    name: p\n  spec:\n    maxUnavailable: 1\n---\n";
+        let conv = convert_text(text).unwrap();
+        let kinds: Vec<&str> = conv
+            .objects
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["NicNetwork", "NicPool"]);
+        let yaml = render(&conv.objects, Format::Yaml).unwrap();
+        let back: Vec<Value> = serde_saphyr::from_multiple(&yaml).unwrap();
+        assert_eq!(back, conv.objects);
+        let list: Value =
+            serde_json::from_str(&render(&conv.objects, Format::Json).unwrap()).unwrap();
+        assert_eq!(list["kind"], "List");
+    }
+}
