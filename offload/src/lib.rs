@@ -1,1 +1,18 @@
-//! OVS and tc programming, capability probing and the hardware/software offload decision.
+//! OVS and tc programming for smartnic attachments, the hardware/software offload decision and
+//! the evidence of where each flow really runs.
+//!
+//! ```text
+//!   jsonrpc ── ovsdb::Client ── vswitch::Ovs       OVSDB (RFC 7047): bridges, ports, other_config
+//!   jsonrpc ── appctl::Appctl                       ovs-vswitchd control socket (dpctl/dump-flows)
+//!   openflow                                         pod/overlay flows through `ovs-ofctl --bundle`
+//!   overlay                                          one VNI per network, a tunnel port per peer
+//! ```
+//!
+//! See `offload/README.md` for the design.
+
+pub mod jsonrpc;
+pub mod ovsdb;
+pub mod vswitch;
+
+pub use jsonrpc::Remote;
+pub use vswitch::{Ovs, VswitchError};
