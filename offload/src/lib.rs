@@ -10,7 +10,11 @@
 //!
 //! See `offload/README.md` for the design.
 
+pub mod attach;
+pub mod decision;
 pub mod jsonrpc;
+pub mod openflow;
+pub mod overlay;
 pub mod ovsdb;
 pub mod vswitch;
 
