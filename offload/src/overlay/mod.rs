@@ -279,7 +279,7 @@ mod tests {
         );
         assert_eq!(
             tunnel_port_name("10.0.0.2".parse().unwrap(), 6082),
-            "gnv0a0000021782"
+            "gnv0a00000217c2"
         );
         let v6 = tunnel_port_name("fd00::2".parse().unwrap(), 6081);
         assert_eq!(v6.len(), 11);
