@@ -10,12 +10,17 @@
 //!
 //! See `offload/README.md` for the design.
 
+pub mod appctl;
 pub mod attach;
+pub mod capability;
 pub mod decision;
+pub mod evidence;
 pub mod jsonrpc;
+pub mod node;
 pub mod openflow;
 pub mod overlay;
 pub mod ovsdb;
+pub mod trace;
 pub mod vswitch;
 
 pub use jsonrpc::Remote;

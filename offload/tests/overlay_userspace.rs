@@ -13,9 +13,13 @@ use common::{Netns, OvsInstance, skip};
 use nic::netns::{NetnsRef, spawn_in_netns};
 use offload::{
     Ovs,
+    appctl::Appctl,
     attach::{Attacher, PodAttachment},
+    decision::Datapath,
+    evidence::{collect::Collector, metrics},
     openflow::Ofctl,
     overlay::{GENEVE_PORT, Overlay, Peer},
+    trace,
     vswitch::FailMode,
 };
 
@@ -179,6 +183,68 @@ async fn pods_on_two_vnis_ping_across_nodes_and_not_across_networks() {
         dp.contains("geneve(vni=0x64)") && dp.contains("geneve(vni=0xc8)"),
         "{dp}"
     );
+
+    // The report: every flow in the userspace datapath, and why.
+    let appctl = Appctl::connect(&a.ovs_proc.vswitchd_ctl()).await.unwrap();
+    let report = Collector::new(a.ovs.clone(), appctl.clone(), "node-a", "br-int")
+        .report()
+        .await
+        .unwrap();
+    assert_eq!(report.datapath, Datapath::Netdev);
+    assert!(report.counts.ovs > 0 && report.counts.hardware == 0 && report.counts.tc == 0);
+    assert_eq!(report.ratio, 0.0);
+    let red = report
+        .attachments
+        .iter()
+        .find(|x| x.info.port == att_ar.port)
+        .unwrap();
+    assert!(red.counts.ovs > 0, "{red:#?}");
+    assert!(red.flows.iter().all(|f| f.flow.dp == "ovs"));
+    assert!(
+        red.fallbacks
+            .iter()
+            .any(|f| f.contains("no offload-capable device")),
+        "{:?}",
+        red.fallbacks
+    );
+    assert!(
+        report
+            .networks
+            .iter()
+            .any(|n| n.vni == RED && n.counts.ovs > 0)
+    );
+    let prom = metrics::render(&report);
+    assert!(
+        prom.contains(
+            "smartnic_offload_ratio{node=\"node-a\",network=\"default/red\",vni=\"100\"} 0"
+        ),
+        "{prom}"
+    );
+    // The trace of the red pod: veth → OVS port → rules → datapath → tunnel → node-b.
+    let hops = trace::trace_attachment(&a.ovs, &appctl, "br-int", red, "ff:ff:ff:ff:ff:ff")
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = hops.iter().map(|h| h.hop.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "veth",
+            "ovs-port",
+            "openflow",
+            "datapath",
+            "tunnel",
+            "remote-node"
+        ],
+        "{}",
+        trace::render(&hops)
+    );
+    assert!(
+        hops[5].name.contains("node-b (172.31.0.2)"),
+        "{}",
+        trace::render(&hops)
+    );
+    assert_eq!(hops[3].at, trace::Where::Software);
+    println!("{}", trace::render(&hops));
 
     // DEL: the port and the veth go; the pod is cut off; nothing else changes.
     let port = att_ar.port.clone();

@@ -4,6 +4,7 @@ mod devlink;
 mod discover;
 mod ethtool;
 mod link;
+mod offload;
 mod sriov;
 mod vf;
 
@@ -31,6 +32,10 @@ enum Cmd {
     Ethtool(ethtool::Args),
     /// Show links (rtnetlink).
     Link(link::Args),
+    /// Where the node's (or one pod's) datapath flows run: hardware, tc, OVS; and why.
+    Offload(offload::Args),
+    /// One pod attachment's path hop by hop, each hop hardware or software with its evidence.
+    Trace(offload::TraceArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +58,8 @@ fn main() -> std::process::ExitCode {
         Cmd::Devlink(a) => devlink::run(a),
         Cmd::Ethtool(a) => ethtool::run(a),
         Cmd::Link(a) => link::run(a),
+        Cmd::Offload(a) => offload::run(a),
+        Cmd::Trace(a) => offload::run_trace(a),
     };
     // The command contract: `error: <message>` on stderr and exit 1.
     match result {

@@ -26,7 +26,15 @@ use std::{
     net::IpAddr,
 };
 
-pub use sync::{Overlay, OverlayError};
+pub use sync::{EXT_PEER_IP, Overlay, OverlayError, PeerChange};
+
+/// A tunnel interface's peer IP (`external_ids`, else `options:remote_ip`).
+pub fn overlay_peer_ip(i: &crate::vswitch::InterfaceRow) -> Option<String> {
+    i.external_ids
+        .get(EXT_PEER_IP)
+        .or_else(|| i.options.get("remote_ip"))
+        .cloned()
+}
 
 /// `external_ids` key on a pod attachment's interface: the network's VNI.
 pub const EXT_VNI: &str = "smartnic.io/vni";

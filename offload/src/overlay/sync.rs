@@ -128,18 +128,17 @@ impl Overlay {
             .iter()
             .filter_map(|p| Some((as_uuid(&p["_uuid"])?.to_string(), uuids(&p["interfaces"]))))
             .collect();
-        let ifaces: BTreeMap<String, &Value> = Default::default();
         let all_ifaces = rows(2);
-        let mut ifaces = ifaces;
-        for i in &all_ifaces {
-            if let Some(u) = as_uuid(&i["_uuid"]) {
-                ifaces.insert(u.to_string(), i);
-            }
-        }
+        let ifaces: BTreeMap<&str, &Value> = all_ifaces
+            .iter()
+            .filter_map(|i| Some((as_uuid(&i["_uuid"])?, i)))
+            .collect();
         let mut state = OverlayState::default();
         for p in &ports {
             for iu in port_ifaces.get(p).into_iter().flatten() {
-                let Some(i) = ifaces.get(iu) else { continue };
+                let Some(i) = ifaces.get(iu.as_str()) else {
+                    continue;
+                };
                 let Some(ofport) = as_opt_i64(&i["ofport"])
                     .filter(|p| *p > 0)
                     .and_then(|p| u32::try_from(p).ok())
