@@ -110,15 +110,22 @@ pub fn build(att: &AttachmentReport, of: &OfTrace, tunnels: &[TunnelInfo]) -> Ve
             hop: "representor".into(),
             name: a.port.clone(),
             at: match (in_hw, not) {
+                // The kernel refused a hardware-only rule: nothing can be in hardware here.
+                (0, 0) if att.probe.as_deref().is_some_and(|m| !m.is_empty()) => Where::Software,
                 (0, 0) => Where::Unknown,
                 (_, 0) => Where::Hardware,
                 (0, _) => Where::Software,
                 _ => Where::Mixed,
             },
-            evidence: vec![format!(
+            evidence: std::iter::once(format!(
                 "tc ingress on {}: {in_hw} flower rule(s) in_hw, {not} not_in_hw",
                 a.port
-            )],
+            ))
+            .chain(att.probe.as_ref().map(|m| match m.as_str() {
+                "" => "skip_sw probe: the kernel took a hardware-only flower rule".to_string(),
+                m => format!("skip_sw probe refused by the kernel: {m}"),
+            }))
+            .collect(),
         });
     } else {
         hops.push(Hop {
@@ -361,6 +368,7 @@ Datapath actions: tnl_push(tnl_port(4),header(size=50,type=5,eth(dst=02:00:00:00
             fallbacks: vec![],
             flows: vec![],
             tc_filters: vec![],
+            probe: None,
         };
         let tunnels = [TunnelInfo {
             port: "gnvac1f0002".into(),

@@ -5,6 +5,7 @@ mod discover;
 mod ethtool;
 mod link;
 mod offload;
+mod ovs;
 mod sriov;
 mod vf;
 
@@ -32,6 +33,8 @@ enum Cmd {
     Ethtool(ethtool::Args),
     /// Show links (rtnetlink).
     Link(link::Args),
+    /// The node's OVS: setup, pod attach/detach, tunnel peers, the tunnel endpoint.
+    Ovs(ovs::Args),
     /// Where the node's (or one pod's) datapath flows run: hardware, tc, OVS; and why.
     Offload(offload::Args),
     /// One pod attachment's path hop by hop, each hop hardware or software with its evidence.
@@ -58,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Devlink(a) => devlink::run(a),
         Cmd::Ethtool(a) => ethtool::run(a),
         Cmd::Link(a) => link::run(a),
+        Cmd::Ovs(a) => ovs::run(a),
         Cmd::Offload(a) => offload::run(a),
         Cmd::Trace(a) => offload::run_trace(a),
     };

@@ -22,13 +22,13 @@ use crate::link::{block_on, out, print_json};
 pub struct OvsArgs {
     /// OVS run directory (db.sock, the ovs-vswitchd control socket).
     #[arg(long, env = "OVS_RUNDIR", default_value = "/run/openvswitch")]
-    rundir: PathBuf,
+    pub(crate) rundir: PathBuf,
     /// OVSDB remote (default: unix:RUNDIR/db.sock).
     #[arg(long)]
-    db: Option<String>,
+    pub(crate) db: Option<String>,
     /// The integration bridge.
     #[arg(long, default_value = "br-int")]
-    bridge: String,
+    pub(crate) bridge: String,
     /// Node name in the report (default: the host name).
     #[arg(long, env = "NODE_NAME")]
     node: Option<String>,
@@ -118,14 +118,19 @@ struct Conn {
     collector: Collector,
 }
 
-async fn connect(a: &OvsArgs) -> anyhow::Result<Conn> {
+/// Connects to the node's ovsdb-server.
+pub(crate) async fn connect_db(a: &OvsArgs) -> anyhow::Result<Ovs> {
     let remote = match &a.db {
         Some(r) => Remote::parse(r),
         None => Remote::unix(a.rundir.join("db.sock")),
     };
-    let ovs = Ovs::connect(&remote)
+    Ovs::connect(&remote)
         .await
-        .with_context(|| format!("cannot reach ovsdb-server at {remote}"))?;
+        .with_context(|| format!("cannot reach ovsdb-server at {remote}"))
+}
+
+async fn connect(a: &OvsArgs) -> anyhow::Result<Conn> {
+    let ovs = connect_db(a).await?;
     let appctl = Appctl::in_rundir(&a.rundir).await?;
     let node = a.node.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")

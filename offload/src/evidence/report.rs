@@ -185,6 +185,9 @@ pub struct AttachmentReport {
     pub flows: Vec<FlowEvidence>,
     /// tc rules on its port.
     pub tc_filters: Vec<TcFilter>,
+    /// The kernel's answer to the `skip_sw` probe on its port (`""` = accepted), when probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
 }
 
 /// One network's share.
@@ -307,6 +310,7 @@ pub fn build(ctx: &NodeContext, raw: &RawEvidence) -> OffloadReport {
                 fallbacks: fb.into_iter().collect(),
                 flows,
                 tc_filters: tc.get(a.port.as_str()).cloned().unwrap_or_default(),
+                probe: raw.probes.get(&a.port).cloned(),
             }
         })
         .collect();
@@ -363,10 +367,25 @@ fn why_software(
     failures: &BTreeMap<String, String>,
     raw: &RawEvidence,
 ) -> String {
+    let dev = f.in_port.as_str();
+    let kernel = failures
+        .get(dev)
+        .or_else(|| raw.probes.get(dev).filter(|m| !m.is_empty()));
     if let Some(a) = owner
         && a.kind == "veth"
     {
-        return format!("{} ({} is a veth)", a.reason, a.port);
+        let refused = match (f.layer, kernel) {
+            (Layer::Datapath, Some(m)) => format!(
+                "; tc refused the rule on {dev}{}: {m}",
+                if ctx.tc_policy == TcPolicy::SkipSw {
+                    " with skip_sw"
+                } else {
+                    ""
+                }
+            ),
+            _ => String::new(),
+        };
+        return format!("{} ({} is a veth){refused}", a.reason, a.port);
     }
     if ctx.datapath == Datapath::Netdev {
         return "userspace datapath (netdev): no tc offload".into();
@@ -377,10 +396,6 @@ fn why_software(
     if f.actions.contains("ct(") && f.actions.contains("alg=") {
         return "conntrack ALG (ct alg=...) cannot be offloaded to tc".into();
     }
-    let dev = f.in_port.as_str();
-    let kernel = failures
-        .get(dev)
-        .or_else(|| raw.probes.get(dev).filter(|m| !m.is_empty()));
     match f.layer {
         Layer::Datapath => match (kernel, ctx.tc_policy) {
             (Some(m), TcPolicy::SkipSw) => {
