@@ -12,7 +12,7 @@
 //! dedicated thread inside the pod's namespace (setns is per thread).
 
 use nic::{
-    ethtool::{Ethtool, EthtoolError},
+    ethtool::{EthtoolError, EthtoolHandle},
     netlink::{LinkId, NetlinkError, NetlinkHandle},
     netns::{NetnsError, NetnsRef, spawn_in_netns},
 };
@@ -240,7 +240,7 @@ impl AttachRequest {
                 }
                 set.execute().await?;
                 // Without hw-tc-offload the driver refuses every flower rule on the port.
-                Ethtool::connect()
+                EthtoolHandle::connect()
                     .await?
                     .features()
                     .set(rep)
@@ -352,7 +352,7 @@ impl AttachRequest {
                 // The userspace datapath reads veths through AF_PACKET and never completes
                 // CHECKSUM_PARTIAL packets: TCP/UDP from the pod would arrive with bad
                 // checksums (lab-userspace notes). Harmless on the kernel datapath.
-                Ethtool::connect()
+                EthtoolHandle::connect()
                     .await?
                     .features()
                     .set(&ifname)

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressScope};
-use nic::ethtool::{Ethtool, EthtoolError};
+use nic::ethtool::{EthtoolError, EthtoolHandle};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -148,7 +148,7 @@ pub async fn setup(ovs: &Ovs, cfg: &NodeSetup) -> Result<SetupOutcome, NodeError
         .execute()
         .await?;
     if !cfg.tc_offload.is_empty() {
-        let et = Ethtool::connect().await?;
+        let et = EthtoolHandle::connect().await?;
         for d in &cfg.tc_offload {
             et.features()
                 .set(d)

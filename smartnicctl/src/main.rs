@@ -1,11 +1,13 @@
 //! `smartnicctl`: the host NIC inventory and low-level NIC operations, for operators and for the lab.
 
+mod addr;
 mod devlink;
 mod discover;
 mod ethtool;
 mod link;
 mod offload;
 mod ovs;
+mod route;
 mod sriov;
 mod vf;
 
@@ -31,8 +33,12 @@ enum Cmd {
     Devlink(devlink::Args),
     /// ethtool offload features.
     Ethtool(ethtool::Args),
-    /// Show links (rtnetlink).
+    /// Show, create, change and delete links (rtnetlink).
     Link(link::Args),
+    /// Show, add and delete IPv4/IPv6 addresses (rtnetlink).
+    Addr(addr::Args),
+    /// Show, add and delete IPv4/IPv6 routes (rtnetlink).
+    Route(route::Args),
     /// The node's OVS: setup, pod attach/detach, tunnel peers, the tunnel endpoint.
     Ovs(ovs::Args),
     /// Where the node's (or one pod's) datapath flows run: hardware, tc, OVS; and why.
@@ -61,6 +67,8 @@ fn main() -> std::process::ExitCode {
         Cmd::Devlink(a) => devlink::run(a),
         Cmd::Ethtool(a) => ethtool::run(a),
         Cmd::Link(a) => link::run(a),
+        Cmd::Addr(a) => addr::run(a),
+        Cmd::Route(a) => route::run(a),
         Cmd::Ovs(a) => ovs::run(a),
         Cmd::Offload(a) => offload::run(a),
         Cmd::Trace(a) => offload::run_trace(a),
