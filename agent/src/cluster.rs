@@ -148,6 +148,8 @@ pub fn build_status(
         last_sync_error: error,
         applied_generation,
         conditions: merge(existing, &[cond], generation, now),
+        // The tunnel endpoint is the overlay's to publish, not the inventory's.
+        ..Default::default()
     }
 }
 

@@ -108,16 +108,16 @@ pub struct VlanRange {
     pub max_id: u16,
 }
 
-/// A Geneve tunnel port on the OVS bridge (offloaded when the NIC supports Geneve encap).
+/// The network's Geneve overlay between nodes (offloaded when the NIC supports Geneve encap).
+/// The tunnel peers are not configured here: every node publishes its endpoint in
+/// `NicNodeState.status.tunnelEndpoint` and learns the others from theirs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GeneveOptions {
-    /// Virtual network identifier, 0-16777215.
+    /// The network's virtual network identifier, 0-16777215; one VNI per network.
     #[cfg_attr(feature = "k8s", schemars(range(max = crate::MAX_VNI)))]
     pub vni: u32,
-    /// Remote tunnel endpoint IP address (IPv4 or IPv6).
-    pub remote_ip: String,
     /// UDP destination port; default 6081.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "k8s", schemars(range(min = 1)))]

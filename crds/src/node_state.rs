@@ -179,4 +179,18 @@ pub struct NicNodeStateStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(transform = crate::schema::conditions_list_map)]
     pub conditions: Vec<Condition>,
+    /// This node's Geneve tunnel endpoint (an address of its uplink); the other nodes build
+    /// their tunnel ports to it. Unset: the node takes no part in the overlay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_endpoint: Option<TunnelEndpoint>,
+}
+
+/// A node's overlay tunnel endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TunnelEndpoint {
+    /// The endpoint IP address (IPv4 or IPv6).
+    pub ip: String,
+    /// The uplink interface that carries it.
+    pub interface: String,
 }

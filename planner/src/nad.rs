@@ -350,7 +350,6 @@ mod tests {
                     }],
                     geneve: Some(GeneveOptions {
                         vni: 5001,
-                        remote_ip: "192.0.2.10".into(),
                         dst_port: None,
                     }),
                 }),
@@ -364,7 +363,7 @@ mod tests {
             json!({"cniVersion": "1.1.0", "name": "fast", "type": "smartnic", "mode": "ovs",
                    "resourceName": "smartnic.io/cx6_sd", "mtu": 8950, "bridge": "br-phys",
                    "trunk": [{"minId": 10, "maxId": 20}],
-                   "geneve": {"vni": 5001, "remoteIp": "192.0.2.10"}})
+                   "geneve": {"vni": 5001}})
         );
     }
 

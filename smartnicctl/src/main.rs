@@ -8,6 +8,8 @@ mod discover;
 mod ethtool;
 mod link;
 mod plan;
+mod offload;
+mod ovs;
 mod route;
 mod sriov;
 mod vf;
@@ -46,6 +48,12 @@ enum Cmd {
     Route(route::Args),
     /// What policies would do on this host (or a sysfs tree): steps, disruption, VF layout.
     Plan(plan::Args),
+    /// The node's OVS: setup, pod attach/detach, tunnel peers, the tunnel endpoint.
+    Ovs(ovs::Args),
+    /// Where the node's (or one pod's) datapath flows run: hardware, tc, OVS; and why.
+    Offload(offload::Args),
+    /// One pod attachment's path hop by hop, each hop hardware or software with its evidence.
+    Trace(offload::TraceArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +80,9 @@ fn main() -> std::process::ExitCode {
         Cmd::Addr(a) => addr::run(a),
         Cmd::Route(a) => route::run(a),
         Cmd::Plan(a) => plan::run(a),
+        Cmd::Ovs(a) => ovs::run(a),
+        Cmd::Offload(a) => offload::run(a),
+        Cmd::Trace(a) => offload::run_trace(a),
     };
     // The command contract: `error: <message>` on stderr and exit 1.
     match result {

@@ -668,6 +668,7 @@ fn applied_device_plugin_config_lists_only_ready_pfs() {
         resource_prefix: "smartnic.io".into(),
         device_type: VfDeviceType::Netdevice,
         is_rdma: false,
+        need_vhost_net: false,
         exclude_topology: false,
         selectors: vec![DeviceSelector {
             pfs: pfs

@@ -1,7 +1,5 @@
 //! `NicNetwork` checks.
 
-use std::net::IpAddr;
-
 use crds::network::{NetworkMode, NicNetworkSpec, VlanProto};
 
 use super::{
@@ -181,12 +179,6 @@ pub fn validate_network(spec: &NicNetworkSpec) -> Result<(), Vec<FieldError>> {
                     e(
                         "spec.ovs.geneve.vni",
                         format!("{} is above {MAX_VNI} (24 bits)", g.vni),
-                    );
-                }
-                if g.remote_ip.parse::<IpAddr>().is_err() {
-                    e(
-                        "spec.ovs.geneve.remoteIp",
-                        format!("\"{}\" is not an IPv4 or IPv6 address", g.remote_ip),
                     );
                 }
                 if g.dst_port == Some(0) {

@@ -750,7 +750,6 @@ fn network_cases() {
                 n.ovs = Some(OvsOptions {
                     geneve: Some(GeneveOptions {
                         vni: 1 << 24,
-                        remote_ip: "192.0.2.1".into(),
                         dst_port: None,
                     }),
                     ..Default::default()
@@ -760,20 +759,19 @@ fn network_cases() {
             "24 bits",
         ),
         (
-            "geneve remote not an IP",
+            "geneve UDP port 0",
             |n| {
                 n.mode = NetworkMode::Ovs;
                 n.ovs = Some(OvsOptions {
                     geneve: Some(GeneveOptions {
                         vni: 1,
-                        remote_ip: "gw.example".into(),
-                        dst_port: None,
+                        dst_port: Some(0),
                     }),
                     ..Default::default()
                 });
             },
-            "spec.ovs.geneve.remoteIp",
-            "not an IPv4 or IPv6 address",
+            "spec.ovs.geneve.dstPort",
+            "must not be 0",
         ),
         (
             "ipam not an object",

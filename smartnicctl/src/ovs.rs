@@ -1,0 +1,229 @@
+//! `smartnicctl ovs`: the node's OVS through the offload library: node setup, pod attach and
+//! detach (what the agent and the CNI's `mode: ovs` do), tunnel peers, the tunnel endpoint.
+
+use anyhow::Context;
+use nic::netns::NetnsRef;
+use offload::{
+    attach::Attacher,
+    decision::Datapath,
+    evidence::report::TcPolicy,
+    node::{self, NodeSetup},
+    openflow::Ofctl,
+    overlay::{GENEVE_PORT, Overlay, Peer},
+};
+
+use crate::{
+    link::{block_on, out, print_json},
+    offload::{OvsArgs, connect_db},
+};
+
+/// Arguments of `smartnicctl ovs`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    ovs: OvsArgs,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Dp {
+    System,
+    Netdev,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Policy {
+    None,
+    SkipSw,
+    SkipHw,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Node setup: hw-offload (and tc-policy), the integration bridge, hw-tc-offload on devices.
+    Setup {
+        /// Bridge datapath.
+        #[arg(long, value_enum, default_value = "system")]
+        datapath: Dp,
+        /// other_config:hw-offload.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        hw_offload: bool,
+        /// other_config:tc-policy (needs an ovs-vswitchd restart to take effect).
+        #[arg(long, value_enum)]
+        tc_policy: Option<Policy>,
+        /// Turn hw-tc-offload on for this device (PF uplink, representor); repeatable.
+        #[arg(long = "tc-offload")]
+        tc_offload: Vec<String>,
+    },
+    /// Attach a pod: a veth into --netns, or a VF representor already paired with a VF in the pod.
+    Attach {
+        /// The network (NAMESPACE/NAME).
+        #[arg(long)]
+        network: String,
+        /// The network's VNI.
+        #[arg(long)]
+        vni: u32,
+        /// The pod's network namespace (veth attachment).
+        #[arg(
+            long,
+            conflicts_with = "representor",
+            required_unless_present = "representor"
+        )]
+        netns: Option<String>,
+        /// A VF representor (representor attachment).
+        #[arg(long, requires = "vf")]
+        representor: Option<String>,
+        /// The VF's PCI address (with --representor).
+        #[arg(long)]
+        vf: Option<String>,
+        /// Interface name inside the pod.
+        #[arg(long, default_value = "eth0")]
+        ifname: String,
+        /// The pod (NAMESPACE/NAME), for reports.
+        #[arg(long)]
+        pod: Option<String>,
+        /// Container id (names the host veth).
+        #[arg(long, default_value = "")]
+        container_id: String,
+        /// MTU of the pod interface.
+        #[arg(long)]
+        mtu: Option<u32>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: crate::link::Output,
+    },
+    /// Remove an attachment's port (and its veth).
+    Detach {
+        /// The bridge port.
+        port: String,
+    },
+    /// Make the tunnel ports exactly these peers (NODE=IP, repeatable).
+    Peers {
+        /// NODE=IP
+        #[arg(long = "peer")]
+        peers: Vec<String>,
+        /// Geneve UDP port.
+        #[arg(long, default_value_t = GENEVE_PORT)]
+        dst_port: u16,
+    },
+    /// Print the tunnel endpoint of an uplink (its first global address).
+    Endpoint {
+        /// The uplink.
+        uplink: String,
+    },
+}
+
+/// `smartnicctl ovs`
+pub fn run(a: Args) -> anyhow::Result<()> {
+    block_on(async move {
+        if let Cmd::Endpoint { uplink } = &a.cmd {
+            return out(node::tunnel_endpoint(uplink).await?);
+        }
+        let ovs = connect_db(&a.ovs).await?;
+        let overlay = Overlay::new(
+            ovs.clone(),
+            &a.ovs.bridge,
+            Ofctl::bridge(&a.ovs.rundir, &a.ovs.bridge),
+        )
+        .with_lock_file(
+            a.ovs
+                .rundir
+                .join(format!("smartnic-overlay-{}.lock", a.ovs.bridge)),
+        );
+        match a.cmd {
+            Cmd::Setup {
+                datapath,
+                hw_offload,
+                tc_policy,
+                tc_offload,
+            } => {
+                let mut cfg = NodeSetup::new(&a.ovs.bridge)
+                    .datapath(match datapath {
+                        Dp::System => Datapath::System,
+                        Dp::Netdev => Datapath::Netdev,
+                    })
+                    .hw_offload(hw_offload)
+                    .tc_offload_on(tc_offload.iter().map(String::as_str));
+                if let Some(p) = tc_policy {
+                    cfg = cfg.tc_policy(match p {
+                        Policy::None => TcPolicy::None,
+                        Policy::SkipSw => TcPolicy::SkipSw,
+                        Policy::SkipHw => TcPolicy::SkipHw,
+                    });
+                }
+                let o = node::setup(&ovs, &cfg).await?;
+                overlay.sync(&[]).await?;
+                print_json(&o)
+            }
+            Cmd::Attach {
+                network,
+                vni,
+                netns,
+                representor,
+                vf,
+                ifname,
+                pod,
+                container_id,
+                mtu,
+                output,
+            } => {
+                let at = Attacher::new(overlay);
+                let mut req = match (&netns, &representor) {
+                    (Some(ns), _) => at.veth(NetnsRef::path(ns), &ifname),
+                    (None, Some(rep)) => {
+                        at.representor(rep, vf.as_deref().unwrap_or_default(), &ifname)
+                    }
+                    (None, None) => anyhow::bail!("give --netns or --representor"),
+                };
+                req = req
+                    .network(&network, vni)
+                    .container_id(if container_id.is_empty() {
+                        netns
+                            .as_deref()
+                            .or(representor.as_deref())
+                            .unwrap_or_default()
+                    } else {
+                        &container_id
+                    });
+                if let Some(p) = &pod {
+                    req = req.pod(p);
+                }
+                if let Some(m) = mtu {
+                    req = req.mtu(m);
+                }
+                let r = req.execute().await.context("attach failed")?;
+                match output {
+                    crate::link::Output::Json => print_json(&r),
+                    crate::link::Output::Table => out(format!(
+                        "{} ofport {} network {network} VNI {vni}: {}",
+                        r.port, r.ofport, r.reason
+                    )),
+                }
+            }
+            Cmd::Detach { port } => {
+                Attacher::new(overlay).detach(&port).execute().await?;
+                Ok(())
+            }
+            Cmd::Peers { peers, dst_port } => {
+                let peers: Vec<Peer> = peers
+                    .iter()
+                    .map(|p| {
+                        let (node, ip) = p
+                            .split_once('=')
+                            .with_context(|| format!("--peer {p}: want NODE=IP"))?;
+                        Ok(Peer {
+                            node: node.to_string(),
+                            ip: ip.parse().with_context(|| {
+                                format!("--peer {p}: {ip} is not an IP address")
+                            })?,
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                let c = overlay.set_peers(&peers, dst_port).await?;
+                out(format!("added {:?} removed {:?}", c.added, c.removed))
+            }
+            Cmd::Endpoint { .. } => Ok(()),
+        }
+    })?
+}
