@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The kubelet must find the plugin serving before it registers. A kubelet that is absent or
-//! refuses is retried (1 s doubling to 30 s, and at once when `kubelet.sock` is recreated). A
+//! refuses is retried (0.1 s doubling to 30 s, and at once when `kubelet.sock` is recreated). A
 //! removed pool's socket, device-info files and CDI spec are removed.
 
 use std::path::{Path, PathBuf};
@@ -31,8 +31,9 @@ use crate::server::{PoolService, Shared};
 
 /// Re-check sockets this often even without directory events (inotify overflow).
 const SAFETY_CHECK: Duration = Duration::from_secs(5);
-/// First and largest delay between registration attempts.
-const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// First and largest delay between registration attempts. The first is short: a socket file
+/// appears at bind(2), a moment before listen(2), and a connect in between is refused.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 /// How long a stopping server may take to finish its calls.
 const SERVER_GRACE: Duration = Duration::from_secs(2);
@@ -132,21 +133,19 @@ pub async fn run_pool(
                 () = tokio::time::sleep_until(wake) => {}
             }
         };
+        // The socket goes first: to the kubelet, its disappearance is the deregistration.
+        // Only our own: a new file under the name is not ours to delete.
+        if !matches!(outcome, Outcome::Rebind) && kubelet::inode(&socket) == Some(ino) {
+            let _ = std::fs::remove_file(&socket);
+        }
         srv_stop.send_replace(true);
         let abort = server.abort_handle();
         if tokio::time::timeout(SERVER_GRACE, server).await.is_err() {
             tracing::warn!(%resource, "server did not stop within {SERVER_GRACE:?}; aborted");
             abort.abort();
         }
-        match outcome {
-            Outcome::Rebind => continue,
-            Outcome::Removed | Outcome::Stop => {
-                // only our own socket: a new one under the name is the kubelet's business
-                if kubelet::inode(&socket) == Some(ino) {
-                    let _ = std::fs::remove_file(&socket);
-                }
-                break;
-            }
+        if !matches!(outcome, Outcome::Rebind) {
+            break;
         }
     }
     cleanup(&ctx, &spec);
