@@ -5,12 +5,17 @@
 //! This is deliberately leaner than `nic::discovery` (no names, MACs, representors): it runs every
 //! few hundred milliseconds while polling. Per function it reads `class`, `vendor`, `device`,
 //! `numa_node` and the `driver`, `iommu_group` and `physfn` links; a PF also lists its `virtfnN`
-//! links and reads its netdev's `operstate` and `carrier`; RDMA names are read only where an
+//! links and reads its netdev's `operstate` and `flags`; RDMA names are read only where an
 //! `infiniband/` directory exists.
+//!
+//! `carrier` is deliberately not read: its sysfs handler takes the RTNL lock with a trylock and
+//! restarts the read until it gets it, so a poll would spin for as long as any link change holds
+//! the lock (seconds for `ip link set down` on igb under emulation). `operstate` carries the
+//! carrier state (no carrier: `down` or `lowerlayerdown`) and is read without the lock.
 //!
 //! ```text
 //!   <bdf>/class vendor device numa_node driver-> iommu_group-> physfn->
-//!   <pf>/sriov_numvfs virtfnN-> net/<pf>/{operstate,carrier}
+//!   <pf>/sriov_numvfs virtfnN-> net/<pf>/{operstate,flags}
 //!   <bdf>/infiniband/<dev>  infiniband_verbs/uverbsN  infiniband_mad/{umadN,issmN}
 //!   /sys/kernel/iommu_groups/<g>/name   ("vfio-noiommu": the node is /dev/vfio/noiommu-<g>)
 //! ```
@@ -23,6 +28,9 @@ use nic::sysfs::{SysDir, SysFs, SysfsError};
 /// Below this many functions per thread, spreading the reads over threads costs more than it
 /// saves.
 const FUNCTIONS_PER_THREAD: usize = 128;
+
+/// `IFF_UP` in a netdev's `flags` (include/uapi/linux/if.h).
+const IFF_UP: u32 = 0x1;
 
 /// The host could not be read at all.
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +74,9 @@ pub struct LinkState {
     pub netdev: Option<String>,
     /// `operstate` (`up`, `down`, `lowerlayerdown`, `unknown`, ...).
     pub operstate: Option<String>,
-    /// `carrier`; `None` when unreadable (the kernel answers EINVAL while the link is down).
-    pub carrier: Option<bool>,
+    /// `IFF_UP` of `flags`: the administrative state, set when `ip link set down` completes,
+    /// while `operstate` follows through the kernel's link watch, up to a second later.
+    pub admin_up: Option<bool>,
 }
 
 /// RDMA facts of a function, empty when it has none.
@@ -225,14 +234,14 @@ fn read_link(dev: &SysDir) -> LinkState {
         .read_optional_string(&format!("net/{netdev}/operstate"))
         .ok()
         .flatten();
-    let carrier = dev
-        .read_number::<u8>(&format!("net/{netdev}/carrier"))
+    let admin_up = dev
+        .read_hex(&format!("net/{netdev}/flags"))
         .ok()
-        .map(|c| c == 1);
+        .map(|f| f & IFF_UP != 0);
     LinkState {
         netdev: Some(netdev),
         operstate,
-        carrier,
+        admin_up,
     }
 }
 
@@ -308,17 +317,17 @@ mod tests {
     }
 
     #[test]
-    fn carrier_and_rdma() {
+    fn link_state_and_rdma() {
         let host = HostBuilder::new()
             .cx6dx(EswitchMode::Legacy)
             .build()
             .unwrap();
         let pf = host.device_dir("0000:3b:00.0");
-        std::fs::write(pf.join("net/ens1f0np0/carrier"), "0\n").unwrap();
         std::fs::write(pf.join("net/ens1f0np0/operstate"), "down\n").unwrap();
+        std::fs::write(pf.join("net/ens1f0np0/flags"), "0x1002\n").unwrap();
         let s = scan(&host.sysfs()).unwrap();
         let link = s.get(&a("0000:3b:00.0")).unwrap().link.clone().unwrap();
-        assert_eq!(link.carrier, Some(false));
+        assert_eq!(link.admin_up, Some(false));
         assert_eq!(link.operstate.as_deref(), Some("down"));
         assert_eq!(s.get(&a("0000:3b:00.0")).unwrap().rdma.devices, ["mlx5_0"]);
     }

@@ -3,8 +3,8 @@
 //!
 //! - A PF that has VFs is never a device itself.
 //! - A device goes to the first pool (in file order) with a selector it matches.
-//! - Health: a device is `Unhealthy` when its PF's link is down (`operstate` not `up`, or
-//!   `carrier` 0), when it is bound to a driver other than its pool's `deviceType` (or to none),
+//! - Health: a device is `Unhealthy` when its PF's link is down (admin down, or `operstate`
+//!   neither `up` nor `unknown`), when it is bound to a driver other than its pool's `deviceType` (or to none),
 //!   when a `vfio-pci` device has no IOMMU group, or when it vanished ([`keep_vanished`]).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -153,18 +153,20 @@ pub fn health(pool: &PoolSpec, f: &Function, host: &HostState) -> Health {
     }
 }
 
-/// Why a PF link is not usable, if it is not: no netdev, `operstate` other than `up` (`unknown`
-/// counts as up when `carrier` is 1, as some drivers never set it), or `carrier` 0.
+/// Why a PF link is not usable, if it is not: no netdev, admin down (`flags`), or `operstate`
+/// other than `up` (carrier loss shows there as `down` or `lowerlayerdown`; `unknown`, from
+/// drivers that do not track it, counts as up).
 fn link_problem(link: &LinkState) -> Option<String> {
     let Some(netdev) = &link.netdev else {
         return Some("has no netdev".into());
     };
-    if link.carrier == Some(false) {
-        return Some(format!("({netdev}) has no carrier"));
+    if link.admin_up == Some(false) {
+        return Some(format!("({netdev}) is administratively down"));
     }
     match link.operstate.as_deref() {
         Some("up") | None => None,
-        Some("unknown") if link.carrier == Some(true) => None,
+        // drivers without operstate support report "unknown"
+        Some("unknown") => None,
         Some(state) => Some(format!("({netdev}) link is {state}")),
     }
 }
@@ -305,16 +307,21 @@ mod tests {
             health_of(&net, "0000:17:02.0"),
             Health::Unhealthy("PF 0000:17:00.0 (ens2f0np0) link is down".into())
         );
-        std::fs::write(pf.join("operstate"), "unknown\n").unwrap();
-        std::fs::write(pf.join("carrier"), "1\n").unwrap();
-        assert!(health_of(&net, "0000:17:02.0").is_healthy());
-        std::fs::write(pf.join("operstate"), "up\n").unwrap();
-        std::fs::write(pf.join("carrier"), "0\n").unwrap();
+        std::fs::write(pf.join("operstate"), "lowerlayerdown\n").unwrap();
         assert_eq!(
             health_of(&net, "0000:17:02.0"),
-            Health::Unhealthy("PF 0000:17:00.0 (ens2f0np0) has no carrier".into())
+            Health::Unhealthy("PF 0000:17:00.0 (ens2f0np0) link is lowerlayerdown".into())
         );
-        std::fs::write(pf.join("carrier"), "1\n").unwrap();
+        std::fs::write(pf.join("operstate"), "unknown\n").unwrap();
+        assert!(health_of(&net, "0000:17:02.0").is_healthy());
+        std::fs::write(pf.join("operstate"), "up\n").unwrap();
+        std::fs::write(pf.join("flags"), "0x1002\n").unwrap();
+        assert_eq!(
+            health_of(&net, "0000:17:02.0"),
+            Health::Unhealthy("PF 0000:17:00.0 (ens2f0np0) is administratively down".into())
+        );
+        std::fs::write(pf.join("flags"), "0x1003\n").unwrap();
+        assert!(health_of(&net, "0000:17:02.0").is_healthy());
         host.remove_attr("0000:17:02.2", "driver").unwrap();
         assert_eq!(
             health_of(&net, "0000:17:02.2"),
