@@ -411,10 +411,204 @@ nsim_part() {
   fi
 }
 
+# ======================================================================= links
+# links: veth, macvlan (every mode), ipvlan (every mode and flag), vlan (802.1Q, 802.1ad), bridge
+# master, move+rename into a namespace, addresses and routes (IPv4, IPv6) through smartnicctl,
+# read back with smartnicctl's JSON and cross-checked with iproute2 (ip -j -d). Everything lives
+# on a veth parent and in a namespace of the suite's own, so no NIC is touched. ipvlan and vlan
+# are skipped with the reason off the lab when the kernel lacks them; the lab's kernel has both.
+# ljq FILTER: jq over the first link of the last `link show -o json`.
+ljq() { jq -r ".links[0] | $1" <<<"$CTL_OUT" 2>/dev/null; }
+# ipj NS DEV FILTER: jq over `ip -d -j link show DEV` (in NS when NS is not "-").
+ipj() {
+  local ns=$1 dev=$2 f=$3
+  if [ "$ns" = - ]; then ip -d -j link show "$dev" 2>/dev/null | jq -r ".[0] | $f"
+  else ip -n "$ns" -d -j link show "$dev" 2>/dev/null | jq -r ".[0] | $f"; fi
+}
+# kernel_has KIND: the kernel knows this link kind (loads its module on demand).
+kernel_has() {
+  local m=$1
+  [ "$m" = vlan ] && m=8021q
+  modprobe "$m" 2>/dev/null
+  case $1 in
+    vlan) [ -d /proc/net/vlan ] || grep -qw 8021q /proc/modules 2>/dev/null ;;
+    *) grep -qw "$m" /proc/modules 2>/dev/null || [ -d "/sys/module/$m" ] ;;
+  esac
+}
+
+links_part() {
+  section "links, addresses and routes (rtnetlink) through smartnicctl"
+  if ! command -v ip >/dev/null; then
+    skip "links part" "iproute2 (ip) is not installed: nothing to cross-check with"
+    return
+  fi
+  local NS=nlt-lab NSP d mode i id proto
+  ip netns add "$NS" 2>/dev/null
+  on_exit "ip netns del $NS"
+  for d in /run/netns /var/run/netns; do [ -e "$d/$NS" ] && NSP=$d/$NS && break; done
+  if [ -z "$NSP" ]; then
+    fail "ip netns add $NS makes a namespace file" "none in /run/netns or /var/run/netns"
+    return
+  fi
+  on_exit "ip link del nlt-p0"
+  on_exit "ip link del nlt-br"
+  on_exit "ip link del nlt-v2"
+
+  # --- veth
+  if ctl_ok "link add nlt-p0 --mtu 1400 --up veth --peer nlt-p1" link add nlt-p0 --mtu 1400 --up veth --peer nlt-p1; then
+    ctl_json "link show nlt-p0 -o json" link show nlt-p0 -o json \
+      && expect_eq "  ...reads back kind veth, mtu 1400, up" "$(ljq '"\(.kind) \(.mtu) \(.up)"')" "veth 1400 true"
+    expect_eq "  ...kernel (ip -d -j) agrees" "$(ipj - nlt-p0 '"\(.linkinfo.info_kind) \(.mtu) \(.flags | index(["UP"]) != null)"')" "veth 1400 true"
+  fi
+  ctl_ok "link set nlt-p1 --up" link set nlt-p1 --up
+  if ctl_ok "link add nlt-v2 veth --peer nlt-v3 --peer-netns $NSP (peer made in the namespace)" \
+       link add nlt-v2 veth --peer nlt-v3 --peer-netns "$NSP"; then
+    ctl_json "link show -n $NS nlt-v3 -o json" link show -n "$NS" nlt-v3 -o json \
+      && expect_eq "  ...the peer is in $NS" "$(ljq .kind)" veth
+    expect_eq "  ...kernel agrees: nlt-v3 in $NS, not here" \
+      "$(ipj "$NS" nlt-v3 .linkinfo.info_kind) $(ip link show nlt-v3 >/dev/null 2>&1 && echo here)" "veth "
+  fi
+
+  # --- macvlan, every mode (passthru alone: it takes the parent for itself)
+  for mode in bridge private vepa source; do
+    local extra=()
+    [ "$mode" = source ] && extra=(--source-mac 02:00:5e:20:00:01 --source-mac 02:00:5e:20:00:02)
+    if ctl_ok "link add nlt-mv-$mode macvlan --parent nlt-p0 --mode $mode" link add "nlt-mv-$mode" macvlan --parent nlt-p0 --mode "$mode" "${extra[@]}"; then
+      ctl_json "link show nlt-mv-$mode -o json" link show "nlt-mv-$mode" -o json \
+        && expect_eq "  ...reads back macvlan mode $mode on nlt-p0" \
+          "$(ljq '"\(.kind) \(.details.mode)"') $(ljq .parent)" "macvlan $mode $(cat /sys/class/net/nlt-p0/ifindex)"
+      expect_eq "  ...kernel agrees: mode $mode" "$(ipj - "nlt-mv-$mode" .linkinfo.info_data.mode)" "$mode"
+    fi
+  done
+  if [ -e /sys/class/net/nlt-mv-source ]; then
+    ctl_json "link show nlt-mv-source -o json" link show nlt-mv-source -o json \
+      && expect_eq "  ...source MACs read back" "$(ljq '.details.sourceMacs | join(" ")')" "02:00:5e:20:00:01 02:00:5e:20:00:02"
+    expect_eq "  ...kernel agrees on the source MACs" \
+      "$(ipj - nlt-mv-source '.linkinfo.info_data.macaddr_data | sort | join(" ")')" "02:00:5e:20:00:01 02:00:5e:20:00:02"
+  fi
+  for mode in bridge private vepa source; do ctl link del "nlt-mv-$mode"; done
+  if ctl_ok "link add nlt-mv-pt macvlan --parent nlt-p0 --mode passthru" link add nlt-mv-pt macvlan --parent nlt-p0 --mode passthru; then
+    ctl_json "link show nlt-mv-pt -o json" link show nlt-mv-pt -o json \
+      && expect_eq "  ...reads back passthru" "$(ljq .details.mode)" passthru
+    expect_eq "  ...kernel agrees: passthru" "$(ipj - nlt-mv-pt .linkinfo.info_data.mode)" passthru
+    ctl_ok "link del nlt-mv-pt" link del nlt-mv-pt \
+      && expect_eq "  ...kernel: nlt-mv-pt is gone" "$(ip link show nlt-mv-pt >/dev/null 2>&1 && echo present)" ""
+  fi
+  if ctl_fails "link add on a missing parent fails" link add nlt-mv-x macvlan --parent nlt-nosuch; then
+    expect_match "  ...error names the link, the parent and ENODEV" "$CTL_ERR" "macvlan nlt-mv-x on nlt-nosuch: parent nlt-nosuch not found \(ENODEV\)"
+  fi
+
+  # --- ipvlan, every mode and flag
+  if ! lab && ! kernel_has ipvlan; then
+    skip "ipvlan" "this kernel has no ipvlan (module ipvlan not available)"
+  else
+    for i in "l2 bridge" "l3 private" "l3s vepa"; do
+      set -- $i
+      if ctl_ok "link add nlt-ipv-$1 ipvlan --parent nlt-p0 --mode $1 --flag $2" link add "nlt-ipv-$1" ipvlan --parent nlt-p0 --mode "$1" --flag "$2"; then
+        ctl_json "link show nlt-ipv-$1 -o json" link show "nlt-ipv-$1" -o json \
+          && expect_eq "  ...reads back ipvlan $1 $2" "$(ljq '"\(.kind) \(.details.mode) \(.details.flag)"')" "ipvlan $1 $2"
+        expect_eq "  ...kernel agrees: mode $1" "$(ipj - "nlt-ipv-$1" .linkinfo.info_data.mode)" "$1"
+        expect_match "  ...kernel agrees: $2" "$(ip -d link show "nlt-ipv-$1")" "ipvlan +mode +$1 +$2"
+        ctl link del "nlt-ipv-$1"
+      fi
+    done
+  fi
+
+  # --- vlan, 802.1Q and 802.1ad
+  if ! lab && ! kernel_has vlan; then
+    skip "vlan" "this kernel has no 802.1Q support (module 8021q not available)"
+  else
+    for i in "10 802.1q 802.1Q" "20 802.1ad 802.1ad"; do
+      set -- $i
+      id=$1 proto=$2
+      if ctl_ok "link add nlt-p0.$id vlan --parent nlt-p0 --id $id --proto $proto" link add "nlt-p0.$id" vlan --parent nlt-p0 --id "$id" --proto "$proto"; then
+        ctl_json "link show nlt-p0.$id -o json" link show "nlt-p0.$id" -o json \
+          && expect_eq "  ...reads back vlan $id $3" "$(ljq '"\(.kind) \(.details.id) \(.details.proto)"')" "vlan $id $3"
+        expect_eq "  ...kernel agrees: id $id protocol $3" "$(ipj - "nlt-p0.$id" '"\(.linkinfo.info_data.id) \(.linkinfo.info_data.protocol)"')" "$id $3"
+      fi
+    done
+    ctl_fails "vlan id 4095 fails" link add nlt-p0.4095 vlan --parent nlt-p0 --id 4095 \
+      && expect_match "  ...error names the link" "$CTL_ERR" "nlt-p0\.4095"
+  fi
+
+  # --- link set: name, MTU, MAC, down/up
+  if ctl_ok "link set nlt-p1 --down --name nlt-p1r --mtu 9000 --mac 02:00:5e:20:01:01 --up" \
+       link set nlt-p1 --down --name nlt-p1r --mtu 9000 --mac 02:00:5e:20:01:01 --up; then
+    ctl_json "link show nlt-p1r -o json" link show nlt-p1r -o json \
+      && expect_eq "  ...reads back name, mtu, mac, up" "$(ljq '"\(.name) \(.mtu) \(.mac) \(.up)"')" "nlt-p1r 9000 02:00:5e:20:01:01 true"
+    expect_eq "  ...kernel agrees" "$(ipj - nlt-p1r '"\(.ifname) \(.mtu) \(.address)"')" "nlt-p1r 9000 02:00:5e:20:01:01"
+  fi
+  ctl_ok "link set nlt-p1r --down" link set nlt-p1r --down \
+    && expect_eq "  ...kernel: nlt-p0 lost its carrier" "$(cat /sys/class/net/nlt-p0/carrier 2>/dev/null)" 0
+  ctl_fails "link set of a missing link fails" link set nlt-nosuch --mtu 1500 \
+    && expect_match "  ...error names the operation and the link" "$CTL_ERR" "set mtu 1500 on nlt-nosuch"
+
+  # --- master / nomaster
+  if ctl_ok "link add nlt-br bridge" link add nlt-br bridge \
+     && ctl_ok "link set nlt-p1r --master nlt-br" link set nlt-p1r --master nlt-br; then
+    ctl_json "link show nlt-p1r -o json" link show nlt-p1r -o json \
+      && expect_eq "  ...reads back master = nlt-br's index" "$(ljq .master)" "$(cat /sys/class/net/nlt-br/ifindex)"
+    expect_eq "  ...kernel agrees" "$(ipj - nlt-p1r .master)" nlt-br
+    ctl_ok "link set nlt-p1r --nomaster" link set nlt-p1r --nomaster \
+      && expect_eq "  ...kernel: no master" "$(ipj - nlt-p1r '.master // "none"')" none
+  fi
+
+  # --- move and rename in one request
+  if ctl_ok "link add nlt-mv0 macvlan --parent nlt-p0 --mode bridge" link add nlt-mv0 macvlan --parent nlt-p0 --mode bridge \
+     && ctl_ok "link set nlt-mv0 --netns $NS --name net1 --up (move+rename)" link set nlt-mv0 --netns "$NS" --name net1 --up; then
+    ctl_json "link show -n $NS net1 -o json" link show -n "$NS" net1 -o json \
+      && expect_eq "  ...net1 in $NS, macvlan, up" "$(ljq '"\(.name) \(.kind) \(.up)"')" "net1 macvlan true"
+    expect_eq "  ...kernel agrees: net1 in $NS, nlt-mv0 gone here" \
+      "$(ipj "$NS" net1 .linkinfo.info_kind) $(ip link show nlt-mv0 >/dev/null 2>&1 && echo here)" "macvlan "
+  fi
+
+  # --- addresses, IPv4 and IPv6, in the namespace
+  ctl_ok "addr add 10.77.0.2/24 --dev net1 -n $NS" addr add 10.77.0.2/24 --dev net1 -n "$NS"
+  ctl_ok "addr add 2001:db8:77::2/64 --dev net1 -n $NS" addr add 2001:db8:77::2/64 --dev net1 -n "$NS"
+  if ctl_json "addr show --dev net1 -n $NS -o json" addr show --dev net1 -n "$NS" -o json; then
+    expect_eq "  ...reads back both (global scope)" \
+      "$(jq -r '[.addresses[] | select(.scope == "global") | .address] | sort | join(" ")' <<<"$CTL_OUT")" "10.77.0.2/24 2001:db8:77::2/64"
+    expect_eq "  ...kernel (ip -j addr) agrees" \
+      "$(ip -n "$NS" -j addr show net1 | jq -r '[.[0].addr_info[] | select(.scope == "global") | "\(.local)/\(.prefixlen)"] | sort | join(" ")')" \
+      "10.77.0.2/24 2001:db8:77::2/64"
+  fi
+  ctl_fails "addr add of an existing address fails" addr add 10.77.0.2/24 --dev net1 -n "$NS" \
+    && expect_match "  ...error names the address and the link" "$CTL_ERR" "10\.77\.0\.2/24 on net1.*exists"
+
+  # --- routes
+  ctl_ok "route add 10.78.0.0/16 --via 10.77.0.1 --metric 30 -n $NS" route add 10.78.0.0/16 --via 10.77.0.1 --metric 30 -n "$NS"
+  ctl_ok "route add 10.79.0.0/16 --dev net1 --table 100 -n $NS" route add 10.79.0.0/16 --dev net1 --table 100 -n "$NS"
+  ctl_ok "route add default --via 2001:db8:77::1 --dev net1 -n $NS" route add default --via 2001:db8:77::1 --dev net1 -n "$NS"
+  if ctl_json "route show -n $NS -o json" route show -n "$NS" -o json; then
+    expect_eq "  ...reads back via, dev, metric" \
+      "$(jq -r '.routes[] | select(.destination == "10.78.0.0/16") | "\(.gateway) \(.dev) \(.metric)"' <<<"$CTL_OUT")" "10.77.0.1 net1 30"
+    expect_eq "  ...kernel (ip -j route) agrees" \
+      "$(ip -n "$NS" -j route show 10.78.0.0/16 | jq -r '.[0] | "\(.gateway) \(.dev) \(.metric)"')" "10.77.0.1 net1 30"
+  fi
+  ctl_json "route show --table 100 -n $NS -o json" route show --table 100 -n "$NS" -o json \
+    && expect_eq "  ...table 100: scope link on net1" "$(jq -r '.routes[0] | "\(.destination) \(.scope) \(.dev)"' <<<"$CTL_OUT")" "10.79.0.0/16 link net1"
+  ctl_json "route show -6 -n $NS -o json" route show -6 -n "$NS" -o json \
+    && expect_eq "  ...IPv6 default via 2001:db8:77::1" "$(jq -r '.routes[] | select(.destination == "::/0") | .gateway' <<<"$CTL_OUT")" "2001:db8:77::1"
+  expect_eq "  ...kernel agrees on the IPv6 default" "$(ip -n "$NS" -6 -j route show default | jq -r '.[0].gateway')" "2001:db8:77::1"
+  ctl_fails "route via an unreachable gateway fails" route add 10.80.0.0/16 --via 10.99.0.1 -n "$NS" \
+    && expect_match "  ...error names the route" "$CTL_ERR" "add route 10\.80\.0\.0/16 via 10\.99\.0\.1"
+  ctl_ok "route del 10.78.0.0/16 -n $NS" route del 10.78.0.0/16 -n "$NS" \
+    && expect_eq "  ...kernel: gone" "$(ip -n "$NS" route show 10.78.0.0/16)" ""
+  ctl_ok "route del 10.79.0.0/16 --table 100 -n $NS" route del 10.79.0.0/16 --table 100 -n "$NS"
+  ctl_ok "addr del 10.77.0.2/24 --dev net1 -n $NS" addr del 10.77.0.2/24 --dev net1 -n "$NS" \
+    && expect_eq "  ...kernel: gone" "$(ip -n "$NS" -4 -j addr show net1 | jq -r '[.[0].addr_info[]?] | length')" 0
+
+  # --- delete
+  ctl_ok "link del nlt-p0 (its macvlans and vlans go with it)" link del nlt-p0
+  expect_eq "  ...kernel: nlt-p0, its peer and its children are gone" \
+    "$(ls /sys/class/net | grep -E '^nlt-(p0|p1r|p0\.)' | tr '\n' ' ')$(ip -n "$NS" link show net1 >/dev/null 2>&1 && echo net1)" ""
+}
+
 if [ -n "${SMARTNIC_TEST_PF:-}" ]; then
   sriov_part
 else
   skip "SR-IOV part" "no PF given: set SMARTNIC_TEST_PF=<PF netdev> (its VFs are created and removed)"
 fi
 nsim_part
+links_part
 summary

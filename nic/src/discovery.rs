@@ -34,7 +34,7 @@
 //! `switchdev` when the uplink has a switch id and representors exist, else `legacy` for an SR-IOV
 //! PF whose driver has an eswitch (mlx5_core, ice), else none.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crds::inventory::{EswitchMode, LinkType, Nic, NicInventory, Vf};
@@ -177,16 +177,12 @@ pub fn apply_eswitch_modes(inventory: &mut NicInventory, modes: &HashMap<PciAddr
     }
 }
 
-/// Fills vendor and device names from `pci.ids`, loaded once and only for the vendors present.
+/// Fills vendor and device names from `pci.ids` (parsed once per process).
 fn fill_names(sysfs: &SysFs, nics: &mut [Nic]) {
-    let vendors: BTreeSet<u16> = nics
-        .iter()
-        .filter_map(|n| u16::from_str_radix(&n.vendor_id, 16).ok())
-        .collect();
-    if vendors.is_empty() {
+    if nics.is_empty() {
         return;
     }
-    let Some((_, ids)) = PciIds::load(sysfs, &vendors) else {
+    let Some((_, ids)) = PciIds::shared(sysfs) else {
         return;
     };
     for nic in nics {

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use crds::inventory::EswitchMode;
 
+use crate::devlink::{DevlinkDev, EswitchMode as DevlinkEswitchMode, FakeDevlink};
 use crate::pci::PciAddress;
 use crate::sriov::Clock;
 use crate::sysfs::SysFs;
@@ -570,6 +571,7 @@ impl HostBuilder {
             root,
             _dir: Some(dir),
             pfs: RefCell::new(self.pfs),
+            refusing: RefCell::default(),
         })
     }
 
@@ -588,6 +590,7 @@ impl HostBuilder {
             root: root.to_owned(),
             _dir: None,
             pfs: RefCell::new(self.pfs),
+            refusing: RefCell::default(),
         })
     }
 
@@ -881,6 +884,8 @@ pub struct FakeHost {
     root: PathBuf,
     _dir: Option<tempfile::TempDir>,
     pfs: RefCell<Vec<PfSpec>>,
+    /// Drivers that never bind anything in [`FakeHost::settle`].
+    refusing: RefCell<BTreeSet<String>>,
 }
 
 impl FakeHost {
@@ -968,6 +973,47 @@ impl FakeHost {
         let t = Tree { root: &self.root };
         t.remove(&rel)?;
         t.remove(format!("sys/bus/pci/devices/{vf_bdf}"))
+    }
+
+    /// Makes every write to `drivers/<driver>/bind` fail, as the kernel fails it (`ENODEV`) for
+    /// a device the driver does not match (here `bind` becomes a directory: `EISDIR`).
+    pub fn refuse_bind_writes(&self, driver: &str) -> io::Result<()> {
+        let bind = self.sysfs().pci_drivers_dir().join(driver).join("bind");
+        fs::remove_file(&bind)?;
+        fs::create_dir(&bind)
+    }
+
+    /// Makes `driver` accept bind writes but never bind in [`FakeHost::settle`] (a probe that
+    /// fails after the write returned, as with asynchronous probing).
+    pub fn never_binds(&self, driver: &str) {
+        self.refusing.borrow_mut().insert(driver.to_owned());
+    }
+
+    /// A [`FakeDevlink`] that matches the tree: one device `pci/<PF>` per SR-IOV PF in its
+    /// eswitch mode and, in switchdev, the uplink port (index 65535, PF number = PCI function)
+    /// and one `pcivf` port per VF (index VF + 1) with its representor netdev.
+    pub fn devlink(&self) -> FakeDevlink {
+        let fake = FakeDevlink::new();
+        for pf in self.pfs.borrow().iter() {
+            let dev = DevlinkDev::pci(pf.function.address);
+            let mode = match pf.eswitch {
+                EswitchMode::Legacy => DevlinkEswitchMode::Legacy,
+                EswitchMode::Switchdev => DevlinkEswitchMode::Switchdev,
+            };
+            fake.add_dev(&dev, mode);
+            if pf.eswitch != EswitchMode::Switchdev {
+                continue;
+            }
+            let pfnum = u16::from(pf.function.address.function);
+            if let Some(up) = pf.function.netdevs.first() {
+                fake.add_uplink(&dev, 65535, pfnum, &up.name);
+            }
+            for (vf, rep) in pf.function.netdevs.iter().skip(1).enumerate() {
+                let vf = vf as u16;
+                fake.add_vf_port(&dev, u32::from(vf) + 1, pfnum, vf, Some(&rep.name));
+            }
+        }
+        fake
     }
 
     /// Plays the kernel's part after writes to the tree:
@@ -1093,7 +1139,7 @@ impl FakeHost {
                     None => continue,
                 },
             };
-            if !drivers_dir.join(&drv).exists() {
+            if !drivers_dir.join(&drv).exists() || self.refusing.borrow().contains(&drv) {
                 continue;
             }
             self.bind(t, &bdf, &drv, &mut ifindex)?;

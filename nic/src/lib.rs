@@ -5,9 +5,12 @@
 //!
 //! ```text
 //!   sysfs ──── SysFs { root }      PCI functions, SR-IOV (sriov_numvfs), drivers, representors
-//!   rtnetlink ─ trait Netlink      links, VF settings through the PF, network namespaces
-//!   devlink ─── generic netlink    eswitch mode, ports, port functions, rates, dev info
-//!   ethtool ─── generic netlink    offload features (hw-tc-offload, ...)
+//!   rtnetlink ─ trait Netlink      links (veth, macvlan, ipvlan, vlan), VF settings, addresses, routes
+//!   netns ───── trait Host         one handle per network namespace: RealHost (a thread per
+//!                                  namespace) and FakeHost (views of one in-memory fake)
+//!   devlink ─── trait Devlink      eswitch mode, ports, port functions, rates, dev info
+//!   ethtool ─── trait Ethtool      offload features (hw-tc-offload, ...)
+//!   uevents ─── trait Uevents      kernel uevents: PCI add/remove/bind/unbind, net add/remove
 //! ```
 
 pub mod devlink;
@@ -15,9 +18,12 @@ pub mod discovery;
 pub mod ethtool;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
+pub mod host;
 pub mod netlink;
 pub mod netns;
 pub mod pci;
+pub mod representor;
 pub mod sriov;
 pub mod switchdev;
 pub mod sysfs;
+pub mod uevent;

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use nic::{
     devlink::{
-        DevInfo, Devlink, DevlinkDev, EncapMode, Eswitch, EswitchMode, InlineMode, Port,
+        DevInfo, DevlinkDev, DevlinkHandle, EncapMode, Eswitch, EswitchMode, InlineMode, Port,
         PortFunctionState, PortRef, Rate, RateObject,
     },
     netlink::MacAddr,
@@ -187,7 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 async fn run_async(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Dev { output } => {
-            let devices = match Devlink::connect_optional().await? {
+            let devices = match DevlinkHandle::connect_optional().await? {
                 Some(dl) => dl.dev().list().await?,
                 None => {
                     eprintln!("{NO_DEVLINK_NOTE}");
@@ -200,7 +200,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             }
         }
         Cmd::Eswitch(EswitchCmd::Show { dev, output }) => {
-            let e = Devlink::connect().await?.eswitch(&dev).get().await?;
+            let e = DevlinkHandle::connect().await?.eswitch(&dev).get().await?;
             match output {
                 Output::Json => print_json(&e)?,
                 Output::Table => out(eswitch_line(&e))?,
@@ -217,7 +217,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                     "eswitch set {dev}: nothing to set (give --mode, --inline-mode or --encap-mode)"
                 );
             }
-            let dl = Devlink::connect().await?;
+            let dl = DevlinkHandle::connect().await?;
             let mut req = dl.eswitch(&dev).set();
             if let Some(m) = mode {
                 req = req.mode(m);
@@ -235,7 +235,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             dev,
             output,
         }) => {
-            let ports = match Devlink::connect_optional().await? {
+            let ports = match DevlinkHandle::connect_optional().await? {
                 Some(dl) => dl.port().list(dev.as_ref()).await?,
                 None => {
                     eprintln!("{NO_DEVLINK_NOTE}");
@@ -261,7 +261,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                     "port function set {port}: nothing to set (give --hw-addr or --state)"
                 );
             }
-            let dl = Devlink::connect().await?;
+            let dl = DevlinkHandle::connect().await?;
             let mut req = dl.port().function(&port);
             if let Some(mac) = hw_addr {
                 req = req.hw_addr(mac);
@@ -272,7 +272,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             req.execute().await?;
         }
         Cmd::Info { dev, output } => {
-            let info = Devlink::connect().await?.dev().info(&dev).await?;
+            let info = DevlinkHandle::connect().await?.dev().info(&dev).await?;
             match output {
                 Output::Json => print_json(&info)?,
                 Output::Table => print_info(&info)?,
@@ -291,7 +291,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 );
             }
             let (dev, last) = split_target(&target)?;
-            let dl = Devlink::connect().await?;
+            let dl = DevlinkHandle::connect().await?;
             let mut req = match last.parse::<u32>() {
                 Ok(index) => dl.rate().leaf(&PortRef { dev, index }),
                 Err(_) => dl.rate().node(&dev, &last).set(),
@@ -316,7 +316,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             tx_max,
         }) => {
             let (dev, name) = split_target(&node)?;
-            let dl = Devlink::connect().await?;
+            let dl = DevlinkHandle::connect().await?;
             let mut req = dl.rate().node(&dev, &name).add();
             if let Some(v) = tx_share {
                 req = req.tx_share(v);
@@ -328,7 +328,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         }
         Cmd::Rate(RateCmd::Del { node }) => {
             let (dev, name) = split_target(&node)?;
-            Devlink::connect()
+            DevlinkHandle::connect()
                 .await?
                 .rate()
                 .node(&dev, &name)
@@ -336,7 +336,11 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 .await?;
         }
         Cmd::Rate(RateCmd::Show { dev, output }) => {
-            let rates = Devlink::connect().await?.rate().list(dev.as_ref()).await?;
+            let rates = DevlinkHandle::connect()
+                .await?
+                .rate()
+                .list(dev.as_ref())
+                .await?;
             match output {
                 Output::Json => print_json(&RatesDoc { rates })?,
                 Output::Table => rates.iter().try_for_each(|r| out(rate_line(r)))?,
