@@ -11,9 +11,10 @@
 //! Prefix and pool are upper-cased in env names, anything not alphanumeric becoming `_`
 //! (`smartnic.io/cx6_vf` -> `PCIDEVICE_SMARTNIC_IO_CX6_VF`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crds::vf::VfDeviceType;
+use nic::pci::PciAddress;
 use serde_json::{Value, json};
 
 use crate::api::{ContainerAllocateResponse, DeviceSpec};
@@ -93,12 +94,26 @@ pub fn cdi_file_name(pool: &PoolSpec) -> String {
     format!("{}-{}.json", pool.prefix, pool.name)
 }
 
-/// Index of a pool's devices by ID, for Allocate.
-pub type DeviceIndex<'a> = HashMap<String, &'a PoolDevice>;
+/// A pool's devices looked up by ID (a binary search over the address-sorted list the index
+/// keeps: nothing to build per call).
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceIndex<'a>(&'a [PoolDevice]);
 
-/// Builds the index of `devices` by ID.
+impl<'a> DeviceIndex<'a> {
+    /// The device with ID `id`.
+    pub fn get(&self, id: &str) -> Option<&'a PoolDevice> {
+        let addr: PciAddress = id.parse().ok()?;
+        self.0
+            .binary_search_by_key(&addr, |d| d.addr)
+            .ok()
+            .map(|i| &self.0[i])
+    }
+}
+
+/// The lookup over `devices`, which must be sorted by address (as pools are).
 pub fn index(devices: &[PoolDevice]) -> DeviceIndex<'_> {
-    devices.iter().map(|d| (d.id(), d)).collect()
+    debug_assert!(devices.windows(2).all(|w| w[0].addr < w[1].addr));
+    DeviceIndex(devices)
 }
 
 /// The allocation of `ids` to one container.
@@ -122,7 +137,7 @@ pub fn allocate(
                 health: d.health.clone(),
             });
         }
-        picked.push(*d);
+        picked.push(d);
     }
 
     let env = env_name(pool);
@@ -258,8 +273,6 @@ pub fn cdi_spec(pool: &PoolSpec, devices: &[PoolDevice]) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use nic::pci::PciAddress;
-
     use super::*;
     use crate::host::Rdma;
 

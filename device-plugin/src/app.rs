@@ -68,7 +68,8 @@ pub struct Args {
     /// How GetPreferredAllocation places multi-device requests over PFs.
     #[arg(long, value_enum, default_value_t = Strategy::Pack)]
     pub preferred_allocation: Strategy,
-    /// Interval of the sysfs re-read, in milliseconds.
+    /// Interval of the sysfs re-read on a fixture tree (`--root` other than `/`), and on the
+    /// host while link events and uevents cannot be followed, in milliseconds.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_interval_ms: u64,
     /// Address of the /metrics and /healthz endpoints (none when not given).

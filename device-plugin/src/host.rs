@@ -3,8 +3,9 @@
 //! of every PF that has VFs.
 //!
 //! This is deliberately leaner than `nic::discovery` (no names, MACs, representors): it runs every
-//! few hundred milliseconds while polling. Per function it reads `class`, `vendor`, `device`,
-//! `numa_node` and the `driver`, `iommu_group` and `physfn` links; a PF also lists its `virtfnN`
+//! few hundred milliseconds while polling. Per function it reads `modalias` (vendor, device and
+//! class in one read; `class`, `vendor` and `device` when it is unreadable), `numa_node` and the
+//! `driver`, `iommu_group` and `physfn` links; a PF also lists its `virtfnN`
 //! links and reads its netdev's `operstate` and `flags`; RDMA names are read only where an
 //! `infiniband/` directory exists.
 //!
@@ -148,33 +149,47 @@ fn read_function(
     groups_dir: &std::path::Path,
 ) -> Option<Function> {
     let dev = bus.open_dir(&addr.to_string()).ok()?;
-    let class = dev.read_hex("class").ok()?;
-    if class >> 16 != 0x02 {
+    // One read of `modalias` gives vendor, device and class (three reads otherwise).
+    let (vendor, device, class) = match dev
+        .read_string("modalias")
+        .ok()
+        .and_then(|m| parse_modalias(&m))
+    {
+        Some(ids) => ids,
+        None => {
+            let id = |attr: &str| {
+                dev.read_hex(attr)
+                    .ok()
+                    .and_then(|v| u16::try_from(v).ok())
+                    .unwrap_or(0)
+            };
+            let class = dev.read_hex("class").ok()? >> 16;
+            (id("vendor"), id("device"), class as u8)
+        }
+    };
+    if class != 0x02 {
         return None;
     }
-    let id = |attr: &str| {
-        dev.read_hex(attr)
-            .ok()
-            .and_then(|v| u16::try_from(v).ok())
-            .unwrap_or(0)
-    };
+    let driver = dev.read_link_name("driver").ok();
     let iommu_group = dev
         .read_link_parsed::<u32>("iommu_group", "an IOMMU group number")
         .ok();
-    let noiommu = iommu_group.is_some_and(|g| {
-        sysfs
-            .read_optional_string(&groups_dir.join(g.to_string()).join("name"))
-            .ok()
-            .flatten()
-            .is_some_and(|n| n == "vfio-noiommu")
-    });
+    // Only a vfio-pci device's node name depends on it.
+    let noiommu = driver.as_deref() == Some("vfio-pci")
+        && iommu_group.is_some_and(|g| {
+            sysfs
+                .read_optional_string(&groups_dir.join(g.to_string()).join("name"))
+                .ok()
+                .flatten()
+                .is_some_and(|n| n == "vfio-noiommu")
+        });
     let is_vf = dev.is_link("physfn");
     let has_vfs = !is_vf && dev.read_number::<u32>("sriov_numvfs").is_ok_and(|n| n > 0);
     let mut f = Function {
         addr,
-        vendor: id("vendor"),
-        device: id("device"),
-        driver: dev.read_link_name("driver").ok(),
+        vendor,
+        device,
+        driver,
         numa_node: dev.read_number::<i32>("numa_node").ok().filter(|n| *n >= 0),
         iommu_group,
         noiommu,
@@ -194,6 +209,21 @@ fn read_function(
         };
     }
     Some(f)
+}
+
+/// `pci:v000015B3d0000101Esv...bc02sc00i00` -> (vendor, device, base class).
+fn parse_modalias(m: &str) -> Option<(u16, u16, u8)> {
+    let rest = m.strip_prefix("pci:v")?;
+    let vendor = u32::from_str_radix(rest.get(..8)?, 16).ok()?;
+    let rest = rest.get(8..)?.strip_prefix('d')?;
+    let device = u32::from_str_radix(rest.get(..8)?, 16).ok()?;
+    let bc = rest.find("bc")?;
+    let class = u8::from_str_radix(rest.get(bc + 2..bc + 4)?, 16).ok()?;
+    Some((
+        u16::try_from(vendor).ok()?,
+        u16::try_from(device).ok()?,
+        class,
+    ))
 }
 
 /// The PF's own netdev and its state. In switchdev mlx5 lists representors (`pfNvfM`) next to the
@@ -314,6 +344,21 @@ mod tests {
         assert_eq!(e810_vf1.numa_node, Some(1));
         // 2 CX6 PFs + 6 VFs, E810 PF + 4 VFs
         assert_eq!(s.functions.len(), 13);
+    }
+
+    #[test]
+    fn modalias_ids() {
+        assert_eq!(
+            parse_modalias("pci:v000015B3d0000101Esv000015B3sd00000008bc02sc00i00"),
+            Some((0x15b3, 0x101e, 0x02))
+        );
+        assert_eq!(parse_modalias("pci:v15B3"), None);
+        // without modalias the ids come from their own files
+        let host = HostBuilder::new().igb_82576().build().unwrap();
+        host.remove_attr("0000:01:10.0", "modalias").unwrap();
+        let s = scan(&host.sysfs()).unwrap();
+        let vf = s.get(&a("0000:01:10.0")).unwrap();
+        assert_eq!((vf.vendor, vf.device), (0x8086, 0x10ca));
     }
 
     #[test]
