@@ -151,6 +151,8 @@ pub struct PodIfConfig {
     pub addresses: Vec<Cidr>,
     /// Routes (added after up).
     pub routes: Vec<Route>,
+    /// The addresses' gateways: the next hop of a route that names none.
+    pub gateways: Vec<std::net::IpAddr>,
 }
 
 /// The operations of the modes.

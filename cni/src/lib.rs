@@ -18,6 +18,7 @@ pub mod failpoint;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 pub mod host;
+pub mod install;
 pub mod ipam;
 
 pub mod lock;

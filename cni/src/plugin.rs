@@ -374,6 +374,7 @@ impl<H: Host> Plugin<H> {
             mac,
             addresses: result.ips.iter().map(|i| i.address).collect(),
             routes: result.routes.clone(),
+            gateways: result.ips.iter().filter_map(|i| i.gateway).collect(),
         };
         self.host.configure(netns, &env.ifname, &pod_conf)?;
         let link = self
