@@ -218,8 +218,6 @@ pub trait Host {
 /// Where files the plugin reads live (overridable for tests).
 #[derive(Clone, Debug)]
 pub struct Paths {
-    /// State directory ([`crate::store::DEFAULT_STATE_DIR`]).
-    pub state: PathBuf,
     /// The file whose presence says the node's VFs are configured.
     pub ready_file: PathBuf,
 }

@@ -159,7 +159,6 @@ struct Replay {
     configured: bool,
     moved: bool,
     created: Option<String>,
-    ipam: bool,
     done: Option<AddResult>,
 }
 
@@ -182,8 +181,7 @@ fn replay(steps: &[Step]) -> Replay {
             Step::VfConfigure => r.configured = true,
             Step::VfMove => r.moved = true,
             Step::LinkCreate { name } => r.created = Some(name.clone()),
-            Step::Ipam { .. } => r.ipam = true,
-            Step::Addresses => {}
+            Step::Ipam { .. } | Step::Addresses => {}
             Step::Done { result } => r.done = Some(result.clone()),
         }
     }
@@ -211,6 +209,11 @@ impl<H: Host> Plugin<H> {
                 code::INVALID_NETNS,
                 format!("network namespace {} does not exist", netns.display()),
             ));
+        }
+        // A journal left by an ADD that crashed and was not followed by a DEL: undo it first, so
+        // that the VF state saved below is the original one and not the half-configured one.
+        if self.store.read(&env.container_id, &env.ifname)?.is_some() {
+            self.undo(&env.container_id, &env.ifname, Some(conf), env)?;
         }
         let ipam = Ipam::from_conf(conf, env)?;
         if self.host.link(Ns::Pod(netns), &env.ifname)?.is_some() {
@@ -535,16 +538,9 @@ impl<H: Host> Plugin<H> {
             ));
         }
         if let Some(c) = conf_for_undo {
-            // Always: host-local leases of a crashed ADD may exist without an ipam step recorded
-            // (the step is journaled before the allocation, so this is belt and braces).
-            match Ipam::from_conf(c, &attach_env) {
-                Ok(ipam) => {
-                    if r.ipam || !matches!(ipam, Ipam::Delegate(_)) {
-                        keep(ipam.del(c, &attach_env));
-                    }
-                }
-                Err(e) => keep(Err(e)),
-            }
+            // Always, journal or not: IPAM DEL is idempotent, and the spec wants DEL forwarded
+            // to a delegate even when we do not know how far its ADD got.
+            keep(Ipam::from_conf(c, &attach_env).and_then(|ipam| ipam.del(c, &attach_env)));
         }
         match first_err {
             Some(e) => Err(e),

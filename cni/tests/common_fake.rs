@@ -33,7 +33,6 @@ impl World {
             host: fake.clone(),
             store: Store::new(dir.path().join("state")),
             paths: Paths {
-                state: dir.path().join("state"),
                 ready_file: dir.path().join("ready"),
             },
         };

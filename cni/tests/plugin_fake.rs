@@ -234,3 +234,26 @@ fn status_and_gc() {
         VfInfo::new_default(1)
     );
 }
+
+#[test]
+fn an_add_repeated_after_a_crash_without_del_starts_from_the_original_vf() {
+    let w = World::new(2);
+    let ns = w.netns("again");
+    let conf = w.sriov_conf(0, serde_json::json!({}));
+    let e = env(Command::Add, "again", "net1", Some(&ns));
+    let parsed = parse(&conf, &e);
+    smartnic_cni::failpoint::set(Some("addresses"));
+    let crashed =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.plugin.add(&parsed, &e)));
+    smartnic_cni::failpoint::set(None);
+    assert!(crashed.is_err());
+    // The runtime retries the ADD without a DEL in between.
+    add(&w, &conf, "again", &ns).unwrap();
+    del(&w, &conf, "again", Some(&ns));
+    assert_eq!(
+        w.fake.vf_rows()[&("pf0".to_string(), 0)],
+        VfInfo::new_default(0)
+    );
+    assert!(w.fake.links(Ns::Host).contains_key("pf0v0"));
+    assert_eq!(w.leases(), 0);
+}
