@@ -4,7 +4,7 @@
 //! # Drain handshake (annotations on `NicNodeState`)
 //!
 //! The node agent decides *whether* a change needs a drain (it classifies the change with
-//! `operator::planner::drain::classify`); the operator decides *when* (it grants at most
+//! `planner::drain::classify`); the operator decides *when* (it grants at most
 //! `maxUnavailable` nodes per `NicPool` at a time). They talk through annotations on the node's
 //! `NicNodeState`, each written by exactly one side with its own field manager:
 //!

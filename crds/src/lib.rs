@@ -3,8 +3,8 @@
 //! configuration that the operator renders.
 //!
 //! This crate is data only: no I/O, no Kubernetes client, no planning logic. The rules that turn
-//! these types into per-node instructions live in `operator::planner`; the admission checks live in
-//! `operator::validate`.
+//! these types into per-node instructions live in the `planner` crate, with the admission checks
+//! (`planner::validate`).
 //!
 //! ```text
 //!   NicPolicy (admin) ─┐

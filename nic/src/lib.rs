@@ -5,7 +5,9 @@
 //!
 //! ```text
 //!   sysfs ──── SysFs { root }      PCI functions, SR-IOV (sriov_numvfs), drivers, representors
-//!   rtnetlink ─ trait Netlink      links, VF settings through the PF, network namespaces
+//!   rtnetlink ─ trait Netlink      links (veth, macvlan, ipvlan, vlan), VF settings, addresses, routes
+//!   netns ───── trait Host         one handle per network namespace: RealHost (a thread per
+//!                                  namespace) and FakeHost (views of one in-memory fake)
 //!   devlink ─── generic netlink    eswitch mode, ports, port functions, rates, dev info
 //!   ethtool ─── generic netlink    offload features (hw-tc-offload, ...)
 //! ```
@@ -15,6 +17,7 @@ pub mod discovery;
 pub mod ethtool;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
+pub mod host;
 pub mod netlink;
 pub mod netns;
 pub mod pci;

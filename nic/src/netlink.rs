@@ -1,24 +1,32 @@
-//! rtnetlink behind a trait we own: links, VF settings through the PF.
+//! rtnetlink behind a trait we own: links (create, change, move, delete), VF settings through
+//! the PF, addresses and routes.
 //!
 //! ```text
-//!   NetlinkHandle ──link()──► LinkHandle ──get/list/set/del──► Link*Request ──execute()──┐
-//!        │        ──vf(pf)──► VfHandle   ──set/get/list──────► Vf*Request   ──execute()──┤
-//!        │                                                                               ▼
+//!   NetlinkHandle ──link()────► LinkHandle    ──add/get/list/set/del──► Link*Request  ──execute()──┐
+//!        │        ──vf(pf)────► VfHandle      ──set/get/list──────────► Vf*Request    ──execute()──┤
+//!        │        ──address()─► AddressHandle ──add/del/list──────────► Address*Request ─execute()─┤
+//!        │        ──route()───► RouteHandle   ──add/del/list──────────► Route*Request ──execute()──┤
+//!        │                                                                                        ▼
 //!        └── Arc<dyn Netlink> ◄── RtNetlink   (rtnetlink 0.24 socket, this thread's netns)
 //!                             ◄── FakeNetlink (in memory, records calls; feature test-util)
 //! ```
 //!
 //! The trait is async (its methods return boxed futures, so it can live behind `Arc<dyn _>`)
 //! because its callers, the agent and the CNI plugin, are tokio code. A socket belongs to the
-//! network namespace of the thread that opened it: to work inside another namespace, connect a
-//! new handle there ([`crate::netns::block_on_in_netns`]).
+//! network namespace of the thread that opened it: get handles for a namespace from a
+//! [`crate::host::Host`], which does that the same way for the kernel and for the fake.
 //!
 //! Every request is one kernel round trip per change: `do_setlink`/`do_setvfinfo` stop at the
 //! first attribute that fails without saying which one, so sending one change per request is
 //! what lets errors name the setting that the kernel refused.
 
 mod error;
+mod ip;
+mod ip_requests;
+mod kinds;
 mod rtnl;
+mod rtnl_msg;
+mod socket;
 mod types;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -34,6 +42,18 @@ use futures::future::BoxFuture;
 pub use self::fake::{FakeNetlink, HOST_NETNS, NetlinkCall, NetlinkOp, RecordedCall};
 pub use self::{
     error::{KernelError, NetlinkError},
+    ip::{
+        Address, IpFamily, IpPrefix, IpPrefixError, Route, RouteSpec, Scope, ScopeError,
+        TABLE_LOCAL, TABLE_MAIN,
+    },
+    ip_requests::{
+        AddressAddRequest, AddressDelRequest, AddressHandle, AddressListRequest, RouteAddRequest,
+        RouteDelRequest, RouteHandle, RouteListRequest,
+    },
+    kinds::{
+        Ipvlan, IpvlanFlag, IpvlanMode, LinkDetails, LinkKind, Macvlan, MacvlanMode, ModeError,
+        NewLink, Veth, Vlan,
+    },
     rtnl::RtNetlink,
     types::{
         Link, LinkChange, LinkId, MacAddr, MacAddrError, OperState, VfInfo, VfLinkState,
@@ -65,6 +85,29 @@ pub trait Netlink: Send + Sync + 'static {
     /// The PF's VF table (`ip link show $PF`, `IFLA_VFINFO_LIST` with `RTEXT_FILTER_VF`); empty
     /// for a link without VFs.
     fn list_vfs(&self, pf: LinkId) -> BoxFuture<'_, Result<Vec<VfInfo>>>;
+
+    /// Creates a link (`ip link add ...`). A missing parent is [`NetlinkError::NoParent`], a
+    /// kind the kernel lacks [`NetlinkError::KindUnsupported`], a taken name `EEXIST`.
+    fn add_link(&self, link: NewLink) -> BoxFuture<'_, Result<()>>;
+
+    /// Adds an address (`ip addr add ADDR/LEN dev DEV`); an existing one is `EEXIST`.
+    fn add_address(&self, link: LinkId, address: IpPrefix) -> BoxFuture<'_, Result<()>>;
+
+    /// Removes an address (`ip addr del ADDR/LEN dev DEV`); a missing one is `EADDRNOTAVAIL`.
+    fn delete_address(&self, link: LinkId, address: IpPrefix) -> BoxFuture<'_, Result<()>>;
+
+    /// Every address of every link of this namespace (`ip addr show`).
+    fn list_addresses(&self) -> BoxFuture<'_, Result<Vec<Address>>>;
+
+    /// Adds a route (`ip route add ...`); an existing one is `EEXIST`.
+    fn add_route(&self, route: RouteSpec) -> BoxFuture<'_, Result<()>>;
+
+    /// Deletes a route (`ip route del ...`); a missing one is `ESRCH`.
+    fn delete_route(&self, route: RouteSpec) -> BoxFuture<'_, Result<()>>;
+
+    /// Every route of one family in every table (`ip route show table all`), without cached
+    /// clones.
+    fn list_routes(&self, family: IpFamily) -> BoxFuture<'_, Result<Vec<Route>>>;
 }
 
 /// Entry point: a cheap, cloneable handle over any [`Netlink`] implementation.
@@ -117,6 +160,16 @@ impl NetlinkHandle {
             pf: pf.into(),
         }
     }
+
+    /// Address requests (`ip addr ...`).
+    pub fn address(&self) -> AddressHandle {
+        AddressHandle::new(Arc::clone(&self.inner))
+    }
+
+    /// Route requests (`ip route ...`).
+    pub fn route(&self) -> RouteHandle {
+        RouteHandle::new(Arc::clone(&self.inner))
+    }
 }
 
 /// Link requests.
@@ -125,6 +178,27 @@ pub struct LinkHandle {
 }
 
 impl LinkHandle {
+    /// `ip link add [name NAME] ... type KIND ...`: set the common attributes on the request,
+    /// then `execute()`.
+    ///
+    /// ```no_run
+    /// # async fn doc(nl: nic::netlink::NetlinkHandle) -> nic::netlink::Result<()> {
+    /// use nic::netlink::{Macvlan, MacvlanMode, Veth, Vlan, VlanProto};
+    /// // ip link add mv0 link eth0 type macvlan mode bridge
+    /// nl.link().add(Macvlan::new("eth0", MacvlanMode::Bridge)).name("mv0").execute().await?;
+    /// // ip link add eth0.100 link eth0 type vlan id 100 protocol 802.1ad
+    /// nl.link().add(Vlan::new("eth0", 100).proto(VlanProto::Dot1Ad)).name("eth0.100").execute().await?;
+    /// // ip link add v0 type veth peer name v1
+    /// nl.link().add(Veth::new("v1")).name("v0").mtu(9000).execute().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add(&self, kind: impl Into<LinkKind>) -> LinkAddRequest {
+        LinkAddRequest {
+            nl: Arc::clone(&self.nl),
+            link: NewLink::new(kind),
+        }
+    }
+
     /// `ip link show DEV`.
     pub fn get(&self, link: impl Into<LinkId>) -> LinkGetRequest {
         LinkGetRequest {
@@ -155,6 +229,56 @@ impl LinkHandle {
             nl: Arc::clone(&self.nl),
             link: link.into(),
         }
+    }
+}
+
+/// `ip link add [name NAME] [mtu N] [address MAC] [netns NS] [up] type ...`: one
+/// `RTM_NEWLINK` with `NLM_F_CREATE | NLM_F_EXCL`.
+#[must_use = "a request does nothing until execute() is awaited"]
+pub struct LinkAddRequest {
+    nl: Arc<dyn Netlink>,
+    link: NewLink,
+}
+
+impl LinkAddRequest {
+    /// `name NAME` (else the kernel picks one).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.link.name = Some(name.into());
+        self
+    }
+
+    /// `mtu N`.
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.link.mtu = Some(mtu);
+        self
+    }
+
+    /// `address MAC`.
+    pub fn mac(mut self, mac: MacAddr) -> Self {
+        self.link.mac = Some(mac);
+        self
+    }
+
+    /// `netns NS`: the link is created directly in that namespace (its parent stays here).
+    pub fn netns(mut self, netns: crate::netns::NetnsRef) -> Self {
+        self.link.netns = Some(netns);
+        self
+    }
+
+    /// `up`: brought up as it is created.
+    pub fn up(mut self) -> Self {
+        self.link.up = true;
+        self
+    }
+
+    /// The link this request would create.
+    pub fn new_link(&self) -> &NewLink {
+        &self.link
+    }
+
+    /// Sends the request.
+    pub async fn execute(self) -> Result<()> {
+        self.nl.add_link(self.link).await
     }
 }
 
@@ -196,7 +320,8 @@ impl LinkListRequest {
     }
 }
 
-/// `ip link set DEV [down] [name NEW] [mtu N] [address MAC] [netns NS] [up]`.
+/// `ip link set DEV [down] [name NEW] [mtu N] [address MAC] [master M | nomaster]
+/// [netns NS [name NEW]] [up]`.
 ///
 /// Changes go out in the order they were added, one request each; the first failure stops the
 /// rest. A link given by name is followed through a rename in the middle. Changes after a move
@@ -242,6 +367,28 @@ impl LinkSetRequest {
     /// `ip link set DEV netns NS` (a path, a pid or an open descriptor).
     pub fn netns(mut self, netns: crate::netns::NetnsRef) -> Self {
         self.changes.push(LinkChange::Netns(netns));
+        self
+    }
+
+    /// `ip link set DEV netns NS name NEW`: moves and renames in one request, so the link never
+    /// exists in `NS` under its old name. The link need not be down.
+    pub fn netns_rename(mut self, netns: crate::netns::NetnsRef, name: impl Into<String>) -> Self {
+        self.changes.push(LinkChange::NetnsRename {
+            netns,
+            name: name.into(),
+        });
+        self
+    }
+
+    /// `ip link set DEV master MASTER` (a bridge, bond, VRF).
+    pub fn master(mut self, master: impl Into<LinkId>) -> Self {
+        self.changes.push(LinkChange::Master(master.into()));
+        self
+    }
+
+    /// `ip link set DEV nomaster`.
+    pub fn nomaster(mut self) -> Self {
+        self.changes.push(LinkChange::NoMaster);
         self
     }
 

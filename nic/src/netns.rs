@@ -12,6 +12,9 @@
 //!   async caller ─► (same, on a std thread) ─► oneshot back                 spawn_in_netns
 //! ```
 //!
+//! For rtnetlink, do not use these directly: [`crate::host::Host`] keeps one thread per
+//! namespace and hands out handles that work the same for the kernel and the fake.
+//!
 //! We never fork to make a namespace (rtnetlink's `NetworkNamespace::add` forks inside an async
 //! function, which is unsafe in a multi-threaded process): [`create_netns`] unshares on a
 //! throwaway thread and keeps the namespace alive through the returned file descriptor.
@@ -184,10 +187,10 @@ where
 ///
 /// ```no_run
 /// # async fn doc() -> Result<(), Box<dyn std::error::Error>> {
-/// use nic::{netlink::NetlinkHandle, netns::{NetnsRef, block_on_in_netns}};
+/// use nic::{ethtool::Ethtool, netns::{NetnsRef, block_on_in_netns}};
 /// let ns = NetnsRef::path("/var/run/netns/pod1");
-/// let links = block_on_in_netns(&ns, || async {
-///     NetlinkHandle::connect()?.link().list().execute().await
+/// let features = block_on_in_netns(&ns, || async {
+///     Ethtool::connect().await?.features().get("net1").execute().await
 /// })??;
 /// # Ok(()) }
 /// ```

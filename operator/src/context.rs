@@ -24,11 +24,12 @@ use kube::{
     },
 };
 
-use crate::{
-    metrics::Metrics,
-    planner::PolicySet,
+use planner::{
+    PolicySet,
     validate::{FieldError, PoolContext, validate_pool},
 };
+
+use crate::metrics::Metrics;
 
 /// Name the operator reports as in events (`reportingController`).
 pub const REPORTER: &str = "smartnic-operator";

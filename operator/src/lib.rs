@@ -1,12 +1,8 @@
-//! The cluster controller and the node agent of smartnic-operator.
+//! The cluster controller of smartnic-operator.
 //!
-//! - [`planner`]: pure functions from policies, networks, pools and discovered inventories to
-//!   per-node desired state, NetworkAttachmentDefinitions, device-plugin configuration and drain
-//!   decisions.
-//! - [`validate`]: admission checks with field paths, shared by the webhook and the controller.
-
-pub mod planner;
-pub mod validate;
+//! The decisions live in the pure `planner` crate (per-node desired state, NADs, device-plugin
+//! configuration, drain arbitration, admission checks, status conditions); this crate reads the
+//! cluster into watch caches, calls the planners and writes their results.
 
 pub mod app;
 pub mod context;

@@ -4,7 +4,10 @@
 use std::{future::Future, io::Write};
 
 use anyhow::Context;
-use nic::netlink::{Link, NetlinkHandle};
+use nic::{
+    host::{Host, RealHost},
+    netlink::{Link, NetlinkHandle},
+};
 use serde::Serialize;
 
 /// Output format of the netlink commands.
@@ -24,6 +27,11 @@ pub(crate) fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
         .build()
         .context("cannot start the tokio runtime")?;
     Ok(rt.block_on(fut))
+}
+
+/// rtnetlink in this process's network namespace.
+pub(crate) fn host_netlink() -> anyhow::Result<NetlinkHandle> {
+    Ok(RealHost::new()?.host_netlink()?)
 }
 
 /// Prints one line on stdout. A reader that went away (`| head`) ends the output quietly
@@ -74,8 +82,8 @@ struct LinksDoc {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Show { ifname, output } => {
+            let nl = host_netlink()?;
             let links = block_on(async {
-                let nl = NetlinkHandle::connect()?;
                 match ifname {
                     Some(name) => nl.link().get(name).execute().await.map(|l| vec![l]),
                     None => nl.link().list().execute().await,

@@ -1,9 +1,9 @@
 //! `smartnicctl vf set|show`: VF settings through the PF (rtnetlink), like `ip link set $PF vf N`.
 
-use nic::netlink::{MacAddr, NetlinkHandle, VfInfo, VfLinkState, VlanProto};
+use nic::netlink::{MacAddr, VfInfo, VfLinkState, VlanProto};
 use serde::Serialize;
 
-use crate::link::{Output, block_on, on_off, out, print_json};
+use crate::link::{Output, block_on, host_netlink, on_off, out, print_json};
 
 /// Arguments of `smartnicctl vf`.
 #[derive(clap::Args)]
@@ -88,10 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Set(a) => set(a),
         Cmd::Show { pf, output } => {
-            let vfs = block_on(async {
-                let nl = NetlinkHandle::connect()?;
-                nl.vf(pf.as_str()).list().execute().await
-            })??;
+            let nl = host_netlink()?;
+            let vfs = block_on(nl.vf(pf.as_str()).list().execute())??;
             match output {
                 Output::Json => print_json(&VfsDoc { pf, vfs }),
                 Output::Table => {
@@ -122,8 +120,8 @@ fn set(a: SetArgs) -> anyhow::Result<()> {
             a.pf
         );
     }
+    let nl = host_netlink()?;
     block_on(async move {
-        let nl = NetlinkHandle::connect()?;
         let mut req = nl.vf(nl_pf.as_str()).set(a.vf);
         if let Some(mac) = a.mac {
             req = req.mac(mac);

@@ -114,6 +114,14 @@ pub enum NetlinkError {
         /// The kernel's answer.
         kernel: KernelError,
     },
+    /// The kernel refused an address or route dump.
+    #[error("list {what}: {kernel}")]
+    Dump {
+        /// "addresses", "routes".
+        what: &'static str,
+        /// The kernel's answer.
+        kernel: KernelError,
+    },
     /// The kernel refused one VF setting (`ip link set $PF vf N ...`).
     #[error("set vf {vf} {setting} on {pf}: {kernel}")]
     Vf {
@@ -145,6 +153,44 @@ pub enum NetlinkError {
         /// Why the namespace could not be used.
         error: NetnsError,
     },
+    /// A link to create names a parent that does not exist (`ENODEV`), e.g.
+    /// "create macvlan mv0 on eth9: parent eth9 not found (ENODEV)".
+    #[error("{op}: parent {parent} not found (ENODEV)")]
+    NoParent {
+        /// What was asked: "create macvlan mv0 on eth9".
+        op: String,
+        /// The parent as given.
+        parent: String,
+    },
+    /// The kernel has no driver for a link kind (`EOPNOTSUPP`, "Unknown device type"), e.g.
+    /// "create ipvlan ipv0 on eth0: the kernel has no ipvlan support (module ipvlan not
+    /// available)".
+    #[error("{op}: the kernel has no {kind} support (module {module} not available)")]
+    KindUnsupported {
+        /// What was asked.
+        op: String,
+        /// `IFLA_INFO_KIND`: "ipvlan".
+        kind: &'static str,
+        /// The module that would provide it: "ipvlan", "8021q".
+        module: &'static str,
+    },
+    /// The kernel refused a route request (`ip route add|del ...`), e.g.
+    /// "add route 10.1.0.0/16 via 10.9.0.1: Nexthop has invalid gateway: Network is unreachable".
+    #[error("{op}: {kernel}")]
+    Route {
+        /// What was asked, in `ip route` words.
+        op: String,
+        /// The kernel's answer.
+        kernel: KernelError,
+    },
+    /// The thread serving a network namespace is gone (it panicked or could not start).
+    #[error("netlink in network namespace {netns}: {detail}")]
+    Worker {
+        /// The namespace.
+        netns: String,
+        /// What happened.
+        detail: String,
+    },
     /// The kernel answered something this code did not expect, or the connection went away.
     #[error("{op}: unexpected netlink reply: {detail}")]
     Unexpected {
@@ -161,9 +207,11 @@ impl NetlinkError {
     /// The kernel's answer, when this error is one.
     pub fn kernel(&self) -> Option<&KernelError> {
         match self {
-            Self::Link { kernel, .. } | Self::List { kernel } | Self::Vf { kernel, .. } => {
-                Some(kernel)
-            }
+            Self::Link { kernel, .. }
+            | Self::List { kernel }
+            | Self::Vf { kernel, .. }
+            | Self::Route { kernel, .. }
+            | Self::Dump { kernel, .. } => Some(kernel),
             _ => None,
         }
     }
@@ -181,7 +229,8 @@ impl NetlinkError {
     /// The interface (or VF) does not exist: `ENODEV` from the kernel, or a VF index the PF does
     /// not report.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::NoSuchVf { .. }) || self.errno() == Some(nix::libc::ENODEV)
+        matches!(self, Self::NoSuchVf { .. } | Self::NoParent { .. })
+            || self.errno() == Some(nix::libc::ENODEV)
     }
 
     /// The name (or object) already exists: `EEXIST`.
@@ -191,7 +240,7 @@ impl NetlinkError {
 
     /// The driver does not implement the operation: `EOPNOTSUPP`.
     pub fn is_not_supported(&self) -> bool {
-        self.errno() == Some(nix::libc::EOPNOTSUPP)
+        matches!(self, Self::KindUnsupported { .. }) || self.errno() == Some(nix::libc::EOPNOTSUPP)
     }
 }
 

@@ -20,18 +20,21 @@
 //! ```
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex, MutexGuard},
 };
 
 use futures::future::BoxFuture;
-use nix::libc::{EBUSY, EEXIST, EINVAL, ENODEV, EOPNOTSUPP};
+use nix::libc::{EBUSY, EEXIST, EINVAL, ENODEV, EOPNOTSUPP, ERANGE};
 
 use super::{
-    KernelError, Link, LinkChange, LinkId, MacAddr, Netlink, NetlinkError, OperState, Result,
-    VfInfo, VfSetting,
+    Address, IpFamily, IpPrefix, KernelError, Link, LinkChange, LinkDetails, LinkId, LinkKind,
+    MacAddr, Netlink, NetlinkError, NewLink, OperState, Result, Route, RouteSpec, VfInfo,
+    VfSetting,
 };
 use crate::netns::NetnsRef;
+
+mod ip;
 
 /// The namespace key of the view made by [`FakeNetlink::new`].
 pub const HOST_NETNS: &str = "host";
@@ -63,6 +66,30 @@ pub enum NetlinkCall {
     },
     /// [`Netlink::list_vfs`].
     ListVfs(LinkId),
+    /// [`Netlink::add_link`].
+    AddLink(NewLink),
+    /// [`Netlink::add_address`].
+    AddAddress {
+        /// The link.
+        link: LinkId,
+        /// The address.
+        address: IpPrefix,
+    },
+    /// [`Netlink::delete_address`].
+    DeleteAddress {
+        /// The link.
+        link: LinkId,
+        /// The address.
+        address: IpPrefix,
+    },
+    /// [`Netlink::list_addresses`].
+    ListAddresses,
+    /// [`Netlink::add_route`].
+    AddRoute(RouteSpec),
+    /// [`Netlink::delete_route`].
+    DeleteRoute(RouteSpec),
+    /// [`Netlink::list_routes`].
+    ListRoutes(IpFamily),
 }
 
 /// The kind of a call, for failure rules.
@@ -102,6 +129,26 @@ pub enum NetlinkOp {
     SetVfLinkState,
     /// Read the VF table.
     ListVfs,
+    /// Create a link.
+    AddLink,
+    /// Move to another namespace and rename there.
+    SetNetnsRename,
+    /// Enslave to a master.
+    SetMaster,
+    /// Release from the master.
+    SetNoMaster,
+    /// Add an address.
+    AddAddress,
+    /// Delete an address.
+    DeleteAddress,
+    /// Dump addresses.
+    ListAddresses,
+    /// Add a route.
+    AddRoute,
+    /// Delete a route.
+    DeleteRoute,
+    /// Dump routes.
+    ListRoutes,
 }
 
 impl NetlinkCall {
@@ -117,6 +164,9 @@ impl NetlinkCall {
                 LinkChange::Name(_) => NetlinkOp::SetName,
                 LinkChange::Mac(_) => NetlinkOp::SetMac,
                 LinkChange::Netns(_) => NetlinkOp::SetNetns,
+                LinkChange::NetnsRename { .. } => NetlinkOp::SetNetnsRename,
+                LinkChange::Master(_) => NetlinkOp::SetMaster,
+                LinkChange::NoMaster => NetlinkOp::SetNoMaster,
             },
             Self::DeleteLink(_) => NetlinkOp::DeleteLink,
             Self::SetVf { setting, .. } => match setting {
@@ -129,6 +179,13 @@ impl NetlinkCall {
                 VfSetting::LinkState(_) => NetlinkOp::SetVfLinkState,
             },
             Self::ListVfs(_) => NetlinkOp::ListVfs,
+            Self::AddLink(_) => NetlinkOp::AddLink,
+            Self::AddAddress { .. } => NetlinkOp::AddAddress,
+            Self::DeleteAddress { .. } => NetlinkOp::DeleteAddress,
+            Self::ListAddresses => NetlinkOp::ListAddresses,
+            Self::AddRoute(_) => NetlinkOp::AddRoute,
+            Self::DeleteRoute(_) => NetlinkOp::DeleteRoute,
+            Self::ListRoutes(_) => NetlinkOp::ListRoutes,
         }
     }
 }
@@ -154,14 +211,85 @@ struct FakeLink {
     link: Link,
     /// `None`: the device has no VF support (setting a VF fails with EOPNOTSUPP, like a veth).
     vfs: Option<Vec<VfInfo>>,
+    /// The other end of a veth (indexes are unique across namespaces in the fake).
+    peer: Option<u32>,
+}
+
+/// One namespace: its links, addresses and routes.
+#[derive(Default)]
+struct Ns {
+    links: Vec<FakeLink>,
+    addresses: Vec<Address>,
+    routes: Vec<Route>,
 }
 
 #[derive(Default)]
 struct State {
-    namespaces: BTreeMap<String, Vec<FakeLink>>,
+    namespaces: BTreeMap<String, Ns>,
     next_index: u32,
     calls: Vec<RecordedCall>,
     failures: Vec<FailureRule>,
+    /// Link kinds this "kernel" has no driver for.
+    missing_kinds: BTreeSet<&'static str>,
+}
+
+impl State {
+    fn ns(&mut self, key: &str) -> &mut Ns {
+        self.namespaces.entry(key.to_string()).or_default()
+    }
+
+    fn take_index(&mut self) -> u32 {
+        let index = self.next_index;
+        self.next_index += 1;
+        index
+    }
+
+    /// The namespace and position of the link with this index, wherever it is.
+    fn locate(&self, index: u32) -> Option<(String, usize)> {
+        self.namespaces.iter().find_map(|(key, ns)| {
+            ns.links
+                .iter()
+                .position(|l| l.link.index == index)
+                .map(|pos| (key.clone(), pos))
+        })
+    }
+
+    /// Forgets a link's addresses and routes (it left the namespace or went away).
+    fn forget_ip_state(ns: &mut Ns, index: u32) {
+        ns.addresses.retain(|a| a.index != index);
+        ns.routes.retain(|r| r.oif != Some(index));
+    }
+
+    /// A veth's carrier: up when both ends are up; other links follow their admin state.
+    fn refresh_oper_state(&mut self, index: u32) {
+        let Some(here) = self.locate(index) else {
+            return;
+        };
+        let peer = self.link_at(&here).and_then(|l| l.peer);
+        let mut ends = vec![here];
+        ends.extend(peer.and_then(|p| self.locate(p)));
+        let carrier = ends
+            .iter()
+            .all(|at| self.link_at(at).is_some_and(|l| l.link.up));
+        for at in ends {
+            if let Some(l) = self
+                .namespaces
+                .get_mut(&at.0)
+                .and_then(|ns| ns.links.get_mut(at.1))
+            {
+                l.link.oper_state = match (l.link.up, carrier) {
+                    (true, true) => OperState::Up,
+                    (true, false) => OperState::LowerLayerDown,
+                    (false, _) => OperState::Down,
+                };
+                l.link.carrier = Some(carrier);
+            }
+        }
+    }
+
+    fn link_at(&self, (key, pos): &(String, usize)) -> Option<&FakeLink> {
+        self.namespaces.get(key)?.links.get(*pos)
+    }
 }
 
 /// The in-memory [`Netlink`]. Cloning gives another handle on the same state and view.
@@ -232,33 +360,81 @@ impl FakeNetlink {
 
     fn insert(&self, name: &str, vfs: Option<Vec<VfInfo>>) -> u32 {
         let mut st = self.lock();
-        let index = st.next_index;
-        st.next_index += 1;
-        let [a, b] = u16::try_from(index).unwrap_or(u16::MAX).to_be_bytes();
+        let index = st.take_index();
         let link = Link {
-            index,
             name: name.to_string(),
-            mtu: 1500,
-            mac: Some(MacAddr([0x02, 0, 0, 0, a, b])),
-            up: false,
-            oper_state: OperState::Down,
-            kind: None,
+            ..fresh_link(index)
         };
-        st.namespaces
-            .entry(self.netns.clone())
-            .or_default()
-            .push(FakeLink { link, vfs });
+        st.ns(&self.netns).links.push(FakeLink {
+            link,
+            vfs,
+            peer: None,
+        });
         index
+    }
+
+    /// Makes link creation of `kind` (`"ipvlan"`, `"vlan"`, ...) fail the way a kernel without
+    /// the module does ([`NetlinkError::KindUnsupported`]).
+    pub fn without_kind(&self, kind: &'static str) {
+        self.lock().missing_kinds.insert(kind);
+    }
+
+    /// Destroys namespace `key` like the kernel does when its last user goes: virtual links in
+    /// it are deleted (with their veth peers and children elsewhere), physical ones (no kind:
+    /// PFs, VFs) move to the host namespace, renamed `devN` if their name is taken there.
+    pub fn destroy_netns(&self, key: &str) {
+        let mut st = self.lock();
+        let Some(ns) = st.namespaces.remove(key) else {
+            return;
+        };
+        let mut doomed = Vec::new();
+        for mut l in ns.links {
+            if l.link.kind.is_some() {
+                doomed.push(l.link.index);
+                doomed.extend(l.peer);
+                continue;
+            }
+            let host = st.ns(HOST_NETNS);
+            if host.links.iter().any(|h| h.link.name == l.link.name) {
+                l.link.name = format!("dev{}", l.link.index);
+            }
+            l.link.master = None;
+            host.links.push(l);
+        }
+        for ns in st.namespaces.values_mut() {
+            ns.links.retain(|l| {
+                let child_of_doomed =
+                    l.peer.is_none() && l.link.parent.is_some_and(|p| doomed.contains(&p));
+                !doomed.contains(&l.link.index) && !child_of_doomed
+            });
+            for index in &doomed {
+                State::forget_ip_state(ns, *index);
+            }
+        }
+    }
+
+    /// The addresses of this view's namespace.
+    pub fn addresses(&self) -> Vec<Address> {
+        self.lock().ns(&self.netns).addresses.clone()
+    }
+
+    /// The routes of this view's namespace.
+    pub fn routes(&self) -> Vec<Route> {
+        self.lock().ns(&self.netns).routes.clone()
     }
 
     /// Replaces (or adds) a link with exactly these fields, keeping its VF table if it had one.
     pub fn put_link(&self, link: Link) {
         let mut st = self.lock();
         st.next_index = st.next_index.max(link.index + 1);
-        let links = st.namespaces.entry(self.netns.clone()).or_default();
+        let links = &mut st.ns(&self.netns).links;
         match links.iter_mut().find(|l| l.link.index == link.index) {
             Some(existing) => existing.link = link,
-            None => links.push(FakeLink { link, vfs: None }),
+            None => links.push(FakeLink {
+                link,
+                vfs: None,
+                peer: None,
+            }),
         }
     }
 
@@ -267,7 +443,7 @@ impl FakeNetlink {
         let st = self.lock();
         st.namespaces
             .get(&self.netns)
-            .map(|links| links.iter().map(|l| l.link.clone()).collect())
+            .map(|ns| ns.links.iter().map(|l| l.link.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -281,6 +457,7 @@ impl FakeNetlink {
         let st = self.lock();
         st.namespaces
             .get(&self.netns)?
+            .links
             .iter()
             .find(|l| l.link.name == pf)?
             .vfs
@@ -367,7 +544,7 @@ impl FakeNetlink {
                 kernel,
             });
         }
-        let links = st.namespaces.entry(self.netns.clone()).or_default();
+        let links = &mut st.ns(&self.netns).links;
         Self::find(links, &link)
             .map(|l| l.link.clone())
             .ok_or_else(|| NetlinkError::Link {
@@ -385,7 +562,7 @@ impl FakeNetlink {
         Ok(st
             .namespaces
             .get(&self.netns)
-            .map(|links| links.iter().map(|l| l.link.clone()).collect())
+            .map(|ns| ns.links.iter().map(|l| l.link.clone()).collect())
             .unwrap_or_default())
     }
 
@@ -409,34 +586,48 @@ impl FakeNetlink {
             });
         }
         let here = self.netns.clone();
-        let links = st.namespaces.entry(here.clone()).or_default();
-        let taken = links
+        let ns = st.ns(&here);
+        let taken = ns
+            .links
             .iter()
             .map(|l| l.link.name.clone())
             .collect::<Vec<_>>();
-        let pos = links
+        let pos = ns
+            .links
             .iter()
             .position(|l| match &link {
                 LinkId::Name(n) => &l.link.name == n,
                 LinkId::Index(i) => l.link.index == *i,
             })
             .ok_or_else(|| err(ENODEV))?;
-        let entry = &mut links[pos];
+        let index = ns.links[pos].link.index;
+        let master_index = match &change {
+            LinkChange::Master(m) => {
+                let Some(master) = Self::find(&mut ns.links, m) else {
+                    return Err(err(ENODEV));
+                };
+                // do_set_master: only devices with ndo_add_slave take ports.
+                if master.link.kind.as_deref() != Some("bridge") || master.link.index == index {
+                    return Err(err(EOPNOTSUPP));
+                }
+                Some(master.link.index)
+            }
+            _ => None,
+        };
+        let entry = &mut ns.links[pos];
         match change {
             LinkChange::Up => {
                 entry.link.up = true;
-                entry.link.oper_state = OperState::Up;
+                st.refresh_oper_state(index);
             }
             LinkChange::Down => {
                 entry.link.up = false;
-                entry.link.oper_state = OperState::Down;
+                st.refresh_oper_state(index);
             }
             LinkChange::Mtu(0) => return Err(err(EINVAL)),
             LinkChange::Mtu(m) => entry.link.mtu = m,
             LinkChange::Name(new) => {
-                if new.is_empty() || new.len() > 15 {
-                    return Err(err(EINVAL));
-                }
+                check_name(&new).map_err(err)?;
                 if entry.link.name != new && taken.contains(&new) {
                     return Err(err(EEXIST));
                 }
@@ -446,19 +637,166 @@ impl FakeNetlink {
                 entry.link.name = new;
             }
             LinkChange::Mac(mac) => entry.link.mac = Some(mac),
+            LinkChange::Master(_) => entry.link.master = master_index,
+            LinkChange::NoMaster => entry.link.master = None,
             LinkChange::Netns(ns) => {
-                let target = ns.to_string();
-                if target != here {
-                    let moved = links.remove(pos);
-                    let dest = st.namespaces.entry(target).or_default();
-                    if dest.iter().any(|l| l.link.name == moved.link.name) {
-                        st.namespaces.entry(here).or_default().insert(pos, moved);
-                        return Err(err(EEXIST));
-                    }
-                    dest.push(moved);
-                }
+                Self::move_link(&mut st, &here, pos, &ns.to_string(), None).map_err(err)?;
+            }
+            LinkChange::NetnsRename { netns, name } => {
+                check_name(&name).map_err(err)?;
+                Self::move_link(&mut st, &here, pos, &netns.to_string(), Some(name))
+                    .map_err(err)?;
             }
         }
+        Ok(())
+    }
+
+    /// Moves the link at `pos` of namespace `from` to namespace `to`, renamed if `name` is
+    /// given. Like the kernel, it leaves its master and its addresses and routes behind.
+    fn move_link(
+        st: &mut State,
+        from: &str,
+        pos: usize,
+        to: &str,
+        name: Option<String>,
+    ) -> std::result::Result<(), i32> {
+        let current = st.ns(from).links[pos].link.name.clone();
+        let name = name.unwrap_or(current);
+        if to == from {
+            if st
+                .ns(from)
+                .links
+                .iter()
+                .enumerate()
+                .any(|(i, l)| i != pos && l.link.name == name)
+            {
+                return Err(EEXIST);
+            }
+            st.ns(from).links[pos].link.name = name;
+            return Ok(());
+        }
+        if st.ns(to).links.iter().any(|l| l.link.name == name) {
+            return Err(EEXIST);
+        }
+        let source = st.ns(from);
+        let mut moved = source.links.remove(pos);
+        State::forget_ip_state(source, moved.link.index);
+        moved.link.name = name;
+        moved.link.master = None;
+        st.ns(to).links.push(moved);
+        Ok(())
+    }
+
+    fn add_link_now(&self, new: NewLink) -> Result<()> {
+        let mut st = self.lock();
+        let op = new.describe();
+        let name_for_errors = new.name.clone().unwrap_or_default();
+        let err = |errno: i32| NetlinkError::Link {
+            op: op.clone(),
+            link: name_for_errors.clone(),
+            kernel: KernelError::new(errno),
+        };
+        if let Some(kernel) = self.record(&mut st, &NetlinkCall::AddLink(new.clone())) {
+            return Err(NetlinkError::Link {
+                op,
+                link: name_for_errors,
+                kernel,
+            });
+        }
+        if st.missing_kinds.contains(new.kind.name()) {
+            return Err(NetlinkError::KindUnsupported {
+                op,
+                kind: new.kind.name(),
+                module: new.kind.module(),
+            });
+        }
+        let here = self.netns.clone();
+        let parent = match new.kind.parent() {
+            Some(p) => match Self::find(&mut st.ns(&here).links, p) {
+                Some(l) => Some(l.link.clone()),
+                None => {
+                    return Err(NetlinkError::NoParent {
+                        op,
+                        parent: p.to_string(),
+                    });
+                }
+            },
+            None => None,
+        };
+        if let LinkKind::Vlan(v) = &new.kind
+            && v.id >= 4095
+        {
+            return Err(err(ERANGE));
+        }
+        let target = new.netns.as_ref().map_or(here.clone(), |n| n.to_string());
+        let name = match &new.name {
+            Some(n) => {
+                check_name(n).map_err(err)?;
+                n.clone()
+            }
+            None => {
+                let taken: Vec<_> = st
+                    .ns(&target)
+                    .links
+                    .iter()
+                    .map(|l| l.link.name.clone())
+                    .collect();
+                (0..)
+                    .map(|i| format!("{}{i}", new.kind.name()))
+                    .find(|n| !taken.contains(n))
+                    .unwrap_or_default()
+            }
+        };
+        if st.ns(&target).links.iter().any(|l| l.link.name == name) {
+            return Err(err(EEXIST));
+        }
+        let index = st.take_index();
+        let mut link = Link {
+            name,
+            mtu: new.mtu.or(parent.as_ref().map(|p| p.mtu)).unwrap_or(1500),
+            up: new.up,
+            kind: Some(new.kind.name().to_string()),
+            parent: parent.as_ref().map(|p| p.index),
+            details: LinkDetails::of(&new.kind),
+            ..fresh_link(index)
+        };
+        if let Some(mac) = new.mac {
+            link.mac = Some(mac);
+        }
+        let mut peer = None;
+        if let LinkKind::Veth(v) = &new.kind {
+            check_name(&v.peer).map_err(err)?;
+            let peer_ns = v
+                .peer_netns
+                .as_ref()
+                .map_or(here.clone(), |n| n.to_string());
+            if st.ns(&peer_ns).links.iter().any(|l| l.link.name == v.peer)
+                || (peer_ns == target && v.peer == link.name)
+            {
+                return Err(err(EEXIST));
+            }
+            let peer_index = st.take_index();
+            let peer_link = Link {
+                name: v.peer.clone(),
+                mtu: link.mtu,
+                kind: Some("veth".into()),
+                parent: Some(index),
+                ..fresh_link(peer_index)
+            };
+            link.parent = Some(peer_index);
+            st.ns(&peer_ns).links.push(FakeLink {
+                link: peer_link,
+                vfs: None,
+                peer: Some(index),
+            });
+            peer = Some(peer_index);
+        }
+        st.ns(&target).links.push(FakeLink {
+            link,
+            vfs: None,
+            peer,
+        });
+        st.refresh_oper_state(index);
         Ok(())
     }
 
@@ -472,18 +810,34 @@ impl FakeNetlink {
                 kernel,
             });
         }
-        let links = st.namespaces.entry(self.netns.clone()).or_default();
-        let before = links.len();
-        links.retain(|l| match &link {
-            LinkId::Name(n) => &l.link.name != n,
-            LinkId::Index(i) => l.link.index != *i,
-        });
-        if links.len() == before {
+        let Some(gone) = Self::find(&mut st.ns(&self.netns).links, &link).map(|l| l.clone()) else {
             return Err(NetlinkError::Link {
                 op,
                 link: link.to_string(),
                 kernel: KernelError::new(ENODEV),
             });
+        };
+        // The kernel takes a veth's peer and every macvlan/ipvlan/vlan on top of the link
+        // with it, in whatever namespace they are.
+        let mut doomed = vec![gone.link.index];
+        doomed.extend(gone.peer);
+        for ns in st.namespaces.values() {
+            for l in &ns.links {
+                if l.peer.is_none() && l.link.parent.is_some_and(|p| p == gone.link.index) {
+                    doomed.push(l.link.index);
+                }
+            }
+        }
+        for ns in st.namespaces.values_mut() {
+            ns.links.retain(|l| !doomed.contains(&l.link.index));
+            for l in &mut ns.links {
+                if l.link.master.is_some_and(|m| doomed.contains(&m)) {
+                    l.link.master = None;
+                }
+            }
+            for index in &doomed {
+                State::forget_ip_state(ns, *index);
+            }
         }
         Ok(())
     }
@@ -504,7 +858,7 @@ impl FakeNetlink {
         if let Some(kernel) = self.record(&mut st, &call) {
             return Err(err(kernel));
         }
-        let links = st.namespaces.entry(self.netns.clone()).or_default();
+        let links = &mut st.ns(&self.netns).links;
         let Some(entry) = Self::find(links, &pf) else {
             return Err(NetlinkError::Link {
                 op: format!("get link {pf}"),
@@ -537,7 +891,7 @@ impl FakeNetlink {
                 kernel,
             });
         }
-        let links = st.namespaces.entry(self.netns.clone()).or_default();
+        let links = &mut st.ns(&self.netns).links;
         match Self::find(links, &pf) {
             Some(entry) => Ok(entry.vfs.clone().unwrap_or_default()),
             None => Err(NetlinkError::Link {
@@ -573,144 +927,58 @@ impl Netlink for FakeNetlink {
     fn list_vfs(&self, pf: LinkId) -> BoxFuture<'_, Result<Vec<VfInfo>>> {
         Box::pin(std::future::ready(self.list_vfs_now(pf)))
     }
+
+    fn add_link(&self, link: NewLink) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(self.add_link_now(link)))
+    }
+
+    fn add_address(&self, link: LinkId, address: IpPrefix) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(self.address_now(link, address, true)))
+    }
+
+    fn delete_address(&self, link: LinkId, address: IpPrefix) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(self.address_now(link, address, false)))
+    }
+
+    fn list_addresses(&self) -> BoxFuture<'_, Result<Vec<Address>>> {
+        Box::pin(std::future::ready(self.list_addresses_now()))
+    }
+
+    fn add_route(&self, route: RouteSpec) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(self.route_now(route, true)))
+    }
+
+    fn delete_route(&self, route: RouteSpec) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(self.route_now(route, false)))
+    }
+
+    fn list_routes(&self, family: IpFamily) -> BoxFuture<'_, Result<Vec<Route>>> {
+        Box::pin(std::future::ready(self.list_routes_now(family)))
+    }
+}
+
+/// A link as the fake makes it: down, MTU 1500, a locally administered MAC from its index.
+fn fresh_link(index: u32) -> Link {
+    let [a, b] = u16::try_from(index).unwrap_or(u16::MAX).to_be_bytes();
+    Link {
+        index,
+        mtu: 1500,
+        mac: Some(MacAddr([0x02, 0, 0, 0, a, b])),
+        oper_state: OperState::Down,
+        ..Default::default()
+    }
+}
+
+/// `dev_valid_name`: 1-15 bytes, no `/`, `:` or whitespace, not `.` or `..`.
+fn check_name(name: &str) -> std::result::Result<(), i32> {
+    let bad = name.is_empty()
+        || name.len() > 15
+        || name == "."
+        || name == ".."
+        || name.contains(['/', ':'])
+        || name.chars().any(char::is_whitespace);
+    if bad { Err(EINVAL) } else { Ok(()) }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::future::Future;
-
-    use super::*;
-    use crate::netlink::{NetlinkHandle, VfLinkState, VlanProto};
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    #[test]
-    fn link_changes_apply_in_order_and_are_recorded() {
-        let fake = FakeNetlink::new();
-        let idx = fake.add_link("veth0");
-        let nl = NetlinkHandle::new(fake.clone());
-        block_on(nl.link().set("veth0").name("eth1").mtu(9000).up().execute()).unwrap();
-        let link = fake.link("eth1").unwrap();
-        assert_eq!((link.index, link.mtu, link.up), (idx, 9000, true));
-        assert_eq!(
-            fake.calls(),
-            vec![
-                NetlinkCall::SetLink {
-                    link: "veth0".into(),
-                    change: LinkChange::Name("eth1".into())
-                },
-                NetlinkCall::SetLink {
-                    link: "eth1".into(),
-                    change: LinkChange::Mtu(9000)
-                },
-                NetlinkCall::SetLink {
-                    link: "eth1".into(),
-                    change: LinkChange::Up
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn kernel_rules_are_mimicked() {
-        let fake = FakeNetlink::new();
-        fake.add_link("a");
-        fake.add_link("b");
-        let nl = NetlinkHandle::new(fake.clone());
-        let e = block_on(nl.link().set("a").name("b").execute()).unwrap_err();
-        assert!(e.is_exists(), "{e}");
-        block_on(nl.link().set("a").up().execute()).unwrap();
-        let e = block_on(nl.link().set("a").name("c").execute()).unwrap_err();
-        assert_eq!(e.errno(), Some(EBUSY));
-        let e = block_on(nl.link().get("nope").execute()).unwrap_err();
-        assert!(e.is_not_found());
-        assert_eq!(
-            block_on(nl.link().get("nope").execute_optional()).unwrap(),
-            None
-        );
-        let e = block_on(nl.vf("a").set(0).trust(true).execute()).unwrap_err();
-        assert!(e.is_not_supported());
-        block_on(nl.link().del("b").execute()).unwrap();
-        assert_eq!(block_on(nl.link().list().execute()).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn vf_settings_land_in_the_table_and_failures_name_the_setting() {
-        let fake = FakeNetlink::new();
-        fake.add_pf("eth0", 2);
-        fake.fail_with_message(NetlinkOp::SetVfLinkState, EOPNOTSUPP, "no link state here");
-        let nl = NetlinkHandle::new(fake.clone());
-        let mac: MacAddr = "02:00:00:00:00:0a".parse().unwrap();
-        let err = block_on(
-            nl.vf("eth0")
-                .set(1)
-                .mac(mac)
-                .vlan(10, 3, VlanProto::Dot1Ad)
-                .max_tx_rate(100)
-                .link_state(VfLinkState::Enable)
-                .trust(true)
-                .execute(),
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "set vf 1 link-state on eth0: no link state here: Operation not supported (os error 95)"
-        );
-        let vf1 = block_on(nl.vf("eth0").get(1).execute()).unwrap();
-        assert_eq!(vf1.mac, Some(mac));
-        assert_eq!(
-            (vf1.vlan, vf1.qos, vf1.vlan_proto),
-            (Some(10), Some(3), Some(VlanProto::Dot1Ad))
-        );
-        assert_eq!(vf1.max_tx_rate, Some(100));
-        assert_eq!(
-            vf1.trust,
-            Some(false),
-            "settings after the failure are not sent"
-        );
-        let e = block_on(nl.vf("eth0").get(7).execute()).unwrap_err();
-        assert!(e.is_not_found());
-        let e = block_on(nl.vf("eth0").set(7).spoofchk(false).execute()).unwrap_err();
-        assert_eq!(e.errno(), Some(EINVAL));
-    }
-
-    #[test]
-    fn moving_a_link_files_it_under_the_target_namespace() {
-        let host = FakeNetlink::new();
-        host.add_pf("eth0", 1);
-        let vf_idx = host.add_link("eth0v0");
-        let pod_ns = NetnsRef::path("/var/run/netns/pod1");
-        let pod = host.netns(&pod_ns);
-        let nl = NetlinkHandle::new(host.clone());
-        block_on(nl.link().set("eth0v0").netns(pod_ns.clone()).execute()).unwrap();
-        assert!(host.link("eth0v0").is_none());
-        let in_pod = NetlinkHandle::new(pod.clone());
-        block_on(in_pod.link().set(vf_idx).name("net1").up().execute()).unwrap();
-        assert_eq!(pod.link("net1").map(|l| l.up), Some(true));
-        assert_eq!(pod.calls().len(), 2);
-        // one move on the host view (a single change needs no name lookup), two in the pod
-        assert_eq!(host.all_calls().len(), 3);
-        assert_eq!(host.all_calls()[0].netns, HOST_NETNS);
-        assert_eq!(host.all_calls()[1].netns, "/var/run/netns/pod1");
-    }
-
-    #[test]
-    fn predicate_rules_can_look_at_arguments() {
-        let fake = FakeNetlink::new();
-        fake.add_pf("eth0", 1);
-        fake.fail_when(
-            |c| matches!(c, NetlinkCall::SetVf { setting: VfSetting::MinTxRate(r), .. } if *r > 0),
-            KernelError::new(EINVAL),
-        );
-        let nl = NetlinkHandle::new(fake.clone());
-        block_on(nl.vf("eth0").set(0).min_tx_rate(0).execute()).unwrap();
-        assert!(block_on(nl.vf("eth0").set(0).min_tx_rate(5).execute()).is_err());
-        fake.clear_failures();
-        block_on(nl.vf("eth0").set(0).min_tx_rate(5).execute()).unwrap();
-    }
-}
+mod tests;

@@ -33,11 +33,7 @@ pub(crate) enum GenlFailure {
 /// connection task on the current tokio runtime.
 pub(crate) fn connect() -> io::Result<GenetlinkHandle> {
     let (mut conn, handle, _) = genetlink::new_connection()?;
-    {
-        let socket = conn.socket_mut().socket_mut();
-        socket.set_ext_ack(true)?;
-        socket.set_cap_ack(true)?;
-    }
+    super::socket::want_extack(conn.socket_mut().socket_mut())?;
     tokio::spawn(conn);
     Ok(handle)
 }

@@ -7,22 +7,34 @@
 use std::os::fd::AsRawFd;
 
 use futures::{StreamExt, future::BoxFuture};
-use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
 use netlink_packet_route::{
-    RouteNetlinkMessage,
+    AddressFamily, RouteNetlinkMessage,
+    address::AddressMessage,
     link::{
         InfoKind, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, LinkVfInfo,
         State, VfInfo as RawVfInfo, VfInfoLinkState, VfInfoMac, VfInfoRate, VfInfoSpoofCheck,
         VfInfoTrust, VfInfoVlan, VfLinkState as RawVfLinkState, VfVlan, VfVlanInfo, VlanProtocol,
     },
+    route::RouteMessage,
 };
 use netlink_sys::AsyncSocket;
+use nix::libc::{ENODEV, EOPNOTSUPP};
 use rtnetlink::{Handle, LinkUnspec};
 
 use super::{
-    KernelError, Link, LinkChange, LinkId, MacAddr, Netlink, NetlinkError, OperState, Result,
-    VfInfo, VfLinkState, VfSetting, VlanProto,
+    Address, IpFamily, IpPrefix, KernelError, Link, LinkChange, LinkId, LinkKind, MacAddr, Netlink,
+    NetlinkError, NewLink, OperState, Result, Route, RouteSpec, VfInfo, VfLinkState, VfSetting,
+    VlanProto,
+    rtnl_msg::{
+        Resolved, address_from_message, address_message, details_from_info, new_link_message,
+        route_from_message, route_message,
+    },
+    socket,
 };
+use crate::netns::NetnsRef;
 
 /// The kernel's rtnetlink, in the network namespace of the thread that called
 /// [`RtNetlink::connect`].
@@ -42,20 +54,17 @@ impl RtNetlink {
     /// kernel's message) and spawns its connection task on the current tokio runtime.
     pub fn connect() -> Result<Self> {
         let (mut conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
-        {
-            let socket = conn.socket_mut().socket_mut();
-            socket.set_ext_ack(true).map_err(NetlinkError::Connect)?;
-            socket.set_cap_ack(true).map_err(NetlinkError::Connect)?;
-        }
+        socket::want_extack(conn.socket_mut().socket_mut()).map_err(NetlinkError::Connect)?;
         tokio::spawn(conn);
         Ok(Self { handle })
     }
 
+    /// Sends one request with `flags` (`NLM_F_REQUEST` is added) and collects the replies.
     async fn send(
         &self,
         msg: RouteNetlinkMessage,
         flags: u16,
-    ) -> Result<Vec<LinkMessage>, Failure> {
+    ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = flags | NLM_F_REQUEST;
         let mut handle = self.handle.clone();
@@ -66,7 +75,7 @@ impl RtNetlink {
         while let Some(reply) = replies.next().await {
             let reply_flags = reply.header.flags;
             match reply.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => out.push(link),
+                NetlinkPayload::InnerMessage(m) => out.push(m),
                 NetlinkPayload::Error(err) => {
                     if let Some(kernel) = KernelError::from_error_message(reply_flags, &err) {
                         return Err(Failure::Kernel(kernel));
@@ -79,6 +88,23 @@ impl RtNetlink {
             }
         }
         Ok(out)
+    }
+
+    /// [`Self::send`], keeping only the `RTM_NEWLINK` replies.
+    async fn send_link(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<LinkMessage>, Failure> {
+        Ok(self
+            .send(msg, flags)
+            .await?
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })
+            .collect())
     }
 
     /// `RTM_GETLINK` for one link, optionally with `RTEXT_FILTER_VF`.
@@ -100,7 +126,7 @@ impl RtNetlink {
             format!("get link {link}")
         };
         let mut replies = self
-            .send(RouteNetlinkMessage::GetLink(msg), 0)
+            .send_link(RouteNetlinkMessage::GetLink(msg), 0)
             .await
             .map_err(|f| link_error(op.clone(), link, f))?;
         replies.pop().ok_or_else(|| NetlinkError::Unexpected {
@@ -139,11 +165,167 @@ impl RtNetlink {
                 _netns_fd = Some(fd);
                 msg
             }
+            // One RTM_NEWLINK with IFLA_NET_NS_FD and IFLA_IFNAME: the kernel renames the link
+            // as it moves it (dev_change_net_namespace), so the old name never shows up there.
+            LinkChange::NetnsRename { netns, name: new } => {
+                let fd = netns.open().map_err(|error| NetlinkError::Netns {
+                    link: name.clone(),
+                    error,
+                })?;
+                let msg = builder
+                    .setns_by_fd(fd.as_raw_fd())
+                    .name(new.clone())
+                    .build();
+                _netns_fd = Some(fd);
+                msg
+            }
+            LinkChange::Master(master) => {
+                let m = self.index_of(master).await?;
+                builder.controller(m).build()
+            }
+            LinkChange::NoMaster => builder.nocontroller().build(),
         };
         self.send(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
             .await
             .map_err(|f| link_error(op, &link, f))?;
         Ok(())
+    }
+
+    async fn add_link_impl(&self, link: NewLink) -> Result<()> {
+        let op = link.describe();
+        let name = link.name.clone().unwrap_or_default();
+        let parent = match link.kind.parent() {
+            Some(p) => match self.index_of(p).await {
+                Ok(i) => Some(i),
+                Err(e) if e.is_not_found() => {
+                    return Err(NetlinkError::NoParent {
+                        op,
+                        parent: p.to_string(),
+                    });
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let open = |ns: &Option<NetnsRef>| {
+            ns.as_ref()
+                .map(|ns| ns.open())
+                .transpose()
+                .map_err(|error| NetlinkError::Netns {
+                    link: name.clone(),
+                    error,
+                })
+        };
+        // Keep the namespace descriptors open until the kernel has answered.
+        let netns_fd = open(&link.netns)?;
+        let peer_fd = match &link.kind {
+            LinkKind::Veth(v) => open(&v.peer_netns)?,
+            _ => None,
+        };
+        let resolved = Resolved {
+            parent,
+            netns: netns_fd.as_ref().map(|fd| fd.as_raw_fd()),
+            peer_netns: peer_fd.as_ref().map(|fd| fd.as_raw_fd()),
+        };
+        let msg = new_link_message(&link, &resolved);
+        let result = self
+            .send(
+                RouteNetlinkMessage::NewLink(msg),
+                NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // rtnl_newlink: no rtnl_link_ops for the kind even after request_module.
+            Err(Failure::Kernel(k))
+                if k.errno == EOPNOTSUPP
+                    && k.message
+                        .as_deref()
+                        .is_none_or(|m| m.contains("Unknown device type")) =>
+            {
+                Err(NetlinkError::KindUnsupported {
+                    op,
+                    kind: link.kind.name(),
+                    module: link.kind.module(),
+                })
+            }
+            Err(Failure::Kernel(k)) if k.errno == ENODEV && parent.is_some() => {
+                Err(NetlinkError::NoParent {
+                    op,
+                    parent: link
+                        .kind
+                        .parent()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                })
+            }
+            Err(f) => Err(link_error(op, &LinkId::Name(name), f)),
+        }
+    }
+
+    async fn address_impl(&self, link: LinkId, address: IpPrefix, add: bool) -> Result<()> {
+        let (verb, msg, flags) = if add {
+            ("add", true, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+        } else {
+            ("delete", false, NLM_F_ACK)
+        };
+        let op = format!("{verb} address {address} on {link}");
+        let index = self.index_of(&link).await.map_err(|e| relabel(e, &op))?;
+        let body = address_message(index, &address);
+        let msg = if msg {
+            RouteNetlinkMessage::NewAddress(body)
+        } else {
+            RouteNetlinkMessage::DelAddress(body)
+        };
+        self.send(msg, flags)
+            .await
+            .map_err(|f| link_error(op, &link, f))?;
+        Ok(())
+    }
+
+    async fn route_impl(&self, spec: RouteSpec, add: bool) -> Result<()> {
+        let op = format!(
+            "{} route {}",
+            if add { "add" } else { "delete" },
+            spec.describe()
+        );
+        let dev = match &spec.dev {
+            Some(d) => Some(self.index_of(d).await.map_err(|e| relabel(e, &op))?),
+            None => None,
+        };
+        let body = route_message(&spec, dev, !add);
+        let (msg, flags) = if add {
+            (
+                RouteNetlinkMessage::NewRoute(body),
+                NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            )
+        } else {
+            (RouteNetlinkMessage::DelRoute(body), NLM_F_ACK)
+        };
+        self.send(msg, flags).await.map_err(|f| match f {
+            Failure::Kernel(kernel) => NetlinkError::Route { op, kernel },
+            Failure::Other(detail) => NetlinkError::Unexpected {
+                op,
+                link: spec.dev.map(|d| d.to_string()).unwrap_or_default(),
+                detail,
+            },
+        })?;
+        Ok(())
+    }
+
+    async fn dump(
+        &self,
+        msg: RouteNetlinkMessage,
+        what: &'static str,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        self.send(msg, NLM_F_DUMP).await.map_err(|f| match f {
+            Failure::Kernel(kernel) => NetlinkError::Dump { what, kernel },
+            Failure::Other(detail) => NetlinkError::Unexpected {
+                op: format!("list {what}"),
+                link: String::new(),
+                detail,
+            },
+        })
     }
 
     async fn set_vf_impl(&self, pf: LinkId, vf: u32, setting: VfSetting) -> Result<()> {
@@ -230,6 +412,19 @@ impl RtNetlink {
     }
 }
 
+/// A failed link lookup made on behalf of `op`, said in `op`'s words: "add address 10.0.0.2/24
+/// on eth9: No such device".
+fn relabel(e: NetlinkError, op: &str) -> NetlinkError {
+    match e {
+        NetlinkError::Link { link, kernel, .. } => NetlinkError::Link {
+            op: op.to_string(),
+            link,
+            kernel,
+        },
+        other => other,
+    }
+}
+
 fn link_error(op: String, link: &LinkId, failure: Failure) -> NetlinkError {
     match failure {
         Failure::Kernel(kernel) => NetlinkError::Link {
@@ -253,7 +448,7 @@ impl Netlink for RtNetlink {
     fn list_links(&self) -> BoxFuture<'_, Result<Vec<Link>>> {
         Box::pin(async move {
             let replies = self
-                .send(
+                .send_link(
                     RouteNetlinkMessage::GetLink(LinkMessage::default()),
                     NLM_F_DUMP,
                 )
@@ -293,6 +488,60 @@ impl Netlink for RtNetlink {
     fn list_vfs(&self, pf: LinkId) -> BoxFuture<'_, Result<Vec<VfInfo>>> {
         Box::pin(async move { Ok(vf_table_from_message(&self.get_message(&pf, true).await?)) })
     }
+
+    fn add_link(&self, link: NewLink) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.add_link_impl(link))
+    }
+
+    fn add_address(&self, link: LinkId, address: IpPrefix) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.address_impl(link, address, true))
+    }
+
+    fn delete_address(&self, link: LinkId, address: IpPrefix) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.address_impl(link, address, false))
+    }
+
+    fn list_addresses(&self) -> BoxFuture<'_, Result<Vec<Address>>> {
+        Box::pin(async move {
+            let msg = RouteNetlinkMessage::GetAddress(AddressMessage::default());
+            Ok(self
+                .dump(msg, "addresses")
+                .await?
+                .iter()
+                .filter_map(|m| match m {
+                    RouteNetlinkMessage::NewAddress(a) => address_from_message(a),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
+    fn add_route(&self, route: RouteSpec) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.route_impl(route, true))
+    }
+
+    fn delete_route(&self, route: RouteSpec) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.route_impl(route, false))
+    }
+
+    fn list_routes(&self, family: IpFamily) -> BoxFuture<'_, Result<Vec<Route>>> {
+        Box::pin(async move {
+            let mut req = RouteMessage::default();
+            req.header.address_family = match family {
+                IpFamily::V4 => AddressFamily::Inet,
+                IpFamily::V6 => AddressFamily::Inet6,
+            };
+            Ok(self
+                .dump(RouteNetlinkMessage::GetRoute(req), "routes")
+                .await?
+                .iter()
+                .filter_map(|m| match m {
+                    RouteNetlinkMessage::NewRoute(r) => route_from_message(r),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
 }
 
 fn raw_link_state(state: VfLinkState) -> RawVfLinkState {
@@ -316,10 +565,15 @@ pub(crate) fn link_from_message(msg: &LinkMessage) -> Link {
             LinkAttribute::Mtu(m) => link.mtu = *m,
             LinkAttribute::Address(a) => link.mac = MacAddr::from_slice(a),
             LinkAttribute::OperState(s) => link.oper_state = oper_state(*s),
+            LinkAttribute::Carrier(c) => link.carrier = Some(*c != 0),
+            LinkAttribute::Controller(m) if *m != 0 => link.master = Some(*m),
+            LinkAttribute::Link(p) if *p != 0 && *p != msg.header.index => link.parent = Some(*p),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
-                    if let LinkInfo::Kind(kind) = info {
-                        link.kind = Some(kind_name(kind));
+                    match info {
+                        LinkInfo::Kind(kind) => link.kind = Some(kind_name(kind)),
+                        LinkInfo::Data(data) => link.details = details_from_info(data),
+                        _ => {}
                     }
                 }
             }

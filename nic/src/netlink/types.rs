@@ -4,6 +4,7 @@ use std::{fmt, str::FromStr};
 
 use serde::{Serialize, Serializer};
 
+use super::LinkDetails;
 use crate::netns::NetnsRef;
 
 /// A 6-byte Ethernet MAC address, printed as `02:00:00:00:00:01`.
@@ -159,6 +160,19 @@ pub struct Link {
     /// `IFLA_INFO_KIND` for virtual links (`veth`, `dummy`, `vlan`, ...); `None` for hardware.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Physical carrier (`IFLA_CARRIER`), when reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<bool>,
+    /// Index of the master (`IFLA_MASTER`: a bridge, bond, VRF), when enslaved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master: Option<u32>,
+    /// Index of the lower device (`IFLA_LINK`: a macvlan's, ipvlan's or vlan's parent; a veth's
+    /// peer). It may be an index in another namespace, e.g. a veth peer moved into a pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u32>,
+    /// Kind-specific settings (macvlan mode, ipvlan mode, VLAN id), for the kinds we create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<LinkDetails>,
 }
 
 /// VLAN protocol of a VF port VLAN.
@@ -382,6 +396,18 @@ pub enum LinkChange {
     Mac(MacAddr),
     /// `ip link set DEV netns NS`.
     Netns(NetnsRef),
+    /// `ip link set DEV netns NS name NEW`: moved and renamed in one request, so that the link
+    /// never appears in `NS` under its old name (where it could collide with `eth0`).
+    NetnsRename {
+        /// The target namespace.
+        netns: NetnsRef,
+        /// The name in the target namespace.
+        name: String,
+    },
+    /// `ip link set DEV master MASTER`.
+    Master(LinkId),
+    /// `ip link set DEV nomaster`.
+    NoMaster,
 }
 
 impl LinkChange {
@@ -394,6 +420,11 @@ impl LinkChange {
             Self::Name(n) => format!("rename {link} to {n}"),
             Self::Mac(m) => format!("set address {m} on {link}"),
             Self::Netns(ns) => format!("move {link} to network namespace {ns}"),
+            Self::NetnsRename { netns, name } => {
+                format!("move {link} to network namespace {netns} as {name}")
+            }
+            Self::Master(m) => format!("set master {m} on {link}"),
+            Self::NoMaster => format!("set nomaster on {link}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! One cluster-wide reconcile, run after any change to node states, nodes or pools:
 //!
-//! 1. **Grant.** [`crate::planner::grant`] picks the waiting nodes that fit in their pool's
+//! 1. **Grant.** [`planner::grant`] picks the waiting nodes that fit in their pool's
 //!    `maxUnavailable`, oldest request first. Each gets `smartnic.io/drain-grant: draining` by a
 //!    JSON merge patch that carries the `resourceVersion` it was decided on, so a decision taken
 //!    on a stale view fails with 409 and is retaken (the operator's server-side apply of the spec
@@ -56,17 +56,15 @@ use kube::{
 use serde_json::{Value, json};
 
 use super::{
-    ReconcileError, api_code, apply_params,
-    conditions::{self, Cond},
-    is_conflict, merge_params, publish,
-    triggers::Change,
+    ReconcileError, api_code, apply_params, is_conflict, merge_params, publish, triggers::Change,
 };
-use crate::{
-    context::Context,
-    metrics::PoolLabels,
-    planner::{GrantDecision, HolderPool, NodeDrainState, drain_timed_out, grant, retry_after},
+use planner::conditions::{self, Cond};
+use planner::{
+    GrantDecision, HolderPool, NodeDrainState, drain_timed_out, grant, retry_after,
     validate::to_message,
 };
+
+use crate::{context::Context, metrics::PoolLabels};
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "drain";
@@ -855,7 +853,7 @@ async fn set_draining_condition(
 async fn write_pool_status(
     ctx: &Context,
     pool: &NicPool,
-    usage: &crate::planner::drain::PoolUsage,
+    usage: &planner::drain::PoolUsage,
     decision: &GrantDecision,
 ) -> Result<(), Error> {
     let name = pool.name_any();
@@ -916,13 +914,11 @@ mod tests {
     use crds::{
         NicNodeStateSpec, k8s::IntOrString, node_state::NicNodeStateStatus, pool::NicPoolSpec,
     };
+    use planner::fixtures::labels;
 
     use super::*;
-    use crate::{
-        controller::fixtures::{
-            Scenario, node, node_state, test_context, test_context_at, timeout_after_1s,
-        },
-        planner::fixtures::labels,
+    use crate::controller::fixtures::{
+        Scenario, node, node_state, test_context, test_context_at, timeout_after_1s,
     };
 
     fn requesting(

@@ -19,7 +19,6 @@
 //! [`status`]) are single loops with a debounce. All of them run only on the leader
 //! ([`crate::leader`]); every write uses the field manager `smartnic.io/operator`.
 
-pub mod conditions;
 pub mod drain;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -248,11 +247,10 @@ mod tests {
     use http::Method;
     use serde_json::json;
 
+    use planner::fixtures::{cx6, policy};
+
     use super::*;
-    use crate::{
-        controller::fixtures::{node, node_state, reply, test_context, with_inventory},
-        planner::fixtures::{cx6, policy},
-    };
+    use crate::controller::fixtures::{node, node_state, reply, test_context, with_inventory};
 
     /// The whole controller set, driven by the change stream as in production: a policy and a
     /// node with an inventory converge to the node-state apply (carrying the device-plugin

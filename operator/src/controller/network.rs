@@ -1,7 +1,7 @@
 //! Network controller: one reconcile per `NicNetwork`, writing its
 //! `NetworkAttachmentDefinition` and its status.
 //!
-//! The NAD ([`crate::planner::render_nad`]) has the network's name and namespace, the
+//! The NAD ([`planner::render_nad`]) has the network's name and namespace, the
 //! `k8s.v1.cni.cncf.io/resourceName: <prefix>/<resourceName>` annotation and a controller owner
 //! reference to the network, so Kubernetes deletes it with the network (no finalizer). It is
 //! server-side applied by `smartnic.io/operator` when the cached copy differs. Then the status
@@ -24,16 +24,11 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{
-    ReconcileError, apply_params,
-    conditions::{self, Cond},
-    is_conflict, publish,
-    triggers::Change,
-};
-use crate::{
-    context::Context,
-    planner::{NadError, render_nad},
-};
+use super::{ReconcileError, apply_params, is_conflict, publish, triggers::Change};
+use planner::conditions::{self, Cond};
+use planner::{NadError, render_nad};
+
+use crate::context::Context;
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "network";

@@ -2,7 +2,7 @@
 //!
 //! Triggered by the Node (labels), its `NicNodeState` (the agent's inventory in `status`), and
 //! every `NicPolicy` change (fanned out to all nodes). Inputs come from the caches; the planner
-//! ([`crate::planner::PolicySet::plan_node`]) decides; this module only writes:
+//! ([`planner::PolicySet::plan_node`]) decides; this module only writes:
 //!
 //! 1. `NicNodeState/<node>` by server-side apply (field manager `smartnic.io/operator`): labels
 //!    `app.kubernetes.io/managed-by` and `smartnic.io/node`, an owner reference to the Node (so
@@ -11,7 +11,7 @@
 //!    triggers the planning. Unchanged specs are not rewritten.
 //!
 //!    `spec.devicePlugin` is the node's device-plugin configuration
-//!    ([`crate::planner::with_device_plugin_config`], with the resource prefix of
+//!    ([`planner::with_device_plugin_config`], with the resource prefix of
 //!    `NicOperatorConfig`), written in the same apply. The device plugin watches only its own
 //!    node's object, so each node's configuration costs O(1) in object size and watch traffic
 //!    however large the cluster (a single cluster-wide ConfigMap would hit the 1 MiB object
@@ -39,7 +39,9 @@ use kube::{
 use serde_json::json;
 
 use super::{ReconcileError, apply_params, is_conflict};
-use crate::{context::Context, planner::with_device_plugin_config};
+use planner::with_device_plugin_config;
+
+use crate::context::Context;
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "node-state";
@@ -287,7 +289,7 @@ mod tests {
         with_inventory,
     };
     use crate::controller::triggers::Change;
-    use crate::planner::fixtures::{cx6, policy};
+    use planner::fixtures::{cx6, policy};
 
     fn expected_spec(num_vfs: u32) -> NicNodeStateSpec {
         expected_spec_with(num_vfs, "cx6_vf", "smartnic.io")

@@ -3,7 +3,7 @@
 //! configuration change (debounced), and every five minutes.
 //!
 //! - **Policy status.** Every node is planned once with the compiled policies (the same
-//!   [`crate::planner::PolicySet`] the node-state controller uses), and the rejections are
+//!   [`planner::PolicySet`] the node-state controller uses), and the rejections are
 //!   grouped by policy: `selectedNodes`, `rejectedNodes`, the first 20 rejections (node, PF,
 //!   `field: reason`), `Valid` (the single-object checks the webhook also runs, so a cluster
 //!   without the webhook still shows bad input) and `Applied`. Also the `policy_rejections`
@@ -36,17 +36,11 @@ use crds::{
 use kube::{Api, ResourceExt, api::Patch, runtime::reflector::ObjectRef};
 use serde_json::json;
 
-use super::{
-    ReconcileError, apply_params,
-    conditions::{self, Cond},
-    is_conflict, merge_params,
-    triggers::Change,
-};
-use crate::{
-    context::Context,
-    metrics::PolicyLabels,
-    validate::{to_message, validate_operator_config},
-};
+use super::{ReconcileError, apply_params, is_conflict, merge_params, triggers::Change};
+use planner::conditions::{self, Cond};
+use planner::validate::{to_message, validate_operator_config};
+
+use crate::{context::Context, metrics::PolicyLabels};
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "status";
@@ -352,12 +346,10 @@ async fn release_orphans(ctx: &Context) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use crds::NicNodeStateSpec;
+    use planner::fixtures::policy;
 
     use super::*;
-    use crate::{
-        controller::fixtures::{Scenario, node, node_state, test_context, timeout_after_1s},
-        planner::fixtures::policy,
-    };
+    use crate::controller::fixtures::{Scenario, node, node_state, test_context, timeout_after_1s};
 
     #[tokio::test]
     async fn invalid_policy_gets_valid_false_naming_the_field_without_a_webhook() {

@@ -35,13 +35,12 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::{
-    context::Stores,
-    validate::{
-        FieldError, NodeFacts, PolicyContext, to_message, validate_network,
-        validate_operator_config, validate_policy,
-    },
+use planner::validate::{
+    FieldError, NodeFacts, PolicyContext, to_message, validate_network, validate_operator_config,
+    validate_policy,
 };
+
+use crate::context::Stores;
 
 /// The kinds this webhook validates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -346,7 +345,7 @@ fn policy_errors(
     };
     validate_policy(name, spec, &ctx).map_err(Verdict::Deny)?;
     let mut warnings = Vec::new();
-    if let Ok(sel) = crate::planner::selector::CompiledSelector::compile(&spec.node_selector)
+    if let Ok(sel) = planner::selector::CompiledSelector::compile(&spec.node_selector)
         && !stores.nodes.state().is_empty()
         && !stores.nodes.state().iter().any(|n| sel.matches(n.labels()))
     {

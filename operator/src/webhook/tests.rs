@@ -6,10 +6,11 @@ use kube::core::admission::AdmissionResponse;
 use serde_json::{Value, json};
 
 use super::*;
+use planner::fixtures::cx6;
+
 use crate::{
     context::Stores,
     controller::fixtures::{TestStores, node, node_state, with_inventory},
-    planner::fixtures::cx6,
 };
 
 fn stores() -> (Stores, TestStores) {

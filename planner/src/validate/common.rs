@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crds::k8s::LabelSelector;
 
 use super::FieldError;
-use crate::planner::selector::CompiledSelector;
+use crate::selector::CompiledSelector;
 
 /// Four hexadecimal digits, as PCI vendor and device ids are written in sysfs (`15b3`).
 pub fn is_hex4(s: &str) -> bool {

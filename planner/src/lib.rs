@@ -1,6 +1,7 @@
-//! Pure planners: no Kubernetes client, no I/O. The controller reads objects, calls these, and
-//! writes the results; the agent calls [`drain::classify`]; the webhook calls
-//! [`crate::validate`], which shares its rules with the planners.
+//! Pure planning for smartnic-operator: no Kubernetes client, no I/O. The operator's controller
+//! reads objects, calls these, and writes the results; the node agent calls [`drain::classify`];
+//! the webhook calls [`validate`], which shares its rules with the planners; [`conditions`]
+//! builds the status conditions every component writes.
 //!
 //! | function | input | output |
 //! |---|---|---|
@@ -12,14 +13,16 @@
 //!
 //! Policy precedence is defined once, in [`priority`]; the merge rules are in [`desired`].
 
+pub mod conditions;
 pub mod desired;
 pub mod device_plugin;
 pub mod drain;
-#[cfg(test)]
-pub(crate) mod fixtures;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixtures;
 pub mod nad;
 pub mod priority;
 pub mod selector;
+pub mod validate;
 pub mod vf_range;
 
 pub use desired::{NodePlan, PolicySet, Rejection, Warning, desired_node_state};

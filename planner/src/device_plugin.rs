@@ -88,7 +88,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::planner::{
+    use crate::{
         desired::desired_node_state,
         fixtures::{cx6, inventory, labels, policy},
     };

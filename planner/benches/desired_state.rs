@@ -2,7 +2,7 @@
 //! node with 2-4 PFs. Measures what the controller does on a full resync: compile the policies
 //! once ([`PolicySet::new`]) and plan every node ([`PolicySet::plan_node`]).
 //!
-//! `cargo bench -p operator --bench desired_state`
+//! `cargo bench -p planner --bench desired_state`
 
 use std::{collections::BTreeMap, hint::black_box, time::Duration};
 
@@ -13,7 +13,7 @@ use crds::{
     policy::{NicPolicySpec, NicSelector, VfDeviceType},
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use operator::planner::PolicySet;
+use planner::PolicySet;
 
 struct Node {
     labels: BTreeMap<String, String>,

@@ -13,7 +13,7 @@ use super::{
     common::{check_selector, is_hex4, is_netdev_name, is_pci_address, resource_name_error},
     finish,
 };
-use crate::planner::{
+use crate::{
     desired::PolicySet,
     priority::policy_name,
     selector::CompiledSelector,

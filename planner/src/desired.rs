@@ -711,7 +711,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::planner::fixtures::{cx6, e810, inventory, labels, policy, with_vfs};
+    use crate::fixtures::{cx6, e810, inventory, labels, policy, with_vfs};
 
     fn gpu() -> BTreeMap<String, String> {
         labels(&[("gpu", "true")])

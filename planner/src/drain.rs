@@ -541,7 +541,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::planner::{
+    use crate::{
         desired::desired_node_state,
         fixtures::{cx6, inventory, labels, policy, with_vfs},
     };

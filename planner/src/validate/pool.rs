@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crds::{NicPool, k8s::IntOrString, pool::NicPoolSpec};
 
 use super::{FieldError, common::check_selector, finish};
-use crate::planner::selector::CompiledSelector;
+use crate::selector::CompiledSelector;
 
 /// What a pool is checked against besides itself.
 #[derive(Clone, Copy, Debug, Default)]

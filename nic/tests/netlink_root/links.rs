@@ -1,49 +1,20 @@
-//! Root tests of the rtnetlink, netns and ethtool layers against the running kernel.
-//!
-//! Each test makes its own private network namespace (so the host's links are never touched)
-//! and works inside it on veths with names unique to the test. The namespace, and every link
-//! in it, disappears when the test ends, even when it fails. Without root the tests print why
-//! and return.
-
-use std::future::Future;
+//! Links: get, list, set (rename, MTU, MAC, up/down, netns), delete; VF requests on a veth;
+//! ethtool features; errors with errno and extack.
 
 use futures::TryStreamExt;
 use nic::{
     ethtool::{Ethtool, EthtoolError},
-    netlink::{LinkId, MacAddr, NetlinkHandle, OperState, VfLinkState, VlanProto},
-    netns::{NetnsRef, block_on_in_netns, create_netns},
+    netlink::{LinkId, MacAddr, NetlinkHandle, OperState, Veth, VfLinkState, VlanProto},
+    netns::{NetnsRef, block_on_in_netns},
 };
-use rtnetlink::LinkVeth;
 
-fn is_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    println!("skipping {test}: needs root (creates network namespaces and veth pairs)");
-    false
-}
+use super::{block_on, netlink_in, private_netns, setup};
 
-/// A fresh, private network namespace that lives as long as the returned reference.
-fn private_netns() -> NetnsRef {
-    NetnsRef::fd(create_netns().expect("create a network namespace"))
-}
-
-/// Runs `f` inside `netns` on its own thread and runtime.
-fn inside<F, Fut>(netns: &NetnsRef, f: F)
-where
-    F: FnOnce() -> Fut + Send,
-    Fut: Future<Output = ()>,
-{
-    block_on_in_netns(netns, f).expect("enter the test namespace");
-}
-
-/// Creates the veth pair `a`/`b` in the current thread's namespace.
-async fn add_veth(a: &str, b: &str) {
-    let (conn, handle, _) = rtnetlink::new_connection().expect("open an rtnetlink socket");
-    tokio::spawn(conn);
-    handle
-        .link()
-        .add(LinkVeth::new(a, b).build())
+/// Creates the veth pair `a`/`b` through our own API.
+async fn add_veth(nl: &NetlinkHandle, a: &str, b: &str) {
+    nl.link()
+        .add(Veth::new(b))
+        .name(a)
         .execute()
         .await
         .expect("create a veth pair");
@@ -51,13 +22,11 @@ async fn add_veth(a: &str, b: &str) {
 
 #[test]
 fn rename_mtu_mac_up_down_delete() {
-    if !is_root("rename_mtu_mac_up_down_delete") {
+    let Some((_ns, nl)) = setup("rename_mtu_mac_up_down_delete") else {
         return;
-    }
-    let ns = private_netns();
-    inside(&ns, || async {
-        add_veth("nlt-ren-a", "nlt-ren-b").await;
-        let nl = NetlinkHandle::connect().unwrap();
+    };
+    block_on(async {
+        add_veth(&nl, "nlt-ren-a", "nlt-ren-b").await;
         let link = nl.link().get("nlt-ren-a").execute().await.unwrap();
         assert_eq!(link.kind.as_deref(), Some("veth"));
         assert!(!link.up);
@@ -114,13 +83,11 @@ fn rename_mtu_mac_up_down_delete() {
 
 #[test]
 fn kernel_errors_carry_errno_and_extack() {
-    if !is_root("kernel_errors_carry_errno_and_extack") {
+    let Some((_ns, nl)) = setup("kernel_errors_carry_errno_and_extack") else {
         return;
-    }
-    let ns = private_netns();
-    inside(&ns, || async {
-        add_veth("nlt-err-a", "nlt-err-b").await;
-        let nl = NetlinkHandle::connect().unwrap();
+    };
+    block_on(async {
+        add_veth(&nl, "nlt-err-a", "nlt-err-b").await;
         let err = nl
             .link()
             .set("nlt-err-a")
@@ -160,16 +127,14 @@ fn kernel_errors_carry_errno_and_extack() {
 
 #[test]
 fn move_to_another_namespace_and_back() {
-    if !is_root("move_to_another_namespace_and_back") {
+    let Some((home, nl)) = setup("move_to_another_namespace_and_back") else {
         return;
-    }
-    let home = private_netns();
+    };
     let away = private_netns();
     let home_for_return = home.clone();
     let away_for_test = away.clone();
-    inside(&home, move || async move {
-        add_veth("nlt-mv-a", "nlt-mv-b").await;
-        let nl = NetlinkHandle::connect().unwrap();
+    block_on(async move {
+        add_veth(&nl, "nlt-mv-a", "nlt-mv-b").await;
         let index = nl.link().get("nlt-mv-b").execute().await.unwrap().index;
 
         nl.link()
@@ -199,20 +164,17 @@ fn move_to_another_namespace_and_back() {
             }
             other => other.clone(),
         };
-        let moved = block_on_in_netns(&away_for_test, move || async move {
-            let away_nl = NetlinkHandle::connect().unwrap();
-            let link = away_nl.link().get("nlt-mv-b").execute().await.unwrap();
-            away_nl
-                .link()
-                .set(link.index)
-                .name("nlt-mv-c")
-                .netns(home_path)
-                .execute()
-                .await
-                .unwrap();
-            away_nl.link().list().execute().await.unwrap()
-        })
-        .unwrap();
+        let away_nl = netlink_in(&away_for_test);
+        let link = away_nl.link().get("nlt-mv-b").execute().await.unwrap();
+        away_nl
+            .link()
+            .set(link.index)
+            .name("nlt-mv-c")
+            .netns(home_path)
+            .execute()
+            .await
+            .unwrap();
+        let moved = away_nl.link().list().execute().await.unwrap();
         assert!(moved.iter().all(|l| l.name != "nlt-mv-c"), "{moved:?}");
 
         let back = nl.link().get("nlt-mv-c").execute().await.unwrap();
@@ -229,13 +191,11 @@ fn move_to_another_namespace_and_back() {
 
 #[test]
 fn vf_requests_on_a_veth_reach_the_driver_and_get_eopnotsupp() {
-    if !is_root("vf_requests_on_a_veth_reach_the_driver_and_get_eopnotsupp") {
+    let Some((_ns, nl)) = setup("vf_requests_on_a_veth_reach_the_driver_and_get_eopnotsupp") else {
         return;
-    }
-    let ns = private_netns();
-    inside(&ns, || async {
-        add_veth("nlt-vf-a", "nlt-vf-b").await;
-        let nl = NetlinkHandle::connect().unwrap();
+    };
+    block_on(async {
+        add_veth(&nl, "nlt-vf-a", "nlt-vf-b").await;
         assert!(nl.vf("nlt-vf-a").list().execute().await.unwrap().is_empty());
         let vf = nl.vf("nlt-vf-a");
         // A malformed IFLA_VFINFO_LIST would be EINVAL from the policy parse; EOPNOTSUPP means
@@ -264,12 +224,12 @@ fn vf_requests_on_a_veth_reach_the_driver_and_get_eopnotsupp() {
 
 #[test]
 fn ethtool_features_of_a_veth() {
-    if !is_root("ethtool_features_of_a_veth") {
+    let Some((ns, nl)) = setup("ethtool_features_of_a_veth") else {
         return;
-    }
-    let ns = private_netns();
-    inside(&ns, || async {
-        add_veth("nlt-eth-a", "nlt-eth-b").await;
+    };
+    block_on(add_veth(&nl, "nlt-eth-a", "nlt-eth-b"));
+    // ethtool has no per-namespace handle yet: connect on a thread inside the namespace.
+    block_on_in_netns(&ns, || async {
         let ethtool = Ethtool::connect().await.unwrap();
         let features = ethtool.features().get("nlt-eth-a").execute().await.unwrap();
         let tc = &features.features["hw-tc-offload"];
@@ -344,30 +304,26 @@ fn ethtool_features_of_a_veth() {
             .await
             .unwrap_err();
         assert!(matches!(err, EthtoolError::UnknownFeature { .. }), "{err}");
-    });
+    })
+    .expect("enter the test namespace");
 }
 
 #[test]
 fn links_in_a_new_namespace_are_only_loopback() {
-    if !is_root("links_in_a_new_namespace_are_only_loopback") {
+    let Some((ns, nl)) = setup("links_in_a_new_namespace_are_only_loopback") else {
         return;
-    }
-    let ns = private_netns();
-    let names = block_on_in_netns(&ns, || async {
+    };
+    // Checked against rtnetlink's own dump, made on a thread inside the namespace.
+    let raw = block_on_in_netns(&ns, || async {
         let (conn, handle, _) = rtnetlink::new_connection().unwrap();
         tokio::spawn(conn);
         let raw: Vec<_> = handle.link().get().execute().try_collect().await.unwrap();
-        let ours = NetlinkHandle::connect()
-            .unwrap()
-            .link()
-            .list()
-            .execute()
-            .await
-            .unwrap();
-        assert_eq!(raw.len(), ours.len());
-        ours.into_iter().map(|l| l.name).collect::<Vec<_>>()
+        raw.len()
     })
     .unwrap();
+    let ours = block_on(nl.link().list().execute()).unwrap();
+    assert_eq!(raw, ours.len());
+    let names: Vec<_> = ours.into_iter().map(|l| l.name).collect();
     assert_eq!(names, vec!["lo".to_string()]);
 }
 

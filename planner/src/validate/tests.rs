@@ -15,7 +15,7 @@ use crds::{
 use serde_json::json;
 
 use super::*;
-use crate::planner::fixtures::{cx6, inventory, labels, policy, with_vfs};
+use crate::fixtures::{cx6, inventory, labels, policy, with_vfs};
 
 type Mutate<T> = fn(&mut T);
 
@@ -876,7 +876,7 @@ fn the_planner_refuses_what_admission_refuses() {
     let mut bad = policy("bad", 1, &["ens1f0"]);
     bad.spec.device_type = VfDeviceType::VfioPci;
     bad.spec.is_rdma = true;
-    let plan = crate::planner::desired_node_state(
+    let plan = crate::desired_node_state(
         &[bad.clone()],
         &labels(&[("gpu", "true")]),
         &inventory(vec![cx6("0000:3b:00.0", "ens1f0")]),
