@@ -20,6 +20,7 @@ pub mod fake;
 pub mod host;
 pub mod install;
 pub mod ipam;
+pub mod kernel;
 
 pub mod lock;
 pub mod plugin;

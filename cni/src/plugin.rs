@@ -442,7 +442,8 @@ impl<H: Host> Plugin<H> {
         self.host
             .create_child(&master, &kind, netns, &env.ifname, c.mtu, mac)
             .map_err(|e| {
-                if e.kind == HostErrorKind::Unsupported {
+                let said = format!("no {} support", c.mode.as_str());
+                if e.kind == HostErrorKind::Unsupported && !e.msg.contains(&said) {
                     CniError::new(
                         code::HOST,
                         format!("{}: this kernel has no {} support", e.msg, c.mode.as_str()),

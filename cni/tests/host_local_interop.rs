@@ -3,6 +3,8 @@
 //! allocated.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod common_skip;
+
 use std::{
     collections::HashSet,
     io::Write,
@@ -58,7 +60,10 @@ fn leases(dir: &Path) -> usize {
 #[test]
 fn ours_and_the_reference_share_one_range() {
     if !Path::new(REFERENCE).exists() {
-        println!("SKIP ours_and_the_reference_share_one_range: {REFERENCE} is not installed");
+        common_skip::skip(
+            "ours_and_the_reference_share_one_range",
+            &format!("{REFERENCE} is not installed"),
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
