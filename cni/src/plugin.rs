@@ -148,6 +148,26 @@ fn saved_from(row: &VfInfo) -> SavedVf {
     }
 }
 
+/// An "exists" answer to a create or move into the pod: the name belongs to something else, so
+/// the journal says so (undo must not remove it) and the error says which name.
+fn name_taken(
+    e: crate::host::HostError,
+    journal: &mut crate::store::Journal,
+    ifname: &str,
+    netns: &Path,
+) -> CniError {
+    if e.kind != HostErrorKind::Exists {
+        return e.into();
+    }
+    if let Err(j) = journal.record(&Step::NameTaken) {
+        return j;
+    }
+    CniError::new(
+        code::HOST,
+        format!("interface {ifname} already exists in {}", netns.display()),
+    )
+}
+
 /// What a journal says happened.
 #[derive(Debug, Default)]
 struct Replay {
@@ -181,6 +201,10 @@ fn replay(steps: &[Step]) -> Replay {
             Step::VfConfigure => r.configured = true,
             Step::VfMove => r.moved = true,
             Step::LinkCreate { name } => r.created = Some(name.clone()),
+            Step::NameTaken => {
+                r.created = None;
+                r.moved = false;
+            }
             Step::Ipam { .. } | Step::Addresses => {}
             Step::Done { result } => r.done = Some(result.clone()),
         }
@@ -216,16 +240,6 @@ impl<H: Host> Plugin<H> {
             self.undo(&env.container_id, &env.ifname, Some(conf), env)?;
         }
         let ipam = Ipam::from_conf(conf, env)?;
-        if self.host.link(Ns::Pod(netns), &env.ifname)?.is_some() {
-            return Err(CniError::new(
-                code::HOST,
-                format!(
-                    "interface {} already exists in {}",
-                    env.ifname,
-                    netns.display()
-                ),
-            ));
-        }
         let mut journal = self.store.begin(&env.container_id, &env.ifname)?;
         journal.record(&Step::Begin {
             network: conf.conf.name.clone(),
@@ -353,7 +367,9 @@ impl<H: Host> Plugin<H> {
             )
         })?;
         journal.record(&Step::VfMove)?;
-        self.host.move_to_pod(&netdev, netns, &env.ifname)?;
+        self.host
+            .move_to_pod(&netdev, netns, &env.ifname)
+            .map_err(|e| name_taken(e, journal, &env.ifname, netns))?;
         journal.record(&Step::Ipam {
             kind: ipam.kind().into(),
         })?;
@@ -442,6 +458,9 @@ impl<H: Host> Plugin<H> {
         self.host
             .create_child(&master, &kind, netns, &env.ifname, c.mtu, mac)
             .map_err(|e| {
+                if e.kind == HostErrorKind::Exists {
+                    return name_taken(e, journal, &env.ifname, netns);
+                }
                 let said = format!("no {} support", c.mode.as_str());
                 if e.kind == HostErrorKind::Unsupported && !e.msg.contains(&said) {
                     CniError::new(

@@ -102,6 +102,9 @@ pub enum Step {
         /// Its name in the pod.
         name: String,
     },
+    /// The interface name was taken in the pod: the create or move failed, nothing of ours is
+    /// there to remove.
+    NameTaken,
     /// Addresses are about to be allocated.
     Ipam {
         /// IPAM type.
@@ -126,6 +129,7 @@ impl Step {
             Self::VfConfigure => "vf-configure",
             Self::VfMove => "vf-move",
             Self::LinkCreate { .. } => "link-create",
+            Self::NameTaken => "name-taken",
             Self::Ipam { .. } => "ipam",
             Self::Addresses => "addresses",
             Self::Done { .. } => "done",
