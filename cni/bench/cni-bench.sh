@@ -6,6 +6,8 @@
 #   cni/bench/cni-bench.sh [SMARTNIC_BINARY] [N]
 #
 # Prints, for each plugin: ADD and DEL min/median/p95 (N sequential ADD/DEL cycles after WARMUP),
+# the mean CPU time (user+sys, from the kernel's accounting of the child) per ADD and per DEL, which
+# a busy machine changes far less than wall time,
 # then the median wall time of parallel ADD waves of 16 and 64 pods (WAVES waves each, every pod in
 # its own netns) with the failure count, and finally our/reference ratios. Needs root and jq.
 # Env: REF (default /usr/lib/cni/macvlan), WARMUP (3), WAVES (5), MODE (macvlan mode, bridge).
@@ -49,21 +51,34 @@ stats() { # reads ms values on stdin; prints "min median p95"
     printf "%.2f %.2f %.2f\n", v[1], m, v[p]}'
 }
 
+# Sets CPU to the children's CPU seconds so far (user + sys), from this shell's `times` (second
+# line). `times` must run in this shell, not in a $(...) subshell, which has children of its own.
+child_cpu() {
+  times >"$TMP/times"
+  CPU=$(awk 'NR==2 { for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print t }' "$TMP/times")
+}
+
 sequential() { # $1=name $2=plugin $3=conf
-  local ns=${NSP}s$1 i t0 t1 t2
+  local ns=${NSP}s$1 i t0 t1 t2 c0 c1 c2 cadd=0 cdel=0
   ip netns add "$ns"
   : >"$TMP/$1.add"; : >"$TMP/$1.del"
   for ((i = 0; i < WARMUP + N; i++)); do
+    child_cpu; c0=$CPU
     t0=${EPOCHREALTIME/./}
     invoke "$2" "$3" ADD "$1-s$i" "$ns" || { echo "$1 ADD failed:"; cat "$TMP/out.$1-s$i"; exit 1; }
     t1=${EPOCHREALTIME/./}
+    child_cpu; c1=$CPU
     invoke "$2" "$3" DEL "$1-s$i" "$ns" || { echo "$1 DEL failed:"; cat "$TMP/out.$1-s$i"; exit 1; }
     t2=${EPOCHREALTIME/./}
+    child_cpu; c2=$CPU
     if ((i >= WARMUP)); then
       echo "$(( t1 - t0 ))" | awk '{print $1/1000}' >>"$TMP/$1.add"
       echo "$(( t2 - t1 ))" | awk '{print $1/1000}' >>"$TMP/$1.del"
+      cadd=$(awk -v s="$cadd" -v a="$c0" -v b="$c1" 'BEGIN { print s + b - a }')
+      cdel=$(awk -v s="$cdel" -v a="$c1" -v b="$c2" 'BEGIN { print s + b - a }')
     fi
   done
+  echo "$cadd $cdel" | awk -v n="$N" '{ printf "%.2f %.2f\n", $1 * 1000 / n, $2 * 1000 / n }' >"$TMP/$1.cpu"
   ip netns del "$ns"
 }
 
@@ -87,6 +102,7 @@ for who in ours ref; do
   sequential "$who" "$bin" "$TMP/$who.json"
   read -r R[$who.add.min] R[$who.add.med] R[$who.add.p95] < <(stats <"$TMP/$who.add")
   read -r R[$who.del.min] R[$who.del.med] R[$who.del.p95] < <(stats <"$TMP/$who.del")
+  read -r R[$who.cpu.add] R[$who.cpu.del] <"$TMP/$who.cpu"
   for width in 16 64; do
     : >"$TMP/$who.wave$width"; f=0
     for ((k = 0; k < WAVES; k++)); do
@@ -99,15 +115,17 @@ for who in ours ref; do
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
 echo "smartnic CNI benchmark: macvlan ($MODE) + host-local on a veth master; N=$N sequential cycles, $WAVES waves per width"
-printf '%-10s %-22s %-22s %-16s %-16s\n' plugin "ADD ms min/med/p95" "DEL ms min/med/p95" "wave16 ms (fail)" "wave64 ms (fail)"
+printf '%-10s %-22s %-22s %-16s %-16s %s\n' plugin "ADD ms min/med/p95" "DEL ms min/med/p95" "wave16 ms (fail)" "wave64 ms (fail)" "CPU ms/ADD,DEL"
 for who in ours ref; do
   name=$(basename "$OURS"); [[ $who == ref ]] && name=$(basename "$REF")
-  printf '%-10s %-22s %-22s %-16s %-16s\n' "$name" \
+  printf '%-10s %-22s %-22s %-16s %-16s %s\n' "$name" \
     "${R[$who.add.min]}/${R[$who.add.med]}/${R[$who.add.p95]}" "${R[$who.del.min]}/${R[$who.del.med]}/${R[$who.del.p95]}" \
-    "${R[$who.wave16]} (${R[$who.fail16]})" "${R[$who.wave64]} (${R[$who.fail64]})"
+    "${R[$who.wave16]} (${R[$who.fail16]})" "${R[$who.wave64]} (${R[$who.fail64]})" "${R[$who.cpu.add]},${R[$who.cpu.del]}"
 done
 echo "ratios (ours/reference): ADD median $(ratio "${R[ours.add.med]}" "${R[ref.add.med]}") (goal <= 0.25)," \
   "DEL median $(ratio "${R[ours.del.med]}" "${R[ref.del.med]}") (goal <= 0.95)," \
   "wave16 $(ratio "${R[ours.wave16]}" "${R[ref.wave16]}") (goal <= 0.25)," \
   "wave64 $(ratio "${R[ours.wave64]}" "${R[ref.wave64]}") (goal <= 0.25)"
+echo "CPU per call (ours/reference): ADD $(ratio "${R[ours.cpu.add]}" "${R[ref.cpu.add]}"), DEL $(ratio "${R[ours.cpu.del]}" "${R[ref.cpu.del]}")"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs): wall times on a busy machine are mostly waiting for a CPU"
 echo "failures: ours $(( R[ours.fail16] + R[ours.fail64] )), reference $(( R[ref.fail16] + R[ref.fail64] ))"
