@@ -196,13 +196,12 @@ impl Host for KernelHost {
             )));
         }
         let physfn = dev.join("physfn");
-        let pf_dir = s.read_link(&physfn).map_err(|_| {
+        s.read_link(&physfn).map_err(|_| {
             HostError::other(format!(
                 "{bdf} is not a VF ({} is missing)",
                 physfn.display()
             ))
         })?;
-        let _ = pf_dir;
         let pf = s
             .list_dir(&physfn.join("net"))
             .map_err(sys_err)?
@@ -442,5 +441,44 @@ impl Host for KernelHost {
 
     fn netns_exists(&self, pod: &Path) -> bool {
         File::open(pod).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nic::fixtures::HostBuilder;
+
+    use super::*;
+
+    #[test]
+    fn a_vf_is_found_through_sysfs() {
+        let fixture = HostBuilder::new().igb_82576().build().unwrap();
+        let host = KernelHost::with_sysfs(fixture.sysfs());
+        let pf = fixture.path("sys/bus/pci/devices/0000:01:00.0");
+        let vf1: PciAddress = fixture
+            .sysfs()
+            .read_link_name(&pf.join("virtfn1"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let dev = host.vf_device(&vf1).unwrap();
+        assert_eq!((dev.pf.as_str(), dev.index), ("enp1s0", 1));
+        assert_eq!(dev.driver.as_deref(), Some("igbvf"));
+        assert!(
+            dev.netdev
+                .as_ref()
+                .is_some_and(|n| n.starts_with("enp1s0v"))
+        );
+        assert!(!dev.is_userspace());
+        let pf_addr: PciAddress = "0000:01:00.0".parse().unwrap();
+        let err = host.vf_device(&pf_addr).unwrap_err();
+        assert!(err.msg.contains("is not a VF"), "{}", err.msg);
+        let none: PciAddress = "0000:09:00.0".parse().unwrap();
+        assert!(
+            host.vf_device(&none)
+                .unwrap_err()
+                .msg
+                .contains("no PCI device")
+        );
     }
 }
