@@ -793,6 +793,17 @@ impl<H: Host> Plugin<H> {
                 }
             }
         }
+        // Lock files of VFs nobody holds: removed under their own lock (see `lock`).
+        for bdf in self.store.vf_locks() {
+            let Ok(addr) = crate::validate::device_id(&bdf, "vf lock") else {
+                continue;
+            };
+            let lock = self.store.lock_vf(&addr)?;
+            if self.store.vf_owner(&addr)?.is_none() {
+                lock.remove()
+                    .map_err(|e| CniError::new(code::IO, format!("cannot remove {}: {e}", bdf)))?;
+            }
+        }
         if let Err(e) = Ipam::from_conf(conf, env).and_then(|i| i.gc(conf, env, &valid)) {
             first_err.get_or_insert(e);
         }

@@ -262,6 +262,24 @@ impl Store {
         FileLock::exclusive(&path, 0o600).map_err(|e| io_err("lock", &path, e))
     }
 
+    /// Every VF with a lock file.
+    pub fn vf_locks(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.vf_dir()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_suffix(".lock")
+                    .map(String::from)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     fn owner_path(&self, bdf: &PciAddress) -> PathBuf {
         self.vf_dir().join(format!("{bdf}.owner"))
     }

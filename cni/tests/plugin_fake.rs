@@ -229,6 +229,8 @@ fn status_and_gc() {
         w.fake.vf_rows()[&("pf0".to_string(), 1)],
         VfInfo::new_default(1)
     );
+    // The lock file of the VF nobody holds is gone; the kept one's stays.
+    assert_eq!(w.plugin.store.vf_locks(), vec!["0000:3b:02.0".to_string()]);
 }
 
 #[test]
