@@ -14,6 +14,11 @@
 #   SMARTNIC_TEST_NUMVFS     VFs to create (default 2)
 #   SMARTNIC_TEST_LAB=1      also check what is known of the lab's emulated 82576 (igb/igbvf,
 #                            7 VFs, no min rate, no link-state control); set by the lab
+#   SMARTNIC_TEST_VF_UNSUPPORTED  the VF settings this host's NIC refuses, space-separated, from
+#                            min-tx-rate link-state (lab default: both; elsewhere: none). Each
+#                            setting must then fail, and every other one must work and read back.
+#   SMARTNIC_TEST_BAD_DRIVER a loaded driver that refuses the VFs, for the bind rollback check
+#                            (default: the PF's driver)
 #   SMARTNIC_TEST_NETDEVSIM  auto (default: run when the module loads) | 1 (required) | 0 (skip)
 #   LAB_BREAK=1              expect one VF more than the PF has, to watch the suite fail
 #   SMARTNICCTL              the binary under test (default: smartnicctl on PATH, then target/)
@@ -21,6 +26,10 @@
 
 LAB=${SMARTNIC_TEST_LAB:-0}
 lab() { [ "$LAB" = 1 ]; }
+# What this host's NIC is declared to refuse (the lab's igb: both).
+if lab; then VF_UNSUPPORTED=${SMARTNIC_TEST_VF_UNSUPPORTED-min-tx-rate link-state}
+else VF_UNSUPPORTED=${SMARTNIC_TEST_VF_UNSUPPORTED-}; fi
+vf_refuses() { [[ " $VF_UNSUPPORTED " == *" $1 "* ]]; }
 driver_of() { local l; l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null) && echo "${l##*/}"; }
 netdev_of() { local n; for n in "/sys/bus/pci/devices/$1/net/"*; do [ -e "$n" ] && { echo "${n##*/}"; return; }; done; }
 group_of() { local l; l=$(readlink "/sys/bus/pci/devices/$1/iommu_group" 2>/dev/null) && echo "${l##*/}"; }
@@ -72,22 +81,32 @@ sriov_part() {
   if ctl_ok "sriov numvfs --pci $PFBDF 1" sriov numvfs --pci "$PFBDF" 1; then
     expect_eq "sysfs sriov_numvfs after --pci ... 1" "$(cat "$PFDEV/sriov_numvfs")" 1
   fi
+  # sriov_drivers_autoprobe: read and write, back to on.
+  if ctl_ok "sriov autoprobe --pf $PF off" sriov autoprobe --pf "$PF" off; then
+    expect_eq "  ...says off, sysfs sriov_drivers_autoprobe is 0" "$CTL_OUT $(cat "$PFDEV/sriov_drivers_autoprobe")" \
+      "$PF ($PFBDF): sriov_drivers_autoprobe off 0"
+  fi
+  if ctl_ok "sriov autoprobe --pci $PFBDF on" sriov autoprobe --pci "$PFBDF" on; then
+    expect_eq "  ...sysfs sriov_drivers_autoprobe is 1" "$(cat "$PFDEV/sriov_drivers_autoprobe")" 1
+  fi
   if ctl_ok "sriov numvfs --pf $PF $num" sriov numvfs --pf "$PF" "$num"; then
     expect_eq "sysfs sriov_numvfs after --pf ... $num" "$(cat "$PFDEV/sriov_numvfs")" "$num"
     check "virtfn0..virtfn$((num - 1)) links exist" test -e "$PFDEV/virtfn$((num - 1))"
+    expect_match "  ...reports that 1 -> $num destroyed VF 0 and that every VF has a netdev" "$CTL_OUT" \
+      "sriov_numvfs 1 -> $num: destroyed VF 0, created $num; every VF has a netdev after"
+    # numvfs waits for each VF's driver and netdev: no waiting here.
+    for ((i = 0; i < num; i++)); do
+      expect_eq "VF $i has a driver and a netdev when numvfs returns" \
+        "$([ -n "$(driver_of "$(vf_bdf $i)")" ] && echo driver) $([ -n "$(netdev_of "$(vf_bdf $i)")" ] && echo netdev)" "driver netdev"
+    done
   else
     note "setting up $num VFs through sysfs to test the rest"
     echo 0 >"$PFDEV/sriov_numvfs"; echo "$num" >"$PFDEV/sriov_numvfs"
-  fi
-  # VF drivers probe asynchronously (igbvf is loaded by the uevent).
-  if [ "$(cat "$PFDEV/sriov_drivers_autoprobe" 2>/dev/null)" = 1 ]; then
-    for ((i = 0; i < num; i++)); do wait_for 30 test -e "$PFDEV/virtfn$i/driver"; done
+    for ((i = 0; i < num; i++)); do wait_for 30 sh -c "ls $PFDEV/virtfn$i/net/ | grep -q ."; done
   fi
   if lab; then
     for ((i = 0; i < num; i++)); do
-      wait_for 30 sh -c "ls $PFDEV/virtfn$i/net/ | grep -q ."
-      expect_eq "VF $i is bound to igbvf and has a netdev" \
-        "$(driver_of "$(vf_bdf $i)") $([ -n "$(netdev_of "$(vf_bdf $i)")" ] && echo netdev)" "igbvf netdev"
+      expect_eq "VF $i is bound to igbvf" "$(driver_of "$(vf_bdf $i)")" igbvf
     done
   fi
 
@@ -142,10 +161,12 @@ sriov_part() {
 
   vf_part "$PF" "$num" "$total"
   vfio_part "$PF" "$num"
+  bind_rollback_part "$PF" "$num"
 
   # --- back to 0
   if ctl_ok "sriov numvfs --pf $PF 0" sriov numvfs --pf "$PF" 0; then
     expect_eq "sysfs sriov_numvfs is 0, no virtfn0" "$(cat "$PFDEV/sriov_numvfs") $(test -e "$PFDEV/virtfn0" && echo virtfn0)" "0 "
+    expect_eq "  ...reports the VFs it destroyed" "$CTL_OUT" "$PF ($PFBDF): sriov_numvfs $num -> 0: destroyed VFs 0-$((num - 1)), created 0"
   fi
   if ctl_json "discover -o json after 0 VFs" discover -o json; then
     expect_eq "discover: numVfs 0, no VFs" "$(jq -r '"\(.numVfs) \(.vfs | length)"' <<<"$(nic_of)")" "0 0"
@@ -180,7 +201,8 @@ vf_part() {
   ctl_ok "vf set --vf 0 --trust on" vf set --pf "$PF" --vf 0 --trust on
   ctl_ok "vf set --vf 0 --max-tx-rate 100" vf set --pf "$PF" --vf 0 --max-tx-rate 100
   local want0="mac=$mac0 vlan=10 qos=3 spoofchk=false trust=true maxTxRate=100"
-  expect_eq "kernel (ip link) shows VF 0 as set" "$(ip_vf_fields "$PF" 0)" "$want0"
+  have_tool ip "kernel (ip link) shows VF 0 as set" \
+    && expect_eq "kernel (ip link) shows VF 0 as set" "$(ip_vf_fields "$PF" 0)" "$want0"
   if ctl_json "vf show --pf $PF -o json" vf show --pf "$PF" -o json; then
     expect_eq "vf show: pf" "$(jv .pf)" "$PF"
     expect_eq "vf show: $num VFs" "$(jv '.vfs | length')" "$num"
@@ -200,40 +222,45 @@ vf_part() {
   ctl_json "vf show after clearing" vf show --pf "$PF" -o json \
     && expect_eq "vf show: VF 0 vlan and max rate cleared" "$(jq -r '"vlan=\(.vlan // 0) maxTxRate=\(.maxTxRate // 0)"' <<<"$(vf_json 0)")" "vlan=0 maxTxRate=0"
 
-  # Settings the NIC may not have.
+  # Settings the NIC may not have: declared per host (VF_UNSUPPORTED), so each outcome is checked.
+  note "declared unsupported VF settings on this host: ${VF_UNSUPPORTED:-none}"
   ctl vf set --pf "$PF" --vf 0 --min-tx-rate 10
-  if lab || [ "$CTL_RC" != 0 ]; then
+  if vf_refuses min-tx-rate; then
     if [ "$CTL_RC" != 0 ] && [ "$CTL_RC" -lt 101 ] && ! ctl_usage_error; then
-      ok "vf set --min-tx-rate 10 fails$(lab && echo ' (igb has no minimum rate)')"
+      ok "vf set --min-tx-rate 10 fails (declared unsupported$(lab && echo ': igb has no minimum rate'))"
       diag "error text: $CTL_ERR"
       error_names "min rate" "$PF" "min.?(tx.?)?rate"
       lab && expect_match "  ...error carries the kernel's EINVAL" "$CTL_ERR" "invalid argument"
     else
-      fail "vf set --min-tx-rate 10 fails (igb has no minimum rate)" "$(ctl_diag)"
+      fail "vf set --min-tx-rate 10 fails (declared unsupported)" "$(ctl_diag)"
     fi
-  else
-    ok "vf set --min-tx-rate 10 (supported by this NIC)"
+  elif [ "$CTL_RC" = 0 ]; then
+    ok "vf set --min-tx-rate 10 (declared supported)"
     ctl_json "vf show" vf show --pf "$PF" -o json \
       && expect_eq "vf show: VF 0 minTxRate" "$(jq -r '.minTxRate' <<<"$(vf_json 0)")" 10
     ctl vf set --pf "$PF" --vf 0 --min-tx-rate 0
+  else
+    fail "vf set --min-tx-rate 10 (declared supported; add min-tx-rate to SMARTNIC_TEST_VF_UNSUPPORTED if this NIC has none)" "$(ctl_diag)"
   fi
   ctl vf set --pf "$PF" --vf 0 --link-state enable
-  if lab || [ "$CTL_RC" != 0 ]; then
+  if vf_refuses link-state; then
     if [ "$CTL_RC" != 0 ] && [ "$CTL_RC" -lt 101 ] && ! ctl_usage_error; then
-      ok "vf set --link-state enable fails$(lab && echo ' (igb has no VF link-state control)')"
+      ok "vf set --link-state enable fails (declared unsupported$(lab && echo ': igb has no VF link-state control'))"
       diag "error text: $CTL_ERR"
       error_names "link state" "$PF" "link.?state"
       lab && expect_match "  ...error carries the kernel's EOPNOTSUPP" "$CTL_ERR" "not supported"
     else
-      fail "vf set --link-state enable fails (igb has no VF link-state control)" "$(ctl_diag)"
+      fail "vf set --link-state enable fails (declared unsupported)" "$(ctl_diag)"
     fi
-  else
-    ok "vf set --link-state enable (supported by this NIC)"
+  elif [ "$CTL_RC" = 0 ]; then
+    ok "vf set --link-state enable (declared supported)"
     ctl_json "vf show" vf show --pf "$PF" -o json \
       && expect_eq "vf show: VF 0 linkState" "$(jq -r '.linkState' <<<"$(vf_json 0)")" enable
     ctl vf set --pf "$PF" --vf 0 --link-state auto
+  else
+    fail "vf set --link-state enable (declared supported; add link-state to SMARTNIC_TEST_VF_UNSUPPORTED if this NIC has none)" "$(ctl_diag)"
   fi
-  if lab; then
+  if vf_refuses link-state; then
     # Settings apply in order and the first failure stops: the rate before it sticks.
     ctl_fails "vf set --max-tx-rate 30 --link-state enable fails at the link state" \
       vf set --pf "$PF" --vf 0 --max-tx-rate 30 --link-state enable
@@ -284,6 +311,31 @@ vfio_part() {
     && expect_match "  ...error names 0000:ff:1f.7" "$CTL_ERR" "0000:ff:1f\.7"
 }
 
+# A bind to a driver that refuses the VF: rolled back to the previous driver,
+# driver_override cleared.
+bind_rollback_part() {
+  local PF=$1 num=$2 vf bdf orig bad
+  vf=$((num - 1))
+  bdf=$(vf_bdf $vf)
+  bad=${SMARTNIC_TEST_BAD_DRIVER:-$(driver_of "$PFBDF")}
+  section "failing bind of VF $vf ($bdf) to $bad is rolled back"
+  orig=$(driver_of "$bdf")
+  if [ -z "$orig" ] || [ ! -d "/sys/bus/pci/drivers/$bad" ]; then
+    skip "bind rollback" "VF $bdf has no driver or driver $bad is not loaded"
+    return
+  fi
+  on_exit "echo > /sys/bus/pci/devices/$bdf/driver_override"
+  if ctl_fails "sriov driver --pci $bdf $bad fails ($bad refuses a VF)" sriov driver --pci "$bdf" "$bad" --wait-secs 5; then
+    expect_match "  ...error says it was rolled back to $orig" "$CTL_ERR" "rolled back: on $orig again, driver_override cleared"
+  fi
+  expect_eq "sysfs: $bdf is on $orig again, driver_override empty" \
+    "$(driver_of "$bdf") $(cat "/sys/bus/pci/devices/$bdf/driver_override")" "$orig (null)"
+  lab && check "VF $vf netdev is back" wait_for 20 sh -c "ls /sys/bus/pci/devices/$bdf/net/ | grep -q ."
+  if ctl_ok "sriov driver --pci $bdf $orig (already there)" sriov driver --pci "$bdf" "$orig"; then
+    expect_eq "  ...says nothing changed" "$CTL_OUT" "$bdf: driver is already $orig"
+  fi
+}
+
 # ===================================================================== netdevsim
 nsim_part() {
   local mode=${SMARTNIC_TEST_NETDEVSIM:-auto}
@@ -319,7 +371,7 @@ nsim_part() {
   if ctl_ok "devlink eswitch set $DEV --mode switchdev" devlink eswitch set "$DEV" --mode switchdev; then
     ctl_json "devlink eswitch show (switchdev)" devlink eswitch show "$DEV" -o json \
       && expect_eq "eswitch reads back switchdev" "$(jv .mode)" switchdev
-    command -v devlink >/dev/null \
+    have_tool devlink "kernel (devlink tool) agrees: switchdev" \
       && expect_eq "kernel (devlink tool) agrees: switchdev" "$(devlink -j dev eswitch show "$DEV" | jq -r '.dev[].mode')" switchdev
   else
     note "switching to switchdev with the devlink tool to test the rest"
@@ -342,7 +394,10 @@ nsim_part() {
       expect_eq "representor of VF $vfn ($rep): sysfs phys_port_name and phys_switch_id agree" \
         "$(cat "/sys/class/net/$rep/phys_port_name" 2>/dev/null) $(cat "/sys/class/net/$rep/phys_switch_id" 2>/dev/null)" \
         "pf0vf$vfn $switch_id"
-      ctl_ok "sriov representor --pf $nspf --vf $vfn (sysfs lookup)" sriov representor --pf "$nspf" --vf "$vfn" \
+      ctl_ok "sriov representor --pf $nspf --vf $vfn (devlink port dump)" sriov representor --pf "$nspf" --vf "$vfn" --source \
+        && expect_eq "  ...found through its devlink port: $rep" "${CTL_OUT% devlink port *}" "$rep" \
+        && expect_match "  ...and says it came from devlink" "$CTL_OUT" " devlink port $DEV/[0-9]+$"
+      ctl_ok "sriov representor --pf $nspf --vf $vfn --sysfs (sysfs names)" sriov representor --pf "$nspf" --vf "$vfn" --sysfs \
         && expect_eq "  ...the host layer's sysfs lookup agrees with devlink: $rep" "$CTL_OUT" "$rep"
     done
     rep0=$(jq -r '.[0].netdev // empty' <<<"$vfports")
@@ -353,7 +408,7 @@ nsim_part() {
     fi
   fi
   # Fall back to the devlink tool for the representor, to test the rest.
-  if [ -z "$rep0" ] || [ -z "$idx0" ]; then
+  if { [ -z "$rep0" ] || [ -z "$idx0" ]; } && have_tool devlink "VF 0's representor from the devlink tool"; then
     note "taking VF 0's representor from the devlink tool"
     rep0=$(devlink -j port show "$DEV" | jq -r '.port | to_entries[] | select(.value.vfnum == 0) | .value.netdev')
     idx0=$(devlink -j port show "$DEV" | jq -r '.port | to_entries[] | select(.value.vfnum == 0) | .key | split("/")[-1]')
@@ -376,14 +431,25 @@ nsim_part() {
        devlink port function set "$DEV/$idx0" --hw-addr 02:00:5e:10:01:01; then
     expect_match "  ...with the kernel's extack text" "$CTL_ERR" "Port doesn't support function attributes"
   fi
+  # Rates read back through smartnicctl and, where installed, the devlink tool.
+  rate_of() { # rate_of FIELD: FIELD of $DEV/$idx0 as smartnicctl reads it back
+    ctl devlink rate show "$DEV/$idx0" -o json
+    [ "$CTL_RC" = 0 ] && jq -r --arg f "$1" '.rates[0][$f] // empty' <<<"$CTL_OUT"
+  }
   if ctl_ok "devlink rate set $DEV/$idx0 --tx-max 12500000 (100 Mbit/s)" devlink rate set "$DEV/$idx0" --tx-max 12500000; then
-    expect_eq "kernel (devlink tool) shows tx_max 12500000" \
-      "$(devlink -j port function rate show "$DEV/$idx0" 2>/dev/null | jq -r '.rate[].tx_max // empty')" 12500000
+    expect_eq "devlink rate show $DEV/$idx0 reads back txMax 12500000" "$(rate_of txMax)" 12500000
+    have_tool devlink "kernel (devlink tool) shows tx_max 12500000" \
+      && expect_eq "kernel (devlink tool) shows tx_max 12500000" \
+        "$(devlink -j port function rate show "$DEV/$idx0" 2>/dev/null | jq -r '.rate[].tx_max // empty')" 12500000
   fi
   if ctl_ok "devlink rate set $DEV/$idx0 --tx-share 1250000" devlink rate set "$DEV/$idx0" --tx-share 1250000; then
-    expect_eq "kernel shows tx_share 1250000" \
-      "$(devlink -j port function rate show "$DEV/$idx0" 2>/dev/null | jq -r '.rate[].tx_share // empty')" 1250000
+    expect_eq "devlink rate show reads back txShare 1250000, txMax kept" "$(rate_of txShare) $(rate_of txMax)" "1250000 12500000"
+    have_tool devlink "kernel (devlink tool) shows tx_share 1250000" \
+      && expect_eq "kernel (devlink tool) shows tx_share 1250000" \
+        "$(devlink -j port function rate show "$DEV/$idx0" 2>/dev/null | jq -r '.rate[].tx_share // empty')" 1250000
   fi
+  ctl_fails "devlink rate show of a missing rate object fails" devlink rate show "$DEV/nosuchnode" \
+    && expect_match "  ...error names it" "$CTL_ERR" "no rate object $DEV/nosuchnode"
   # netdevsim wants whole Mbit/s and says so in the extack.
   ctl_fails "devlink rate set --tx-max 1000 (not whole Mbit/s) fails" devlink rate set "$DEV/$idx0" --tx-max 1000 \
     && expect_match "  ...with the kernel's extack text" "$CTL_ERR" "not in link speed units"
@@ -396,7 +462,7 @@ nsim_part() {
     if ctl_ok "ethtool set $rep0 hw-tc-offload on" ethtool set "$rep0" hw-tc-offload on; then
       ctl_json "ethtool features after on" ethtool features "$rep0" -o json \
         && expect_eq "hw-tc-offload reads back on" "$(jv '.features["hw-tc-offload"].active')" true
-      command -v ethtool >/dev/null \
+      have_tool ethtool "kernel (ethtool -k) agrees" \
         && expect_match "kernel (ethtool -k) agrees" "$(ethtool -k "$rep0")" "hw-tc-offload: on"
       ctl_ok "ethtool set $rep0 hw-tc-offload off" ethtool set "$rep0" hw-tc-offload off
     fi

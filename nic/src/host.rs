@@ -4,8 +4,11 @@
 //! ```text
 //!   dyn Host ──netlink(&NetnsRef)──► NetlinkHandle ──► RealHost: a worker thread per namespace
 //!            ──host_netlink()─────► NetlinkHandle       (setns once, own current-thread runtime
-//!                                                        and rtnetlink socket; requests proxied)
-//!                                                   ──► FakeHost: a view of one shared FakeNetlink
+//!            ──ethtool(&NetnsRef)─► EthtoolHandle        and rtnetlink socket, ethtool and
+//!            ──host_ethtool()─────► EthtoolHandle        devlink sockets on first use;
+//!            ──devlink()──────────► DevlinkHandle        requests proxied)
+//!                                                   ──► FakeHost: views of one shared FakeNetlink,
+//!                                                       a FakeEthtool per namespace, a FakeDevlink
 //! ```
 //!
 //! Callers (the agent, the CNI plugin, the device plugin) take an `Arc<dyn Host>` and never ask
@@ -17,6 +20,7 @@
 //! namespace keeps it alive, so the last handle on a pod namespace must go for the pod's
 //! namespace (and the veths in it) to be freed.
 
+mod genl;
 mod worker;
 
 use std::{
@@ -27,8 +31,11 @@ use std::{
 
 use futures::future::BoxFuture;
 
+use self::genl::{ProxyDevlink, ProxyEthtool};
 use self::worker::{KeepAlive, NsKey, ProxyNetlink, Worker, key_of, own_netns};
 use crate::{
+    devlink::DevlinkHandle,
+    ethtool::EthtoolHandle,
     netlink::{NetlinkError, NetlinkHandle},
     netns::{NetnsError, NetnsRef},
     uevent::{KernelUevents, UeventError, UeventStream, Uevents},
@@ -68,8 +75,17 @@ pub trait Host: Send + Sync {
     /// namespace, from now on.
     fn uevents(&self) -> BoxFuture<'_, Result<UeventStream, UeventError>>;
 
-    // Other kernel interfaces join here as accessors of the same shape: devlink (one per host;
-    // devlink is not per namespace for our purposes) and ethtool (per namespace, like netlink).
+    /// ethtool inside `netns` (`ip netns exec NS ethtool ...`): the features of a VF moved into
+    /// a pod are set there. Handles on one namespace share its worker with netlink.
+    fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError>;
+
+    /// ethtool in this host's namespace (PFs, representors).
+    fn host_ethtool(&self) -> Result<EthtoolHandle, HostError>;
+
+    /// devlink, from this host's namespace (`devlink ...`). One per host: devlink instances stay
+    /// in the host namespace for our purposes. A kernel without devlink answers every request
+    /// with `DevlinkError::Unavailable`.
+    fn devlink(&self) -> Result<DevlinkHandle, HostError>;
 }
 
 /// The kernel. Each namespace asked for gets a dedicated thread that enters it once (`setns`
@@ -135,6 +151,21 @@ impl Host for RealHost {
 
     fn host_netlink(&self) -> Result<NetlinkHandle, HostError> {
         self.handle(&self.home, Some(self.home_key))
+    }
+
+    fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError> {
+        let worker = self.worker(netns, None)?;
+        Ok(EthtoolHandle::new(ProxyEthtool { worker }))
+    }
+
+    fn host_ethtool(&self) -> Result<EthtoolHandle, HostError> {
+        let worker = self.worker(&self.home, Some(self.home_key))?;
+        Ok(EthtoolHandle::new(ProxyEthtool { worker }))
+    }
+
+    fn devlink(&self) -> Result<DevlinkHandle, HostError> {
+        let worker = self.worker(&self.home, Some(self.home_key))?;
+        Ok(DevlinkHandle::new(ProxyDevlink { worker }))
     }
 
     // Opened on the host namespace's thread (a uevent socket sees its own namespace's net
@@ -281,6 +312,82 @@ mod tests {
                 })
             );
         });
+    }
+
+    #[test]
+    fn one_host_object_gives_every_handle_of_a_namespace() {
+        use crate::devlink::{DevlinkDev, EswitchMode};
+        let host = FakeHost::new();
+        let pod = NetnsRef::path("/var/run/netns/pod3");
+        host.ethtool_fake_in(&pod)
+            .set_feature("net1", "rx-gro", true, false);
+        host.host_ethtool_fake()
+            .set_feature("eth0_0", "hw-tc-offload", false, false);
+        let dev = DevlinkDev::pci("0000:3b:00.0");
+        host.devlink_fake().add_dev(&dev, EswitchMode::Switchdev);
+        let hosts: Arc<dyn Host> = Arc::new(host.clone());
+        block_on(async {
+            let in_pod = hosts.ethtool(&pod).unwrap();
+            in_pod
+                .features()
+                .set("net1")
+                .feature("gro", false)
+                .execute()
+                .await
+                .unwrap();
+            // the pod's interfaces are not the host's
+            let e = hosts
+                .host_ethtool()
+                .unwrap()
+                .features()
+                .get("net1")
+                .execute()
+                .await
+                .unwrap_err();
+            assert!(e.to_string().starts_with("get features of net1"), "{e}");
+            hosts
+                .host_ethtool()
+                .unwrap()
+                .features()
+                .set("eth0_0")
+                .feature("hw-tc-offload", true)
+                .execute()
+                .await
+                .unwrap();
+            let mode = hosts
+                .devlink()
+                .unwrap()
+                .eswitch(&dev)
+                .get()
+                .await
+                .unwrap()
+                .mode;
+            assert_eq!(mode, Some(EswitchMode::Switchdev));
+        });
+        assert!(!host.ethtool_fake_in(&pod).features("net1").unwrap()["rx-gro"].active);
+        assert!(host.host_ethtool_fake().features("eth0_0").unwrap()["hw-tc-offload"].active);
+        host.delete_netns(&pod);
+        assert!(hosts.ethtool(&pod).is_err());
+    }
+
+    #[test]
+    fn real_host_ethtool_and_devlink_in_its_own_namespace() {
+        let host = RealHost::new().unwrap();
+        let et = host.host_ethtool().unwrap();
+        match block_on(et.features().get("lo").execute()) {
+            Ok(f) => assert!(f.features.contains_key("tx-scatter-gather"), "{f:?}"),
+            // a kernel without ethtool netlink
+            Err(e) => assert!(
+                matches!(e, crate::ethtool::EthtoolError::Unavailable),
+                "{e}"
+            ),
+        }
+        let dl = host.devlink().unwrap();
+        if let Err(e) = block_on(dl.dev().list()) {
+            assert!(e.is_unavailable(), "{e}");
+        }
+        // one worker serves rtnetlink, ethtool and devlink of the namespace
+        assert_eq!(host.workers.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! [`FakeHost`]: the host of tests.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     io,
     path::PathBuf,
     sync::{Arc, Mutex},
@@ -12,13 +12,16 @@ use futures::future::BoxFuture;
 use super::{Host, HostError};
 use crate::uevent::{FakeUevents, UeventError, UeventStream, Uevents};
 use crate::{
-    netlink::{FakeNetlink, NetlinkHandle},
+    devlink::{DevlinkHandle, FakeDevlink},
+    ethtool::{EthtoolHandle, FakeEthtool},
+    netlink::{FakeNetlink, HOST_NETNS, NetlinkHandle},
     netns::{NetnsError, NetnsRef},
 };
 
 /// Per-namespace views of one shared [`FakeNetlink`] (feature `test-util`): a link moved
 /// from the host view into a pod namespace disappears from one and appears in the other,
-/// and every call is recorded with the namespace it was made in.
+/// and every call is recorded with the namespace it was made in. Next to it: a [`FakeEthtool`]
+/// per namespace and one [`FakeDevlink`].
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -39,6 +42,8 @@ pub struct FakeHost {
     fake: FakeNetlink,
     uevents: FakeUevents,
     gone: Arc<Mutex<BTreeSet<String>>>,
+    devlink: FakeDevlink,
+    ethtool: Arc<Mutex<BTreeMap<String, FakeEthtool>>>,
 }
 
 impl FakeHost {
@@ -51,9 +56,43 @@ impl FakeHost {
     pub fn with(fake: FakeNetlink) -> Self {
         Self {
             fake,
-            uevents: FakeUevents::new(),
-            gone: Arc::default(),
+            ..Self::default()
         }
+    }
+
+    /// The host's devlink: seed devices and ports, inject failures, read calls.
+    pub fn devlink_fake(&self) -> &FakeDevlink {
+        &self.devlink
+    }
+
+    /// The ethtool fake of `netns`, made on first use (the host's own is
+    /// [`FakeHost::host_ethtool_fake`]).
+    pub fn ethtool_fake_in(&self, netns: &NetnsRef) -> FakeEthtool {
+        self.ethtool_for(&netns.to_string())
+    }
+
+    /// The ethtool fake of the host namespace.
+    pub fn host_ethtool_fake(&self) -> FakeEthtool {
+        self.ethtool_for(HOST_NETNS)
+    }
+
+    fn ethtool_for(&self, key: &str) -> FakeEthtool {
+        let mut map = self
+            .ethtool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// A namespace deleted by [`FakeHost::delete_netns`] cannot be opened any more.
+    fn check_netns(&self, netns: &NetnsRef) -> Result<(), HostError> {
+        if self.lock().contains(&netns.to_string()) {
+            return Err(HostError::Netns(NetnsError::Open {
+                path: PathBuf::from(netns.to_string()),
+                error: io::Error::from(io::ErrorKind::NotFound),
+            }));
+        }
+        Ok(())
     }
 
     /// The host namespace's view: add links, inject failures, read all calls.
@@ -88,12 +127,7 @@ impl FakeHost {
 
 impl Host for FakeHost {
     fn netlink(&self, netns: &NetnsRef) -> Result<NetlinkHandle, HostError> {
-        if self.lock().contains(&netns.to_string()) {
-            return Err(HostError::Netns(NetnsError::Open {
-                path: PathBuf::from(netns.to_string()),
-                error: io::Error::from(io::ErrorKind::NotFound),
-            }));
-        }
+        self.check_netns(netns)?;
         Ok(NetlinkHandle::new(self.fake.netns(netns)))
     }
 
@@ -103,5 +137,18 @@ impl Host for FakeHost {
 
     fn uevents(&self) -> BoxFuture<'_, Result<UeventStream, UeventError>> {
         self.uevents.subscribe()
+    }
+
+    fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError> {
+        self.check_netns(netns)?;
+        Ok(EthtoolHandle::new(self.ethtool_fake_in(netns)))
+    }
+
+    fn host_ethtool(&self) -> Result<EthtoolHandle, HostError> {
+        Ok(EthtoolHandle::new(self.host_ethtool_fake()))
+    }
+
+    fn devlink(&self) -> Result<DevlinkHandle, HostError> {
+        Ok(DevlinkHandle::new(self.devlink.clone()))
     }
 }

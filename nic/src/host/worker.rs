@@ -1,5 +1,6 @@
 //! The namespace worker of [`super::RealHost`]: a thread inside one network namespace with its
-//! own current-thread runtime and rtnetlink socket, serving requests sent over a channel.
+//! own current-thread runtime and rtnetlink socket (and the ethtool and devlink sockets, opened
+//! there on first use), serving requests sent over a channel.
 
 use std::{
     fs::File,
@@ -17,6 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::HostError;
 use crate::{
+    devlink::GenlDevlink,
+    ethtool::GenlEthtool,
     netlink::{
         Address, IpFamily, IpPrefix, Link, LinkChange, LinkId, Netlink, NetlinkError,
         NetlinkEvents, NewLink, Result as NlResult, Route, RouteSpec, RtNetlink, VfInfo, VfSetting,
@@ -48,7 +51,17 @@ pub(super) fn own_netns() -> Result<(OwnedFd, NsKey), NetnsError> {
     Ok((fd, key))
 }
 
-type Job = Box<dyn FnOnce(RtNetlink) -> BoxFuture<'static, ()> + Send>;
+/// The sockets of a namespace's worker: rtnetlink from the start, the generic netlink clients
+/// connected on first use (inside the namespace, since a socket belongs to the namespace of the
+/// thread that opens it).
+#[derive(Clone)]
+pub(super) struct Sockets {
+    pub(super) nl: RtNetlink,
+    pub(super) ethtool: Arc<tokio::sync::OnceCell<GenlEthtool>>,
+    pub(super) devlink: Arc<tokio::sync::OnceCell<GenlDevlink>>,
+}
+
+type Job = Box<dyn FnOnce(Sockets) -> BoxFuture<'static, ()> + Send>;
 
 /// The thread that serves one namespace.
 pub(super) struct Worker {
@@ -111,10 +124,15 @@ impl Worker {
                         }
                     };
                     let _ = ready_tx.send(Ok(()));
+                    let sockets = Sockets {
+                        nl,
+                        ethtool: Arc::default(),
+                        devlink: Arc::default(),
+                    };
                     // Ends when the last handle (sender) is gone; the thread then leaves the
                     // namespace by exiting.
                     while let Some(job) = jobs_rx.recv().await {
-                        tokio::spawn(job(nl.clone()));
+                        tokio::spawn(job(sockets.clone()));
                     }
                 });
             })
@@ -147,10 +165,19 @@ impl Worker {
         T: Send + 'static,
         F: FnOnce(RtNetlink) -> BoxFuture<'static, T> + Send + 'static,
     {
+        self.run_with(move |sockets| f(sockets.nl))
+    }
+
+    /// [`Worker::run`] with every socket of the namespace.
+    pub(super) fn run_with<T, F>(&self, f: F) -> BoxFuture<'static, Option<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Sockets) -> BoxFuture<'static, T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |nl| {
+        let job: Job = Box::new(move |sockets| {
             Box::pin(async move {
-                let _ = tx.send(f(nl).await);
+                let _ = tx.send(f(sockets).await);
             })
         });
         let sent = self.jobs.send(job).is_ok();
