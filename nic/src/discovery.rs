@@ -34,14 +34,14 @@
 //! `switchdev` when the uplink has a switch id and representors exist, else `legacy` for an SR-IOV
 //! PF whose driver has an eswitch (mlx5_core, ice), else none.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crds::inventory::{EswitchMode, LinkType, Nic, NicInventory, Vf};
 
 use crate::pci::{PciAddress, PciIds};
 use crate::switchdev::{
-    PhysPortName, SwitchPort, find_vf_representor, read_switch_port, representor_pf_number,
+    PhysPortName, SwitchPort, find_vf_representor, representor_pf_number, scan_switch_ports,
 };
 use crate::sysfs::{SysDir, SysFs, SysfsError};
 
@@ -177,16 +177,12 @@ pub fn apply_eswitch_modes(inventory: &mut NicInventory, modes: &HashMap<PciAddr
     }
 }
 
-/// Fills vendor and device names from `pci.ids`, loaded once and only for the vendors present.
+/// Fills vendor and device names from `pci.ids` (parsed once per process).
 fn fill_names(sysfs: &SysFs, nics: &mut [Nic]) {
-    let vendors: BTreeSet<u16> = nics
-        .iter()
-        .filter_map(|n| u16::from_str_radix(&n.vendor_id, 16).ok())
-        .collect();
-    if vendors.is_empty() {
+    if nics.is_empty() {
         return;
     }
-    let Some((_, ids)) = PciIds::load(sysfs, &vendors) else {
+    let Some((_, ids)) = PciIds::shared(sysfs) else {
         return;
     };
     for nic in nics {
@@ -730,7 +726,8 @@ fn finish_switchdev(sysfs: &SysFs, nics: &mut [Nic], facts: &[SwitchFacts], reps
                 missing |= vf.representor.is_none();
             }
             if missing && switchdev_seen && f.compat_mode != Some(EswitchMode::Legacy) {
-                let all = scanned.get_or_insert_with(|| scan_switch_ports(sysfs));
+                let all =
+                    scanned.get_or_insert_with(|| scan_switch_ports(sysfs).unwrap_or_default());
                 let pf = representor_pf_number(all.iter(), sw, f.pf_number);
                 for vf in nic.vfs.iter_mut().filter(|v| v.representor.is_none()) {
                     vf.representor =
@@ -802,15 +799,6 @@ fn parse_modalias(m: &str) -> Option<(u32, u32)> {
     let rest = rest.get(8..)?.strip_prefix('d')?;
     let device = u32::from_str_radix(rest.get(..8)?, 16).ok()?;
     Some((vendor, device))
-}
-
-/// Every netdev in `/sys/class/net` with a switch id and a known port name.
-fn scan_switch_ports(sysfs: &SysFs) -> Vec<SwitchPort> {
-    let names = sysfs.list_dir(&sysfs.class_net_dir()).unwrap_or_default();
-    names
-        .iter()
-        .filter_map(|n| read_switch_port(sysfs, n).ok().flatten())
-        .collect()
 }
 
 #[cfg(test)]

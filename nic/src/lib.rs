@@ -8,8 +8,9 @@
 //!   rtnetlink ─ trait Netlink      links (veth, macvlan, ipvlan, vlan), VF settings, addresses, routes
 //!   netns ───── trait Host         one handle per network namespace: RealHost (a thread per
 //!                                  namespace) and FakeHost (views of one in-memory fake)
-//!   devlink ─── generic netlink    eswitch mode, ports, port functions, rates, dev info
-//!   ethtool ─── generic netlink    offload features (hw-tc-offload, ...)
+//!   devlink ─── trait Devlink      eswitch mode, ports, port functions, rates, dev info
+//!   ethtool ─── trait Ethtool      offload features (hw-tc-offload, ...)
+//!   uevents ─── trait Uevents      kernel uevents: PCI add/remove/bind/unbind, net add/remove
 //! ```
 
 pub mod devlink;
@@ -21,6 +22,8 @@ pub mod host;
 pub mod netlink;
 pub mod netns;
 pub mod pci;
+pub mod representor;
 pub mod sriov;
 pub mod switchdev;
 pub mod sysfs;
+pub mod uevent;

@@ -187,10 +187,10 @@ where
 ///
 /// ```no_run
 /// # async fn doc() -> Result<(), Box<dyn std::error::Error>> {
-/// use nic::{ethtool::Ethtool, netns::{NetnsRef, block_on_in_netns}};
+/// use nic::{ethtool::EthtoolHandle, netns::{NetnsRef, block_on_in_netns}};
 /// let ns = NetnsRef::path("/var/run/netns/pod1");
 /// let features = block_on_in_netns(&ns, || async {
-///     Ethtool::connect().await?.features().get("net1").execute().await
+///     EthtoolHandle::connect().await?.features().get("net1").execute().await
 /// })??;
 /// # Ok(()) }
 /// ```

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -188,6 +189,27 @@ impl PciIds {
         })
     }
 
+    /// The whole database under the sysfs root, parsed once per process and path and shared
+    /// afterwards (discovery runs on every resync; the file is ~1.5 MB). A database that is
+    /// missing is looked for again on the next call.
+    pub fn shared(sysfs: &SysFs) -> Option<(PathBuf, Arc<Self>)> {
+        static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<PciIds>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Mutex::default);
+        for path in sysfs.pci_ids_paths() {
+            // A panic while parsing leaves no entry behind, so the map is still usable.
+            let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(ids) = map.get(&path) {
+                return Some((path, Arc::clone(ids)));
+            }
+            if let Some(ids) = Self::load_file(&path, &BTreeSet::new()) {
+                let ids = Arc::new(ids);
+                map.insert(path.clone(), Arc::clone(&ids));
+                return Some((path, ids));
+            }
+        }
+        None
+    }
+
     fn load_file(path: &Path, vendors: &BTreeSet<u16>) -> Option<Self> {
         let bytes = std::fs::read(path).ok()?;
         let text = String::from_utf8_lossy(&bytes);
@@ -226,6 +248,23 @@ fn split_id_name(line: &str) -> Option<(u16, &str)> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn shared_database_is_parsed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sysfs = SysFs::new(dir.path());
+        assert!(PciIds::shared(&sysfs).is_none());
+        let path = sysfs.path("usr/share/misc/pci.ids");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, IDS).unwrap();
+        let (found, a) = PciIds::shared(&sysfs).unwrap();
+        assert_eq!(found, path);
+        assert_eq!(a.vendor_name(0x8086), Some("Intel Corporation"));
+        // a changed file is not read again
+        std::fs::write(&path, "").unwrap();
+        let (_, b) = PciIds::shared(&sysfs).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+    }
 
     #[test]
     fn parses_and_displays() {

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use nic::{
     devlink::{
-        DevInfo, Devlink, DevlinkDev, EncapMode, Eswitch, EswitchMode, InlineMode, Port,
+        DevInfo, DevlinkDev, DevlinkHandle, EncapMode, Eswitch, EswitchMode, InlineMode, Port,
         PortFunctionState, PortRef, Rate, RateObject,
     },
     netlink::MacAddr,
@@ -140,10 +140,11 @@ enum RateCmd {
         /// BUS/NAME/NODE_NAME.
         node: String,
     },
-    /// List rate objects.
+    /// List rate objects, or read one back (`devlink port function rate show [OBJECT]`).
     Show {
-        /// Only the rates of this device, BUS/NAME.
-        dev: Option<DevlinkDev>,
+        /// BUS/NAME: the rates of one device; BUS/NAME/PORT_INDEX or BUS/NAME/NODE: one rate
+        /// object (an error when it does not exist).
+        target: Option<String>,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t)]
         output: Output,
@@ -176,6 +177,19 @@ fn split_target(s: &str) -> anyhow::Result<(DevlinkDev, String)> {
     Ok((dev.parse()?, last.to_string()))
 }
 
+/// `BUS/NAME` (a device), `BUS/NAME/PORT_INDEX` (a leaf) or `BUS/NAME/NODE` (a node).
+fn rate_show_target(s: &str) -> anyhow::Result<(DevlinkDev, Option<RateObject>)> {
+    if s.matches('/').count() == 1 {
+        return Ok((s.parse()?, None));
+    }
+    let (dev, last) = split_target(s)?;
+    let object = match last.parse::<u32>() {
+        Ok(port) => RateObject::Leaf { port },
+        Err(_) => RateObject::Node { name: last },
+    };
+    Ok((dev, Some(object)))
+}
+
 const NO_DEVLINK_NOTE: &str =
     "note: this kernel has no devlink (generic netlink family \"devlink\" not found)";
 
@@ -187,7 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 async fn run_async(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Dev { output } => {
-            let devices = match Devlink::connect_optional().await? {
+            let devices = match DevlinkHandle::connect_optional().await? {
                 Some(dl) => dl.dev().list().await?,
                 None => {
                     eprintln!("{NO_DEVLINK_NOTE}");
@@ -200,7 +214,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             }
         }
         Cmd::Eswitch(EswitchCmd::Show { dev, output }) => {
-            let e = Devlink::connect().await?.eswitch(&dev).get().await?;
+            let e = DevlinkHandle::connect().await?.eswitch(&dev).get().await?;
             match output {
                 Output::Json => print_json(&e)?,
                 Output::Table => out(eswitch_line(&e))?,
@@ -217,7 +231,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                     "eswitch set {dev}: nothing to set (give --mode, --inline-mode or --encap-mode)"
                 );
             }
-            let dl = Devlink::connect().await?;
+            let dl = DevlinkHandle::connect().await?;
             let mut req = dl.eswitch(&dev).set();
             if let Some(m) = mode {
                 req = req.mode(m);
@@ -235,7 +249,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             dev,
             output,
         }) => {
-            let ports = match Devlink::connect_optional().await? {
+            let ports = match DevlinkHandle::connect_optional().await? {
                 Some(dl) => dl.port().list(dev.as_ref()).await?,
                 None => {
                     eprintln!("{NO_DEVLINK_NOTE}");
@@ -261,7 +275,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                     "port function set {port}: nothing to set (give --hw-addr or --state)"
                 );
             }
-            let dl = Devlink::connect().await?;
+            let dl = DevlinkHandle::connect().await?;
             let mut req = dl.port().function(&port);
             if let Some(mac) = hw_addr {
                 req = req.hw_addr(mac);
@@ -272,7 +286,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             req.execute().await?;
         }
         Cmd::Info { dev, output } => {
-            let info = Devlink::connect().await?.dev().info(&dev).await?;
+            let info = DevlinkHandle::connect().await?.dev().info(&dev).await?;
             match output {
                 Output::Json => print_json(&info)?,
                 Output::Table => print_info(&info)?,
@@ -291,7 +305,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 );
             }
             let (dev, last) = split_target(&target)?;
-            let dl = Devlink::connect().await?;
+            let dl = DevlinkHandle::connect().await?;
             let mut req = match last.parse::<u32>() {
                 Ok(index) => dl.rate().leaf(&PortRef { dev, index }),
                 Err(_) => dl.rate().node(&dev, &last).set(),
@@ -316,7 +330,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             tx_max,
         }) => {
             let (dev, name) = split_target(&node)?;
-            let dl = Devlink::connect().await?;
+            let dl = DevlinkHandle::connect().await?;
             let mut req = dl.rate().node(&dev, &name).add();
             if let Some(v) = tx_share {
                 req = req.tx_share(v);
@@ -328,15 +342,29 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         }
         Cmd::Rate(RateCmd::Del { node }) => {
             let (dev, name) = split_target(&node)?;
-            Devlink::connect()
+            DevlinkHandle::connect()
                 .await?
                 .rate()
                 .node(&dev, &name)
                 .del()
                 .await?;
         }
-        Cmd::Rate(RateCmd::Show { dev, output }) => {
-            let rates = Devlink::connect().await?.rate().list(dev.as_ref()).await?;
+        Cmd::Rate(RateCmd::Show { target, output }) => {
+            let (dev, object) = match target.as_deref().map(rate_show_target).transpose()? {
+                Some((dev, object)) => (Some(dev), object),
+                None => (None, None),
+            };
+            let mut rates = DevlinkHandle::connect()
+                .await?
+                .rate()
+                .list(dev.as_ref())
+                .await?;
+            if let Some(object) = &object {
+                rates.retain(|r| &r.object == object);
+                if rates.is_empty() {
+                    anyhow::bail!("no rate object {}", target.as_deref().unwrap_or_default());
+                }
+            }
             match output {
                 Output::Json => print_json(&RatesDoc { rates })?,
                 Output::Table => rates.iter().try_for_each(|r| out(rate_line(r)))?,
@@ -504,6 +532,7 @@ mod tests {
             &["rate", "add", "netdevsim/netdevsim10/grp1", "--tx-max", "1"],
             &["rate", "del", "netdevsim/netdevsim10/grp1"],
             &["rate", "show"],
+            &["rate", "show", "netdevsim/netdevsim10/128", "-o", "json"],
         ] {
             assert!(parse(argv).is_ok(), "{argv:?}");
         }
@@ -527,6 +556,18 @@ mod tests {
         let (dev, last) = split_target("pci/0000:03:00.0/group_a").unwrap();
         assert_eq!((dev.bus.as_str(), last.as_str()), ("pci", "group_a"));
         assert!(split_target("pci/0000:03:00.0/").is_err());
+        assert_eq!(
+            rate_show_target("netdevsim/netdevsim10/128").unwrap().1,
+            Some(RateObject::Leaf { port: 128 })
+        );
+        assert_eq!(
+            rate_show_target("pci/0000:03:00.0/group_a").unwrap().1,
+            Some(RateObject::Node {
+                name: "group_a".into()
+            })
+        );
+        assert_eq!(rate_show_target("pci/0000:03:00.0").unwrap().1, None);
+        assert!(rate_show_target("pci").is_err());
         assert!(split_target("nothing").is_err());
     }
 }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use crds::inventory::{EswitchMode, Nic, NicInventory};
 use nic::discovery::{Discovery, apply_eswitch_modes, discover_with_warnings};
 use nic::pci::PciAddress;
+use nic::representor::apply_devlink_representors;
 use nic::sysfs::SysFs;
 
 use crate::link::{block_on, out, print_json};
@@ -53,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.root.is_none() {
         // Call site of the devlink correction (sysfs inference is the fallback).
-        eswitch_modes_from_devlink(&mut d.inventory);
+        from_devlink(&mut d.inventory);
     }
     match args.output {
         Format::Json => print_json(&d.inventory),
@@ -62,10 +63,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// Replaces the inferred eswitch modes with what devlink reports. A kernel without devlink, a
-/// device without a devlink instance (igb) or without an eswitch keeps the inference; any other
-/// devlink failure is printed once as a warning and ends the queries.
-fn eswitch_modes_from_devlink(inv: &mut NicInventory) {
+/// Replaces the inferred eswitch modes and representors with what devlink reports (the port
+/// dump gives each VF port's netdev). A kernel without devlink, a device without a devlink
+/// instance (igb) or without an eswitch keeps the inference; any other devlink failure is
+/// printed once as a warning and ends the queries.
+fn from_devlink(inv: &mut NicInventory) {
     let pfs: Vec<PciAddress> = inv
         .nics
         .iter()
@@ -75,14 +77,21 @@ fn eswitch_modes_from_devlink(inv: &mut NicInventory) {
     if pfs.is_empty() {
         return;
     }
-    let modes = block_on(async {
+    let found = block_on(async {
         let mut modes = HashMap::new();
-        let dl = match nic::devlink::Devlink::connect_optional().await {
+        let dl = match nic::devlink::DevlinkHandle::connect_optional().await {
             Ok(Some(dl)) => dl,
-            Ok(None) => return modes,
+            Ok(None) => return (modes, Vec::new()),
             Err(e) => {
                 eprintln!("warning: devlink: {e}; eswitch modes inferred from sysfs");
-                return modes;
+                return (modes, Vec::new());
+            }
+        };
+        let ports = match dl.port().list(None).await {
+            Ok(ports) => ports,
+            Err(e) => {
+                eprintln!("warning: devlink: {e}; representors inferred from sysfs");
+                Vec::new()
             }
         };
         for pf in pfs {
@@ -100,10 +109,13 @@ fn eswitch_modes_from_devlink(inv: &mut NicInventory) {
                 }
             }
         }
-        modes
+        (modes, ports)
     });
-    match modes {
-        Ok(modes) => apply_eswitch_modes(inv, &modes),
+    match found {
+        Ok((modes, ports)) => {
+            apply_eswitch_modes(inv, &modes);
+            apply_devlink_representors(inv, &ports);
+        }
         Err(e) => eprintln!("warning: {e:#}; eswitch modes inferred from sysfs"),
     }
 }

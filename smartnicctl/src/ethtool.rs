@@ -1,6 +1,6 @@
 //! `smartnicctl ethtool features|set`: offload features (`ethtool -k` / `ethtool -K`).
 
-use nic::ethtool::Ethtool;
+use nic::ethtool::EthtoolHandle;
 
 use crate::link::{Output, block_on, on_off, out, print_json};
 
@@ -44,7 +44,7 @@ enum Cmd {
 /// Runs `smartnicctl ethtool`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     block_on(async {
-        let ethtool = Ethtool::connect().await?;
+        let ethtool = EthtoolHandle::connect().await?;
         match args.cmd {
             Cmd::Features { ifname, output } => {
                 let features = ethtool.features().get(&ifname).execute().await?;

@@ -2,19 +2,23 @@
 //!
 //! ```text
 //! smartnicctl sriov numvfs (--pf IFNAME | --pci BDF) N [--root DIR] [--wait-secs S]
-//! smartnicctl sriov driver --pci BDF DRIVER|none [--root DIR]
-//! smartnicctl sriov representor --pf UPLINK --vf N [--root DIR]
+//!                          [--ready present|driver|netdev]
+//! smartnicctl sriov autoprobe (--pf IFNAME | --pci BDF) [on|off] [--root DIR]
+//! smartnicctl sriov driver --pci BDF DRIVER|none [--root DIR] [--wait-secs S]
+//! smartnicctl sriov representor --pf UPLINK --vf N [--sysfs] [--source] [--root DIR]
 //! ```
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use nic::devlink::DevlinkHandle;
 use nic::pci::PciAddress;
-use nic::sriov::SriovHandle;
+use nic::representor::{RepresentorSource, vf_representor};
+use nic::sriov::{SriovError, SriovHandle, VfReadiness};
 use nic::sysfs::SysFs;
 
-use crate::link::out;
+use crate::link::{block_on, out};
 
 /// Arguments of `smartnicctl sriov`.
 #[derive(clap::Args)]
@@ -26,7 +30,9 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Cmd {
     /// Set the number of VFs of a PF: writes 0 then N to sriov_numvfs (nothing when it is
-    /// already N), then waits until N virtfn links exist.
+    /// already N), which destroys every existing VF, then waits until the N VFs exist and each
+    /// has a driver and a netdev (only the PCI function when sriov_drivers_autoprobe is 0).
+    /// Prints which VFs were destroyed.
     Numvfs {
         /// The PF by netdev name.
         #[arg(
@@ -41,28 +47,60 @@ enum Cmd {
         pci: Option<PciAddress>,
         /// Number of VFs (0 removes them all).
         n: u32,
-        /// Seconds to wait for the virtfn links; 0 returns right after the writes (useful on a
+        /// Seconds to wait for the VFs; 0 returns right after the writes (useful on a
         /// copied fixture tree, where no kernel creates them).
         #[arg(long, value_name = "S", default_value_t = 60)]
         wait_secs: u64,
+        /// What each VF must have: present (its PCI function), driver (VFs for vfio-pci), netdev.
+        /// Default: netdev, or present when sriov_drivers_autoprobe is 0.
+        #[arg(long, value_name = "WHAT", value_parser = parse_readiness)]
+        ready: Option<VfReadiness>,
+        /// Use the sysfs tree under DIR instead of the host's.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
+    /// Show or set sriov_drivers_autoprobe of a PF: whether the kernel binds a driver to VFs as
+    /// they are created (off: VFs stay unbound until bound on purpose, e.g. to vfio-pci).
+    Autoprobe {
+        /// The PF by netdev name.
+        #[arg(
+            long,
+            value_name = "IFNAME",
+            conflicts_with = "pci",
+            required_unless_present = "pci"
+        )]
+        pf: Option<String>,
+        /// The PF by PCI address (0000:3b:00.0).
+        #[arg(long, value_name = "BDF")]
+        pci: Option<PciAddress>,
+        /// `on` or `off`; without it, print the current value.
+        #[arg(value_parser = ["on", "off"])]
+        state: Option<String>,
         /// Use the sysfs tree under DIR instead of the host's.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
     },
     /// Bind a PCI function (usually a VF) to DRIVER through driver_override, unbind and
-    /// drivers/DRIVER/bind; `none` unbinds it and clears driver_override.
+    /// drivers/DRIVER/bind, then check the bound driver; when that fails, the previous driver
+    /// and driver_override are put back and the error says so. `none` unbinds the function and
+    /// clears driver_override.
     Driver {
         /// The function's PCI address (0000:3b:00.2).
         #[arg(long, value_name = "BDF")]
         pci: PciAddress,
         /// Driver name (vfio-pci, iavf, igbvf, mlx5_core, ...) or `none`.
         driver: String,
+        /// Seconds to wait for the bound driver to show.
+        #[arg(long, value_name = "S", default_value_t = 10)]
+        wait_secs: u64,
         /// Use the sysfs tree under DIR instead of the host's.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
     },
-    /// Print the representor netdev of VF N of a switchdev uplink, found in sysfs by
-    /// phys_switch_id and phys_port_name (`pf<P>vf<N>`); fails when there is none.
+    /// Print the representor netdev of VF N of a switchdev uplink: the netdev of the VF's
+    /// devlink port (`devlink port show`: pfnum, vfnum, controller), or, where devlink cannot
+    /// answer (no devlink, or the uplink has no devlink port), the netdev on the uplink's
+    /// phys_switch_id whose phys_port_name is `pf<P>vf<N>`; fails when there is none.
     Representor {
         /// The uplink netdev (phys_port_name `p<P>`).
         #[arg(long, value_name = "UPLINK")]
@@ -70,6 +108,12 @@ enum Cmd {
         /// VF index.
         #[arg(long, value_name = "N")]
         vf: u32,
+        /// Use only the sysfs names, not devlink (also implied by --root).
+        #[arg(long)]
+        sysfs: bool,
+        /// Print how it was found (`devlink port DEV/INDEX` or `sysfs`) after the name.
+        #[arg(long)]
+        source: bool,
         /// Use the sysfs tree under DIR instead of the host's.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
@@ -80,6 +124,40 @@ fn sysfs(root: Option<PathBuf>) -> SysFs {
     root.map_or_else(SysFs::host, SysFs::new)
 }
 
+fn parse_readiness(s: &str) -> Result<VfReadiness, String> {
+    match s {
+        "present" => Ok(VfReadiness::Present),
+        "driver" => Ok(VfReadiness::Driver),
+        "netdev" => Ok(VfReadiness::Netdev),
+        _ => Err(format!("{s:?} is not one of present, driver, netdev")),
+    }
+}
+
+/// The PF given as `--pf IFNAME` or `--pci BDF`, and how to name it in messages.
+fn pf_arg(
+    sysfs: &SysFs,
+    pf: Option<String>,
+    pci: Option<PciAddress>,
+) -> anyhow::Result<(PciAddress, String)> {
+    match (pf, pci) {
+        (_, Some(addr)) => Ok((addr, addr.to_string())),
+        (Some(ifname), None) => {
+            let addr = pf_address(sysfs, &ifname)?;
+            Ok((addr, format!("{ifname} ({addr})")))
+        }
+        (None, None) => anyhow::bail!("give the PF as --pf IFNAME or --pci BDF"),
+    }
+}
+
+/// `VFs 0-7`, `VF 0`, `no VF`.
+fn vf_range(r: std::ops::Range<u32>) -> String {
+    match r.len() {
+        0 => "no VF".into(),
+        1 => format!("VF {}", r.start),
+        _ => format!("VFs {}-{}", r.start, r.end - 1),
+    }
+}
+
 /// Runs `smartnicctl sriov`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
@@ -88,17 +166,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             pci,
             n,
             wait_secs,
+            ready,
             root,
         } => {
             let sysfs = sysfs(root);
-            let (addr, label) = match (pf, pci) {
-                (_, Some(addr)) => (addr, addr.to_string()),
-                (Some(ifname), None) => {
-                    let addr = pf_address(&sysfs, &ifname)?;
-                    (addr, format!("{ifname} ({addr})"))
-                }
-                (None, None) => anyhow::bail!("give the PF as --pf IFNAME or --pci BDF"),
-            };
+            let (addr, label) = pf_arg(&sysfs, pf, pci)?;
             let mut req = SriovHandle::new(&sysfs)
                 .numvfs(addr)
                 .set(n)
@@ -106,25 +178,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if wait_secs == 0 {
                 req = req.no_wait();
             }
+            if let Some(r) = ready {
+                req = req.ready(r);
+            }
             let o = req
                 .execute()
                 .with_context(|| format!("set sriov_numvfs of {label} to {n}"))?;
             if !o.changed {
-                out(format!("{label}: sriov_numvfs is already {n}"))
-            } else if o.verified {
-                out(format!(
-                    "{label}: sriov_numvfs {} -> {n} ({n} VF links present after {:.1} s)",
-                    o.previous,
+                return out(format!("{label}: sriov_numvfs is already {n}"));
+            }
+            let what = format!(
+                "{label}: sriov_numvfs {} -> {n}: destroyed {}, created {n}",
+                o.previous,
+                vf_range(o.plan.destroyed())
+            );
+            match o.ready {
+                Some(r) if o.verified && n > 0 => out(format!(
+                    "{what}; every VF has {r} after {:.1} s",
                     o.waited.as_secs_f64()
-                ))
-            } else {
-                out(format!(
-                    "{label}: sriov_numvfs {} -> {n} (not waiting for the VF links)",
-                    o.previous
-                ))
+                )),
+                _ if o.verified => out(what),
+                _ => out(format!("{what}; not waiting for the VFs")),
             }
         }
-        Cmd::Driver { pci, driver, root } => {
+        Cmd::Autoprobe {
+            pf,
+            pci,
+            state,
+            root,
+        } => {
+            let sysfs = sysfs(root);
+            let (addr, label) = pf_arg(&sysfs, pf, pci)?;
+            let h = SriovHandle::new(&sysfs).autoprobe(addr);
+            if let Some(state) = state {
+                h.set(state == "on")
+                    .with_context(|| format!("set sriov_drivers_autoprobe of {label} {state}"))?;
+            }
+            let on = h
+                .get()
+                .with_context(|| format!("read sriov_drivers_autoprobe of {label}"))?;
+            out(format!(
+                "{label}: sriov_drivers_autoprobe {}",
+                if on { "on" } else { "off" }
+            ))
+        }
+        Cmd::Driver {
+            pci,
+            driver,
+            wait_secs,
+            root,
+        } => {
             let sysfs = sysfs(root);
             let handle = SriovHandle::new(&sysfs).driver(pci);
             let unbind = driver == "none";
@@ -133,44 +236,62 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 handle.bind(driver.clone())
             };
-            let o = req.execute().with_context(|| {
-                if unbind {
-                    format!("unbind {pci}")
-                } else {
-                    format!("bind {pci} to {driver}")
+            let o = match req.timeout(Duration::from_secs(wait_secs)).execute() {
+                Ok(o) => o,
+                // It names the function, the driver and where the function is now.
+                Err(e @ SriovError::BindFailed { .. }) => return Err(e.into()),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(if unbind {
+                        format!("unbind {pci}")
+                    } else {
+                        format!("bind {pci} to {driver}")
+                    }));
                 }
-            })?;
+            };
             let name = |d: &Option<String>| d.clone().unwrap_or_else(|| "none".into());
-            let want = (!unbind).then(|| driver.clone());
             if !o.changed {
-                out(format!("{pci}: driver is already {}", name(&o.previous)))?;
+                out(format!("{pci}: driver is already {}", name(&o.previous)))
+            } else if unbind {
+                out(format!("{pci}: driver {} -> none", name(&o.previous)))
             } else {
                 out(format!(
-                    "{pci}: driver {} -> {}",
+                    "{pci}: driver {} -> {} (bound driver checked)",
                     name(&o.previous),
-                    name(&want)
-                ))?;
-            }
-            if o.current != want {
-                // the kernel accepted the writes but did not (yet) bind; on a fixture tree there
-                // is no kernel at all
-                eprintln!(
-                    "warning: {pci} is bound to {} after the change",
                     name(&o.current)
-                );
+                ))
             }
-            Ok(())
         }
-        Cmd::Representor { pf, vf, root } => {
+        Cmd::Representor {
+            pf,
+            vf,
+            sysfs: sysfs_only,
+            source,
+            root,
+        } => {
+            // A fixture tree has no devlink behind it: the host's would answer about other devices.
+            let use_devlink = !sysfs_only && root.is_none();
             let sysfs = sysfs(root);
-            match nic::switchdev::vf_representor(&sysfs, &pf, vf)
-                .with_context(|| format!("look up the representor of VF {vf} of {pf}"))?
-            {
-                Some(rep) => out(rep),
+            let found = block_on(async {
+                let dl = if use_devlink {
+                    DevlinkHandle::connect_optional().await?
+                } else {
+                    None
+                };
+                anyhow::Ok(vf_representor(dl.as_ref(), &sysfs, &pf, vf).await?)
+            })?
+            .with_context(|| format!("look up the representor of VF {vf} of {pf}"))?;
+            match found {
+                Some(rep) if source => match rep.source {
+                    RepresentorSource::Devlink(port) => {
+                        out(format!("{} devlink port {port}", rep.netdev))
+                    }
+                    RepresentorSource::Sysfs => out(format!("{} sysfs", rep.netdev)),
+                },
+                Some(rep) => out(rep.netdev),
                 None => anyhow::bail!(
-                    "no representor of VF {vf} of {pf}: {pf} is not a switchdev uplink \
-                     (phys_port_name p<N> with a phys_switch_id) or no netdev has \
-                     phys_port_name pf<N>vf{vf} on its switch"
+                    "no representor of VF {vf} of {pf}: devlink has no netdev for that VF port, or \
+                     (without devlink) {pf} is not a switchdev uplink (phys_port_name p<N> with a \
+                     phys_switch_id) or no netdev has phys_port_name pf<N>vf{vf} on its switch"
                 ),
             }
         }

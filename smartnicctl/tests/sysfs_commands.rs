@@ -229,7 +229,9 @@ fn sriov_numvfs_writes_and_waits_for_the_links() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert!(
-        out.starts_with("0000:01:00.0: sriov_numvfs 2 -> 5 (5 VF links present after"),
+        out.starts_with(
+            "0000:01:00.0: sriov_numvfs 2 -> 5: destroyed VFs 0-1, created 5; every VF has a netdev after"
+        ),
         "{out}"
     );
     assert!(host.device_dir("0000:01:00.0").join("virtfn4").exists());
@@ -248,7 +250,8 @@ fn sriov_numvfs_writes_and_waits_for_the_links() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
-        text(&o.stdout).starts_with("enp1s0 (0000:01:00.0): sriov_numvfs 5 -> 0"),
+        text(&o.stdout)
+            == "enp1s0 (0000:01:00.0): sriov_numvfs 5 -> 0: destroyed VFs 0-4, created 0\n",
         "{}",
         text(&o.stdout)
     );
@@ -282,10 +285,30 @@ fn sriov_numvfs_without_waiting() {
     ]);
     assert_eq!(
         out,
-        "0000:01:00.0: sriov_numvfs 2 -> 3 (not waiting for the VF links)\n"
+        "0000:01:00.0: sriov_numvfs 2 -> 3: destroyed VFs 0-1, created 3; not waiting for the VFs\n"
     );
     let numvfs = host.device_dir("0000:01:00.0").join("sriov_numvfs");
     assert_eq!(std::fs::read_to_string(numvfs).unwrap(), "3");
+}
+
+#[test]
+fn sriov_autoprobe_show_and_set() {
+    let host = HostBuilder::new().igb_82576().build().unwrap();
+    let r = root(&host);
+    let out = ok(&["sriov", "autoprobe", "--pf", "enp1s0", "--root", r]);
+    assert_eq!(out, "enp1s0 (0000:01:00.0): sriov_drivers_autoprobe on\n");
+    let out = ok(&[
+        "sriov",
+        "autoprobe",
+        "--pci",
+        "0000:01:00.0",
+        "off",
+        "--root",
+        r,
+    ]);
+    assert_eq!(out, "0000:01:00.0: sriov_drivers_autoprobe off\n");
+    let err = fails(&["sriov", "autoprobe", "--pci", "0000:01:10.0", "--root", r]);
+    assert!(err.contains("0000:01:10.0 is not SR-IOV capable"), "{err}");
 }
 
 #[test]
@@ -325,12 +348,19 @@ fn sriov_driver_bind_unbind_and_back() {
     let host = HostBuilder::new().igb_82576().build().unwrap();
     let r = root(&host);
     let vf = "0000:01:10.2";
-    let out = ok(&["sriov", "driver", "--pci", vf, "vfio-pci", "--root", r]);
-    assert!(
-        out.starts_with("0000:01:10.2: driver igbvf -> vfio-pci"),
-        "{out}"
+    let bind = |driver: &str| {
+        let o = ctl_with_kernel(
+            &host,
+            &["sriov", "driver", "--pci", vf, driver, "--root", r],
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let out = bind("vfio-pci");
+    assert_eq!(
+        out,
+        "0000:01:10.2: driver igbvf -> vfio-pci (bound driver checked)\n"
     );
-    host.settle().unwrap();
     let json = ok(&["discover", "--root", r, "-o", "json"]);
     let inv: NicInventory = serde_json::from_str(&json).unwrap();
     let v = &inv.nics[0].vfs[1];
@@ -339,19 +369,41 @@ fn sriov_driver_bind_unbind_and_back() {
     assert_eq!(v.iommu_group, Some(10));
 
     let out = ok(&["sriov", "driver", "--pci", vf, "none", "--root", r]);
-    assert!(
-        out.starts_with("0000:01:10.2: driver vfio-pci -> none"),
-        "{out}"
-    );
+    assert_eq!(out, "0000:01:10.2: driver vfio-pci -> none\n");
     host.settle().unwrap();
-    let out = ok(&["sriov", "driver", "--pci", vf, "igbvf", "--root", r]);
+    let out = bind("igbvf");
     assert!(
         out.starts_with("0000:01:10.2: driver none -> igbvf"),
         "{out}"
     );
-    host.settle().unwrap();
     let out = ok(&["sriov", "driver", "--pci", vf, "igbvf", "--root", r]);
     assert_eq!(out, "0000:01:10.2: driver is already igbvf\n");
+
+    // a driver that does not take the VF: back on igbvf, driver_override cleared
+    host.never_binds("vfio-pci");
+    let o = ctl_with_kernel(
+        &host,
+        &[
+            "sriov",
+            "driver",
+            "--pci",
+            vf,
+            "vfio-pci",
+            "--root",
+            r,
+            "--wait-secs",
+            "1",
+        ],
+    );
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(err.contains("bind 0000:01:10.2 to vfio-pci"), "{err}");
+    assert!(
+        err.contains("rolled back: on igbvf again, driver_override cleared"),
+        "{err}"
+    );
+    let over = std::fs::read_to_string(host.device_dir(vf).join("driver_override")).unwrap();
+    assert_eq!(over, "\n");
 
     let err = fails(&[
         "sriov",
@@ -379,10 +431,10 @@ fn sriov_driver_bind_unbind_and_back() {
 }
 
 #[test]
-fn sriov_driver_warns_when_nothing_binds() {
-    // no settle: the fixture has no kernel, so the device stays on its old driver
+fn sriov_driver_without_a_kernel_fails_and_rolls_back() {
+    // no settle: the fixture has no kernel, so the device never reaches vfio-pci
     let host = HostBuilder::new().igb_82576().build().unwrap();
-    let o = ctl(&[
+    let err = fails(&[
         "sriov",
         "driver",
         "--pci",
@@ -390,11 +442,16 @@ fn sriov_driver_warns_when_nothing_binds() {
         "vfio-pci",
         "--root",
         root(&host),
+        "--wait-secs",
+        "0",
     ]);
-    assert!(o.status.success());
-    assert_eq!(
-        text(&o.stderr),
-        "warning: 0000:01:10.0 is bound to igbvf after the change\n"
+    assert!(
+        err.contains("0000:01:10.0 is bound to igbvf after "),
+        "{err}"
+    );
+    assert!(
+        err.contains("not to vfio-pci; rolled back: on igbvf again, driver_override cleared"),
+        "{err}"
     );
 }
 
