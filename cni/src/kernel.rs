@@ -21,7 +21,7 @@ use std::{
 };
 
 use nic::{
-    ethtool::Ethtool,
+    ethtool::EthtoolHandle,
     netlink::{
         IpFamily, IpPrefix, Ipvlan, MacAddr, Macvlan, NetlinkError, NetlinkHandle, VfInfo,
         VfSetting,
@@ -416,7 +416,7 @@ impl Host for KernelHost {
     fn l2_fwd_offload(&self, master: &str) -> HostResult<bool> {
         const FEATURE: &str = "l2-fwd-offload";
         self.block_on(async {
-            let eth = Ethtool::connect()
+            let eth = EthtoolHandle::connect()
                 .await
                 .map_err(|e| HostError::other(e.to_string()))?;
             let features = eth
