@@ -17,6 +17,14 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "node-side binaries link no Kubernetes client (nic, cni)"
+for crate in nic cni; do
+  if cargo tree -p "$crate" -e normal --locked --prefix none | grep -E '^(kube|kube-[a-z]+|k8s-openapi|schemars) v'; then
+    echo "error: $crate depends on a Kubernetes crate (above)" >&2
+    exit 1
+  fi
+done
+
 step "cargo test --workspace"
 cargo test --workspace --locked 2>&1 | tee -a "$log"
 

@@ -94,3 +94,9 @@ pub struct SmartnicNetConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<String>,
 }
+
+/// The file whose presence tells the CNI plugin that this node's VFs are configured: the node
+/// agent writes it (the node's device-plugin configuration) once the planned VFs exist, and
+/// removes it while it reconfigures them. `STATUS` answers "not available" (code 50) for VF
+/// networks while it is absent.
+pub const NODE_READY_FILE: &str = "/var/run/smartnic/device-plugin.json";

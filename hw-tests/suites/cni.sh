@@ -1,8 +1,143 @@
 #!/bin/bash
-# suite: cni - CNI plugin: VF into a pod netns, config and teardown
-# needs:
-# Placeholder until the component lands; it then replaces this file.
+# suite: cni - the smartnic CNI plugin on real VFs: sriov mode into pod netns with MAC/VLAN/trust through the PF, VF-to-VF ping, DEL restores the VF table; ipvlan l2 and l3s
+# needs: smartnic
+#
+# The plugin is invoked as a runtime invokes it: CNI_* environment, configuration on stdin.
+#   sriov   two VFs of SMARTNIC_TEST_PF go into two pod namespaces (VLAN, trust, MAC set through
+#           the PF), the pods ping each other over the VFs, CHECK passes, DEL puts every VF back
+#           and the PF's VF table is exactly what it was before.
+#   ipvlan  two pods with ipvlan children of the PF in mode l2, then l3s, ping each other.
+# Environment: SMARTNIC_TEST_PF (the lab sets its first igb PF), SMARTNIC (the binary; default:
+# smartnic on PATH, then target/).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-skip "cni suite" "component not built yet"
+SMARTNIC=${SMARTNIC:-$(command -v smartnic || true)}
+for p in debug release; do
+  [ -z "$SMARTNIC" ] && [ -x "$(dirname "${BASH_SOURCE[0]}")/../../target/$p/smartnic" ] \
+    && SMARTNIC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../target/$p" && pwd)/smartnic
+done
+if ! need_root; then
+  skip "cni suite" "needs root (it moves VFs into network namespaces)"
+  summary
+fi
+if [ -z "$SMARTNIC" ]; then
+  fail "the smartnic binary is built" "not on PATH and not in target/"
+  summary
+fi
+if ! have_jq; then
+  fail "jq (or gojq) is installed"
+  summary
+fi
+
+STATE=$T_TMP/state
+export SMARTNIC_CNI_STATE_DIR=$STATE
+
+# cni CMD ID NETNS IFNAME CONF: runs the plugin; sets CNI_RC and CNI_OUT.
+cni() {
+  CNI_OUT=$(CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=$3 CNI_IFNAME=$4 CNI_PATH=/lab/bin \
+    timeout 60 "$SMARTNIC" <<<"$5" 2>"$T_TMP/cni.err")
+  CNI_RC=$?
+}
+cni_diag() { printf 'exit %s\n%s\n%s' "$CNI_RC" "$CNI_OUT" "$(cat "$T_TMP/cni.err")"; }
+pod() { ip netns add "$1" && on_exit "ip netns del $1"; }
+vf_table() { ip -j link show "$1" | jq -c '[.[0].vfinfo_list[]? | {vf, address, vlan_list, spoofchk, trust, link_state, rate}]'; }
+
+PF=${SMARTNIC_TEST_PF:-}
+sriov_part() {
+  section "sriov mode on $PF"
+  local dev=/sys/class/net/$PF/device
+  if [ ! -e "$dev/sriov_totalvfs" ]; then
+    skip "sriov mode" "$PF has no SR-IOV"
+    return
+  fi
+  on_exit "echo 0 > $dev/sriov_numvfs"
+  echo 2 >"$dev/sriov_numvfs"
+  ip link set "$PF" up
+  wait_for 20 test -e "$dev/virtfn1/net" || { fail "2 VFs with netdevs on $PF" "$(ls "$dev/virtfn1/" 2>&1)"; return; }
+  local vf0 vf1 n0 n1 before after
+  vf0=$(readlink -f "$dev/virtfn0"); vf0=${vf0##*/}
+  vf1=$(readlink -f "$dev/virtfn1"); vf1=${vf1##*/}
+  n0=$(ls "$dev/virtfn0/net"); n1=$(ls "$dev/virtfn1/net")
+  note "VFs $vf0 ($n0, $(readlink "$dev/virtfn0/driver" | sed 's#.*/##')) and $vf1 ($n1)"
+  before=$(vf_table "$PF")
+  pod cnia; pod cnib
+  local conf
+  conf() { # $1 = deviceID, $2 = MAC, $3 = address
+    printf '{"cniVersion":"1.1.0","name":"labvf","type":"smartnic","mode":"sriov","deviceID":"%s","vlan":100,"trust":true,"spoofChk":true,"runtimeConfig":{"mac":"%s"},"ipam":{"type":"static","addresses":[{"address":"%s"}]}}' "$1" "$2" "$3"
+  }
+  cni ADD poda /run/netns/cnia net1 "$(conf "$vf0" 02:00:00:00:55:0a 10.55.0.10/24)"
+  if [ "$CNI_RC" = 0 ]; then ok "ADD moves $vf0 into pod a"; else fail "ADD moves $vf0 into pod a" "$(cni_diag)"; return; fi
+  local res_a=$CNI_OUT
+  expect_eq "result interface" "$(jq -r '.interfaces[0].name + " " + .interfaces[0].pciID + " " + .interfaces[0].sandbox' <<<"$res_a")" "net1 $vf0 /run/netns/cnia"
+  check "net1 is in pod a with the MAC" sh -c "ip -n cnia link show net1 | grep -q 02:00:00:00:55:0a"
+  check "$n0 left the host" sh -c "! ip link show $n0"
+  local row
+  row=$(ip -j link show "$PF" | jq -c '.[0].vfinfo_list[] | select(.vf == 0)')
+  expect_eq "VF 0 MAC through the PF" "$(jq -r .address <<<"$row")" 02:00:00:00:55:0a
+  expect_eq "VF 0 VLAN through the PF" "$(jq -r '.vlan_list[0].vlan // empty' <<<"$row")" 100
+  expect_eq "VF 0 trust through the PF" "$(jq -r .trust <<<"$row")" true
+  cni ADD podb /run/netns/cnib net1 "$(conf "$vf1" 02:00:00:00:55:0b 10.55.0.11/24)"
+  if [ "$CNI_RC" = 0 ]; then ok "ADD moves $vf1 into pod b"; else fail "ADD moves $vf1 into pod b" "$(cni_diag)"; fi
+  cni ADD podc /run/netns/cnib net2 "$(conf "$vf0" 02:00:00:00:55:0c 10.55.0.12/24)"
+  if [ "$CNI_RC" != 0 ] && jq -e '.code == 101' <<<"$CNI_OUT" >/dev/null; then ok "a VF held by a live pod is refused (code 101)"; else fail "a VF held by a live pod is refused" "$(cni_diag)"; fi
+  if wait_for 15 ip netns exec cnia ping -c 1 -W 1 10.55.0.11; then
+    ok "pod a pings pod b over the VFs (VLAN 100)"
+  else
+    fail "pod a pings pod b over the VFs (VLAN 100)" "$(ip -n cnia -s link show net1; ip -n cnib -s link show net1)"
+  fi
+  local check_conf
+  check_conf=$(jq -c --argjson r "$res_a" '. + {prevResult: $r}' <<<"$(conf "$vf0" 02:00:00:00:55:0a 10.55.0.10/24)")
+  cni CHECK poda /run/netns/cnia net1 "$check_conf"
+  if [ "$CNI_RC" = 0 ]; then ok "CHECK passes"; else fail "CHECK passes" "$(cni_diag)"; fi
+  ip link set "$PF" vf 0 vlan 200
+  cni CHECK poda /run/netns/cnia net1 "$check_conf"
+  if [ "$CNI_RC" != 0 ]; then ok "CHECK sees a VLAN changed behind its back"; else fail "CHECK sees a VLAN changed behind its back"; fi
+  cni DEL poda /run/netns/cnia net1 "$(conf "$vf0" 02:00:00:00:55:0a 10.55.0.10/24)"
+  if [ "$CNI_RC" = 0 ]; then ok "DEL pod a"; else fail "DEL pod a" "$(cni_diag)"; fi
+  cni DEL poda /run/netns/cnia net1 "$(conf "$vf0" 02:00:00:00:55:0a 10.55.0.10/24)"
+  if [ "$CNI_RC" = 0 ]; then ok "DEL pod a again"; else fail "DEL pod a again" "$(cni_diag)"; fi
+  # Pod b's namespace goes first: the kernel returns the VF netdev under its pod name.
+  ip netns del cnib
+  cni DEL podb /run/netns/cnib net1 "$(conf "$vf1" 02:00:00:00:55:0b 10.55.0.11/24)"
+  if [ "$CNI_RC" = 0 ]; then ok "DEL pod b after its netns is gone"; else fail "DEL pod b after its netns is gone" "$(cni_diag)"; fi
+  check "$n0 is back in the host under its name" ip link show "$n0"
+  check "$n1 is back in the host under its name" ip link show "$n1"
+  after=$(vf_table "$PF")
+  expect_eq "the VF table is exactly what it was" "$after" "$before"
+}
+
+ipvlan_part() {
+  section "ipvlan on ${PF:-?}"
+  if ! ip link add cniprobe link "${PF:-lo}" type ipvlan mode l2 2>/dev/null; then
+    skip "ipvlan l2 and l3s" "no ipvlan in this kernel or no PF"
+    return
+  fi
+  ip link del cniprobe
+  ip link set "$PF" up
+  local mode
+  for mode in l2 l3s; do
+    pod "cniv${mode}a"; pod "cniv${mode}b"
+    local c='{"cniVersion":"1.1.0","name":"labipv","type":"smartnic","mode":"ipvlan","master":"'$PF'","ipvlanMode":"'$mode'","ipam":{"type":"host-local","ranges":[[{"subnet":"10.56.0.0/24"}]],"dataDir":"'$T_TMP'/ipam"}}'
+    cni ADD "i${mode}a" "/run/netns/cniv${mode}a" net1 "$c"
+    local a_rc=$CNI_RC a_out=$CNI_OUT
+    cni ADD "i${mode}b" "/run/netns/cniv${mode}b" net1 "$c"
+    if [ "$a_rc" = 0 ] && [ "$CNI_RC" = 0 ]; then ok "ipvlan $mode: two pods attached"; else fail "ipvlan $mode: two pods attached" "$a_out"$'\n'"$(cni_diag)"; continue; fi
+    local ip_b
+    ip_b=$(jq -r '.ips[0].address' <<<"$CNI_OUT" | cut -d/ -f1)
+    check "ipvlan $mode: link mode is $mode" sh -c "ip -d -n cniv${mode}a link show net1 | grep -q 'ipvlan.*mode $mode'"
+    if wait_for 10 ip netns exec "cniv${mode}a" ping -c 1 -W 1 "$ip_b"; then ok "ipvlan $mode: pod a pings pod b"; else fail "ipvlan $mode: pod a pings pod b"; fi
+    cni DEL "i${mode}a" "/run/netns/cniv${mode}a" net1 "$c"; local d1=$CNI_RC
+    cni DEL "i${mode}b" "/run/netns/cniv${mode}b" net1 "$c"
+    if [ "$d1" = 0 ] && [ "$CNI_RC" = 0 ]; then ok "ipvlan $mode: DEL both"; else fail "ipvlan $mode: DEL both" "$(cni_diag)"; fi
+  done
+}
+
+cni VERSION x /x net1 '{"cniVersion":"1.1.0"}'
+expect_eq "VERSION" "$(jq -c .supportedVersions <<<"$CNI_OUT")" '["0.4.0","1.0.0","1.1.0"]'
+if [ -n "$PF" ]; then
+  sriov_part
+  ipvlan_part
+else
+  skip "sriov and ipvlan" "no SMARTNIC_TEST_PF"
+fi
 summary

@@ -1,0 +1,466 @@
+//! The network configuration on stdin: the operator's [`SmartnicNetConf`] plus the keys the
+//! runtime adds (`deviceID`, `runtimeConfig`, `prevResult`, `args`, `cni.dev/*`).
+//!
+//! So that a sriov-cni configuration moves over by changing `type` and adding `mode`, sriov-cni's
+//! spellings are read too and folded into ours before anything else looks at them:
+//!
+//! | sriov-cni | ours |
+//! |---|---|
+//! | `"spoofchk": "on"\|"off"` | `"spoofChk": true\|false` |
+//! | `"trust": "on"\|"off"` | `"trust": true\|false` |
+//! | `min_tx_rate`, `max_tx_rate`, `link_state` | `minTxRate`, `maxTxRate`, `linkState` |
+//! | `mac` | (the plugin's own key: the pod interface MAC) |
+//!
+//! Unknown keys are ignored, as the spec requires. A key of the wrong type or value is an error
+//! that names the key (`key vlan: invalid type: string "10", expected u16`).
+
+use std::{net::IpAddr, path::PathBuf};
+
+use crds::{
+    cni::SmartnicNetConf,
+    link::{NetworkMode, VlanProto},
+};
+use nic::{netlink::MacAddr, pci::PciAddress};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::{
+    cidr::Cidr,
+    env::CniEnv,
+    error::{CniError, code},
+    result::AddResult,
+    validate,
+    version::{self, Version},
+};
+
+/// One attachment the runtime still knows (a GC request's `cni.dev/valid-attachments`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// Container id.
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    /// Interface name.
+    pub ifname: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RuntimeConfig {
+    #[serde(default)]
+    mac: Option<String>,
+    #[serde(default)]
+    ips: Vec<String>,
+    #[serde(default, rename = "deviceID")]
+    device_id: Option<String>,
+    #[serde(default, rename = "CNIDeviceInfoFile")]
+    device_info_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ArgsCni {
+    #[serde(default)]
+    ips: Vec<String>,
+    #[serde(default)]
+    mac: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Args {
+    #[serde(default)]
+    cni: ArgsCni,
+}
+
+/// The runtime's keys and our plugin-only keys, next to the operator's shape.
+#[derive(Debug, Default, Deserialize)]
+struct RuntimeKeys {
+    #[serde(default, rename = "deviceID")]
+    device_id: Option<String>,
+    #[serde(default, rename = "pciBusID")]
+    pci_bus_id: Option<String>,
+    #[serde(default, rename = "runtimeConfig")]
+    runtime_config: RuntimeConfig,
+    #[serde(default, rename = "prevResult")]
+    prev_result: Option<Value>,
+    #[serde(default)]
+    args: Args,
+    #[serde(default)]
+    mac: Option<String>,
+    #[serde(default, rename = "logLevel")]
+    log_level: Option<String>,
+    #[serde(default, rename = "logFile")]
+    log_file: Option<String>,
+    #[serde(default, rename = "cni.dev/valid-attachments")]
+    valid_attachments: Option<Vec<Attachment>>,
+    #[serde(default, rename = "cni.dev/attachments")]
+    attachments: Option<Vec<Attachment>>,
+}
+
+/// A parsed, checked network configuration.
+#[derive(Clone, Debug)]
+pub struct NetConf {
+    /// The operator's shape.
+    pub conf: SmartnicNetConf,
+    /// The negotiated spec version (the configuration's `cniVersion`).
+    pub version: Version,
+    /// The pod interface MAC: `runtimeConfig.mac` > `args.cni.mac` > `CNI_ARGS MAC=` > `mac`.
+    pub mac: Option<MacAddr>,
+    /// The device: `runtimeConfig.deviceID` > `deviceID` > `pciBusID`.
+    pub device_id: Option<PciAddress>,
+    /// Multus' device-info file for this attachment.
+    pub device_info_file: Option<PathBuf>,
+    /// Addresses asked for by the runtime: `runtimeConfig.ips` > `args.cni.ips` > `CNI_ARGS IP=`.
+    pub requested_ips: Vec<Cidr>,
+    /// Same, as bare addresses where the runtime gave no prefix (host-local accepts those).
+    pub requested_addrs: Vec<IpAddr>,
+    /// The previous result (CHECK, chained ADD, DEL).
+    pub prev_result: Option<AddResult>,
+    /// Log level, when logging is asked for.
+    pub log_level: Option<String>,
+    /// Log file, when logging is asked for.
+    pub log_file: Option<PathBuf>,
+    /// GC: the attachments to keep (`cni.dev/valid-attachments` ∪ `cni.dev/attachments`).
+    pub valid_attachments: Option<Vec<Attachment>>,
+    /// The whole configuration as received (handed to a delegated IPAM plugin).
+    pub raw: Map<String, Value>,
+}
+
+fn invalid(msg: impl Into<String>) -> CniError {
+    CniError::new(code::INVALID_CONFIG, msg)
+}
+
+/// `"on"`/`"off"` (sriov-cni) or a JSON boolean.
+fn on_off(key: &str, v: &Value) -> Result<bool, CniError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s == "on" => Ok(true),
+        Value::String(s) if s == "off" => Ok(false),
+        other => Err(invalid(format!(
+            "key {key}: {other} is neither a boolean nor \"on\"/\"off\""
+        ))),
+    }
+}
+
+/// Folds sriov-cni's spellings into ours; both spellings with different values is an error.
+fn fold_spellings(map: &mut Map<String, Value>) -> Result<(), CniError> {
+    for key in ["spoofchk", "spoofChk", "trust"] {
+        if let Some(v) = map.get(key) {
+            let b = on_off(key, v)?;
+            map.insert(key.into(), Value::Bool(b));
+        }
+    }
+    for (theirs, ours) in [
+        ("spoofchk", "spoofChk"),
+        ("min_tx_rate", "minTxRate"),
+        ("max_tx_rate", "maxTxRate"),
+        ("link_state", "linkState"),
+    ] {
+        if let Some(v) = map.remove(theirs) {
+            if let Some(existing) = map.get(ours).filter(|e| **e != v) {
+                return Err(invalid(format!(
+                    "keys {theirs} and {ours} say different things ({v} and {existing}); give one"
+                )));
+            }
+            map.insert(ours.into(), v);
+        }
+    }
+    Ok(())
+}
+
+fn de<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, CniError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        // serde says "missing field `x`" at the parent path; say which key is missing.
+        if path == "." {
+            invalid(inner)
+        } else {
+            invalid(format!("key {path}: {inner}"))
+        }
+    })
+}
+
+fn parse_mac(key: &str, s: &str) -> Result<MacAddr, CniError> {
+    s.parse().map_err(|e| invalid(format!("key {key}: {e}")))
+}
+
+fn parse_ip_request(key: &str, s: &str) -> Result<(Option<Cidr>, IpAddr), CniError> {
+    if let Ok(c) = s.parse::<Cidr>() {
+        return Ok((Some(c), c.addr));
+    }
+    s.parse::<IpAddr>()
+        .map(|a| (None, a))
+        .map_err(|_| invalid(format!("key {key}: {s:?} is not an IP address")))
+}
+
+impl NetConf {
+    /// Parses stdin for any command but VERSION. `env` supplies `CNI_ARGS`.
+    pub fn parse(stdin: &[u8], env: &CniEnv) -> Result<Self, CniError> {
+        let value: Value = serde_json::from_slice(stdin).map_err(|e| {
+            CniError::new(
+                code::DECODE,
+                format!("cannot decode the network configuration: {e}"),
+            )
+        })?;
+        let Value::Object(mut map) = value else {
+            return Err(CniError::new(
+                code::DECODE,
+                "the network configuration is not a JSON object",
+            ));
+        };
+        let raw = map.clone();
+        let cni_version = map
+            .get("cniVersion")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("key cniVersion: missing or not a string"))?
+            .to_string();
+        let version = version::negotiate(&cni_version)?;
+        fold_spellings(&mut map)?;
+        let rt: RuntimeKeys = de(Value::Object(map.clone()))?;
+        let conf: SmartnicNetConf = de(Value::Object(map))?;
+        validate::network_name(&conf.name)?;
+        check_values(&conf)?;
+
+        let mac = if let Some(m) = &rt.runtime_config.mac {
+            Some(parse_mac("runtimeConfig.mac", m)?)
+        } else if let Some(m) = &rt.args.cni.mac {
+            Some(parse_mac("args.cni.mac", m)?)
+        } else if let Some(m) = env.arg("MAC") {
+            Some(parse_mac("CNI_ARGS MAC", m)?)
+        } else if let Some(m) = &rt.mac {
+            Some(parse_mac("mac", m)?)
+        } else {
+            None
+        };
+        let device_id = if let Some(d) = &rt.runtime_config.device_id {
+            Some(validate::device_id(d, "runtimeConfig.deviceID")?)
+        } else if let Some(d) = &rt.device_id {
+            Some(validate::device_id(d, "deviceID")?)
+        } else if let Some(d) = &rt.pci_bus_id {
+            Some(validate::device_id(d, "pciBusID")?)
+        } else {
+            None
+        };
+        let device_info_file = rt
+            .runtime_config
+            .device_info_file
+            .as_deref()
+            .map(|p| validate::abs_path(p, "runtimeConfig.CNIDeviceInfoFile", code::INVALID_CONFIG))
+            .transpose()?;
+        let (ips, key): (Vec<String>, &str) = if !rt.runtime_config.ips.is_empty() {
+            (rt.runtime_config.ips.clone(), "runtimeConfig.ips")
+        } else if !rt.args.cni.ips.is_empty() {
+            (rt.args.cni.ips.clone(), "args.cni.ips")
+        } else if let Some(ip) = env.arg("IP") {
+            (ip.split(',').map(str::to_string).collect(), "CNI_ARGS IP")
+        } else {
+            (Vec::new(), "")
+        };
+        let mut requested_ips = Vec::new();
+        let mut requested_addrs = Vec::new();
+        for ip in &ips {
+            let (cidr, addr) = parse_ip_request(key, ip)?;
+            requested_ips.extend(cidr);
+            requested_addrs.push(addr);
+        }
+        let prev_result = rt
+            .prev_result
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .map(AddResult::from_json)
+            .transpose()?;
+        let log_file = rt
+            .log_file
+            .as_deref()
+            .map(|p| validate::abs_path(p, "logFile", code::INVALID_CONFIG))
+            .transpose()?;
+        let valid_attachments = match (rt.valid_attachments, rt.attachments) {
+            (None, None) => None,
+            (a, b) => {
+                let mut all: Vec<Attachment> = a.into_iter().chain(b).flatten().collect();
+                all.sort();
+                all.dedup();
+                Some(all)
+            }
+        };
+        Ok(Self {
+            conf,
+            version,
+            mac,
+            device_id,
+            device_info_file,
+            requested_ips,
+            requested_addrs,
+            prev_result,
+            log_level: rt.log_level,
+            log_file,
+            valid_attachments,
+            raw,
+        })
+    }
+
+    /// The IPAM section, unless absent or `{}` (L2 only).
+    pub fn ipam(&self) -> Option<&Value> {
+        self.conf
+            .ipam
+            .as_ref()
+            .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+    }
+}
+
+/// Range checks the types alone do not make.
+fn check_values(c: &SmartnicNetConf) -> Result<(), CniError> {
+    if let Some(v) = c.vlan
+        && v > 4094
+    {
+        return Err(invalid(format!("key vlan: {v} is not a VLAN id (0-4094)")));
+    }
+    if let Some(q) = c.vlan_qos {
+        if q > 7 {
+            return Err(invalid(format!("key vlanQoS: {q} is not a priority (0-7)")));
+        }
+        if q != 0 && c.vlan.unwrap_or(0) == 0 {
+            return Err(invalid(format!("key vlanQoS: {q} needs a non-zero vlan")));
+        }
+    }
+    if c.vlan_proto == Some(VlanProto::Dot1Ad) && c.vlan.unwrap_or(0) == 0 {
+        return Err(invalid("key vlanProto: 802.1ad needs a non-zero vlan"));
+    }
+    if let (Some(min), Some(max)) = (c.min_tx_rate, c.max_tx_rate)
+        && max != 0
+        && min > max
+    {
+        return Err(invalid(format!(
+            "key minTxRate: {min} is above maxTxRate {max}"
+        )));
+    }
+    if let Some(mtu) = c.mtu
+        && !(68..=65535).contains(&mtu)
+    {
+        return Err(invalid(format!("key mtu: {mtu} is not an MTU (68-65535)")));
+    }
+    if let Some(m) = &c.master {
+        validate::ifname(m, "master", code::INVALID_CONFIG)?;
+    }
+    if matches!(c.mode, NetworkMode::Macvlan | NetworkMode::Ipvlan) && c.master.is_none() {
+        return Err(invalid(format!(
+            "key master: mode {} needs a master interface",
+            c.mode.as_str()
+        )));
+    }
+    if c.mode == NetworkMode::Ovs {
+        return Err(CniError::new(
+            code::UNSUPPORTED_FIELD,
+            "key mode: \"ovs\" is not supported by this plugin version (use sriov, macvlan or ipvlan)",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::Command;
+
+    fn env() -> CniEnv {
+        CniEnv {
+            command: Command::Add,
+            container_id: "c1".into(),
+            netns: Some("/var/run/netns/p".into()),
+            ifname: "net1".into(),
+            args: vec![],
+            path: vec![],
+        }
+    }
+
+    fn parse(v: Value) -> Result<NetConf, CniError> {
+        NetConf::parse(v.to_string().as_bytes(), &env())
+    }
+
+    #[test]
+    fn the_operators_shape_parses() {
+        let c = parse(serde_json::json!({
+            "cniVersion": "1.1.0", "name": "net-a", "type": "smartnic", "mode": "sriov",
+            "vlan": 10, "vlanQoS": 3, "spoofChk": false, "trust": true, "linkState": "enable",
+            "minTxRate": 10, "maxTxRate": 100, "ipam": {"type": "static"},
+            "deviceID": "0000:3b:02.1", "runtimeConfig": {"mac": "02:00:00:00:00:09", "ips": ["10.0.0.9/24"]},
+            "unknownKey": {"anything": 1}
+        }))
+        .unwrap();
+        assert_eq!(c.conf.vlan, Some(10));
+        assert_eq!(c.conf.spoof_chk, Some(false));
+        assert_eq!(c.device_id.unwrap().to_string(), "0000:3b:02.1");
+        assert_eq!(c.mac.unwrap().to_string(), "02:00:00:00:00:09");
+        assert_eq!(c.requested_ips[0].to_string(), "10.0.0.9/24");
+        assert_eq!(c.version, Version::V1_1_0);
+    }
+
+    #[test]
+    fn sriov_cni_spellings_are_accepted() {
+        let c = parse(serde_json::json!({
+            "cniVersion": "1.0.0", "name": "n", "type": "smartnic", "mode": "sriov",
+            "spoofchk": "off", "trust": "on", "min_tx_rate": 5, "max_tx_rate": 50,
+            "link_state": "disable", "mac": "02:00:00:00:00:01", "pciBusID": "0000:3b:02.2"
+        }))
+        .unwrap();
+        assert_eq!(c.conf.spoof_chk, Some(false));
+        assert_eq!(c.conf.trust, Some(true));
+        assert_eq!(
+            (c.conf.min_tx_rate, c.conf.max_tx_rate),
+            (Some(5), Some(50))
+        );
+        assert_eq!(c.conf.link_state, Some(crds::link::VfLinkState::Disable));
+        assert_eq!(c.mac.unwrap().to_string(), "02:00:00:00:00:01");
+        assert_eq!(c.device_id.unwrap().to_string(), "0000:3b:02.2");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let base = serde_json::json!({"cniVersion": "1.1.0", "name": "n", "type": "smartnic", "mode": "sriov"});
+        for (key, value, expect) in [
+            ("vlan", serde_json::json!("10"), "key vlan"),
+            ("vlan", serde_json::json!(5000), "key vlan"),
+            ("trust", serde_json::json!("maybe"), "key trust"),
+            ("spoofchk", serde_json::json!(1), "key spoofchk"),
+            ("mode", serde_json::json!("bridge"), "key mode"),
+            ("linkState", serde_json::json!("up"), "key linkState"),
+            ("deviceID", serde_json::json!("../../etc"), "key deviceID"),
+            ("mtu", serde_json::json!(10), "key mtu"),
+            ("vlanQoS", serde_json::json!(2), "key vlanQoS"),
+            (
+                "runtimeConfig",
+                serde_json::json!({"mac": "zz"}),
+                "key runtimeConfig.mac",
+            ),
+            ("logFile", serde_json::json!("/var/log/../x"), "logFile"),
+        ] {
+            let mut v = base.clone();
+            v[key] = value;
+            let err = parse(v).unwrap_err();
+            assert_eq!(err.code, code::INVALID_CONFIG, "{key}: {}", err.msg);
+            assert!(err.msg.contains(expect), "{key}: {}", err.msg);
+        }
+        let err =
+            parse(serde_json::json!({"cniVersion": "1.1.0", "name": "n", "type": "smartnic"}))
+                .unwrap_err();
+        assert!(err.msg.contains("mode"), "{}", err.msg);
+        let err = parse(serde_json::json!({"cniVersion": "0.3.1", "name": "n", "type": "smartnic", "mode": "sriov"}))
+            .unwrap_err();
+        assert_eq!(err.code, code::INCOMPATIBLE_VERSION);
+        assert_eq!(NetConf::parse(b"{", &env()).unwrap_err().code, code::DECODE);
+        assert_eq!(
+            NetConf::parse(b"[]", &env()).unwrap_err().code,
+            code::DECODE
+        );
+    }
+
+    #[test]
+    fn gc_reads_both_attachment_keys() {
+        let c = parse(serde_json::json!({
+            "cniVersion": "1.1.0", "name": "n", "type": "smartnic", "mode": "sriov",
+            "cni.dev/valid-attachments": [{"containerID": "a", "ifname": "net1"}],
+            "cni.dev/attachments": [{"containerID": "a", "ifname": "net1"}, {"containerID": "b", "ifname": "net2"}]
+        }))
+        .unwrap();
+        assert_eq!(c.valid_attachments.unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,420 @@
+//! An in-memory [`Host`] for tests (feature `test-util`): namespaces with links, addresses and
+//! routes, PFs with VF tables, VFs with netdevs that move between namespaces. A removed pod
+//! namespace gives its VF netdevs back to the host under their pod names and drops its virtual
+//! links, as the kernel does.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use nic::{
+    netlink::{MacAddr, VfInfo, VfSetting},
+    pci::PciAddress,
+};
+
+use crate::{
+    cidr::Cidr,
+    host::{
+        Host, HostError, HostErrorKind, HostResult, LinkState, Ns, PodIfConfig, VfDevice, VirtKind,
+    },
+};
+
+const HOST: &str = "host";
+
+/// One link in a fake namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeLink {
+    /// Index.
+    pub index: u32,
+    /// MAC.
+    pub mac: MacAddr,
+    /// MTU.
+    pub mtu: u32,
+    /// Admin up.
+    pub up: bool,
+    /// Kind.
+    pub kind: Option<String>,
+    /// Addresses.
+    pub addrs: Vec<Cidr>,
+    /// Route destinations.
+    pub routes: Vec<Cidr>,
+    /// The VF this netdev belongs to.
+    pub vf: Option<PciAddress>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ns: BTreeMap<String, BTreeMap<String, FakeLink>>,
+    vfs: BTreeMap<PciAddress, (String, u32, String)>,
+    rows: BTreeMap<(String, u32), VfInfo>,
+    l2fwd: BTreeSet<String>,
+    next_index: u32,
+    no_ipvlan: bool,
+}
+
+/// The fake. Clones share one state.
+#[derive(Clone, Debug, Default)]
+pub struct FakeHost {
+    state: Arc<Mutex<State>>,
+}
+
+fn key(ns: Ns<'_>) -> String {
+    match ns {
+        Ns::Host => HOST.into(),
+        Ns::Pod(p) => p.display().to_string(),
+    }
+}
+
+fn no_link(name: &str, ns: Ns<'_>) -> HostError {
+    HostError::new(HostErrorKind::NoLink, format!("no link {name} in {ns}"))
+}
+
+impl FakeHost {
+    /// An empty host namespace.
+    pub fn new() -> Self {
+        let fake = Self::default();
+        fake.lock().ns.insert(HOST.into(), BTreeMap::new());
+        fake.lock().next_index = 10;
+        fake
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_link(
+        st: &mut State,
+        mac: MacAddr,
+        kind: Option<&str>,
+        vf: Option<PciAddress>,
+    ) -> FakeLink {
+        st.next_index += 1;
+        FakeLink {
+            index: st.next_index,
+            mac,
+            mtu: 1500,
+            up: false,
+            kind: kind.map(String::from),
+            addrs: Vec::new(),
+            routes: Vec::new(),
+            vf,
+        }
+    }
+
+    /// Adds a host link (a master).
+    pub fn add_link(&self, name: &str, mac: MacAddr) {
+        let mut st = self.lock();
+        let link = Self::new_link(&mut st, mac, Some("veth"), None);
+        st.ns
+            .entry(HOST.into())
+            .or_default()
+            .insert(name.into(), link);
+    }
+
+    /// Adds a PF `pf` with VFs `0..vfs` at `0000:3b:02.<i>`-like addresses given by `bdf(i)`;
+    /// each VF gets a host netdev `<pf>v<i>` with driver `driver`.
+    pub fn add_pf(&self, pf: &str, vfs: u32, bdf: impl Fn(u32) -> PciAddress, driver: &str) {
+        self.add_link(pf, MacAddr([2, 0, 0, 0, 0, 1]));
+        let mut st = self.lock();
+        for i in 0..vfs {
+            let addr = bdf(i);
+            st.vfs.insert(addr, (pf.into(), i, driver.into()));
+            st.rows.insert((pf.into(), i), VfInfo::new_default(i));
+            if driver != "vfio-pci" {
+                let mac = MacAddr([2, 0xaa, 0, 0, (i >> 8) as u8, i as u8]);
+                let link = Self::new_link(&mut st, mac, None, Some(addr));
+                st.ns
+                    .entry(HOST.into())
+                    .or_default()
+                    .insert(format!("{pf}v{i}"), link);
+            }
+        }
+    }
+
+    /// Creates an empty pod namespace at `path`.
+    pub fn add_netns(&self, path: &Path) {
+        self.lock()
+            .ns
+            .insert(path.display().to_string(), BTreeMap::new());
+    }
+
+    /// Deletes a pod namespace: VF netdevs go back to the host, virtual links disappear.
+    pub fn remove_netns(&self, path: &Path) {
+        let mut st = self.lock();
+        let Some(links) = st.ns.remove(&path.display().to_string()) else {
+            return;
+        };
+        for (name, mut link) in links {
+            if link.vf.is_some() {
+                link.up = false;
+                link.addrs.clear();
+                link.routes.clear();
+                st.ns.entry(HOST.into()).or_default().insert(name, link);
+            }
+        }
+    }
+
+    /// Makes ipvlan creation fail as on a kernel without the module.
+    pub fn without_ipvlan(&self) {
+        self.lock().no_ipvlan = true;
+    }
+
+    /// Marks `master` as having `l2-fwd-offload`.
+    pub fn with_l2_fwd_offload(&self, master: &str) {
+        self.lock().l2fwd.insert(master.into());
+    }
+
+    /// The links of a namespace.
+    pub fn links(&self, ns: Ns<'_>) -> BTreeMap<String, FakeLink> {
+        self.lock().ns.get(&key(ns)).cloned().unwrap_or_default()
+    }
+
+    /// Every VF row, by (PF, index).
+    pub fn vf_rows(&self) -> BTreeMap<(String, u32), VfInfo> {
+        self.lock().rows.clone()
+    }
+
+    /// Removes an address from a link (to make CHECK fail).
+    pub fn remove_address(&self, ns: Ns<'_>, name: &str, addr: &Cidr) {
+        if let Some(l) = self
+            .lock()
+            .ns
+            .get_mut(&key(ns))
+            .and_then(|n| n.get_mut(name))
+        {
+            l.addrs.retain(|a| a != addr);
+        }
+    }
+
+    fn with_link<T>(
+        &self,
+        ns: Ns<'_>,
+        name: &str,
+        f: impl FnOnce(&mut FakeLink) -> T,
+    ) -> HostResult<T> {
+        let mut st = self.lock();
+        let links = st.ns.get_mut(&key(ns)).ok_or_else(|| {
+            HostError::new(HostErrorKind::NoNetns, format!("{ns} does not exist"))
+        })?;
+        links.get_mut(name).map(f).ok_or_else(|| no_link(name, ns))
+    }
+}
+
+impl Host for FakeHost {
+    fn vf_device(&self, bdf: &PciAddress) -> HostResult<VfDevice> {
+        let st = self.lock();
+        let (pf, index, driver) = st
+            .vfs
+            .get(bdf)
+            .cloned()
+            .ok_or_else(|| HostError::other(format!("no PCI device {bdf}")))?;
+        let netdev = st.ns.get(HOST).and_then(|links| {
+            links
+                .iter()
+                .find(|(_, l)| l.vf == Some(*bdf))
+                .map(|(n, _)| n.clone())
+        });
+        Ok(VfDevice {
+            bdf: *bdf,
+            pf,
+            index,
+            netdev,
+            driver: Some(driver),
+        })
+    }
+
+    fn vf_row(&self, pf: &str, vf: u32) -> HostResult<VfInfo> {
+        self.lock()
+            .rows
+            .get(&(pf.to_string(), vf))
+            .cloned()
+            .ok_or_else(|| HostError::other(format!("{pf} has no VF {vf}")))
+    }
+
+    fn set_vf(&self, pf: &str, vf: u32, setting: VfSetting) -> HostResult<()> {
+        let mut st = self.lock();
+        let row = st
+            .rows
+            .get_mut(&(pf.to_string(), vf))
+            .ok_or_else(|| HostError::other(format!("{pf} has no VF {vf}")))?;
+        setting.apply_to(row);
+        Ok(())
+    }
+
+    fn link(&self, ns: Ns<'_>, name: &str) -> HostResult<Option<LinkState>> {
+        let st = self.lock();
+        let links = st.ns.get(&key(ns)).ok_or_else(|| {
+            HostError::new(HostErrorKind::NoNetns, format!("{ns} does not exist"))
+        })?;
+        Ok(links.get(name).map(|l| LinkState {
+            name: name.into(),
+            index: l.index,
+            mac: Some(l.mac),
+            mtu: l.mtu,
+            up: l.up,
+            kind: l.kind.clone(),
+        }))
+    }
+
+    fn create_child(
+        &self,
+        master: &str,
+        kind: &VirtKind,
+        pod: &Path,
+        name: &str,
+        mtu: Option<u32>,
+        mac: Option<MacAddr>,
+    ) -> HostResult<()> {
+        let mut st = self.lock();
+        if matches!(kind, VirtKind::Ipvlan(_)) && st.no_ipvlan {
+            return Err(HostError::new(
+                HostErrorKind::Unsupported,
+                "create ipvlan: Operation not supported",
+            ));
+        }
+        let master_mtu = st
+            .ns
+            .get(HOST)
+            .and_then(|l| l.get(master))
+            .map(|l| l.mtu)
+            .ok_or_else(|| no_link(master, Ns::Host))?;
+        let n = st.next_index;
+        let mac = mac.unwrap_or(MacAddr([2, 0xbb, 0, 0, (n >> 8) as u8, n as u8]));
+        let kind_name = match kind {
+            VirtKind::Macvlan(_) => "macvlan",
+            VirtKind::Ipvlan(_) => "ipvlan",
+        };
+        let mut link = Self::new_link(&mut st, mac, Some(kind_name), None);
+        link.mtu = mtu.unwrap_or(master_mtu);
+        let links = st.ns.get_mut(&pod.display().to_string()).ok_or_else(|| {
+            HostError::new(
+                HostErrorKind::NoNetns,
+                format!("netns {} does not exist", pod.display()),
+            )
+        })?;
+        if links.contains_key(name) {
+            return Err(HostError::new(
+                HostErrorKind::Exists,
+                format!("{name} exists in {}", pod.display()),
+            ));
+        }
+        links.insert(name.into(), link);
+        Ok(())
+    }
+
+    fn move_to_pod(&self, name: &str, pod: &Path, new_name: &str) -> HostResult<()> {
+        let mut st = self.lock();
+        let pod_key = pod.display().to_string();
+        if !st.ns.contains_key(&pod_key) {
+            return Err(HostError::new(
+                HostErrorKind::NoNetns,
+                format!("netns {pod_key} does not exist"),
+            ));
+        }
+        if st.ns[&pod_key].contains_key(new_name) {
+            return Err(HostError::new(
+                HostErrorKind::Exists,
+                format!("{new_name} exists in {pod_key}"),
+            ));
+        }
+        let link = st
+            .ns
+            .get_mut(HOST)
+            .and_then(|l| l.remove(name))
+            .ok_or_else(|| no_link(name, Ns::Host))?;
+        st.ns
+            .get_mut(&pod_key)
+            .map(|l| l.insert(new_name.into(), link));
+        Ok(())
+    }
+
+    fn move_to_host(&self, pod: &Path, name: &str, new_name: &str) -> HostResult<()> {
+        let mut st = self.lock();
+        let pod_key = pod.display().to_string();
+        if st.ns.get(HOST).is_some_and(|l| l.contains_key(new_name)) {
+            return Err(HostError::new(
+                HostErrorKind::Exists,
+                format!("{new_name} exists in the host"),
+            ));
+        }
+        let mut link = st
+            .ns
+            .get_mut(&pod_key)
+            .and_then(|l| l.remove(name))
+            .ok_or_else(|| no_link(name, Ns::Pod(pod)))?;
+        link.up = false;
+        link.addrs.clear();
+        link.routes.clear();
+        st.ns
+            .entry(HOST.into())
+            .or_default()
+            .insert(new_name.into(), link);
+        Ok(())
+    }
+
+    fn reset_link(
+        &self,
+        ns: Ns<'_>,
+        name: &str,
+        new_name: Option<&str>,
+        mac: Option<MacAddr>,
+        mtu: Option<u32>,
+    ) -> HostResult<()> {
+        let mut st = self.lock();
+        let links = st.ns.get_mut(&key(ns)).ok_or_else(|| {
+            HostError::new(HostErrorKind::NoNetns, format!("{ns} does not exist"))
+        })?;
+        let mut link = links.remove(name).ok_or_else(|| no_link(name, ns))?;
+        link.up = false;
+        if let Some(m) = mac {
+            link.mac = m;
+        }
+        if let Some(m) = mtu {
+            link.mtu = m;
+        }
+        links.insert(new_name.unwrap_or(name).into(), link);
+        Ok(())
+    }
+
+    fn configure(&self, pod: &Path, name: &str, conf: &PodIfConfig) -> HostResult<()> {
+        self.with_link(Ns::Pod(pod), name, |l| {
+            if let Some(m) = conf.mtu {
+                l.mtu = m;
+            }
+            if let Some(m) = conf.mac {
+                l.mac = m;
+            }
+            l.addrs.extend(conf.addresses.iter().copied());
+            l.up = true;
+            l.routes
+                .extend(conf.routes.iter().map(|r| r.dst.canonical()));
+            l.routes.extend(conf.addresses.iter().map(Cidr::canonical));
+        })
+    }
+
+    fn delete_link(&self, ns: Ns<'_>, name: &str) -> HostResult<bool> {
+        let mut st = self.lock();
+        let Some(links) = st.ns.get_mut(&key(ns)) else {
+            return Ok(false);
+        };
+        Ok(links.remove(name).is_some())
+    }
+
+    fn addresses(&self, ns: Ns<'_>, name: &str) -> HostResult<Vec<Cidr>> {
+        self.with_link(ns, name, |l| l.addrs.clone())
+    }
+
+    fn routes(&self, ns: Ns<'_>, name: &str) -> HostResult<Vec<Cidr>> {
+        self.with_link(ns, name, |l| l.routes.clone())
+    }
+
+    fn l2_fwd_offload(&self, master: &str) -> HostResult<bool> {
+        Ok(self.lock().l2fwd.contains(master))
+    }
+
+    fn netns_exists(&self, pod: &Path) -> bool {
+        self.lock().ns.contains_key(&pod.display().to_string())
+    }
+}

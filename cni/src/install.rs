@@ -1,0 +1,84 @@
+//! `smartnic install`: copies the running binary into the node's CNI directory atomically, so
+//! that a runtime exec'ing `smartnic` at the same moment sees the old file or the new one, never
+//! a half-written one: write to a temporary name in the same directory, fsync, chmod 0755,
+//! rename over the target, fsync the directory.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Read, Write},
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+/// Default destination directory.
+pub const DEFAULT_DEST: &str = "/opt/cni/bin";
+
+/// What [`install`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Installed {
+    /// The target was written (new or different content).
+    Written(PathBuf),
+    /// The target already had the same content.
+    Unchanged(PathBuf),
+}
+
+/// Installs `source` as `<dest_dir>/<name>`.
+pub fn install(source: &Path, dest_dir: &Path, name: &str) -> io::Result<Installed> {
+    let target = dest_dir.join(name);
+    let mut new = Vec::new();
+    File::open(source)?.read_to_end(&mut new)?;
+    if fs::read(&target).is_ok_and(|old| old == new) {
+        return Ok(Installed::Unchanged(target));
+    }
+    fs::create_dir_all(dest_dir)?;
+    let tmp = dest_dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o755)
+            .open(&tmp)?;
+        f.write_all(&new)?;
+        f.set_permissions(fs::Permissions::from_mode(0o755))?;
+        f.sync_all()?;
+        fs::rename(&tmp, &target)?;
+        File::open(dest_dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map(|()| Installed::Written(target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installs_atomically_and_only_when_changed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::write(&src, b"v1").unwrap();
+        let dest = tmp.path().join("opt/cni/bin");
+        assert!(matches!(
+            install(&src, &dest, "smartnic").unwrap(),
+            Installed::Written(_)
+        ));
+        assert_eq!(fs::read(dest.join("smartnic")).unwrap(), b"v1");
+        let mode = fs::metadata(dest.join("smartnic"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert!(matches!(
+            install(&src, &dest, "smartnic").unwrap(),
+            Installed::Unchanged(_)
+        ));
+        fs::write(&src, b"v2").unwrap();
+        install(&src, &dest, "smartnic").unwrap();
+        assert_eq!(fs::read(dest.join("smartnic")).unwrap(), b"v2");
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(&dest).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,30 @@
+//! The `smartnic` CNI plugin (CNI SPEC 1.1.0; answers 0.4.0, 1.0.0 and 1.1.0).
+//!
+//! ```text
+//!   main: CNI_* env + stdin ─► CniEnv + NetConf ─► Plugin<KernelHost>::run ─► result / error JSON
+//!                                                      │
+//!            modes (sriov, macvlan, ipvlan) ◄──────────┤  journal (store) written ahead of each step
+//!            IPAM: host-local, static in process; others delegated on CNI_PATH
+//! ```
+//!
+//! Everything below `main` is a function of its inputs and of a [`host::Host`]: the kernel in
+//! the binary, [`fake::FakeHost`] in the tests of the journal, crashes and concurrency.
+
+pub mod cidr;
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod failpoint;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake;
+pub mod host;
+pub mod install;
+pub mod ipam;
+pub mod kernel;
+
+pub mod lock;
+pub mod plugin;
+pub mod result;
+pub mod store;
+pub mod validate;
+pub mod version;

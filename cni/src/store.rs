@@ -1,0 +1,393 @@
+//! What the plugin keeps on disk between ADD and DEL, under one state directory
+//! (default [`DEFAULT_STATE_DIR`]):
+//!
+//! ```text
+//!   attachments/<containerID>:<ifname>   the step journal of one attachment (JSON lines)
+//!   vf/<bdf>.lock                        flock: one ADD/DEL/GC at a time per VF
+//!   vf/<bdf>.owner                       "<containerID>:<ifname>" of the attachment holding it
+//! ```
+//!
+//! `:` appears in neither a container id nor an interface name, so the key is unambiguous.
+//!
+//! The journal is written ahead: every ADD step is appended before it is done, so a DEL after a
+//! crash at any point knows what may have happened and undoes it (each undo tolerates "was never
+//! done"). Lines are appended with one `write(2)` each and not fsynced: a killed process loses
+//! nothing that was written, and after a host crash the pods and VF settings are gone too.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use nic::pci::PciAddress;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{CniError, code},
+    lock::FileLock,
+    result::AddResult,
+};
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/smartnic";
+
+/// A VF's state before we touched it: the PF-side row and the netdev's host name, MAC and MTU.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedVf {
+    /// Admin MAC through the PF (`None`: not reported).
+    pub mac: Option<String>,
+    /// Port VLAN.
+    pub vlan: Option<u16>,
+    /// VLAN priority.
+    pub qos: Option<u8>,
+    /// VLAN protocol, `802.1Q` or `802.1ad`.
+    pub vlan_proto: Option<String>,
+    /// Spoof check.
+    pub spoofchk: Option<bool>,
+    /// Trust.
+    pub trust: Option<bool>,
+    /// Min TX rate.
+    pub min_tx_rate: Option<u32>,
+    /// Max TX rate.
+    pub max_tx_rate: Option<u32>,
+    /// Link state (`auto`, `enable`, `disable`).
+    pub link_state: Option<String>,
+    /// The VF netdev's name in the host (`None` for vfio-pci VFs).
+    pub netdev: Option<String>,
+    /// The netdev's MAC.
+    pub netdev_mac: Option<String>,
+    /// The netdev's MTU.
+    pub netdev_mtu: Option<u32>,
+}
+
+/// One journal line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// The attachment starts: what it is and where.
+    #[serde(rename_all = "camelCase")]
+    Begin {
+        /// Network name.
+        network: String,
+        /// `sriov`, `macvlan`, `ipvlan`.
+        mode: String,
+        /// `CNI_NETNS`.
+        netns: String,
+        /// The configuration as received (DEL and GC undo with it).
+        conf: serde_json::Value,
+    },
+    /// The VF is claimed (owner file written).
+    #[serde(rename_all = "camelCase")]
+    VfClaimed {
+        /// VF PCI address.
+        bdf: String,
+        /// PF netdev.
+        pf: String,
+        /// VF index.
+        vf: u32,
+    },
+    /// The VF's original state.
+    VfSaved {
+        /// The saved state.
+        saved: SavedVf,
+    },
+    /// VF settings are about to be applied through the PF.
+    VfConfigure,
+    /// The VF netdev is about to move into the pod and be renamed.
+    VfMove,
+    /// An interface is about to be created in the pod (macvlan, ipvlan).
+    LinkCreate {
+        /// Its name in the pod.
+        name: String,
+    },
+    /// The interface name was taken in the pod: the create or move failed, nothing of ours is
+    /// there to remove.
+    NameTaken,
+    /// Addresses are about to be allocated.
+    Ipam {
+        /// IPAM type.
+        kind: String,
+    },
+    /// Addresses and routes are about to be configured in the pod.
+    Addresses,
+    /// The ADD finished with this result.
+    Done {
+        /// The result.
+        result: AddResult,
+    },
+}
+
+impl Step {
+    /// The failpoint name of this step (`SMARTNIC_CNI_FAILPOINT`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Begin { .. } => "begin",
+            Self::VfClaimed { .. } => "vf-claimed",
+            Self::VfSaved { .. } => "vf-saved",
+            Self::VfConfigure => "vf-configure",
+            Self::VfMove => "vf-move",
+            Self::LinkCreate { .. } => "link-create",
+            Self::NameTaken => "name-taken",
+            Self::Ipam { .. } => "ipam",
+            Self::Addresses => "addresses",
+            Self::Done { .. } => "done",
+        }
+    }
+}
+
+/// Every failpoint name, in ADD order.
+pub const STEP_NAMES: [&str; 9] = [
+    "begin",
+    "vf-claimed",
+    "vf-saved",
+    "vf-configure",
+    "vf-move",
+    "link-create",
+    "ipam",
+    "addresses",
+    "done",
+];
+
+/// The state directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+fn io_err(what: &str, path: &Path, e: io::Error) -> CniError {
+    CniError::new(code::IO, format!("cannot {what} {}: {e}", path.display()))
+}
+
+/// An open journal that ADD appends to.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Appends one step (one `write(2)`), then passes its failpoint.
+    pub fn record(&mut self, step: &Step) -> Result<(), CniError> {
+        let mut line = serde_json::to_vec(step).unwrap_or_default();
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .map_err(|e| io_err("write", &self.path, e))?;
+        crate::failpoint::hit(step.name());
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A store rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn attachments_dir(&self) -> PathBuf {
+        self.root.join("attachments")
+    }
+
+    fn vf_dir(&self) -> PathBuf {
+        self.root.join("vf")
+    }
+
+    /// The journal of `id`/`ifname`.
+    pub fn journal_path(&self, id: &str, ifname: &str) -> PathBuf {
+        self.attachments_dir().join(format!("{id}:{ifname}"))
+    }
+
+    /// Starts a fresh journal for `id`/`ifname` (an old one is replaced).
+    pub fn begin(&self, id: &str, ifname: &str) -> Result<Journal, CniError> {
+        let dir = self.attachments_dir();
+        fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
+        let path = self.journal_path(id, ifname);
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| io_err("create", &path, e))?;
+        Ok(Journal { file, path })
+    }
+
+    /// Reopens an existing journal for appending (CHECK does not; ADD after a crash does not).
+    pub fn read(&self, id: &str, ifname: &str) -> Result<Option<Vec<Step>>, CniError> {
+        read_journal(&self.journal_path(id, ifname))
+    }
+
+    /// Removes the journal of `id`/`ifname` (missing is fine).
+    pub fn forget(&self, id: &str, ifname: &str) -> Result<(), CniError> {
+        let path = self.journal_path(id, ifname);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", &path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every attachment with a journal: (container id, ifname, steps).
+    pub fn attachments(&self) -> Result<Vec<(String, String, Vec<Step>)>, CniError> {
+        let dir = self.attachments_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list", &dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((id, ifname)) = name.split_once(':') else {
+                continue;
+            };
+            if let Some(steps) = read_journal(&entry.path())? {
+                out.push((id.to_string(), ifname.to_string(), steps));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        Ok(out)
+    }
+
+    /// Takes the per-VF lock (waits for another ADD/DEL on the same VF).
+    pub fn lock_vf(&self, bdf: &PciAddress) -> Result<FileLock, CniError> {
+        let dir = self.vf_dir();
+        fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
+        let path = dir.join(format!("{bdf}.lock"));
+        FileLock::exclusive(&path, 0o600).map_err(|e| io_err("lock", &path, e))
+    }
+
+    /// Every VF with a lock file.
+    pub fn vf_locks(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.vf_dir()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_suffix(".lock")
+                    .map(String::from)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn owner_path(&self, bdf: &PciAddress) -> PathBuf {
+        self.vf_dir().join(format!("{bdf}.owner"))
+    }
+
+    /// Who holds the VF: (container id, ifname). Call with the VF lock held.
+    pub fn vf_owner(&self, bdf: &PciAddress) -> Result<Option<(String, String)>, CniError> {
+        let path = self.owner_path(bdf);
+        match fs::read_to_string(&path) {
+            Ok(s) => Ok(s
+                .trim()
+                .split_once(':')
+                .map(|(a, b)| (a.to_string(), b.to_string()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path, e)),
+        }
+    }
+
+    /// Records `id`/`ifname` as the VF's holder. Call with the VF lock held.
+    pub fn set_vf_owner(&self, bdf: &PciAddress, id: &str, ifname: &str) -> Result<(), CniError> {
+        let path = self.owner_path(bdf);
+        fs::write(&path, format!("{id}:{ifname}")).map_err(|e| io_err("write", &path, e))
+    }
+
+    /// Releases the VF. Call with the VF lock held.
+    pub fn clear_vf_owner(&self, bdf: &PciAddress) -> Result<(), CniError> {
+        let path = self.owner_path(bdf);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", &path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every VF with an owner file: (bdf, owner).
+    pub fn vf_owners(&self) -> Result<Vec<(String, String)>, CniError> {
+        let dir = self.vf_dir();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(bdf) = name.strip_suffix(".owner") {
+                let owner = fs::read_to_string(entry.path()).unwrap_or_default();
+                out.push((bdf.to_string(), owner.trim().to_string()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn read_journal(path: &Path) -> Result<Option<Vec<Step>>, CniError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", path, e)),
+    };
+    // A line cut short by a crash mid-write is the last one; it stands for a step not begun.
+    Ok(Some(
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_round_trip_and_torn_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let mut j = store.begin("c1", "net1").unwrap();
+        j.record(&Step::Begin {
+            network: "n".into(),
+            mode: "sriov".into(),
+            netns: "/var/run/netns/p".into(),
+            conf: serde_json::json!({}),
+        })
+        .unwrap();
+        j.record(&Step::VfMove).unwrap();
+        let path = store.journal_path("c1", "net1");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"step\":\"ipa").unwrap();
+        let steps = store.read("c1", "net1").unwrap().unwrap();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[1], Step::VfMove);
+        assert_eq!(store.attachments().unwrap().len(), 1);
+        store.forget("c1", "net1").unwrap();
+        store.forget("c1", "net1").unwrap();
+        assert!(store.read("c1", "net1").unwrap().is_none());
+    }
+
+    #[test]
+    fn vf_owner_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let bdf: PciAddress = "0000:3b:02.1".parse().unwrap();
+        let _l = store.lock_vf(&bdf).unwrap();
+        assert_eq!(store.vf_owner(&bdf).unwrap(), None);
+        store.set_vf_owner(&bdf, "c1", "net1").unwrap();
+        assert_eq!(
+            store.vf_owner(&bdf).unwrap(),
+            Some(("c1".into(), "net1".into()))
+        );
+        assert_eq!(store.vf_owners().unwrap().len(), 1);
+        store.clear_vf_owner(&bdf).unwrap();
+        assert!(store.vf_owners().unwrap().is_empty());
+    }
+}
