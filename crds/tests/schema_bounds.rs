@@ -53,7 +53,7 @@ fn ovs_network() -> Value {
             "resourceName": "cx6_sw",
             "mtu": 1500,
             "ovs": {"bridge": "br-int", "trunk": [{"minId": 10, "maxId": 20}],
-                    "geneve": {"vni": 5001, "remoteIp": "192.0.2.10", "dstPort": 6081}}
+                    "geneve": {"vni": 5001, "dstPort": 6081}}
         }
     })
 }
