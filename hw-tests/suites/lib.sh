@@ -157,6 +157,14 @@ jv() {
 
 need_root() { [ "$(id -u)" = 0 ]; }
 
+# have_tool TOOL WHAT: true when TOOL is installed; otherwise WHAT is reported
+# as skipped with the reason, so a check is never dropped silently.
+have_tool() {
+  command -v "$1" >/dev/null && return 0
+  skip "$2" "$1 is not installed"
+  return 1
+}
+
 # summary: the last line, and the suite's exit status.
 summary() {
   local s="$T_PASS passed, $T_FAIL failed"

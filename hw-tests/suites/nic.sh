@@ -14,6 +14,11 @@
 #   SMARTNIC_TEST_NUMVFS     VFs to create (default 2)
 #   SMARTNIC_TEST_LAB=1      also check what is known of the lab's emulated 82576 (igb/igbvf,
 #                            7 VFs, no min rate, no link-state control); set by the lab
+#   SMARTNIC_TEST_VF_UNSUPPORTED  the VF settings this host's NIC refuses, space-separated, from
+#                            min-tx-rate link-state (lab default: both; elsewhere: none). Each
+#                            setting must then fail, and every other one must work and read back.
+#   SMARTNIC_TEST_BAD_DRIVER a loaded driver that refuses the VFs, for the bind rollback check
+#                            (default: the PF's driver)
 #   SMARTNIC_TEST_NETDEVSIM  auto (default: run when the module loads) | 1 (required) | 0 (skip)
 #   LAB_BREAK=1              expect one VF more than the PF has, to watch the suite fail
 #   SMARTNICCTL              the binary under test (default: smartnicctl on PATH, then target/)
@@ -21,6 +26,10 @@
 
 LAB=${SMARTNIC_TEST_LAB:-0}
 lab() { [ "$LAB" = 1 ]; }
+# What this host's NIC is declared to refuse (the lab's igb: both).
+if lab; then VF_UNSUPPORTED=${SMARTNIC_TEST_VF_UNSUPPORTED-min-tx-rate link-state}
+else VF_UNSUPPORTED=${SMARTNIC_TEST_VF_UNSUPPORTED-}; fi
+vf_refuses() { [[ " $VF_UNSUPPORTED " == *" $1 "* ]]; }
 driver_of() { local l; l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null) && echo "${l##*/}"; }
 netdev_of() { local n; for n in "/sys/bus/pci/devices/$1/net/"*; do [ -e "$n" ] && { echo "${n##*/}"; return; }; done; }
 group_of() { local l; l=$(readlink "/sys/bus/pci/devices/$1/iommu_group" 2>/dev/null) && echo "${l##*/}"; }
@@ -72,22 +81,32 @@ sriov_part() {
   if ctl_ok "sriov numvfs --pci $PFBDF 1" sriov numvfs --pci "$PFBDF" 1; then
     expect_eq "sysfs sriov_numvfs after --pci ... 1" "$(cat "$PFDEV/sriov_numvfs")" 1
   fi
+  # sriov_drivers_autoprobe: read and write, back to on.
+  if ctl_ok "sriov autoprobe --pf $PF off" sriov autoprobe --pf "$PF" off; then
+    expect_eq "  ...says off, sysfs sriov_drivers_autoprobe is 0" "$CTL_OUT $(cat "$PFDEV/sriov_drivers_autoprobe")" \
+      "$PF ($PFBDF): sriov_drivers_autoprobe off 0"
+  fi
+  if ctl_ok "sriov autoprobe --pci $PFBDF on" sriov autoprobe --pci "$PFBDF" on; then
+    expect_eq "  ...sysfs sriov_drivers_autoprobe is 1" "$(cat "$PFDEV/sriov_drivers_autoprobe")" 1
+  fi
   if ctl_ok "sriov numvfs --pf $PF $num" sriov numvfs --pf "$PF" "$num"; then
     expect_eq "sysfs sriov_numvfs after --pf ... $num" "$(cat "$PFDEV/sriov_numvfs")" "$num"
     check "virtfn0..virtfn$((num - 1)) links exist" test -e "$PFDEV/virtfn$((num - 1))"
+    expect_match "  ...reports that 1 -> $num destroyed VF 0 and that every VF has a netdev" "$CTL_OUT" \
+      "sriov_numvfs 1 -> $num: destroyed VF 0, created $num; every VF has a netdev after"
+    # numvfs waits for each VF's driver and netdev: no waiting here.
+    for ((i = 0; i < num; i++)); do
+      expect_eq "VF $i has a driver and a netdev when numvfs returns" \
+        "$([ -n "$(driver_of "$(vf_bdf $i)")" ] && echo driver) $([ -n "$(netdev_of "$(vf_bdf $i)")" ] && echo netdev)" "driver netdev"
+    done
   else
     note "setting up $num VFs through sysfs to test the rest"
     echo 0 >"$PFDEV/sriov_numvfs"; echo "$num" >"$PFDEV/sriov_numvfs"
-  fi
-  # VF drivers probe asynchronously (igbvf is loaded by the uevent).
-  if [ "$(cat "$PFDEV/sriov_drivers_autoprobe" 2>/dev/null)" = 1 ]; then
-    for ((i = 0; i < num; i++)); do wait_for 30 test -e "$PFDEV/virtfn$i/driver"; done
+    for ((i = 0; i < num; i++)); do wait_for 30 sh -c "ls $PFDEV/virtfn$i/net/ | grep -q ."; done
   fi
   if lab; then
     for ((i = 0; i < num; i++)); do
-      wait_for 30 sh -c "ls $PFDEV/virtfn$i/net/ | grep -q ."
-      expect_eq "VF $i is bound to igbvf and has a netdev" \
-        "$(driver_of "$(vf_bdf $i)") $([ -n "$(netdev_of "$(vf_bdf $i)")" ] && echo netdev)" "igbvf netdev"
+      expect_eq "VF $i is bound to igbvf" "$(driver_of "$(vf_bdf $i)")" igbvf
     done
   fi
 
@@ -142,10 +161,12 @@ sriov_part() {
 
   vf_part "$PF" "$num" "$total"
   vfio_part "$PF" "$num"
+  bind_rollback_part "$PF" "$num"
 
   # --- back to 0
   if ctl_ok "sriov numvfs --pf $PF 0" sriov numvfs --pf "$PF" 0; then
     expect_eq "sysfs sriov_numvfs is 0, no virtfn0" "$(cat "$PFDEV/sriov_numvfs") $(test -e "$PFDEV/virtfn0" && echo virtfn0)" "0 "
+    expect_eq "  ...reports the VFs it destroyed" "$CTL_OUT" "$PF ($PFBDF): sriov_numvfs $num -> 0: destroyed VFs 0-$((num - 1)), created 0"
   fi
   if ctl_json "discover -o json after 0 VFs" discover -o json; then
     expect_eq "discover: numVfs 0, no VFs" "$(jq -r '"\(.numVfs) \(.vfs | length)"' <<<"$(nic_of)")" "0 0"
@@ -180,7 +201,8 @@ vf_part() {
   ctl_ok "vf set --vf 0 --trust on" vf set --pf "$PF" --vf 0 --trust on
   ctl_ok "vf set --vf 0 --max-tx-rate 100" vf set --pf "$PF" --vf 0 --max-tx-rate 100
   local want0="mac=$mac0 vlan=10 qos=3 spoofchk=false trust=true maxTxRate=100"
-  expect_eq "kernel (ip link) shows VF 0 as set" "$(ip_vf_fields "$PF" 0)" "$want0"
+  have_tool ip "kernel (ip link) shows VF 0 as set" \
+    && expect_eq "kernel (ip link) shows VF 0 as set" "$(ip_vf_fields "$PF" 0)" "$want0"
   if ctl_json "vf show --pf $PF -o json" vf show --pf "$PF" -o json; then
     expect_eq "vf show: pf" "$(jv .pf)" "$PF"
     expect_eq "vf show: $num VFs" "$(jv '.vfs | length')" "$num"
@@ -200,40 +222,45 @@ vf_part() {
   ctl_json "vf show after clearing" vf show --pf "$PF" -o json \
     && expect_eq "vf show: VF 0 vlan and max rate cleared" "$(jq -r '"vlan=\(.vlan // 0) maxTxRate=\(.maxTxRate // 0)"' <<<"$(vf_json 0)")" "vlan=0 maxTxRate=0"
 
-  # Settings the NIC may not have.
+  # Settings the NIC may not have: declared per host (VF_UNSUPPORTED), so each outcome is checked.
+  note "declared unsupported VF settings on this host: ${VF_UNSUPPORTED:-none}"
   ctl vf set --pf "$PF" --vf 0 --min-tx-rate 10
-  if lab || [ "$CTL_RC" != 0 ]; then
+  if vf_refuses min-tx-rate; then
     if [ "$CTL_RC" != 0 ] && [ "$CTL_RC" -lt 101 ] && ! ctl_usage_error; then
-      ok "vf set --min-tx-rate 10 fails$(lab && echo ' (igb has no minimum rate)')"
+      ok "vf set --min-tx-rate 10 fails (declared unsupported$(lab && echo ': igb has no minimum rate'))"
       diag "error text: $CTL_ERR"
       error_names "min rate" "$PF" "min.?(tx.?)?rate"
       lab && expect_match "  ...error carries the kernel's EINVAL" "$CTL_ERR" "invalid argument"
     else
-      fail "vf set --min-tx-rate 10 fails (igb has no minimum rate)" "$(ctl_diag)"
+      fail "vf set --min-tx-rate 10 fails (declared unsupported)" "$(ctl_diag)"
     fi
-  else
-    ok "vf set --min-tx-rate 10 (supported by this NIC)"
+  elif [ "$CTL_RC" = 0 ]; then
+    ok "vf set --min-tx-rate 10 (declared supported)"
     ctl_json "vf show" vf show --pf "$PF" -o json \
       && expect_eq "vf show: VF 0 minTxRate" "$(jq -r '.minTxRate' <<<"$(vf_json 0)")" 10
     ctl vf set --pf "$PF" --vf 0 --min-tx-rate 0
+  else
+    fail "vf set --min-tx-rate 10 (declared supported; add min-tx-rate to SMARTNIC_TEST_VF_UNSUPPORTED if this NIC has none)" "$(ctl_diag)"
   fi
   ctl vf set --pf "$PF" --vf 0 --link-state enable
-  if lab || [ "$CTL_RC" != 0 ]; then
+  if vf_refuses link-state; then
     if [ "$CTL_RC" != 0 ] && [ "$CTL_RC" -lt 101 ] && ! ctl_usage_error; then
-      ok "vf set --link-state enable fails$(lab && echo ' (igb has no VF link-state control)')"
+      ok "vf set --link-state enable fails (declared unsupported$(lab && echo ': igb has no VF link-state control'))"
       diag "error text: $CTL_ERR"
       error_names "link state" "$PF" "link.?state"
       lab && expect_match "  ...error carries the kernel's EOPNOTSUPP" "$CTL_ERR" "not supported"
     else
-      fail "vf set --link-state enable fails (igb has no VF link-state control)" "$(ctl_diag)"
+      fail "vf set --link-state enable fails (declared unsupported)" "$(ctl_diag)"
     fi
-  else
-    ok "vf set --link-state enable (supported by this NIC)"
+  elif [ "$CTL_RC" = 0 ]; then
+    ok "vf set --link-state enable (declared supported)"
     ctl_json "vf show" vf show --pf "$PF" -o json \
       && expect_eq "vf show: VF 0 linkState" "$(jq -r '.linkState' <<<"$(vf_json 0)")" enable
     ctl vf set --pf "$PF" --vf 0 --link-state auto
+  else
+    fail "vf set --link-state enable (declared supported; add link-state to SMARTNIC_TEST_VF_UNSUPPORTED if this NIC has none)" "$(ctl_diag)"
   fi
-  if lab; then
+  if vf_refuses link-state; then
     # Settings apply in order and the first failure stops: the rate before it sticks.
     ctl_fails "vf set --max-tx-rate 30 --link-state enable fails at the link state" \
       vf set --pf "$PF" --vf 0 --max-tx-rate 30 --link-state enable
@@ -284,6 +311,31 @@ vfio_part() {
     && expect_match "  ...error names 0000:ff:1f.7" "$CTL_ERR" "0000:ff:1f\.7"
 }
 
+# A bind to a driver that refuses the VF: rolled back to the previous driver,
+# driver_override cleared.
+bind_rollback_part() {
+  local PF=$1 num=$2 vf bdf orig bad
+  vf=$((num - 1))
+  bdf=$(vf_bdf $vf)
+  bad=${SMARTNIC_TEST_BAD_DRIVER:-$(driver_of "$PFBDF")}
+  section "failing bind of VF $vf ($bdf) to $bad is rolled back"
+  orig=$(driver_of "$bdf")
+  if [ -z "$orig" ] || [ ! -d "/sys/bus/pci/drivers/$bad" ]; then
+    skip "bind rollback" "VF $bdf has no driver or driver $bad is not loaded"
+    return
+  fi
+  on_exit "echo > /sys/bus/pci/devices/$bdf/driver_override"
+  if ctl_fails "sriov driver --pci $bdf $bad fails ($bad refuses a VF)" sriov driver --pci "$bdf" "$bad" --wait-secs 5; then
+    expect_match "  ...error says it was rolled back to $orig" "$CTL_ERR" "rolled back: on $orig again, driver_override cleared"
+  fi
+  expect_eq "sysfs: $bdf is on $orig again, driver_override empty" \
+    "$(driver_of "$bdf") $(cat "/sys/bus/pci/devices/$bdf/driver_override")" "$orig (null)"
+  lab && check "VF $vf netdev is back" wait_for 20 sh -c "ls /sys/bus/pci/devices/$bdf/net/ | grep -q ."
+  if ctl_ok "sriov driver --pci $bdf $orig (already there)" sriov driver --pci "$bdf" "$orig"; then
+    expect_eq "  ...says nothing changed" "$CTL_OUT" "$bdf: driver is already $orig"
+  fi
+}
+
 # ===================================================================== netdevsim
 nsim_part() {
   local mode=${SMARTNIC_TEST_NETDEVSIM:-auto}
@@ -319,7 +371,7 @@ nsim_part() {
   if ctl_ok "devlink eswitch set $DEV --mode switchdev" devlink eswitch set "$DEV" --mode switchdev; then
     ctl_json "devlink eswitch show (switchdev)" devlink eswitch show "$DEV" -o json \
       && expect_eq "eswitch reads back switchdev" "$(jv .mode)" switchdev
-    command -v devlink >/dev/null \
+    have_tool devlink "kernel (devlink tool) agrees: switchdev" \
       && expect_eq "kernel (devlink tool) agrees: switchdev" "$(devlink -j dev eswitch show "$DEV" | jq -r '.dev[].mode')" switchdev
   else
     note "switching to switchdev with the devlink tool to test the rest"
@@ -342,7 +394,10 @@ nsim_part() {
       expect_eq "representor of VF $vfn ($rep): sysfs phys_port_name and phys_switch_id agree" \
         "$(cat "/sys/class/net/$rep/phys_port_name" 2>/dev/null) $(cat "/sys/class/net/$rep/phys_switch_id" 2>/dev/null)" \
         "pf0vf$vfn $switch_id"
-      ctl_ok "sriov representor --pf $nspf --vf $vfn (sysfs lookup)" sriov representor --pf "$nspf" --vf "$vfn" \
+      ctl_ok "sriov representor --pf $nspf --vf $vfn (devlink port dump)" sriov representor --pf "$nspf" --vf "$vfn" --source \
+        && expect_eq "  ...found through its devlink port: $rep" "${CTL_OUT% devlink port *}" "$rep" \
+        && expect_match "  ...and says it came from devlink" "$CTL_OUT" " devlink port $DEV/[0-9]+$"
+      ctl_ok "sriov representor --pf $nspf --vf $vfn --sysfs (sysfs names)" sriov representor --pf "$nspf" --vf "$vfn" --sysfs \
         && expect_eq "  ...the host layer's sysfs lookup agrees with devlink: $rep" "$CTL_OUT" "$rep"
     done
     rep0=$(jq -r '.[0].netdev // empty' <<<"$vfports")
@@ -353,7 +408,7 @@ nsim_part() {
     fi
   fi
   # Fall back to the devlink tool for the representor, to test the rest.
-  if [ -z "$rep0" ] || [ -z "$idx0" ]; then
+  if { [ -z "$rep0" ] || [ -z "$idx0" ]; } && have_tool devlink "VF 0's representor from the devlink tool"; then
     note "taking VF 0's representor from the devlink tool"
     rep0=$(devlink -j port show "$DEV" | jq -r '.port | to_entries[] | select(.value.vfnum == 0) | .value.netdev')
     idx0=$(devlink -j port show "$DEV" | jq -r '.port | to_entries[] | select(.value.vfnum == 0) | .key | split("/")[-1]')
@@ -376,14 +431,25 @@ nsim_part() {
        devlink port function set "$DEV/$idx0" --hw-addr 02:00:5e:10:01:01; then
     expect_match "  ...with the kernel's extack text" "$CTL_ERR" "Port doesn't support function attributes"
   fi
+  # Rates read back through smartnicctl and, where installed, the devlink tool.
+  rate_of() { # rate_of FIELD: FIELD of $DEV/$idx0 as smartnicctl reads it back
+    ctl devlink rate show "$DEV/$idx0" -o json
+    [ "$CTL_RC" = 0 ] && jq -r --arg f "$1" '.rates[0][$f] // empty' <<<"$CTL_OUT"
+  }
   if ctl_ok "devlink rate set $DEV/$idx0 --tx-max 12500000 (100 Mbit/s)" devlink rate set "$DEV/$idx0" --tx-max 12500000; then
-    expect_eq "kernel (devlink tool) shows tx_max 12500000" \
-      "$(devlink -j port function rate show "$DEV/$idx0" 2>/dev/null | jq -r '.rate[].tx_max // empty')" 12500000
+    expect_eq "devlink rate show $DEV/$idx0 reads back txMax 12500000" "$(rate_of txMax)" 12500000
+    have_tool devlink "kernel (devlink tool) shows tx_max 12500000" \
+      && expect_eq "kernel (devlink tool) shows tx_max 12500000" \
+        "$(devlink -j port function rate show "$DEV/$idx0" 2>/dev/null | jq -r '.rate[].tx_max // empty')" 12500000
   fi
   if ctl_ok "devlink rate set $DEV/$idx0 --tx-share 1250000" devlink rate set "$DEV/$idx0" --tx-share 1250000; then
-    expect_eq "kernel shows tx_share 1250000" \
-      "$(devlink -j port function rate show "$DEV/$idx0" 2>/dev/null | jq -r '.rate[].tx_share // empty')" 1250000
+    expect_eq "devlink rate show reads back txShare 1250000, txMax kept" "$(rate_of txShare) $(rate_of txMax)" "1250000 12500000"
+    have_tool devlink "kernel (devlink tool) shows tx_share 1250000" \
+      && expect_eq "kernel (devlink tool) shows tx_share 1250000" \
+        "$(devlink -j port function rate show "$DEV/$idx0" 2>/dev/null | jq -r '.rate[].tx_share // empty')" 1250000
   fi
+  ctl_fails "devlink rate show of a missing rate object fails" devlink rate show "$DEV/nosuchnode" \
+    && expect_match "  ...error names it" "$CTL_ERR" "no rate object $DEV/nosuchnode"
   # netdevsim wants whole Mbit/s and says so in the extack.
   ctl_fails "devlink rate set --tx-max 1000 (not whole Mbit/s) fails" devlink rate set "$DEV/$idx0" --tx-max 1000 \
     && expect_match "  ...with the kernel's extack text" "$CTL_ERR" "not in link speed units"
@@ -396,7 +462,7 @@ nsim_part() {
     if ctl_ok "ethtool set $rep0 hw-tc-offload on" ethtool set "$rep0" hw-tc-offload on; then
       ctl_json "ethtool features after on" ethtool features "$rep0" -o json \
         && expect_eq "hw-tc-offload reads back on" "$(jv '.features["hw-tc-offload"].active')" true
-      command -v ethtool >/dev/null \
+      have_tool ethtool "kernel (ethtool -k) agrees" \
         && expect_match "kernel (ethtool -k) agrees" "$(ethtool -k "$rep0")" "hw-tc-offload: on"
       ctl_ok "ethtool set $rep0 hw-tc-offload off" ethtool set "$rep0" hw-tc-offload off
     fi
@@ -411,10 +477,204 @@ nsim_part() {
   fi
 }
 
+# ======================================================================= links
+# links: veth, macvlan (every mode), ipvlan (every mode and flag), vlan (802.1Q, 802.1ad), bridge
+# master, move+rename into a namespace, addresses and routes (IPv4, IPv6) through smartnicctl,
+# read back with smartnicctl's JSON and cross-checked with iproute2 (ip -j -d). Everything lives
+# on a veth parent and in a namespace of the suite's own, so no NIC is touched. ipvlan and vlan
+# are skipped with the reason off the lab when the kernel lacks them; the lab's kernel has both.
+# ljq FILTER: jq over the first link of the last `link show -o json`.
+ljq() { jq -r ".links[0] | $1" <<<"$CTL_OUT" 2>/dev/null; }
+# ipj NS DEV FILTER: jq over `ip -d -j link show DEV` (in NS when NS is not "-").
+ipj() {
+  local ns=$1 dev=$2 f=$3
+  if [ "$ns" = - ]; then ip -d -j link show "$dev" 2>/dev/null | jq -r ".[0] | $f"
+  else ip -n "$ns" -d -j link show "$dev" 2>/dev/null | jq -r ".[0] | $f"; fi
+}
+# kernel_has KIND: the kernel knows this link kind (loads its module on demand).
+kernel_has() {
+  local m=$1
+  [ "$m" = vlan ] && m=8021q
+  modprobe "$m" 2>/dev/null
+  case $1 in
+    vlan) [ -d /proc/net/vlan ] || grep -qw 8021q /proc/modules 2>/dev/null ;;
+    *) grep -qw "$m" /proc/modules 2>/dev/null || [ -d "/sys/module/$m" ] ;;
+  esac
+}
+
+links_part() {
+  section "links, addresses and routes (rtnetlink) through smartnicctl"
+  if ! command -v ip >/dev/null; then
+    skip "links part" "iproute2 (ip) is not installed: nothing to cross-check with"
+    return
+  fi
+  local NS=nlt-lab NSP d mode i id proto
+  ip netns add "$NS" 2>/dev/null
+  on_exit "ip netns del $NS"
+  for d in /run/netns /var/run/netns; do [ -e "$d/$NS" ] && NSP=$d/$NS && break; done
+  if [ -z "$NSP" ]; then
+    fail "ip netns add $NS makes a namespace file" "none in /run/netns or /var/run/netns"
+    return
+  fi
+  on_exit "ip link del nlt-p0"
+  on_exit "ip link del nlt-br"
+  on_exit "ip link del nlt-v2"
+
+  # --- veth
+  if ctl_ok "link add nlt-p0 --mtu 1400 --up veth --peer nlt-p1" link add nlt-p0 --mtu 1400 --up veth --peer nlt-p1; then
+    ctl_json "link show nlt-p0 -o json" link show nlt-p0 -o json \
+      && expect_eq "  ...reads back kind veth, mtu 1400, up" "$(ljq '"\(.kind) \(.mtu) \(.up)"')" "veth 1400 true"
+    expect_eq "  ...kernel (ip -d -j) agrees" "$(ipj - nlt-p0 '"\(.linkinfo.info_kind) \(.mtu) \(.flags | index(["UP"]) != null)"')" "veth 1400 true"
+  fi
+  ctl_ok "link set nlt-p1 --up" link set nlt-p1 --up
+  if ctl_ok "link add nlt-v2 veth --peer nlt-v3 --peer-netns $NSP (peer made in the namespace)" \
+       link add nlt-v2 veth --peer nlt-v3 --peer-netns "$NSP"; then
+    ctl_json "link show -n $NS nlt-v3 -o json" link show -n "$NS" nlt-v3 -o json \
+      && expect_eq "  ...the peer is in $NS" "$(ljq .kind)" veth
+    expect_eq "  ...kernel agrees: nlt-v3 in $NS, not here" \
+      "$(ipj "$NS" nlt-v3 .linkinfo.info_kind) $(ip link show nlt-v3 >/dev/null 2>&1 && echo here)" "veth "
+  fi
+
+  # --- macvlan, every mode (passthru alone: it takes the parent for itself)
+  for mode in bridge private vepa source; do
+    local extra=()
+    [ "$mode" = source ] && extra=(--source-mac 02:00:5e:20:00:01 --source-mac 02:00:5e:20:00:02)
+    if ctl_ok "link add nlt-mv-$mode macvlan --parent nlt-p0 --mode $mode" link add "nlt-mv-$mode" macvlan --parent nlt-p0 --mode "$mode" "${extra[@]}"; then
+      ctl_json "link show nlt-mv-$mode -o json" link show "nlt-mv-$mode" -o json \
+        && expect_eq "  ...reads back macvlan mode $mode on nlt-p0" \
+          "$(ljq '"\(.kind) \(.details.mode)"') $(ljq .parent)" "macvlan $mode $(cat /sys/class/net/nlt-p0/ifindex)"
+      expect_eq "  ...kernel agrees: mode $mode" "$(ipj - "nlt-mv-$mode" .linkinfo.info_data.mode)" "$mode"
+    fi
+  done
+  if [ -e /sys/class/net/nlt-mv-source ]; then
+    ctl_json "link show nlt-mv-source -o json" link show nlt-mv-source -o json \
+      && expect_eq "  ...source MACs read back" "$(ljq '.details.sourceMacs | join(" ")')" "02:00:5e:20:00:01 02:00:5e:20:00:02"
+    expect_eq "  ...kernel agrees on the source MACs" \
+      "$(ipj - nlt-mv-source '.linkinfo.info_data.macaddr_data | sort | join(" ")')" "02:00:5e:20:00:01 02:00:5e:20:00:02"
+  fi
+  for mode in bridge private vepa source; do ctl link del "nlt-mv-$mode"; done
+  if ctl_ok "link add nlt-mv-pt macvlan --parent nlt-p0 --mode passthru" link add nlt-mv-pt macvlan --parent nlt-p0 --mode passthru; then
+    ctl_json "link show nlt-mv-pt -o json" link show nlt-mv-pt -o json \
+      && expect_eq "  ...reads back passthru" "$(ljq .details.mode)" passthru
+    expect_eq "  ...kernel agrees: passthru" "$(ipj - nlt-mv-pt .linkinfo.info_data.mode)" passthru
+    ctl_ok "link del nlt-mv-pt" link del nlt-mv-pt \
+      && expect_eq "  ...kernel: nlt-mv-pt is gone" "$(ip link show nlt-mv-pt >/dev/null 2>&1 && echo present)" ""
+  fi
+  if ctl_fails "link add on a missing parent fails" link add nlt-mv-x macvlan --parent nlt-nosuch; then
+    expect_match "  ...error names the link, the parent and ENODEV" "$CTL_ERR" "macvlan nlt-mv-x on nlt-nosuch: parent nlt-nosuch not found \(ENODEV\)"
+  fi
+
+  # --- ipvlan, every mode and flag
+  if ! lab && ! kernel_has ipvlan; then
+    skip "ipvlan" "this kernel has no ipvlan (module ipvlan not available)"
+  else
+    for i in "l2 bridge" "l3 private" "l3s vepa"; do
+      set -- $i
+      if ctl_ok "link add nlt-ipv-$1 ipvlan --parent nlt-p0 --mode $1 --flag $2" link add "nlt-ipv-$1" ipvlan --parent nlt-p0 --mode "$1" --flag "$2"; then
+        ctl_json "link show nlt-ipv-$1 -o json" link show "nlt-ipv-$1" -o json \
+          && expect_eq "  ...reads back ipvlan $1 $2" "$(ljq '"\(.kind) \(.details.mode) \(.details.flag)"')" "ipvlan $1 $2"
+        expect_eq "  ...kernel agrees: mode $1" "$(ipj - "nlt-ipv-$1" .linkinfo.info_data.mode)" "$1"
+        expect_match "  ...kernel agrees: $2" "$(ip -d link show "nlt-ipv-$1")" "ipvlan +mode +$1 +$2"
+        ctl link del "nlt-ipv-$1"
+      fi
+    done
+  fi
+
+  # --- vlan, 802.1Q and 802.1ad
+  if ! lab && ! kernel_has vlan; then
+    skip "vlan" "this kernel has no 802.1Q support (module 8021q not available)"
+  else
+    for i in "10 802.1q 802.1Q" "20 802.1ad 802.1ad"; do
+      set -- $i
+      id=$1 proto=$2
+      if ctl_ok "link add nlt-p0.$id vlan --parent nlt-p0 --id $id --proto $proto" link add "nlt-p0.$id" vlan --parent nlt-p0 --id "$id" --proto "$proto"; then
+        ctl_json "link show nlt-p0.$id -o json" link show "nlt-p0.$id" -o json \
+          && expect_eq "  ...reads back vlan $id $3" "$(ljq '"\(.kind) \(.details.id) \(.details.proto)"')" "vlan $id $3"
+        expect_eq "  ...kernel agrees: id $id protocol $3" "$(ipj - "nlt-p0.$id" '"\(.linkinfo.info_data.id) \(.linkinfo.info_data.protocol)"')" "$id $3"
+      fi
+    done
+    ctl_fails "vlan id 4095 fails" link add nlt-p0.4095 vlan --parent nlt-p0 --id 4095 \
+      && expect_match "  ...error names the link" "$CTL_ERR" "nlt-p0\.4095"
+  fi
+
+  # --- link set: name, MTU, MAC, down/up
+  if ctl_ok "link set nlt-p1 --down --name nlt-p1r --mtu 9000 --mac 02:00:5e:20:01:01 --up" \
+       link set nlt-p1 --down --name nlt-p1r --mtu 9000 --mac 02:00:5e:20:01:01 --up; then
+    ctl_json "link show nlt-p1r -o json" link show nlt-p1r -o json \
+      && expect_eq "  ...reads back name, mtu, mac, up" "$(ljq '"\(.name) \(.mtu) \(.mac) \(.up)"')" "nlt-p1r 9000 02:00:5e:20:01:01 true"
+    expect_eq "  ...kernel agrees" "$(ipj - nlt-p1r '"\(.ifname) \(.mtu) \(.address)"')" "nlt-p1r 9000 02:00:5e:20:01:01"
+  fi
+  ctl_ok "link set nlt-p1r --down" link set nlt-p1r --down \
+    && expect_eq "  ...kernel: nlt-p0 lost its carrier" "$(cat /sys/class/net/nlt-p0/carrier 2>/dev/null)" 0
+  ctl_fails "link set of a missing link fails" link set nlt-nosuch --mtu 1500 \
+    && expect_match "  ...error names the operation and the link" "$CTL_ERR" "set mtu 1500 on nlt-nosuch"
+
+  # --- master / nomaster
+  if ctl_ok "link add nlt-br bridge" link add nlt-br bridge \
+     && ctl_ok "link set nlt-p1r --master nlt-br" link set nlt-p1r --master nlt-br; then
+    ctl_json "link show nlt-p1r -o json" link show nlt-p1r -o json \
+      && expect_eq "  ...reads back master = nlt-br's index" "$(ljq .master)" "$(cat /sys/class/net/nlt-br/ifindex)"
+    expect_eq "  ...kernel agrees" "$(ipj - nlt-p1r .master)" nlt-br
+    ctl_ok "link set nlt-p1r --nomaster" link set nlt-p1r --nomaster \
+      && expect_eq "  ...kernel: no master" "$(ipj - nlt-p1r '.master // "none"')" none
+  fi
+
+  # --- move and rename in one request
+  if ctl_ok "link add nlt-mv0 macvlan --parent nlt-p0 --mode bridge" link add nlt-mv0 macvlan --parent nlt-p0 --mode bridge \
+     && ctl_ok "link set nlt-mv0 --netns $NS --name net1 --up (move+rename)" link set nlt-mv0 --netns "$NS" --name net1 --up; then
+    ctl_json "link show -n $NS net1 -o json" link show -n "$NS" net1 -o json \
+      && expect_eq "  ...net1 in $NS, macvlan, up" "$(ljq '"\(.name) \(.kind) \(.up)"')" "net1 macvlan true"
+    expect_eq "  ...kernel agrees: net1 in $NS, nlt-mv0 gone here" \
+      "$(ipj "$NS" net1 .linkinfo.info_kind) $(ip link show nlt-mv0 >/dev/null 2>&1 && echo here)" "macvlan "
+  fi
+
+  # --- addresses, IPv4 and IPv6, in the namespace
+  ctl_ok "addr add 10.77.0.2/24 --dev net1 -n $NS" addr add 10.77.0.2/24 --dev net1 -n "$NS"
+  ctl_ok "addr add 2001:db8:77::2/64 --dev net1 -n $NS" addr add 2001:db8:77::2/64 --dev net1 -n "$NS"
+  if ctl_json "addr show --dev net1 -n $NS -o json" addr show --dev net1 -n "$NS" -o json; then
+    expect_eq "  ...reads back both (global scope)" \
+      "$(jq -r '[.addresses[] | select(.scope == "global") | .address] | sort | join(" ")' <<<"$CTL_OUT")" "10.77.0.2/24 2001:db8:77::2/64"
+    expect_eq "  ...kernel (ip -j addr) agrees" \
+      "$(ip -n "$NS" -j addr show net1 | jq -r '[.[0].addr_info[] | select(.scope == "global") | "\(.local)/\(.prefixlen)"] | sort | join(" ")')" \
+      "10.77.0.2/24 2001:db8:77::2/64"
+  fi
+  ctl_fails "addr add of an existing address fails" addr add 10.77.0.2/24 --dev net1 -n "$NS" \
+    && expect_match "  ...error names the address and the link" "$CTL_ERR" "10\.77\.0\.2/24 on net1.*exists"
+
+  # --- routes
+  ctl_ok "route add 10.78.0.0/16 --via 10.77.0.1 --metric 30 -n $NS" route add 10.78.0.0/16 --via 10.77.0.1 --metric 30 -n "$NS"
+  ctl_ok "route add 10.79.0.0/16 --dev net1 --table 100 -n $NS" route add 10.79.0.0/16 --dev net1 --table 100 -n "$NS"
+  ctl_ok "route add default --via 2001:db8:77::1 --dev net1 -n $NS" route add default --via 2001:db8:77::1 --dev net1 -n "$NS"
+  if ctl_json "route show -n $NS -o json" route show -n "$NS" -o json; then
+    expect_eq "  ...reads back via, dev, metric" \
+      "$(jq -r '.routes[] | select(.destination == "10.78.0.0/16") | "\(.gateway) \(.dev) \(.metric)"' <<<"$CTL_OUT")" "10.77.0.1 net1 30"
+    expect_eq "  ...kernel (ip -j route) agrees" \
+      "$(ip -n "$NS" -j route show 10.78.0.0/16 | jq -r '.[0] | "\(.gateway) \(.dev) \(.metric)"')" "10.77.0.1 net1 30"
+  fi
+  ctl_json "route show --table 100 -n $NS -o json" route show --table 100 -n "$NS" -o json \
+    && expect_eq "  ...table 100: scope link on net1" "$(jq -r '.routes[0] | "\(.destination) \(.scope) \(.dev)"' <<<"$CTL_OUT")" "10.79.0.0/16 link net1"
+  ctl_json "route show -6 -n $NS -o json" route show -6 -n "$NS" -o json \
+    && expect_eq "  ...IPv6 default via 2001:db8:77::1" "$(jq -r '.routes[] | select(.destination == "::/0") | .gateway' <<<"$CTL_OUT")" "2001:db8:77::1"
+  expect_eq "  ...kernel agrees on the IPv6 default" "$(ip -n "$NS" -6 -j route show default | jq -r '.[0].gateway')" "2001:db8:77::1"
+  ctl_fails "route via an unreachable gateway fails" route add 10.80.0.0/16 --via 10.99.0.1 -n "$NS" \
+    && expect_match "  ...error names the route" "$CTL_ERR" "add route 10\.80\.0\.0/16 via 10\.99\.0\.1"
+  ctl_ok "route del 10.78.0.0/16 -n $NS" route del 10.78.0.0/16 -n "$NS" \
+    && expect_eq "  ...kernel: gone" "$(ip -n "$NS" route show 10.78.0.0/16)" ""
+  ctl_ok "route del 10.79.0.0/16 --table 100 -n $NS" route del 10.79.0.0/16 --table 100 -n "$NS"
+  ctl_ok "addr del 10.77.0.2/24 --dev net1 -n $NS" addr del 10.77.0.2/24 --dev net1 -n "$NS" \
+    && expect_eq "  ...kernel: gone" "$(ip -n "$NS" -4 -j addr show net1 | jq -r '[.[0].addr_info[]?] | length')" 0
+
+  # --- delete
+  ctl_ok "link del nlt-p0 (its macvlans and vlans go with it)" link del nlt-p0
+  expect_eq "  ...kernel: nlt-p0, its peer and its children are gone" \
+    "$(ls /sys/class/net | grep -E '^nlt-(p0|p1r|p0\.)' | tr '\n' ' ')$(ip -n "$NS" link show net1 >/dev/null 2>&1 && echo net1)" ""
+}
+
 if [ -n "${SMARTNIC_TEST_PF:-}" ]; then
   sriov_part
 else
   skip "SR-IOV part" "no PF given: set SMARTNIC_TEST_PF=<PF netdev> (its VFs are created and removed)"
 fi
 nsim_part
+links_part
 summary

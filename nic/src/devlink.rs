@@ -84,30 +84,22 @@ pub enum DevlinkError {
 }
 
 impl DevlinkError {
-    /// The kernel errno, when this error is a kernel answer.
-    pub fn errno(&self) -> Option<i32> {
+    /// The kernel's answer, when this error is one.
+    pub fn kernel(&self) -> Option<&KernelError> {
         match self {
-            Self::Kernel { kernel, .. } => Some(kernel.errno),
+            Self::Kernel { kernel, .. } => Some(kernel),
             _ => None,
         }
-    }
-
-    /// The extack message, when the kernel gave one.
-    pub fn extack(&self) -> Option<&str> {
-        match self {
-            Self::Kernel { kernel, .. } => kernel.message.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// The kernel has no devlink at all.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable)
     }
 
     /// The driver does not implement the operation: `EOPNOTSUPP`.
     pub fn is_not_supported(&self) -> bool {
         self.errno() == Some(nix::libc::EOPNOTSUPP)
+    }
+
+    /// The kernel has no devlink at all.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable)
     }
 
     /// No such device, port or rate node: `ENODEV` / `ENOENT` / `EINVAL` on a bad index.

@@ -41,7 +41,7 @@ use crds::inventory::{EswitchMode, LinkType, Nic, NicInventory, Vf};
 
 use crate::pci::{PciAddress, PciIds};
 use crate::switchdev::{
-    PhysPortName, SwitchPort, find_vf_representor, read_switch_port, representor_pf_number,
+    PhysPortName, SwitchPort, find_vf_representor, representor_pf_number, scan_switch_ports,
 };
 use crate::sysfs::{SysDir, SysFs, SysfsError};
 
@@ -726,7 +726,8 @@ fn finish_switchdev(sysfs: &SysFs, nics: &mut [Nic], facts: &[SwitchFacts], reps
                 missing |= vf.representor.is_none();
             }
             if missing && switchdev_seen && f.compat_mode != Some(EswitchMode::Legacy) {
-                let all = scanned.get_or_insert_with(|| scan_switch_ports(sysfs));
+                let all =
+                    scanned.get_or_insert_with(|| scan_switch_ports(sysfs).unwrap_or_default());
                 let pf = representor_pf_number(all.iter(), sw, f.pf_number);
                 for vf in nic.vfs.iter_mut().filter(|v| v.representor.is_none()) {
                     vf.representor =
@@ -798,15 +799,6 @@ fn parse_modalias(m: &str) -> Option<(u32, u32)> {
     let rest = rest.get(8..)?.strip_prefix('d')?;
     let device = u32::from_str_radix(rest.get(..8)?, 16).ok()?;
     Some((vendor, device))
-}
-
-/// Every netdev in `/sys/class/net` with a switch id and a known port name.
-fn scan_switch_ports(sysfs: &SysFs) -> Vec<SwitchPort> {
-    let names = sysfs.list_dir(&sysfs.class_net_dir()).unwrap_or_default();
-    names
-        .iter()
-        .filter_map(|n| read_switch_port(sysfs, n).ok().flatten())
-        .collect()
 }
 
 #[cfg(test)]

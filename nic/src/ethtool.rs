@@ -100,10 +100,10 @@ fn list(features: &[(String, bool)]) -> String {
 }
 
 impl EthtoolError {
-    /// The kernel errno, when this error is a kernel answer.
-    pub fn errno(&self) -> Option<i32> {
+    /// The kernel's answer, when this error is one.
+    pub fn kernel(&self) -> Option<&KernelError> {
         match self {
-            Self::Kernel { kernel, .. } => Some(kernel.errno),
+            Self::Kernel { kernel, .. } => Some(kernel),
             _ => None,
         }
     }

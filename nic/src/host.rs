@@ -4,8 +4,11 @@
 //! ```text
 //!   dyn Host ──netlink(&NetnsRef)──► NetlinkHandle ──► RealHost: a worker thread per namespace
 //!            ──host_netlink()─────► NetlinkHandle       (setns once, own current-thread runtime
-//!                                                        and rtnetlink socket; requests proxied)
-//!                                                   ──► FakeHost: a view of one shared FakeNetlink
+//!            ──ethtool(&NetnsRef)─► EthtoolHandle        and rtnetlink socket, ethtool and
+//!            ──host_ethtool()─────► EthtoolHandle        devlink sockets on first use;
+//!            ──devlink()──────────► DevlinkHandle        requests proxied)
+//!                                                   ──► FakeHost: views of one shared FakeNetlink,
+//!                                                       a FakeEthtool per namespace, a FakeDevlink
 //! ```
 //!
 //! Callers (the agent, the CNI plugin, the device plugin) take an `Arc<dyn Host>` and never ask
@@ -17,26 +20,25 @@
 //! namespace keeps it alive, so the last handle on a pod namespace must go for the pod's
 //! namespace (and the veths in it) to be freed.
 
+mod genl;
+mod worker;
+
 use std::{
     collections::HashMap,
     fmt,
-    fs::File,
-    os::fd::{AsFd, OwnedFd},
-    path::Path,
-    sync::{Arc, Mutex, Weak, mpsc as std_mpsc},
-    thread,
+    sync::{Arc, Mutex, Weak},
 };
 
 use futures::future::BoxFuture;
-use nix::sched::{CloneFlags, setns};
-use tokio::sync::{mpsc, oneshot};
 
+use self::genl::{ProxyDevlink, ProxyEthtool};
+use self::worker::{KeepAlive, NsKey, ProxyNetlink, Worker, key_of, own_netns};
 use crate::{
-    netlink::{
-        Address, IpFamily, IpPrefix, Link, LinkChange, LinkId, Netlink, NetlinkError,
-        NetlinkHandle, NewLink, Result as NlResult, Route, RouteSpec, RtNetlink, VfInfo, VfSetting,
-    },
+    devlink::DevlinkHandle,
+    ethtool::EthtoolHandle,
+    netlink::{NetlinkError, NetlinkHandle},
     netns::{NetnsError, NetnsRef},
+    uevent::{KernelUevents, UeventError, UeventStream, Uevents},
 };
 
 /// Errors of getting a handle for a namespace; each names the namespace.
@@ -60,214 +62,30 @@ pub enum HostError {
 /// `Arc<dyn Host>`.
 pub trait Host: Send + Sync {
     /// rtnetlink inside `netns` (`ip -n NS ...`). Handles on the same namespace (by any path,
-    /// pid or descriptor) share one connection.
+    /// pid or descriptor) share one connection. The first call for a namespace starts its
+    /// thread and waits for it to enter the namespace and open its socket: a thread spawn,
+    /// `setns` and `socket`, no network round trip.
     fn netlink(&self, netns: &NetnsRef) -> Result<NetlinkHandle, HostError>;
 
     /// rtnetlink in the namespace this host was made in (for the agent and the CNI plugin: the
     /// host's own).
     fn host_netlink(&self) -> Result<NetlinkHandle, HostError>;
 
-    // Other kernel interfaces join here as accessors of the same shape: devlink (one per host;
-    // devlink is not per namespace for our purposes) and ethtool (per namespace, like netlink).
-}
+    /// Kernel uevents (PCI add/remove/bind/unbind, net add/remove) as seen from the host
+    /// namespace, from now on.
+    fn uevents(&self) -> BoxFuture<'_, Result<UeventStream, UeventError>>;
 
-/// A namespace's identity: the device and inode of its nsfs file.
-type NsKey = (u64, u64);
+    /// ethtool inside `netns` (`ip netns exec NS ethtool ...`): the features of a VF moved into
+    /// a pod are set there. Handles on one namespace share its worker with netlink.
+    fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError>;
 
-fn key_of(fd: &OwnedFd, netns: &NetnsRef) -> Result<NsKey, NetnsError> {
-    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|error| NetnsError::Enter {
-        netns: netns.to_string(),
-        error,
-    })?;
-    #[allow(clippy::useless_conversion)] // the field types differ between targets
-    Ok((u64::from(st.st_dev), u64::from(st.st_ino)))
-}
+    /// ethtool in this host's namespace (PFs, representors).
+    fn host_ethtool(&self) -> Result<EthtoolHandle, HostError>;
 
-fn own_netns() -> Result<(OwnedFd, NsKey), NetnsError> {
-    let path = Path::new("/proc/thread-self/ns/net");
-    let fd = File::open(path)
-        .map(OwnedFd::from)
-        .map_err(|error| NetnsError::Open {
-            path: path.to_path_buf(),
-            error,
-        })?;
-    let key = key_of(&fd, &NetnsRef::path(path))?;
-    Ok((fd, key))
-}
-
-type Job = Box<dyn FnOnce(RtNetlink) -> BoxFuture<'static, ()> + Send>;
-
-/// The thread that serves one namespace.
-struct Worker {
-    jobs: mpsc::UnboundedSender<Job>,
-    netns: String,
-}
-
-impl Worker {
-    /// Starts the thread, enters the namespace (unless the thread is already in it), opens the
-    /// socket there, and waits until that worked.
-    fn start(netns: &NetnsRef, fd: Arc<OwnedFd>, key: NsKey) -> Result<Arc<Self>, HostError> {
-        let (ready_tx, ready_rx) = std_mpsc::channel::<Result<(), HostError>>();
-        let (jobs, mut jobs_rx) = mpsc::unbounded_channel::<Job>();
-        let name = netns.to_string();
-        let thread_netns = netns.clone();
-        thread::Builder::new()
-            .name("netns-netlink".into())
-            .spawn(move || {
-                let setup = || -> Result<tokio::runtime::Runtime, HostError> {
-                    let here = own_netns().map(|(_, k)| k).ok();
-                    if here != Some(key) {
-                        setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|error| {
-                            NetnsError::Enter {
-                                netns: thread_netns.to_string(),
-                                error,
-                            }
-                        })?;
-                    }
-                    drop(fd);
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|error| {
-                            HostError::Netns(NetnsError::Thread {
-                                netns: thread_netns.to_string(),
-                                error,
-                            })
-                        })
-                };
-                let rt = match setup() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let nl = match RtNetlink::connect() {
-                        Ok(nl) => nl,
-                        Err(error) => {
-                            let _ = ready_tx.send(Err(HostError::Connect {
-                                netns: thread_netns.to_string(),
-                                error,
-                            }));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    // Ends when the last handle (sender) is gone; the thread then leaves the
-                    // namespace by exiting.
-                    while let Some(job) = jobs_rx.recv().await {
-                        tokio::spawn(job(nl.clone()));
-                    }
-                });
-            })
-            .map_err(|error| {
-                HostError::Netns(NetnsError::Thread {
-                    netns: name.clone(),
-                    error,
-                })
-            })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Arc::new(Self { jobs, netns: name })),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(HostError::Netns(NetnsError::Thread {
-                netns: name,
-                error: std::io::Error::other("the namespace thread ended before it was ready"),
-            })),
-        }
-    }
-}
-
-/// [`Netlink`] served by a namespace's worker thread.
-struct ProxyNetlink {
-    worker: Arc<Worker>,
-}
-
-impl ProxyNetlink {
-    fn call<T, F>(&self, f: F) -> BoxFuture<'_, NlResult<T>>
-    where
-        T: Send + 'static,
-        F: FnOnce(RtNetlink) -> BoxFuture<'static, NlResult<T>> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |nl| {
-            Box::pin(async move {
-                let _ = tx.send(f(nl).await);
-            })
-        });
-        let sent = self.worker.jobs.send(job).is_ok();
-        let netns = self.worker.netns.clone();
-        let gone = move || NetlinkError::Worker {
-            netns,
-            detail: "its thread is gone".into(),
-        };
-        Box::pin(async move {
-            if !sent {
-                return Err(gone());
-            }
-            rx.await.unwrap_or_else(|_| Err(gone()))
-        })
-    }
-}
-
-macro_rules! proxy {
-    ($self:ident, $method:ident ( $($arg:ident),* )) => {
-        $self.call(move |nl| Box::pin(async move { nl.$method($($arg),*).await }))
-    };
-}
-
-impl Netlink for ProxyNetlink {
-    fn get_link(&self, link: LinkId) -> BoxFuture<'_, NlResult<Link>> {
-        proxy!(self, get_link(link))
-    }
-
-    fn list_links(&self) -> BoxFuture<'_, NlResult<Vec<Link>>> {
-        proxy!(self, list_links())
-    }
-
-    fn set_link(&self, link: LinkId, change: LinkChange) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, set_link(link, change))
-    }
-
-    fn delete_link(&self, link: LinkId) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, delete_link(link))
-    }
-
-    fn set_vf(&self, pf: LinkId, vf: u32, setting: VfSetting) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, set_vf(pf, vf, setting))
-    }
-
-    fn list_vfs(&self, pf: LinkId) -> BoxFuture<'_, NlResult<Vec<VfInfo>>> {
-        proxy!(self, list_vfs(pf))
-    }
-
-    fn add_link(&self, link: NewLink) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, add_link(link))
-    }
-
-    fn add_address(&self, link: LinkId, address: IpPrefix) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, add_address(link, address))
-    }
-
-    fn delete_address(&self, link: LinkId, address: IpPrefix) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, delete_address(link, address))
-    }
-
-    fn list_addresses(&self) -> BoxFuture<'_, NlResult<Vec<Address>>> {
-        proxy!(self, list_addresses())
-    }
-
-    fn add_route(&self, route: RouteSpec) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, add_route(route))
-    }
-
-    fn delete_route(&self, route: RouteSpec) -> BoxFuture<'_, NlResult<()>> {
-        proxy!(self, delete_route(route))
-    }
-
-    fn list_routes(&self, family: IpFamily) -> BoxFuture<'_, NlResult<Vec<Route>>> {
-        proxy!(self, list_routes(family))
-    }
+    /// devlink, from this host's namespace (`devlink ...`). One per host: devlink instances stay
+    /// in the host namespace for our purposes. A kernel without devlink answers every request
+    /// with `DevlinkError::Unavailable`.
+    fn devlink(&self) -> Result<DevlinkHandle, HostError>;
 }
 
 /// The kernel. Each namespace asked for gets a dedicated thread that enters it once (`setns`
@@ -298,6 +116,11 @@ impl RealHost {
     }
 
     fn handle(&self, netns: &NetnsRef, key: Option<NsKey>) -> Result<NetlinkHandle, HostError> {
+        let worker = self.worker(netns, key)?;
+        Ok(NetlinkHandle::new(ProxyNetlink { worker }))
+    }
+
+    fn worker(&self, netns: &NetnsRef, key: Option<NsKey>) -> Result<Arc<Worker>, HostError> {
         let fd = netns.open()?;
         let key = match key {
             Some(k) => k,
@@ -317,7 +140,7 @@ impl RealHost {
                 w
             }
         };
-        Ok(NetlinkHandle::new(ProxyNetlink { worker }))
+        Ok(worker)
     }
 }
 
@@ -329,112 +152,59 @@ impl Host for RealHost {
     fn host_netlink(&self) -> Result<NetlinkHandle, HostError> {
         self.handle(&self.home, Some(self.home_key))
     }
+
+    fn ethtool(&self, netns: &NetnsRef) -> Result<EthtoolHandle, HostError> {
+        let worker = self.worker(netns, None)?;
+        Ok(EthtoolHandle::new(ProxyEthtool { worker }))
+    }
+
+    fn host_ethtool(&self) -> Result<EthtoolHandle, HostError> {
+        let worker = self.worker(&self.home, Some(self.home_key))?;
+        Ok(EthtoolHandle::new(ProxyEthtool { worker }))
+    }
+
+    fn devlink(&self) -> Result<DevlinkHandle, HostError> {
+        let worker = self.worker(&self.home, Some(self.home_key))?;
+        Ok(DevlinkHandle::new(ProxyDevlink { worker }))
+    }
+
+    // Opened on the host namespace's thread (a uevent socket sees its own namespace's net
+    // devices), read there, and kept alive by the stream.
+    fn uevents(&self) -> BoxFuture<'_, Result<UeventStream, UeventError>> {
+        let worker = self.worker(&self.home, Some(self.home_key));
+        Box::pin(async move {
+            let worker = worker.map_err(|e| UeventError::Socket(std::io::Error::other(e)))?;
+            let opened = worker
+                .run(|_| Box::pin(async { KernelUevents.subscribe().await }))
+                .await
+                .ok_or_else(|| {
+                    UeventError::Socket(std::io::Error::other(format!(
+                        "the thread of network namespace {} is gone",
+                        worker.netns()
+                    )))
+                })??;
+            let kept: UeventStream = Box::pin(KeepAlive {
+                stream: opened,
+                _worker: worker,
+            });
+            Ok(kept)
+        })
+    }
 }
 
+#[cfg(any(test, feature = "test-util"))]
+mod fake;
 #[cfg(any(test, feature = "test-util"))]
 pub use fake::FakeHost;
-
-#[cfg(any(test, feature = "test-util"))]
-mod fake {
-    use std::{
-        collections::BTreeSet,
-        io,
-        path::PathBuf,
-        sync::{Arc, Mutex},
-    };
-
-    use super::{Host, HostError};
-    use crate::{
-        netlink::{FakeNetlink, NetlinkHandle},
-        netns::{NetnsError, NetnsRef},
-    };
-
-    /// Per-namespace views of one shared [`FakeNetlink`] (feature `test-util`): a link moved
-    /// from the host view into a pod namespace disappears from one and appears in the other,
-    /// and every call is recorded with the namespace it was made in.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// use nic::{host::{FakeHost, Host}, netns::NetnsRef};
-    /// let host = FakeHost::new();
-    /// host.fake().add_pf("eth0", 2);
-    /// host.fake().add_link("eth0v1");
-    /// let pod = NetnsRef::path("/var/run/netns/pod1");
-    /// let nl = host.host_netlink().unwrap();
-    /// nl.link().set("eth0v1").netns_rename(pod.clone(), "net1").execute().await.unwrap();
-    /// let in_pod = host.netlink(&pod).unwrap();
-    /// assert!(in_pod.link().get("net1").execute().await.is_ok());
-    /// assert!(host.fake().link("eth0v1").is_none());
-    /// # });
-    /// ```
-    #[derive(Clone, Debug, Default)]
-    pub struct FakeHost {
-        fake: FakeNetlink,
-        gone: Arc<Mutex<BTreeSet<String>>>,
-    }
-
-    impl FakeHost {
-        /// An empty host namespace.
-        pub fn new() -> Self {
-            Self::default()
-        }
-
-        /// A host over an existing fake (its view is the host namespace).
-        pub fn with(fake: FakeNetlink) -> Self {
-            Self {
-                fake,
-                gone: Arc::default(),
-            }
-        }
-
-        /// The host namespace's view: add links, inject failures, read all calls.
-        pub fn fake(&self) -> &FakeNetlink {
-            &self.fake
-        }
-
-        /// The view of `netns`, to inspect what a test did there.
-        pub fn fake_in(&self, netns: &NetnsRef) -> FakeNetlink {
-            self.fake.netns(netns)
-        }
-
-        /// Deletes a namespace the way the kernel does when its last user goes: virtual links
-        /// in it are destroyed (with their veth peers elsewhere), physical ones (VFs) return
-        /// to the host namespace. Later `netlink(netns)` calls fail as for a missing file.
-        pub fn delete_netns(&self, netns: &NetnsRef) {
-            self.fake.destroy_netns(&netns.to_string());
-            self.lock().insert(netns.to_string());
-        }
-
-        fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-            self.gone
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-    }
-
-    impl Host for FakeHost {
-        fn netlink(&self, netns: &NetnsRef) -> Result<NetlinkHandle, HostError> {
-            if self.lock().contains(&netns.to_string()) {
-                return Err(HostError::Netns(NetnsError::Open {
-                    path: PathBuf::from(netns.to_string()),
-                    error: io::Error::from(io::ErrorKind::NotFound),
-                }));
-            }
-            Ok(NetlinkHandle::new(self.fake.netns(netns)))
-        }
-
-        fn host_netlink(&self) -> Result<NetlinkHandle, HostError> {
-            Ok(NetlinkHandle::new(self.fake.clone()))
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use std::future::Future;
 
     use super::*;
-    use crate::netlink::{FakeNetlink, HOST_NETNS, Macvlan, MacvlanMode, NetlinkCall, Veth};
+    use crate::netlink::{
+        FakeNetlink, HOST_NETNS, LinkChange, Macvlan, MacvlanMode, NetlinkCall, Veth,
+    };
 
     fn block_on<F: Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
@@ -515,6 +285,109 @@ mod tests {
         assert_eq!(names, vec!["eth0", "net1"]);
         let err = host.netlink(&pod).unwrap_err();
         assert!(err.to_string().contains("/var/run/netns/pod2"), "{err}");
+    }
+
+    #[test]
+    fn fake_uevents_reach_host_subscribers() {
+        use futures::StreamExt;
+
+        use crate::uevent::{DeviceEvent, Uevent, UeventAction, UeventNotice};
+        let host = FakeHost::new();
+        let hosts: Arc<dyn Host> = Arc::new(host.clone());
+        block_on(async {
+            let mut events = hosts.uevents().await.unwrap();
+            host.uevents_fake().push(Uevent::new(
+                UeventAction::Add,
+                "/devices/pci0000:00/0000:00:02.0/0000:01:10.0",
+                "pci",
+                [("PCI_SLOT_NAME", "0000:01:10.0".to_string())],
+            ));
+            let Some(Ok(UeventNotice::Uevent(u))) = events.next().await else {
+                panic!("no uevent")
+            };
+            assert_eq!(
+                u.device_event(),
+                Some(DeviceEvent::PciAdded {
+                    slot: "0000:01:10.0".into()
+                })
+            );
+        });
+    }
+
+    #[test]
+    fn one_host_object_gives_every_handle_of_a_namespace() {
+        use crate::devlink::{DevlinkDev, EswitchMode};
+        let host = FakeHost::new();
+        let pod = NetnsRef::path("/var/run/netns/pod3");
+        host.ethtool_fake_in(&pod)
+            .set_feature("net1", "rx-gro", true, false);
+        host.host_ethtool_fake()
+            .set_feature("eth0_0", "hw-tc-offload", false, false);
+        let dev = DevlinkDev::pci("0000:3b:00.0");
+        host.devlink_fake().add_dev(&dev, EswitchMode::Switchdev);
+        let hosts: Arc<dyn Host> = Arc::new(host.clone());
+        block_on(async {
+            let in_pod = hosts.ethtool(&pod).unwrap();
+            in_pod
+                .features()
+                .set("net1")
+                .feature("gro", false)
+                .execute()
+                .await
+                .unwrap();
+            // the pod's interfaces are not the host's
+            let e = hosts
+                .host_ethtool()
+                .unwrap()
+                .features()
+                .get("net1")
+                .execute()
+                .await
+                .unwrap_err();
+            assert!(e.to_string().starts_with("get features of net1"), "{e}");
+            hosts
+                .host_ethtool()
+                .unwrap()
+                .features()
+                .set("eth0_0")
+                .feature("hw-tc-offload", true)
+                .execute()
+                .await
+                .unwrap();
+            let mode = hosts
+                .devlink()
+                .unwrap()
+                .eswitch(&dev)
+                .get()
+                .await
+                .unwrap()
+                .mode;
+            assert_eq!(mode, Some(EswitchMode::Switchdev));
+        });
+        assert!(!host.ethtool_fake_in(&pod).features("net1").unwrap()["rx-gro"].active);
+        assert!(host.host_ethtool_fake().features("eth0_0").unwrap()["hw-tc-offload"].active);
+        host.delete_netns(&pod);
+        assert!(hosts.ethtool(&pod).is_err());
+    }
+
+    #[test]
+    fn real_host_ethtool_and_devlink_in_its_own_namespace() {
+        let host = RealHost::new().unwrap();
+        let et = host.host_ethtool().unwrap();
+        match block_on(et.features().get("lo").execute()) {
+            Ok(f) => assert!(f.features.contains_key("tx-scatter-gather"), "{f:?}"),
+            // a kernel without ethtool netlink
+            Err(e) => assert!(
+                matches!(e, crate::ethtool::EthtoolError::Unavailable),
+                "{e}"
+            ),
+        }
+        let dl = host.devlink().unwrap();
+        if let Err(e) = block_on(dl.dev().list()) {
+            assert!(e.is_unavailable(), "{e}");
+        }
+        // one worker serves rtnetlink, ethtool and devlink of the namespace
+        assert_eq!(host.workers.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!                                  namespace) and FakeHost (views of one in-memory fake)
 //!   devlink ─── trait Devlink      eswitch mode, ports, port functions, rates, dev info
 //!   ethtool ─── trait Ethtool      offload features (hw-tc-offload, ...)
+//!   uevents ─── trait Uevents      kernel uevents: PCI add/remove/bind/unbind, net add/remove
 //! ```
 
 pub mod devlink;
@@ -25,3 +26,4 @@ pub mod representor;
 pub mod sriov;
 pub mod switchdev;
 pub mod sysfs;
+pub mod uevent;

@@ -6,6 +6,7 @@
 //!        │        ──vf(pf)────► VfHandle      ──set/get/list──────────► Vf*Request    ──execute()──┤
 //!        │        ──address()─► AddressHandle ──add/del/list──────────► Address*Request ─execute()─┤
 //!        │        ──route()───► RouteHandle   ──add/del/list──────────► Route*Request ──execute()──┤
+//!        │        ──subscribe()─► Stream<NetlinkEvent> (ip monitor link address)                 │
 //!        │                                                                                        ▼
 //!        └── Arc<dyn Netlink> ◄── RtNetlink   (rtnetlink 0.24 socket, this thread's netns)
 //!                             ◄── FakeNetlink (in memory, records calls; feature test-util)
@@ -21,6 +22,7 @@
 //! what lets errors name the setting that the kernel refused.
 
 mod error;
+mod events;
 mod ip;
 mod ip_requests;
 mod kinds;
@@ -42,6 +44,7 @@ use futures::future::BoxFuture;
 pub use self::fake::{FakeNetlink, HOST_NETNS, NetlinkCall, NetlinkOp, RecordedCall};
 pub use self::{
     error::{KernelError, NetlinkError},
+    events::{NetlinkEvent, NetlinkEvents},
     ip::{
         Address, IpFamily, IpPrefix, IpPrefixError, Route, RouteSpec, Scope, ScopeError,
         TABLE_LOCAL, TABLE_MAIN,
@@ -108,6 +111,9 @@ pub trait Netlink: Send + Sync + 'static {
     /// Every route of one family in every table (`ip route show table all`), without cached
     /// clones.
     fn list_routes(&self, family: IpFamily) -> BoxFuture<'_, Result<Vec<Route>>>;
+
+    /// Link and address events of this namespace (`ip monitor link address`), from now on.
+    fn subscribe(&self) -> BoxFuture<'_, Result<NetlinkEvents>>;
 }
 
 /// Entry point: a cheap, cloneable handle over any [`Netlink`] implementation.
@@ -169,6 +175,26 @@ impl NetlinkHandle {
     /// Route requests (`ip route ...`).
     pub fn route(&self) -> RouteHandle {
         RouteHandle::new(Arc::clone(&self.inner))
+    }
+
+    /// `ip monitor link address`: link and address events of this namespace from now on, as a
+    /// stream. Read the current state after subscribing, so that nothing falls between the two;
+    /// on [`NetlinkEvent::Lost`] read it again.
+    ///
+    /// ```no_run
+    /// # async fn doc(nl: nic::netlink::NetlinkHandle) -> nic::netlink::Result<()> {
+    /// use futures::StreamExt;
+    /// use nic::netlink::NetlinkEvent;
+    /// let mut events = nl.subscribe().await?;
+    /// while let Some(event) = events.next().await {
+    ///     if let NetlinkEvent::Link { link } = event? {
+    ///         println!("{} carrier {:?}", link.name, link.carrier);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe(&self) -> Result<NetlinkEvents> {
+        self.inner.subscribe().await
     }
 }
 

@@ -250,6 +250,16 @@ pub fn read_switch_port(sysfs: &SysFs, netdev: &str) -> Result<Option<SwitchPort
     }))
 }
 
+/// Every netdev in `/sys/class/net` with a switch id and a known port name (a netdev whose
+/// attributes cannot be read, e.g. one that went away during the scan, is left out).
+pub fn scan_switch_ports(sysfs: &SysFs) -> Result<Vec<SwitchPort>, SysfsError> {
+    Ok(sysfs
+        .list_dir(&sysfs.class_net_dir())?
+        .iter()
+        .filter_map(|n| read_switch_port(sysfs, n).ok().flatten())
+        .collect())
+}
+
 /// The representor of VF `vf` of the PF whose uplink netdev is `uplink`, searched among every
 /// netdev in `/sys/class/net` that shares the uplink's `phys_switch_id`.
 ///
@@ -263,12 +273,7 @@ pub fn vf_representor(sysfs: &SysFs, uplink: &str, vf: u32) -> Result<Option<Str
     let PhysPortName::Uplink { port: pf } = up.port_name else {
         return Ok(None);
     };
-    let mut ports = Vec::new();
-    for name in sysfs.list_dir(&sysfs.class_net_dir())? {
-        if let Ok(Some(p)) = read_switch_port(sysfs, &name) {
-            ports.push(p);
-        }
-    }
+    let ports = scan_switch_ports(sysfs)?;
     let pf = representor_pf_number(&ports, &up.switch_id, pf);
     Ok(find_vf_representor(&ports, &up.switch_id, pf, vf).map(|p| p.netdev.clone()))
 }

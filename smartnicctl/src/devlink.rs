@@ -140,10 +140,11 @@ enum RateCmd {
         /// BUS/NAME/NODE_NAME.
         node: String,
     },
-    /// List rate objects.
+    /// List rate objects, or read one back (`devlink port function rate show [OBJECT]`).
     Show {
-        /// Only the rates of this device, BUS/NAME.
-        dev: Option<DevlinkDev>,
+        /// BUS/NAME: the rates of one device; BUS/NAME/PORT_INDEX or BUS/NAME/NODE: one rate
+        /// object (an error when it does not exist).
+        target: Option<String>,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t)]
         output: Output,
@@ -174,6 +175,19 @@ fn split_target(s: &str) -> anyhow::Result<(DevlinkDev, String)> {
         anyhow::bail!("invalid rate target {s:?}: expected BUS/NAME/PORT_INDEX or BUS/NAME/NODE");
     }
     Ok((dev.parse()?, last.to_string()))
+}
+
+/// `BUS/NAME` (a device), `BUS/NAME/PORT_INDEX` (a leaf) or `BUS/NAME/NODE` (a node).
+fn rate_show_target(s: &str) -> anyhow::Result<(DevlinkDev, Option<RateObject>)> {
+    if s.matches('/').count() == 1 {
+        return Ok((s.parse()?, None));
+    }
+    let (dev, last) = split_target(s)?;
+    let object = match last.parse::<u32>() {
+        Ok(port) => RateObject::Leaf { port },
+        Err(_) => RateObject::Node { name: last },
+    };
+    Ok((dev, Some(object)))
 }
 
 const NO_DEVLINK_NOTE: &str =
@@ -335,12 +349,22 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 .del()
                 .await?;
         }
-        Cmd::Rate(RateCmd::Show { dev, output }) => {
-            let rates = DevlinkHandle::connect()
+        Cmd::Rate(RateCmd::Show { target, output }) => {
+            let (dev, object) = match target.as_deref().map(rate_show_target).transpose()? {
+                Some((dev, object)) => (Some(dev), object),
+                None => (None, None),
+            };
+            let mut rates = DevlinkHandle::connect()
                 .await?
                 .rate()
                 .list(dev.as_ref())
                 .await?;
+            if let Some(object) = &object {
+                rates.retain(|r| &r.object == object);
+                if rates.is_empty() {
+                    anyhow::bail!("no rate object {}", target.as_deref().unwrap_or_default());
+                }
+            }
             match output {
                 Output::Json => print_json(&RatesDoc { rates })?,
                 Output::Table => rates.iter().try_for_each(|r| out(rate_line(r)))?,
@@ -508,6 +532,7 @@ mod tests {
             &["rate", "add", "netdevsim/netdevsim10/grp1", "--tx-max", "1"],
             &["rate", "del", "netdevsim/netdevsim10/grp1"],
             &["rate", "show"],
+            &["rate", "show", "netdevsim/netdevsim10/128", "-o", "json"],
         ] {
             assert!(parse(argv).is_ok(), "{argv:?}");
         }
@@ -531,6 +556,18 @@ mod tests {
         let (dev, last) = split_target("pci/0000:03:00.0/group_a").unwrap();
         assert_eq!((dev.bus.as_str(), last.as_str()), ("pci", "group_a"));
         assert!(split_target("pci/0000:03:00.0/").is_err());
+        assert_eq!(
+            rate_show_target("netdevsim/netdevsim10/128").unwrap().1,
+            Some(RateObject::Leaf { port: 128 })
+        );
+        assert_eq!(
+            rate_show_target("pci/0000:03:00.0/group_a").unwrap().1,
+            Some(RateObject::Node {
+                name: "group_a".into()
+            })
+        );
+        assert_eq!(rate_show_target("pci/0000:03:00.0").unwrap().1, None);
+        assert!(rate_show_target("pci").is_err());
         assert!(split_target("nothing").is_err());
     }
 }

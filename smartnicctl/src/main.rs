@@ -1,10 +1,12 @@
 //! `smartnicctl`: the host NIC inventory and low-level NIC operations, for operators and for the lab.
 
+mod addr;
 mod devlink;
 mod discover;
 mod ethtool;
 mod link;
 mod plan;
+mod route;
 mod sriov;
 mod vf;
 
@@ -30,8 +32,12 @@ enum Cmd {
     Devlink(devlink::Args),
     /// ethtool offload features.
     Ethtool(ethtool::Args),
-    /// Show links (rtnetlink).
+    /// Show, create, change and delete links (rtnetlink).
     Link(link::Args),
+    /// Show, add and delete IPv4/IPv6 addresses (rtnetlink).
+    Addr(addr::Args),
+    /// Show, add and delete IPv4/IPv6 routes (rtnetlink).
+    Route(route::Args),
     /// What policies would do on this host (or a sysfs tree): steps, disruption, VF layout.
     Plan(plan::Args),
 }
@@ -56,6 +62,8 @@ fn main() -> std::process::ExitCode {
         Cmd::Devlink(a) => devlink::run(a),
         Cmd::Ethtool(a) => ethtool::run(a),
         Cmd::Link(a) => link::run(a),
+        Cmd::Addr(a) => addr::run(a),
+        Cmd::Route(a) => route::run(a),
         Cmd::Plan(a) => plan::run(a),
     };
     // The command contract: `error: <message>` on stderr and exit 1.

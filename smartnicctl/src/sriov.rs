@@ -15,7 +15,7 @@ use anyhow::Context;
 use nic::devlink::DevlinkHandle;
 use nic::pci::PciAddress;
 use nic::representor::{RepresentorSource, vf_representor};
-use nic::sriov::{SriovHandle, VfReadiness};
+use nic::sriov::{SriovError, SriovHandle, VfReadiness};
 use nic::sysfs::SysFs;
 
 use crate::link::{block_on, out};
@@ -236,16 +236,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 handle.bind(driver.clone())
             };
-            let o = req
-                .timeout(Duration::from_secs(wait_secs))
-                .execute()
-                .with_context(|| {
-                    if unbind {
+            let o = match req.timeout(Duration::from_secs(wait_secs)).execute() {
+                Ok(o) => o,
+                // It names the function, the driver and where the function is now.
+                Err(e @ SriovError::BindFailed { .. }) => return Err(e.into()),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(if unbind {
                         format!("unbind {pci}")
                     } else {
                         format!("bind {pci} to {driver}")
-                    }
-                })?;
+                    }));
+                }
+            };
             let name = |d: &Option<String>| d.clone().unwrap_or_else(|| "none".into());
             if !o.changed {
                 out(format!("{pci}: driver is already {}", name(&o.previous)))

@@ -191,6 +191,9 @@ pub enum NetlinkError {
         /// What happened.
         detail: String,
     },
+    /// The link/address event socket could not be opened, or failed while reading.
+    #[error("link and address events: {0}")]
+    Events(io::Error),
     /// The kernel answered something this code did not expect, or the connection went away.
     #[error("{op}: unexpected netlink reply: {detail}")]
     Unexpected {
@@ -216,16 +219,6 @@ impl NetlinkError {
         }
     }
 
-    /// The kernel errno, when this error is a kernel answer.
-    pub fn errno(&self) -> Option<i32> {
-        self.kernel().map(|k| k.errno)
-    }
-
-    /// The extack message, when the kernel gave one.
-    pub fn extack(&self) -> Option<&str> {
-        self.kernel().and_then(|k| k.message.as_deref())
-    }
-
     /// The interface (or VF) does not exist: `ENODEV` from the kernel, or a VF index the PF does
     /// not report.
     pub fn is_not_found(&self) -> bool {
@@ -233,16 +226,40 @@ impl NetlinkError {
             || self.errno() == Some(nix::libc::ENODEV)
     }
 
-    /// The name (or object) already exists: `EEXIST`.
-    pub fn is_exists(&self) -> bool {
-        self.errno() == Some(nix::libc::EEXIST)
-    }
-
-    /// The driver does not implement the operation: `EOPNOTSUPP`.
+    /// The driver does not implement the operation (`EOPNOTSUPP`), or the kernel lacks the link
+    /// kind.
     pub fn is_not_supported(&self) -> bool {
         matches!(self, Self::KindUnsupported { .. }) || self.errno() == Some(nix::libc::EOPNOTSUPP)
     }
 }
+
+/// Adds `errno()`, `extack()` and `is_exists()` to an error type that has
+/// `fn kernel(&self) -> Option<&KernelError>`: the rtnetlink, devlink and ethtool errors, all
+/// here so the helpers exist once.
+macro_rules! kernel_error_helpers {
+    ($t:ty) => {
+        impl $t {
+            /// The kernel errno, when this error is a kernel answer.
+            pub fn errno(&self) -> Option<i32> {
+                self.kernel().map(|k| k.errno)
+            }
+
+            /// The extack message, when the kernel gave one.
+            pub fn extack(&self) -> Option<&str> {
+                self.kernel().and_then(|k| k.message.as_deref())
+            }
+
+            /// The name (or object) already exists: `EEXIST`.
+            pub fn is_exists(&self) -> bool {
+                self.errno() == Some(nix::libc::EEXIST)
+            }
+        }
+    };
+}
+
+kernel_error_helpers!(NetlinkError);
+kernel_error_helpers!(crate::devlink::DevlinkError);
+kernel_error_helpers!(crate::ethtool::EthtoolError);
 
 #[cfg(test)]
 mod tests {

@@ -24,13 +24,13 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use futures::future::BoxFuture;
+use futures::{channel::mpsc, future::BoxFuture};
 use nix::libc::{EBUSY, EEXIST, EINVAL, ENODEV, EOPNOTSUPP, ERANGE};
 
 use super::{
     Address, IpFamily, IpPrefix, KernelError, Link, LinkChange, LinkDetails, LinkId, LinkKind,
-    MacAddr, Netlink, NetlinkError, NewLink, OperState, Result, Route, RouteSpec, VfInfo,
-    VfSetting,
+    MacAddr, Netlink, NetlinkError, NetlinkEvent, NetlinkEvents, NewLink, OperState, Result, Route,
+    RouteSpec, VfInfo, VfSetting,
 };
 use crate::netns::NetnsRef;
 
@@ -90,6 +90,8 @@ pub enum NetlinkCall {
     DeleteRoute(RouteSpec),
     /// [`Netlink::list_routes`].
     ListRoutes(IpFamily),
+    /// [`Netlink::subscribe`].
+    Subscribe,
 }
 
 /// The kind of a call, for failure rules.
@@ -149,6 +151,8 @@ pub enum NetlinkOp {
     DeleteRoute,
     /// Dump routes.
     ListRoutes,
+    /// Subscribe to events.
+    Subscribe,
 }
 
 impl NetlinkCall {
@@ -186,6 +190,7 @@ impl NetlinkCall {
             Self::AddRoute(_) => NetlinkOp::AddRoute,
             Self::DeleteRoute(_) => NetlinkOp::DeleteRoute,
             Self::ListRoutes(_) => NetlinkOp::ListRoutes,
+            Self::Subscribe => NetlinkOp::Subscribe,
         }
     }
 }
@@ -231,11 +236,35 @@ struct State {
     failures: Vec<FailureRule>,
     /// Link kinds this "kernel" has no driver for.
     missing_kinds: BTreeSet<&'static str>,
+    /// Event subscribers and the namespace each listens in.
+    subscribers: Vec<(String, mpsc::UnboundedSender<Result<NetlinkEvent>>)>,
 }
 
 impl State {
     fn ns(&mut self, key: &str) -> &mut Ns {
         self.namespaces.entry(key.to_string()).or_default()
+    }
+
+    /// Sends `event` to the subscribers of namespace `ns` (dropping those that went away).
+    fn emit(&mut self, ns: &str, event: NetlinkEvent) {
+        self.subscribers
+            .retain(|(key, tx)| key != ns || tx.unbounded_send(Ok(event.clone())).is_ok());
+    }
+
+    /// Announces the current state of link `index` (and of its veth peer) as
+    /// [`NetlinkEvent::Link`] in their namespaces.
+    fn announce(&mut self, index: u32) {
+        let mut at = Vec::new();
+        if let Some(here) = self.locate(index) {
+            let peer = self.link_at(&here).and_then(|l| l.peer);
+            at.push(here);
+            at.extend(peer.and_then(|p| self.locate(p)));
+        }
+        for (key, pos) in at {
+            if let Some(link) = self.link_at(&(key.clone(), pos)).map(|l| l.link.clone()) {
+                self.emit(&key, NetlinkEvent::Link { link });
+            }
+        }
     }
 
     fn take_index(&mut self) -> u32 {
@@ -411,6 +440,13 @@ impl FakeNetlink {
                 State::forget_ip_state(ns, *index);
             }
         }
+    }
+
+    /// Sends an event to this view's subscribers, as if the kernel had (a carrier change, a
+    /// VF netdev appearing, [`NetlinkEvent::Lost`]). The fake's own changes (links created,
+    /// changed, moved, deleted; addresses) are announced without this.
+    pub fn push_event(&self, event: NetlinkEvent) {
+        self.lock().emit(&self.netns, event);
     }
 
     /// The addresses of this view's namespace.
@@ -648,6 +684,7 @@ impl FakeNetlink {
                     .map_err(err)?;
             }
         }
+        st.announce(index);
         Ok(())
     }
 
@@ -681,6 +718,12 @@ impl FakeNetlink {
         let source = st.ns(from);
         let mut moved = source.links.remove(pos);
         State::forget_ip_state(source, moved.link.index);
+        st.emit(
+            from,
+            NetlinkEvent::LinkRemoved {
+                link: moved.link.clone(),
+            },
+        );
         moved.link.name = name;
         moved.link.master = None;
         st.ns(to).links.push(moved);
@@ -797,7 +840,18 @@ impl FakeNetlink {
             peer,
         });
         st.refresh_oper_state(index);
+        st.announce(index);
         Ok(())
+    }
+
+    fn subscribe_now(&self) -> Result<NetlinkEvents> {
+        let mut st = self.lock();
+        if let Some(kernel) = self.record(&mut st, &NetlinkCall::Subscribe) {
+            return Err(NetlinkError::Events(kernel.to_io()));
+        }
+        let (tx, rx) = mpsc::unbounded();
+        st.subscribers.push((self.netns.clone(), tx));
+        Ok(Box::pin(rx))
     }
 
     fn delete_link_now(&self, link: LinkId) -> Result<()> {
@@ -827,6 +881,19 @@ impl FakeNetlink {
                     doomed.push(l.link.index);
                 }
             }
+        }
+        let removed: Vec<_> = st
+            .namespaces
+            .iter()
+            .flat_map(|(key, ns)| {
+                ns.links
+                    .iter()
+                    .filter(|l| doomed.contains(&l.link.index))
+                    .map(|l| (key.clone(), l.link.clone()))
+            })
+            .collect();
+        for (key, link) in removed {
+            st.emit(&key, NetlinkEvent::LinkRemoved { link });
         }
         for ns in st.namespaces.values_mut() {
             ns.links.retain(|l| !doomed.contains(&l.link.index));
@@ -954,6 +1021,10 @@ impl Netlink for FakeNetlink {
 
     fn list_routes(&self, family: IpFamily) -> BoxFuture<'_, Result<Vec<Route>>> {
         Box::pin(std::future::ready(self.list_routes_now(family)))
+    }
+
+    fn subscribe(&self) -> BoxFuture<'_, Result<NetlinkEvents>> {
+        Box::pin(std::future::ready(self.subscribe_now()))
     }
 }
 

@@ -417,7 +417,7 @@ pub enum LinkDetails {
         /// The mode.
         mode: MacvlanMode,
         /// Allowed source MACs (source mode), sorted.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(rename = "sourceMacs", skip_serializing_if = "Vec::is_empty")]
         source_macs: Vec<MacAddr>,
     },
     /// ipvlan: mode and flag.

@@ -26,8 +26,8 @@ use rtnetlink::{Handle, LinkUnspec};
 
 use super::{
     Address, IpFamily, IpPrefix, KernelError, Link, LinkChange, LinkId, LinkKind, MacAddr, Netlink,
-    NetlinkError, NewLink, OperState, Result, Route, RouteSpec, VfInfo, VfLinkState, VfSetting,
-    VlanProto,
+    NetlinkError, NetlinkEvents, NewLink, OperState, Result, Route, RouteSpec, VfInfo, VfLinkState,
+    VfSetting, VlanProto, events,
     rtnl_msg::{
         Resolved, address_from_message, address_message, details_from_info, new_link_message,
         route_from_message, route_message,
@@ -144,9 +144,9 @@ impl RtNetlink {
     }
 
     async fn set_link_impl(&self, link: LinkId, change: LinkChange) -> Result<()> {
-        let index = self.index_of(&link).await?;
         let name = link.to_string();
         let op = change.describe(&name);
+        let index = self.index_of(&link).await.map_err(|e| relabel(e, &op))?;
         let builder = LinkUnspec::new_with_index(index);
         // Keep an opened namespace file alive until the request is answered.
         let mut _netns_fd = None;
@@ -180,7 +180,7 @@ impl RtNetlink {
                 msg
             }
             LinkChange::Master(master) => {
-                let m = self.index_of(master).await?;
+                let m = self.index_of(master).await.map_err(|e| relabel(e, &op))?;
                 builder.controller(m).build()
             }
             LinkChange::NoMaster => builder.nocontroller().build(),
@@ -471,12 +471,13 @@ impl Netlink for RtNetlink {
 
     fn delete_link(&self, link: LinkId) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let index = self.index_of(&link).await?;
+            let op = format!("delete link {link}");
+            let index = self.index_of(&link).await.map_err(|e| relabel(e, &op))?;
             let mut msg = LinkMessage::default();
             msg.header.index = index;
             self.send(RouteNetlinkMessage::DelLink(msg), NLM_F_ACK)
                 .await
-                .map_err(|f| link_error(format!("delete link {link}"), &link, f))?;
+                .map_err(|f| link_error(op, &link, f))?;
             Ok(())
         })
     }
@@ -518,6 +519,10 @@ impl Netlink for RtNetlink {
 
     fn add_route(&self, route: RouteSpec) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.route_impl(route, true))
+    }
+
+    fn subscribe(&self) -> BoxFuture<'_, Result<NetlinkEvents>> {
+        Box::pin(async { events::subscribe() })
     }
 
     fn delete_route(&self, route: RouteSpec) -> BoxFuture<'_, Result<()>> {

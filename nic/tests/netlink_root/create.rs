@@ -2,19 +2,10 @@
 
 use nic::netlink::{
     Ipvlan, IpvlanFlag, IpvlanMode, LinkDetails, LinkKind, MacAddr, Macvlan, MacvlanMode,
-    NetlinkError, NetlinkHandle, Veth, Vlan, VlanProto,
+    NetlinkError, Veth, Vlan, VlanProto,
 };
 
-use super::{block_on, netlink_in, private_netns, setup, skip};
-
-async fn veth(nl: &NetlinkHandle, a: &str, b: &str) {
-    nl.link()
-        .add(Veth::new(b))
-        .name(a)
-        .execute()
-        .await
-        .expect("create a veth pair");
-}
+use super::{add_veth, block_on, netlink_in, private_netns, setup, skip};
 
 #[test]
 fn veth_with_mtu_mac_up_and_its_peer_in_another_namespace() {
@@ -88,7 +79,7 @@ fn macvlan_in_every_mode() {
         return;
     };
     block_on(async {
-        veth(&nl, "nlt-mvp", "nlt-mvp-b").await;
+        add_veth(&nl, "nlt-mvp", "nlt-mvp-b").await;
         let parent = nl.link().get("nlt-mvp").execute().await.unwrap();
         let sources: Vec<MacAddr> = ["02:5a:00:00:02:01", "02:5a:00:00:02:02"]
             .iter()
@@ -177,7 +168,7 @@ fn macvlan_created_directly_in_another_namespace() {
     };
     let pod = private_netns();
     block_on(async {
-        veth(&nl, "nlt-mvn", "nlt-mvn-b").await;
+        add_veth(&nl, "nlt-mvn", "nlt-mvn-b").await;
         nl.link()
             .add(Macvlan::new("nlt-mvn", MacvlanMode::Bridge))
             .name("net1")
@@ -208,7 +199,7 @@ fn vlan_802_1q_and_802_1ad() {
         return;
     };
     block_on(async {
-        veth(&nl, "nlt-vl", "nlt-vl-b").await;
+        add_veth(&nl, "nlt-vl", "nlt-vl-b").await;
         for (id, proto) in [(10, VlanProto::Dot1Q), (20, VlanProto::Dot1Ad)] {
             let name = format!("nlt-vl.{id}");
             let made = nl
@@ -243,7 +234,7 @@ fn ipvlan_in_every_mode() {
         return;
     };
     block_on(async {
-        veth(&nl, "nlt-ipv", "nlt-ipv-b").await;
+        add_veth(&nl, "nlt-ipv", "nlt-ipv-b").await;
         for (i, (mode, flag)) in [
             (IpvlanMode::L2, IpvlanFlag::Bridge),
             (IpvlanMode::L3, IpvlanFlag::Private),
@@ -287,7 +278,7 @@ fn move_and_rename_in_one_request() {
     let pod = private_netns();
     let in_pod = netlink_in(&pod);
     block_on(async {
-        veth(&nl, "nlt-mr-a", "nlt-mr-b").await;
+        add_veth(&nl, "nlt-mr-a", "nlt-mr-b").await;
         // The pod already has a link named like ours: a move without the rename would collide.
         in_pod
             .link()
@@ -337,7 +328,7 @@ fn master_and_nomaster_on_a_bridge() {
             .execute()
             .await
             .unwrap();
-        veth(&nl, "nlt-br-a", "nlt-br-b").await;
+        add_veth(&nl, "nlt-br-a", "nlt-br-b").await;
         let br = nl.link().get("nlt-br").execute().await.unwrap();
         assert_eq!(br.kind.as_deref(), Some("bridge"));
         nl.link()

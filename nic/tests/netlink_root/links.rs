@@ -3,22 +3,13 @@
 
 use futures::TryStreamExt;
 use nic::{
-    ethtool::{EthtoolError, EthtoolHandle},
-    netlink::{LinkId, MacAddr, NetlinkHandle, OperState, Veth, VfLinkState, VlanProto},
+    ethtool::EthtoolError,
+    host::{Host, RealHost},
+    netlink::{LinkId, MacAddr, OperState, VfLinkState, VlanProto},
     netns::{NetnsRef, block_on_in_netns},
 };
 
-use super::{block_on, netlink_in, private_netns, setup};
-
-/// Creates the veth pair `a`/`b` through our own API.
-async fn add_veth(nl: &NetlinkHandle, a: &str, b: &str) {
-    nl.link()
-        .add(Veth::new(b))
-        .name(a)
-        .execute()
-        .await
-        .expect("create a veth pair");
-}
+use super::{add_veth, block_on, netlink_in, private_netns, setup};
 
 #[test]
 fn rename_mtu_mac_up_down_delete() {
@@ -228,9 +219,9 @@ fn ethtool_features_of_a_veth() {
         return;
     };
     block_on(add_veth(&nl, "nlt-eth-a", "nlt-eth-b"));
-    // ethtool has no per-namespace handle yet: connect on a thread inside the namespace.
-    block_on_in_netns(&ns, || async {
-        let ethtool = EthtoolHandle::connect().await.unwrap();
+    // ethtool in the namespace from the same host object as netlink.
+    let ethtool = RealHost::new().unwrap().ethtool(&ns).unwrap();
+    block_on(async {
         let features = ethtool.features().get("nlt-eth-a").execute().await.unwrap();
         let tc = &features.features["hw-tc-offload"];
         assert!(
@@ -304,8 +295,7 @@ fn ethtool_features_of_a_veth() {
             .await
             .unwrap_err();
         assert!(matches!(err, EthtoolError::UnknownFeature { .. }), "{err}");
-    })
-    .expect("enter the test namespace");
+    });
 }
 
 #[test]

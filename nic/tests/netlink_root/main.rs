@@ -9,6 +9,7 @@
 //! skipped, not passed.
 
 mod create;
+mod events;
 mod ip;
 mod links;
 
@@ -16,7 +17,7 @@ use std::{future::Future, io::Write};
 
 use nic::{
     host::{Host, RealHost},
-    netlink::NetlinkHandle,
+    netlink::{NetlinkHandle, Veth},
     netns::{NetnsRef, create_netns},
 };
 
@@ -57,6 +58,16 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         .build()
         .expect("a runtime")
         .block_on(fut)
+}
+
+/// Creates the veth pair `a`/`b` through our own API.
+pub async fn add_veth(nl: &NetlinkHandle, a: &str, b: &str) {
+    nl.link()
+        .add(Veth::new(b))
+        .name(a)
+        .execute()
+        .await
+        .expect("create a veth pair");
 }
 
 /// A private namespace and a handle in it, or `None` (skip reported) without root.

@@ -7,7 +7,8 @@ use nix::libc::{EADDRNOTAVAIL, EEXIST, EINVAL, ENETDOWN, ENETUNREACH, ENODEV, ES
 
 use super::{FakeNetlink, NetlinkCall};
 use crate::netlink::{
-    Address, IpFamily, IpPrefix, KernelError, LinkId, NetlinkError, Result, Route, RouteSpec, Scope,
+    Address, IpFamily, IpPrefix, KernelError, LinkId, NetlinkError, NetlinkEvent, Result, Route,
+    RouteSpec, Scope,
 };
 
 /// The scope the kernel gives an address: `host` for loopback, `link` for IPv6 link-local.
@@ -59,15 +60,21 @@ impl FakeNetlink {
         match (add, pos) {
             (true, Some(_)) => Err(err(EEXIST)),
             (true, None) => {
-                ns.addresses.push(Address {
+                let added = Address {
                     index,
                     address,
                     scope: scope_of(&address),
-                });
+                };
+                ns.addresses.push(added.clone());
+                st.emit(&self.netns, NetlinkEvent::AddressAdded { address: added });
                 Ok(())
             }
             (false, Some(p)) => {
-                ns.addresses.remove(p);
+                let removed = ns.addresses.remove(p);
+                st.emit(
+                    &self.netns,
+                    NetlinkEvent::AddressRemoved { address: removed },
+                );
                 Ok(())
             }
             (false, None) => Err(err(EADDRNOTAVAIL)),

@@ -645,3 +645,121 @@ mod create_and_ip {
         });
     }
 }
+
+mod events {
+    use futures::{FutureExt, StreamExt};
+
+    use super::*;
+    use crate::netlink::{IpPrefix, NetlinkEvent, NetlinkEvents, Veth};
+
+    /// Everything already queued on `events`, without waiting for more.
+    fn drain(events: &mut NetlinkEvents) -> Vec<NetlinkEvent> {
+        let mut out = Vec::new();
+        while let Some(Some(e)) = events.next().now_or_never() {
+            out.push(e.unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn changes_are_announced_in_their_namespace() {
+        let host = FakeNetlink::new();
+        host.add_pf("eth0", 1);
+        let vf = host.add_link("eth0v0");
+        let pod_ns = NetnsRef::path("/var/run/netns/pod1");
+        let pod = host.netns(&pod_ns);
+        let nl = NetlinkHandle::new(host.clone());
+        let (mut on_host, mut in_pod) = block_on(async {
+            (
+                nl.subscribe().await.unwrap(),
+                NetlinkHandle::new(pod.clone()).subscribe().await.unwrap(),
+            )
+        });
+        block_on(async {
+            nl.link().set("eth0v0").up().execute().await.unwrap();
+            nl.link()
+                .set("eth0v0")
+                .netns_rename(pod_ns.clone(), "net1")
+                .execute()
+                .await
+                .unwrap();
+            let in_pod_nl = NetlinkHandle::new(pod.clone());
+            in_pod_nl
+                .address()
+                .add("net1", "10.0.0.2/24".parse().unwrap())
+                .execute()
+                .await
+                .unwrap();
+        });
+        let host_events = drain(&mut on_host);
+        assert!(
+            matches!(&host_events[0], NetlinkEvent::Link { link } if link.index == vf && link.up)
+        );
+        assert!(
+            matches!(&host_events[1], NetlinkEvent::LinkRemoved { link } if link.name == "eth0v0")
+        );
+        assert_eq!(host_events.len(), 2, "{host_events:?}");
+        let pod_events = drain(&mut in_pod);
+        assert!(
+            matches!(&pod_events[0], NetlinkEvent::Link { link } if link.name == "net1" && link.index == vf)
+        );
+        let want: IpPrefix = "10.0.0.2/24".parse().unwrap();
+        assert!(
+            matches!(&pod_events[1], NetlinkEvent::AddressAdded { address } if address.address == want)
+        );
+
+        // Tests push what the fake cannot know: a carrier loss, an overrun.
+        let down = fake_link_down(&host, "eth0");
+        host.push_event(NetlinkEvent::Link { link: down.clone() });
+        host.push_event(NetlinkEvent::Lost);
+        let pushed = drain(&mut on_host);
+        assert_eq!(
+            pushed,
+            vec![NetlinkEvent::Link { link: down }, NetlinkEvent::Lost]
+        );
+        assert!(
+            drain(&mut in_pod).is_empty(),
+            "other namespaces hear nothing"
+        );
+    }
+
+    fn fake_link_down(fake: &FakeNetlink, name: &str) -> Link {
+        let mut link = fake.link(name).unwrap();
+        link.carrier = Some(false);
+        link.oper_state = OperState::Down;
+        link
+    }
+
+    #[test]
+    fn veth_creation_and_deletion_are_announced_on_both_ends() {
+        let fake = FakeNetlink::new();
+        let nl = NetlinkHandle::new(fake.clone());
+        let mut events = block_on(nl.subscribe()).unwrap();
+        block_on(async {
+            nl.link()
+                .add(Veth::new("b"))
+                .name("a")
+                .execute()
+                .await
+                .unwrap();
+            nl.link().del("b").execute().await.unwrap();
+        });
+        let mut names: Vec<_> = drain(&mut events)
+            .into_iter()
+            .map(|e| match e {
+                NetlinkEvent::Link { link } => format!("+{}", link.name),
+                NetlinkEvent::LinkRemoved { link } => format!("-{}", link.name),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        // Both ends go; in which order is not promised.
+        names[2..].sort();
+        assert_eq!(names, vec!["+a", "+b", "-a", "-b"]);
+        fake.fail(NetlinkOp::Subscribe, EINVAL);
+        let err = block_on(nl.subscribe()).err().unwrap();
+        assert!(
+            err.to_string().starts_with("link and address events: "),
+            "{err}"
+        );
+    }
+}
