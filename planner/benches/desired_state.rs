@@ -2,18 +2,23 @@
 //! node with 2-4 PFs. Measures what the controller does on a full resync: compile the policies
 //! once ([`PolicySet::new`]) and plan every node ([`PolicySet::plan_node`]).
 //!
+//! A second group, `cluster_pass_with_agent_status`, is the operator's whole-cluster pass once
+//! agents report: every inventory carries its VFs (as `NicNodeState.status` does), and each node
+//! is planned, its device-plugin configuration rendered, and the result compared with the spec
+//! it already has (the write is skipped when equal), over 1,000, 5,000 and 10,000 nodes.
+//!
 //! `cargo bench -p planner --bench desired_state`
 
 use std::{collections::BTreeMap, hint::black_box, time::Duration};
 
 use crds::{
-    NicPolicy,
-    inventory::{EswitchMode, LinkType, Nic, NicInventory},
+    NicNodeStateSpec, NicPolicy, RESOURCE_PREFIX,
+    inventory::{EswitchMode, LinkType, Nic, NicInventory, Vf},
     k8s::{LabelSelector, LabelSelectorRequirement},
     policy::{NicPolicySpec, NicSelector, VfDeviceType},
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use planner::PolicySet;
+use planner::{PolicySet, with_device_plugin_config};
 
 struct Node {
     labels: BTreeMap<String, String>,
@@ -250,5 +255,88 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// `nic` with half of its capacity enabled as VFs, each on the host with a netdev, as an agent
+/// reports it.
+fn with_reported_vfs(mut nic: Nic) -> Nic {
+    nic.num_vfs = nic.total_vfs / 2;
+    let base = nic.pci_address[..8].to_owned();
+    let name = nic.name.clone().unwrap_or_default();
+    nic.vfs = (0..nic.num_vfs)
+        .map(|i| Vf {
+            vf_id: i,
+            pci_address: format!("{base}{:02x}.{}", 2 + i / 8, i % 8),
+            name: Some(format!("{name}v{i}")),
+            driver: Some("mlx5_core".to_owned()),
+            mac: Some(format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256)),
+            mtu: Some(1500),
+            iommu_group: Some(100 + i),
+            numa_node: Some(0),
+            ..Vf::default()
+        })
+        .collect();
+    nic
+}
+
+/// The operator's pass for one node: plan, render the device-plugin configuration, and tell
+/// whether the stored spec must be rewritten.
+fn cluster_pass(set: &PolicySet, nodes: &[Node], stored: &[NicNodeStateSpec]) -> usize {
+    let mut writes = 0;
+    for (n, old) in nodes.iter().zip(stored) {
+        let spec =
+            with_device_plugin_config(set.plan_node(&n.labels, &n.inventory).spec, RESOURCE_PREFIX);
+        if &spec != old {
+            writes += 1;
+        }
+    }
+    writes
+}
+
+fn bench_with_status(c: &mut Criterion) {
+    let policies = policies();
+    let mut group = c.benchmark_group("cluster_pass_with_agent_status");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    for n in [1_000usize, 5_000, 10_000] {
+        let nodes: Vec<Node> = (0..n)
+            .map(|i| {
+                let mut node = node(i);
+                node.inventory.nics = node
+                    .inventory
+                    .nics
+                    .into_iter()
+                    .map(with_reported_vfs)
+                    .collect();
+                node
+            })
+            .collect();
+        // the specs as stored after the previous pass: nothing changed, no write
+        let set = PolicySet::new(&policies);
+        let stored: Vec<NicNodeStateSpec> = nodes
+            .iter()
+            .map(|n| {
+                with_device_plugin_config(
+                    set.plan_node(&n.labels, &n.inventory).spec,
+                    RESOURCE_PREFIX,
+                )
+            })
+            .collect();
+        assert!(
+            stored
+                .iter()
+                .any(|s| !s.device_plugin.resource_list.is_empty())
+        );
+        assert_eq!(cluster_pass(&set, &nodes, &stored), 0);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("nodes", n), &nodes, |b, nodes| {
+            b.iter(|| {
+                let set = PolicySet::new(black_box(&policies));
+                black_box(cluster_pass(&set, nodes, &stored))
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_with_status);
 criterion_main!(benches);
