@@ -24,7 +24,9 @@
 //! Without features the crate holds only the shapes that node-side programs exchange through files
 //! and stdin: [`inventory`], [`device_plugin`], [`cni`], [`link`], [`vf`] and [`consts`]. They depend
 //! on serde alone, so the host layer (`nic`) and the CNI binary link no Kubernetes client. The `k8s`
-//! feature adds the custom resources, their JSON schemas and the CRD generator.
+//! feature adds the custom resources, their JSON schemas and the CRD generator. The
+//! `schema-check` feature (tests only) adds `schema_check`, which validates documents against the
+//! generated schemas as the API server does.
 
 pub mod cni;
 pub mod consts;
