@@ -29,7 +29,7 @@ start_vswitchd() {
   # no upcall handlers and drops every upcall (lab notes, gotcha 10).
   while [ "$(cut -d. -f1 /proc/uptime)" -lt 11 ]; do sleep 0.5; done
   ovs-vswitchd "unix:$D/db.sock" --pidfile="$D/ovs-vswitchd.pid" --unixctl="$D/ovs-vswitchd.ctl" \
-    --log-file="$D/ovs-vswitchd.log" -vconsole:off --detach --no-chdir
+    --log-file="$D/ovs-vswitchd.log" -vconsole:off --detach --no-chdir 2>>"$D/stderr.log"
   # dpif_netlink logs "failed to offload flow: ..." at debug level only.
   ovs-appctl -t "$D/ovs-vswitchd.ctl" vlog/set dpif_netlink:file:dbg >/dev/null
 }

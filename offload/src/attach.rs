@@ -198,7 +198,8 @@ impl AttachRequest {
         self
     }
 
-    /// The container id (names the host veth, see [`host_veth_name`]).
+    /// The container id (names the host veth, see [`host_veth_name`]; default: the pod's
+    /// network namespace).
     pub fn container_id(mut self, id: &str) -> Self {
         self.container_id = id.to_string();
         self
@@ -229,7 +230,13 @@ impl AttachRequest {
         let nl = NetlinkHandle::connect()?;
         let (port, attachment, mac, default_reason) = match &self.kind {
             Kind::Veth(netns) => {
-                let host = host_veth_name(&self.container_id, &self.ifname);
+                // Without a container id the namespace names the attachment.
+                let key = if self.container_id.is_empty() {
+                    netns.to_string()
+                } else {
+                    self.container_id.clone()
+                };
+                let host = host_veth_name(&key, &self.ifname);
                 let mac = self.make_veth(&nl, netns, &host).await?;
                 (host, Attachment::Veth, mac, Reason::NoOffloadCapableDevice)
             }
