@@ -91,7 +91,14 @@ struct Running {
 }
 
 async fn start(host: &FakeHost) -> Running {
-    let dir = tempfile::tempdir().expect("tempdir");
+    // device-info files go to /var/run, a tmpfs, on a node: /dev/shm here
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .expect("tempdir");
     let plugin_dir = dir.path().join("plugins");
     std::fs::create_dir_all(&plugin_dir).expect("mkdir");
     let cfg = dir.path().join("device-plugin.json");

@@ -7,7 +7,7 @@
 //!   allocate.rs  pure: env, device specs, device-info files, CDI
 //!   preferred.rs pure: GetPreferredAllocation (NUMA, then pack/spread over PFs)
 //!   index.rs     config + host -> one watch channel per pool
-//!   source.rs    HostSource: polling (fixtures, fallback)
+//!   source.rs    HostSource: link events + uevents (host), polling (fixtures, fallback)
 //!   server.rs    the DevicePlugin gRPC service of a pool (thin)
 //!   kubelet.rs   Register, socket inodes
 //!   dirwatch.rs  inotify on a directory -> watch counter

@@ -126,6 +126,9 @@ unhealthy_line() {
 unhealthy_since() { [ -n "$(unhealthy_line "$1")" ]; }
 
 section "registration and ListAndWatch"
+wait_for 10 grep -q 'following link events and uevents' "$D/dp.log"
+expect_match "the plugin follows the kernel's link events and uevents (not polling)" \
+  "$(grep -E 'following link events|cannot follow kernel events' "$D/dp.log" | head -n 1)" "following link events and uevents"
 if wait_for 30 registered smartnic.io/igb_vf && wait_for 10 registered smartnic.io/igb_dpdk; then
   ok "both pools registered with the kubelet"
   reg=$(jq -c 'select(.event == "register" and .resource == "smartnic.io/igb_vf")' "$KLOG" | head -n 1)
@@ -194,6 +197,7 @@ if wait_for 10 unhealthy_since "$lines"; then
   if [ "$((t2 - t1))" -lt 1000 ]; then ok "PF $PF down: both VFs Unhealthy within 1 s ($((t2 - t0)) ms from the command, $((t2 - t1)) ms from its return)"
   else fail "PF $PF down: both VFs Unhealthy within 1 s of the change" "$((t2 - t1)) ms; $line"; fi
   expect_match "the plugin logs why" "$(grep 'health changed' "$D/dp.log" | tail -n 1)" "\($PF\) is administratively down|\($PF\) link is"
+  note "plugin: $(grep 'health changed' "$D/dp.log" | tail -n 1 | jq -r '"\(.timestamp) \(.device) \(.health)"' 2>/dev/null)"
 else
   fail "PF $PF down: VFs turn Unhealthy" "$(tail -n 5 "$KLOG")"
 fi
