@@ -44,14 +44,21 @@ fn run(runner: &dyn CommandRunner, args: &[&str]) -> Result<CommandOutput, RdmaE
     })?;
     if out.code != 0 {
         let stderr = out.stderr.trim();
+        let stderr = if stderr.is_empty() {
+            "no RDMA support in the kernel (ib_core not loaded?)".to_owned()
+        } else if stderr.to_ascii_lowercase().contains("busy") {
+            // ib_core refuses a mode change while any network namespace besides the initial
+            // one exists (rdma_compatdev_set: -EBUSY), i.e. on a node running pods
+            format!(
+                "{stderr} (the kernel changes the mode only while no other network namespace exists: set ib_core netns_mode at boot on nodes running pods)"
+            )
+        } else {
+            stderr.to_owned()
+        };
         return Err(RdmaError::Failed {
             args: args.join(" "),
             code: out.code,
-            stderr: if stderr.is_empty() {
-                "no RDMA support in the kernel (ib_core not loaded?)".to_owned()
-            } else {
-                stderr.to_owned()
-            },
+            stderr,
         });
     }
     Ok(out)
@@ -154,6 +161,18 @@ mod tests {
             e.to_string(),
             "rdmaMode: `rdma system set netns exclusive` failed (exit 255): error: Operation not supported"
         );
+        let busy = Script {
+            answer: |_| {
+                Ok(CommandOutput {
+                    code: 255,
+                    stdout: String::new(),
+                    stderr: "error: Device or resource busy\n".into(),
+                })
+            },
+            calls: Mutex::default(),
+        };
+        let e = set_netns_mode(&busy, RdmaMode::Exclusive).unwrap_err();
+        assert!(e.to_string().contains("netns_mode at boot"), "{e}");
         let garbled = Script {
             answer: |_| ok("copy-on-fork on"),
             calls: Mutex::default(),
