@@ -8,7 +8,9 @@
 //! 3. each PF runs its steps in order; a failure stops that PF only (the others finish) and is
 //!    recorded with the step; a firmware step that needs a reboot stops the PF too;
 //! 4. a PF that finished gets its pools back in the hand-off file;
-//! 5. when every PF finished, the spec is recorded as applied.
+//! 5. the node-wide steps ([`planner::apply::NodeStep`], the RDMA netns mode) run; a failure
+//!    is reported naming the setting and fails no PF;
+//! 6. when every PF finished, the spec is recorded as applied.
 //!
 //! After a crash or a failure, planning again from the live host gives the remaining steps.
 
@@ -17,7 +19,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crds::node_state::NicNodeStateSpec;
-use planner::apply::{HostPlan, PfAction, PfPlan, Step};
+use crds::pool::RdmaMode;
+use planner::apply::{HostPlan, NodeFacts, NodeStep, PfAction, PfPlan, Step};
 
 use crate::files::FileError;
 use crate::firmware::{Firmware, FirmwareOutcome, apply_firmware};
@@ -64,6 +67,21 @@ impl StepError {
 pub trait HostOps: Sync {
     /// Carries out `step` on `pf`.
     fn apply(&self, pf: &PfPlan, step: &Step) -> Result<StepDone, StepError>;
+
+    /// The node's RDMA network-namespace mode (`rdma system show netns`); the error names
+    /// `rdmaMode` and why it cannot be read.
+    fn rdma_netns_mode(&self) -> Result<RdmaMode, String>;
+
+    /// Sets the node's RDMA network-namespace mode (`rdma system set netns MODE`).
+    fn set_rdma_netns_mode(&self, mode: RdmaMode) -> Result<(), String>;
+
+    /// What the host shows of the node-wide settings, for [`planner::apply::plan_node`] (an
+    /// unreadable setting is `None`: its step is planned and fails with the reason).
+    fn node_facts(&self) -> NodeFacts {
+        NodeFacts {
+            rdma_mode: self.rdma_netns_mode().ok(),
+        }
+    }
 }
 
 /// One step as it ran.
@@ -99,13 +117,20 @@ pub struct PfReport {
 pub struct ApplyReport {
     /// PFs with steps, by PCI address.
     pub pfs: Vec<PfReport>,
+    /// The node-wide steps run (each reports its own error; they stop nothing).
+    pub node: Vec<StepReport>,
     /// Wall time of the plan.
     pub duration: Duration,
 }
 
 impl ApplyReport {
-    /// Every PF finished without error and without a pending reboot.
+    /// Every PF and node step finished without error and without a pending reboot.
     pub fn complete(&self) -> bool {
+        self.pfs_complete() && self.node.iter().all(|s| s.error.is_none())
+    }
+
+    /// Every PF finished without error and without a pending reboot (node steps aside).
+    pub fn pfs_complete(&self) -> bool {
         self.pfs
             .iter()
             .all(|p| p.error.is_none() && !p.reboot_needed)
@@ -116,9 +141,13 @@ impl ApplyReport {
         self.pfs.iter().any(|p| p.reboot_needed)
     }
 
-    /// The errors, one per failed PF.
+    /// The errors, one per failed PF, then one per failed node step.
     pub fn errors(&self) -> Vec<String> {
-        self.pfs.iter().filter_map(|p| p.error.clone()).collect()
+        self.pfs
+            .iter()
+            .filter_map(|p| p.error.clone())
+            .chain(self.node.iter().filter_map(|s| s.error.clone()))
+            .collect()
     }
 }
 
@@ -231,9 +260,12 @@ impl Executor<'_> {
         });
         let mut report = ApplyReport {
             pfs: results.into_iter().collect::<Result<_, _>>()?,
+            node: plan.node_steps.iter().map(|s| run_node(self, s)).collect(),
             duration: Duration::ZERO,
         };
-        if report.complete() && plan.problems.is_empty() {
+        // the applied spec names the PFs to reset later: a failed node step (planned again from
+        // the live host next time) does not hold it back
+        if report.pfs_complete() && plan.problems.is_empty() {
             shared.update(|st| {
                 st.applied = Some(spec.clone());
                 st.applied_generation = generation;
@@ -304,6 +336,31 @@ fn run_pf(shared: &Shared<'_>, pf: &PfPlan) -> Result<PfReport, FileError> {
         }
     }
     Ok(report)
+}
+
+fn run_node(exec: &Executor<'_>, step: &NodeStep) -> StepReport {
+    let t = Instant::now();
+    let result = match step {
+        NodeStep::RdmaNetnsMode { mode } => exec.host.set_rdma_netns_mode(*mode),
+    };
+    let error = result.err().map(|e| {
+        // the host's message names the setting already; make sure it always does
+        let e = if e.contains(step.setting()) {
+            e
+        } else {
+            format!("{}: {e}", step.setting())
+        };
+        format!("node: {step}: {e}")
+    });
+    if let Some(e) = &error {
+        tracing::warn!(step = %step, error = %e, "node step failed");
+    }
+    StepReport {
+        kind: step.kind(),
+        text: step.to_string(),
+        duration: t.elapsed(),
+        error,
+    }
 }
 
 fn firmware_step(

@@ -10,6 +10,7 @@ use crds::{
     device_plugin::DevicePluginConfig,
     inventory::{NicInventory, Vf},
     policy::VfDeviceType,
+    pool::RdmaMode,
 };
 use planner::apply::{PfFacts, PfPlan, Step};
 
@@ -31,6 +32,8 @@ pub struct FakeHost {
     per_pf: Mutex<BTreeMap<String, usize>>,
     /// Administrative MACs set through the PF: a VF netdev takes it at probe.
     admin_macs: Mutex<BTreeMap<(String, u32), String>>,
+    /// The RDMA netns mode; `None`: a host without the `rdma` tool.
+    rdma: Mutex<Option<RdmaMode>>,
 }
 
 impl FakeHost {
@@ -81,6 +84,16 @@ impl FakeHost {
         *self.fail.lock().unwrap_or_else(|e| e.into_inner()) = Some((pci.to_owned(), nth));
     }
 
+    /// The RDMA netns mode the host shows (`None`: no `rdma` tool).
+    pub fn rdma(&self) -> Option<RdmaMode> {
+        *self.rdma.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the RDMA netns mode the host shows (`None`: no `rdma` tool).
+    pub fn set_rdma(&self, mode: Option<RdmaMode>) {
+        *self.rdma.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+    }
+
     /// Stops failing.
     pub fn heal(&self) {
         *self.fail.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -107,7 +120,26 @@ impl FakeHost {
     }
 }
 
+const NO_RDMA: &str = "rdmaMode: the rdma tool (iproute2) is not installed on the node";
+
 impl HostOps for FakeHost {
+    fn rdma_netns_mode(&self) -> Result<RdmaMode, String> {
+        self.rdma().ok_or_else(|| NO_RDMA.to_owned())
+    }
+
+    fn set_rdma_netns_mode(&self, mode: RdmaMode) -> Result<(), String> {
+        let mut rdma = self.rdma.lock().unwrap_or_else(|e| e.into_inner());
+        if rdma.is_none() {
+            return Err(NO_RDMA.to_owned());
+        }
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("node: rdma system set netns {}", mode.as_str()));
+        *rdma = Some(mode);
+        Ok(())
+    }
+
     fn apply(&self, pf: &PfPlan, step: &Step) -> Result<StepDone, StepError> {
         let pci = pf.pci_address.as_str();
         let n = {

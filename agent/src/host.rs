@@ -18,6 +18,7 @@ use nic::{
 use planner::apply::{PfPlan, Step, VfRanges};
 
 use crate::executor::{HostOps, StepDone, StepError};
+use crate::firmware::SystemRunner;
 
 /// The kernel VF driver of a PF driver (`mlx5_core` → `mlx5_core`, `ice` → `iavf`).
 pub fn kernel_vf_driver(pf_driver: &str) -> Option<&'static str> {
@@ -126,6 +127,14 @@ fn block_on<F: Future>(fut: F) -> Result<F::Output, String> {
 }
 
 impl HostOps for SysHost {
+    fn rdma_netns_mode(&self) -> Result<crds::pool::RdmaMode, String> {
+        crate::rdma::netns_mode(&SystemRunner).map_err(|e| e.to_string())
+    }
+
+    fn set_rdma_netns_mode(&self, mode: crds::pool::RdmaMode) -> Result<(), String> {
+        crate::rdma::set_netns_mode(&SystemRunner, mode).map_err(|e| e.to_string())
+    }
+
     fn apply(&self, pf: &PfPlan, step: &Step) -> Result<StepDone, StepError> {
         let fail = |m: String| StepError::new(pf, step, m);
         let addr: PciAddress = pf

@@ -17,6 +17,7 @@ pub mod firmware;
 pub mod handoff;
 pub mod host;
 pub mod metrics;
+pub mod rdma;
 pub mod state;
 
 #[cfg(test)]

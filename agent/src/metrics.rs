@@ -97,11 +97,15 @@ impl AgentMetrics {
         }
     }
 
-    /// Records a run; `vendor_of` names the driver family of a PF by PCI address.
+    /// Records a run; `vendor_of` names the driver family of a PF by PCI address (node-wide
+    /// steps are recorded with the vendor `node`).
     pub fn record(&self, report: &ApplyReport, vendor_of: impl Fn(&str) -> String) {
-        for pf in &report.pfs {
-            let vendor = vendor_of(&pf.pci_address);
-            for s in &pf.steps {
+        let pfs = report
+            .pfs
+            .iter()
+            .map(|pf| (vendor_of(&pf.pci_address), &pf.steps));
+        for (vendor, steps) in pfs.chain(std::iter::once(("node".to_owned(), &report.node))) {
+            for s in steps {
                 let labels = StepLabels {
                     step: s.kind.to_owned(),
                     vendor: vendor.clone(),
@@ -169,6 +173,7 @@ mod tests {
                 error: Some("EBUSY".into()),
                 reboot_needed: false,
             }],
+            node: vec![step("rdma-netns-mode", 1, Some("rdmaMode: no rdma tool"))],
             duration: Duration::from_millis(40),
         };
         m.record(&report, |_| "igb".into());
@@ -182,6 +187,12 @@ mod tests {
         );
         assert!(
             text.contains("smartnic_agent_step_failures_total{step=\"bind-vfs\",vendor=\"igb\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "smartnic_agent_step_failures_total{step=\"rdma-netns-mode\",vendor=\"node\"} 1"
+            ),
             "{text}"
         );
         assert!(

@@ -9,6 +9,7 @@ use crds::{
     inventory::{EswitchMode, Nic, NicInventory},
     node_state::{InterfaceSpec, NicNodeStateSpec, VfGroup, VfIndexRange},
     policy::{FirmwareSpec, VfDeviceType},
+    pool::RdmaMode,
 };
 use planner::{
     apply::{HostPlan, PfPlan, Step, plan_host},
@@ -111,6 +112,7 @@ impl World {
     fn plan(&self, spec: &NicNodeStateSpec) -> HostPlan {
         let applied = self.state.load().unwrap().applied.unwrap_or_default();
         plan_host(&applied, spec, &self.host.inventory(), &self.host.facts())
+            .with_node(spec, &self.host.node_facts())
     }
 
     fn run(&self, spec: &NicNodeStateSpec) -> ApplyReport {
@@ -183,6 +185,66 @@ fn two_pfs_are_applied_in_their_orders_and_end_in_sync() {
     let report = w.run(&spec);
     assert!(report.pfs.is_empty());
     assert_eq!(w.host.calls().len(), calls);
+}
+
+#[test]
+fn the_rdma_mode_is_set_when_the_host_differs_and_only_then() {
+    let w = world(vec![cx6_pf(), igb()]);
+    w.host.set_rdma(Some(RdmaMode::Shared));
+    let mut spec = desired();
+    spec.rdma_mode = Some(RdmaMode::Exclusive);
+    let plan = w.plan(&spec);
+    assert_eq!(
+        plan.node_steps
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["rdma system set netns exclusive"]
+    );
+    let report = w.run(&spec);
+    assert!(report.complete(), "{:?}", report.errors());
+    assert_eq!(report.node.len(), 1);
+    assert_eq!(report.node[0].kind, "rdma-netns-mode");
+    assert!(
+        w.host
+            .calls()
+            .contains(&"node: rdma system set netns exclusive".to_owned())
+    );
+    assert_eq!(w.host.rdma(), Some(RdmaMode::Exclusive));
+    // the host shows it now: no step, and nothing runs again
+    assert!(w.plan(&spec).in_sync(), "{:?}", w.plan(&spec));
+    let calls = w.host.calls().len();
+    let report = w.run(&spec);
+    assert!(report.node.is_empty() && report.complete());
+    assert_eq!(w.host.calls().len(), calls);
+    // the pool drops rdmaMode: the node's mode is left as it is
+    spec.rdma_mode = None;
+    assert!(w.plan(&spec).node_steps.is_empty());
+}
+
+#[test]
+fn a_host_without_rdma_reports_the_setting_and_the_pfs_still_apply() {
+    let w = world(vec![cx6_pf(), igb()]);
+    w.host.set_rdma(None);
+    let mut spec = desired();
+    spec.rdma_mode = Some(RdmaMode::Exclusive);
+    let report = w.run(&spec);
+    // every PF step ran and the PFs are in place
+    assert!(report.pfs_complete(), "{:?}", report.errors());
+    assert_eq!(report.pfs.len(), 2);
+    assert!(w.plan(&spec).pfs.iter().all(|p| p.steps.is_empty()));
+    assert_eq!(w.handoff.current().unwrap(), spec.device_plugin);
+    assert_eq!(w.state.load().unwrap().applied.as_ref(), Some(&spec));
+    // the node step failed, naming the setting and why
+    assert!(!report.complete());
+    assert_eq!(
+        report.errors(),
+        [
+            "node: rdma system set netns exclusive: rdmaMode: the rdma tool (iproute2) is not installed on the node"
+        ]
+    );
+    // and it is planned again until the host can do it
+    assert_eq!(w.plan(&spec).node_steps.len(), 1);
 }
 
 #[test]
@@ -354,6 +416,14 @@ struct Rendezvous<'a> {
 }
 
 impl HostOps for Rendezvous<'_> {
+    fn rdma_netns_mode(&self) -> Result<RdmaMode, String> {
+        self.inner.rdma_netns_mode()
+    }
+
+    fn set_rdma_netns_mode(&self, mode: RdmaMode) -> Result<(), String> {
+        self.inner.set_rdma_netns_mode(mode)
+    }
+
     fn apply(&self, pf: &PfPlan, step: &Step) -> Result<StepDone, StepError> {
         let mut started = self.started.lock().unwrap();
         started.insert(pf.pci_address.clone());

@@ -18,7 +18,7 @@ use std::{net::IpAddr, path::PathBuf};
 
 use crds::{
     cni::SmartnicNetConf,
-    link::{NetworkMode, VlanProto},
+    link::{NetworkMode, PluginLogLevel, VlanProto},
 };
 use nic::{netlink::MacAddr, pci::PciAddress};
 use serde::Deserialize;
@@ -85,10 +85,6 @@ struct RuntimeKeys {
     args: Args,
     #[serde(default)]
     mac: Option<String>,
-    #[serde(default, rename = "logLevel")]
-    log_level: Option<String>,
-    #[serde(default, rename = "logFile")]
-    log_file: Option<String>,
     #[serde(default, rename = "cni.dev/valid-attachments")]
     valid_attachments: Option<Vec<Attachment>>,
     #[serde(default, rename = "cni.dev/attachments")]
@@ -114,9 +110,8 @@ pub struct NetConf {
     pub requested_addrs: Vec<IpAddr>,
     /// The previous result (CHECK, chained ADD, DEL).
     pub prev_result: Option<AddResult>,
-    /// Log level, when logging is asked for.
-    pub log_level: Option<String>,
-    /// Log file, when logging is asked for.
+    /// Log file (`logFile`, checked: absolute, no `.` or `..`), when logging is asked for; the
+    /// level is `conf.log_level` (`logLevel`: error|warning|info|debug, as the operator renders).
     pub log_file: Option<PathBuf>,
     /// GC: the attachments to keep (`cni.dev/valid-attachments` ∪ `cni.dev/attachments`).
     pub valid_attachments: Option<Vec<Attachment>>,
@@ -193,6 +188,20 @@ fn parse_ip_request(key: &str, s: &str) -> Result<(Option<Cidr>, IpAddr), CniErr
 }
 
 impl NetConf {
+    /// The most verbose level to log at, `None` when the configuration asks for no logging
+    /// (neither `logLevel` nor `logFile`); `logFile` alone logs at `info`.
+    pub fn log_level(&self) -> Option<tracing::Level> {
+        if self.conf.log_level.is_none() && self.log_file.is_none() {
+            return None;
+        }
+        Some(match self.conf.log_level.unwrap_or_default() {
+            PluginLogLevel::Error => tracing::Level::ERROR,
+            PluginLogLevel::Warning => tracing::Level::WARN,
+            PluginLogLevel::Info => tracing::Level::INFO,
+            PluginLogLevel::Debug => tracing::Level::DEBUG,
+        })
+    }
+
     /// Parses stdin for any command but VERSION. `env` supplies `CNI_ARGS`.
     pub fn parse(stdin: &[u8], env: &CniEnv) -> Result<Self, CniError> {
         let value: Value = serde_json::from_slice(stdin).map_err(|e| {
@@ -268,7 +277,7 @@ impl NetConf {
             .filter(|v| !v.is_null())
             .map(AddResult::from_json)
             .transpose()?;
-        let log_file = rt
+        let log_file = conf
             .log_file
             .as_deref()
             .map(|p| validate::abs_path(p, "logFile", code::INVALID_CONFIG))
@@ -291,7 +300,6 @@ impl NetConf {
             requested_ips,
             requested_addrs,
             prev_result,
-            log_level: rt.log_level,
             log_file,
             valid_attachments,
             raw,
@@ -451,6 +459,52 @@ mod tests {
             NetConf::parse(b"[]", &env()).unwrap_err().code,
             code::DECODE
         );
+    }
+
+    #[test]
+    fn logging_keys_as_the_operator_renders_them() {
+        let base = serde_json::json!({"cniVersion": "1.1.0", "name": "n", "type": "smartnic", "mode": "sriov"});
+        assert_eq!(parse(base.clone()).unwrap().log_level(), None);
+        // the operator's shape, serialized as the NAD carries it
+        let mut shape: SmartnicNetConf = serde_json::from_value(base.clone()).unwrap();
+        shape.log_level = Some(PluginLogLevel::Warning);
+        shape.log_file = Some("/var/log/smartnic-cni.log".into());
+        let rendered = serde_json::to_value(&shape).unwrap();
+        assert_eq!(rendered["logLevel"], "warning");
+        assert_eq!(rendered["logFile"], "/var/log/smartnic-cni.log");
+        let c = parse(rendered).unwrap();
+        assert_eq!(c.log_level(), Some(tracing::Level::WARN));
+        assert_eq!(
+            c.log_file.as_deref(),
+            Some(std::path::Path::new("/var/log/smartnic-cni.log"))
+        );
+        for (value, level) in [
+            ("error", tracing::Level::ERROR),
+            ("warning", tracing::Level::WARN),
+            ("info", tracing::Level::INFO),
+            ("debug", tracing::Level::DEBUG),
+        ] {
+            let mut v = base.clone();
+            v["logLevel"] = value.into();
+            assert_eq!(parse(v).unwrap().log_level(), Some(level), "{value}");
+        }
+        let mut v = base.clone();
+        v["logFile"] = "/tmp/cni.log".into();
+        assert_eq!(parse(v).unwrap().log_level(), Some(tracing::Level::INFO));
+        for (key, value) in [
+            ("logLevel", "trace"),
+            ("logLevel", "WARNING"),
+            ("logFile", "cni.log"),
+            ("logFile", "var/log/cni.log"),
+            ("logFile", "/var/log/../../etc/shadow"),
+            ("logFile", "/var/log/./cni.log"),
+        ] {
+            let mut v = base.clone();
+            v[key] = value.into();
+            let err = parse(v).unwrap_err();
+            assert_eq!(err.code, code::INVALID_CONFIG, "{value}: {}", err.msg);
+            assert!(err.msg.contains(key), "{value}: {}", err.msg);
+        }
     }
 
     #[test]

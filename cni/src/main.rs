@@ -36,30 +36,27 @@ fn print(value: &serde_json::Value) {
 }
 
 fn init_logging(conf: &NetConf) {
-    if conf.log_level.is_none() && conf.log_file.is_none() {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    let Some(level) = conf.log_level() else {
         return;
-    }
-    let level = match conf.log_level.as_deref().unwrap_or("info") {
-        "panic" | "error" => tracing::Level::ERROR,
-        "warning" | "warn" => tracing::Level::WARN,
-        "debug" => tracing::Level::DEBUG,
-        "trace" => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
     };
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_ansi(false)
         .with_target(false);
-    // stdout carries the result: logs go to the file, else stderr.
+    // stdout carries the result: logs go to stderr, and to the file besides when one is given.
     let file = conf.log_file.as_ref().and_then(|p| {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(p)
+            .inspect_err(|e| eprintln!("smartnic: cannot open logFile {}: {e}", p.display()))
             .ok()
     });
     let _ = match file {
-        Some(f) => builder.with_writer(std::sync::Mutex::new(f)).try_init(),
+        Some(f) => builder
+            .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
+            .try_init(),
         None => builder.with_writer(std::io::stderr).try_init(),
     };
 }

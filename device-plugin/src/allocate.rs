@@ -5,6 +5,7 @@
 //! | env `PCIDEVICE_<PREFIX>_<POOL>` | the device IDs, comma-separated (`0000:3b:00.2,0000:3b:00.3`) |
 //! | env `PCIDEVICE_<PREFIX>_<POOL>_INFO` | `{"<bdf>": {"generic": {"deviceID"}, "vfio": {...}, "rdma": {...}}}` |
 //! | device specs | vfio-pci: `/dev/vfio/vfio` and `/dev/vfio/<group>` (or `noiommu-<group>`), rw; RDMA pools: `/dev/infiniband/{uverbsN,umadN,issmN,rdma_cm}` |
+//! | device specs, `needVhostNet` pools | `/dev/vhost-net` and `/dev/net/tun`, rw, once per container (also with CDI: they belong to no device) |
 //! | device-info files | `<devinfo-dir>/<prefix>-<pool>-<bdf>-device.json` (device-info-spec 1.1.0, type `pci`) |
 //! | CDI (when on) | annotation `cdi.k8s.io/<prefix>_<pool>` naming `<prefix>/<pool>=<bdf>`, in place of the device specs |
 //!
@@ -198,10 +199,27 @@ pub fn allocate(
             })
             .collect();
     }
+    if pool.need_vhost_net {
+        // Host-wide nodes, not per device: the kubelet gets them as plain device specs even
+        // when the device nodes travel by CDI (the SR-IOV device plugin does the same).
+        for n in VHOST_NET_NODES {
+            if !response.devices.iter().any(|d| d.host_path == n) {
+                response.devices.push(DeviceSpec {
+                    container_path: n.to_owned(),
+                    host_path: n.to_owned(),
+                    permissions: "rw".into(),
+                });
+            }
+        }
+    }
     Ok(ContainerAllocation { response, devinfo })
 }
 
 const VFIO_CONTAINER: &str = "/dev/vfio/vfio";
+
+/// What a `needVhostNet` pool's containers get besides their devices (vhost-net backends for
+/// virtio-user / DPDK, and tap devices).
+pub const VHOST_NET_NODES: [&str; 2] = ["/dev/vhost-net", "/dev/net/tun"];
 
 /// The character devices a container needs for `d` (`Err` for vfio-pci without a group).
 fn device_nodes(pool: &PoolSpec, d: &PoolDevice) -> Result<Vec<String>, ()> {
@@ -283,6 +301,7 @@ mod tests {
             device_type,
             is_rdma,
             exclude_topology: false,
+            need_vhost_net: false,
             selectors: Vec::new(),
         }
     }
@@ -437,6 +456,56 @@ mod tests {
         );
         let e = allocate(&p, &idx, &ids(&["0000:3b:00.2"]), false).unwrap_err();
         assert!(e.to_string().contains("no IOMMU group"), "{e}");
+    }
+
+    #[test]
+    fn need_vhost_net_adds_vhost_and_tun_once_per_container() {
+        let mut p = pool(VfDeviceType::VfioPci, false);
+        p.need_vhost_net = true;
+        let devs = vec![dev("0000:3b:00.2", Some(42)), dev("0000:3b:00.3", Some(43))];
+        let idx = index(&devs);
+        let specs = |a: &ContainerAllocation| -> Vec<(String, String, String)> {
+            a.response
+                .devices
+                .iter()
+                .map(|d| {
+                    (
+                        d.host_path.clone(),
+                        d.container_path.clone(),
+                        d.permissions.clone(),
+                    )
+                })
+                .collect()
+        };
+        let rw = |s: &str| (s.to_owned(), s.to_owned(), "rw".to_owned());
+        let a = allocate(&p, &idx, &ids(&["0000:3b:00.2", "0000:3b:00.3"]), false).unwrap();
+        assert_eq!(
+            specs(&a),
+            [
+                rw("/dev/vfio/42"),
+                rw("/dev/vfio/43"),
+                rw("/dev/vfio/vfio"),
+                rw("/dev/vhost-net"),
+                rw("/dev/net/tun"),
+            ]
+        );
+        // with CDI the devices' nodes move to the annotation; vhost-net and tun stay
+        let a = allocate(&p, &idx, &ids(&["0000:3b:00.2"]), true).unwrap();
+        assert_eq!(specs(&a), [rw("/dev/vhost-net"), rw("/dev/net/tun")]);
+        assert!(
+            a.response
+                .annotations
+                .contains_key("cdi.k8s.io/smartnic.io_cx6_vf")
+        );
+        // a netdevice pool with no device nodes of its own still gets them
+        let mut p = pool(VfDeviceType::Netdevice, false);
+        p.need_vhost_net = true;
+        let a = allocate(&p, &idx, &ids(&["0000:3b:00.2"]), false).unwrap();
+        assert_eq!(specs(&a), [rw("/dev/vhost-net"), rw("/dev/net/tun")]);
+        // and a pool without the flag gets neither
+        p.need_vhost_net = false;
+        let a = allocate(&p, &idx, &ids(&["0000:3b:00.2"]), false).unwrap();
+        assert!(a.response.devices.is_empty());
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct PoolSpec {
     pub is_rdma: bool,
     /// Send no NUMA topology.
     pub exclude_topology: bool,
+    /// Also hand `/dev/vhost-net` and `/dev/net/tun` to every container given a device.
+    pub need_vhost_net: bool,
     /// A device is in the pool when it matches any selector.
     pub selectors: Vec<Selector>,
 }
@@ -244,6 +246,7 @@ fn check_pool(field: &str, p: &ResourcePool) -> Result<PoolSpec, Invalid> {
         device_type: p.device_type,
         is_rdma: p.is_rdma,
         exclude_topology: p.exclude_topology,
+        need_vhost_net: p.need_vhost_net,
         selectors,
     })
 }

@@ -205,6 +205,7 @@ mod tests {
             device_type,
             is_rdma: false,
             exclude_topology: false,
+            need_vhost_net: false,
             selectors,
         }
     }

@@ -213,7 +213,12 @@ async fn vfs_and_pools_come_and_go_without_restart() {
 async fn allocate_returns_env_device_specs_and_device_info() {
     let host = HostBuilder::new().e810().build().unwrap();
     // e810 VF 1 (0000:17:02.1) is on vfio-pci, IOMMU group 22
-    let cfg = config_json(&[pool_json("e810_dpdk", "vfio-pci", &["0000:17:00.0"], "")]);
+    let cfg = config_json(&[pool_json(
+        "e810_dpdk",
+        "vfio-pci",
+        &["0000:17:00.0"],
+        r#", "needVhostNet": true"#,
+    )]);
     let plugin = Plugin::start(host.root(), Some(&cfg), false).await;
     let mut kubelet = FakeKubelet::start(&plugin.plugin_dir).await;
     let reg = kubelet.next_registration().await;
@@ -257,7 +262,9 @@ async fn allocate_returns_env_device_specs_and_device_info() {
         specs,
         [
             ("/dev/vfio/22", "/dev/vfio/22", "rw"),
-            ("/dev/vfio/vfio", "/dev/vfio/vfio", "rw")
+            ("/dev/vfio/vfio", "/dev/vfio/vfio", "rw"),
+            ("/dev/vhost-net", "/dev/vhost-net", "rw"),
+            ("/dev/net/tun", "/dev/net/tun", "rw")
         ]
     );
     let file = plugin

@@ -31,6 +31,9 @@
 //! rebind to vfio-pci. Only VFs created by the plan or whose netdev is on the host (free) are
 //! touched; a VF inside a pod is never changed under it.
 //!
+//! Node-wide settings (the RDMA network-namespace mode) are [`NodeStep`]s of the plan
+//! ([`plan_node`], [`HostPlan::node_steps`]), independent of every PF.
+//!
 //! # Disruption
 //!
 //! The class comes from [`crate::drain::classify`] (the operator's table: MTU only → none;
@@ -39,9 +42,12 @@
 //! count as users of that PF: a step that recreates the PF's VFs, switches its eswitch or resets
 //! it makes the PF's class at least `EvictVfPods`.
 
+mod node;
 mod order;
 #[cfg(test)]
 mod tests;
+
+pub use node::{NodeFacts, NodeStep, plan_node};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -344,17 +350,29 @@ pub struct HostPlan {
     pub class: ChangeClass,
     /// What the plan cannot do.
     pub problems: Vec<PlanProblem>,
+    /// Node-wide steps ([`plan_node`]; [`plan_host`] leaves them empty), run besides the PFs'.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_steps: Vec<NodeStep>,
 }
 
 impl HostPlan {
     /// No step and no problem: the host shows the spec.
     pub fn in_sync(&self) -> bool {
-        self.problems.is_empty() && self.pfs.iter().all(|p| p.steps.is_empty())
+        self.problems.is_empty()
+            && self.node_steps.is_empty()
+            && self.pfs.iter().all(|p| p.steps.is_empty())
     }
 
-    /// Number of steps over all PFs.
+    /// Number of steps over all PFs and the node.
     pub fn step_count(&self) -> usize {
-        self.pfs.iter().map(|p| p.steps.len()).sum()
+        self.node_steps.len() + self.pfs.iter().map(|p| p.steps.len()).sum::<usize>()
+    }
+
+    /// The plan with the node-wide steps that move the host (`facts`) to `desired`
+    /// ([`plan_node`]).
+    pub fn with_node(mut self, desired: &NicNodeStateSpec, facts: &NodeFacts) -> Self {
+        self.node_steps = plan_node(desired, facts);
+        self
     }
 
     /// PFs whose VFs are in place as planned (no step, no problem): their device-plugin pools
