@@ -117,7 +117,7 @@ pub fn scan(sysfs: &SysFs) -> Result<HostState, ScanError> {
             .filter_map(|a| read_function(&bus, *a, sysfs, &groups_dir))
             .collect()
     };
-    let parts = par_chunks(&addrs, FUNCTIONS_PER_THREAD, read);
+    let parts = nic::discovery::par_chunks(&addrs, FUNCTIONS_PER_THREAD, read);
     let mut functions: BTreeMap<PciAddress, Function> =
         parts.into_iter().flatten().map(|f| (f.addr, f)).collect();
     // VF indices come from the PF's virtfnN links: the VF itself does not know its index.
@@ -273,37 +273,6 @@ fn read_link(dev: &SysDir) -> LinkState {
         operstate,
         admin_up,
     }
-}
-
-/// Applies `f` to contiguous chunks of `items` on scoped threads when there are many.
-fn par_chunks<T, R, F>(items: &[T], per_thread: usize, f: F) -> Vec<R>
-where
-    T: Sync,
-    R: Send,
-    F: Fn(&[T]) -> R + Sync,
-{
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(items.len() / per_thread.max(1))
-        .max(1);
-    if threads == 1 {
-        return vec![f(items)];
-    }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || f(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(r) => r,
-                Err(payload) => std::panic::resume_unwind(payload),
-            })
-            .collect()
-    })
 }
 
 #[cfg(test)]

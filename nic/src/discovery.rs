@@ -665,8 +665,9 @@ impl Ctx<'_> {
 
 /// Applies `f` to contiguous chunks of `items` on up to `available_parallelism` scoped threads
 /// (one chunk on the calling thread when there are fewer than `2 * per_thread` items); results
-/// keep the order of the chunks.
-fn par_chunks<T, R, F>(items: &[T], per_thread: usize, f: F) -> Vec<R>
+/// keep the order of the chunks. Sysfs scans of many functions use it (discovery here, the device
+/// plugin's health pass).
+pub fn par_chunks<T, R, F>(items: &[T], per_thread: usize, f: F) -> Vec<R>
 where
     T: Sync,
     R: Send,
