@@ -13,7 +13,7 @@ use planner::apply::applied_device_plugin_config;
 use crate::files::{FileError, read_json, write_json};
 
 /// Default path of the hand-off file.
-pub const DEFAULT_DEVICE_PLUGIN_FILE: &str = "/var/lib/smartnic/device-plugin.json";
+pub const DEFAULT_DEVICE_PLUGIN_FILE: &str = crds::device_plugin::DEFAULT_CONFIG_FILE;
 
 /// The hand-off file and what it holds now.
 #[derive(Debug)]

@@ -99,4 +99,4 @@ pub struct SmartnicNetConf {
 /// agent writes it (the node's device-plugin configuration) once the planned VFs exist, and
 /// removes it while it reconfigures them. `STATUS` answers "not available" (code 50) for VF
 /// networks while it is absent.
-pub const NODE_READY_FILE: &str = "/var/run/smartnic/device-plugin.json";
+pub const NODE_READY_FILE: &str = crate::device_plugin::DEFAULT_CONFIG_FILE;

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::vf::{VfDeviceType, VfIndexRange};
 
+/// Where the node agent writes the applied configuration and the device plugin reads it (the
+/// default of both; the CNI plugin's STATUS looks at the same file).
+pub const DEFAULT_CONFIG_FILE: &str = "/var/lib/smartnic/device-plugin.json";
+
 /// The whole configuration of one node's device plugin.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]

@@ -48,7 +48,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 )]
 pub struct Args {
     /// The device-plugin configuration (JSON or YAML `DevicePluginConfig`), as the agent writes it.
-    #[arg(long, default_value = "/var/lib/smartnic/device-plugin.json")]
+    #[arg(long, default_value = crds::device_plugin::DEFAULT_CONFIG_FILE)]
     pub config: PathBuf,
     /// Root of the host filesystem to read sysfs from (a fixture tree in tests).
     #[arg(long, default_value = "/")]
