@@ -52,6 +52,9 @@ struct State {
     l2fwd: BTreeSet<String>,
     next_index: u32,
     no_ipvlan: bool,
+    /// VF netdevs of a destroyed namespace not yet back in the host, with the number of
+    /// `vf_device` looks left before they are.
+    returning: Vec<(u32, String, FakeLink)>,
 }
 
 /// The fake. Clones share one state.
@@ -142,6 +145,12 @@ impl FakeHost {
 
     /// Deletes a pod namespace: VF netdevs go back to the host, virtual links disappear.
     pub fn remove_netns(&self, path: &Path) {
+        self.remove_netns_late(path, 0);
+    }
+
+    /// Deletes a pod namespace as the kernel does, from a workqueue: the path is gone at once,
+    /// its VF netdevs come back to the host only after `looks` more VF lookups.
+    pub fn remove_netns_late(&self, path: &Path, looks: u32) {
         let mut st = self.lock();
         let Some(links) = st.ns.remove(&path.display().to_string()) else {
             return;
@@ -151,8 +160,22 @@ impl FakeHost {
                 link.up = false;
                 link.addrs.clear();
                 link.routes.clear();
-                st.ns.entry(HOST.into()).or_default().insert(name, link);
+                st.returning.push((looks, name, link));
             }
+        }
+        Self::return_netdevs(&mut st);
+    }
+
+    fn return_netdevs(st: &mut State) {
+        let (back, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut st.returning)
+            .into_iter()
+            .partition(|(looks, _, _)| *looks == 0);
+        st.returning = wait
+            .into_iter()
+            .map(|(looks, n, l)| (looks - 1, n, l))
+            .collect();
+        for (_, name, link) in back {
+            st.ns.entry(HOST.into()).or_default().insert(name, link);
         }
     }
 
@@ -204,7 +227,8 @@ impl FakeHost {
 
 impl Host for FakeHost {
     fn vf_device(&self, bdf: &PciAddress) -> HostResult<VfDevice> {
-        let st = self.lock();
+        let mut st = self.lock();
+        Self::return_netdevs(&mut st);
         let (pf, index, driver) = st
             .vfs
             .get(bdf)

@@ -65,6 +65,14 @@ fn nl_err(e: NetlinkError) -> HostError {
     HostError::new(kind, e.to_string())
 }
 
+/// A link name (at most 15 bytes) for one pod interface while it is being created.
+fn temp_name(pod: &Path, name: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (pod, name).hash(&mut h);
+    format!("snc{:08x}", h.finish() as u32)
+}
+
 fn sys_err(e: nic::sysfs::SysfsError) -> HostError {
     HostError::other(e.to_string())
 }
@@ -110,6 +118,31 @@ impl KernelHost {
 
     fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.rt().block_on(f)
+    }
+
+    /// Creates a macvlan/ipvlan child of `master` straight into `pod` under `name`.
+    fn create_child_named(
+        &self,
+        master: &str,
+        kind: &VirtKind,
+        pod: &Path,
+        name: &str,
+        mtu: Option<u32>,
+        mac: Option<MacAddr>,
+    ) -> HostResult<()> {
+        let nl = self.nl(Ns::Host)?;
+        let mut req = match kind {
+            VirtKind::Macvlan(m) => nl.link().add(Macvlan::new(master, (*m).into())),
+            VirtKind::Ipvlan(m) => nl.link().add(Ipvlan::new(master, (*m).into())),
+        };
+        req = req.name(name).netns(NetnsRef::path(pod));
+        if let Some(m) = mtu {
+            req = req.mtu(m);
+        }
+        if let Some(m) = mac {
+            req = req.mac(m);
+        }
+        self.block_on(req.execute()).map_err(nl_err)
     }
 
     fn nl(&self, ns: Ns<'_>) -> HostResult<NetlinkHandle> {
@@ -276,19 +309,27 @@ impl Host for KernelHost {
         mtu: Option<u32>,
         mac: Option<MacAddr>,
     ) -> HostResult<()> {
-        let nl = self.nl(Ns::Host)?;
-        let mut req = match kind {
-            VirtKind::Macvlan(m) => nl.link().add(Macvlan::new(master, (*m).into())),
-            VirtKind::Ipvlan(m) => nl.link().add(Ipvlan::new(master, (*m).into())),
-        };
-        req = req.name(name).netns(NetnsRef::path(pod));
-        if let Some(m) = mtu {
-            req = req.mtu(m);
+        let created = self.create_child_named(master, kind, pod, name, mtu, mac);
+        match created {
+            // RTM_NEWLINK looks the new name up in the sender's namespace even when the link
+            // is created in another one (net/core/rtnetlink.c, __rtnl_newlink): a host link
+            // that happens to bear the pod's interface name makes it fail with EEXIST. Create
+            // under a name of our own and rename inside the pod.
+            Err(e)
+                if e.kind == HostErrorKind::Exists && self.link(Ns::Pod(pod), name)?.is_none() =>
+            {
+                let tmp = temp_name(pod, name);
+                self.delete_link(Ns::Pod(pod), &tmp)?;
+                self.create_child_named(master, kind, pod, &tmp, mtu, mac)?;
+                let nl = self.nl(Ns::Pod(pod))?;
+                if let Err(e) = self.block_on(nl.link().set(&tmp).name(name).execute()) {
+                    let _ = self.delete_link(Ns::Pod(pod), &tmp);
+                    return Err(nl_err(e));
+                }
+                Ok(())
+            }
+            other => other,
         }
-        if let Some(m) = mac {
-            req = req.mac(m);
-        }
-        self.block_on(req.execute()).map_err(nl_err)
     }
 
     fn move_to_pod(&self, name: &str, pod: &Path, new_name: &str) -> HostResult<()> {

@@ -20,6 +20,9 @@ use crate::{
 /// Key of our extension in an ADD result: how macvlan forwarding is done.
 pub const RESULT_KEY_OFFLOAD: &str = "smartnic.io/macvlanForwarding";
 
+/// How long a DEL waits for a VF netdev to come back from a destroyed pod namespace.
+const NETDEV_RETURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One plugin instance.
 pub struct Plugin<H> {
     /// The machine.
@@ -568,6 +571,39 @@ impl<H: Host> Plugin<H> {
         }
     }
 
+    /// The VF after its pod's namespace was destroyed, once its netdev is back in the host.
+    ///
+    // Destroying a netns hands its physical devices back to the initial namespace from the
+    // kernel's cleanup_net workqueue (net/core/dev.c, default_device_exit_net), some time after
+    // `ip netns del` or the runtime's unmount has returned. A DEL that looked only once would
+    // miss the netdev, leave it named like the pod's interface, and forget the VF.
+    fn vf_back_from_gone_netns(
+        &self,
+        addr: &nic::pci::PciAddress,
+        netns: Option<&Path>,
+    ) -> Result<VfDevice, CniError> {
+        let deadline = std::time::Instant::now() + NETDEV_RETURN_WAIT;
+        loop {
+            let dev = self.host.vf_device(addr)?;
+            // No driver, or a userspace one: there is no netdev to wait for.
+            if dev.netdev.is_some() || dev.driver.is_none() || dev.is_userspace() {
+                return Ok(dev);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(CniError::new(
+                    code::TRY_AGAIN,
+                    format!(
+                        "VF {addr}: its netdev has not come back to the host from the deleted netns {} \
+                         within {}s; the VF stays reserved, DEL again",
+                        netns.map(|p| p.display().to_string()).unwrap_or_default(),
+                        NETDEV_RETURN_WAIT.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn release_vf(
         &self,
@@ -599,10 +635,9 @@ impl<H: Host> Plugin<H> {
                 .netdev_mac
                 .as_deref()
                 .and_then(|m| m.parse::<MacAddr>().ok());
+            let ns_alive = netns.is_some_and(|ns| self.host.netns_exists(ns));
             let in_pod = match netns {
-                Some(ns) if self.host.netns_exists(ns) => {
-                    self.host.link(Ns::Pod(ns), ifname)?.is_some()
-                }
+                Some(ns) if ns_alive => self.host.link(Ns::Pod(ns), ifname)?.is_some(),
                 _ => false,
             };
             if in_pod {
@@ -613,7 +648,11 @@ impl<H: Host> Plugin<H> {
             } else {
                 // The pod's namespace is gone: the kernel gave the VF netdev back to the host
                 // under its pod name; find it through sysfs and put its name back.
-                let dev = self.host.vf_device(&addr)?;
+                let dev = if ns_alive {
+                    self.host.vf_device(&addr)?
+                } else {
+                    self.vf_back_from_gone_netns(&addr, netns)?
+                };
                 if let Some(current) = dev.netdev {
                     let rename = (current != host_name).then_some(host_name.as_str());
                     self.host

@@ -106,6 +106,23 @@ fn del_after_the_pod_netns_is_gone_renames_the_vf_back() {
 }
 
 #[test]
+fn del_waits_for_a_vf_the_kernel_hands_back_late_from_a_destroyed_netns() {
+    let w = World::new(2);
+    let ns = w.netns("pod1");
+    let conf = w.sriov_conf(0, serde_json::json!({}));
+    add(&w, &conf, "c1", &ns).unwrap();
+    w.fake.remove_netns_late(&ns, 5);
+    assert!(!w.fake.links(Ns::Host).contains_key("net1"));
+    del(&w, &conf, "c1", Some(&ns));
+    let host = w.fake.links(Ns::Host);
+    assert!(
+        host.contains_key("pf0v0") && !host.contains_key("net1"),
+        "{host:?}"
+    );
+    assert!(w.plugin.store.vf_owners().unwrap().is_empty());
+}
+
+#[test]
 fn a_vf_held_by_a_live_pod_is_busy_and_a_late_del_cannot_reset_a_new_owner() {
     let w = World::new(2);
     let ns_a = w.netns("a");

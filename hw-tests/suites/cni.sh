@@ -114,6 +114,8 @@ ipvlan_part() {
   fi
   ip link del cniprobe
   ip link set "$PF" up
+  # A host link bearing the pod's interface name: creation must not trip over it.
+  ip link add net1 type veth peer name net1peer
   local mode
   for mode in l2 l3s; do
     pod "cniv${mode}a"; pod "cniv${mode}b"
@@ -130,6 +132,8 @@ ipvlan_part() {
     cni DEL "i${mode}b" "/run/netns/cniv${mode}b" net1 "$c"
     if [ "$d1" = 0 ] && [ "$CNI_RC" = 0 ]; then ok "ipvlan $mode: DEL both"; else fail "ipvlan $mode: DEL both" "$(cni_diag)"; fi
   done
+  check "the host's own net1 is untouched" sh -c "ip -d link show net1 | grep -q veth"
+  ip link del net1
 }
 
 cni VERSION x /x net1 '{"cniVersion":"1.1.0"}'
