@@ -132,6 +132,38 @@ fn intel_quick_start_converts_to_objects_our_api_accepts() {
 }
 
 #[test]
+fn deployment_shapes_in_the_wild_convert_to_objects_our_api_accepts() {
+    let (objects, stderr) = convert("sriov-field-shapes.yaml", "json");
+    assert_eq!(
+        admit(&objects),
+        ["NicPolicy", "NicPolicy", "NicPolicy", "NicNetwork"],
+        "{stderr}"
+    );
+    let rail = &objects[0]["spec"];
+    assert_eq!(
+        rail["nicSelector"]["rootDevices"].as_array().map(Vec::len),
+        Some(16)
+    );
+    assert_eq!(rail["mtu"], 4220);
+    assert_eq!(rail["numVfs"], 1);
+    assert_eq!(
+        rail["nodeSelector"]["matchLabels"]["node.kubernetes.io/instance-type"],
+        "gpu.a100.8x"
+    );
+    let dpdk = &objects[1]["spec"];
+    assert_eq!(dpdk["needVhostNet"], true);
+    assert_eq!(
+        dpdk["nodeSelector"]["matchLabels"]["node-role.kubernetes.io/worker-cnf"],
+        ""
+    );
+    assert_eq!(objects[2]["spec"]["eswitchMode"], "switchdev");
+    assert_eq!(objects[2]["spec"]["nicSelector"]["vendor"], "15b3");
+    let net = &objects[3];
+    assert_eq!(net["metadata"]["namespace"], "training");
+    assert_eq!(net["spec"]["ipam"]["subnet"], "192.168.12.0/24");
+}
+
+#[test]
 fn nvidia_partitioning_pool_and_config_convert_and_pass_the_cross_policy_checks() {
     let (objects, stderr) = convert("sriov-mlx-dpdk-rdma.yaml", "json");
     assert_eq!(
