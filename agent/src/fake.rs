@@ -271,6 +271,14 @@ impl HostOps for FakeHost {
                     .hw_tc_offload = Some(*on);
             }
             Step::PfMtu { mtu } => nic.mtu = Some(*mtu),
+            Step::PfUp => {
+                self.facts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(pci.to_owned())
+                    .or_default()
+                    .admin_up = Some(true);
+            }
             Step::VfMtu { vfs, mtu } => {
                 for v in nic.vfs.iter_mut().filter(|v| vfs_in(vfs, v.vf_id)) {
                     v.mtu = Some(*mtu);

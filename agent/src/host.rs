@@ -203,6 +203,15 @@ impl HostOps for SysHost {
                 .map_err(fail)?
                 .map_err(|e| fail(e.to_string()))?;
             }
+            Step::PfUp => {
+                let pf_name = name()?;
+                block_on(async {
+                    let nl = NetlinkHandle::connect()?;
+                    nl.link().set(pf_name.as_str()).up().execute().await
+                })
+                .map_err(fail)?
+                .map_err(|e| fail(e.to_string()))?;
+            }
             Step::VfMtu { vfs, mtu } => {
                 let mut names = Vec::new();
                 for vf in vfs.indices() {
@@ -318,6 +327,11 @@ pub fn pf_facts(
         let et = EthtoolHandle::connect().await.ok();
         for (pci, name, switchdev) in pfs {
             let mut facts = planner::apply::PfFacts::default();
+            if let Some(nl) = &nl
+                && let Ok(link) = nl.link().get(name.as_str()).execute().await
+            {
+                facts.admin_up = Some(link.up);
+            }
             if let Some(nl) = &nl
                 && let Ok(vfs) = nl.vf(name.as_str()).list().execute().await
             {

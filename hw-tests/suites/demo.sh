@@ -140,8 +140,9 @@ plan_step() {
     fail "smartnicctl plan --apply" "$(ctl_diag)"
   fi
   expect_eq "VFs on $PF1 and $PF2" "$(numvfs "$PF1") $(numvfs "$PF2")" "4 4"
-  # The lab boots its PFs down, and a VF of a PF that is down is Unhealthy for the device plugin.
-  ip link set "$PF1" up && ip link set "$PF2" up && on_exit "ip link set $PF1 down; ip link set $PF2 down"
+  # The lab boots its PFs down; the plan brings a PF with VFs up (its VFs have no link otherwise).
+  on_exit "ip link set $PF1 down; ip link set $PF2 down"
+  check "the apply brought both PFs up" sh -c "ip link show $PF1 | grep -q '[<,]UP[,>]' && ip link show $PF2 | grep -q '[<,]UP[,>]'"
   check "every VF has a MAC set through the PF" sh -c "! ip -j link show $PF1 | jq -e '.[0].vfinfo_list[] | select(.address == \"00:00:00:00:00:00\")'"
   check "the device-plugin file lists both PFs" jq -e --arg a "$(pci_of "$PF1")" --arg b "$(pci_of "$PF2")" \
     '[.resourceList[].selectors[].pfs[].pciAddress] | (index($a) != null and index($b) != null)' "$DPFILE"

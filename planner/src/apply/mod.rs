@@ -104,6 +104,9 @@ pub struct PfFacts {
     /// left out). When the PF answered, this is what the MAC steps are compared with: some VF
     /// drivers show the MAC on their netdev only after a reset.
     pub vf_admin_macs: Option<BTreeMap<u32, String>>,
+    /// Whether the PF netdev is administratively up (`ip link show $PF`: `UP`); `None` when
+    /// unknown (no step is planned then).
+    pub admin_up: Option<bool>,
 }
 
 /// The settings the firmware step makes true (NVIDIA NV-config names in brackets).
@@ -187,6 +190,9 @@ pub enum Step {
         /// MTU.
         mtu: u32,
     },
+    /// `ip link set $PF up`: the VFs of a PF that is down have no link, and the device plugin
+    /// reports them Unhealthy.
+    PfUp,
     /// `ip link set $VF mtu N` for netdevice VFs on the host.
     VfMtu {
         /// VF indices.
@@ -225,6 +231,7 @@ impl Step {
             Self::Representors { .. } => "representors",
             Self::HwTcOffload { .. } => "hw-tc-offload",
             Self::PfMtu { .. } => "pf-mtu",
+            Self::PfUp => "pf-up",
             Self::VfMtu { .. } => "vf-mtu",
         }
     }
@@ -277,6 +284,7 @@ impl fmt::Display for Step {
                 write!(f, "hw-tc-offload {}", if *on { "on" } else { "off" })
             }
             Self::PfMtu { mtu } => write!(f, "PF mtu {mtu}"),
+            Self::PfUp => f.write_str("PF up"),
             Self::VfMtu { vfs, mtu } => write!(f, "VFs {} mtu {mtu}", ranges(vfs)),
         }
     }

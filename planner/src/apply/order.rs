@@ -47,6 +47,7 @@ struct Model<'a> {
     mode: Option<EswitchMode>,
     mtu: Option<u32>,
     hw_tc: Option<bool>,
+    up: Option<bool>,
     vfs: Vec<VfModel>,
     steps: Vec<Step>,
 }
@@ -97,6 +98,7 @@ impl<'a> Model<'a> {
             mode: nic.eswitch_mode,
             mtu: nic.mtu,
             hw_tc: facts.hw_tc_offload,
+            up: facts.admin_up,
             vfs,
             steps: Vec::new(),
         }
@@ -167,6 +169,7 @@ impl<'a> Model<'a> {
                 }
             }
             Step::PfMtu { mtu } => self.mtu = Some(*mtu),
+            Step::PfUp => self.up = Some(true),
             Step::HwTcOffload { on } => self.hw_tc = Some(*on),
             Step::Representors { .. } => self.vfs.iter_mut().for_each(|v| v.representor = true),
             Step::Firmware(_) | Step::WaitVfs { .. } => {}
@@ -212,6 +215,10 @@ impl<'a> Model<'a> {
             && self.mtu != Some(mtu)
         {
             self.push(Step::PfMtu { mtu });
+        }
+        // A PF with VFs is brought up: its VFs have no link while it is down.
+        if self.want.num_vfs > 0 && self.up == Some(false) {
+            self.push(Step::PfUp);
         }
     }
 

@@ -376,6 +376,50 @@ fn igb_rebinds_its_vfs_after_setting_their_macs() {
 }
 
 #[test]
+fn a_pf_that_is_down_is_brought_up_when_it_gets_vfs_and_then_is_in_sync() {
+    let nic = igb("0000:00:04.0", "enp0s4");
+    let want = iface(&nic, 2);
+    let down = BTreeMap::from([(
+        nic.pci_address.clone(),
+        PfFacts {
+            admin_up: Some(false),
+            ..Default::default()
+        },
+    )]);
+    let p = plan(
+        &spec(vec![]),
+        &spec(vec![want.clone()]),
+        vec![nic.clone()],
+        &down,
+    );
+    let s = steps(&p);
+    assert_eq!(
+        s[..3],
+        ["sriov_numvfs 2", "wait for 2 VFs (driver, netdev)", "PF up"]
+    );
+    assert_eq!(
+        p.class,
+        ChangeClass::NonDisruptive,
+        "bringing a PF up disrupts nobody"
+    );
+
+    let desired = spec(vec![want.clone()]);
+    let up = BTreeMap::from([(
+        nic.pci_address.clone(),
+        PfFacts {
+            admin_up: Some(true),
+            ..Default::default()
+        },
+    )]);
+    let host = synced(nic.clone(), &want);
+    assert!(plan(&desired, &desired, vec![host.clone()], &up).in_sync());
+    // unknown: no step; and a PF without VFs is left down
+    assert!(plan(&desired, &desired, vec![host], &BTreeMap::new()).in_sync());
+    let none = spec(vec![iface(&nic, 0)]);
+    assert!(plan(&none, &none, vec![nic], &down).in_sync());
+}
+
+#[test]
 fn igb_cannot_go_switchdev() {
     let nic = igb("0000:00:04.0", "enp0s4");
     let mut want = iface(&nic, 2);
