@@ -55,6 +55,8 @@ struct State {
     /// VF netdevs of a destroyed namespace not yet back in the host, with the number of
     /// `vf_device` looks left before they are.
     returning: Vec<(u32, String, FakeLink)>,
+    /// MACs a VF netdev refuses (as a VF whose PF holds an administrative MAC does).
+    refused_macs: BTreeSet<MacAddr>,
 }
 
 /// The fake. Clones share one state.
@@ -177,6 +179,12 @@ impl FakeHost {
         for (_, name, link) in back {
             st.ns.entry(HOST.into()).or_default().insert(name, link);
         }
+    }
+
+    /// Makes setting `mac` on a link fail, as a VF driver refuses a MAC other than the
+    /// administrative one its PF holds.
+    pub fn refuse_mac(&self, mac: MacAddr) {
+        self.lock().refused_macs.insert(mac);
     }
 
     /// Makes ipvlan creation fail as on a kernel without the module.
@@ -387,6 +395,11 @@ impl Host for FakeHost {
         mtu: Option<u32>,
     ) -> HostResult<()> {
         let mut st = self.lock();
+        if let Some(m) = mac.filter(|m| st.refused_macs.contains(m)) {
+            return Err(HostError::other(format!(
+                "set address {m} on {name}: Cannot assign requested address (os error 99)"
+            )));
+        }
         let links = st.ns.get_mut(&key(ns)).ok_or_else(|| {
             HostError::new(HostErrorKind::NoNetns, format!("{ns} does not exist"))
         })?;

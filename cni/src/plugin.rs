@@ -571,6 +571,26 @@ impl<H: Host> Plugin<H> {
         }
     }
 
+    /// Puts a VF netdev's name, MAC and MTU back. A MAC the VF driver refuses is left as it is,
+    /// with a warning: the PF holds an administrative MAC for the VF (igbvf, iavf answer
+    /// EADDRNOTAVAIL), and that one is restored through the PF right after.
+    fn reset_vf_netdev(
+        &self,
+        ns: Ns<'_>,
+        name: &str,
+        rename: Option<&str>,
+        mac: Option<MacAddr>,
+        mtu: Option<u32>,
+    ) -> Result<(), CniError> {
+        match self.host.reset_link(ns, name, rename, mac, mtu) {
+            Err(e) if mac.is_some() => {
+                tracing::warn!(link = name, %ns, error = %e.msg, "VF netdev MAC not restored");
+                Ok(self.host.reset_link(ns, name, rename, None, mtu)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
     /// The VF after its pod's namespace was destroyed, once its netdev is back in the host.
     ///
     // Destroying a netns hands its physical devices back to the initial namespace from the
@@ -631,10 +651,14 @@ impl<H: Host> Plugin<H> {
         let saved = r.saved.clone().unwrap_or_default();
         if r.moved {
             let host_name = saved.netdev.clone().unwrap_or_else(|| ifname.to_string());
+            // The netdev MAC is put back only when the ADD set one (or its config is lost):
+            // otherwise the kernel may have changed it itself (a VF driver that takes the
+            // administrative MAC at its next reset), and the old value is stale.
             let mac = saved
                 .netdev_mac
                 .as_deref()
-                .and_then(|m| m.parse::<MacAddr>().ok());
+                .and_then(|m| m.parse::<MacAddr>().ok())
+                .filter(|_| conf.is_none_or(|c| c.mac.is_some()));
             let ns_alive = netns.is_some_and(|ns| self.host.netns_exists(ns));
             let in_pod = match netns {
                 Some(ns) if ns_alive => self.host.link(Ns::Pod(ns), ifname)?.is_some(),
@@ -642,8 +666,7 @@ impl<H: Host> Plugin<H> {
             };
             if in_pod {
                 let ns = netns.unwrap_or(Path::new("/"));
-                self.host
-                    .reset_link(Ns::Pod(ns), ifname, None, mac, saved.netdev_mtu)?;
+                self.reset_vf_netdev(Ns::Pod(ns), ifname, None, mac, saved.netdev_mtu)?;
                 self.host.move_to_host(ns, ifname, &host_name)?;
             } else {
                 // The pod's namespace is gone: the kernel gave the VF netdev back to the host
@@ -655,8 +678,7 @@ impl<H: Host> Plugin<H> {
                 };
                 if let Some(current) = dev.netdev {
                     let rename = (current != host_name).then_some(host_name.as_str());
-                    self.host
-                        .reset_link(Ns::Host, &current, rename, mac, saved.netdev_mtu)?;
+                    self.reset_vf_netdev(Ns::Host, &current, rename, mac, saved.netdev_mtu)?;
                 }
             }
         }

@@ -123,6 +123,27 @@ fn del_waits_for_a_vf_the_kernel_hands_back_late_from_a_destroyed_netns() {
 }
 
 #[test]
+fn del_leaves_a_netdev_mac_the_vf_driver_refuses_and_restores_the_rest() {
+    let w = World::new(2);
+    let ns = w.netns("pod1");
+    let conf = w.sriov_conf(
+        0,
+        serde_json::json!({"runtimeConfig": {"mac": "02:00:00:00:00:33"}}),
+    );
+    let before = w.fake.links(Ns::Host)["pf0v0"].mac;
+    add(&w, &conf, "c1", &ns).unwrap();
+    w.fake.refuse_mac(before);
+    del(&w, &conf, "c1", Some(&ns));
+    let host = w.fake.links(Ns::Host);
+    assert!(host.contains_key("pf0v0"), "{host:?}");
+    assert_eq!(
+        w.fake.vf_rows()[&("pf0".to_string(), 0)],
+        VfInfo::new_default(0)
+    );
+    assert!(w.plugin.store.vf_owners().unwrap().is_empty());
+}
+
+#[test]
 fn a_vf_held_by_a_live_pod_is_busy_and_a_late_del_cannot_reset_a_new_owner() {
     let w = World::new(2);
     let ns_a = w.netns("a");
