@@ -1,0 +1,844 @@
+//! Renders `deploy/` (and `deploy/examples/`) with `kubectl kustomize` and checks what a cluster
+//! would get: every object is its Kubernetes type with no field lost; RBAC has no wildcard and
+//! grants each service account exactly the calls its component's code makes (the table below);
+//! pods are as tight as they can be; the webhook, its certificate and Services agree; the CRDs
+//! are the generated ones; the examples pass the CRD schemas.
+//!
+//! Without kubectl (or with one too old for these manifests) each test prints
+//! `SKIP <name>: <reason>` and returns, which `scripts/check.sh` counts as skipped.
+
+use std::{
+    collections::BTreeSet,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
+
+use deploy::{Call, describe, grants_of, render, unused, wildcards};
+use k8s_openapi::{
+    api::{
+        admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+            ValidatingWebhookConfiguration,
+        },
+        apps::v1::{DaemonSet, Deployment},
+        core::v1::{Container, Namespace, Pod, PodSpec, Service, ServiceAccount},
+        policy::v1::PodDisruptionBudget,
+        rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+const NS: &str = "smartnic-system";
+const LEASE: &str = "smartnic-operator-leader";
+
+/// The Kubernetes API calls each component's code makes, with where. A call the code makes and
+/// this table misses is a missing permission at run time; a permission no call here uses is more
+/// than least privilege and fails the test.
+fn calls(service_account: &str) -> Option<Vec<Call>> {
+    let c = |group, resource, verb, namespace, name| Call {
+        group,
+        resource,
+        verb,
+        namespace,
+        name,
+    };
+    let cluster = |group, resource, verb| c(group, resource, verb, None, None);
+    Some(match service_account {
+        "smartnic-operator" => vec![
+            // controller/watches.rs: the watch caches (reflectors: list, then watch), which the
+            // controllers and the webhook read
+            cluster("smartnic.io", "nicpolicies", "list"),
+            cluster("smartnic.io", "nicpolicies", "watch"),
+            cluster("smartnic.io", "nicnetworks", "list"),
+            cluster("smartnic.io", "nicnetworks", "watch"),
+            cluster("smartnic.io", "nicpools", "list"),
+            cluster("smartnic.io", "nicpools", "watch"),
+            cluster("smartnic.io", "nicoperatorconfigs", "list"),
+            cluster("smartnic.io", "nicoperatorconfigs", "watch"),
+            cluster("smartnic.io", "nicnodestates", "list"),
+            cluster("smartnic.io", "nicnodestates", "watch"),
+            cluster("", "nodes", "list"),
+            cluster("", "nodes", "watch"),
+            cluster("k8s.cni.cncf.io", "network-attachment-definitions", "list"),
+            cluster("k8s.cni.cncf.io", "network-attachment-definitions", "watch"),
+            // controller/node_state.rs: the desired state by apply (which may create);
+            // drain.rs: the drain-grant annotations (merge patch); status.rs: the agent's
+            // finalizer released when the Node is gone (merge patch)
+            cluster("smartnic.io", "nicnodestates", "create"),
+            cluster("smartnic.io", "nicnodestates", "patch"),
+            // status.rs, network.rs, drain.rs: statuses by apply or merge patch
+            cluster("smartnic.io", "nicpolicies/status", "patch"),
+            cluster("smartnic.io", "nicnetworks/status", "patch"),
+            cluster("smartnic.io", "nicpools/status", "patch"),
+            cluster("smartnic.io", "nicoperatorconfigs/status", "patch"),
+            cluster("smartnic.io", "nicnodestates/status", "patch"),
+            // node_state.rs: node labels by apply; drain.rs: cordon and uncordon
+            cluster("", "nodes", "patch"),
+            // drain.rs: the pods of a draining node (every namespace, field selector), evicted
+            // through the Eviction subresource in their namespaces
+            cluster("", "pods", "list"),
+            cluster("", "pods/eviction", "create"),
+            // network.rs: NADs in the networks' namespaces, by apply; deleted when a network
+            // may no longer use its resource
+            cluster(
+                "k8s.cni.cncf.io",
+                "network-attachment-definitions",
+                "create",
+            ),
+            cluster("k8s.cni.cncf.io", "network-attachment-definitions", "patch"),
+            cluster(
+                "k8s.cni.cncf.io",
+                "network-attachment-definitions",
+                "delete",
+            ),
+            // controller/mod.rs: kube-runtime's event recorder (create, then patch a series), on
+            // objects in every namespace and cluster-scoped ones
+            cluster("events.k8s.io", "events", "create"),
+            cluster("events.k8s.io", "events", "patch"),
+            // leader.rs: the Lease in its own namespace: read, create when absent, renew and
+            // take over by replace with resourceVersion
+            c(
+                "coordination.k8s.io",
+                "leases",
+                "get",
+                Some(NS),
+                Some(LEASE),
+            ),
+            c(
+                "coordination.k8s.io",
+                "leases",
+                "update",
+                Some(NS),
+                Some(LEASE),
+            ),
+            c("coordination.k8s.io", "leases", "create", Some(NS), None),
+        ],
+        "smartnic-agent" => vec![
+            // cluster.rs ensure_node_state: the Node's uid for the owner reference
+            c("", "nodes", "get", None, Some("node-1")),
+            // cluster.rs: its NicNodeState by apply (which may create), read back, drain
+            // request annotations by apply
+            c(
+                "smartnic.io",
+                "nicnodestates",
+                "create",
+                None,
+                Some("node-1"),
+            ),
+            c(
+                "smartnic.io",
+                "nicnodestates",
+                "patch",
+                None,
+                Some("node-1"),
+            ),
+            c("smartnic.io", "nicnodestates", "get", None, Some("node-1")),
+            // ASSUMED for the cluster loop (being finished): a watch on its own NicNodeState
+            // (field selector metadata.name=NODE_NAME), i.e. list then watch
+            cluster("smartnic.io", "nicnodestates", "list"),
+            cluster("smartnic.io", "nicnodestates", "watch"),
+            // cluster.rs report_status: status by apply
+            c(
+                "smartnic.io",
+                "nicnodestates/status",
+                "patch",
+                None,
+                Some("node-1"),
+            ),
+            // cluster.rs plan_event: events on the cluster-scoped NicNodeState land in
+            // `default` (kube-runtime's recorder)
+            c("events.k8s.io", "events", "create", Some("default"), None),
+            c("events.k8s.io", "events", "patch", Some("default"), None),
+        ],
+        // the kubelet's unix socket and the host's files only
+        "smartnic-device-plugin" => vec![],
+        // copies one file onto the host
+        "smartnic-cni" => vec![],
+        _ => return None,
+    })
+}
+
+fn deploy_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn skip(test: &str, reason: &str) {
+    let line = format!("SKIP {test}: {reason}\n");
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+}
+
+/// The rendered objects of `dir`, rendered once per process; `None` (after printing the skip)
+/// when kubectl cannot render here.
+fn rendered(test: &str, dir: &Path) -> Option<Vec<Value>> {
+    static DEPLOY: OnceLock<Result<Vec<Value>, (bool, String)>> = OnceLock::new();
+    static EXAMPLES: OnceLock<Result<Vec<Value>, (bool, String)>> = OnceLock::new();
+    let cell = if dir == deploy_dir() {
+        &DEPLOY
+    } else {
+        &EXAMPLES
+    };
+    match cell.get_or_init(|| render(dir).map_err(|e| (e.is_unavailable(), e.to_string()))) {
+        Ok(objects) => Some(objects.clone()),
+        Err((true, reason)) => {
+            skip(test, reason);
+            None
+        }
+        Err((false, error)) => panic!("{error}"),
+    }
+}
+
+fn kind(obj: &Value) -> &str {
+    obj.get("kind").and_then(Value::as_str).unwrap_or("")
+}
+
+fn of_kind<'a>(objects: &'a [Value], k: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    objects.iter().filter(move |o| kind(o) == k)
+}
+
+fn typed<T: DeserializeOwned>(obj: &Value) -> T {
+    serde_json::from_value(obj.clone())
+        .unwrap_or_else(|e| panic!("{} does not parse: {e}", describe(obj)))
+}
+
+/// The first place where `a` and `b` differ, as a JSON pointer with both values.
+fn difference(a: &Value, b: &Value, at: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let (vx, vy) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                difference(vx, vy, &format!("{at}/{k}"))
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (vx, vy))| difference(vx, vy, &format!("{at}/{i}"))),
+        _ if a == b => None,
+        // 0 and 0.0: JSON numbers, equal as numbers
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => None,
+        _ => Some(format!("{at}: {a} vs {b}")),
+    }
+}
+
+/// Parses `obj` as `T` and serializes it back: a field that `T` does not know (a typo, a field
+/// at the wrong level) is dropped on the way and shows up as a difference.
+fn round_trip<T: DeserializeOwned + Serialize>(obj: &Value) -> Option<String> {
+    let back = serde_json::to_value(typed::<T>(obj)).expect("serializes");
+    difference(obj, &back, "").map(|d| format!("{}: {d}", describe(obj)))
+}
+
+fn pod_specs(objects: &[Value]) -> Vec<(String, PodSpec)> {
+    let mut specs = Vec::new();
+    for obj in of_kind(objects, "DaemonSet") {
+        let d: DaemonSet = typed(obj);
+        let t = d.spec.template.spec.expect("pod template");
+        specs.push((describe(obj), t));
+    }
+    for obj in of_kind(objects, "Deployment") {
+        let d: Deployment = typed(obj);
+        let t = d.spec.template.spec.expect("pod template");
+        specs.push((describe(obj), t));
+    }
+    specs
+}
+
+fn containers(spec: &PodSpec) -> impl Iterator<Item = &Container> {
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+}
+
+#[test]
+fn every_object_parses_as_its_kubernetes_type_with_no_field_lost() {
+    let Some(objects) = rendered(
+        "every_object_parses_as_its_kubernetes_type_with_no_field_lost",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let mut problems = Vec::new();
+    for obj in &objects {
+        let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let diff = match (api, kind(obj)) {
+            ("v1", "Namespace") => round_trip::<Namespace>(obj),
+            ("v1", "ServiceAccount") => round_trip::<ServiceAccount>(obj),
+            ("v1", "Service") => round_trip::<Service>(obj),
+            ("apps/v1", "Deployment") => round_trip::<Deployment>(obj),
+            ("apps/v1", "DaemonSet") => round_trip::<DaemonSet>(obj),
+            ("policy/v1", "PodDisruptionBudget") => round_trip::<PodDisruptionBudget>(obj),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<ClusterRole>(obj),
+            ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+                round_trip::<ClusterRoleBinding>(obj)
+            }
+            ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<Role>(obj),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<RoleBinding>(obj),
+            ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration") => {
+                round_trip::<ValidatingWebhookConfiguration>(obj)
+            }
+            ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
+                round_trip::<ValidatingAdmissionPolicy>(obj)
+            }
+            ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+                round_trip::<ValidatingAdmissionPolicyBinding>(obj)
+            }
+            ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+                round_trip::<CustomResourceDefinition>(obj)
+            }
+            // cert-manager's types are not Kubernetes' own; webhook_certificate_services_and_
+            // deployment_agree checks the fields that matter
+            ("cert-manager.io/v1", "Issuer" | "Certificate") => None,
+            (api, k) => Some(format!("{}: unexpected type {api} {k}", describe(obj))),
+        };
+        problems.extend(diff);
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // the four components are there
+    for (k, name) in [
+        ("Deployment", "smartnic-operator"),
+        ("DaemonSet", "smartnic-agent"),
+        ("DaemonSet", "smartnic-device-plugin"),
+        ("DaemonSet", "smartnic-cni-installer"),
+    ] {
+        assert!(
+            of_kind(&objects, k).any(|o| o.pointer("/metadata/name") == Some(&name.into())),
+            "no {k} {name}"
+        );
+    }
+}
+
+#[test]
+fn rbac_holds_no_wildcard_and_binds_only_roles_it_defines() {
+    let Some(objects) = rendered(
+        "rbac_holds_no_wildcard_and_binds_only_roles_it_defines",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let mut problems = Vec::new();
+    for obj in of_kind(&objects, "ClusterRole").chain(of_kind(&objects, "Role")) {
+        let rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule> = obj
+            .get("rules")
+            .map(|r| serde_json::from_value(r.clone()).expect("rules"))
+            .unwrap_or_default();
+        for rule in &rules {
+            for w in wildcards(rule) {
+                problems.push(format!("{}: {w}", describe(obj)));
+            }
+        }
+        assert!(
+            obj.get("aggregationRule").is_none(),
+            "{}: aggregated roles grow without review",
+            describe(obj)
+        );
+    }
+    // every subject of every binding: grants_of fails on a role the render does not define
+    // (cluster-admin, admin, edit, ...)
+    for obj in of_kind(&objects, "ClusterRoleBinding").chain(of_kind(&objects, "RoleBinding")) {
+        for s in obj
+            .get("subjects")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = s.get("name").and_then(Value::as_str).unwrap_or("");
+            let ns = s.get("namespace").and_then(Value::as_str).unwrap_or(NS);
+            if let Err(e) = grants_of(&objects, ns, name) {
+                problems.push(e.to_string());
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn every_service_account_exists_with_exactly_the_rules_its_code_needs() {
+    let Some(objects) = rendered(
+        "every_service_account_exists_with_exactly_the_rules_its_code_needs",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let accounts: Vec<ServiceAccount> = of_kind(&objects, "ServiceAccount").map(typed).collect();
+    let mut problems = Vec::new();
+    for (workload, spec) in pod_specs(&objects) {
+        let Some(sa) = spec.service_account_name.as_deref() else {
+            problems.push(format!(
+                "{workload} names no ServiceAccount (it would run as default)"
+            ));
+            continue;
+        };
+        let ns = workload.split('/').nth(1).unwrap_or_default();
+        let Some(account) = accounts.iter().find(|a| {
+            a.metadata.name.as_deref() == Some(sa) && a.metadata.namespace.as_deref() == Some(ns)
+        }) else {
+            problems.push(format!(
+                "{workload}: ServiceAccount {ns}/{sa} does not exist"
+            ));
+            continue;
+        };
+        let Some(calls) = calls(sa) else {
+            problems.push(format!(
+                "{workload}: ServiceAccount {sa} is not in the table of calls"
+            ));
+            continue;
+        };
+        let grants = grants_of(&objects, ns, sa).expect("bindings resolve");
+        for call in &calls {
+            if !grants.iter().any(|g| g.allows(call)) {
+                problems.push(format!("{sa} may not {call:?}"));
+            }
+        }
+        for extra in unused(&grants, &calls) {
+            problems.push(format!(
+                "{sa} is granted {extra}, which its code does not use"
+            ));
+        }
+        if calls.is_empty() {
+            let mounted = spec
+                .automount_service_account_token
+                .or(account.automount_service_account_token)
+                .unwrap_or(true);
+            if mounted {
+                problems.push(format!(
+                    "{workload} makes no API call but mounts a service-account token"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn pods_are_privileged_only_where_unavoidable_and_otherwise_drop_every_capability() {
+    let Some(objects) = rendered(
+        "pods_are_privileged_only_where_unavoidable_and_otherwise_drop_every_capability",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    // the agent's reasons are in deploy/agent/daemonset.yaml, next to the setting
+    let may_be_privileged = [("DaemonSet/smartnic-system/smartnic-agent", "agent")];
+    let mut problems = Vec::new();
+    for (workload, spec) in pod_specs(&objects) {
+        for c in containers(&spec) {
+            let sc = c.security_context.clone().unwrap_or_default();
+            let privileged = sc.privileged.unwrap_or(false);
+            let allowed = may_be_privileged.contains(&(workload.as_str(), c.name.as_str()));
+            if privileged && !allowed {
+                problems.push(format!("{workload}/{}: privileged", c.name));
+            }
+            if !privileged {
+                let drops_all = sc
+                    .capabilities
+                    .as_ref()
+                    .and_then(|cap| cap.drop.as_ref())
+                    .is_some_and(|d| d.iter().any(|x| x == "ALL"));
+                let adds = sc
+                    .capabilities
+                    .as_ref()
+                    .and_then(|cap| cap.add.clone())
+                    .unwrap_or_default();
+                if !drops_all || !adds.is_empty() {
+                    problems.push(format!(
+                        "{workload}/{}: must drop ALL capabilities and add none (adds {adds:?})",
+                        c.name
+                    ));
+                }
+                if sc.allow_privilege_escalation != Some(false) {
+                    problems.push(format!("{workload}/{}: allowPrivilegeEscalation", c.name));
+                }
+            }
+            if sc.read_only_root_filesystem != Some(true) {
+                problems.push(format!("{workload}/{}: writable root filesystem", c.name));
+            }
+            if c.image.as_deref().is_none_or(|i| !i.contains(':')) {
+                problems.push(format!("{workload}/{}: image without a tag", c.name));
+            }
+        }
+        if spec.host_pid == Some(true) || spec.host_ipc == Some(true) {
+            problems.push(format!("{workload}: hostPID/hostIPC"));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn webhook_certificate_services_and_deployment_agree() {
+    let Some(objects) = rendered(
+        "webhook_certificate_services_and_deployment_agree",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let webhooks: ValidatingWebhookConfiguration = typed(
+        of_kind(&objects, "ValidatingWebhookConfiguration")
+            .next()
+            .expect("webhook"),
+    );
+    let cert = of_kind(&objects, "Certificate")
+        .next()
+        .expect("Certificate");
+    let cert_name = cert.pointer("/metadata/name").and_then(Value::as_str);
+    let cert_ns = cert.pointer("/metadata/namespace").and_then(Value::as_str);
+    let inject = webhooks
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("cert-manager.io/inject-ca-from"))
+        .cloned();
+    assert_eq!(
+        inject,
+        Some(format!(
+            "{}/{}",
+            cert_ns.unwrap_or(""),
+            cert_name.unwrap_or("")
+        )),
+        "the CA injector must read the webhook's Certificate"
+    );
+    let dns: Vec<&str> = cert
+        .pointer("/spec/dnsNames")
+        .and_then(Value::as_array)
+        .expect("dnsNames")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let secret = cert.pointer("/spec/secretName").and_then(Value::as_str);
+    let services: Vec<Service> = of_kind(&objects, "Service").map(typed).collect();
+    let operator: Deployment = typed(
+        of_kind(&objects, "Deployment")
+            .find(|o| o.pointer("/metadata/name") == Some(&"smartnic-operator".into()))
+            .expect("operator"),
+    );
+    let pod = operator.spec.template.spec.expect("pod");
+    let mounted_secret = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|v| v.secret.as_ref().and_then(|s| s.secret_name.clone()));
+    assert_eq!(
+        mounted_secret.as_deref(),
+        secret,
+        "the Deployment mounts the issued Secret"
+    );
+    let container_ports: Vec<String> = pod.containers[0]
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| p.name.clone())
+        .collect();
+    for w in webhooks.webhooks.iter().flatten() {
+        assert_eq!(w.failure_policy.as_deref(), Some("Fail"), "{}", w.name);
+        assert_eq!(w.side_effects, "None", "{}", w.name);
+        let svc_ref = w.client_config.service.as_ref().expect("service reference");
+        let host = format!("{}.{}.svc", svc_ref.name, svc_ref.namespace);
+        assert!(dns.contains(&host.as_str()), "{host} not in {dns:?}");
+        let svc = services
+            .iter()
+            .find(|s| {
+                s.metadata.name.as_deref() == Some(svc_ref.name.as_str())
+                    && s.metadata.namespace.as_deref() == Some(svc_ref.namespace.as_str())
+            })
+            .unwrap_or_else(|| panic!("{}: no Service {host}", w.name));
+        let spec = svc.spec.as_ref().expect("service spec");
+        let port = spec
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| Some(p.port) == svc_ref.port)
+            .unwrap_or_else(|| panic!("{host} has no port {:?}", svc_ref.port));
+        let target = match &port.target_port {
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => s,
+            other => panic!("{host}: target port {other:?} should name the container port"),
+        };
+        assert!(
+            container_ports.contains(target),
+            "{target} not in {container_ports:?}"
+        );
+        assert_eq!(
+            spec.selector
+                .as_ref()
+                .and_then(|s| s.get("app.kubernetes.io/name")),
+            Some(&"smartnic-operator".to_owned())
+        );
+        for rule in w.rules.iter().flatten() {
+            assert_eq!(
+                rule.api_groups.as_deref(),
+                Some(&["smartnic.io".to_owned()][..])
+            );
+        }
+    }
+}
+
+#[test]
+fn the_agent_admission_policy_holds_the_agent_to_its_node() {
+    let Some(objects) = rendered(
+        "the_agent_admission_policy_holds_the_agent_to_its_node",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let policy: ValidatingAdmissionPolicy = typed(
+        of_kind(&objects, "ValidatingAdmissionPolicy")
+            .next()
+            .expect("policy"),
+    );
+    let binding: ValidatingAdmissionPolicyBinding = typed(
+        of_kind(&objects, "ValidatingAdmissionPolicyBinding")
+            .next()
+            .expect("binding"),
+    );
+    let spec = binding.spec;
+    assert_eq!(Some(&spec.policy_name), policy.metadata.name.as_ref());
+    assert_eq!(spec.validation_actions, ["Deny"]);
+    let p = policy.spec.expect("policy spec");
+    assert_eq!(p.failure_policy.as_deref(), Some("Fail"));
+    let agent = pod_specs(&objects)
+        .into_iter()
+        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
+        .expect("agent");
+    let user = format!(
+        "system:serviceaccount:{NS}:{}",
+        agent.1.service_account_name.as_deref().unwrap_or("")
+    );
+    let conditions = p.match_conditions.unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.expression.contains(&format!("'{user}'"))),
+        "the policy must match {user}: {conditions:?}"
+    );
+    let rules = p
+        .match_constraints
+        .and_then(|m| m.resource_rules)
+        .unwrap_or_default();
+    let resources: BTreeSet<String> = rules
+        .iter()
+        .flat_map(|r| r.resources.clone().unwrap_or_default())
+        .collect();
+    // every resource the agent may write goes through the policy
+    for call in calls("smartnic-agent").expect("agent calls") {
+        if call.group == "smartnic.io" && matches!(call.verb, "create" | "patch" | "update") {
+            assert!(
+                resources.contains(call.resource),
+                "{} not matched",
+                call.resource
+            );
+        }
+    }
+    let exprs: Vec<String> = p
+        .validations
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.expression)
+        .collect();
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("object.metadata.name == variables.node")),
+        "{exprs:?}"
+    );
+    let vars = p.variables.unwrap_or_default();
+    assert!(
+        vars.iter().any(|v| v
+            .expression
+            .contains("authentication.kubernetes.io/node-name")),
+        "the node comes from the token's node claim"
+    );
+}
+
+#[test]
+fn the_device_plugin_reads_the_file_the_agent_writes() {
+    let Some(objects) = rendered(
+        "the_device_plugin_reads_the_file_the_agent_writes",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let specs = pod_specs(&objects);
+    let spec = |w: &str| {
+        specs
+            .iter()
+            .find(|(n, _)| n == w)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| panic!("no {w}"))
+    };
+    // the host directory behind the container path `path` in `spec`
+    let host_dir_of = |spec: &PodSpec, path: &str| -> Option<String> {
+        let c = &spec.containers[0];
+        let m = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| Path::new(path).starts_with(&m.mount_path))
+            .max_by_key(|m| m.mount_path.len())?;
+        let v = spec.volumes.iter().flatten().find(|v| v.name == m.name)?;
+        let host = v.host_path.as_ref()?.path.clone();
+        let rest = Path::new(path).strip_prefix(&m.mount_path).ok()?;
+        Some(Path::new(&host).join(rest).display().to_string())
+    };
+    let file = crds::device_plugin::DEFAULT_CONFIG_FILE;
+    let agent = spec("DaemonSet/smartnic-system/smartnic-agent");
+    let dp = spec("DaemonSet/smartnic-system/smartnic-device-plugin");
+    let config = dp.containers[0]
+        .args
+        .iter()
+        .flatten()
+        .find_map(|a| a.strip_prefix("--config="))
+        .expect("--config");
+    assert_eq!(config, file);
+    assert_eq!(
+        host_dir_of(&agent, file).as_deref(),
+        Some(file),
+        "agent side"
+    );
+    assert_eq!(
+        host_dir_of(&dp, config).as_deref(),
+        Some(file),
+        "device-plugin side"
+    );
+    // the directory is mounted, not the file: the agent replaces the file by rename
+    let dp_mounts: Vec<&str> = dp.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert!(!dp_mounts.contains(&file), "{dp_mounts:?}");
+    let plugin_dir = dp.containers[0]
+        .args
+        .iter()
+        .flatten()
+        .find_map(|a| a.strip_prefix("--plugin-dir="))
+        .expect("--plugin-dir");
+    assert_eq!(
+        host_dir_of(&dp, &format!("{plugin_dir}/kubelet.sock")).as_deref(),
+        Some("/var/lib/kubelet/device-plugins/kubelet.sock")
+    );
+    // the agent learns its node from the downward API
+    let env = agent.containers[0].env.clone().unwrap_or_default();
+    let node = env
+        .iter()
+        .find(|e| e.name == "NODE_NAME")
+        .expect("NODE_NAME");
+    let field = node
+        .value_from
+        .as_ref()
+        .and_then(|v| v.field_ref.as_ref())
+        .map(|f| f.field_path.as_str());
+    assert_eq!(field, Some("spec.nodeName"));
+}
+
+#[test]
+fn crds_in_the_render_equal_the_generated_ones() {
+    let Some(objects) = rendered("crds_in_the_render_equal_the_generated_ones", &deploy_dir())
+    else {
+        return;
+    };
+    let mut rendered: Vec<Value> = of_kind(&objects, "CustomResourceDefinition")
+        .cloned()
+        .collect();
+    // the one label the top-level kustomization adds to everything
+    for crd in &mut rendered {
+        let labels = crd
+            .pointer_mut("/metadata/labels")
+            .and_then(Value::as_object_mut)
+            .expect("labels");
+        assert_eq!(
+            labels.remove("app.kubernetes.io/part-of"),
+            Some("smartnic-operator".into())
+        );
+        if labels.is_empty() {
+            crd["metadata"]
+                .as_object_mut()
+                .expect("metadata")
+                .remove("labels");
+        }
+    }
+    let name = |v: &Value| {
+        v.pointer("/metadata/name")
+            .cloned()
+            .unwrap_or_default()
+            .to_string()
+    };
+    rendered.sort_by_key(name);
+    let mut generated: Vec<Value> = crds::generate::crds()
+        .iter()
+        .map(|c| serde_json::to_value(c).expect("serializes"))
+        .collect();
+    generated.sort_by_key(name);
+    assert_eq!(rendered.len(), generated.len());
+    for (r, g) in rendered.iter().zip(&generated) {
+        assert_eq!(difference(r, g, ""), None, "{} differs from crds", name(g));
+    }
+}
+
+#[test]
+fn examples_pass_the_crd_schemas_and_fit_together() {
+    let dir = deploy_dir().join("examples");
+    let Some(objects) = rendered("examples_pass_the_crd_schemas_and_fit_together", &dir) else {
+        return;
+    };
+    let mut kinds = BTreeSet::new();
+    for obj in &objects {
+        kinds.insert(kind(obj).to_owned());
+        match obj.get("apiVersion").and_then(Value::as_str) {
+            Some("smartnic.io/v1alpha1") => {
+                if let Err(errors) = crds::schema_check::check_object(obj) {
+                    panic!("{}: {errors:?}", describe(obj));
+                }
+            }
+            Some("v1") if kind(obj) == "Pod" => assert_eq!(round_trip::<Pod>(obj), None),
+            Some("v1") if kind(obj) == "Namespace" => {
+                assert_eq!(round_trip::<Namespace>(obj), None)
+            }
+            _ => panic!("{}: unexpected in the examples", describe(obj)),
+        }
+    }
+    assert!(
+        ["NicPolicy", "NicNetwork", "Pod"]
+            .iter()
+            .all(|k| kinds.contains(*k)),
+        "{kinds:?}"
+    );
+    let one = |k: &str| of_kind(&objects, k).next().cloned().expect(k);
+    let (policy, network, pod) = (one("NicPolicy"), one("NicNetwork"), one("Pod"));
+    let resource = policy.pointer("/spec/resourceName").and_then(Value::as_str);
+    assert_eq!(
+        network
+            .pointer("/spec/resourceName")
+            .and_then(Value::as_str),
+        resource
+    );
+    let network_ns = network.pointer("/metadata/namespace").expect("namespace");
+    let allowed = policy
+        .pointer("/spec/networkNamespaces")
+        .and_then(Value::as_array)
+        .expect("networkNamespaces");
+    assert!(
+        allowed.contains(network_ns),
+        "the policy admits the network's namespace"
+    );
+    assert_eq!(pod.pointer("/metadata/namespace"), Some(network_ns));
+    assert_eq!(
+        pod.pointer("/metadata/annotations/k8s.v1.cni.cncf.io~1networks"),
+        network.pointer("/metadata/name"),
+        "the pod attaches to the network's NAD (same name)"
+    );
+    let request = format!("{}/{}", crds::RESOURCE_PREFIX, resource.unwrap_or(""));
+    let pod: Pod = typed(&pod);
+    let limits = pod.spec.expect("spec").containers[0]
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.clone())
+        .unwrap_or_default();
+    assert!(limits.contains_key(&request), "the pod asks for {request}");
+}
