@@ -349,6 +349,24 @@ fn check_values(c: &SmartnicNetConf) -> Result<(), CniError> {
     if let Some(m) = &c.master {
         validate::ifname(m, "master", code::INVALID_CONFIG)?;
     }
+    let source = c.macvlan_mode == Some(crds::link::MacvlanMode::Source);
+    if !c.macvlan_source_macs.is_empty() && !source {
+        return Err(invalid(
+            "key macvlanSourceMacs: only with macvlanMode source",
+        ));
+    }
+    if source && c.macvlan_source_macs.is_empty() {
+        return Err(invalid(
+            "key macvlanMode: source needs at least one MAC in macvlanSourceMacs",
+        ));
+    }
+    for (i, m) in c.macvlan_source_macs.iter().enumerate() {
+        if m.parse::<MacAddr>().is_err() {
+            return Err(invalid(format!(
+                "key macvlanSourceMacs[{i}]: {m:?} is not a MAC address"
+            )));
+        }
+    }
     if matches!(c.mode, NetworkMode::Macvlan | NetworkMode::Ipvlan) && c.master.is_none() {
         return Err(invalid(format!(
             "key master: mode {} needs a master interface",
@@ -382,6 +400,32 @@ mod tests {
 
     fn parse(v: Value) -> Result<NetConf, CniError> {
         NetConf::parse(v.to_string().as_bytes(), &env())
+    }
+
+    #[test]
+    fn macvlan_source_mode_needs_its_macs_and_only_it_takes_them() {
+        let base = serde_json::json!({"cniVersion": "1.1.0", "name": "n", "type": "smartnic",
+            "mode": "macvlan", "master": "eth0"});
+        let with = |extra: Value| {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            parse(v)
+        };
+        let ok = with(serde_json::json!({"macvlanMode": "source",
+            "macvlanSourceMacs": ["02:00:00:00:5e:01", "02:00:00:00:5e:02"]}))
+        .unwrap();
+        assert_eq!(ok.conf.macvlan_source_macs.len(), 2);
+        let e = with(serde_json::json!({"macvlanMode": "source"})).unwrap_err();
+        assert!(e.msg.contains("needs at least one MAC"), "{}", e.msg);
+        let e = with(serde_json::json!({"macvlanMode": "bridge",
+            "macvlanSourceMacs": ["02:00:00:00:5e:01"]}))
+        .unwrap_err();
+        assert!(e.msg.contains("only with macvlanMode source"), "{}", e.msg);
+        let e = with(serde_json::json!({"macvlanMode": "source", "macvlanSourceMacs": ["nope"]}))
+            .unwrap_err();
+        assert!(e.msg.contains("macvlanSourceMacs[0]"), "{}", e.msg);
     }
 
     #[test]

@@ -315,7 +315,7 @@ impl Host for FakeHost {
         let n = st.next_index;
         let mac = mac.unwrap_or(MacAddr([2, 0xbb, 0, 0, (n >> 8) as u8, n as u8]));
         let kind_name = match kind {
-            VirtKind::Macvlan(_) => "macvlan",
+            VirtKind::Macvlan(..) => "macvlan",
             VirtKind::Ipvlan(_) => "ipvlan",
         };
         let mut link = Self::new_link(&mut st, mac, Some(kind_name), None);

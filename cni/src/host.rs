@@ -133,8 +133,8 @@ impl VfDevice {
 /// What to create for macvlan and ipvlan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VirtKind {
-    /// macvlan.
-    Macvlan(MacvlanMode),
+    /// macvlan, with the allowed source MACs of mode `source`.
+    Macvlan(MacvlanMode, Vec<MacAddr>),
     /// ipvlan.
     Ipvlan(IpvlanMode),
 }

@@ -132,7 +132,10 @@ impl KernelHost {
     ) -> HostResult<()> {
         let nl = self.nl(Ns::Host)?;
         let mut req = match kind {
-            VirtKind::Macvlan(m) => nl.link().add(Macvlan::new(master, (*m).into())),
+            VirtKind::Macvlan(crds::link::MacvlanMode::Source, macs) => {
+                nl.link().add(Macvlan::source(master, macs.iter().copied()))
+            }
+            VirtKind::Macvlan(m, _) => nl.link().add(Macvlan::new(master, (*m).into())),
             VirtKind::Ipvlan(m) => nl.link().add(Ipvlan::new(master, (*m).into())),
         };
         req = req.name(name).netns(NetnsRef::path(pod));

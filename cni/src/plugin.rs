@@ -438,7 +438,14 @@ impl<H: Host> Plugin<H> {
             let how = if on { "l2-fwd-offload" } else { "software" };
             tracing::info!(master = %master, forwarding = how, "macvlan forwarding");
             (
-                VirtKind::Macvlan(c.macvlan_mode.unwrap_or_default()),
+                VirtKind::Macvlan(
+                    c.macvlan_mode.unwrap_or_default(),
+                    // Checked when the configuration was read.
+                    c.macvlan_source_macs
+                        .iter()
+                        .filter_map(|m| m.parse().ok())
+                        .collect(),
+                ),
                 Some(how),
             )
         } else {

@@ -214,12 +214,16 @@ fn macvlan_in_every_mode_through_the_binary() {
         ("private", "1.0.0"),
         ("vepa", "0.4.0"),
         ("passthru", "1.1.0"),
+        ("source", "1.1.0"),
     ]
     .into_iter()
     .enumerate()
     {
         let pod = Netns::new(format!("smc-p{i}-{}", std::process::id()));
-        let conf = lab.conf(version, "macvlan", mode);
+        let mut conf = lab.conf(version, "macvlan", mode);
+        if mode == "source" {
+            conf["macvlanSourceMacs"] = serde_json::json!(["02:00:00:00:5e:01"]);
+        }
         let id = format!("mv{i}");
         let (ok, res) = lab.run("ADD", &id, &pod.path(), &conf, &[]);
         assert!(ok, "{mode} ADD: {res}");

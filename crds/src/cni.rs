@@ -63,6 +63,9 @@ pub struct SmartnicNetConf {
     /// macvlan mode (macvlan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macvlan_mode: Option<MacvlanMode>,
+    /// The allowed source MACs of a `source` macvlan (macvlan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub macvlan_source_macs: Vec<String>,
     /// ipvlan mode (ipvlan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipvlan_mode: Option<IpvlanMode>,

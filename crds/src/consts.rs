@@ -117,6 +117,8 @@ pub const MAX_RESOURCE_NAME_LEN: usize = 63;
 /// ending with a letter or digit. A subset of the kubelet's qualified-name rule (which also allows
 /// `.`): the name becomes part of environment variable names, where `.` is not portable.
 pub const RESOURCE_NAME_PATTERN: &str = "^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$";
+/// An Ethernet MAC address in colon notation (`02:00:5e:10:00:01`).
+pub const MAC_PATTERN: &str = "^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$";
 /// Four hexadecimal digits: a PCI vendor or device id as sysfs writes it (`15b3`).
 pub const HEX4_PATTERN: &str = "^[0-9a-fA-F]{4}$";
 /// A `pfNames` entry: a netdev name (1-15 characters without `/`, `:`, whitespace or `#`),

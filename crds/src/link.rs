@@ -77,6 +77,9 @@ pub enum MacvlanMode {
     Vepa,
     /// One child takes over the master (one pod per master).
     Passthru,
+    /// The child receives only frames whose source MAC is listed (`macvlanSourceMacs`): traffic
+    /// from known upstream devices, such as radio units in a RAN fronthaul.
+    Source,
 }
 
 /// ipvlan mode.

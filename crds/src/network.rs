@@ -90,9 +90,15 @@ pub struct NicNetworkSpec {
     /// Maximum transmit rate in Mb/s (0 = no limit); `sriov` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tx_rate: Option<u32>,
-    /// macvlan mode `bridge` (default), `private`, `vepa` or `passthru`; `macvlan` only.
+    /// macvlan mode `bridge` (default), `private`, `vepa`, `passthru` or `source` (with
+    /// `macvlanSourceMacs`); `macvlan` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macvlan_mode: Option<MacvlanMode>,
+    /// The source MACs a `macvlanMode: source` child receives frames from (at least one);
+    /// `source` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(pattern(crate::MAC_PATTERN)))]
+    pub macvlan_source_macs: Vec<String>,
     /// ipvlan mode `l2` (default), `l3` or `l3s`; `ipvlan` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipvlan_mode: Option<IpvlanMode>,

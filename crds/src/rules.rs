@@ -126,6 +126,16 @@ pub const NETWORK_SPEC_RULES: &[CelRule] = &[
     only_in!("minTxRate", "sriov"),
     only_in!("maxTxRate", "sriov"),
     only_in!("macvlanMode", "macvlan"),
+    CelRule {
+        rule: "!has(self.macvlanSourceMacs) || size(self.macvlanSourceMacs) == 0 || (has(self.macvlanMode) && self.macvlanMode == 'source')",
+        message: "only with macvlanMode source",
+        field_path: ".macvlanSourceMacs",
+    },
+    CelRule {
+        rule: "!has(self.macvlanMode) || self.macvlanMode != 'source' || (has(self.macvlanSourceMacs) && size(self.macvlanSourceMacs) > 0)",
+        message: "macvlanMode source needs at least one MAC in macvlanSourceMacs",
+        field_path: ".macvlanMode",
+    },
     only_in!("ipvlanMode", "ipvlan"),
     only_in!("ovs", "ovs"),
     CelRule {

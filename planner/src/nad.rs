@@ -103,6 +103,10 @@ pub fn render_cni_config(
             NetworkMode::Macvlan => Some(spec.macvlan_mode.unwrap_or_default()),
             _ => None,
         },
+        macvlan_source_macs: match spec.mode {
+            NetworkMode::Macvlan => spec.macvlan_source_macs.clone(),
+            _ => Vec::new(),
+        },
         ipvlan_mode: match spec.mode {
             NetworkMode::Ipvlan => Some(spec.ipvlan_mode.unwrap_or_default()),
             _ => None,

@@ -53,6 +53,7 @@ impl From<crds::link::MacvlanMode> for MacvlanMode {
             crds::link::MacvlanMode::Private => Self::Private,
             crds::link::MacvlanMode::Vepa => Self::Vepa,
             crds::link::MacvlanMode::Passthru => Self::Passthru,
+            crds::link::MacvlanMode::Source => Self::Source,
         }
     }
 }

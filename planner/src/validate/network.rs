@@ -125,6 +125,27 @@ pub fn validate_network(spec: &NicNetworkSpec) -> Result<(), Vec<FieldError>> {
             format!("only for mode macvlan, not {m}"),
         );
     }
+    let source = spec.macvlan_mode == Some(crds::link::MacvlanMode::Source);
+    if !spec.macvlan_source_macs.is_empty() && !source {
+        e(
+            "spec.macvlanSourceMacs",
+            "only with macvlanMode source".into(),
+        );
+    }
+    if source && spec.macvlan_source_macs.is_empty() {
+        e(
+            "spec.macvlanMode",
+            "macvlanMode source needs at least one MAC in macvlanSourceMacs".into(),
+        );
+    }
+    for (i, m) in spec.macvlan_source_macs.iter().enumerate() {
+        if !is_mac(m) {
+            e(
+                &format!("spec.macvlanSourceMacs[{i}]"),
+                format!("{m:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"),
+            );
+        }
+    }
     if spec.ipvlan_mode.is_some() && mode != Ipvlan {
         e("spec.ipvlanMode", format!("only for mode ipvlan, not {m}"));
     }
@@ -246,4 +267,13 @@ pub fn validate_network(spec: &NicNetworkSpec) -> Result<(), Vec<FieldError>> {
         }
     }
     finish(errors)
+}
+
+/// `aa:bb:cc:dd:ee:ff`: six colon-separated pairs of hex digits (the schema's `MAC_PATTERN`).
+fn is_mac(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
