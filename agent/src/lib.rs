@@ -23,6 +23,7 @@ pub mod run_decide;
 pub mod run_host;
 pub mod run_serve;
 pub mod state;
+pub mod users;
 
 #[cfg(test)]
 mod cluster_tests;

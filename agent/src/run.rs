@@ -160,9 +160,20 @@ impl HostSide {
         self.blocking("plan", move |h| {
             let applied = h.state.load()?.applied.unwrap_or_default();
             let inventory = h.host.discover().map_err(RunError::Discover)?;
-            let facts = h.host.pf_facts(&inventory, &spec);
-            let plan = plan_host(&applied, &spec, &inventory, &facts)
-                .with_node(&spec, &h.host.node_facts());
+            let mut facts = h.host.pf_facts(&inventory, &spec);
+            let mut plan = plan_host(&applied, &spec, &inventory, &facts);
+            // the pods with a macvlan/ipvlan on a PF count as its users when the PF is reset:
+            // looked up (every pod namespace) only for a plan that resets one
+            if plan.pfs.iter().any(|p| p.disturbs_vfs()) {
+                let users = h.host.upper_users(&inventory);
+                if !users.is_empty() {
+                    for (pci, u) in users {
+                        facts.entry(pci).or_default().upper_users = u;
+                    }
+                    plan = plan_host(&applied, &spec, &inventory, &facts);
+                }
+            }
+            let plan = plan.with_node(&spec, &h.host.node_facts());
             Ok(Planned { inventory, plan })
         })
         .await?

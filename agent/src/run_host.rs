@@ -5,13 +5,20 @@
 //! off the async runtime.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 use crds::{inventory::NicInventory, node_state::NicNodeStateSpec};
-use nic::{discovery::discover_with_warnings, pci::PciAddress, sysfs::SysFs};
+use nic::{
+    discovery::discover_with_warnings,
+    netns::{NetnsRef, block_on_in_netns},
+    pci::PciAddress,
+    sysfs::SysFs,
+};
 use planner::apply::{PfFacts, PfPlan, Step};
 
 use crate::executor::{HostOps, StepDone, StepError};
 use crate::host::{SysHost, pf_facts};
+use crate::users::{PfNetdev, SeenLink, upper_users};
 
 /// What the loop needs of a host.
 pub trait NodeHost: HostOps + Send {
@@ -25,6 +32,13 @@ pub trait NodeHost: HostOps + Send {
         inventory: &NicInventory,
         spec: &NicNodeStateSpec,
     ) -> BTreeMap<String, PfFacts>;
+
+    /// The pods (and host links) holding a macvlan/ipvlan child of each PF of `inventory`, by
+    /// PCI address ([`crate::users`]). Asked only when a plan resets a PF netdev: it lists the
+    /// links of every pod namespace.
+    fn upper_users(&self, _inventory: &NicInventory) -> BTreeMap<String, Vec<String>> {
+        BTreeMap::new()
+    }
 }
 
 /// The real host.
@@ -82,6 +96,78 @@ impl NodeHost for LiveHost {
     ) -> BTreeMap<String, PfFacts> {
         pf_facts(inventory, spec)
     }
+
+    fn upper_users(&self, inventory: &NicInventory) -> BTreeMap<String, Vec<String>> {
+        let (pfs, links) = list_links(&self.sysfs, inventory);
+        upper_users(&pfs, &links)
+    }
+}
+
+/// The PF netdevs of `inventory` with their host indices, and the links of the host namespace
+/// and of every namespace under `<root>/var/run/netns` and `<root>/run/netns`. A namespace that
+/// cannot be entered (the pod is going away) is skipped with a log line.
+fn list_links(sysfs: &SysFs, inventory: &NicInventory) -> (Vec<PfNetdev>, Vec<SeenLink>) {
+    let seen = |netns: Option<String>, links: Vec<nic::netlink::Link>| {
+        links
+            .into_iter()
+            .map(|l| SeenLink {
+                netns: netns.clone(),
+                name: l.name,
+                kind: l.kind,
+                lower: l.parent,
+            })
+            .collect::<Vec<_>>()
+    };
+    let list = || async {
+        nic::netlink::NetlinkHandle::connect()?
+            .link()
+            .list()
+            .execute()
+            .await
+    };
+    let host = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(list()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list the host's links");
+            Vec::new()
+        }),
+        Err(_) => Vec::new(),
+    };
+    let pfs: Vec<PfNetdev> = inventory
+        .nics
+        .iter()
+        .filter_map(|n| {
+            let name = n.name.as_deref()?;
+            let link = host.iter().find(|l| l.name == name)?;
+            Some(PfNetdev {
+                pci_address: n.pci_address.clone(),
+                ifindex: link.index,
+            })
+        })
+        .collect();
+    let mut links = seen(None, host);
+    let mut dirs: Vec<PathBuf> = ["var/run/netns", "run/netns"]
+        .iter()
+        .filter_map(|d| std::fs::canonicalize(sysfs.path(d)).ok())
+        .collect();
+    dirs.dedup();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let netns = NetnsRef::path(e.path());
+            match block_on_in_netns(&netns, list) {
+                Ok(Ok(l)) => links.extend(seen(Some(name), l)),
+                Ok(Err(error)) => tracing::debug!(%error, netns = %name, "cannot list links"),
+                Err(error) => tracing::debug!(%error, netns = %name, "cannot enter"),
+            }
+        }
+    }
+    (pfs, links)
 }
 
 /// Replaces the eswitch modes inferred from sysfs with what devlink reports, for the PFs that

@@ -94,3 +94,76 @@ pub async fn serve(
         .await
         .map_err(|source| ServeError::Serve { addr, source })
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use crds::node_state::SyncStatus;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::run::{Agent, HostSide, LoopConfig};
+
+    async fn get(router: Router, path: &str) -> (StatusCode, String) {
+        let resp = router
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status();
+        let body = to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn metrics_health_and_readiness_after_the_post_boot_reapply() {
+        let metrics = Arc::new(AgentMetrics::new());
+        let health = Arc::new(Health::default());
+        metrics.set_sync(SyncStatus::InProgress);
+        let r = router(metrics.clone(), health.clone());
+        assert_eq!(get(r.clone(), "/healthz").await.0, StatusCode::OK);
+        // not ready before the start-up ran
+        assert_eq!(
+            get(r.clone(), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let (code, text) = get(r.clone(), "/metrics").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(
+            text.contains("smartnic_agent_sync_status{status=\"InProgress\"} 1"),
+            "{text}"
+        );
+
+        // a start-up after a reboot: ready once the last spec is re-applied
+        let dir = tempfile::tempdir().expect("dir");
+        let state = Arc::new(crate::state::StateFile::new(dir.path().join("s.json")));
+        state
+            .store(&crate::state::AgentState {
+                boot_id: Some("b0".into()),
+                applied: Some(Default::default()),
+                ..Default::default()
+            })
+            .expect("state");
+        let (svc, _handle) = tower_test::mock::pair::<
+            Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let mut agent = Agent::new(
+            crate::cluster::NodeApi::new(kube::Client::new(svc, "default"), "n1"),
+            HostSide {
+                host: Arc::new(crate::fake::FakeHost::default()),
+                firmware: None,
+                state,
+                handoff: Arc::new(crate::handoff::DevicePluginFile::new(
+                    dir.path().join("dp.json"),
+                )),
+                boot_id: "b1".into(),
+            },
+            metrics,
+            health,
+            LoopConfig::default(),
+        );
+        agent.start().await.expect("start");
+        assert_eq!(get(r, "/readyz").await.0, StatusCode::OK);
+    }
+}
