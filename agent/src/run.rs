@@ -388,6 +388,10 @@ impl Agent {
                     self.host.publish_ready(&spec, &planned.plan).await?;
                     break PassOutcome::InSync;
                 }
+                Next::Unplannable => {
+                    self.host.publish_ready(&spec, &planned.plan).await?;
+                    break PassOutcome::of_apply(&planned.plan, &ApplyReport::default());
+                }
                 Next::Apply if !fresh => {
                     // classified again from the live host right before applying
                     planned = self.host.plan(&spec).await?;

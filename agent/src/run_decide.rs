@@ -36,6 +36,10 @@ impl Backoff {
 pub enum Next {
     /// The host shows the spec: report it; a drain request left set is released.
     InSync,
+    /// Nothing can be applied: every PF that differs has a problem (a PF not on the host,
+    /// more VFs than it has, an externally managed PF that does not match). Reported as
+    /// failed without an apply, an event or a drain.
+    Unplannable,
     /// Apply now (no drain needed, or the operator said `drained`).
     Apply,
     /// Set `drain-request` to this value (with `drain-requested-at` when none was set), then wait.
@@ -58,6 +62,9 @@ pub fn next(
 ) -> Next {
     if plan.in_sync() {
         return Next::InSync;
+    }
+    if plan.step_count() == 0 {
+        return Next::Unplannable;
     }
     match drain_decision(plan.class, request, grant) {
         DrainDecision::Proceed => Next::Apply,
@@ -418,6 +425,18 @@ mod tests {
         });
         let ok = ApplyReport::default();
         assert!(matches!(PassOutcome::of_apply(&p, &ok), PassOutcome::Failed(e) if e.len() == 1));
+        let mut only_problems = p.clone();
+        only_problems.pfs[0].steps.clear();
+        assert_eq!(
+            next(
+                &only_problems,
+                DrainRequest::None,
+                DrainGrant::None,
+                Duration::ZERO,
+                MIN
+            ),
+            Next::Unplannable
+        );
         p.problems.clear();
         assert_eq!(PassOutcome::of_apply(&p, &ok), PassOutcome::InSync);
         let s = SyncReport::after(

@@ -481,3 +481,41 @@ async fn after_a_reboot_the_last_spec_is_reapplied_before_the_agent_is_ready() {
     assert_eq!(again.start().await.expect("start"), None);
     assert_eq!(s.host.calls().len(), calls.len());
 }
+
+#[tokio::test]
+async fn a_spec_naming_a_pf_not_on_the_host_fails_without_an_apply_or_an_event() {
+    let s = setup(vec![igb()]);
+    let mut want = spec(2);
+    want.interfaces[0].pci_address = "0000:09:00.0".into();
+    let (client, handle) = mock();
+    let task = serve(
+        handle,
+        vec![
+            call(
+                Method::GET,
+                STATE_PATH,
+                |_, _| {},
+                state(&want, json!({}), None),
+            ),
+            call(
+                Method::PATCH,
+                &status_path(),
+                |q, body| {
+                    status_check(0, "Failed", "Failed")(q, body);
+                    assert_eq!(
+                        body["status"]["lastSyncError"],
+                        "PF 0000:09:00.0 is not on this host (removed or renumbered?)"
+                    );
+                },
+                state(&want, json!({}), None),
+            ),
+        ],
+    );
+    let mut a = agent(client, &s);
+    assert!(matches!(
+        a.pass().await.expect("pass"),
+        PassOutcome::Failed(_)
+    ));
+    done(task).await;
+    assert!(s.host.calls().is_empty());
+}
