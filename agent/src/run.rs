@@ -41,11 +41,11 @@ use crate::firmware::Firmware;
 use crate::handoff::DevicePluginFile;
 use crate::metrics::AgentMetrics;
 use crate::run_decide::{
-    Backoff, Next, PassOutcome, Readiness, StartAction, SyncReport, Trigger, class_name, next,
-    release_drain, start_action, starts_pass,
+    Backoff, Next, PassOutcome, Readiness, StartAction, SyncReport, Trigger, class_name,
+    local_next, local_refusal, next, release_drain, start_action, starts_pass,
 };
 use crate::run_host::NodeHost;
-use crate::state::StateFile;
+use crate::state::{Startup, StateFile};
 
 /// Why a pass ended early.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +207,90 @@ impl HostSide {
         .await?
     }
 
+    /// What the state file says about this start, and after a host reboot the re-apply of the
+    /// last spec (see [`Agent::start`]).
+    pub async fn start(&self) -> Result<(Startup, Option<Local>), RunError> {
+        let state = self.state.load()?;
+        let startup = state.startup(&self.boot_id);
+        let StartAction::Reapply(spec) = start_action(&startup) else {
+            tracing::info!(?startup, "start");
+            return Ok((startup, None));
+        };
+        let generation = state
+            .in_progress
+            .as_ref()
+            .and_then(|p| p.generation)
+            .or(state.applied_generation);
+        tracing::info!(
+            ?generation,
+            "the host rebooted: re-applying the last spec before reporting ready"
+        );
+        let local = self.apply_local(&spec, generation, true).await?;
+        tracing::info!(outcome = ?local.outcome, "post-boot re-apply");
+        Ok((startup, Some(local)))
+    }
+
+    /// Plans `spec` from the live host and applies it without the cluster (the post-boot
+    /// re-apply; `smartnic-agent --spec-file`): there is no drain handshake, so a plan that
+    /// needs one is refused unless `allow_disruption`.
+    pub async fn apply_local(
+        &self,
+        spec: &NicNodeStateSpec,
+        generation: Option<i64>,
+        allow_disruption: bool,
+    ) -> Result<Local, RunError> {
+        let planned = self.plan(spec).await?;
+        let plan = planned.plan;
+        let (report, outcome) = match local_next(&plan, allow_disruption) {
+            Next::InSync => {
+                self.record_applied(spec, generation).await?;
+                self.publish_ready(spec, &plan).await?;
+                (None, PassOutcome::InSync)
+            }
+            Next::Apply => {
+                let report = self.execute(generation, spec, &plan).await?;
+                let outcome = PassOutcome::of_apply(&plan, &report);
+                (Some(report), outcome)
+            }
+            _ => {
+                self.publish_ready(spec, &plan).await?;
+                (None, local_refusal(&plan))
+            }
+        };
+        Ok(Local {
+            plan,
+            report,
+            outcome,
+        })
+    }
+
+    /// Records `spec` at `generation` as applied when the host shows it without a step (a
+    /// spec whose change the host already shows, e.g. only its device-plugin pools): the
+    /// post-boot re-apply then uses it.
+    async fn record_applied(
+        &self,
+        spec: &NicNodeStateSpec,
+        generation: Option<i64>,
+    ) -> Result<(), RunError> {
+        let spec = spec.clone();
+        self.blocking("state", move |h| {
+            let mut st = h.state.load()?;
+            if st.applied.as_ref() == Some(&spec)
+                && st.applied_generation == generation
+                && st.in_progress.is_none()
+                && st.boot_id.as_deref() == Some(h.boot_id.as_str())
+            {
+                return Ok(());
+            }
+            st.applied = Some(spec);
+            st.applied_generation = generation;
+            st.in_progress = None;
+            st.boot_id = Some(h.boot_id.clone());
+            h.state.store(&st).map_err(RunError::from)
+        })
+        .await?
+    }
+
     /// Writes the hand-off file for a plan that is not applied: only the PFs that show their
     /// spec (no step, no problem).
     async fn publish_ready(
@@ -224,6 +308,17 @@ impl HostSide {
         })
         .await?
     }
+}
+
+/// A plan applied without the cluster.
+#[derive(Debug)]
+pub struct Local {
+    /// The plan.
+    pub plan: HostPlan,
+    /// The run, when there was one.
+    pub report: Option<ApplyReport>,
+    /// How it ended.
+    pub outcome: PassOutcome,
 }
 
 /// The agent.
@@ -259,7 +354,7 @@ impl Agent {
             health,
             config,
             clock: Timestamp::now,
-            readiness: Readiness::at_start(&crate::state::Startup::Fresh),
+            readiness: Readiness::at_start(&Startup::Fresh),
             seen: None,
             tunnel_endpoint: None,
         }
@@ -285,40 +380,17 @@ impl Agent {
     /// last spec (no cluster, no drain: no pod holds VFs that do not exist). Returns the outcome
     /// of that re-apply, if there was one.
     pub async fn start(&mut self) -> Result<Option<PassOutcome>, RunError> {
-        let state = self.host.state.load()?;
-        let startup = state.startup(&self.host.boot_id);
+        let (startup, local) = self.host.start().await?;
         self.readiness = Readiness::at_start(&startup);
         self.health.set_ready(self.readiness.ready());
-        let StartAction::Reapply(spec) = start_action(&startup) else {
-            tracing::info!(?startup, "start");
+        let Some(local) = local else {
             return Ok(None);
         };
-        let generation = state
-            .in_progress
-            .as_ref()
-            .and_then(|p| p.generation)
-            .or(state.applied_generation);
-        tracing::info!(
-            ?generation,
-            "the host rebooted: re-applying the last spec before reporting ready"
-        );
-        let planned = self.host.plan(&spec).await?;
-        let outcome = if planned.plan.in_sync() {
-            PassOutcome::InSync
-        } else {
-            let report = self.host.execute(generation, &spec, &planned.plan).await?;
-            self.record_metrics(&planned.plan, &report);
-            PassOutcome::of_apply(&planned.plan, &report)
-        };
-        if outcome == PassOutcome::InSync {
-            self.host
-                .publish_ready(&spec, &HostPlan::default())
-                .await
-                .ok();
+        if let Some(report) = &local.report {
+            self.record_metrics(&local.plan, report);
         }
-        tracing::info!(?outcome, "post-boot re-apply");
-        self.record_readiness(&outcome);
-        Ok(Some(outcome))
+        self.record_readiness(&local.outcome);
+        Ok(Some(local.outcome))
     }
 
     fn record_metrics(&self, plan: &HostPlan, report: &ApplyReport) {
@@ -385,6 +457,7 @@ impl Agent {
                 self.config.drain_wait,
             ) {
                 Next::InSync => {
+                    self.host.record_applied(&spec, generation).await?;
                     self.host.publish_ready(&spec, &planned.plan).await?;
                     break PassOutcome::InSync;
                 }

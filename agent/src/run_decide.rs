@@ -74,6 +74,37 @@ pub fn next(
     }
 }
 
+/// The next action of a plan applied without the cluster (the post-boot re-apply, or
+/// `smartnic-agent --spec-file`): nobody grants a drain, so a disruptive plan is applied only
+/// when `allow_disruption` says the pods may lose their VFs; otherwise [`Next::RequestDrain`]
+/// stands for "refused" ([`local_refusal`]).
+pub fn local_next(plan: &HostPlan, allow_disruption: bool) -> Next {
+    let grant = if allow_disruption {
+        DrainGrant::Drained
+    } else {
+        DrainGrant::None
+    };
+    next(
+        plan,
+        DrainRequest::Reboot,
+        grant,
+        Duration::ZERO,
+        Duration::MAX,
+    )
+}
+
+/// The outcome of a local plan that [`local_next`] did not apply: its problems, or the drain
+/// it needs.
+pub fn local_refusal(plan: &HostPlan) -> PassOutcome {
+    if plan.step_count() == 0 {
+        return PassOutcome::of_apply(plan, &ApplyReport::default());
+    }
+    PassOutcome::Failed(vec![format!(
+        "the plan needs drain-request={} and there is no cluster to drain the node; nothing was changed (--allow-disruption applies it anyway)",
+        class_name(plan.class)
+    )])
+}
+
 /// Whether, after a pass, the agent sets `drain-request` back to `none`: a request is set and
 /// the pass ended in sync or failed (the operator uncordons; a later pass asks again). A drain
 /// not granted yet stays requested, and so does one kept for a firmware change's reboot.
@@ -375,6 +406,23 @@ mod tests {
         assert_eq!(
             next(&fw, R::EvictVfPods, G::Drained, z, MIN),
             Next::RequestDrain(R::Reboot)
+        );
+    }
+
+    #[test]
+    fn without_a_cluster_a_disruptive_plan_is_refused_unless_allowed() {
+        let quiet = plan(ChangeClass::NonDisruptive, 2);
+        assert_eq!(local_next(&quiet, false), Next::Apply);
+        let evict = plan(ChangeClass::EvictVfPods, 2);
+        assert_eq!(local_next(&evict, true), Next::Apply);
+        assert_eq!(local_next(&evict, false), Next::WaitDrain);
+        let PassOutcome::Failed(e) = local_refusal(&evict) else {
+            panic!("refused");
+        };
+        assert!(e[0].contains("drain-request=evict-vf-pods"), "{e:?}");
+        assert_eq!(
+            local_next(&plan(ChangeClass::NonDisruptive, 0), false),
+            Next::InSync
         );
     }
 

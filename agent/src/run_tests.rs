@@ -210,6 +210,12 @@ async fn a_first_pass_reports_the_inventory_then_a_pass_without_change_writes_no
     assert_eq!(a.pass().await.expect("pass"), PassOutcome::InSync);
     done(task).await;
     assert!(s.host.calls().is_empty());
+    // in sync without a step: recorded as applied (the post-boot re-apply uses it)
+    let st = s.state.load().expect("state");
+    assert_eq!(
+        (st.applied, st.applied_generation, st.boot_id.as_deref()),
+        (Some(empty), Some(3), Some("b1"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
