@@ -525,3 +525,48 @@ async fn a_spec_naming_a_pf_not_on_the_host_fails_without_an_apply_or_an_event()
     done(task).await;
     assert!(s.host.calls().is_empty());
 }
+
+#[tokio::test]
+async fn once_creates_the_node_state_then_runs_one_pass() {
+    let s = setup(vec![igb()]);
+    let empty = NicNodeStateSpec::default();
+    let (client, handle) = mock();
+    let task = serve(
+        handle,
+        vec![
+            call(
+                Method::GET,
+                "/api/v1/nodes/n1",
+                |_, _| {},
+                json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "uid": "node-uid"}}),
+            ),
+            call(
+                Method::PATCH,
+                STATE_PATH,
+                |q, body| {
+                    by_agent(q);
+                    assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "node-uid");
+                },
+                state(&empty, json!({}), None),
+            ),
+            call(
+                Method::GET,
+                STATE_PATH,
+                |_, _| {},
+                state(&empty, json!({}), None),
+            ),
+            call(
+                Method::PATCH,
+                &status_path(),
+                status_check(0, "Succeeded", "Applied"),
+                state(&empty, json!({}), None),
+            ),
+        ],
+    );
+    let outcome = agent(client.clone(), &s)
+        .run(client, "n1", true, std::future::pending())
+        .await
+        .expect("one pass");
+    assert_eq!(outcome, Some(PassOutcome::InSync));
+    done(task).await;
+}
