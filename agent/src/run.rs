@@ -578,6 +578,18 @@ impl Agent {
                     self.config.resync
                 }
                 Err(RunError::File(e)) => return Err(RunError::File(e)),
+                Err(RunError::Cluster(ClusterError::Get {
+                    source: kube::Error::Api(status),
+                    ..
+                })) if status.is_not_found() => {
+                    // the node state was deleted under the agent: created again
+                    tracing::warn!("the node state is gone; creating it again");
+                    if let Err(e) = self.api.ensure_node_state().await {
+                        tracing::warn!(error = %e, "cannot create the node state");
+                    }
+                    failures = failures.saturating_add(1);
+                    self.config.retry.delay(failures - 1)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "pass failed");
                     failures = failures.saturating_add(1);
