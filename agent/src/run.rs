@@ -432,6 +432,13 @@ impl Agent {
         let spec = obj.spec.clone();
         let (mut request, mut grant) = drain_annotations(&obj);
         let mut last = obj.status.as_ref().map(agent_part);
+        if self.tunnel_endpoint.is_none()
+            && let Some(l) = last.as_mut()
+        {
+            // not the agent's while it publishes none (another manager may own it): an apply
+            // without the field leaves it alone, and it does not make the status look changed
+            l.tunnel_endpoint = None;
+        }
         let applied_generation = self
             .host
             .state
