@@ -21,7 +21,7 @@ use crds::{
     MANAGED_BY, NicNodeState,
     inventory::Nic,
     k8s::jiff::Timestamp,
-    node_state::{NicNodeStateStatus, SyncStatus},
+    node_state::{NicNodeStateStatus, SyncStatus, TunnelEndpoint},
 };
 use k8s_openapi::api::core::v1::Node;
 use kube::{
@@ -34,6 +34,8 @@ use planner::{
     conditions::{Cond, merge},
 };
 use serde_json::json;
+
+use crate::run_decide::SyncReport;
 
 /// A failed API call, naming the object.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +122,8 @@ pub fn drain_annotations(state: &NicNodeState) -> (DrainRequest, DrainGrant) {
 }
 
 /// The status the agent reports: the inventory, the result of the last apply, and the `Synced`
-/// condition at `generation` (other conditions, such as the operator's `Draining`, are kept).
+/// condition at `generation`. Only the agent's fields are in it: with server-side apply the
+/// conditions are a map keyed by type, so the operator's `Draining` stays the operator's.
 pub fn build_status(
     current: Option<&NicNodeStateStatus>,
     nics: Vec<Nic>,
@@ -130,27 +133,66 @@ pub fn build_status(
     generation: Option<i64>,
     now: Timestamp,
 ) -> NicNodeStateStatus {
-    let (reason, message) = match sync {
-        SyncStatus::Succeeded => ("Applied", "the host shows the spec".to_owned()),
-        SyncStatus::InProgress => ("Applying", "applying the spec".to_owned()),
-        SyncStatus::Failed => ("Failed", error.clone().unwrap_or_default()),
+    let report = match sync {
+        SyncStatus::Succeeded => SyncReport::applied(applied_generation),
+        SyncStatus::InProgress => SyncReport {
+            status: sync,
+            reason: "Applying",
+            message: "applying the spec".to_owned(),
+            error: error.clone(),
+            applied_generation,
+        },
+        SyncStatus::Failed => SyncReport {
+            status: sync,
+            reason: "Failed",
+            message: error.clone().unwrap_or_default(),
+            error: error.clone(),
+            applied_generation,
+        },
     };
+    status_of(current, nics, &report, None, generation, now)
+}
+
+/// The status the agent applies: `nics`, what `report` says (sync status, `Synced` condition
+/// at `generation`), and the node's tunnel endpoint when the overlay publishes one (the agent
+/// owns `status` as a whole under its field manager: a field left out of an apply is removed).
+pub fn status_of(
+    current: Option<&NicNodeStateStatus>,
+    nics: Vec<Nic>,
+    report: &SyncReport,
+    tunnel_endpoint: Option<TunnelEndpoint>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> NicNodeStateStatus {
     let cond = Cond::new(
         CONDITION_SYNCED,
-        sync == SyncStatus::Succeeded,
-        reason,
-        message,
+        report.status == SyncStatus::Succeeded,
+        report.reason,
+        report.message.clone(),
     );
-    let existing = current.map(|c| c.conditions.as_slice()).unwrap_or_default();
+    let existing: Vec<_> = current
+        .map(|c| c.conditions.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.type_ == CONDITION_SYNCED)
+        .cloned()
+        .collect();
     NicNodeStateStatus {
         nics,
-        sync_status: Some(sync),
-        last_sync_error: error,
-        applied_generation,
-        conditions: merge(existing, &[cond], generation, now),
-        // The tunnel endpoint is the overlay's to publish, not the inventory's.
-        ..Default::default()
+        sync_status: Some(report.status),
+        last_sync_error: report.error.clone(),
+        applied_generation: report.applied_generation,
+        conditions: merge(&existing, &[cond], generation, now),
+        tunnel_endpoint,
     }
+}
+
+/// The part of a status the agent owns (its `Synced` condition, not the operator's ones), to
+/// compare with what it would write.
+pub fn agent_part(status: &NicNodeStateStatus) -> NicNodeStateStatus {
+    let mut s = status.clone();
+    s.conditions.retain(|c| c.type_ == CONDITION_SYNCED);
+    s
 }
 
 /// Whether two statuses say the same thing (condition timestamps aside).
@@ -254,7 +296,7 @@ impl NodeApi {
         status: &NicNodeStateStatus,
         last: Option<&NicNodeStateStatus>,
     ) -> Result<bool, ClusterError> {
-        if last.is_some_and(|l| same_status(l, status)) {
+        if last.is_some_and(|l| same_status(&agent_part(l), status)) {
             return Ok(false);
         }
         let body = json!({

@@ -17,21 +17,21 @@ use serde_json::{Value, json};
 
 use crate::cluster::{DrainDecision, NodeApi, build_status, drain_annotations, drain_decision};
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+pub(crate) type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// Checks the query string and the JSON body of a request.
-type Check = Box<dyn Fn(&str, &Value) + Send>;
+pub(crate) type Check = Box<dyn Fn(&str, &Value) + Send>;
 
 /// One expected call: method, path (without the query), a check of the query and the body, and
 /// the reply.
-struct Call {
+pub(crate) struct Call {
     method: Method,
     path: String,
     check: Check,
     reply: Value,
 }
 
-fn call(
+pub(crate) fn call(
     method: Method,
     path: &str,
     check: impl Fn(&str, &Value) + Send + 'static,
@@ -45,13 +45,13 @@ fn call(
     }
 }
 
-fn mock() -> (Client, Handle) {
+pub(crate) fn mock() -> (Client, Handle) {
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     (Client::new(svc, "default"), handle)
 }
 
 /// Serves `calls` in order, then drops the handle (an extra call fails in the client).
-fn serve(mut handle: Handle, calls: Vec<Call>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn serve(mut handle: Handle, calls: Vec<Call>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         for c in calls {
             let (req, send) = handle.next_request().await.expect("a request");
@@ -76,14 +76,14 @@ fn serve(mut handle: Handle, calls: Vec<Call>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn done(task: tokio::task::JoinHandle<()>) {
+pub(crate) async fn done(task: tokio::task::JoinHandle<()>) {
     tokio::time::timeout(Duration::from_secs(1), task)
         .await
         .expect("the expected calls came")
         .expect("every call matched");
 }
 
-const STATE_PATH: &str = "/apis/smartnic.io/v1alpha1/nicnodestates/n1";
+pub(crate) const STATE_PATH: &str = "/apis/smartnic.io/v1alpha1/nicnodestates/n1";
 
 fn state_json(annotations: Value) -> Value {
     json!({
@@ -93,7 +93,7 @@ fn state_json(annotations: Value) -> Value {
     })
 }
 
-fn by_agent(query: &str) {
+pub(crate) fn by_agent(query: &str) {
     assert!(
         query.contains("fieldManager=smartnic.io%2Fagent"),
         "{query}"

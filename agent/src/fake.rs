@@ -288,3 +288,29 @@ impl HostOps for FakeHost {
         Ok(StepDone::Done)
     }
 }
+
+impl FakeHost {
+    /// Sets the pods holding a macvlan/ipvlan child of PF `pci` ([`PfFacts::upper_users`]).
+    pub fn set_upper_users(&self, pci: &str, users: Vec<String>) {
+        self.facts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(pci.to_owned())
+            .or_default()
+            .upper_users = users;
+    }
+}
+
+impl crate::run_host::NodeHost for FakeHost {
+    fn discover(&self) -> Result<NicInventory, String> {
+        Ok(self.inventory())
+    }
+
+    fn pf_facts(
+        &self,
+        _inventory: &NicInventory,
+        _spec: &crds::node_state::NicNodeStateSpec,
+    ) -> BTreeMap<String, PfFacts> {
+        self.facts()
+    }
+}

@@ -18,9 +18,16 @@ pub mod handoff;
 pub mod host;
 pub mod metrics;
 pub mod rdma;
+pub mod run;
+pub mod run_decide;
+pub mod run_host;
+pub mod run_serve;
 pub mod state;
+pub mod users;
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod run_tests;
 #[cfg(test)]
 mod tests;

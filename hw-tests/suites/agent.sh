@@ -1,6 +1,6 @@
 #!/bin/bash
 # suite: agent - the node agent's plan and executor on real PFs: smartnicctl plan --apply
-# needs: smartnicctl
+# needs: smartnicctl smartnic-agent
 #
 #   igb     on SMARTNIC_TEST_PF: 0 -> 7 VFs with stable MACs set through the PF and back to 0,
 #           planned and applied by `smartnicctl plan --apply` (the agent's planner + executor);
@@ -9,6 +9,9 @@
 #           live host and ends in the same state (the state file recorded the plan in progress).
 #   2 PFs   SMARTNIC_TEST_PF and the next igb PF configured in one plan, one thread per PF; the
 #           per-PF and whole-node times are printed.
+#   agent   `smartnic-agent --spec-file` (the standalone mode: start-up and one pass, no
+#           cluster) applies the spec `smartnicctl plan -o json` printed: 0 -> 7 VFs, in sync,
+#           then an empty spec resets the PF to 0.
 #   netdevsim  legacy -> 4 VFs -> switchdev: skipped (netdevsim is not a PCI device; the
 #           agent plans PCI PFs).
 #
@@ -132,6 +135,40 @@ else
   fi
   apply "$T_TMP/none.yaml"
   expect_eq "both back to 0" "$(numvfs "$PF") $(numvfs "$PF2")" "0 0"
+fi
+
+section "smartnic-agent --spec-file (standalone, one pass)"
+AGENT=${SMARTNIC_AGENT:-$(dirname "$SMARTNICCTL")/smartnic-agent}
+# agent ARGS...: runs smartnic-agent; sets CTL_RC, CTL_OUT, CTL_ERR, CTL_CMD like ctl
+agent() {
+  CTL_CMD="smartnic-agent $*"
+  timeout "${SMARTNIC_TEST_CMD_TIMEOUT:-90}" "$AGENT" "$@" >"$T_TMP/out" 2>"$T_TMP/err"
+  CTL_RC=$?
+  CTL_OUT=$(cat "$T_TMP/out")
+  CTL_ERR=$(cat "$T_TMP/err")
+}
+if [ ! -x "$AGENT" ]; then
+  fail "smartnic-agent is built" "$AGENT is missing"
+elif ctl_json "plan -o json ($PF, 7 VFs) for the agent" plan -f "$T_TMP/seven.yaml" -o json --state-file "$STATE"; then
+  jq '.spec' <<<"$CTL_OUT" >"$T_TMP/spec7.json"
+  echo '{}' >"$T_TMP/spec0.json"
+  agent --spec-file "$T_TMP/spec7.json" --allow-disruption --state-file "$STATE" --device-plugin-file "$DP"
+  if [ "$CTL_RC" = 0 ]; then
+    ok "smartnic-agent --spec-file ($PF, 7 VFs)"
+    grep '^applied' <<<"$CTL_OUT" | while read -r l; do note "$l"; done
+    expect_eq "the pass ends in sync" "$(tail -n 1 <<<"$CTL_OUT")" "in sync"
+  else
+    fail "smartnic-agent --spec-file ($PF, 7 VFs)" "$(ctl_diag)"
+  fi
+  expect_eq "sriov_numvfs after the agent" "$(numvfs "$PF")" 7
+  expect_eq "VF MACs after the agent" "$(vf_macs "$PF")" "$want_macs"
+  check "the agent recorded the spec as applied" jq -e '.applied != null and .inProgress == null' "$STATE"
+  agent --spec-file "$T_TMP/spec7.json" --state-file "$STATE" --device-plugin-file "$DP"
+  expect_match "a second pass: nothing to do" "$CTL_OUT" "plan: 0 step"
+  agent --spec-file "$T_TMP/spec0.json" --allow-disruption --state-file "$STATE" --device-plugin-file "$DP"
+  if [ "$CTL_RC" = 0 ]; then ok "smartnic-agent with an empty spec resets the PF"; else fail "smartnic-agent with an empty spec resets the PF" "$(ctl_diag)"; fi
+  expect_eq "sriov_numvfs back to 0 by the agent" "$(numvfs "$PF")" 0
+  check "device-plugin hand-off is empty after the reset" jq -e '.resourceList == []' "$DP"
 fi
 
 section "netdevsim"

@@ -1,4 +1,242 @@
-//! `smartnic-agent`: the node agent.
+//! `smartnic-agent`: the node agent (a privileged DaemonSet, host network, host sysfs).
+//!
+//! ```text
+//! smartnic-agent --node-name $NODE_NAME [--host-root /host] [--state-file FILE]
+//!                [--device-plugin-file FILE] [--metrics-addr ADDR] [--log-level FILTER] [--once]
+//! smartnic-agent --spec-file FILE [--allow-disruption] [--host-root DIR] [--state-file FILE]
+//!                [--device-plugin-file FILE]
+//! ```
+//!
+//! See `agent::run` for the loop. `--once` runs the start-up and one pass, then exits 0 when the
+//! host shows the spec and 1 otherwise.
+//!
+//! `--spec-file` is the standalone mode (bare metal, the lab): no cluster; the start-up (the
+//! post-boot re-apply) and one pass that applies the `NicNodeStateSpec` in FILE (JSON or YAML,
+//! the spec itself or a whole `NicNodeState`; `smartnicctl plan -o json` prints one as `.spec`).
+//! Nobody drains the node, so a disruptive plan is refused unless `--allow-disruption`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use kube::Client;
+
+use agent::{
+    cluster::NodeApi,
+    firmware::{NvidiaFirmware, SystemRunner},
+    handoff::{DEFAULT_DEVICE_PLUGIN_FILE, DevicePluginFile},
+    metrics::AgentMetrics,
+    run::{Agent, Health, HostSide, LoopConfig},
+    run_decide::PassOutcome,
+    run_host::LiveHost,
+    state::{DEFAULT_STATE_FILE, StateFile, boot_id},
+};
+use crds::node_state::NicNodeStateSpec;
+use nic::sysfs::SysFs;
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "smartnic-agent",
+    version,
+    about = "Node agent: discover, report and apply the node's NIC state"
+)]
+struct Args {
+    /// This node's name (the `NicNodeState` is named after it); the downward API's
+    /// `spec.nodeName`.
+    #[arg(long, env = "NODE_NAME", required_unless_present = "spec_file")]
+    node_name: Option<String>,
+    /// Where the host's root is mounted: sysfs is read under `<host-root>/sys`.
+    #[arg(long, env = "HOST_ROOT", default_value = "/")]
+    host_root: PathBuf,
+    /// The crash-safety record (on the host, so that it survives the pod).
+    #[arg(long, env = "STATE_FILE", default_value = DEFAULT_STATE_FILE)]
+    state_file: PathBuf,
+    /// The device-plugin hand-off file (read by the node's device plugin).
+    #[arg(long, env = "DEVICE_PLUGIN_FILE", default_value = DEFAULT_DEVICE_PLUGIN_FILE)]
+    device_plugin_file: PathBuf,
+    /// Address of the plain-HTTP /metrics, /healthz and /readyz endpoints.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9110")]
+    metrics_addr: SocketAddr,
+    /// Log filter (`RUST_LOG` syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info,kube_runtime=warn")]
+    log_level: String,
+    /// Start, run one pass, exit (0: the host shows the spec).
+    #[arg(long)]
+    once: bool,
+    /// Standalone: apply the `NicNodeStateSpec` in FILE once, without a cluster.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["node_name", "once"])]
+    spec_file: Option<PathBuf>,
+    /// With --spec-file: apply a plan that needs pods evicted or the node rebooted.
+    #[arg(long, requires = "spec_file")]
+    allow_disruption: bool,
+    /// The longest a pass waits for the operator's drain grant, in seconds.
+    #[arg(long, env = "DRAIN_WAIT_SECONDS", default_value_t = 900)]
+    drain_wait_seconds: u64,
+    /// A pass at least this often, in seconds.
+    #[arg(long, env = "RESYNC_SECONDS", default_value_t = 300)]
+    resync_seconds: u64,
+}
+
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("smartnic-agent: the cluster mode is not implemented yet")
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("--log-level {:?} is not a log filter", args.log_level))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let ok = match &args.spec_file {
+        Some(file) => rt.block_on(standalone(&args, file))?,
+        None => rt.block_on(run(args))?,
+    };
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn host_side(args: &Args) -> HostSide {
+    let sysfs = SysFs::new(&args.host_root);
+    HostSide {
+        host: Arc::new(LiveHost::new(sysfs.clone())),
+        firmware: Some(Arc::new(NvidiaFirmware::new(
+            SystemRunner,
+            sysfs.path("sys"),
+        ))),
+        state: Arc::new(StateFile::new(&args.state_file)),
+        handoff: Arc::new(DevicePluginFile::new(&args.device_plugin_file)),
+        // the boot id is not namespaced: the container's /proc shows the host's
+        boot_id: boot_id(std::path::Path::new("/proc")),
+    }
+}
+
+/// `--spec-file`: the start-up and one local pass; prints what was done.
+async fn standalone(args: &Args, file: &std::path::Path) -> anyhow::Result<bool> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let doc: serde_json::Value = serde_saphyr::from_str(&text)
+        .with_context(|| format!("{} is not JSON or YAML", file.display()))?;
+    let doc = match doc.get("kind").and_then(serde_json::Value::as_str) {
+        Some("NicNodeState") => doc.get("spec").cloned().unwrap_or_default(),
+        _ => doc,
+    };
+    let spec: NicNodeStateSpec = serde_json::from_value(doc)
+        .with_context(|| format!("{} is not a NicNodeStateSpec", file.display()))?;
+    let host = host_side(args);
+    let (_, reapplied) = host.start().await?;
+    if let Some(r) = &reapplied {
+        println!(
+            "after the reboot, re-applied the last spec: {:?}",
+            r.outcome
+        );
+    }
+    let local = host.apply_local(&spec, None, args.allow_disruption).await?;
+    println!(
+        "plan: {} step(s), disruption {}",
+        local.plan.step_count(),
+        agent::run_decide::class_name(local.plan.class)
+    );
+    if let Some(report) = &local.report {
+        for pf in &report.pfs {
+            println!(
+                "applied PF {}: {} step(s) in {:.3} s{}",
+                pf.pci_address,
+                pf.steps.len(),
+                pf.duration.as_secs_f64(),
+                pf.error
+                    .as_deref()
+                    .map(|e| format!(", failed: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        println!(
+            "applied node: {} PF(s) in {:.3} s",
+            report.pfs.len(),
+            report.duration.as_secs_f64()
+        );
+    }
+    match &local.outcome {
+        PassOutcome::InSync => println!("in sync"),
+        PassOutcome::Failed(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+        }
+        other => eprintln!("not in sync: {other:?}"),
+    }
+    Ok(local.outcome == PassOutcome::InSync)
+}
+
+async fn run(args: Args) -> anyhow::Result<bool> {
+    let client = Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client from the in-cluster config or kubeconfig")?;
+    let node = args.node_name.clone().unwrap_or_default();
+    let host = host_side(&args);
+    tracing::info!(
+        node = %node,
+        host_root = %args.host_root.display(),
+        state_file = %args.state_file.display(),
+        device_plugin_file = %args.device_plugin_file.display(),
+        boot_id = %host.boot_id,
+        "starting"
+    );
+    let metrics = Arc::new(AgentMetrics::new());
+    let health = Arc::new(Health::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let server = tokio::spawn(agent::run_serve::serve(
+        args.metrics_addr,
+        metrics.clone(),
+        health.clone(),
+        stopped(),
+    ));
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install the SIGTERM handler");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        tracing::info!("stopping");
+        stop_tx.send_replace(true);
+    });
+    let config = LoopConfig {
+        drain_wait: std::time::Duration::from_secs(args.drain_wait_seconds),
+        resync: std::time::Duration::from_secs(args.resync_seconds.max(1)),
+        ..LoopConfig::default()
+    };
+    let agent = Agent::new(
+        NodeApi::new(client.clone(), node.clone()),
+        host,
+        metrics,
+        health,
+        config,
+    );
+    let outcome = tokio::select! {
+        r = agent.run(client, &node, args.once, stopped()) => r?,
+        r = server => {
+            r.context("the metrics server task")??;
+            None
+        }
+    };
+    if let Some(o) = &outcome {
+        tracing::info!(outcome = ?o, "one pass done");
+    }
+    Ok(!matches!(outcome, Some(ref o) if *o != PassOutcome::InSync))
 }

@@ -1,0 +1,657 @@
+//! The agent's cluster loop, a thin shell around [`crate::run_decide`]:
+//!
+//! 1. at start, the state file says what happened: after a host reboot the last spec is
+//!    re-applied at once, without the cluster ([`Agent::start`]); the agent is ready
+//!    ([`Health`]) only once the host showed a spec again;
+//! 2. each pass ([`Agent::pass`]): discover → plan the `NicNodeState.spec` from the live host
+//!    (PF steps and node steps) → if disruptive, the drain handshake (request, wait for the
+//!    grant with backoff, at most [`LoopConfig::drain_wait`]), the host discovered and planned
+//!    again right before applying → execute (each PF on its own thread; the hand-off file
+//!    without a PF's pools before a step that disturbs its VFs) → one event per plan → status by
+//!    server-side apply, only when it changed → drain released;
+//! 3. between passes ([`Agent::run`]): a watch of its own `NicNodeState` (field selector on
+//!    `metadata.name`) starts a pass when the spec or the drain annotations change, and a
+//!    periodic resync starts one anyway.
+//!
+//! A failure of one PF's step ends the pass with `Synced=False` naming the PF and the step; an
+//! API error ends the pass and the next one comes after a backoff. Nothing here exits the agent
+//! but a state file it cannot write (it changes nothing without a record).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crds::{
+    DrainRequest, NicNodeState,
+    inventory::NicInventory,
+    k8s::jiff::Timestamp,
+    node_state::{NicNodeStateSpec, NicNodeStateStatus, TunnelEndpoint},
+};
+use futures::StreamExt;
+use kube::{
+    Api, Client,
+    runtime::{WatchStreamExt, watcher},
+};
+use planner::apply::{HostPlan, Vendor, plan_host};
+
+use crate::cluster::{ClusterError, NodeApi, agent_part, drain_annotations, status_of};
+use crate::executor::{ApplyReport, ExecError, Executor};
+use crate::files::FileError;
+use crate::firmware::Firmware;
+use crate::handoff::DevicePluginFile;
+use crate::metrics::AgentMetrics;
+use crate::run_decide::{
+    Backoff, Next, PassOutcome, Readiness, StartAction, SyncReport, Trigger, class_name,
+    local_next, local_refusal, next, release_drain, start_action, starts_pass,
+};
+use crate::run_host::NodeHost;
+use crate::state::{Startup, StateFile};
+
+/// Why a pass ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// An API call failed (the next pass comes after a backoff).
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The state or hand-off file could not be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The host could not be discovered.
+    #[error("{0}")]
+    Discover(String),
+    /// A blocking task did not finish (it panicked).
+    #[error("the {0} task did not finish: {1}")]
+    Task(&'static str, String),
+}
+
+impl From<ExecError> for RunError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            ExecError::File(f) => Self::File(f),
+        }
+    }
+}
+
+/// Timing of the loop.
+#[derive(Clone, Copy, Debug)]
+pub struct LoopConfig {
+    /// The longest a pass waits for the operator's drain grant before it ends with
+    /// `Synced=False, reason DrainTimedOut` (the request stays; the next pass waits again).
+    pub drain_wait: Duration,
+    /// Delays between reads of the grant while waiting.
+    pub drain_poll: Backoff,
+    /// A pass at least this often, watch events or not.
+    pub resync: Duration,
+    /// Delays before the next pass after a pass that failed on the API or a file.
+    pub retry: Backoff,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            drain_wait: Duration::from_secs(15 * 60),
+            drain_poll: Backoff {
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(30),
+            },
+            resync: Duration::from_secs(5 * 60),
+            retry: Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+        }
+    }
+}
+
+/// Liveness and readiness, as `/healthz` and `/readyz` serve them.
+#[derive(Debug, Default)]
+pub struct Health {
+    ready: AtomicBool,
+}
+
+impl Health {
+    /// Ready: no post-boot re-apply or interrupted plan is pending.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+}
+
+/// The host side of the agent: the host, its files and the firmware tool, shared with the
+/// blocking tasks that plan and apply.
+#[derive(Clone)]
+pub struct HostSide {
+    /// Discovery and the step operations.
+    pub host: Arc<dyn NodeHost + Sync>,
+    /// The NV-config tool for firmware steps (none: firmware steps fail).
+    pub firmware: Option<Arc<dyn Firmware>>,
+    /// The crash-safety record.
+    pub state: Arc<StateFile>,
+    /// The device-plugin hand-off file.
+    pub handoff: Arc<DevicePluginFile>,
+    /// The host's boot id.
+    pub boot_id: String,
+}
+
+/// A discovery and the plan made from it.
+struct Planned {
+    inventory: NicInventory,
+    plan: HostPlan,
+}
+
+impl HostSide {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(HostSide) -> T + Send + 'static,
+    ) -> Result<T, RunError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(me))
+            .await
+            .map_err(|e| RunError::Task(what, e.to_string()))
+    }
+
+    /// Discovers the host and plans `spec` from it (the applied spec from the state file).
+    async fn plan(&self, spec: &NicNodeStateSpec) -> Result<Planned, RunError> {
+        let spec = spec.clone();
+        self.blocking("plan", move |h| {
+            let applied = h.state.load()?.applied.unwrap_or_default();
+            let inventory = h.host.discover().map_err(RunError::Discover)?;
+            let mut facts = h.host.pf_facts(&inventory, &spec);
+            let mut plan = plan_host(&applied, &spec, &inventory, &facts);
+            // the pods with a macvlan/ipvlan on a PF count as its users when the PF is reset:
+            // looked up (every pod namespace) only for a plan that resets one
+            if plan.pfs.iter().any(|p| p.disturbs_vfs()) {
+                let users = h.host.upper_users(&inventory);
+                if !users.is_empty() {
+                    for (pci, u) in users {
+                        facts.entry(pci).or_default().upper_users = u;
+                    }
+                    plan = plan_host(&applied, &spec, &inventory, &facts);
+                }
+            }
+            let plan = plan.with_node(&spec, &h.host.node_facts());
+            Ok(Planned { inventory, plan })
+        })
+        .await?
+    }
+
+    async fn discover(&self) -> Result<NicInventory, RunError> {
+        self.blocking("discover", |h| {
+            h.host.discover().map_err(RunError::Discover)
+        })
+        .await?
+    }
+
+    async fn execute(
+        &self,
+        generation: Option<i64>,
+        spec: &NicNodeStateSpec,
+        plan: &HostPlan,
+    ) -> Result<ApplyReport, RunError> {
+        let (spec, plan) = (spec.clone(), plan.clone());
+        self.blocking("apply", move |h| {
+            Executor {
+                host: h.host.as_ref(),
+                firmware: h.firmware.as_deref(),
+                state: &h.state,
+                handoff: &h.handoff,
+                boot_id: h.boot_id.clone(),
+            }
+            .execute(generation, &spec, &plan)
+            .map_err(RunError::from)
+        })
+        .await?
+    }
+
+    /// What the state file says about this start, and after a host reboot the re-apply of the
+    /// last spec (see [`Agent::start`]).
+    pub async fn start(&self) -> Result<(Startup, Option<Local>), RunError> {
+        let state = self.state.load()?;
+        let startup = state.startup(&self.boot_id);
+        let StartAction::Reapply(spec) = start_action(&startup) else {
+            tracing::info!(?startup, "start");
+            return Ok((startup, None));
+        };
+        let generation = state
+            .in_progress
+            .as_ref()
+            .and_then(|p| p.generation)
+            .or(state.applied_generation);
+        tracing::info!(
+            ?generation,
+            "the host rebooted: re-applying the last spec before reporting ready"
+        );
+        let local = self.apply_local(&spec, generation, true).await?;
+        tracing::info!(outcome = ?local.outcome, "post-boot re-apply");
+        Ok((startup, Some(local)))
+    }
+
+    /// Plans `spec` from the live host and applies it without the cluster (the post-boot
+    /// re-apply; `smartnic-agent --spec-file`): there is no drain handshake, so a plan that
+    /// needs one is refused unless `allow_disruption`.
+    pub async fn apply_local(
+        &self,
+        spec: &NicNodeStateSpec,
+        generation: Option<i64>,
+        allow_disruption: bool,
+    ) -> Result<Local, RunError> {
+        let planned = self.plan(spec).await?;
+        let plan = planned.plan;
+        let (report, outcome) = match local_next(&plan, allow_disruption) {
+            Next::InSync => {
+                self.record_applied(spec, generation).await?;
+                self.publish_ready(spec, &plan).await?;
+                (None, PassOutcome::InSync)
+            }
+            Next::Apply => {
+                let report = self.execute(generation, spec, &plan).await?;
+                let outcome = PassOutcome::of_apply(&plan, &report);
+                (Some(report), outcome)
+            }
+            _ => {
+                self.publish_ready(spec, &plan).await?;
+                (None, local_refusal(&plan))
+            }
+        };
+        Ok(Local {
+            plan,
+            report,
+            outcome,
+        })
+    }
+
+    /// Records `spec` at `generation` as applied when the host shows it without a step (a
+    /// spec whose change the host already shows, e.g. only its device-plugin pools): the
+    /// post-boot re-apply then uses it.
+    async fn record_applied(
+        &self,
+        spec: &NicNodeStateSpec,
+        generation: Option<i64>,
+    ) -> Result<(), RunError> {
+        let spec = spec.clone();
+        self.blocking("state", move |h| {
+            let mut st = h.state.load()?;
+            if st.applied.as_ref() == Some(&spec)
+                && st.applied_generation == generation
+                && st.in_progress.is_none()
+                && st.boot_id.as_deref() == Some(h.boot_id.as_str())
+            {
+                return Ok(());
+            }
+            st.applied = Some(spec);
+            st.applied_generation = generation;
+            st.in_progress = None;
+            st.boot_id = Some(h.boot_id.clone());
+            h.state.store(&st).map_err(RunError::from)
+        })
+        .await?
+    }
+
+    /// Writes the hand-off file for a plan that is not applied: only the PFs that show their
+    /// spec (no step, no problem).
+    async fn publish_ready(
+        &self,
+        spec: &NicNodeStateSpec,
+        plan: &HostPlan,
+    ) -> Result<(), RunError> {
+        let ready: Vec<String> = plan.ready_pfs().map(str::to_owned).collect();
+        let desired = spec.device_plugin.clone();
+        self.blocking("hand-off", move |h| {
+            h.handoff
+                .publish(&desired, |pf| ready.iter().any(|r| r == pf))
+                .map(|_| ())
+                .map_err(RunError::from)
+        })
+        .await?
+    }
+}
+
+/// A plan applied without the cluster.
+#[derive(Debug)]
+pub struct Local {
+    /// The plan.
+    pub plan: HostPlan,
+    /// The run, when there was one.
+    pub report: Option<ApplyReport>,
+    /// How it ended.
+    pub outcome: PassOutcome,
+}
+
+/// The agent.
+pub struct Agent {
+    api: NodeApi,
+    host: HostSide,
+    metrics: Arc<AgentMetrics>,
+    health: Arc<Health>,
+    config: LoopConfig,
+    clock: fn() -> Timestamp,
+    readiness: Readiness,
+    /// What the last pass saw of the spec and the drain annotations.
+    seen: Option<Trigger>,
+    /// The overlay's tunnel endpoint of this node, published in the same status apply as the
+    /// inventory (the agent owns `status` under one field manager: a field left out of an apply
+    /// is removed). Set by the overlay hook; `None` until it is wired.
+    tunnel_endpoint: Option<TunnelEndpoint>,
+}
+
+impl Agent {
+    /// An agent for the node of `api`.
+    pub fn new(
+        api: NodeApi,
+        host: HostSide,
+        metrics: Arc<AgentMetrics>,
+        health: Arc<Health>,
+        config: LoopConfig,
+    ) -> Self {
+        Self {
+            api,
+            host,
+            metrics,
+            health,
+            config,
+            clock: Timestamp::now,
+            readiness: Readiness::at_start(&Startup::Fresh),
+            seen: None,
+            tunnel_endpoint: None,
+        }
+    }
+
+    /// The same with a fixed clock (tests).
+    pub fn with_clock(mut self, clock: fn() -> Timestamp) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether the agent is ready.
+    pub fn ready(&self) -> bool {
+        self.readiness.ready()
+    }
+
+    fn record_readiness(&mut self, outcome: &PassOutcome) {
+        self.readiness.record(outcome);
+        self.health.set_ready(self.readiness.ready());
+    }
+
+    /// Start-up, before any API call: reads the state file; after a host reboot re-applies the
+    /// last spec (no cluster, no drain: no pod holds VFs that do not exist). Returns the outcome
+    /// of that re-apply, if there was one.
+    pub async fn start(&mut self) -> Result<Option<PassOutcome>, RunError> {
+        let (startup, local) = self.host.start().await?;
+        self.readiness = Readiness::at_start(&startup);
+        self.health.set_ready(self.readiness.ready());
+        let Some(local) = local else {
+            return Ok(None);
+        };
+        if let Some(report) = &local.report {
+            self.record_metrics(&local.plan, report);
+        }
+        self.record_readiness(&local.outcome);
+        Ok(Some(local.outcome))
+    }
+
+    fn record_metrics(&self, plan: &HostPlan, report: &ApplyReport) {
+        self.metrics.record(report, |pci| {
+            plan.pfs
+                .iter()
+                .find(|p| p.pci_address == pci)
+                .map_or("generic", |p| vendor_name(p.vendor))
+                .to_owned()
+        });
+    }
+
+    async fn write_status(
+        &self,
+        last: &mut Option<NicNodeStateStatus>,
+        inventory: &NicInventory,
+        report: &SyncReport,
+        generation: Option<i64>,
+    ) -> Result<(), RunError> {
+        let status = status_of(
+            last.as_ref(),
+            inventory.nics.clone(),
+            report,
+            self.tunnel_endpoint.clone(),
+            generation,
+            (self.clock)(),
+        );
+        self.metrics.set_sync(report.status);
+        if self.api.report_status(&status, last.as_ref()).await? {
+            *last = Some(status);
+        }
+        Ok(())
+    }
+
+    /// One pass. See the module documentation.
+    pub async fn pass(&mut self) -> Result<PassOutcome, RunError> {
+        let mut obj = self.api.get().await?;
+        let generation = obj.metadata.generation;
+        let spec = obj.spec.clone();
+        let (mut request, mut grant) = drain_annotations(&obj);
+        let mut last = obj.status.as_ref().map(agent_part);
+        if self.tunnel_endpoint.is_none()
+            && let Some(l) = last.as_mut()
+        {
+            // not the agent's while it publishes none (another manager may own it): an apply
+            // without the field leaves it alone, and it does not make the status look changed
+            l.tunnel_endpoint = None;
+        }
+        let applied_generation = self
+            .host
+            .state
+            .load()?
+            .applied_generation
+            .or_else(|| last.as_ref().and_then(|s| s.applied_generation));
+
+        // Overlay: this is where the node's tunnel endpoint is found (and set into
+        // `self.tunnel_endpoint`, published with the status below) and the overlay peers of
+        // the other nodes are applied; it belongs to the offload crate and is not wired yet.
+
+        let mut planned = self.host.plan(&spec).await?;
+        let mut fresh = true;
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0u32;
+        let outcome = loop {
+            let waited = started.elapsed();
+            match next(
+                &planned.plan,
+                request,
+                grant,
+                waited,
+                self.config.drain_wait,
+            ) {
+                Next::InSync => {
+                    self.host.record_applied(&spec, generation).await?;
+                    self.host.publish_ready(&spec, &planned.plan).await?;
+                    break PassOutcome::InSync;
+                }
+                Next::Unplannable => {
+                    self.host.publish_ready(&spec, &planned.plan).await?;
+                    break PassOutcome::of_apply(&planned.plan, &ApplyReport::default());
+                }
+                Next::Apply if !fresh => {
+                    // classified again from the live host right before applying
+                    planned = self.host.plan(&spec).await?;
+                    fresh = true;
+                }
+                Next::Apply => {
+                    let plan = &planned.plan;
+                    let applying =
+                        SyncReport::applying(plan.step_count(), plan.class, applied_generation);
+                    self.write_status(&mut last, &planned.inventory, &applying, generation)
+                        .await?;
+                    let report = self.host.execute(generation, &spec, plan).await?;
+                    self.record_metrics(plan, &report);
+                    let outcome = PassOutcome::of_apply(plan, &report);
+                    self.api
+                        .plan_event(&obj, outcome == PassOutcome::InSync, note(plan, &report))
+                        .await;
+                    planned.inventory = self.host.discover().await?;
+                    break outcome;
+                }
+                Next::RequestDrain(r) => {
+                    let at = (request == DrainRequest::None).then(self.clock);
+                    tracing::info!(request = r.as_str(), "asking the operator for a drain");
+                    self.api.request_drain(r, at).await?;
+                    request = r;
+                    let waiting = SyncReport::waiting_for_drain(r, applied_generation);
+                    self.write_status(&mut last, &planned.inventory, &waiting, generation)
+                        .await?;
+                }
+                Next::WaitDrain => {
+                    let waiting = SyncReport::waiting_for_drain(request, applied_generation);
+                    self.write_status(&mut last, &planned.inventory, &waiting, generation)
+                        .await?;
+                    tokio::time::sleep(
+                        self.config
+                            .drain_poll
+                            .delay(attempt)
+                            .min(self.config.drain_wait.saturating_sub(waited)),
+                    )
+                    .await;
+                    attempt = attempt.saturating_add(1);
+                    obj = self.api.get().await?;
+                    (request, grant) = drain_annotations(&obj);
+                    if obj.metadata.generation != generation {
+                        // a new spec: the next pass plans it, at once
+                        break PassOutcome::Superseded;
+                    }
+                    fresh = false;
+                }
+                Next::DrainTimedOut => break PassOutcome::DrainTimedOut,
+            }
+        };
+        if outcome == PassOutcome::Superseded {
+            return Ok(outcome);
+        }
+        let report = SyncReport::after(
+            &outcome,
+            request,
+            started.elapsed(),
+            generation,
+            applied_generation,
+        );
+        self.write_status(&mut last, &planned.inventory, &report, generation)
+            .await?;
+        if release_drain(request, &outcome) {
+            self.api.request_drain(DrainRequest::None, None).await?;
+            request = DrainRequest::None;
+        }
+        self.record_readiness(&outcome);
+        self.seen = Some(Trigger {
+            generation,
+            request,
+            grant,
+        });
+        Ok(outcome)
+    }
+
+    /// Runs the loop: start-up, the node state created (or adopted), then passes on watch events
+    /// and resyncs until `shutdown` resolves. With `once`, one pass and its outcome.
+    pub async fn run(
+        mut self,
+        client: Client,
+        node: &str,
+        once: bool,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Option<PassOutcome>, RunError> {
+        self.start().await?;
+        let mut failures = 0u32;
+        while let Err(e) = self.api.ensure_node_state().await {
+            tracing::warn!(error = %e, "cannot create the node state; retrying");
+            if once {
+                return Err(e.into());
+            }
+            tokio::time::sleep(self.config.retry.delay(failures)).await;
+            failures = failures.saturating_add(1);
+        }
+        if once {
+            return self.pass().await.map(Some);
+        }
+        let api: Api<NicNodeState> = Api::all(client);
+        let cfg = watcher::Config::default().fields(&format!("metadata.name={node}"));
+        let mut events = Box::pin(watcher(api, cfg).default_backoff().applied_objects());
+        tokio::pin!(shutdown);
+        failures = 0;
+        loop {
+            let wait = match self.pass().await {
+                Ok(PassOutcome::Superseded) => continue,
+                Ok(outcome) => {
+                    tracing::info!(?outcome, "pass");
+                    failures = 0;
+                    self.config.resync
+                }
+                Err(RunError::File(e)) => return Err(RunError::File(e)),
+                Err(RunError::Cluster(ClusterError::Get {
+                    source: kube::Error::Api(status),
+                    ..
+                })) if status.is_not_found() => {
+                    // the node state was deleted under the agent: created again
+                    tracing::warn!("the node state is gone; creating it again");
+                    if let Err(e) = self.api.ensure_node_state().await {
+                        tracing::warn!(error = %e, "cannot create the node state");
+                    }
+                    failures = failures.saturating_add(1);
+                    self.config.retry.delay(failures - 1)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pass failed");
+                    failures = failures.saturating_add(1);
+                    self.config.retry.delay(failures - 1)
+                }
+            };
+            let deadline = tokio::time::sleep(wait);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    () = &mut shutdown => return Ok(None),
+                    () = &mut deadline => break,
+                    ev = events.next() => match ev {
+                        Some(Ok(obj)) => {
+                            let (request, grant) = drain_annotations(&obj);
+                            let t = Trigger { generation: obj.metadata.generation, request, grant };
+                            if starts_pass(self.seen.as_ref(), &t) {
+                                break;
+                            }
+                        }
+                        Some(Err(e)) => tracing::warn!(error = %e, "watch of the node state"),
+                        None => break,
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// The metrics label of a driver family.
+fn vendor_name(v: Vendor) -> &'static str {
+    match v {
+        Vendor::Mlx5 => "mlx5",
+        Vendor::Ice => "ice",
+        Vendor::Igb => "igb",
+        Vendor::Generic => "generic",
+    }
+}
+
+/// The note of a plan's event: steps, disruption, time, and the errors or `applied`.
+fn note(plan: &HostPlan, report: &ApplyReport) -> String {
+    let errors = report.errors();
+    format!(
+        "{} step(s), disruption {}, {:.1} s: {}",
+        plan.step_count(),
+        class_name(plan.class),
+        report.duration.as_secs_f64(),
+        if errors.is_empty() {
+            if report.reboot_needed() {
+                "applied; a firmware change waits for a reboot".to_owned()
+            } else {
+                "applied".to_owned()
+            }
+        } else {
+            errors.join("; ")
+        }
+    )
+}
