@@ -136,8 +136,8 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
                 Some("node-1"),
             ),
             c("smartnic.io", "nicnodestates", "get", None, Some("node-1")),
-            // ASSUMED for the cluster loop (being finished): a watch on its own NicNodeState
-            // (field selector metadata.name=NODE_NAME), i.e. list then watch
+            // run.rs Agent::run: a watch on its own NicNodeState (field selector
+            // metadata.name=NODE_NAME), i.e. list then watch
             cluster("smartnic.io", "nicnodestates", "list"),
             cluster("smartnic.io", "nicnodestates", "watch"),
             // cluster.rs report_status: status by apply
