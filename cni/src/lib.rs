@@ -3,7 +3,8 @@
 //! ```text
 //!   main: CNI_* env + stdin ─► CniEnv + NetConf ─► Plugin<KernelHost>::run ─► result / error JSON
 //!                                                      │
-//!            modes (sriov, macvlan, ipvlan) ◄──────────┤  journal (store) written ahead of each step
+//!            modes (sriov, macvlan, ipvlan, ovs) ◄─────┤  journal (store) written ahead of each step
+//!            ovs: Switch (offload: OVSDB, overlay) ◄───┤
 //!            IPAM: host-local, static in process; others delegated on CNI_PATH
 //! ```
 //!
@@ -17,14 +18,18 @@ pub mod error;
 pub mod failpoint;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake_switch;
 pub mod host;
 pub mod install;
 pub mod ipam;
 pub mod kernel;
 
 pub mod lock;
+pub mod ovs_switch;
 pub mod plugin;
 pub mod result;
 pub mod store;
+pub mod switch;
 pub mod validate;
 pub mod version;

@@ -149,7 +149,7 @@ async fn pods_on_two_vnis_ping_across_nodes_and_not_across_networks() {
     attach(&a, &ab, "default/blue", BLUE, "10.100.0.11").await;
     attach(&b, &br, "default/red", RED, "10.100.0.2").await;
     attach(&b, &bb, "default/blue", BLUE, "10.100.0.12").await;
-    assert_eq!(att_ar.vni, RED);
+    assert_eq!(att_ar.vni, Some(RED));
     assert!(
         att_ar.reason.contains("no offload-capable device"),
         "{att_ar:?}"
