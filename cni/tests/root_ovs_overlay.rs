@@ -1,7 +1,8 @@
 //! Issue 11's acceptance through the CNI: two "nodes" (network namespaces, each with its own
 //! Open vSwitch, userspace datapath) joined by Geneve; pods attached by the `smartnic` binary in
 //! `mode: ovs`, invoked as a runtime invokes it (CNI_* environment, config on stdin) inside each
-//! node's namespace, on two networks with different VNIs and the same subnet. Pods ping across
+//! node's namespace, on two networks with different VNIs and the same subnet. The peers come
+//! from the nodes' published endpoints (`node::tunnel_endpoint`, `PeerSync`), as the agent does. Pods ping across
 //! nodes within a network and not across networks; the offload report says `dp:ovs` with the
 //! reason "no offload-capable device"; CHECK passes; DEL (twice, and after the pod's namespace
 //! is gone) leaves no port, veth or journal. Needs root and Open vSwitch; otherwise prints
@@ -18,12 +19,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use nic::netns::{NetnsRef, spawn_in_netns};
 use offload::{
     Ovs,
     appctl::Appctl,
     decision::Datapath,
     evidence::collect::Collector,
-    overlay::{GENEVE_PORT, Overlay, Peer},
+    overlay::{GENEVE_PORT, NodeEndpoint, Overlay, PeerSync},
     vswitch::FailMode,
 };
 use ovs_common::{Netns, OvsInstance, skip};
@@ -160,13 +162,26 @@ async fn pods_attached_by_the_cni_ping_within_their_vni_across_nodes_only() {
     hb.exec(&["ip", "link", "set", "u0", "up"]);
     let a = node("node-a", ha, "172.31.1.1", "02:00:00:00:01:0a").await;
     let b = node("node-b", hb, "172.31.1.2", "02:00:00:00:01:0b").await;
-    // Each node learns the other from its published endpoint.
-    for (me, other) in [(&a, &b), (&b, &a)] {
-        let peers = [Peer {
-            node: other.name.into(),
-            ip: other.ip.parse().unwrap(),
-        }];
-        me.overlay.set_peers(&peers, GENEVE_PORT).await.unwrap();
+    // What the agents do: each publishes the endpoint of its uplink, and learns its peers
+    // from every node's published endpoint.
+    let mut published = Vec::new();
+    for n in [&a, &b] {
+        let ip = spawn_in_netns(NetnsRef::path(n.ns.path()), || async {
+            offload::node::tunnel_endpoint("br-phy").await
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(ip.to_string(), n.ip);
+        published.push(NodeEndpoint::new(n.name, Some(ip.to_string())));
+    }
+    for me in [&a, &b] {
+        let mut sync = PeerSync::new(me.overlay.clone(), me.name, GENEVE_PORT);
+        let own = Some(me.ip.parse().unwrap());
+        let out = sync.apply(own, &published).await.unwrap();
+        assert_eq!(out.set.peers.len(), 1, "{out:?}");
+        assert_eq!(out.change.unwrap().added.len(), 1);
+        assert!(sync.apply(own, &published).await.unwrap().change.is_none());
     }
     // The same subnet on both networks: only the VNI keeps them apart.
     let (ar, ab, br, bb) = (
