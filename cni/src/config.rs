@@ -24,9 +24,6 @@ use nic::{netlink::MacAddr, pci::PciAddress};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// Highest Geneve VNI (24 bits).
-const MAX_VNI: u32 = 0x00ff_ffff;
-
 use crate::{
     cidr::Cidr,
     env::CniEnv,
@@ -375,11 +372,12 @@ fn check_values(c: &SmartnicNetConf) -> Result<(), CniError> {
         ));
     }
     if let Some(g) = &c.geneve
-        && g.vni > MAX_VNI
+        && g.vni > offload::overlay::MAX_VNI
     {
         return Err(invalid(format!(
-            "key geneve.vni: {} is above {MAX_VNI} (24 bits)",
-            g.vni
+            "key geneve.vni: {} is above {} (24 bits)",
+            g.vni,
+            offload::overlay::MAX_VNI
         )));
     }
     Ok(())

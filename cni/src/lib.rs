@@ -8,8 +8,9 @@
 //!            IPAM: host-local, static in process; others delegated on CNI_PATH
 //! ```
 //!
-//! Everything below `main` is a function of its inputs and of a [`host::Host`]: the kernel in
-//! the binary, [`fake::FakeHost`] in the tests of the journal, crashes and concurrency.
+//! Everything below `main` is a function of its inputs, of a [`host::Host`] and (mode ovs) of a
+//! [`switch::Switch`]: the kernel and Open vSwitch in the binary, [`fake::FakeHost`] and
+//! [`fake_switch::FakeSwitch`] in the tests of the journal, crashes and concurrency.
 
 pub mod cidr;
 pub mod config;

@@ -119,7 +119,14 @@ impl<H: Host, S: Switch> Plugin<H, S> {
                 }
                 representor.clone()
             }
-            _ => host_veth_name(&env.container_id, &env.ifname),
+            (Attachment::Veth, _) => host_veth_name(&env.container_id, &env.ifname),
+            // decide() picks a representor only for a probed VF, which needs the device.
+            (Attachment::Representor { .. }, None) => {
+                return Err(CniError::new(
+                    code::INTERNAL,
+                    "mode ovs: a representor attachment without a VF",
+                ));
+            }
         };
         let veth = decision.attachment == Attachment::Veth;
         journal.record(&Step::OvsPort {
