@@ -373,11 +373,30 @@ fn check_values(c: &SmartnicNetConf) -> Result<(), CniError> {
             c.mode.as_str()
         )));
     }
-    if c.mode == NetworkMode::Ovs {
-        return Err(CniError::new(
-            code::UNSUPPORTED_FIELD,
-            "key mode: \"ovs\" is not supported by this plugin version (use sriov, macvlan or ipvlan)",
+    if let Some(b) = &c.bridge {
+        validate::ifname(b, "bridge", code::INVALID_CONFIG)?;
+    }
+    for r in &c.trunk {
+        if r.min_id == 0 || r.max_id > 4094 || r.min_id > r.max_id {
+            return Err(invalid(format!(
+                "key trunk: {}-{} is not a VLAN range (1-4094, minId <= maxId)",
+                r.min_id, r.max_id
+            )));
+        }
+    }
+    if !c.trunk.is_empty() && c.vlan.unwrap_or(0) != 0 {
+        return Err(invalid(
+            "key trunk: a port is either an access port (vlan) or a trunk, not both",
         ));
+    }
+    if let Some(g) = &c.geneve
+        && g.vni > offload::overlay::MAX_VNI
+    {
+        return Err(invalid(format!(
+            "key geneve.vni: {} is above {} (24 bits)",
+            g.vni,
+            offload::overlay::MAX_VNI
+        )));
     }
     Ok(())
 }

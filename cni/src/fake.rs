@@ -57,6 +57,8 @@ struct State {
     returning: Vec<(u32, String, FakeLink)>,
     /// MACs a VF netdev refuses (as a VF whose PF holds an administrative MAC does).
     refused_macs: BTreeSet<MacAddr>,
+    /// veth pairs: host end → (pod namespace key, pod end).
+    veths: BTreeMap<String, (String, String)>,
 }
 
 /// The fake. Clones share one state.
@@ -157,6 +159,19 @@ impl FakeHost {
         let Some(links) = st.ns.remove(&path.display().to_string()) else {
             return;
         };
+        let key = path.display().to_string();
+        let gone: Vec<String> = st
+            .veths
+            .iter()
+            .filter(|(_, (ns, _))| *ns == key)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in gone {
+            st.veths.remove(&h);
+            if let Some(l) = st.ns.get_mut(HOST) {
+                l.remove(&h);
+            }
+        }
         for (name, mut link) in links {
             if link.vf.is_some() {
                 link.up = false;
@@ -185,6 +200,62 @@ impl FakeHost {
     /// administrative one its PF holds.
     pub fn refuse_mac(&self, mac: MacAddr) {
         self.lock().refused_macs.insert(mac);
+    }
+
+    /// Creates a veth pair: `host` in the host, its peer in `pod` as `ifname` (up, with `mtu`).
+    /// Deleting either end deletes both, and so does removing the pod's namespace.
+    pub fn add_veth(
+        &self,
+        host: &str,
+        pod: &Path,
+        ifname: &str,
+        mtu: Option<u32>,
+    ) -> HostResult<MacAddr> {
+        let mut st = self.lock();
+        let pod_key = pod.display().to_string();
+        match st.ns.get(&pod_key) {
+            None => {
+                return Err(HostError::new(
+                    HostErrorKind::NoNetns,
+                    format!("netns {pod_key} does not exist"),
+                ));
+            }
+            Some(l) if l.contains_key(ifname) => {
+                return Err(HostError::new(
+                    HostErrorKind::Exists,
+                    format!("{ifname} exists in {pod_key}"),
+                ));
+            }
+            Some(_) => {}
+        }
+        if st.ns.get(HOST).is_some_and(|l| l.contains_key(host)) {
+            return Err(HostError::new(
+                HostErrorKind::Exists,
+                format!("{host} exists in the host"),
+            ));
+        }
+        let n = st.next_index;
+        let mut h = Self::new_link(
+            &mut st,
+            MacAddr([2, 0xcc, 0, 0, (n >> 8) as u8, n as u8]),
+            Some("veth"),
+            None,
+        );
+        let mac = MacAddr([2, 0xdd, 0, 0, (n >> 8) as u8, n as u8]);
+        let mut p = Self::new_link(&mut st, mac, Some("veth"), None);
+        for l in [&mut h, &mut p] {
+            l.up = true;
+            if let Some(m) = mtu {
+                l.mtu = m;
+            }
+        }
+        st.ns.entry(HOST.into()).or_default().insert(host.into(), h);
+        st.ns
+            .entry(pod_key.clone())
+            .or_default()
+            .insert(ifname.into(), p);
+        st.veths.insert(host.into(), (pod_key, ifname.into()));
+        Ok(mac)
     }
 
     /// Makes ipvlan creation fail as on a kernel without the module.
@@ -433,10 +504,28 @@ impl Host for FakeHost {
 
     fn delete_link(&self, ns: Ns<'_>, name: &str) -> HostResult<bool> {
         let mut st = self.lock();
-        let Some(links) = st.ns.get_mut(&key(ns)) else {
+        let k = key(ns);
+        let Some(links) = st.ns.get_mut(&k) else {
             return Ok(false);
         };
-        Ok(links.remove(name).is_some())
+        let removed = links.remove(name).is_some();
+        // The other end of a veth goes with it.
+        let peer = if ns == Ns::Host {
+            st.veths.remove(name)
+        } else {
+            let host = st
+                .veths
+                .iter()
+                .find(|(_, (pk, pn))| *pk == k && pn == name)
+                .map(|(h, _)| h.clone());
+            host.and_then(|h| st.veths.remove(&h).map(|_| (HOST.to_string(), h)))
+        };
+        if let Some((pk, pn)) = peer
+            && let Some(l) = st.ns.get_mut(&pk)
+        {
+            l.remove(&pn);
+        }
+        Ok(removed)
     }
 
     fn addresses(&self, ns: Ns<'_>, name: &str) -> HostResult<Vec<Cidr>> {

@@ -3,12 +3,14 @@
 //! ```text
 //!   main: CNI_* env + stdin ─► CniEnv + NetConf ─► Plugin<KernelHost>::run ─► result / error JSON
 //!                                                      │
-//!            modes (sriov, macvlan, ipvlan) ◄──────────┤  journal (store) written ahead of each step
+//!            modes (sriov, macvlan, ipvlan, ovs) ◄─────┤  journal (store) written ahead of each step
+//!            ovs: Switch (offload: OVSDB, overlay) ◄───┤
 //!            IPAM: host-local, static in process; others delegated on CNI_PATH
 //! ```
 //!
-//! Everything below `main` is a function of its inputs and of a [`host::Host`]: the kernel in
-//! the binary, [`fake::FakeHost`] in the tests of the journal, crashes and concurrency.
+//! Everything below `main` is a function of its inputs, of a [`host::Host`] and (mode ovs) of a
+//! [`switch::Switch`]: the kernel and Open vSwitch in the binary, [`fake::FakeHost`] and
+//! [`fake_switch::FakeSwitch`] in the tests of the journal, crashes and concurrency.
 
 pub mod cidr;
 pub mod config;
@@ -17,14 +19,18 @@ pub mod error;
 pub mod failpoint;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake_switch;
 pub mod host;
 pub mod install;
 pub mod ipam;
 pub mod kernel;
 
 pub mod lock;
+pub mod ovs_switch;
 pub mod plugin;
 pub mod result;
 pub mod store;
+pub mod switch;
 pub mod validate;
 pub mod version;

@@ -19,6 +19,7 @@ use smartnic_cni::{
     error::{CniError, code},
     host::Paths,
     kernel::KernelHost,
+    ovs_switch::{DEFAULT_RUNDIR, OvsSwitch},
     plugin::Plugin,
     store::{DEFAULT_STATE_DIR, Store},
     version,
@@ -28,6 +29,8 @@ use smartnic_cni::{
 const ENV_STATE_DIR: &str = "SMARTNIC_CNI_STATE_DIR";
 /// Overrides the node-ready file that STATUS looks for.
 const ENV_READY_FILE: &str = "SMARTNIC_CNI_READY_FILE";
+/// Open vSwitch's run directory (`db.sock`, `BRIDGE.mgmt`), read as the OVS tools read it.
+const ENV_OVS_RUNDIR: &str = "OVS_RUNDIR";
 
 fn print(value: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
@@ -77,6 +80,10 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
     let answer = conf.conf.cni_version.clone();
     let plugin = Plugin {
         host: KernelHost::new(),
+        // Connects to ovsdb-server only when a command of mode ovs needs it.
+        switch: OvsSwitch::new(
+            std::env::var_os(ENV_OVS_RUNDIR).unwrap_or_else(|| DEFAULT_RUNDIR.into()),
+        ),
         store: Store::new(
             std::env::var_os(ENV_STATE_DIR).unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
         ),

@@ -1,5 +1,7 @@
-//! The commands, as functions of a [`Host`], the [`Store`] and one request's configuration and
-//! environment. Nothing here reads the process environment or stdin.
+//! The commands, as functions of a [`Host`], a [`Switch`] (mode ovs), the [`Store`] and one
+//! request's configuration and environment. Nothing here reads the process environment or stdin.
+
+mod ovs;
 
 use std::path::Path;
 
@@ -13,20 +15,30 @@ use crate::{
     error::{CniError, code},
     host::{Host, HostErrorKind, Ns, Paths, PodIfConfig, VfDevice, VirtKind},
     ipam::Ipam,
+    lock::FileLock,
     result::{AddResult, Interface},
     store::{SavedVf, Step, Store},
+    switch::{NoSwitch, Switch},
 };
 
 /// Key of our extension in an ADD result: how macvlan forwarding is done.
 pub const RESULT_KEY_OFFLOAD: &str = "smartnic.io/macvlanForwarding";
+/// Key of our extension in an ADD result of mode ovs: the attachment decision (veth or
+/// representor, and why), the bridge port and its VNI.
+pub const RESULT_KEY_OVS: &str = "smartnic.io/ovs";
+
+/// An ADD's result and our extension key, if any.
+type ModeResult = (AddResult, Option<(&'static str, Value)>);
 
 /// How long a DEL waits for a VF netdev to come back from a destroyed pod namespace.
 const NETDEV_RETURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One plugin instance.
-pub struct Plugin<H> {
+pub struct Plugin<H, S = NoSwitch> {
     /// The machine.
     pub host: H,
+    /// Open vSwitch (mode ovs).
+    pub switch: S,
     /// The state directory.
     pub store: Store,
     /// Other paths.
@@ -57,9 +69,13 @@ fn link_state(s: ConfLinkState) -> VfLinkState {
     }
 }
 
-/// The VF settings a configuration asks for, in the order they are applied.
+/// The VF settings a configuration asks for, in the order they are applied. Mode ovs sets only
+/// the MAC through the PF: its `vlan` is the port's access tag on the bridge.
 pub fn vf_settings(conf: &NetConf) -> Vec<VfSetting> {
     let c = &conf.conf;
+    if c.mode == NetworkMode::Ovs {
+        return conf.mac.map(VfSetting::Mac).into_iter().collect();
+    }
     let mut out = Vec::new();
     if let Some(vlan) = c.vlan {
         out.push(VfSetting::Vlan {
@@ -182,6 +198,8 @@ struct Replay {
     configured: bool,
     moved: bool,
     created: Option<String>,
+    /// Mode ovs: (bridge, port, veth).
+    ovs_port: Option<(String, String, bool)>,
     done: Option<AddResult>,
 }
 
@@ -204,6 +222,9 @@ fn replay(steps: &[Step]) -> Replay {
             Step::VfConfigure => r.configured = true,
             Step::VfMove => r.moved = true,
             Step::LinkCreate { name } => r.created = Some(name.clone()),
+            Step::OvsPort { bridge, port, veth } => {
+                r.ovs_port = Some((bridge.clone(), port.clone(), *veth));
+            }
             Step::NameTaken => {
                 r.created = None;
                 r.moved = false;
@@ -215,7 +236,7 @@ fn replay(steps: &[Step]) -> Replay {
     r
 }
 
-impl<H: Host> Plugin<H> {
+impl<H: Host, S: Switch> Plugin<H, S> {
     /// Runs one command; the JSON to print on success (nothing for DEL, STATUS, GC).
     pub fn run(&self, conf: &NetConf, env: &CniEnv) -> Result<Option<Value>, CniError> {
         match env.command {
@@ -255,10 +276,7 @@ impl<H: Host> Plugin<H> {
             NetworkMode::Macvlan | NetworkMode::Ipvlan => {
                 self.virt_add(conf, env, netns, &ipam, &mut journal)
             }
-            NetworkMode::Ovs => Err(CniError::new(
-                code::UNSUPPORTED_FIELD,
-                "mode ovs is not supported",
-            )),
+            NetworkMode::Ovs => self.ovs_add(conf, env, netns, &ipam, &mut journal),
         };
         match outcome {
             Ok((result, extra)) => {
@@ -266,8 +284,8 @@ impl<H: Host> Plugin<H> {
                     result: result.clone(),
                 })?;
                 let mut json = result.to_json(conf.version);
-                if let (Some(extra), Some(obj)) = (extra, json.as_object_mut()) {
-                    obj.insert(RESULT_KEY_OFFLOAD.into(), extra.into());
+                if let (Some((key, extra)), Some(obj)) = (extra, json.as_object_mut()) {
+                    obj.insert(key.into(), extra);
                 }
                 Ok(json)
             }
@@ -309,29 +327,23 @@ impl<H: Host> Plugin<H> {
             .set_vf_owner(&dev.bdf, &env.container_id, &env.ifname)
     }
 
-    fn sriov_add(
+    /// Takes the VF at `bdf` for this attachment: its lock (held until the returned guard is
+    /// dropped), its owner record, and its original state in the journal.
+    fn take_vf(
         &self,
-        conf: &NetConf,
+        bdf: &nic::pci::PciAddress,
         env: &CniEnv,
-        netns: &Path,
-        ipam: &Ipam,
         journal: &mut crate::store::Journal,
-    ) -> Result<(AddResult, Option<&'static str>), CniError> {
-        let bdf = conf.device_id.ok_or_else(|| {
-            CniError::new(
-                code::INVALID_CONFIG,
-                "key deviceID: mode sriov needs the VF's PCI address (deviceID, pciBusID or runtimeConfig.deviceID)",
-            )
-        })?;
-        let dev = self.host.vf_device(&bdf)?;
-        let _lock = self.store.lock_vf(&bdf)?;
+    ) -> Result<(VfDevice, FileLock), CniError> {
+        let dev = self.host.vf_device(bdf)?;
+        let lock = self.store.lock_vf(bdf)?;
         journal.record(&Step::VfClaimed {
             bdf: bdf.to_string(),
             pf: dev.pf.clone(),
             vf: dev.index,
         })?;
         self.claim_vf(&dev, env)?;
-        let dev = self.host.vf_device(&bdf)?;
+        let dev = self.host.vf_device(bdf)?;
         let row = self.host.vf_row(&dev.pf, dev.index)?;
         let mut saved = saved_from(&row);
         if let Some(nd) = &dev.netdev {
@@ -341,6 +353,24 @@ impl<H: Host> Plugin<H> {
             saved.netdev_mtu = link.map(|l| l.mtu);
         }
         journal.record(&Step::VfSaved { saved })?;
+        Ok((dev, lock))
+    }
+
+    fn sriov_add(
+        &self,
+        conf: &NetConf,
+        env: &CniEnv,
+        netns: &Path,
+        ipam: &Ipam,
+        journal: &mut crate::store::Journal,
+    ) -> Result<ModeResult, CniError> {
+        let bdf = conf.device_id.ok_or_else(|| {
+            CniError::new(
+                code::INVALID_CONFIG,
+                "key deviceID: mode sriov needs the VF's PCI address (deviceID, pciBusID or runtimeConfig.deviceID)",
+            )
+        })?;
+        let (dev, _lock) = self.take_vf(&bdf, env, journal)?;
         journal.record(&Step::VfConfigure)?;
         for s in vf_settings(conf) {
             self.host.set_vf(&dev.pf, dev.index, s)?;
@@ -424,7 +454,7 @@ impl<H: Host> Plugin<H> {
         netns: &Path,
         ipam: &Ipam,
         journal: &mut crate::store::Journal,
-    ) -> Result<(AddResult, Option<&'static str>), CniError> {
+    ) -> Result<ModeResult, CniError> {
         let c = &conf.conf;
         let master = c.master.clone().unwrap_or_default();
         let (kind, forwarding) = if c.mode == NetworkMode::Macvlan {
@@ -493,7 +523,7 @@ impl<H: Host> Plugin<H> {
         };
         // MAC and MTU were set at creation.
         self.finish_pod_if(env, netns, ipam_result, iface, None, None)
-            .map(|r| (r, forwarding))
+            .map(|r| (r, forwarding.map(|f| (RESULT_KEY_OFFLOAD, Value::from(f)))))
     }
 
     /// DEL: undoes what the journal of `CNI_CONTAINERID`/`CNI_IFNAME` says happened, frees the
@@ -544,6 +574,20 @@ impl<H: Host> Plugin<H> {
             }
         };
         // Interfaces first, so the addresses are off the wire before they are handed out again.
+        // The bridge port before the VF, so the representor leaves the bridge before its VF
+        // goes back.
+        if let Some((bridge, port, veth)) = &r.ovs_port {
+            keep(self.switch.detach(bridge, port).map_err(Into::into));
+            // A veth made before a crash that kept it off the bridge.
+            if *veth {
+                keep(
+                    self.host
+                        .delete_link(Ns::Host, port)
+                        .map(|_| ())
+                        .map_err(Into::into),
+                );
+            }
+        }
         if let Some(name) = &r.created
             && let Some(ns) = netns
         {
@@ -776,6 +820,9 @@ impl<H: Host> Plugin<H> {
                 }
             }
         }
+        if let Some((bridge, port, _)) = &r.ovs_port {
+            self.check_ovs_port(conf, bridge, port)?;
+        }
         let ipam = Ipam::from_conf(conf, env)?;
         ipam.check(conf, env, prev)
     }
@@ -801,6 +848,23 @@ impl<H: Host> Plugin<H> {
                     self.paths.ready_file.display()
                 ),
             ));
+        }
+        if conf.conf.mode == NetworkMode::Ovs {
+            let bridge = conf
+                .conf
+                .bridge
+                .as_deref()
+                .unwrap_or(crate::switch::DEFAULT_BRIDGE);
+            let up = self
+                .switch
+                .bridge_exists(bridge)
+                .map_err(|e| CniError::new(code::NOT_AVAILABLE, e.msg))?;
+            if !up {
+                return Err(CniError::new(
+                    code::NOT_AVAILABLE,
+                    format!("OVS bridge {bridge} does not exist (yet)"),
+                ));
+            }
         }
         if let Some(master) = &conf.conf.master
             && self.host.link(Ns::Host, master)?.is_none()

@@ -71,7 +71,7 @@ pub enum Step {
     Begin {
         /// Network name.
         network: String,
-        /// `sriov`, `macvlan`, `ipvlan`.
+        /// `sriov`, `macvlan`, `ipvlan`, `ovs`.
         mode: String,
         /// `CNI_NETNS`.
         netns: String,
@@ -97,6 +97,17 @@ pub enum Step {
     VfConfigure,
     /// The VF netdev is about to move into the pod and be renamed.
     VfMove,
+    /// A port is about to be put on an OVS bridge (mode ovs): the host end of a veth pair
+    /// named `port` (made first, its peer moved into the pod) or the VF's representor `port`.
+    #[serde(rename_all = "camelCase")]
+    OvsPort {
+        /// The bridge.
+        bridge: String,
+        /// The port (host veth end or representor).
+        port: String,
+        /// A veth pair (deleted on undo) rather than a representor (left on the host).
+        veth: bool,
+    },
     /// An interface is about to be created in the pod (macvlan, ipvlan).
     LinkCreate {
         /// Its name in the pod.
@@ -128,6 +139,7 @@ impl Step {
             Self::VfSaved { .. } => "vf-saved",
             Self::VfConfigure => "vf-configure",
             Self::VfMove => "vf-move",
+            Self::OvsPort { .. } => "ovs-port",
             Self::LinkCreate { .. } => "link-create",
             Self::NameTaken => "name-taken",
             Self::Ipam { .. } => "ipam",
@@ -138,12 +150,13 @@ impl Step {
 }
 
 /// Every failpoint name, in ADD order.
-pub const STEP_NAMES: [&str; 9] = [
+pub const STEP_NAMES: [&str; 10] = [
     "begin",
     "vf-claimed",
     "vf-saved",
     "vf-configure",
     "vf-move",
+    "ovs-port",
     "link-create",
     "ipam",
     "addresses",

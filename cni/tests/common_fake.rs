@@ -8,6 +8,7 @@ use smartnic_cni::{
     config::NetConf,
     env::{CniEnv, Command},
     fake::FakeHost,
+    fake_switch::FakeSwitch,
     host::Paths,
     plugin::Plugin,
     store::Store,
@@ -20,7 +21,8 @@ pub fn bdf(i: u32) -> PciAddress {
 pub struct World {
     pub dir: tempfile::TempDir,
     pub fake: FakeHost,
-    pub plugin: Plugin<FakeHost>,
+    pub switch: FakeSwitch,
+    pub plugin: Plugin<FakeHost, FakeSwitch>,
 }
 
 impl World {
@@ -29,14 +31,21 @@ impl World {
         let fake = FakeHost::new();
         fake.add_pf("pf0", vfs, bdf, "igbvf");
         fake.add_link("master0", MacAddr([2, 0, 0, 0, 9, 9]));
+        let switch = FakeSwitch::new(fake.clone());
         let plugin = Plugin {
             host: fake.clone(),
+            switch: switch.clone(),
             store: Store::new(dir.path().join("state")),
             paths: Paths {
                 ready_file: dir.path().join("ready"),
             },
         };
-        Self { dir, fake, plugin }
+        Self {
+            dir,
+            fake,
+            switch,
+            plugin,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -71,9 +80,20 @@ impl World {
         })
     }
 
+    pub fn ovs_conf(&self, extra: serde_json::Value) -> serde_json::Value {
+        let mut c = serde_json::json!({
+            "cniVersion": "1.1.0", "name": "ovsnet", "type": "smartnic", "mode": "ovs",
+            "geneve": {"vni": 100}, "mtu": 1400,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.7.0.0/24"}]],
+                     "dataDir": self.data_dir().to_str().unwrap()}
+        });
+        merge(&mut c, extra);
+        c
+    }
+
     pub fn leases(&self) -> usize {
         let mut n = 0;
-        for net in ["vfnet", "mvnet"] {
+        for net in ["vfnet", "mvnet", "ovsnet"] {
             if let Ok(rd) = std::fs::read_dir(self.data_dir().join(net)) {
                 n += rd
                     .flatten()

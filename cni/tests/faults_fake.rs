@@ -1,5 +1,6 @@
 //! Crash safety and concurrency on the in-memory host (the VF is a fake PF's VF with a fake
-//! netdev): a crash at every ADD step, in randomized cycles, then DEL, leaves no link, VF
+//! netdev; mode ovs on the in-memory switch, by veth or by a switchdev VF's representor): a
+//! crash at every ADD step, in randomized cycles, then DEL, leaves no link, VF
 //! setting, owner record, held lock, journal or address behind; 16 threads racing ADD/DEL on one
 //! pool of VFs never hold one VF twice.
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -74,6 +75,8 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
     println!("fault injection: {cycles} cycles, FAULT_SEED={seed}");
     let mut rng = Rng(seed);
     let w = World::new(4);
+    // VF 3 is a switchdev VF: mode ovs takes it through its representor; the others get a veth.
+    w.switch.switchdev_vf(&bdf(3).to_string(), "pf0_3");
     let rows = w.fake.vf_rows();
     let host = w.fake.links(Ns::Host);
     // Silence the failpoints' own panics, not the assertions'.
@@ -94,6 +97,8 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
         let id = format!("c{i}");
         let conf = if rng.below(3) == 0 {
             w.macvlan_conf(["bridge", "private", "vepa", "passthru"][rng.below(4)])
+        } else if rng.below(2) == 0 {
+            w.ovs_conf(serde_json::json!({"deviceID": bdf(2 + rng.below(2) as u32).to_string()}))
         } else {
             w.sriov_conf(rng.below(4) as u32, serde_json::json!({}))
         };
@@ -124,6 +129,7 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
         let ctx = format!("cycle {i} (seed {seed}), crash after {step}");
         assert_eq!(w.fake.vf_rows(), rows, "{ctx}: VF table");
         assert_eq!(w.fake.links(Ns::Host), host, "{ctx}: host links");
+        assert!(w.switch.ports().is_empty(), "{ctx}: OVS ports");
         assert!(w.fake.links(Ns::Pod(&ns)).is_empty(), "{ctx}: pod links");
         assert_eq!(w.leases(), 0, "{ctx}: leases");
         assert!(
@@ -149,6 +155,7 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
         "vf-saved",
         "vf-configure",
         "vf-move",
+        "ovs-port",
         "link-create",
     ] {
         assert!(

@@ -164,6 +164,7 @@ fn a_veth_standing_in_for_a_vf_moves_renames_and_comes_back() {
         run_in_netns(&NetnsRef::path(format!("/run/netns/{host_ns}")), || {
             let plugin = Plugin {
                 host: VethAsVf { kernel: KernelHost::new(), rows: Mutex::default() },
+                switch: smartnic_cni::switch::NoSwitch,
                 store: Store::new(state.path().join("state")),
                 paths: Paths { ready_file: state.path().join("ready") },
             };

@@ -1,8 +1,9 @@
 #!/bin/bash
 # suite: offload - OVS kernel datapath with hw-offload through smartnicctl ovs/offload/trace:
 #   flows in tc (dp:tc, not_in_hw), skip_sw refused by the kernel (dp:ovs with its reason),
-#   a netdevsim VF representor on the bridge, the trace of a pod.
-# needs: smartnicctl
+#   a netdevsim VF representor on the bridge, the trace of a pod, pods attached by the smartnic
+#   CNI in mode ovs (the decision and its reason probed from the real kernel).
+# needs: smartnicctl smartnic
 #
 # No device here takes a flower rule in hardware (veth, igb and netdevsim all refuse skip_sw),
 # so the suite checks that the report says so and why; it never expects in_hw.
@@ -18,6 +19,24 @@ if ! modprobe openvswitch 2>/dev/null && [ ! -d /sys/module/openvswitch ]; then
   summary
 fi
 for m in nf_conntrack_netlink nfnetlink cls_flower act_mirred act_gact sch_ingress; do modprobe "$m" 2>/dev/null; done
+
+SMARTNIC=${SMARTNIC:-$(command -v smartnic || true)}
+for p in debug release; do
+  [ -z "$SMARTNIC" ] && [ -x "$(dirname "${BASH_SOURCE[0]}")/../../target/$p/smartnic" ] \
+    && SMARTNIC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../target/$p" && pwd)/smartnic
+done
+# cni CMD POD CONF: the smartnic CNI as a runtime invokes it (netns ofl-POD, eth0); OVS_RUNDIR
+# (exported below) points it at this suite's OVS. Sets CNI_RC and CNI_OUT.
+cni() {
+  CNI_OUT=$(CNI_COMMAND=$1 CNI_CONTAINERID="ctr-$2" CNI_NETNS="/run/netns/ofl-$2" CNI_IFNAME=eth0 \
+    CNI_PATH=/lab/bin CNI_ARGS="K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-$2" \
+    SMARTNIC_CNI_STATE_DIR="$T_TMP/cni-state" timeout 60 "$SMARTNIC" <<<"$3" 2>"$T_TMP/cni.err")
+  CNI_RC=$?
+}
+cni_diag() { printf 'exit %s\n%s\n%s' "$CNI_RC" "$CNI_OUT" "$(cat "$T_TMP/cni.err")"; }
+ovs_conf() { # NETWORK VNI IP
+  printf '{"cniVersion":"1.1.0","name":"%s","type":"smartnic","mode":"ovs","bridge":"br-int","mtu":1400,"geneve":{"vni":%s},"ipam":{"type":"static","addresses":[{"address":"%s/24"}]}}' "$1" "$2" "$3"
+}
 
 D=$T_TMP/ovs
 mkdir -p "$D"
@@ -80,6 +99,36 @@ if ip netns exec ofl-a ping -c 2 -i 0.3 -W 1 10.1.0.3 >/dev/null 2>&1; then
 else
   ok "red pod-a does not reach blue pod-c (other VNI)"
 fi
+
+section "a pod by the smartnic CNI (mode ovs): red (VNI 100), veth"
+CNI_D=""
+if [ -z "$SMARTNIC" ]; then
+  fail "the smartnic binary is built" "not on PATH and not in target/"
+else
+  ip netns add ofl-d
+  on_exit "ip netns del ofl-d"
+  cni ADD d "$(ovs_conf red 100 10.1.0.4)"
+  if [ "$CNI_RC" = 0 ]; then
+    ok "CNI ADD pod-d (mode ovs)"
+    CNI_D=$(jq -r '."smartnic.io/ovs".port' <<<"$CNI_OUT")
+    expect_eq "pod-d: the decision is a veth" "$(jq -r '."smartnic.io/ovs".attachment' <<<"$CNI_OUT")" veth
+    expect_eq "pod-d: because there is no offload-capable device" "$(jq -r '."smartnic.io/ovs".reason' <<<"$CNI_OUT")" "no offload-capable device"
+    expect_eq "pod-d: result interfaces (pod eth0, host port)" "$(jq -r '[.interfaces[].name] | join(" ")' <<<"$CNI_OUT")" "eth0 $CNI_D"
+    check "pod-d: $CNI_D is a br-int port tagged with VNI 100" sh -c "ovs-vsctl --db=unix:$D/db.sock get interface $CNI_D external_ids:smartnic.io/vni | grep -qx '\"100\"'"
+    check "ping red pod-d (CNI) -> red pod-a" ip netns exec ofl-d ping -c 3 -i 0.3 -W 2 10.1.0.1
+    if ip netns exec ofl-d ping -c 2 -i 0.3 -W 1 10.1.0.3 >/dev/null 2>&1; then
+      fail "red pod-d must not reach blue pod-c"
+    else
+      ok "red pod-d does not reach blue pod-c (other VNI)"
+    fi
+    check_conf=$(jq -c --argjson prev "$CNI_OUT" '. + {prevResult: $prev}' <<<"$(ovs_conf red 100 10.1.0.4)")
+    cni CHECK d "$check_conf"
+    if [ "$CNI_RC" = 0 ]; then ok "CNI CHECK pod-d"; else fail "CNI CHECK pod-d" "$(cni_diag)"; fi
+  else
+    fail "CNI ADD pod-d (mode ovs)" "$(cni_diag)"
+  fi
+fi
+
 ctl_ok "ovs peers: node-x at 192.0.2.20 (a Geneve tunnel port, key=flow)" ovs "${OV[@]}" peers --peer node-x=192.0.2.20
 expect_eq "tunnel port type" "$(ovs-vsctl --db="unix:$D/db.sock" get interface gnvc0000214 type 2>&1)" geneve
 expect_eq "tunnel port key=flow" "$(ovs-vsctl --db="unix:$D/db.sock" get interface gnvc0000214 options:key 2>&1)" flow
@@ -105,6 +154,14 @@ ctl_ok "offload -o prom" offload "${OV[@]}" -o prom \
   && expect_match "prom: per-network ratio" "$CTL_OUT" 'smartnic_offload_ratio\{node="[^"]*",network="default/red",vni="100"\} 0'
 ctl_ok "offload --pod default/pod-a" offload "${OV[@]}" --pod default/pod-a \
   && expect_match "one pod: its dp:tc flows" "$CTL_OUT" "dp:tc"
+if [ -n "$CNI_D" ]; then
+  ip netns exec ofl-d ping -c 2 -i 0.3 -W 2 10.1.0.1 >/dev/null 2>&1
+  if ctl_json "offload --pod default/pod-d -o json (the CNI's pod)" offload "${OV[@]}" --pod default/pod-d -o json; then
+    d=$(jv ".attachments[] | select(.port == \"$CNI_D\")" -c)
+    expect_match "pod-d: dp:tc flows" "$(jq -r '[.flows[].dp] | unique | join(",")' <<<"$d")" "tc"
+    expect_match "pod-d: the fallback is the CNI's decision" "$(jq -r '.fallbacks | join(" | ")' <<<"$d")" "no offload-capable device"
+  fi
+fi
 
 section "trace of pod-a"
 if ctl_ok "trace --pod default/pod-a" trace "${OV[@]}" --pod default/pod-a; then
@@ -155,6 +212,22 @@ else
       expect_match "trace: VF hop in hardware" "$CTL_OUT" "1\. vf +HARDWARE"
       expect_match "trace: representor hop in software, with the kernel's answer" "$CTL_OUT" "representor +software +eth[0-9]+.*skip_sw probe refused by the kernel: .*netdevsim"
     fi
+    # netdevsim VFs have no PCI function or netdev to move into a pod, so the CNI cannot take
+    # one; with a switchdev eswitch on the node, a pod without a VF gets a veth and the probe
+    # (devlink, real kernel) says why.
+    if [ -n "$SMARTNIC" ]; then
+      ip netns add ofl-e
+      on_exit "ip netns del ofl-e"
+      cni ADD e "$(ovs_conf red 100 10.1.0.5)"
+      if [ "$CNI_RC" = 0 ]; then
+        ok "CNI ADD pod-e with a switchdev eswitch on the node"
+        expect_match "pod-e: veth, the switchdev pool gave it no VF" "$(jq -r '."smartnic.io/ovs" | .attachment + ": " + .reason' <<<"$CNI_OUT")" "^veth: no VF allocated"
+        cni DEL e "$(ovs_conf red 100 10.1.0.5)"
+        if [ "$CNI_RC" = 0 ]; then ok "CNI DEL pod-e"; else fail "CNI DEL pod-e" "$(cni_diag)"; fi
+      else
+        fail "CNI ADD pod-e with a switchdev eswitch on the node" "$(cni_diag)"
+      fi
+    fi
   fi
 fi
 
@@ -182,4 +255,11 @@ diag "$(grep 'failed to offload flow' "$D/ovs-vswitchd.log" | tail -2)"
 section "detach"
 ctl_ok "ovs detach ${PORT[b]}" ovs "${OV[@]}" detach "${PORT[b]}"
 check "${PORT[b]} is gone from br-int and the host" sh -c "! ovs-vsctl --db=unix:$D/db.sock list-ports br-int | grep -qx ${PORT[b]} && ! ip link show ${PORT[b]} 2>/dev/null"
+if [ -n "$CNI_D" ]; then
+  for i in 1 2; do
+    cni DEL d "$(ovs_conf red 100 10.1.0.4)"
+    if [ "$CNI_RC" = 0 ]; then ok "CNI DEL pod-d (#$i)"; else fail "CNI DEL pod-d (#$i)" "$(cni_diag)"; fi
+  done
+  check "$CNI_D is gone from br-int and the host" sh -c "! ovs-vsctl --db=unix:$D/db.sock list-ports br-int | grep -qx $CNI_D && ! ip link show $CNI_D 2>/dev/null"
+fi
 summary

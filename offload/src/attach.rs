@@ -99,8 +99,10 @@ pub struct PodAttachment {
     /// The pod interface's MAC (veth: read back; representor: the VF's, known to the caller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
-    /// The network's VNI.
-    pub vni: u32,
+    /// The network's VNI (`None`: a plain bridge network, see
+    /// [`AttachRequest::bridge_network`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
 }
 
 /// The host veth name of an attachment: `sn` + 8 hex digits of a hash of the container id and
@@ -153,6 +155,8 @@ impl Attacher {
             container_id: String::new(),
             mtu: None,
             reason: None,
+            vlan: None,
+            trunks: Vec::new(),
         }
     }
 
@@ -178,17 +182,40 @@ pub struct AttachRequest {
     overlay: Overlay,
     kind: Kind,
     ifname: String,
-    network: Option<(String, u32)>,
+    network: Option<(String, Option<u32>)>,
     pod: Option<String>,
     container_id: String,
     mtu: Option<u32>,
     reason: Option<Reason>,
+    vlan: Option<u16>,
+    trunks: Vec<u16>,
 }
 
 impl AttachRequest {
-    /// The network (`NAMESPACE/NAME`) and its VNI.
+    /// The network (`NAMESPACE/NAME`) and its VNI: the port joins the overlay and the flows
+    /// are recomputed.
     pub fn network(mut self, name: &str, vni: u32) -> Self {
-        self.network = Some((name.to_string(), vni));
+        self.network = Some((name.to_string(), Some(vni)));
+        self
+    }
+
+    /// A network without an overlay: the port joins the bridge as it is (the bridge's own
+    /// forwarding, e.g. `NORMAL` with [`Self::vlan`] / [`Self::trunks`]), and the bridge's
+    /// flows are left alone.
+    pub fn bridge_network(mut self, name: &str) -> Self {
+        self.network = Some((name.to_string(), None));
+        self
+    }
+
+    /// Access VLAN of the port (`ovs-vsctl set port P tag=VLAN`).
+    pub fn vlan(mut self, tag: u16) -> Self {
+        self.vlan = Some(tag);
+        self
+    }
+
+    /// Trunk VLANs of the port (`ovs-vsctl set port P trunks=A,B`).
+    pub fn trunks(mut self, vlans: impl IntoIterator<Item = u16>) -> Self {
+        self.trunks.extend(vlans);
         self
     }
 
@@ -224,7 +251,7 @@ impl AttachRequest {
             .network
             .clone()
             .ok_or_else(|| AttachError::NoNetwork(self.ifname.clone()))?;
-        if vni > MAX_VNI {
+        if let Some(vni) = vni.filter(|v| *v > MAX_VNI) {
             return Err(AttachError::BadVni { network, vni });
         }
         let nl = NetlinkHandle::connect()?;
@@ -270,11 +297,9 @@ impl AttachRequest {
         };
         let reason = self.reason.clone().unwrap_or(default_reason).to_string();
         let ovs = self.overlay.ovs();
-        let vni_s = vni.to_string();
         let mut req = ovs
             .port()
             .add(self.overlay.bridge(), &port)
-            .external_id(EXT_VNI, &vni_s)
             .external_id(EXT_NETWORK, &network)
             .external_id(EXT_IFNAME, &self.ifname)
             .external_id(EXT_REASON, &reason)
@@ -285,6 +310,15 @@ impl AttachRequest {
                     Attachment::Representor { .. } => "representor",
                 },
             );
+        if let Some(v) = vni {
+            req = req.external_id(EXT_VNI, &v.to_string());
+        }
+        if let Some(t) = self.vlan {
+            req = req.tag(t);
+        }
+        if !self.trunks.is_empty() {
+            req = req.trunks(self.trunks.iter().copied());
+        }
         if let Some(p) = &self.pod {
             req = req.external_id(EXT_POD, p);
         }
@@ -302,7 +336,9 @@ impl AttachRequest {
         }
         let added = async {
             let ofport = req.execute().await?.unwrap_or_default();
-            self.overlay.sync(&[]).await?;
+            if vni.is_some() {
+                self.overlay.sync(&[]).await?;
+            }
             Ok::<_, AttachError>(ofport)
         }
         .await;
@@ -316,7 +352,7 @@ impl AttachRequest {
                 return Err(e);
             }
         };
-        tracing::info!(%port, ofport, %network, vni, %reason, "pod attached");
+        tracing::info!(%port, ofport, %network, ?vni, %reason, "pod attached");
         Ok(PodAttachment {
             port,
             ofport,
@@ -426,7 +462,13 @@ impl DetachRequest {
             .and_then(|p| u32::try_from(p).ok())
             .into_iter()
             .collect();
-        self.overlay.sync(&removed).await?;
+        // Only an overlay port changes the flows; a plain bridge's flows are not ours.
+        if row
+            .as_ref()
+            .is_some_and(|r| r.external_ids.contains_key(EXT_VNI))
+        {
+            self.overlay.sync(&removed).await?;
+        }
         let is_veth = row
             .as_ref()
             .is_some_and(|r| r.external_ids.get(EXT_KIND).is_some_and(|k| k == "veth"));

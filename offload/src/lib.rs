@@ -20,6 +20,7 @@ pub mod node;
 pub mod openflow;
 pub mod overlay;
 pub mod ovsdb;
+pub mod probe;
 pub mod trace;
 pub mod vswitch;
 

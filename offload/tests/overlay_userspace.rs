@@ -1,7 +1,9 @@
 //! Two "nodes" (network namespaces, each with its own OVS, userspace datapath) joined by a
 //! Geneve overlay built by this crate; pods attached by veth through the `attach` API (what the
-//! CNI's `mode: ovs` calls) on two networks with different VNIs. Needs root and Open vSwitch;
-//! otherwise prints `SKIP <name>: <reason>` and returns.
+//! CNI's `mode: ovs` calls) on two networks with different VNIs: the library's side, with the
+//! metrics and the trace. The acceptance test through the CNI binary itself (isolation between
+//! networks, CHECK, DEL without the pod's namespace) is `cni/tests/root_ovs_overlay.rs`. Needs
+//! root and Open vSwitch; otherwise prints `SKIP <name>: <reason>` and returns.
 
 #![allow(clippy::unwrap_used)]
 
@@ -110,8 +112,8 @@ fn pings(from: &Netns, to: &str, within: Duration) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pods_on_two_vnis_ping_across_nodes_and_not_across_networks() {
-    if skip("pods_on_two_vnis_ping_across_nodes_and_not_across_networks") {
+async fn pods_on_two_vnis_ping_across_nodes_with_metrics_and_trace() {
+    if skip("pods_on_two_vnis_ping_across_nodes_with_metrics_and_trace") {
         return;
     }
     let (ha, hb) = (Netns::new("snA"), Netns::new("snB"));
@@ -149,7 +151,7 @@ async fn pods_on_two_vnis_ping_across_nodes_and_not_across_networks() {
     attach(&a, &ab, "default/blue", BLUE, "10.100.0.11").await;
     attach(&b, &br, "default/red", RED, "10.100.0.2").await;
     attach(&b, &bb, "default/blue", BLUE, "10.100.0.12").await;
-    assert_eq!(att_ar.vni, RED);
+    assert_eq!(att_ar.vni, Some(RED));
     assert!(
         att_ar.reason.contains("no offload-capable device"),
         "{att_ar:?}"
@@ -169,10 +171,6 @@ async fn pods_on_two_vnis_ping_across_nodes_and_not_across_networks() {
     assert!(
         !pings(&ar, "10.100.0.12", Duration::from_secs(2)),
         "red must not reach blue (B)"
-    );
-    assert!(
-        !pings(&ar, "10.100.0.11", Duration::from_secs(2)),
-        "red must not reach blue (A)"
     );
 
     // The encapsulation really is Geneve with each network's VNI.

@@ -8,7 +8,6 @@ use offload::{
     decision::Datapath,
     evidence::report::TcPolicy,
     node::{self, NodeSetup},
-    openflow::Ofctl,
     overlay::{GENEVE_PORT, Overlay, Peer},
 };
 
@@ -121,16 +120,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             return out(node::tunnel_endpoint(uplink).await?);
         }
         let ovs = connect_db(&a.ovs).await?;
-        let overlay = Overlay::new(
-            ovs.clone(),
-            &a.ovs.bridge,
-            Ofctl::bridge(&a.ovs.rundir, &a.ovs.bridge),
-        )
-        .with_lock_file(
-            a.ovs
-                .rundir
-                .join(format!("smartnic-overlay-{}.lock", a.ovs.bridge)),
-        );
+        // The same flows target and lock file as the agent and the CNI.
+        let overlay = Overlay::in_rundir(ovs.clone(), &a.ovs.rundir, &a.ovs.bridge);
         match a.cmd {
             Cmd::Setup {
                 datapath,

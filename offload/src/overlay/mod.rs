@@ -19,6 +19,7 @@
 //!                     reg0=VNI,reg1=1 → every pod port of VNI (split horizon)
 //! ```
 
+pub mod peers;
 pub mod sync;
 
 use std::{
@@ -26,6 +27,7 @@ use std::{
     net::IpAddr,
 };
 
+pub use peers::{NodeEndpoint, PeerSet, PeerSync, PeerSyncOutcome, Skipped, peers_from_endpoints};
 pub use sync::{EXT_PEER_IP, Overlay, OverlayError, PeerChange};
 
 /// A tunnel interface's peer IP (`external_ids`, else `options:remote_ip`).

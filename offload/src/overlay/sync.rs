@@ -69,6 +69,16 @@ impl Overlay {
         }
     }
 
+    /// The overlay on `bridge` of the OVS whose run directory is `rundir` (`/run/openvswitch`
+    /// on a node, `$OVS_RUNDIR` when set): flows through `unix:RUNDIR/BRIDGE.mgmt`, serialised
+    /// across processes by `RUNDIR/smartnic-overlay-BRIDGE.lock`. The agent and the CNI both
+    /// build it this way, so that they share the lock.
+    pub fn in_rundir(ovs: Ovs, rundir: impl AsRef<std::path::Path>, bridge: &str) -> Self {
+        let rundir = rundir.as_ref();
+        Self::new(ovs, bridge, Ofctl::bridge(rundir, bridge))
+            .with_lock_file(rundir.join(format!("smartnic-overlay-{bridge}.lock")))
+    }
+
     /// Serialises [`Self::sync`] across processes (the agent and concurrent CNI invocations)
     /// with an exclusive lock on this file; without it only this process is serialised.
     pub fn with_lock_file(mut self, path: impl Into<PathBuf>) -> Self {

@@ -423,6 +423,7 @@ impl PortHandle {
             options: BTreeMap::new(),
             external_ids: BTreeMap::new(),
             tag: None,
+            trunks: Vec::new(),
             may_exist: false,
             wait: true,
         }
@@ -462,6 +463,7 @@ pub struct PortAddRequest {
     options: BTreeMap<String, String>,
     external_ids: BTreeMap<String, String>,
     tag: Option<u16>,
+    trunks: Vec<u16>,
     may_exist: bool,
     wait: bool,
 }
@@ -488,6 +490,12 @@ impl PortAddRequest {
     /// `tag=VLAN` (access port).
     pub fn tag(mut self, vlan: u16) -> Self {
         self.tag = Some(vlan);
+        self
+    }
+
+    /// `trunks=VLAN,...` (a trunk port carrying these VLANs; empty: every VLAN).
+    pub fn trunks(mut self, vlans: impl IntoIterator<Item = u16>) -> Self {
+        self.trunks.extend(vlans);
         self
     }
 
@@ -542,6 +550,9 @@ impl PortAddRequest {
         let mut port = json!({"name": self.name, "interfaces": named_uuid("iface")});
         if let Some(t) = self.tag {
             port["tag"] = json!(t);
+        }
+        if !self.trunks.is_empty() {
+            port["trunks"] = set(self.trunks.iter().map(|v| json!(v)));
         }
         let ops = vec![
             json!({"op": "insert", "table": "Interface", "uuid-name": "iface", "row": iface}),
