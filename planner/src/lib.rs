@@ -20,6 +20,7 @@ pub mod conditions;
 pub mod desired;
 pub mod device_plugin;
 pub mod drain;
+pub mod facts;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
 pub mod nad;
@@ -36,6 +37,7 @@ pub use drain::{
     ChangeClass, GrantDecision, HolderPool, NodeChange, NodeDrainState, classify, drain_timed_out,
     grant, retry_after,
 };
+pub use facts::planning_fingerprint;
 pub use nad::{NadError, render_cni_config, render_nad, render_nad_config};
 pub use node_settings::{agent_runs_on, outside_agent_nodes, rdma_mode_for_node};
 

@@ -193,12 +193,13 @@ impl ReconcileError for Error {
     }
 }
 
-/// Whether a change can affect drains.
-pub fn relevant(c: &Change) -> bool {
+/// Whether a change can affect drains: the agent's inventory and status writes are not (only
+/// its drain annotations are).
+pub fn relevant(_ctx: &Context, c: &Change) -> bool {
     matches!(
         c,
         Change::Node(_)
-            | Change::NodeState(_)
+            | Change::NodeDrain(_)
             | Change::Pool
             | Change::OperatorConfig
             | Change::Resync
@@ -242,13 +243,6 @@ pub fn drain_times(s: &NicNodeState) -> (Option<Time>, Option<Time>) {
 pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
     let _timer = ctx.metrics.reconcile_started(CONTROLLER);
     let states = ctx.stores.node_states.state();
-    let nodes: HashMap<String, Arc<Node>> = ctx
-        .stores
-        .nodes
-        .state()
-        .into_iter()
-        .map(|n| (n.name_any(), n))
-        .collect();
     let pools: Vec<NicPool> = ctx
         .stores
         .pools
@@ -256,33 +250,17 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
         .iter()
         .map(|p| (**p).clone())
         .collect();
-    let no_labels = BTreeMap::new();
+    let now = (ctx.now)();
+    // the decision reads every node: off the async runtime
+    let (all_states, all_nodes, all_pools) =
+        (states.clone(), ctx.stores.nodes.state(), pools.clone());
+    let Some((nodes, decision)) =
+        super::off_runtime(move || decide(&all_states, all_nodes, &all_pools, now)).await
+    else {
+        return Ok(IDLE);
+    };
     let by_name: HashMap<String, &Arc<NicNodeState>> =
         states.iter().map(|s| (s.name_any(), s)).collect();
-    // every Node counts towards its pool's size (percentages), whether or not it has a node
-    // state; a node state whose Node is gone still releases its slot
-    let names: BTreeSet<&String> = nodes.keys().chain(by_name.keys()).collect();
-    let inputs: Vec<NodeDrainState<'_>> = names
-        .iter()
-        .map(|name| {
-            let (request, requested_at, grant) = by_name
-                .get(*name)
-                .map_or((DrainRequest::None, None, DrainGrant::None), |s| {
-                    drain_annotations(s)
-                });
-            let retry_after = by_name.get(*name).and_then(|s| drain_times(s).1);
-            NodeDrainState {
-                name,
-                labels: nodes.get(*name).map_or(&no_labels, |n| n.labels()),
-                request,
-                requested_at,
-                grant,
-                retry_after,
-            }
-        })
-        .collect();
-    let now = (ctx.now)();
-    let decision = grant(&inputs, &pools, now);
     let drain_enabled = ctx.stores.drain_enabled();
     let mut first_error: Option<Error> = None;
     let mut keep = |r: Result<(), Error>| {
@@ -394,6 +372,44 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
                 .clamp(Duration::from_secs(1), IDLE)
         })),
     }
+}
+
+/// The grant decision over every node and node state (see [`planner::grant`]), and the Nodes
+/// by name.
+fn decide(
+    states: &[Arc<NicNodeState>],
+    nodes: Vec<Arc<Node>>,
+    pools: &[NicPool],
+    now: Timestamp,
+) -> (HashMap<String, Arc<Node>>, GrantDecision) {
+    let nodes: HashMap<String, Arc<Node>> = nodes.into_iter().map(|n| (n.name_any(), n)).collect();
+    let no_labels = BTreeMap::new();
+    let by_name: HashMap<String, &Arc<NicNodeState>> =
+        states.iter().map(|s| (s.name_any(), s)).collect();
+    // every Node counts towards its pool's size (percentages), whether or not it has a node
+    // state; a node state whose Node is gone still releases its slot
+    let names: BTreeSet<&String> = nodes.keys().chain(by_name.keys()).collect();
+    let inputs: Vec<NodeDrainState<'_>> = names
+        .iter()
+        .map(|name| {
+            let (request, requested_at, grant) = by_name
+                .get(*name)
+                .map_or((DrainRequest::None, None, DrainGrant::None), |s| {
+                    drain_annotations(s)
+                });
+            let retry_after = by_name.get(*name).and_then(|s| drain_times(s).1);
+            NodeDrainState {
+                name,
+                labels: nodes.get(*name).map_or(&no_labels, |n| n.labels()),
+                request,
+                requested_at,
+                grant,
+                retry_after,
+            }
+        })
+        .collect();
+    let decision = grant(&inputs, pools, now);
+    (nodes, decision)
 }
 
 /// `smartnic.io/drain-grant: <grant>` plus the operator's other drain annotations in `times`
