@@ -25,6 +25,7 @@ pub mod facts;
 pub mod fixtures;
 pub mod nad;
 pub mod node_settings;
+pub mod pod_networks;
 pub mod priority;
 pub mod selector;
 pub mod validate;
@@ -40,6 +41,7 @@ pub use drain::{
 pub use facts::planning_fingerprint;
 pub use nad::{NadError, render_cni_config, render_nad, render_nad_config};
 pub use node_settings::{agent_runs_on, outside_agent_nodes, rdma_mode_for_node};
+pub use pod_networks::{ANNOTATION_NETWORKS, uses_pf_through_networks};
 
 /// A value as it is spelled in the CRDs (`vfio-pci`, `switchdev`, `eth`, `{"totalVfs":32}`), for
 /// messages.
