@@ -142,9 +142,10 @@ impl Memo {
     }
 
     /// Plans the stale nodes (every node after a resync) and updates their tallies. Returns the
-    /// number of nodes planned. CPU-bound: run it off the async runtime.
-    pub fn refresh(&self, ctx: &Context) -> usize {
+    /// nodes planned, `None` for all of them. CPU-bound: run it off the async runtime.
+    pub fn refresh(&self, ctx: &Context) -> Option<HashSet<String>> {
         let dirty = std::mem::replace(&mut *lock(&self.dirty), Dirty::clean());
+        let all = dirty.all;
         let set = ctx.policy_set();
         let config = ctx.stores.operator_config();
         let mut tallies = lock(&self.tallies);
@@ -184,7 +185,7 @@ impl Memo {
             });
             tallies.set(name, outcome);
         }
-        names.len()
+        (!all).then_some(names)
     }
 
     fn counts(&self, policy: &str) -> PolicyCounts {
@@ -204,7 +205,12 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
     let Some(planned) = super::off_runtime(move || c.status_memo.refresh(&c)).await else {
         return Ok(RESYNC);
     };
-    tracing::debug!(planned, "policy tallies refreshed");
+    tracing::debug!(
+        planned = planned
+            .as_ref()
+            .map_or("all".to_owned(), |p| p.len().to_string()),
+        "policy tallies refreshed"
+    );
     let mut first_error = None;
     if let Err(e) = policy_statuses(&ctx).await {
         first_error.get_or_insert(e);
@@ -212,7 +218,7 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
     if let Err(e) = config_status(&ctx).await {
         first_error.get_or_insert(e);
     }
-    if let Err(e) = release_orphans(&ctx).await {
+    if let Err(e) = release_orphans(&ctx, planned.as_ref()).await {
         first_error.get_or_insert(e);
     }
     first_error.map_or(Ok(RESYNC), Err)
@@ -345,9 +351,18 @@ async fn config_status(ctx: &Context) -> Result<(), Error> {
     first_error.map_or(Ok(()), Err)
 }
 
-async fn release_orphans(ctx: &Context) -> Result<(), Error> {
+/// Releases the node states of deleted Nodes among `nodes` (every node state when `None`): a
+/// node becomes an orphan only through a change to its Node or node state, which marks it stale.
+async fn release_orphans(ctx: &Context, nodes: Option<&HashSet<String>>) -> Result<(), Error> {
     let mut first_error = None;
-    for s in ctx.stores.node_states.state() {
+    let states = match nodes {
+        None => ctx.stores.node_states.state(),
+        Some(names) => names
+            .iter()
+            .filter_map(|n| ctx.stores.node_states.get(&ObjectRef::new(n)))
+            .collect(),
+    };
+    for s in states {
         let name = s.name_any();
         if s.metadata.deletion_timestamp.is_none()
             || !s.finalizers().iter().any(|f| f == FINALIZER_NODE_STATE)
