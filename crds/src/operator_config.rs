@@ -35,8 +35,10 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NicOperatorConfigSpec {
-    /// Log level of the operator, the agents and the device plugins: `error`, `warn`, `info`
-    /// (default), `debug`, `trace`.
+    /// Log level of the operator: `error`, `warn`, `info` (default), `debug`, `trace`. Applied
+    /// at once, without a restart; it replaces the default level of the operator's
+    /// `--log-level`/`RUST_LOG` filter and keeps that filter's per-target directives. The node
+    /// agents and device plugins take theirs from their own `--log-level`/`RUST_LOG`.
     #[serde(default)]
     pub log_level: LogLevel,
     /// Prefix of the extended resources (`<prefix>/<resourceName>`); a DNS subdomain. Default
@@ -112,31 +114,16 @@ pub enum LogLevel {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Features {
-    /// Drain nodes before disruptive changes (default true). When false the agent applies changes
-    /// without evicting pods: only for single-node or test clusters.
+    /// Drain nodes before disruptive changes (default true). When false the operator grants a
+    /// drain request at once without cordoning or evicting: only for single-node or test
+    /// clusters.
     #[serde(default = "yes")]
     pub drain: bool,
-    /// Let the agent write NIC firmware settings (`NicPolicy.spec.firmware`, NVIDIA link type).
-    /// Default false: such changes are reported as failed instead of applied.
-    #[serde(default)]
-    pub firmware_management: bool,
-    /// Configure OVS hardware offload (`other_config:hw-offload=true`) on nodes with switchdev
-    /// PFs. Default false.
-    #[serde(default)]
-    pub ovs_hardware_offload: bool,
-    /// Configure the PFs of one node in parallel instead of one after the other. Default true.
-    #[serde(default = "yes")]
-    pub parallel_pf_config: bool,
 }
 
 impl Default for Features {
     fn default() -> Self {
-        Self {
-            drain: true,
-            firmware_management: false,
-            ovs_hardware_offload: false,
-            parallel_pf_config: true,
-        }
+        Self { drain: true }
     }
 }
 

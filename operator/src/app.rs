@@ -104,7 +104,7 @@ pub enum Error {
 
 /// Runs the operator until SIGTERM/Ctrl-C or a fatal error.
 pub async fn run(args: Args) -> Result<(), Error> {
-    telemetry::init(args.log_format, &args.log_level)?;
+    let log = telemetry::init(args.log_format, &args.log_level)?;
     let client = Client::try_default().await.map_err(Error::Client)?;
     let identity = args
         .identity
@@ -142,17 +142,26 @@ pub async fn run(args: Args) -> Result<(), Error> {
         }
     };
 
+    // the watches, the lease and the controllers each in their own task: a whole-cluster pass
+    // or a slow API call never delays a watch event or a lease renewal
     let watch_caches = {
         let stopped = stopped();
         let (client, stores, triggers) = (client.clone(), stores.clone(), triggers.clone());
         let ready = health.ready.clone();
-        async move {
-            let w = watches::run(client, stores, writers, triggers, ready);
+        let on_config = move |c: Option<&crds::NicOperatorConfig>| {
+            let level = c.map(|c| c.spec.log_level);
+            match log.set_level(level) {
+                Ok(()) => tracing::info!(?level, "log level from NicOperatorConfig"),
+                Err(error) => tracing::warn!(%error, "cannot apply NicOperatorConfig logLevel"),
+            }
+        };
+        join_task(tokio::spawn(async move {
+            let w = watches::run(client, stores, writers, triggers, ready, on_config);
             tokio::select! {
                 () = w => {}
                 () = stopped => {}
             }
-        }
+        }))
     };
 
     let metrics_server = {
@@ -188,6 +197,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 let (leader_tx, leader_rx) = watch::channel(false);
                 let elector =
                     LeaderElector::new(client, LeaseConfig::new(args.namespace.clone(), identity));
+                let campaign = tokio::spawn(async move { elector.run(leader_tx, stopped).await });
                 let work = || {
                     let ctx = ctx.clone();
                     let triggers = triggers.clone();
@@ -196,10 +206,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
                         controller::run(ctx.clone(), triggers).await;
                     }
                 };
-                tokio::join!(
-                    elector.run(leader_tx, stopped),
-                    while_leader(leader_rx, work)
-                );
+                // ends when the campaign drops its sender (after releasing the lease)
+                while_leader(leader_rx, work).await;
+                join_task(campaign).await;
             } else {
                 let _leading = LeaderGauge::set(&metrics);
                 tokio::select! {
@@ -259,6 +268,14 @@ async fn wait_for_signal(stopped: impl Future<Output = ()>) -> Result<(), Error>
         () = stopped => {}
     }
     Ok(())
+}
+
+/// Awaits a task, logging a panic instead of propagating it (the other tasks keep running until
+/// the stop signal).
+async fn join_task(t: tokio::task::JoinHandle<()>) {
+    if let Err(error) = t.await {
+        tracing::error!(%error, "task failed");
+    }
 }
 
 /// Sets the `leader` gauge to 1 for as long as it lives.

@@ -198,10 +198,12 @@ impl Backoff {
     }
 }
 
-/// The compiled policies, rebuilt only when a policy changes.
+/// The compiled policies, rebuilt only when a policy's spec changes.
 struct PolicyCache {
-    /// `(name, resourceVersion)` of every policy the set was built from, sorted.
-    key: Vec<(String, String)>,
+    /// `(name, uid, generation)` of every policy the set was built from, sorted (the
+    /// `resourceVersion` in place of the generation for objects without one, which only tests
+    /// build).
+    key: Vec<(String, Option<String>, String)>,
     set: Arc<PolicySet>,
 }
 
@@ -221,6 +223,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// The clock (drain deadlines, condition times): [`Timestamp::now`], fixed in tests.
     pub now: fn() -> Timestamp,
+    /// What the status controller keeps between passes.
+    pub(crate) status_memo: crate::controller::status::Memo,
     policy_cache: Mutex<Option<PolicyCache>>,
 }
 
@@ -254,18 +258,25 @@ impl Context {
             namespace: namespace.into(),
             backoff: Backoff::default(),
             now: Timestamp::now,
+            status_memo: Default::default(),
             policy_cache: Mutex::new(None),
         }
     }
 
     /// Every policy compiled in precedence order. Recompiled only when the set of policies or
-    /// one of their `resourceVersion`s changed, so that fanning a policy change out to every
-    /// node validates and parses each policy once, not once per node.
+    /// one of their specs changed (`metadata.generation`: the operator's and anyone's status
+    /// writes leave it alone), so that planning many nodes validates and parses each policy once.
     pub fn policy_set(&self) -> Arc<PolicySet> {
         let policies = self.stores.policies.state();
-        let mut key: Vec<(String, String)> = policies
+        let mut key: Vec<(String, Option<String>, String)> = policies
             .iter()
-            .map(|p| (p.name_any(), p.resource_version().unwrap_or_default()))
+            .map(|p| {
+                let version = match p.metadata.generation {
+                    Some(g) => g.to_string(),
+                    None => format!("rv:{}", p.resource_version().unwrap_or_default()),
+                };
+                (p.name_any(), p.uid(), version)
+            })
             .collect();
         key.sort();
         let mut cache = self.policy_cache.lock().unwrap_or_else(|e| e.into_inner());

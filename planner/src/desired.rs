@@ -266,6 +266,12 @@ impl PolicySet {
         node_labels: &BTreeMap<String, String>,
         inventory: &NicInventory,
     ) -> NodePlan {
+        self.plan_nics(node_labels, &inventory.nics)
+    }
+
+    /// [`PolicySet::plan_node`] over the PFs of an inventory, for callers that hold them in
+    /// another structure (a `NicNodeState.status`) and would otherwise copy them.
+    pub fn plan_nics(&self, node_labels: &BTreeMap<String, String>, nics: &[Nic]) -> NodePlan {
         let selected: Vec<&CompiledPolicy> = self
             .policies
             .iter()
@@ -279,11 +285,11 @@ impl PolicySet {
         let claiming: Vec<&CompiledPolicy> = selected
             .iter()
             .copied()
-            .filter(|p| inventory.nics.iter().any(|n| p.claim(n).is_some()))
+            .filter(|p| nics.iter().any(|n| p.claim(n).is_some()))
             .collect();
         let resource_conflicts = resource_conflicts(&claiming);
 
-        let mut nics: Vec<&Nic> = inventory.nics.iter().collect();
+        let mut nics: Vec<&Nic> = nics.iter().collect();
         nics.sort_by(|a, b| a.pci_address.cmp(&b.pci_address));
         for nic in nics {
             let mut pf: Option<PfBuild<'_>> = None;

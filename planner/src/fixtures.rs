@@ -1,5 +1,7 @@
 //! Test builders for policies, NICs and nodes.
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 
 use crds::{

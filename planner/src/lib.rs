@@ -20,10 +20,12 @@ pub mod conditions;
 pub mod desired;
 pub mod device_plugin;
 pub mod drain;
+pub mod facts;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
 pub mod nad;
 pub mod node_settings;
+pub mod pod_networks;
 pub mod priority;
 pub mod selector;
 pub mod validate;
@@ -36,8 +38,10 @@ pub use drain::{
     ChangeClass, GrantDecision, HolderPool, NodeChange, NodeDrainState, classify, drain_timed_out,
     grant, retry_after,
 };
+pub use facts::planning_fingerprint;
 pub use nad::{NadError, render_cni_config, render_nad, render_nad_config};
 pub use node_settings::{agent_runs_on, outside_agent_nodes, rdma_mode_for_node};
+pub use pod_networks::{ANNOTATION_NETWORKS, uses_pf_through_networks};
 
 /// A value as it is spelled in the CRDs (`vfio-pci`, `switchdev`, `eth`, `{"totalVfs":32}`), for
 /// messages.

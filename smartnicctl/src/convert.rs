@@ -483,7 +483,7 @@ fn pool(name: &str, meta: &Value, spec: &Map<String, Value>, cx: &mut Cx<'_>) ->
             },
             "ovsHardwareOffloadConfig" => cx.dropped(
                 "spec.ovsHardwareOffloadConfig",
-                "OpenShift MachineConfigPool wiring; use NicOperatorConfig spec.features.ovsHardwareOffload",
+                "OpenShift MachineConfigPool wiring; set up OVS offload on the node (smartnicctl ovs setup)",
             ),
             other => cx.dropped(&format!("spec.{other}"), "unknown field"),
         }
@@ -534,11 +534,10 @@ fn operator_config(name: &str, spec: &Map<String, Value>, cx: &mut Cx<'_>) -> Op
                     features.insert("drain".into(), json!(!b));
                 }
             }
-            "enableOvsOffload" => {
-                if let Some(b) = v.as_bool() {
-                    features.insert("ovsHardwareOffload".into(), json!(b));
-                }
-            }
+            "enableOvsOffload" => cx.dropped(
+                "spec.enableOvsOffload",
+                "OVS hardware offload is node setup (smartnicctl ovs setup), not an operator switch",
+            ),
             "enableInjector" => cx.dropped(
                 "spec.enableInjector",
                 "no resource injector: pods request the resource in their own spec",

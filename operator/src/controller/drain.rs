@@ -9,7 +9,8 @@
 //!    is a separate `managedFields` entry and does not touch the annotation).
 //! 2. **Drain.** For a node holding `draining`: cordon it (remembering, in the Node annotation
 //!    `smartnic.io/cordoned`, that the operator did it), evict through the Eviction subresource
-//!    the pods that use this operator's resources (`evict-vf-pods`) or every pod except
+//!    the pods that use this operator's resources or a `macvlan`/`ipvlan` `NicNetwork` on one of
+//!    the node's configured PFs (`evict-vf-pods`, [`must_leave_for`]) or every pod except
 //!    DaemonSet and mirror pods (`reboot`), and set `drained` once none is left. An eviction
 //!    refused with 429 (a PodDisruptionBudget) is retried on the next pass (every 5 s while any
 //!    node drains); nothing waits inside the reconcile, so one stuck pod never blocks other
@@ -39,8 +40,8 @@ use std::{
 use crds::{
     ANNOTATION_DRAIN_GRANT, ANNOTATION_DRAIN_GRANTED_AT, ANNOTATION_DRAIN_REQUEST,
     ANNOTATION_DRAIN_REQUESTED_AT, ANNOTATION_DRAIN_RETRY_AFTER, CONDITION_DRAINING,
-    CONDITION_VALID, DEFAULT_DRAIN_TIMEOUT_SECONDS, DrainGrant, DrainRequest, NicNodeState,
-    NicPool,
+    CONDITION_VALID, DEFAULT_DRAIN_TIMEOUT_SECONDS, DrainGrant, DrainRequest, NicNetwork,
+    NicNodeState, NicPool,
     k8s::{Time, jiff::Timestamp},
     pool::NicPoolStatus,
 };
@@ -193,12 +194,13 @@ impl ReconcileError for Error {
     }
 }
 
-/// Whether a change can affect drains.
-pub fn relevant(c: &Change) -> bool {
+/// Whether a change can affect drains: the agent's inventory and status writes are not (only
+/// its drain annotations are).
+pub fn relevant(_ctx: &Context, c: &Change) -> bool {
     matches!(
         c,
         Change::Node(_)
-            | Change::NodeState(_)
+            | Change::NodeDrain(_)
             | Change::Pool
             | Change::OperatorConfig
             | Change::Resync
@@ -242,13 +244,6 @@ pub fn drain_times(s: &NicNodeState) -> (Option<Time>, Option<Time>) {
 pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
     let _timer = ctx.metrics.reconcile_started(CONTROLLER);
     let states = ctx.stores.node_states.state();
-    let nodes: HashMap<String, Arc<Node>> = ctx
-        .stores
-        .nodes
-        .state()
-        .into_iter()
-        .map(|n| (n.name_any(), n))
-        .collect();
     let pools: Vec<NicPool> = ctx
         .stores
         .pools
@@ -256,33 +251,17 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
         .iter()
         .map(|p| (**p).clone())
         .collect();
-    let no_labels = BTreeMap::new();
+    let now = (ctx.now)();
+    // the decision reads every node: off the async runtime
+    let (all_states, all_nodes, all_pools) =
+        (states.clone(), ctx.stores.nodes.state(), pools.clone());
+    let Some((nodes, decision)) =
+        super::off_runtime(move || decide(&all_states, all_nodes, &all_pools, now)).await
+    else {
+        return Ok(IDLE);
+    };
     let by_name: HashMap<String, &Arc<NicNodeState>> =
         states.iter().map(|s| (s.name_any(), s)).collect();
-    // every Node counts towards its pool's size (percentages), whether or not it has a node
-    // state; a node state whose Node is gone still releases its slot
-    let names: BTreeSet<&String> = nodes.keys().chain(by_name.keys()).collect();
-    let inputs: Vec<NodeDrainState<'_>> = names
-        .iter()
-        .map(|name| {
-            let (request, requested_at, grant) = by_name
-                .get(*name)
-                .map_or((DrainRequest::None, None, DrainGrant::None), |s| {
-                    drain_annotations(s)
-                });
-            let retry_after = by_name.get(*name).and_then(|s| drain_times(s).1);
-            NodeDrainState {
-                name,
-                labels: nodes.get(*name).map_or(&no_labels, |n| n.labels()),
-                request,
-                requested_at,
-                grant,
-                retry_after,
-            }
-        })
-        .collect();
-    let now = (ctx.now)();
-    let decision = grant(&inputs, &pools, now);
     let drain_enabled = ctx.stores.drain_enabled();
     let mut first_error: Option<Error> = None;
     let mut keep = |r: Result<(), Error>| {
@@ -396,6 +375,44 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
     }
 }
 
+/// The grant decision over every node and node state (see [`planner::grant`]), and the Nodes
+/// by name.
+fn decide(
+    states: &[Arc<NicNodeState>],
+    nodes: Vec<Arc<Node>>,
+    pools: &[NicPool],
+    now: Timestamp,
+) -> (HashMap<String, Arc<Node>>, GrantDecision) {
+    let nodes: HashMap<String, Arc<Node>> = nodes.into_iter().map(|n| (n.name_any(), n)).collect();
+    let no_labels = BTreeMap::new();
+    let by_name: HashMap<String, &Arc<NicNodeState>> =
+        states.iter().map(|s| (s.name_any(), s)).collect();
+    // every Node counts towards its pool's size (percentages), whether or not it has a node
+    // state; a node state whose Node is gone still releases its slot
+    let names: BTreeSet<&String> = nodes.keys().chain(by_name.keys()).collect();
+    let inputs: Vec<NodeDrainState<'_>> = names
+        .iter()
+        .map(|name| {
+            let (request, requested_at, grant) = by_name
+                .get(*name)
+                .map_or((DrainRequest::None, None, DrainGrant::None), |s| {
+                    drain_annotations(s)
+                });
+            let retry_after = by_name.get(*name).and_then(|s| drain_times(s).1);
+            NodeDrainState {
+                name,
+                labels: nodes.get(*name).map_or(&no_labels, |n| n.labels()),
+                request,
+                requested_at,
+                grant,
+                retry_after,
+            }
+        })
+        .collect();
+    let decision = grant(&inputs, pools, now);
+    (nodes, decision)
+}
+
 /// `smartnic.io/drain-grant: <grant>` plus the operator's other drain annotations in `times`
 /// (a JSON object; `null` removes one), conditional on `resource_version` when given.
 /// Returns the object's new resourceVersion.
@@ -432,8 +449,8 @@ async fn set_grant(
     Ok(updated.resource_version())
 }
 
-/// Which pods a drain removes from a node.
-pub fn must_leave(pod: &Pod, request: DrainRequest, prefix: &str) -> bool {
+/// Whether a drain may evict the pod at all: not finished, not a mirror pod, not a DaemonSet's.
+fn evictable(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     if matches!(phase, Some("Succeeded" | "Failed")) {
         return false;
@@ -445,7 +462,13 @@ pub fn must_leave(pod: &Pod, request: DrainRequest, prefix: &str) -> bool {
         return false;
     }
     // kubectl drain --ignore-daemonsets: the DaemonSet controller would recreate them at once
-    if pod.owner_references().iter().any(|o| o.kind == "DaemonSet") {
+    !pod.owner_references().iter().any(|o| o.kind == "DaemonSet")
+}
+
+/// Which pods a drain removes from a node, counting as VF users only the pods that request
+/// `<prefix>/*` resources (see [`must_leave_for`] for the PF users too).
+pub fn must_leave(pod: &Pod, request: DrainRequest, prefix: &str) -> bool {
+    if !evictable(pod) {
         return false;
     }
     match request {
@@ -453,6 +476,34 @@ pub fn must_leave(pod: &Pod, request: DrainRequest, prefix: &str) -> bool {
         DrainRequest::Reboot => true,
         DrainRequest::EvictVfPods => uses_resources_with_prefix(pod, prefix),
     }
+}
+
+/// What makes a pod a user of a node's NICs for an `evict-vf-pods` drain.
+pub struct NicUsers<'a> {
+    /// Extended-resource prefix: pods requesting `<prefix>/*` use VFs.
+    pub prefix: &'a str,
+    /// Every `NicNetwork`: a pod naming a `macvlan`/`ipvlan` one whose master is in `pfs` uses
+    /// that PF.
+    pub networks: &'a [NicNetwork],
+    /// Netdev names of the PFs the drain is for (those the node's spec configures).
+    pub pfs: &'a BTreeSet<String>,
+}
+
+/// Which pods a drain removes from a node: [`must_leave`], and for `evict-vf-pods` also the
+/// pods whose `macvlan`/`ipvlan` interfaces hang off one of the node's configured PFs
+/// ([`planner::uses_pf_through_networks`]): changing the PF takes their link away too.
+pub fn must_leave_for(pod: &Pod, request: DrainRequest, users: &NicUsers<'_>) -> bool {
+    must_leave(pod, request, users.prefix)
+        || (matches!(request, DrainRequest::EvictVfPods)
+            && evictable(pod)
+            && planner::uses_pf_through_networks(
+                pod.annotations()
+                    .get(planner::ANNOTATION_NETWORKS)
+                    .map(String::as_str),
+                pod.namespace().as_deref().unwrap_or_default(),
+                users.networks,
+                users.pfs,
+            ))
 }
 
 /// Whether a container of the pod requests or limits a `<prefix>/...` extended resource.
@@ -537,10 +588,28 @@ async fn progress(
             node: name.clone(),
             source,
         })?;
+    let networks: Vec<NicNetwork> = ctx
+        .stores
+        .networks
+        .state()
+        .iter()
+        .map(|n| (**n).clone())
+        .collect();
+    let pfs: BTreeSet<String> = s
+        .spec
+        .interfaces
+        .iter()
+        .filter_map(|i| i.name.clone())
+        .collect();
+    let users = NicUsers {
+        prefix,
+        networks: &networks,
+        pfs: &pfs,
+    };
     let leaving: Vec<&Pod> = list
         .items
         .iter()
-        .filter(|p| must_leave(p, request, prefix))
+        .filter(|p| must_leave_for(p, request, &users))
         .collect();
     if leaving.is_empty() {
         let msg = match request {
@@ -548,7 +617,9 @@ async fn progress(
                 "node drained; the agent may apply the change and reboot".to_owned()
             }
             _ => {
-                format!("no pod uses {prefix}/* resources any more; the agent may apply the change")
+                format!(
+                    "no pod uses {prefix}/* resources or a macvlan/ipvlan network on the node's PFs any more; the agent may apply the change"
+                )
             }
         };
         rv = set_draining_condition(
@@ -1456,6 +1527,59 @@ mod tests {
             &p(pod("a", "vf", Some("smartnic.io/x"), None)),
             DrainRequest::None,
             "smartnic.io"
+        ));
+    }
+
+    #[test]
+    fn evict_vf_pods_takes_pods_on_a_macvlan_of_a_configured_pf() {
+        let p = |v: Value| serde_json::from_value::<Pod>(v).unwrap();
+        let mut mv = NicNetwork::new(
+            "mv",
+            crds::NicNetworkSpec {
+                mode: crds::link::NetworkMode::Macvlan,
+                master: Some("ens1f0".into()),
+                ..Default::default()
+            },
+        );
+        mv.metadata.namespace = Some("a".into());
+        let networks = [mv];
+        let pfs: BTreeSet<String> = ["ens1f0".to_owned()].into();
+        let users = NicUsers {
+            prefix: "smartnic.io",
+            networks: &networks,
+            pfs: &pfs,
+        };
+        let on = |owner: Option<&str>| {
+            let mut v = pod("a", "web", None, owner);
+            v["metadata"]["annotations"] = json!({"k8s.v1.cni.cncf.io/networks": "mv@net1"});
+            p(v)
+        };
+        assert!(must_leave_for(&on(None), DrainRequest::EvictVfPods, &users));
+        assert!(!must_leave(
+            &on(None),
+            DrainRequest::EvictVfPods,
+            "smartnic.io"
+        ));
+        assert!(!must_leave_for(
+            &on(Some("DaemonSet")),
+            DrainRequest::EvictVfPods,
+            &users
+        ));
+        assert!(!must_leave_for(&on(None), DrainRequest::None, &users));
+        let other_pf: BTreeSet<String> = ["ens2f0".to_owned()].into();
+        let elsewhere = NicUsers {
+            pfs: &other_pf,
+            ..users
+        };
+        assert!(!must_leave_for(
+            &on(None),
+            DrainRequest::EvictVfPods,
+            &elsewhere
+        ));
+        assert!(must_leave_for(
+            &p(pod("a", "vf", Some("smartnic.io/x"), None)),
+            DrainRequest::EvictVfPods,
+            &elsewhere
         ));
     }
 }

@@ -16,15 +16,19 @@
 //!
 //! Per-object controllers ([`node_state`], [`network`]) run on kube-runtime's `applier` (no two
 //! concurrent reconciles of one object, debounced triggers); the cluster-wide ones ([`drain`],
-//! [`status`]) are single loops with a debounce. All of them run only on the leader
-//! ([`crate::leader`]); every write uses the field manager `smartnic.io/operator`.
+//! [`status`]) are single loops with a debounce that plan off the async runtime
+//! ([`off_runtime`]). Each runs in its own task, only on the leader ([`crate::leader`]); every
+//! write uses the field manager `smartnic.io/operator`.
 
 pub mod drain;
 #[cfg(test)]
 pub(crate) mod fixtures;
+#[cfg(test)]
+mod load_tests;
 pub mod network;
 pub mod node_state;
 pub mod status;
+pub mod tally;
 pub mod triggers;
 pub mod watches;
 
@@ -82,6 +86,11 @@ pub(crate) fn is_conflict(e: &kube::Error) -> bool {
 
 /// Runs every controller until `changes` ends or the future is dropped (on shutdown or loss of
 /// leadership). Waits for the caches first, so no decision is taken on a partial view.
+///
+/// Each controller runs in its own task, so that a slow one (a whole-cluster pass, an API
+/// server that answers slowly) never holds up the others, nor the watches and the leader
+/// election that run in tasks of their own. Dropping the returned future aborts every
+/// controller task at its next await point: after a lost lease nothing more is written.
 pub async fn run(ctx: Arc<Context>, triggers: Triggers) {
     // subscribe before waiting so that nothing published meanwhile is lost
     let node_changes = triggers.subscribe();
@@ -93,24 +102,60 @@ pub async fn run(ctx: Arc<Context>, triggers: Triggers) {
         return;
     }
     tracing::info!("caches ready; starting controllers");
-    tokio::join!(
-        run_node_state(ctx.clone(), node_changes),
-        run_network(ctx.clone(), network_changes),
-        run_singleton(
+    let tasks = AbortOnDrop(vec![
+        tokio::spawn(run_node_state(ctx.clone(), node_changes)),
+        tokio::spawn(run_network(ctx.clone(), network_changes)),
+        tokio::spawn(run_singleton(
             drain::CONTROLLER,
             ctx.clone(),
             drain_changes,
             drain::relevant,
-            drain::reconcile
-        ),
-        run_singleton(
+            drain::reconcile,
+        )),
+        tokio::spawn(run_singleton(
             status::CONTROLLER,
             ctx,
             status_changes,
             status::relevant,
-            status::reconcile
-        ),
-    );
+            status::reconcile,
+        )),
+    ]);
+    tasks.join().await;
+}
+
+/// Tasks aborted when this is dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl AbortOnDrop {
+    /// Waits for every task; a panic in one is logged (the others keep running).
+    async fn join(mut self) {
+        for t in &mut self.0 {
+            if let Err(e) = t.await
+                && e.is_panic()
+            {
+                tracing::error!(error = %e, "controller task panicked");
+            }
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Runs CPU-bound work (a whole-cluster planning pass) on the blocking pool, off the async
+/// worker threads that serve the watches, the webhook and the lease renewals. `None` when the
+/// runtime is shutting down; a panic in `f` is resumed here.
+pub async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => Some(v),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
+    }
 }
 
 async fn run_node_state(
@@ -171,13 +216,16 @@ async fn run_network(
     .await;
 }
 
-/// Runs a cluster-wide reconcile: at start, after every relevant change (debounced), and when
-/// the previous run asked for it (`Ok(delay)`); after an error, with exponential backoff.
+/// Runs a cluster-wide reconcile: at start, after every relevant change (debounced: a burst of
+/// changes is one pass), and when the previous run asked for it (`Ok(delay)`); after an error,
+/// with exponential backoff. `relevant` sees every change (also those merged into a burst), so
+/// a controller can note what it makes stale; a pass woken by the clock counts as a
+/// [`Change::Resync`].
 async fn run_singleton<F, Fut, E>(
     name: &'static str,
     ctx: Arc<Context>,
     mut changes: impl Stream<Item = Change> + Send + Unpin,
-    relevant: fn(&Change) -> bool,
+    relevant: fn(&Context, &Change) -> bool,
     reconcile: F,
 ) where
     F: Fn(Arc<Context>) -> Fut,
@@ -187,16 +235,23 @@ async fn run_singleton<F, Fut, E>(
     let mut next = Instant::now();
     loop {
         tokio::select! {
-            () = tokio::time::sleep_until(next) => {}
+            () = tokio::time::sleep_until(next) => {
+                relevant(&ctx, &Change::Resync);
+            }
             c = changes.next() => match c {
                 None => return,
-                Some(c) if relevant(&c) => {
+                Some(c) if relevant(&ctx, &c) => {
                     // merge the burst this change belongs to
                     let deadline = Instant::now() + DEBOUNCE;
                     loop {
                         tokio::select! {
                             () = tokio::time::sleep_until(deadline) => break,
-                            c = changes.next() => if c.is_none() { return },
+                            c = changes.next() => match c {
+                                None => return,
+                                Some(c) => {
+                                    relevant(&ctx, &c);
+                                }
+                            },
                         }
                     }
                 }

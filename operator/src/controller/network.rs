@@ -354,14 +354,14 @@ pub(crate) fn affected(change: Change, ctx: &Context) -> Vec<ObjectRef<NicNetwor
     match change {
         Change::Network(r) | Change::Nad(r) => vec![r],
         // a policy can open or close a resource to namespaces
-        Change::OperatorConfig | Change::Policy | Change::Resync => ctx
+        Change::OperatorConfig | Change::Policy(_) | Change::Resync => ctx
             .stores
             .networks
             .state()
             .iter()
             .map(|n| ObjectRef::from_obj(&**n))
             .collect(),
-        Change::Node(_) | Change::NodeState(_) | Change::Pool => Vec::new(),
+        Change::Node(_) | Change::NodeState(_) | Change::NodeDrain(_) | Change::Pool => Vec::new(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Node-state controller: one reconcile per Node, writing that node's `NicNodeState.spec`.
 //!
-//! Triggered by the Node (labels), its `NicNodeState` (the agent's inventory in `status`), and
-//! every `NicPolicy` change (fanned out to all nodes). Inputs come from the caches; the planner
+//! Triggered by the Node (labels), its `NicNodeState` (the planning facts of the agent's
+//! inventory in `status`, see [`super::watches::node_state_changes`]: an agent's other status
+//! writes plan nothing), and a `NicPolicy` spec change (the nodes it selects before and after the
+//! change, not every node). Inputs come from the caches; the planner
 //! ([`planner::PolicySet::plan_node`]) decides; this module only writes:
 //!
 //! 1. `NicNodeState/<node>` by server-side apply (field manager `smartnic.io/operator`): labels
@@ -287,16 +289,27 @@ pub(crate) fn affected(change: super::triggers::Change, ctx: &Context) -> Vec<Ob
     use super::triggers::Change;
     match change {
         Change::Node(n) | Change::NodeState(n) => vec![ObjectRef::new(&n)],
+        // a policy decides only on the nodes it selects, before or after its change
+        Change::Policy(p) => {
+            let selectors = p.compiled();
+            ctx.stores
+                .nodes
+                .state()
+                .iter()
+                .filter(|n| selectors.iter().any(|s| s.matches(n.labels())))
+                .map(|n| ObjectRef::from_obj(&**n))
+                .collect()
+        }
         // the operator configuration holds the resource prefix and the agent node selector,
         // and a pool the RDMA mode, all part of the nodes' specs
-        Change::Policy | Change::OperatorConfig | Change::Pool | Change::Resync => ctx
+        Change::OperatorConfig | Change::Pool | Change::Resync => ctx
             .stores
             .nodes
             .state()
             .iter()
             .map(|n| ObjectRef::from_obj(&**n))
             .collect(),
-        Change::Network(_) | Change::Nad(_) => Vec::new(),
+        Change::NodeDrain(_) | Change::Network(_) | Change::Nad(_) => Vec::new(),
     }
 }
 

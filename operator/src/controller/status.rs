@@ -2,8 +2,11 @@
 //! release of orphaned node states. One reconcile after any policy, node, node-state or
 //! configuration change (debounced), and every five minutes.
 //!
-//! - **Policy status.** Every node is planned once with the compiled policies (the same
-//!   [`planner::PolicySet`] the node-state controller uses), and the rejections are
+//! - **Policy status.** Each node is planned with the compiled policies (the same
+//!   [`planner::PolicySet`] the node-state controller uses) and its selections and rejections
+//!   are kept per node ([`Memo`]); a pass plans again only the nodes that changed (labels, the
+//!   planning facts of their inventory, the nodes a changed policy selects; every node at start,
+//!   after a configuration change and every five minutes), off the async runtime. The tallies are
 //!   grouped by policy: `selectedNodes`, `rejectedNodes`, the first 20 rejections (node, PF,
 //!   `field: reason`), `Valid` (the single-object checks the webhook also runs, so a cluster
 //!   without the webhook still shows bad input) and `Applied`. Also the `policy_rejections`
@@ -20,22 +23,25 @@
 //! Every write is skipped when the cached object already says the same thing.
 
 use std::{
-    collections::{BTreeSet, HashMap},
-    sync::Arc,
+    collections::HashSet,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use crds::{
     CONDITION_APPLIED, CONDITION_VALID, FINALIZER_NODE_STATE, NicNodeState, NicOperatorConfig,
     NicPolicy,
-    inventory::NicInventory,
     operator_config::NicOperatorConfigStatus,
     policy::{NicPolicyStatus, PolicyRejectionStatus},
 };
 use kube::{Api, ResourceExt, api::Patch, runtime::reflector::ObjectRef};
 use serde_json::json;
 
-use super::{ReconcileError, apply_params, is_conflict, merge_params, triggers::Change};
+use super::{
+    ReconcileError, apply_params, is_conflict, merge_params,
+    tally::{Dirty, NodeOutcome, PolicyCounts, Tallies},
+    triggers::Change,
+};
 use planner::conditions::{self, Cond};
 use planner::validate::{to_message, validate_operator_config};
 
@@ -114,29 +120,97 @@ impl ReconcileError for Error {
     }
 }
 
-/// Whether a change can affect what this controller writes.
-pub fn relevant(c: &Change) -> bool {
-    matches!(
-        c,
-        Change::Policy
-            | Change::Node(_)
-            | Change::NodeState(_)
-            | Change::OperatorConfig
-            | Change::Resync
-    )
+/// Whether a change can affect what this controller writes; records which nodes it makes
+/// stale.
+pub fn relevant(ctx: &Context, c: &Change) -> bool {
+    ctx.status_memo.note(c)
 }
 
-#[derive(Default)]
-struct PolicyTally {
-    selected: u32,
-    rejected_nodes: BTreeSet<String>,
-    rejections: Vec<PolicyRejectionStatus>,
+/// What the status controller keeps between passes: each node's contribution to the policy
+/// status ([`Tallies`]) and the nodes that changed since the last pass ([`Dirty`]). A pass plans
+/// only the stale nodes: one agent's inventory change costs one node's plan, not the cluster's.
+#[derive(Debug, Default)]
+pub struct Memo {
+    dirty: Mutex<Dirty>,
+    tallies: Mutex<Tallies>,
+}
+
+impl Memo {
+    /// Records what `change` makes stale; whether the policy status may change because of it.
+    pub fn note(&self, change: &Change) -> bool {
+        lock(&self.dirty).note(change)
+    }
+
+    /// Plans the stale nodes (every node after a resync) and updates their tallies. Returns the
+    /// nodes planned, `None` for all of them. CPU-bound: run it off the async runtime.
+    pub fn refresh(&self, ctx: &Context) -> Option<HashSet<String>> {
+        let dirty = std::mem::replace(&mut *lock(&self.dirty), Dirty::clean());
+        let all = dirty.all;
+        let set = ctx.policy_set();
+        let config = ctx.stores.operator_config();
+        let mut tallies = lock(&self.tallies);
+        let names: HashSet<String> = if dirty.all {
+            ctx.stores
+                .nodes
+                .state()
+                .iter()
+                .map(|n| n.name_any())
+                .chain(tallies.nodes().map(str::to_owned))
+                .collect()
+        } else {
+            let mut names = dirty.nodes;
+            let selectors: Vec<_> = dirty.policies.iter().flat_map(|p| p.compiled()).collect();
+            if !selectors.is_empty() {
+                for n in ctx.stores.nodes.state() {
+                    if selectors.iter().any(|s| s.matches(n.labels())) {
+                        names.insert(n.name_any());
+                    }
+                }
+            }
+            names
+        };
+        for name in &names {
+            let outcome = ctx.stores.nodes.get(&ObjectRef::new(name)).map(|node| {
+                let state = ctx.stores.node_states.get(&ObjectRef::new(name));
+                let nics = state
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref())
+                    .map(|s| s.nics.as_slice())
+                    .unwrap_or_default();
+                let mut plan = set.plan_nics(node.labels(), nics);
+                if !planner::agent_runs_on(config.as_ref().map(|c| &c.spec), node.labels()) {
+                    plan = planner::outside_agent_nodes(plan);
+                }
+                NodeOutcome::of(plan)
+            });
+            tallies.set(name, outcome);
+        }
+        (!all).then_some(names)
+    }
+
+    fn counts(&self, policy: &str) -> PolicyCounts {
+        lock(&self.tallies).policy(policy, MAX_LISTED_REJECTIONS)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One status pass. Returns the delay until the next pass.
 #[tracing::instrument(skip_all)]
 pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
     let _timer = ctx.metrics.reconcile_started(CONTROLLER);
+    let c = ctx.clone();
+    let Some(planned) = super::off_runtime(move || c.status_memo.refresh(&c)).await else {
+        return Ok(RESYNC);
+    };
+    tracing::debug!(
+        planned = planned
+            .as_ref()
+            .map_or("all".to_owned(), |p| p.len().to_string()),
+        "policy tallies refreshed"
+    );
     let mut first_error = None;
     if let Err(e) = policy_statuses(&ctx).await {
         first_error.get_or_insert(e);
@@ -144,7 +218,7 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
     if let Err(e) = config_status(&ctx).await {
         first_error.get_or_insert(e);
     }
-    if let Err(e) = release_orphans(&ctx).await {
+    if let Err(e) = release_orphans(&ctx, planned.as_ref()).await {
         first_error.get_or_insert(e);
     }
     first_error.map_or(Ok(RESYNC), Err)
@@ -152,41 +226,12 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
 
 async fn policy_statuses(ctx: &Context) -> Result<(), Error> {
     let set = ctx.policy_set();
-    let mut tally: HashMap<String, PolicyTally> = HashMap::new();
-    for node in ctx.stores.nodes.state() {
-        let name = node.name_any();
-        let inventory = NicInventory {
-            nics: ctx
-                .stores
-                .node_states
-                .get(&ObjectRef::new(&name))
-                .and_then(|s| s.status.as_ref().map(|st| st.nics.clone()))
-                .unwrap_or_default(),
-        };
-        let mut plan = set.plan_node(node.labels(), &inventory);
-        let config = ctx.stores.operator_config();
-        if !planner::agent_runs_on(config.as_ref().map(|c| &c.spec), node.labels()) {
-            plan = planner::outside_agent_nodes(plan);
-        }
-        for p in plan.selected_policies {
-            tally.entry(p).or_default().selected += 1;
-        }
-        for r in plan.rejections {
-            let t = tally.entry(r.policy.clone()).or_default();
-            t.rejected_nodes.insert(name.clone());
-            t.rejections.push(PolicyRejectionStatus {
-                node: name.clone(),
-                pf: r.pf.clone(),
-                reason: format!("{}: {}", r.field, r.reason),
-            });
-        }
-    }
     let mut first_error = None;
     for policy in ctx.stores.policies.state() {
         let name = policy.name_any();
-        let t = tally.remove(&name).unwrap_or_default();
+        let t = ctx.status_memo.counts(&name);
         let invalid = set.invalid().iter().find(|i| i.name == name);
-        let rejected = u32::try_from(t.rejected_nodes.len()).unwrap_or(u32::MAX);
+        let rejected = t.rejected;
         ctx.metrics
             .policy_rejections
             .get_or_create(&PolicyLabels {
@@ -213,10 +258,7 @@ async fn policy_statuses(ctx: &Context) -> Result<(), Error> {
                 ),
             ],
             None => {
-                let first = t
-                    .rejections
-                    .iter()
-                    .min_by(|a, b| (&a.node, &a.pf).cmp(&(&b.node, &b.pf)));
+                let first = t.first.first();
                 vec![
                     Cond::new(CONDITION_VALID, true, "Valid", "spec passed validation"),
                     Cond::new(
@@ -237,11 +279,8 @@ async fn policy_statuses(ctx: &Context) -> Result<(), Error> {
                 ]
             }
         };
-        let mut rejections = t.rejections;
-        rejections.sort_by(|a, b| (&a.node, &a.pf, &a.reason).cmp(&(&b.node, &b.pf, &b.reason)));
-        rejections.truncate(MAX_LISTED_REJECTIONS);
         if let Err(e) =
-            write_policy_status(ctx, &policy, &conds, t.selected, rejected, rejections).await
+            write_policy_status(ctx, &policy, &conds, t.selected, rejected, t.first).await
         {
             first_error.get_or_insert(e);
         }
@@ -312,9 +351,18 @@ async fn config_status(ctx: &Context) -> Result<(), Error> {
     first_error.map_or(Ok(()), Err)
 }
 
-async fn release_orphans(ctx: &Context) -> Result<(), Error> {
+/// Releases the node states of deleted Nodes among `nodes` (every node state when `None`): a
+/// node becomes an orphan only through a change to its Node or node state, which marks it stale.
+async fn release_orphans(ctx: &Context, nodes: Option<&HashSet<String>>) -> Result<(), Error> {
     let mut first_error = None;
-    for s in ctx.stores.node_states.state() {
+    let states = match nodes {
+        None => ctx.stores.node_states.state(),
+        Some(names) => names
+            .iter()
+            .filter_map(|n| ctx.stores.node_states.get(&ObjectRef::new(n)))
+            .collect(),
+    };
+    for s in states {
         let name = s.name_any();
         if s.metadata.deletion_timestamp.is_none()
             || !s.finalizers().iter().any(|f| f == FINALIZER_NODE_STATE)
