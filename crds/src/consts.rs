@@ -82,6 +82,13 @@ pub const LABEL_NETWORK: &str = "smartnic.io/network";
 /// Node label the operator sets to `true` when the node's device-plugin configuration has at least
 /// one resource pool; the device-plugin DaemonSet selects on it.
 pub const LABEL_DEVICE_PLUGIN: &str = "smartnic.io/device-plugin";
+/// The node components' DaemonSets in the operator's namespace (`deploy/`), whose pod
+/// `nodeSelector` the operator keeps equal to `NicOperatorConfig.spec.nodeSelector`.
+pub const DAEMONSET_AGENT: &str = "smartnic-agent";
+/// See [`DAEMONSET_AGENT`]; this one also selects on [`LABEL_DEVICE_PLUGIN`].
+pub const DAEMONSET_DEVICE_PLUGIN: &str = "smartnic-device-plugin";
+/// See [`DAEMONSET_AGENT`].
+pub const DAEMONSET_CNI: &str = "smartnic-cni-installer";
 /// The well-known node label holding the operating system (`linux`).
 pub const LABEL_OS: &str = "kubernetes.io/os";
 

@@ -49,8 +49,10 @@ pub struct NicOperatorConfigSpec {
     /// Nodes the node agent, the device plugin and the CNI plugin run on: a plain label map as in
     /// a pod's `nodeSelector` (every label must match). The operator plans NIC configuration only
     /// for these nodes: another node gets no `NicNodeState` (an existing one is emptied), and a
-    /// `NicPolicy` selecting it lists it as rejected in its status. Deploy the agent, device-plugin
-    /// and CNI DaemonSets with the same selector. Default: every Linux node
+    /// `NicPolicy` selecting it lists it as rejected in its status. The operator sets the pod
+    /// `nodeSelector` of the agent and CNI-installer DaemonSets in its namespace to this map, and
+    /// of the device-plugin DaemonSet to this map plus `smartnic.io/device-plugin: "true"`.
+    /// Default: every Linux node
     /// (`kubernetes.io/os: linux`); without a `NicOperatorConfig` object, every node.
     #[serde(default = "default_node_selector")]
     #[schemars(extend("maxProperties" = 32))]

@@ -115,6 +115,49 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
                 Some(LEASE),
             ),
             c("coordination.k8s.io", "leases", "create", Some(NS), None),
+            // controller/placement.rs: the node DaemonSets follow the config's nodeSelector
+            c(
+                "apps",
+                "daemonsets",
+                "get",
+                Some(NS),
+                Some("smartnic-agent"),
+            ),
+            c(
+                "apps",
+                "daemonsets",
+                "patch",
+                Some(NS),
+                Some("smartnic-agent"),
+            ),
+            c(
+                "apps",
+                "daemonsets",
+                "get",
+                Some(NS),
+                Some("smartnic-device-plugin"),
+            ),
+            c(
+                "apps",
+                "daemonsets",
+                "patch",
+                Some(NS),
+                Some("smartnic-device-plugin"),
+            ),
+            c(
+                "apps",
+                "daemonsets",
+                "get",
+                Some(NS),
+                Some("smartnic-cni-installer"),
+            ),
+            c(
+                "apps",
+                "daemonsets",
+                "patch",
+                Some(NS),
+                Some("smartnic-cni-installer"),
+            ),
         ],
         "smartnic-agent" => vec![
             // cluster.rs ensure_node_state: the Node's uid for the owner reference

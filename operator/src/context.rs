@@ -225,6 +225,8 @@ pub struct Context {
     pub now: fn() -> Timestamp,
     /// What the status controller keeps between passes.
     pub(crate) status_memo: crate::controller::status::Memo,
+    /// The configuration whose node-DaemonSet placement was last carried out.
+    pub(crate) placed: crate::controller::placement::Placed,
     policy_cache: Mutex<Option<PolicyCache>>,
 }
 
@@ -259,6 +261,7 @@ impl Context {
             backoff: Backoff::default(),
             now: Timestamp::now,
             status_memo: Default::default(),
+            placed: Default::default(),
             policy_cache: Mutex::new(None),
         }
     }

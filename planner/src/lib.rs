@@ -25,6 +25,7 @@ pub mod facts;
 pub mod fixtures;
 pub mod nad;
 pub mod node_settings;
+pub mod placement;
 pub mod pod_networks;
 pub mod priority;
 pub mod selector;

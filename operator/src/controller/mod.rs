@@ -27,6 +27,7 @@ pub(crate) mod fixtures;
 mod load_tests;
 pub mod network;
 pub mod node_state;
+pub mod placement;
 pub mod status;
 pub mod tally;
 pub mod triggers;

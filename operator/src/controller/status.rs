@@ -79,6 +79,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Setting a node DaemonSet's nodeSelector failed.
+    #[error(transparent)]
+    Placement(#[from] super::placement::Error),
     /// Writing the operator configuration's status failed.
     #[error("cannot apply status of NicOperatorConfig {name}: {source}")]
     ConfigStatus {
@@ -97,6 +100,7 @@ impl Error {
             Self::PolicyStatus { .. } => "policystatus",
             Self::ConfigStatus { .. } => "configstatus",
             Self::ReleaseOrphan { .. } => "releaseorphan",
+            Self::Placement(_) => "placement",
         }
     }
 }
@@ -217,6 +221,9 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
     }
     if let Err(e) = config_status(&ctx).await {
         first_error.get_or_insert(e);
+    }
+    if let Err(e) = super::placement::place(&ctx).await {
+        first_error.get_or_insert(e.into());
     }
     if let Err(e) = release_orphans(&ctx, planned.as_ref()).await {
         first_error.get_or_insert(e);
