@@ -21,12 +21,16 @@ pub mod rdma;
 pub mod run;
 pub mod run_decide;
 pub mod run_host;
+pub mod run_overlay;
+pub mod run_overlay_decide;
 pub mod run_serve;
 pub mod state;
 pub mod users;
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod run_overlay_tests;
 #[cfg(test)]
 mod run_tests;
 #[cfg(test)]
