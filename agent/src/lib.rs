@@ -7,6 +7,8 @@
 //!   thread, recording progress in the [`state`] file and keeping the device-plugin hand-off
 //!   file ([`handoff`]) limited to VFs that are in place.
 //! - [`firmware`] is the firmware step (NVIDIA NV-config) with its reboot-loop guard.
+//! - [`run`] is the cluster loop; [`run_overlay`] (opt-in, `--tunnel-uplink`) publishes the
+//!   node's Geneve tunnel endpoint and keeps the overlay's peers from the other nodes'.
 
 pub mod cluster;
 pub mod executor;

@@ -8,7 +8,8 @@
 //!    grant with backoff, at most [`LoopConfig::drain_wait`]), the host discovered and planned
 //!    again right before applying → execute (each PF on its own thread; the hand-off file
 //!    without a PF's pools before a step that disturbs its VFs) → one event per plan → status by
-//!    server-side apply, only when it changed → drain released;
+//!    server-side apply, only when it changed (with `--tunnel-uplink`, the uplink's address as
+//!    `status.tunnelEndpoint` in the same apply: [`crate::run_overlay`]) → drain released;
 //! 3. between passes ([`Agent::run`]): a watch of its own `NicNodeState` (field selector on
 //!    `metadata.name`) starts a pass when the spec or the drain annotations change, and a
 //!    periodic resync starts one anyway.
