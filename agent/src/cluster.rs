@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 
 use crds::{
     ANNOTATION_DRAIN_GRANT, ANNOTATION_DRAIN_REQUEST, ANNOTATION_DRAIN_REQUESTED_AT,
-    CONDITION_SYNCED, DrainGrant, DrainRequest, FIELD_MANAGER_AGENT, LABEL_MANAGED_BY, LABEL_NODE,
-    MANAGED_BY, NicNodeState,
+    CONDITION_SYNCED, CONDITION_TUNNEL_ENDPOINT, DrainGrant, DrainRequest, FIELD_MANAGER_AGENT,
+    LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY, NicNodeState,
     inventory::Nic,
     k8s::jiff::Timestamp,
-    node_state::{NicNodeStateStatus, SyncStatus, TunnelEndpoint},
+    node_state::{NicNodeStateStatus, SyncStatus},
 };
 use k8s_openapi::api::core::v1::Node;
 use kube::{
@@ -36,6 +36,7 @@ use planner::{
 use serde_json::json;
 
 use crate::run_decide::SyncReport;
+use crate::run_overlay_decide::TunnelReport;
 
 /// A failed API call, naming the object.
 #[derive(Debug, thiserror::Error)]
@@ -154,27 +155,29 @@ pub fn build_status(
 }
 
 /// The status the agent applies: `nics`, what `report` says (sync status, `Synced` condition
-/// at `generation`), and the node's tunnel endpoint when the overlay publishes one (the agent
-/// owns `status` as a whole under its field manager: a field left out of an apply is removed).
+/// at `generation`), and, when the agent runs the overlay (`tunnel`), the node's tunnel endpoint
+/// and the `TunnelEndpoint` condition (the agent owns `status` as a whole under its field
+/// manager: a field left out of an apply is removed, so both go into every apply).
 pub fn status_of(
     current: Option<&NicNodeStateStatus>,
     nics: Vec<Nic>,
     report: &SyncReport,
-    tunnel_endpoint: Option<TunnelEndpoint>,
+    tunnel: Option<&TunnelReport>,
     generation: Option<i64>,
     now: Timestamp,
 ) -> NicNodeStateStatus {
-    let cond = Cond::new(
+    let mut conds = vec![Cond::new(
         CONDITION_SYNCED,
         report.status == SyncStatus::Succeeded,
         report.reason,
         report.message.clone(),
-    );
+    )];
+    conds.extend(tunnel.map(|t| t.condition.clone()));
     let existing: Vec<_> = current
         .map(|c| c.conditions.as_slice())
         .unwrap_or_default()
         .iter()
-        .filter(|c| c.type_ == CONDITION_SYNCED)
+        .filter(|c| conds.iter().any(|n| n.type_ == c.type_))
         .cloned()
         .collect();
     NicNodeStateStatus {
@@ -182,17 +185,32 @@ pub fn status_of(
         sync_status: Some(report.status),
         last_sync_error: report.error.clone(),
         applied_generation: report.applied_generation,
-        conditions: merge(&existing, &[cond], generation, now),
-        tunnel_endpoint,
+        conditions: merge(&existing, &conds, generation, now),
+        tunnel_endpoint: tunnel.and_then(|t| t.endpoint.clone()),
     }
 }
 
-/// The part of a status the agent owns (its `Synced` condition, not the operator's ones), to
-/// compare with what it would write.
+/// The part of a status the agent owns (its `Synced` and `TunnelEndpoint` conditions, not the
+/// operator's ones), to compare with what it would write.
 pub fn agent_part(status: &NicNodeStateStatus) -> NicNodeStateStatus {
     let mut s = status.clone();
-    s.conditions.retain(|c| c.type_ == CONDITION_SYNCED);
+    s.conditions
+        .retain(|c| c.type_ == CONDITION_SYNCED || c.type_ == CONDITION_TUNNEL_ENDPOINT);
     s
+}
+
+/// Whether the agent's field manager owns `status.tunnelEndpoint` of `state` (from its
+/// `managedFields`): an agent run without `--tunnel-uplink` then removes the endpoint an
+/// earlier run published, and leaves alone one that another manager set.
+pub fn agent_owns_tunnel_endpoint(state: &NicNodeState) -> bool {
+    state
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER_AGENT))
+        .filter_map(|m| m.fields_v1.as_ref())
+        .any(|f| f.0.pointer("/f:status/f:tunnelEndpoint").is_some())
 }
 
 /// Whether two statuses say the same thing (condition timestamps aside).

@@ -8,7 +8,8 @@
 //!    grant with backoff, at most [`LoopConfig::drain_wait`]), the host discovered and planned
 //!    again right before applying → execute (each PF on its own thread; the hand-off file
 //!    without a PF's pools before a step that disturbs its VFs) → one event per plan → status by
-//!    server-side apply, only when it changed → drain released;
+//!    server-side apply, only when it changed (with `--tunnel-uplink`, the uplink's address as
+//!    `status.tunnelEndpoint` in the same apply: [`crate::run_overlay`]) → drain released;
 //! 3. between passes ([`Agent::run`]): a watch of its own `NicNodeState` (field selector on
 //!    `metadata.name`) starts a pass when the spec or the drain annotations change, and a
 //!    periodic resync starts one anyway.
@@ -25,7 +26,7 @@ use crds::{
     DrainRequest, NicNodeState,
     inventory::NicInventory,
     k8s::jiff::Timestamp,
-    node_state::{NicNodeStateSpec, NicNodeStateStatus, TunnelEndpoint},
+    node_state::{NicNodeStateSpec, NicNodeStateStatus},
 };
 use futures::StreamExt;
 use kube::{
@@ -34,7 +35,9 @@ use kube::{
 };
 use planner::apply::{HostPlan, Vendor, plan_host};
 
-use crate::cluster::{ClusterError, NodeApi, agent_part, drain_annotations, status_of};
+use crate::cluster::{
+    ClusterError, NodeApi, agent_owns_tunnel_endpoint, agent_part, drain_annotations, status_of,
+};
 use crate::executor::{ApplyReport, ExecError, Executor};
 use crate::files::FileError;
 use crate::firmware::Firmware;
@@ -45,6 +48,8 @@ use crate::run_decide::{
     local_next, local_refusal, next, release_drain, start_action, starts_pass,
 };
 use crate::run_host::NodeHost;
+use crate::run_overlay::TunnelConfig;
+use crate::run_overlay_decide::{TunnelReport, tunnel_report};
 use crate::state::{Startup, StateFile};
 
 /// Why a pass ended early.
@@ -332,10 +337,12 @@ pub struct Agent {
     readiness: Readiness,
     /// What the last pass saw of the spec and the drain annotations.
     seen: Option<Trigger>,
-    /// The overlay's tunnel endpoint of this node, published in the same status apply as the
-    /// inventory (the agent owns `status` under one field manager: a field left out of an apply
-    /// is removed). Set by the overlay hook; `None` until it is wired.
-    tunnel_endpoint: Option<TunnelEndpoint>,
+    /// The overlay's uplink (`--tunnel-uplink`); `None`: no overlay work.
+    tunnel: Option<TunnelConfig>,
+    /// What the last pass found on the uplink: the tunnel endpoint and its condition, published
+    /// in the same status apply as the inventory (the agent owns `status` under one field
+    /// manager: a field left out of an apply is removed).
+    tunnel_report: Option<TunnelReport>,
 }
 
 impl Agent {
@@ -356,8 +363,15 @@ impl Agent {
             clock: Timestamp::now,
             readiness: Readiness::at_start(&Startup::Fresh),
             seen: None,
-            tunnel_endpoint: None,
+            tunnel: None,
+            tunnel_report: None,
         }
+    }
+
+    /// The same publishing the tunnel endpoint of `tunnel`'s uplink in each pass.
+    pub fn with_tunnel(mut self, tunnel: TunnelConfig) -> Self {
+        self.tunnel = Some(tunnel);
+        self
     }
 
     /// The same with a fixed clock (tests).
@@ -414,7 +428,7 @@ impl Agent {
             last.as_ref(),
             inventory.nics.clone(),
             report,
-            self.tunnel_endpoint.clone(),
+            self.tunnel_report.as_ref(),
             generation,
             (self.clock)(),
         );
@@ -425,6 +439,26 @@ impl Agent {
         Ok(())
     }
 
+    /// With `--tunnel-uplink`: reads the uplink's address into the report the status applies
+    /// of this pass carry. A missing uplink or address withdraws the endpoint and says why in the
+    /// `TunnelEndpoint` condition (logged when it changes); the pass goes on.
+    async fn read_tunnel_endpoint(&mut self) {
+        let Some(t) = &self.tunnel else {
+            return;
+        };
+        let report = tunnel_report(&t.uplink, t.reader.read(&t.uplink).await);
+        if self.tunnel_report.as_ref() != Some(&report) {
+            match &report.endpoint {
+                Some(e) => tracing::info!(ip = %e.ip, uplink = %e.interface, "tunnel endpoint"),
+                None => tracing::warn!(
+                    uplink = %t.uplink,
+                    "{}", report.condition.message
+                ),
+            }
+        }
+        self.tunnel_report = Some(report);
+    }
+
     /// One pass. See the module documentation.
     pub async fn pass(&mut self) -> Result<PassOutcome, RunError> {
         let mut obj = self.api.get().await?;
@@ -432,11 +466,13 @@ impl Agent {
         let spec = obj.spec.clone();
         let (mut request, mut grant) = drain_annotations(&obj);
         let mut last = obj.status.as_ref().map(agent_part);
-        if self.tunnel_endpoint.is_none()
+        if self.tunnel.is_none()
+            && !agent_owns_tunnel_endpoint(&obj)
             && let Some(l) = last.as_mut()
         {
-            // not the agent's while it publishes none (another manager may own it): an apply
-            // without the field leaves it alone, and it does not make the status look changed
+            // another manager's (or nobody's): an apply without the field leaves it alone, and
+            // it does not make the status look changed. One an earlier run of this agent
+            // published is compared, so that the apply removes it.
             l.tunnel_endpoint = None;
         }
         let applied_generation = self
@@ -446,9 +482,7 @@ impl Agent {
             .applied_generation
             .or_else(|| last.as_ref().and_then(|s| s.applied_generation));
 
-        // Overlay: this is where the node's tunnel endpoint is found (and set into
-        // `self.tunnel_endpoint`, published with the status below) and the overlay peers of
-        // the other nodes are applied; it belongs to the offload crate and is not wired yet.
+        self.read_tunnel_endpoint().await;
 
         let mut planned = self.host.plan(&spec).await?;
         let mut fresh = true;

@@ -27,7 +27,7 @@ use crate::state::{AgentState, StateFile};
 const IGB: &str = "0000:01:00.0";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
-fn igb() -> Nic {
+pub(crate) fn igb() -> Nic {
     Nic {
         pci_address: IGB.into(),
         name: Some("enp1s0".into()),
@@ -65,12 +65,12 @@ fn spec(n: u32) -> NicNodeStateSpec {
     planner::with_device_plugin_config(spec, "smartnic.io")
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::from_second(1_700_000_000).expect("time")
 }
 
 /// The node state `n1` at generation 3 with `spec`, `annotations` and `status`.
-fn state(
+pub(crate) fn state(
     spec: &NicNodeStateSpec,
     annotations: Value,
     status: Option<&NicNodeStateStatus>,
@@ -86,14 +86,14 @@ fn state(
     v
 }
 
-struct Setup {
-    host: Arc<FakeHost>,
+pub(crate) struct Setup {
+    pub(crate) host: Arc<FakeHost>,
     handoff: std::path::PathBuf,
-    state: Arc<StateFile>,
+    pub(crate) state: Arc<StateFile>,
     _dir: tempfile::TempDir,
 }
 
-fn setup(nics: Vec<Nic>) -> Setup {
+pub(crate) fn setup(nics: Vec<Nic>) -> Setup {
     let dir = tempfile::tempdir().expect("dir");
     let handoff = dir.path().join("device-plugin.json");
     Setup {
@@ -104,7 +104,7 @@ fn setup(nics: Vec<Nic>) -> Setup {
     }
 }
 
-fn agent(client: Client, s: &Setup) -> Agent {
+pub(crate) fn agent(client: Client, s: &Setup) -> Agent {
     Agent::new(
         NodeApi::new(client, "n1"),
         HostSide {
@@ -128,7 +128,7 @@ fn agent(client: Client, s: &Setup) -> Agent {
     .with_clock(now)
 }
 
-fn status_path() -> String {
+pub(crate) fn status_path() -> String {
     format!("{STATE_PATH}/status")
 }
 

@@ -163,6 +163,9 @@ pub const CONDITION_APPLIED: &str = "Applied";
 pub const CONDITION_SYNCED: &str = "Synced";
 /// Condition type on `NicNodeState`: the node is draining for a change.
 pub const CONDITION_DRAINING: &str = "Draining";
+/// Condition type on `NicNodeState`, set by an agent run with `--tunnel-uplink`: its uplink
+/// gives the overlay tunnel endpoint published in `status.tunnelEndpoint`.
+pub const CONDITION_TUNNEL_ENDPOINT: &str = "TunnelEndpoint";
 
 /// The disruption a pending configuration change needs, as requested by the node agent
 /// (value of [`ANNOTATION_DRAIN_REQUEST`]).

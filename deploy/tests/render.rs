@@ -180,7 +180,8 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
             ),
             c("smartnic.io", "nicnodestates", "get", None, Some("node-1")),
             // run.rs Agent::run: a watch on its own NicNodeState (field selector
-            // metadata.name=NODE_NAME), i.e. list then watch
+            // metadata.name=NODE_NAME), i.e. list then watch; run_overlay.rs node_states (with
+            // --tunnel-uplink): list then watch of every NicNodeState, for the overlay peers
             cluster("smartnic.io", "nicnodestates", "list"),
             cluster("smartnic.io", "nicnodestates", "watch"),
             // cluster.rs report_status: status by apply
@@ -884,4 +885,37 @@ fn examples_pass_the_crd_schemas_and_fit_together() {
         .and_then(|r| r.limits.clone())
         .unwrap_or_default();
     assert!(limits.contains_key(&request), "the pod asks for {request}");
+}
+
+#[test]
+fn the_agent_sees_the_hosts_open_vswitch_for_the_overlay() {
+    let Some(objects) = rendered(
+        "the_agent_sees_the_hosts_open_vswitch_for_the_overlay",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let (_, agent) = pod_specs(&objects)
+        .into_iter()
+        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
+        .expect("agent");
+    // smartnic-agent --ovs-rundir defaults to /run/openvswitch, where the CNI (on the host)
+    // finds db.sock, br-int.mgmt and the overlay lock it shares with the agent
+    let m = agent.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == "/run/openvswitch")
+        .expect("/run/openvswitch mounted");
+    assert_ne!(m.read_only, Some(true), "the lock file is created there");
+    let v = agent
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == m.name)
+        .and_then(|v| v.host_path.as_ref())
+        .expect("a host path");
+    assert_eq!(v.path, "/run/openvswitch");
+    // nodes without OVS (no --tunnel-uplink) still start the agent
+    assert_eq!(v.type_.as_deref(), Some("DirectoryOrCreate"));
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! smartnic-agent --node-name $NODE_NAME [--host-root /host] [--state-file FILE]
 //!                [--device-plugin-file FILE] [--metrics-addr ADDR] [--log-level FILTER] [--once]
+//!                [--tunnel-uplink IFACE [--ovs-rundir DIR]]
 //! smartnic-agent --spec-file FILE [--allow-disruption] [--host-root DIR] [--state-file FILE]
 //!                [--device-plugin-file FILE]
 //! ```
@@ -14,6 +15,11 @@
 //! post-boot re-apply) and one pass that applies the `NicNodeStateSpec` in FILE (JSON or YAML,
 //! the spec itself or a whole `NicNodeState`; `smartnicctl plan -o json` prints one as `.spec`).
 //! Nobody drains the node, so a disruptive plan is refused unless `--allow-disruption`.
+//!
+//! `--tunnel-uplink IFACE` turns the Geneve overlay on (`agent::run_overlay`): each pass
+//! publishes IFACE's address as `status.tunnelEndpoint`, and a task learns the other nodes'
+//! endpoints and keeps `br-int`'s tunnel ports to them, through the OVS in `--ovs-rundir`.
+//! Without it the agent does no overlay work and needs no Open vSwitch.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +37,10 @@ use agent::{
     run::{Agent, Health, HostSide, LoopConfig},
     run_decide::PassOutcome,
     run_host::LiveHost,
+    run_overlay::{
+        DEFAULT_BRIDGE, DEFAULT_OVS_RUNDIR, OvsPeers, PeerLoopConfig, TunnelConfig, node_states,
+        run_peers,
+    },
     state::{DEFAULT_STATE_FILE, StateFile, boot_id},
 };
 use crds::node_state::NicNodeStateSpec;
@@ -78,6 +88,19 @@ struct Args {
     /// A pass at least this often, in seconds.
     #[arg(long, env = "RESYNC_SECONDS", default_value_t = 300)]
     resync_seconds: u64,
+    /// The overlay: publish this interface's address as the node's Geneve tunnel endpoint and
+    /// keep tunnel ports to the other nodes' endpoints (unset: no overlay, no OVS needed).
+    #[arg(
+        long,
+        env = "TUNNEL_UPLINK",
+        value_name = "IFACE",
+        conflicts_with = "spec_file"
+    )]
+    tunnel_uplink: Option<String>,
+    /// Open vSwitch's run directory (db.sock, br-int.mgmt; the overlay lock shared with the
+    /// CNI), used with --tunnel-uplink.
+    #[arg(long, env = "OVS_RUNDIR", default_value = DEFAULT_OVS_RUNDIR)]
+    ovs_rundir: PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -183,6 +206,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         state_file = %args.state_file.display(),
         device_plugin_file = %args.device_plugin_file.display(),
         boot_id = %host.boot_id,
+        tunnel_uplink = args.tunnel_uplink.as_deref().unwrap_or("-"),
         "starting"
     );
     let metrics = Arc::new(AgentMetrics::new());
@@ -221,13 +245,31 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         resync: std::time::Duration::from_secs(args.resync_seconds.max(1)),
         ..LoopConfig::default()
     };
-    let agent = Agent::new(
+    let mut agent = Agent::new(
         NodeApi::new(client.clone(), node.clone()),
         host,
         metrics,
         health,
         config,
     );
+    if let Some(uplink) = &args.tunnel_uplink {
+        agent = agent.with_tunnel(TunnelConfig::uplink(uplink));
+        if !args.once {
+            let (client, node, rundir) = (client.clone(), node.clone(), args.ovs_rundir.clone());
+            let stop = stopped();
+            tokio::spawn(async move {
+                let applier = OvsPeers::new(rundir, DEFAULT_BRIDGE, &node);
+                run_peers(
+                    &node,
+                    node_states(client),
+                    applier,
+                    PeerLoopConfig::default(),
+                    stop,
+                )
+                .await;
+            });
+        }
+    }
     let outcome = tokio::select! {
         r = agent.run(client, &node, args.once, stopped()) => r?,
         r = server => {
