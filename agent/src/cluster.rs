@@ -379,4 +379,23 @@ impl NodeApi {
             tracing::warn!(%error, "cannot publish the plan event");
         }
     }
+
+    /// An event on the `NicNodeState` with `reason` and `note` (Warning or Normal). Failures
+    /// to publish are logged only.
+    pub async fn event(&self, state: &NicNodeState, warning: bool, reason: &str, note: String) {
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&ev, &state.object_ref(&())).await {
+            tracing::warn!(%error, reason, "cannot publish the event");
+        }
+    }
 }

@@ -34,6 +34,8 @@ mod cluster_tests;
 #[cfg(test)]
 mod run_overlay_tests;
 #[cfg(test)]
+mod run_setup_tests;
+#[cfg(test)]
 mod run_tests;
 #[cfg(test)]
 mod tests;

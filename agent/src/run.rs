@@ -48,8 +48,8 @@ use crate::run_decide::{
     local_next, local_refusal, next, release_drain, start_action, starts_pass,
 };
 use crate::run_host::NodeHost;
-use crate::run_overlay::TunnelConfig;
-use crate::run_overlay_decide::{TunnelReport, tunnel_report};
+use crate::run_overlay::{OvsSetup, TunnelConfig};
+use crate::run_overlay_decide::{TunnelReport, node_setup, setup_events, tunnel_report};
 use crate::state::{Startup, StateFile};
 
 /// Why a pass ended early.
@@ -343,6 +343,10 @@ pub struct Agent {
     /// in the same status apply as the inventory (the agent owns `status` under one field
     /// manager: a field left out of an apply is removed).
     tunnel_report: Option<TunnelReport>,
+    /// The OVS node setup (with `--tunnel-uplink`); `None`: no OVS work.
+    ovs_setup: Option<OvsSetup>,
+    /// Whether the last pass's OVS node setup failed (the next pass comes after a backoff).
+    ovs_setup_failed: bool,
 }
 
 impl Agent {
@@ -365,7 +369,15 @@ impl Agent {
             seen: None,
             tunnel: None,
             tunnel_report: None,
+            ovs_setup: None,
+            ovs_setup_failed: false,
         }
+    }
+
+    /// The same doing the OVS node setup of `setup` in each pass, before the peers are applied.
+    pub fn with_ovs_setup(mut self, setup: OvsSetup) -> Self {
+        self.ovs_setup = Some(setup);
+        self
     }
 
     /// The same publishing the tunnel endpoint of `tunnel`'s uplink in each pass.
@@ -459,6 +471,51 @@ impl Agent {
         self.tunnel_report = Some(report);
     }
 
+    /// With an [`OvsSetup`]: the OVS node setup `inventory` asks for
+    /// ([`node_setup`]), carried out (only what differs is written). What changed is logged and
+    /// published as events, an ovs-vswitchd restart it needs as a warning (the agent never
+    /// restarts OVS); a failure is logged and the pass goes on (the next one comes after a
+    /// backoff). Returns the setup it asked for.
+    async fn setup_ovs(
+        &mut self,
+        obj: &NicNodeState,
+        inventory: &NicInventory,
+    ) -> Option<offload::node::NodeSetup> {
+        let s = self.ovs_setup.as_ref()?;
+        let cfg = node_setup(&s.bridge, s.datapath, inventory);
+        match s.applier.setup(&cfg).await {
+            Ok(out) => {
+                for w in &out.warnings {
+                    tracing::warn!(bridge = %cfg.bridge, "OVS node setup: {w}");
+                }
+                if out.changed() {
+                    tracing::info!(
+                        bridge = %cfg.bridge, bridge_created = out.bridge_created,
+                        other_config = ?out.changed_other_config, hw_tc_offload = ?out.tc_offload_on,
+                        "OVS node setup"
+                    );
+                }
+                if out.restart_required {
+                    tracing::warn!(
+                        other_config = ?out.changed_other_config,
+                        "ovs-vswitchd must be restarted for the OVS node setup to take effect; \
+                         the agent does not restart it"
+                    );
+                }
+                for ev in setup_events(&cfg.bridge, &out) {
+                    self.api.event(obj, ev.warning, ev.reason, ev.note).await;
+                }
+                s.mark_done();
+                self.ovs_setup_failed = false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "OVS node setup failed; tried again on the next pass");
+                self.ovs_setup_failed = true;
+            }
+        }
+        Some(cfg)
+    }
+
     /// One pass. See the module documentation.
     pub async fn pass(&mut self) -> Result<PassOutcome, RunError> {
         let mut obj = self.api.get().await?;
@@ -485,6 +542,7 @@ impl Agent {
         self.read_tunnel_endpoint().await;
 
         let mut planned = self.host.plan(&spec).await?;
+        let set_up = self.setup_ovs(&obj, &planned.inventory).await;
         let mut fresh = true;
         let started = tokio::time::Instant::now();
         let mut attempt = 0u32;
@@ -561,6 +619,15 @@ impl Agent {
         if outcome == PassOutcome::Superseded {
             return Ok(outcome);
         }
+        if let Some(cfg) = &set_up
+            && self
+                .ovs_setup
+                .as_ref()
+                .is_some_and(|s| &node_setup(&s.bridge, s.datapath, &planned.inventory) != cfg)
+        {
+            // the plan changed the host (a PF put in switchdev): set up for what it is now
+            self.setup_ovs(&obj, &planned.inventory).await;
+        }
         let report = SyncReport::after(
             &outcome,
             request,
@@ -613,6 +680,13 @@ impl Agent {
         loop {
             let wait = match self.pass().await {
                 Ok(PassOutcome::Superseded) => continue,
+                Ok(outcome) if self.ovs_setup_failed => {
+                    // OVS not (yet) reachable: the setup is tried again soon, the rest of the
+                    // pass stands
+                    tracing::info!(?outcome, "pass");
+                    failures = failures.saturating_add(1);
+                    self.config.retry.delay(failures - 1)
+                }
                 Ok(outcome) => {
                     tracing::info!(?outcome, "pass");
                     failures = 0;

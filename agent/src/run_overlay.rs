@@ -3,6 +3,10 @@
 //! [`crate::run_overlay_decide`] and the offload crate:
 //!
 //! ```text
+//!  node setup (Agent::pass, each pass)       offload::node::setup through NodeSetupApplier:
+//!   node_setup(inventory) → NodeSetup          br-int, hw-offload / hw-tc-offload with a
+//!   └► events OvsSetup / OvsRestartRequired    switchdev PF; only the difference is written;
+//!                                              the peer loop starts after the first success
 //!  publish (Agent::pass, each pass)          learn (run_peers, its own task)
 //!  node::tunnel_endpoint(uplink)             watch every NicNodeState (name, tunnelEndpoint)
 //!   └► status.tunnelEndpoint {ip, interface}   └► EndpointView: did an endpoint change?
@@ -22,6 +26,8 @@ use std::time::Duration;
 use crds::NicNodeState;
 use futures::{Stream, StreamExt, future::BoxFuture};
 use kube::{ResourceExt, runtime::watcher};
+use offload::decision::Datapath;
+use offload::node::{NodeSetup, SetupOutcome};
 use offload::overlay::{GENEVE_PORT, NodeEndpoint, Overlay, PeerSync, PeerSyncOutcome, Skipped};
 use offload::{Ovs, Remote};
 
@@ -71,6 +77,87 @@ impl TunnelConfig {
             reader: Box::new(UplinkAddress),
         }
     }
+}
+
+/// Carries out the OVS node setup (a seam: tests record the setup instead of touching OVS).
+pub trait NodeSetupApplier: Send + Sync {
+    /// [`offload::node::setup`] of `cfg`; the error names what failed.
+    fn setup<'a>(&'a self, cfg: &'a NodeSetup) -> BoxFuture<'a, Result<SetupOutcome, String>>;
+}
+
+/// The real setup: [`offload::node::setup`] through the OVS whose run directory is `rundir`
+/// (one connection per setup: it runs once per pass).
+#[derive(Clone, Debug)]
+pub struct OvsNodeSetup {
+    rundir: PathBuf,
+}
+
+impl OvsNodeSetup {
+    /// Through `rundir/db.sock`.
+    pub fn new(rundir: impl Into<PathBuf>) -> Self {
+        Self {
+            rundir: rundir.into(),
+        }
+    }
+}
+
+impl NodeSetupApplier for OvsNodeSetup {
+    fn setup<'a>(&'a self, cfg: &'a NodeSetup) -> BoxFuture<'a, Result<SetupOutcome, String>> {
+        Box::pin(async move {
+            let sock = self.rundir.join("db.sock");
+            let ovs = Ovs::connect(&Remote::unix(&sock))
+                .await
+                .map_err(|e| format!("cannot connect to OVSDB at {}: {e}", sock.display()))?;
+            offload::node::setup(&ovs, cfg)
+                .await
+                .map_err(|e| format!("OVS node setup of {} failed: {e}", cfg.bridge))
+        })
+    }
+}
+
+/// The agent's OVS node setup (with `--tunnel-uplink`): which bridge, which datapath for a
+/// bridge it creates, done how; and whether a setup succeeded yet (the peer loop waits for it:
+/// its tunnel ports need the bridge).
+pub struct OvsSetup {
+    /// The integration bridge.
+    pub bridge: String,
+    /// The datapath of the bridge when the agent creates it.
+    pub datapath: Datapath,
+    /// How the setup is carried out.
+    pub applier: Box<dyn NodeSetupApplier>,
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+impl OvsSetup {
+    /// Setup of `bridge` (created with `datapath`) through `applier`.
+    pub fn new(bridge: &str, datapath: Datapath, applier: Box<dyn NodeSetupApplier>) -> Self {
+        Self {
+            bridge: bridge.to_owned(),
+            datapath,
+            applier,
+            done: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Becomes `true` after the first successful setup.
+    pub fn done(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.done.subscribe()
+    }
+
+    /// Whether a setup succeeded since the agent started.
+    pub fn is_done(&self) -> bool {
+        *self.done.borrow()
+    }
+
+    pub(crate) fn mark_done(&self) {
+        self.done.send_replace(true);
+    }
+}
+
+/// Whether the host has Open vSwitch's kernel datapath: the `openvswitch` module under
+/// `sys` (the host's `/sys`, `<host-root>/sys` in the pod).
+pub fn kernel_datapath_loaded(sys: &std::path::Path) -> bool {
+    sys.join("module/openvswitch").exists()
 }
 
 /// Applies the peer set (a seam: tests record the endpoints instead of touching OVS).

@@ -3,7 +3,7 @@
 //! ```text
 //! smartnic-agent --node-name $NODE_NAME [--host-root /host] [--state-file FILE]
 //!                [--device-plugin-file FILE] [--metrics-addr ADDR] [--log-level FILTER] [--once]
-//!                [--tunnel-uplink IFACE [--ovs-rundir DIR]]
+//!                [--tunnel-uplink IFACE [--ovs-rundir DIR] [--ovs-datapath auto|system|netdev]]
 //! smartnic-agent --spec-file FILE [--allow-disruption] [--host-root DIR] [--state-file FILE]
 //!                [--device-plugin-file FILE]
 //! ```
@@ -16,9 +16,12 @@
 //! the spec itself or a whole `NicNodeState`; `smartnicctl plan -o json` prints one as `.spec`).
 //! Nobody drains the node, so a disruptive plan is refused unless `--allow-disruption`.
 //!
-//! `--tunnel-uplink IFACE` turns the Geneve overlay on (`agent::run_overlay`): each pass
-//! publishes IFACE's address as `status.tunnelEndpoint`, and a task learns the other nodes'
-//! endpoints and keeps `br-int`'s tunnel ports to them, through the OVS in `--ovs-rundir`.
+//! `--tunnel-uplink IFACE` turns the Geneve overlay on (`agent::run_overlay`): each pass does
+//! the OVS node setup (`br-int` with `fail_mode=secure`; with a PF in switchdev
+//! `hw-offload=true` and `hw-tc-offload` on it and its representors; an ovs-vswitchd restart it
+//! needs is an `OvsRestartRequired` event, never done) and publishes IFACE's address as
+//! `status.tunnelEndpoint`; after the first setup a task learns the other nodes' endpoints and
+//! keeps `br-int`'s tunnel ports to them, through the OVS in `--ovs-rundir`.
 //! Without it the agent does no overlay work and needs no Open vSwitch.
 
 use std::net::SocketAddr;
@@ -38,13 +41,15 @@ use agent::{
     run_decide::PassOutcome,
     run_host::LiveHost,
     run_overlay::{
-        DEFAULT_BRIDGE, DEFAULT_OVS_RUNDIR, OvsPeers, PeerLoopConfig, TunnelConfig, node_states,
-        run_peers,
+        DEFAULT_BRIDGE, DEFAULT_OVS_RUNDIR, OvsNodeSetup, OvsPeers, OvsSetup, PeerLoopConfig,
+        TunnelConfig, kernel_datapath_loaded, node_states, run_peers,
     },
+    run_overlay_decide::host_datapath,
     state::{DEFAULT_STATE_FILE, StateFile, boot_id},
 };
 use crds::node_state::NicNodeStateSpec;
 use nic::sysfs::SysFs;
+use offload::decision::Datapath;
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -101,6 +106,18 @@ struct Args {
     /// CNI), used with --tunnel-uplink.
     #[arg(long, env = "OVS_RUNDIR", default_value = DEFAULT_OVS_RUNDIR)]
     ovs_rundir: PathBuf,
+    /// The datapath of `br-int` when the agent creates it (auto: the kernel's when the host has
+    /// the openvswitch module loaded, else the userspace one). An existing bridge keeps its own.
+    #[arg(long, env = "OVS_DATAPATH", value_enum, default_value = "auto")]
+    ovs_datapath: DatapathArg,
+}
+
+/// `--ovs-datapath`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DatapathArg {
+    Auto,
+    System,
+    Netdev,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -253,11 +270,29 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         config,
     );
     if let Some(uplink) = &args.tunnel_uplink {
-        agent = agent.with_tunnel(TunnelConfig::uplink(uplink));
+        let configured = match args.ovs_datapath {
+            DatapathArg::Auto => None,
+            DatapathArg::System => Some(Datapath::System),
+            DatapathArg::Netdev => Some(Datapath::Netdev),
+        };
+        let kernel = kernel_datapath_loaded(&args.host_root.join("sys"));
+        let setup = OvsSetup::new(
+            DEFAULT_BRIDGE,
+            host_datapath(configured, kernel),
+            Box::new(OvsNodeSetup::new(&args.ovs_rundir)),
+        );
+        let mut set_up = setup.done();
+        agent = agent
+            .with_tunnel(TunnelConfig::uplink(uplink))
+            .with_ovs_setup(setup);
         if !args.once {
             let (client, node, rundir) = (client.clone(), node.clone(), args.ovs_rundir.clone());
             let stop = stopped();
             tokio::spawn(async move {
+                // the tunnel ports go on br-int: after the first node setup
+                if set_up.wait_for(|d| *d).await.is_err() {
+                    return;
+                }
                 let applier = OvsPeers::new(rundir, DEFAULT_BRIDGE, &node);
                 run_peers(
                     &node,
