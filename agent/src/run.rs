@@ -4,7 +4,9 @@
 //!    re-applied at once, without the cluster ([`Agent::start`]); the agent is ready
 //!    ([`Health`]) only once the host showed a spec again;
 //! 2. each pass ([`Agent::pass`]): discover → plan the `NicNodeState.spec` from the live host
-//!    (PF steps and node steps) → if disruptive, the drain handshake (request, wait for the
+//!    (PF steps and node steps) → with `--tunnel-uplink`, the OVS node setup the inventory asks
+//!    for ([`crate::run_overlay::OvsSetup`]; again after an apply that changed what it asks
+//!    for) → if disruptive, the drain handshake (request, wait for the
 //!    grant with backoff, at most [`LoopConfig::drain_wait`]), the host discovered and planned
 //!    again right before applying → execute (each PF on its own thread; the hand-off file
 //!    without a PF's pools before a step that disturbs its VFs) → one event per plan → status by
