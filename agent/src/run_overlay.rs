@@ -144,11 +144,6 @@ impl OvsSetup {
         self.done.subscribe()
     }
 
-    /// Whether a setup succeeded since the agent started.
-    pub fn is_done(&self) -> bool {
-        *self.done.borrow()
-    }
-
     pub(crate) fn mark_done(&self) {
         self.done.send_replace(true);
     }
