@@ -137,10 +137,19 @@ impl HostOps for SysHost {
 
     fn apply(&self, pf: &PfPlan, step: &Step) -> Result<StepDone, StepError> {
         let fail = |m: String| StepError::new(pf, step, m);
-        let addr: PciAddress = pf
-            .pci_address
-            .parse()
-            .map_err(|_| fail(format!("{} is not a PCI address", pf.pci_address)))?;
+        let nsim = nic::discovery::netdevsim_device(&pf.pci_address);
+        let pci = || -> Result<PciAddress, StepError> {
+            match nsim {
+                Some(_) => Err(fail(format!(
+                    "{} is a netdevsim device: its VFs have no PCI function, driver or netdev",
+                    pf.pci_address
+                ))),
+                None => pf
+                    .pci_address
+                    .parse()
+                    .map_err(|_| fail(format!("{} is not a PCI address", pf.pci_address))),
+            }
+        };
         let name = || {
             pf.name
                 .clone()
@@ -153,9 +162,22 @@ impl HostOps for SysHost {
                     "firmware steps run through the firmware interface".into(),
                 ));
             }
+            Step::SetNumVfs { count } if let Some(dev) = nsim => {
+                // `echo N > /sys/bus/netdevsim/devices/$DEV/sriov_numvfs`: synchronous, and the
+                // VFs have no driver or netdev to wait for
+                let path = self
+                    .sysfs
+                    .path("sys/bus/netdevsim/devices")
+                    .join(dev)
+                    .join("sriov_numvfs");
+                self.sysfs
+                    .write(&path, count)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::WaitVfs { .. } if nsim.is_some() => {}
             Step::SetNumVfs { count } => {
                 sriov
-                    .numvfs(addr)
+                    .numvfs(pci()?)
                     .set(*count)
                     .no_wait()
                     .execute()
@@ -164,20 +186,21 @@ impl HostOps for SysHost {
             Step::WaitVfs { count } => {
                 // no write (the count is already set): polls each VF's driver and netdev
                 sriov
-                    .numvfs(addr)
+                    .numvfs(pci()?)
                     .set(*count)
                     .ready(VfReadiness::Netdev)
                     .timeout(self.timeout)
                     .execute()
                     .map_err(|e| fail(e.to_string()))?;
             }
-            Step::UnbindVfs { vfs } => self.unbind(addr, &vfs.indices()).map_err(fail)?,
+            Step::UnbindVfs { vfs } => self.unbind(pci()?, &vfs.indices()).map_err(fail)?,
             Step::BindVfs { vfs, device_type } => {
-                self.bind(addr, &vfs.indices(), *device_type)
+                self.bind(pci()?, &vfs.indices(), *device_type)
                     .map_err(fail)?;
             }
             Step::RebindVfs { vfs } => {
                 let vfs = vfs.indices();
+                let addr = pci()?;
                 self.unbind(addr, &vfs).map_err(fail)?;
                 self.bind(addr, &vfs, VfDeviceType::Netdevice)
                     .map_err(fail)?;
@@ -213,6 +236,7 @@ impl HostOps for SysHost {
                 .map_err(|e| fail(e.to_string()))?;
             }
             Step::VfMtu { vfs, mtu } => {
+                let addr = pci()?;
                 let mut names = Vec::new();
                 for vf in vfs.indices() {
                     let a = self.vf_addr(addr, vf).map_err(fail)?;
@@ -236,13 +260,14 @@ impl HostOps for SysHost {
                     crds::inventory::EswitchMode::Legacy => EswitchMode::Legacy,
                     crds::inventory::EswitchMode::Switchdev => EswitchMode::Switchdev,
                 };
+                // `devlink dev eswitch set pci/$PF|netdevsim/$DEV mode M`
+                let dev = match nsim {
+                    Some(_) => nic::discovery::devlink_instance(&pf.pci_address),
+                    None => DevlinkDev::pci(pci()?),
+                };
                 block_on(async {
                     let dl = DevlinkHandle::connect().await?;
-                    dl.eswitch(&DevlinkDev::pci(addr))
-                        .set()
-                        .mode(m)
-                        .execute()
-                        .await
+                    dl.eswitch(&dev).set().mode(m).execute().await
                 })
                 .map_err(fail)?
                 .map_err(|e| fail(e.to_string()))?;
