@@ -384,3 +384,70 @@ pub fn pf_facts(
     })
     .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use planner::ChangeClass;
+    use planner::apply::{PfAction, Vendor};
+
+    use super::*;
+
+    fn nsim_plan() -> PfPlan {
+        PfPlan {
+            pci_address: "netdevsim/netdevsim3".into(),
+            name: Some("eth2".into()),
+            vendor: Vendor::Netdevsim,
+            action: PfAction::Configure,
+            steps: Vec::new(),
+            class: ChangeClass::NonDisruptive,
+            reasons: Vec::new(),
+            desired: None,
+        }
+    }
+
+    #[test]
+    fn netdevsim_vf_count_goes_to_the_netdevsim_bus_and_pci_steps_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let numvfs = root
+            .path()
+            .join("sys/bus/netdevsim/devices/netdevsim3/sriov_numvfs");
+        std::fs::create_dir_all(numvfs.parent().unwrap()).unwrap();
+        std::fs::write(&numvfs, "0\n").unwrap();
+        let host = SysHost::new(SysFs::new(root.path()));
+        let pf = nsim_plan();
+
+        let step = Step::SetNumVfs { count: 4 };
+        assert_eq!(host.apply(&pf, &step), Ok(StepDone::Done));
+        assert_eq!(std::fs::read_to_string(&numvfs).unwrap().trim(), "4");
+        assert_eq!(
+            host.apply(&pf, &Step::WaitVfs { count: 4 }),
+            Ok(StepDone::Done),
+            "nothing to wait for"
+        );
+
+        let bind = Step::BindVfs {
+            vfs: vec![crds::node_state::VfIndexRange { first: 0, last: 3 }],
+            device_type: VfDeviceType::VfioPci,
+        };
+        let err = host.apply(&pf, &bind).unwrap_err();
+        assert_eq!(err.pf, "eth2 (netdevsim/netdevsim3)");
+        assert_eq!(
+            err.message,
+            "netdevsim/netdevsim3 is a netdevsim device: its VFs have no PCI function, driver or netdev"
+        );
+    }
+
+    #[test]
+    fn a_vanished_netdevsim_device_names_the_path() {
+        let root = tempfile::tempdir().unwrap();
+        let host = SysHost::new(SysFs::new(root.path()));
+        let err = host
+            .apply(&nsim_plan(), &Step::SetNumVfs { count: 4 })
+            .unwrap_err();
+        assert!(
+            err.message
+                .contains("sys/bus/netdevsim/devices/netdevsim3/sriov_numvfs"),
+            "{err}"
+        );
+    }
+}

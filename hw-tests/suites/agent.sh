@@ -236,6 +236,7 @@ YAML
         "$(jq -r '"\(.name) \(.driver) \(.eswitchMode) \(.numVfs) \(.vfs | length)"' <<<"$nsim_nic")" "$nspf netdevsim switchdev 4 4"
       want_reps=$(devlink -j port show 2>/dev/null | jq -r --arg d "$NSDEV/" \
         '[.port | to_entries[] | select((.key | startswith($d)) and .value.flavour == "pcivf") | .value.netdev] | sort | join(" ")')
+      expect_eq "devlink lists 4 pcivf ports with netdevs" "$(wc -w <<<"$want_reps")" 4
       expect_eq "discover: each VF's representor is devlink's" \
         "$(jq -r '[.vfs[].representor] | sort | join(" ")' <<<"$nsim_nic")" "$want_reps"
     fi
