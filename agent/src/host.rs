@@ -2,6 +2,11 @@
 //! counts and drivers (`nic::sriov`), rtnetlink for MACs and MTUs, devlink for the eswitch mode
 //! and representors, ethtool for `hw-tc-offload`. Each call blocks; the netlink families are
 //! asked from a small runtime of the calling thread (the executor runs one thread per PF).
+//!
+//! A netdevsim device (`netdevsim/netdevsimN`, no PCI function) takes its VF count through
+//! `/sys/bus/netdevsim/devices/netdevsimN/sriov_numvfs` and its eswitch mode through devlink
+//! `netdevsim/netdevsimN`; the steps that need a VF's PCI function (bind, unbind, VF MTU) are
+//! refused naming the device.
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -4,7 +4,9 @@
 //! its PF (its routing id is the PF's plus `sriov_offset`), so VFs are read from the PF's
 //! `virtfnN` links and never looked at twice. Everything of PCI class `0x02xxxx` (network,
 //! including `0x0207xx` InfiniBand) is reported; a VF whose PF is not visible (a VF passed into a
-//! VM) is reported as a NIC of its own.
+//! VM) is reported as a NIC of its own. netdevsim devices (`/sys/bus/netdevsim/devices`), which
+//! are no PCI functions, follow the PCI ones, named by their devlink handle
+//! (`netdevsim/netdevsimN`; see [`is_pci_id`] and the `netdevsim` submodule).
 //!
 //! Bad or missing input never aborts discovery of other devices. Per field:
 //!
