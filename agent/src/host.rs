@@ -2,6 +2,11 @@
 //! counts and drivers (`nic::sriov`), rtnetlink for MACs and MTUs, devlink for the eswitch mode
 //! and representors, ethtool for `hw-tc-offload`. Each call blocks; the netlink families are
 //! asked from a small runtime of the calling thread (the executor runs one thread per PF).
+//!
+//! A netdevsim device (`netdevsim/netdevsimN`, no PCI function) takes its VF count through
+//! `/sys/bus/netdevsim/devices/netdevsimN/sriov_numvfs` and its eswitch mode through devlink
+//! `netdevsim/netdevsimN`; the steps that need a VF's PCI function (bind, unbind, VF MTU) are
+//! refused naming the device.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -137,10 +142,19 @@ impl HostOps for SysHost {
 
     fn apply(&self, pf: &PfPlan, step: &Step) -> Result<StepDone, StepError> {
         let fail = |m: String| StepError::new(pf, step, m);
-        let addr: PciAddress = pf
-            .pci_address
-            .parse()
-            .map_err(|_| fail(format!("{} is not a PCI address", pf.pci_address)))?;
+        let nsim = nic::discovery::netdevsim_device(&pf.pci_address);
+        let pci = || -> Result<PciAddress, StepError> {
+            match nsim {
+                Some(_) => Err(fail(format!(
+                    "{} is a netdevsim device: its VFs have no PCI function, driver or netdev",
+                    pf.pci_address
+                ))),
+                None => pf
+                    .pci_address
+                    .parse()
+                    .map_err(|_| fail(format!("{} is not a PCI address", pf.pci_address))),
+            }
+        };
         let name = || {
             pf.name
                 .clone()
@@ -153,9 +167,22 @@ impl HostOps for SysHost {
                     "firmware steps run through the firmware interface".into(),
                 ));
             }
+            Step::SetNumVfs { count } if let Some(dev) = nsim => {
+                // `echo N > /sys/bus/netdevsim/devices/$DEV/sriov_numvfs`: synchronous, and the
+                // VFs have no driver or netdev to wait for
+                let path = self
+                    .sysfs
+                    .path("sys/bus/netdevsim/devices")
+                    .join(dev)
+                    .join("sriov_numvfs");
+                self.sysfs
+                    .write(&path, count)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::WaitVfs { .. } if nsim.is_some() => {}
             Step::SetNumVfs { count } => {
                 sriov
-                    .numvfs(addr)
+                    .numvfs(pci()?)
                     .set(*count)
                     .no_wait()
                     .execute()
@@ -164,20 +191,21 @@ impl HostOps for SysHost {
             Step::WaitVfs { count } => {
                 // no write (the count is already set): polls each VF's driver and netdev
                 sriov
-                    .numvfs(addr)
+                    .numvfs(pci()?)
                     .set(*count)
                     .ready(VfReadiness::Netdev)
                     .timeout(self.timeout)
                     .execute()
                     .map_err(|e| fail(e.to_string()))?;
             }
-            Step::UnbindVfs { vfs } => self.unbind(addr, &vfs.indices()).map_err(fail)?,
+            Step::UnbindVfs { vfs } => self.unbind(pci()?, &vfs.indices()).map_err(fail)?,
             Step::BindVfs { vfs, device_type } => {
-                self.bind(addr, &vfs.indices(), *device_type)
+                self.bind(pci()?, &vfs.indices(), *device_type)
                     .map_err(fail)?;
             }
             Step::RebindVfs { vfs } => {
                 let vfs = vfs.indices();
+                let addr = pci()?;
                 self.unbind(addr, &vfs).map_err(fail)?;
                 self.bind(addr, &vfs, VfDeviceType::Netdevice)
                     .map_err(fail)?;
@@ -213,6 +241,7 @@ impl HostOps for SysHost {
                 .map_err(|e| fail(e.to_string()))?;
             }
             Step::VfMtu { vfs, mtu } => {
+                let addr = pci()?;
                 let mut names = Vec::new();
                 for vf in vfs.indices() {
                     let a = self.vf_addr(addr, vf).map_err(fail)?;
@@ -236,13 +265,14 @@ impl HostOps for SysHost {
                     crds::inventory::EswitchMode::Legacy => EswitchMode::Legacy,
                     crds::inventory::EswitchMode::Switchdev => EswitchMode::Switchdev,
                 };
+                // `devlink dev eswitch set pci/$PF|netdevsim/$DEV mode M`
+                let dev = match nsim {
+                    Some(_) => nic::discovery::devlink_instance(&pf.pci_address),
+                    None => DevlinkDev::pci(pci()?),
+                };
                 block_on(async {
                     let dl = DevlinkHandle::connect().await?;
-                    dl.eswitch(&DevlinkDev::pci(addr))
-                        .set()
-                        .mode(m)
-                        .execute()
-                        .await
+                    dl.eswitch(&dev).set().mode(m).execute().await
                 })
                 .map_err(fail)?
                 .map_err(|e| fail(e.to_string()))?;
@@ -358,4 +388,71 @@ pub fn pf_facts(
         out
     })
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use planner::ChangeClass;
+    use planner::apply::{PfAction, Vendor};
+
+    use super::*;
+
+    fn nsim_plan() -> PfPlan {
+        PfPlan {
+            pci_address: "netdevsim/netdevsim3".into(),
+            name: Some("eth2".into()),
+            vendor: Vendor::Netdevsim,
+            action: PfAction::Configure,
+            steps: Vec::new(),
+            class: ChangeClass::NonDisruptive,
+            reasons: Vec::new(),
+            desired: None,
+        }
+    }
+
+    #[test]
+    fn netdevsim_vf_count_goes_to_the_netdevsim_bus_and_pci_steps_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let numvfs = root
+            .path()
+            .join("sys/bus/netdevsim/devices/netdevsim3/sriov_numvfs");
+        std::fs::create_dir_all(numvfs.parent().unwrap()).unwrap();
+        std::fs::write(&numvfs, "0\n").unwrap();
+        let host = SysHost::new(SysFs::new(root.path()));
+        let pf = nsim_plan();
+
+        let step = Step::SetNumVfs { count: 4 };
+        assert_eq!(host.apply(&pf, &step), Ok(StepDone::Done));
+        assert_eq!(std::fs::read_to_string(&numvfs).unwrap().trim(), "4");
+        assert_eq!(
+            host.apply(&pf, &Step::WaitVfs { count: 4 }),
+            Ok(StepDone::Done),
+            "nothing to wait for"
+        );
+
+        let bind = Step::BindVfs {
+            vfs: vec![crds::node_state::VfIndexRange { first: 0, last: 3 }],
+            device_type: VfDeviceType::VfioPci,
+        };
+        let err = host.apply(&pf, &bind).unwrap_err();
+        assert_eq!(err.pf, "eth2 (netdevsim/netdevsim3)");
+        assert_eq!(
+            err.message,
+            "netdevsim/netdevsim3 is a netdevsim device: its VFs have no PCI function, driver or netdev"
+        );
+    }
+
+    #[test]
+    fn a_vanished_netdevsim_device_names_the_path() {
+        let root = tempfile::tempdir().unwrap();
+        let host = SysHost::new(SysFs::new(root.path()));
+        let err = host
+            .apply(&nsim_plan(), &Step::SetNumVfs { count: 4 })
+            .unwrap_err();
+        assert!(
+            err.message
+                .contains("sys/bus/netdevsim/devices/netdevsim3/sriov_numvfs"),
+            "{err}"
+        );
+    }
 }

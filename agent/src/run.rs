@@ -742,6 +742,7 @@ fn vendor_name(v: Vendor) -> &'static str {
         Vendor::Mlx5 => "mlx5",
         Vendor::Ice => "ice",
         Vendor::Igb => "igb",
+        Vendor::Netdevsim => "netdevsim",
         Vendor::Generic => "generic",
     }
 }

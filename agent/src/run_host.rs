@@ -11,7 +11,6 @@ use crds::{inventory::NicInventory, node_state::NicNodeStateSpec};
 use nic::{
     discovery::discover_with_warnings,
     netns::{NetnsRef, block_on_in_netns},
-    pci::PciAddress,
     sysfs::SysFs,
 };
 use planner::apply::{PfFacts, PfPlan, Step};
@@ -173,11 +172,19 @@ fn list_links(sysfs: &SysFs, inventory: &NicInventory) -> (Vec<PfNetdev>, Vec<Se
 /// Replaces the eswitch modes inferred from sysfs with what devlink reports, for the PFs that
 /// have an eswitch; a kernel or device without devlink keeps the inference.
 fn eswitch_modes_from_devlink(inventory: &mut NicInventory) {
-    let pfs: Vec<PciAddress> = inventory
+    // PCI PFs and netdevsim devices, by inventory identity
+    let pfs: Vec<(String, nic::devlink::DevlinkDev)> = inventory
         .nics
         .iter()
         .filter(|n| n.total_vfs > 0)
-        .filter_map(|n| n.pci_address.parse().ok())
+        .filter(|n| {
+            nic::discovery::is_pci_id(&n.pci_address)
+                || nic::discovery::netdevsim_device(&n.pci_address).is_some()
+        })
+        .map(|n| {
+            let dev = nic::discovery::devlink_instance(&n.pci_address);
+            (n.pci_address.clone(), dev)
+        })
         .collect();
     if pfs.is_empty() {
         return;
@@ -193,8 +200,7 @@ fn eswitch_modes_from_devlink(inventory: &mut NicInventory) {
         let Ok(Some(dl)) = nic::devlink::DevlinkHandle::connect_optional().await else {
             return modes;
         };
-        for pf in pfs {
-            let dev = nic::devlink::DevlinkDev::pci(pf);
+        for (pf, dev) in pfs {
             if let Ok(e) = dl.eswitch(&dev).get().await
                 && let Some(mode) = e.mode.and_then(|m| m.to_inventory())
             {
@@ -203,5 +209,5 @@ fn eswitch_modes_from_devlink(inventory: &mut NicInventory) {
         }
         modes
     });
-    nic::discovery::apply_eswitch_modes(inventory, &modes);
+    nic::discovery::apply_eswitch_modes_by_id(inventory, &modes);
 }

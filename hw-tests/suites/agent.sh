@@ -12,8 +12,9 @@
 #   agent   `smartnic-agent --spec-file` (the standalone mode: start-up and one pass, no
 #           cluster) applies the spec `smartnicctl plan -o json` printed: 0 -> 7 VFs, in sync,
 #           then an empty spec resets the PF to 0.
-#   netdevsim  legacy -> 4 VFs -> switchdev: skipped (netdevsim is not a PCI device; the
-#           agent plans PCI PFs).
+#   netdevsim  a netdevsim device (not PCI: its identity is its devlink handle) legacy -> 4 VFs
+#           -> switchdev with its 4 representors, by `smartnicctl plan --apply` and by the agent;
+#           in sync afterwards, and an empty policy resets it to 0 VFs and legacy.
 #
 # Environment: SMARTNIC_TEST_PF (the lab sets its first igb); unset: skipped.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -171,7 +172,99 @@ elif ctl_json "plan -o json ($PF, 7 VFs) for the agent" plan -f "$T_TMP/seven.ya
   check "device-plugin hand-off is empty after the reset" jq -e '.resourceList == []' "$DP"
 fi
 
-section "netdevsim"
-skip "netdevsim legacy -> 4 VFs -> switchdev" "netdevsim is not a PCI device; the agent's planner and executor work on PCI PFs"
+section "netdevsim: legacy -> 4 VFs -> switchdev, representors, back"
+# nsim_reps DIR: the phys_port_names of the VF representors among a netdevsim device's netdevs
+nsim_reps() {
+  local n
+  for n in "$1"/net/*; do cat "$n/phys_port_name" 2>/dev/null; done | grep -E '^pf[0-9]+vf[0-9]+$' | sort | tr '\n' ' ' | sed 's/ $//'
+}
+nsim_mode() { devlink dev eswitch show "$1" 2>/dev/null | grep -o 'mode [a-z]*'; }
+modprobe netdevsim 2>/dev/null
+if [ ! -e /sys/bus/netdevsim/new_device ]; then
+  if lab; then fail "netdevsim module loads"; else skip "netdevsim" "the netdevsim module is not available"; fi
+else
+  id=20
+  while [ -e "/sys/bus/netdevsim/devices/netdevsim$id" ]; do id=$((id + 1)); done
+  NSDEV=netdevsim/netdevsim$id NSYS=/sys/bus/netdevsim/devices/netdevsim$id nspf=""
+  if ! echo "$id 1" >/sys/bus/netdevsim/new_device; then
+    fail "create netdevsim$id (1 port)"
+  else
+    on_exit "echo $id > /sys/bus/netdevsim/del_device"
+    wait_for 10 sh -c "ls $NSYS/net/ | grep -q ."
+    for n in "$NSYS"/net/*; do nspf=${n##*/}; done
+    expect_eq "netdevsim$id starts legacy with 0 VFs" "$(cat "$NSYS/sriov_numvfs") $(nsim_mode "$NSDEV")" "0 mode legacy"
+    cat >"$T_TMP/nsim4.yaml" <<YAML
+apiVersion: smartnic.io/v1alpha1
+kind: NicPolicy
+metadata:
+  name: lab_nsim
+spec:
+  nodeSelector:
+    matchLabels:
+      lab: "true"
+  nicSelector:
+    pfNames: ["$nspf"]
+  numVfs: 4
+  eswitchMode: switchdev
+  resourceName: lab_nsim
+YAML
+    if ctl_json "plan -o json (netdevsim $nspf, 4 VFs, switchdev)" plan -f "$T_TMP/nsim4.yaml" -o json --state-file "$STATE"; then
+      expect_eq "plan: the device by its devlink handle, vendor netdevsim" \
+        "$(jv '.plan.pfs[0] | "\(.pciAddress) \(.vendor)"')" "$NSDEV netdevsim"
+      expect_eq "plan: the netdevsim order (no VF driver to wait for or bind)" \
+        "$(jv '[.plan.pfs[0].steps[].step | select(. != "setVfMac" and . != "pfUp")] | join(" ")')" \
+        "setNumVfs eswitchMode representors hwTcOffload"
+      nsim_macs=$(jv '[.plan.pfs[0].steps[] | select(.step == "setVfMac") | .mac] | join(" ")')
+      expect_eq "plan: a MAC step per VF" "$(wc -w <<<"$nsim_macs")" 4
+      jq '.spec' <<<"$CTL_OUT" >"$T_TMP/nsim-spec4.json"
+    fi
+    apply "$T_TMP/nsim4.yaml"
+    if [ "$CTL_RC" = 0 ]; then
+      ok "plan --apply (netdevsim $nspf, 4 VFs, switchdev)"
+      diag "$CTL_OUT"
+      expect_match "the apply ends in sync" "$CTL_OUT" "in sync"
+    else
+      fail "plan --apply (netdevsim $nspf, 4 VFs, switchdev)" "$(ctl_diag)"
+    fi
+    expect_eq "sriov_numvfs of netdevsim$id" "$(cat "$NSYS/sriov_numvfs")" 4
+    expect_eq "devlink dev eswitch show $NSDEV" "$(nsim_mode "$NSDEV")" "mode switchdev"
+    expect_eq "4 representors (phys_port_name)" "$(nsim_reps "$NSYS")" "pf0vf0 pf0vf1 pf0vf2 pf0vf3"
+    expect_eq "VF MACs through the port netdev" "$(vf_macs "$nspf")" "${nsim_macs:-?}"
+    if ctl_json "discover -o json (netdevsim in switchdev)" discover -o json; then
+      nsim_nic=$(jq -c --arg d "$NSDEV" '.nics[]? | select(.pciAddress == $d)' <<<"$CTL_OUT")
+      expect_eq "discover: $NSDEV, driver netdevsim, switchdev, 4 VFs" \
+        "$(jq -r '"\(.name) \(.driver) \(.eswitchMode) \(.numVfs) \(.vfs | length)"' <<<"$nsim_nic")" "$nspf netdevsim switchdev 4 4"
+      want_reps=$(devlink -j port show 2>/dev/null | jq -r --arg d "$NSDEV/" \
+        '[.port | to_entries[] | select((.key | startswith($d)) and .value.flavour == "pcivf") | .value.netdev] | sort | join(" ")')
+      expect_eq "devlink lists 4 pcivf ports with netdevs" "$(wc -w <<<"$want_reps")" 4
+      expect_eq "discover: each VF's representor is devlink's" \
+        "$(jq -r '[.vfs[].representor] | sort | join(" ")' <<<"$nsim_nic")" "$want_reps"
+    fi
+    check "device-plugin hand-off never lists netdevsim VFs" jq -e --arg d "$NSDEV" \
+      '[.resourceList[].selectors[].pfs[]?.pciAddress] | index($d) == null' "$DP"
+    ctl plan -f "$T_TMP/nsim4.yaml" --state-file "$STATE"
+    expect_match "plan after apply: nothing to do" "$CTL_OUT" "in sync: nothing to do"
+    apply "$T_TMP/none.yaml"
+    if [ "$CTL_RC" = 0 ]; then ok "plan --apply with no policy resets netdevsim$id"; else fail "plan --apply with no policy resets netdevsim$id" "$(ctl_diag)"; fi
+    expect_eq "back to 0 VFs, legacy, no representors" \
+      "$(cat "$NSYS/sriov_numvfs") $(nsim_mode "$NSDEV") [$(nsim_reps "$NSYS")]" "0 mode legacy []"
+
+    # the same through the agent's standalone mode
+    [ -e "$T_TMP/spec0.json" ] || echo '{}' >"$T_TMP/spec0.json"
+    if [ -x "$AGENT" ] && [ -s "$T_TMP/nsim-spec4.json" ]; then
+      agent --spec-file "$T_TMP/nsim-spec4.json" --allow-disruption --state-file "$STATE" --device-plugin-file "$DP"
+      if [ "$CTL_RC" = 0 ]; then
+        ok "smartnic-agent --spec-file (netdevsim, 4 VFs, switchdev)"
+        expect_eq "  ...the pass ends in sync" "$(tail -n 1 <<<"$CTL_OUT")" "in sync"
+      else
+        fail "smartnic-agent --spec-file (netdevsim, 4 VFs, switchdev)" "$(ctl_diag)"
+      fi
+      expect_eq "  ...4 VFs, switchdev, 4 representors" \
+        "$(cat "$NSYS/sriov_numvfs") $(nsim_mode "$NSDEV") $(nsim_reps "$NSYS")" "4 mode switchdev pf0vf0 pf0vf1 pf0vf2 pf0vf3"
+      agent --spec-file "$T_TMP/spec0.json" --allow-disruption --state-file "$STATE" --device-plugin-file "$DP"
+      expect_eq "  ...an empty spec resets it (0 VFs, legacy)" "$(cat "$NSYS/sriov_numvfs") $(nsim_mode "$NSDEV")" "0 mode legacy"
+    fi
+  fi
+fi
 
 summary

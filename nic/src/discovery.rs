@@ -4,7 +4,9 @@
 //! its PF (its routing id is the PF's plus `sriov_offset`), so VFs are read from the PF's
 //! `virtfnN` links and never looked at twice. Everything of PCI class `0x02xxxx` (network,
 //! including `0x0207xx` InfiniBand) is reported; a VF whose PF is not visible (a VF passed into a
-//! VM) is reported as a NIC of its own.
+//! VM) is reported as a NIC of its own. netdevsim devices (`/sys/bus/netdevsim/devices`), which
+//! are no PCI functions, follow the PCI ones, named by their devlink handle
+//! (`netdevsim/netdevsimN`; see [`is_pci_id`] and the `netdevsim` submodule).
 //!
 //! Bad or missing input never aborts discovery of other devices. Per field:
 //!
@@ -44,6 +46,10 @@ use crate::switchdev::{
     PhysPortName, SwitchPort, find_vf_representor, representor_pf_number, scan_switch_ports,
 };
 use crate::sysfs::{SysDir, SysFs, SysfsError};
+
+mod netdevsim;
+
+pub use netdevsim::{NETDEVSIM_DEFAULT_MAX_VFS, devlink_instance, is_pci_id, netdevsim_device};
 
 /// Below this many VFs (or `net/` entries) per thread, spreading reads over threads costs more
 /// than it saves.
@@ -158,6 +164,7 @@ pub fn discover_with_warnings(sysfs: &SysFs) -> Result<Discovery, DiscoveryError
     finish_switchdev(sysfs, &mut nics, &switches, &reps);
     fill_names(sysfs, &mut nics);
     let network_functions = nics.len() + claimed.len();
+    nics.extend(netdevsim::netdevsim_nics(&mut ctx));
     Ok(Discovery {
         inventory: NicInventory { nics },
         warnings: ctx.warnings,
@@ -172,6 +179,20 @@ pub fn apply_eswitch_modes(inventory: &mut NicInventory, modes: &HashMap<PciAddr
         if let Ok(addr) = nic.pci_address.parse::<PciAddress>()
             && let Some(mode) = modes.get(&addr)
         {
+            nic.eswitch_mode = Some(*mode);
+        }
+    }
+}
+
+/// Overrides the inferred eswitch modes with authoritative ones (from devlink), keyed by
+/// inventory identity ([`Nic::pci_address`]: a PCI address or `netdevsim/netdevsimN`). NICs
+/// missing from `modes` keep the inferred value.
+pub fn apply_eswitch_modes_by_id(
+    inventory: &mut NicInventory,
+    modes: &HashMap<String, EswitchMode>,
+) {
+    for nic in &mut inventory.nics {
+        if let Some(mode) = modes.get(&nic.pci_address) {
             nic.eswitch_mode = Some(*mode);
         }
     }
@@ -500,7 +521,7 @@ impl Ctx<'_> {
         .collect()
     }
 
-    fn netdev_facts(&mut self, addr: &PciAddress, nd: &SysDir) -> NetdevFacts {
+    fn netdev_facts(&mut self, addr: &dyn fmt::Display, nd: &SysDir) -> NetdevFacts {
         let link_type = match nd.read_number::<u32>("type") {
             Ok(1) => Some(LinkType::Eth),
             Ok(32) => Some(LinkType::Ib),
@@ -530,7 +551,7 @@ impl Ctx<'_> {
     /// `address` and `mtu` of the netdev directory `prefix` (ending in `/`) below `dir`.
     fn mac_mtu(
         &mut self,
-        addr: &PciAddress,
+        addr: &dyn fmt::Display,
         dir: &SysDir,
         prefix: &str,
     ) -> (Option<String>, Option<u32>) {

@@ -155,15 +155,16 @@ pub async fn vf_representor(
 }
 
 /// Replaces the representors that discovery inferred from sysfs names with the devlink port
-/// dump's, for every PF that has a devlink instance `pci/<PF>` with ports in `ports`. A VF
-/// whose devlink port has no netdev gets none; PFs devlink does not know keep the inference.
+/// dump's, for every PF that has a devlink instance (`pci/<PF>`, `netdevsim/netdevsimN`) with
+/// ports in `ports`. A VF whose devlink port has no netdev gets none; PFs devlink does not know
+/// keep the inference.
 pub fn apply_devlink_representors(inventory: &mut NicInventory, ports: &[Port]) {
     let mut by_dev: HashMap<&DevlinkDev, Vec<&Port>> = HashMap::new();
     for p in ports {
         by_dev.entry(&p.dev).or_default().push(p);
     }
     for nic in &mut inventory.nics {
-        let dev = DevlinkDev::pci(&nic.pci_address);
+        let dev = crate::discovery::devlink_instance(&nic.pci_address);
         let Some(dev_ports) = by_dev.get(&dev) else {
             continue;
         };

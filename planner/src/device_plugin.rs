@@ -33,14 +33,21 @@ pub fn with_device_plugin_config(
     spec
 }
 
-/// Renders the device-plugin configuration of one node (only `interfaces` is read).
+/// Renders the device-plugin configuration of one node (only `interfaces` is read). PFs that
+/// are no PCI function (a netdevsim device, `netdevsim/netdevsimN`) are left out: their VFs
+/// have no PCI function for the plugin to advertise.
 pub fn render_device_plugin_config(
     node_spec: &NicNodeStateSpec,
     resource_prefix: &str,
 ) -> DevicePluginConfig {
     // resource -> (first group, pf address -> (name, vfs))
     let mut pools: BTreeMap<&str, (ResourcePool, PfVfSets<'_>)> = BTreeMap::new();
-    for iface in &node_spec.interfaces {
+    // a PF without a PCI function (netdevsim) has VFs without one too: nothing to advertise
+    let pci_pfs = node_spec
+        .interfaces
+        .iter()
+        .filter(|i| crate::validate::is_pci_address(&i.pci_address));
+    for iface in pci_pfs {
         for g in &iface.vf_groups {
             let (_, pfs) = pools.entry(g.resource_name.as_str()).or_insert_with(|| {
                 (

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use crds::inventory::{EswitchMode, Nic, NicInventory};
-use nic::discovery::{Discovery, apply_eswitch_modes, discover_with_warnings};
-use nic::pci::PciAddress;
+use nic::discovery::{
+    Discovery, apply_eswitch_modes_by_id, devlink_instance, discover_with_warnings, is_pci_id,
+    netdevsim_device,
+};
 use nic::representor::apply_devlink_representors;
 use nic::sysfs::SysFs;
 
@@ -68,11 +70,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// instance (igb) or without an eswitch keeps the inference; any other devlink failure is
 /// printed once as a warning and ends the queries.
 pub(crate) fn from_devlink(inv: &mut NicInventory) {
-    let pfs: Vec<PciAddress> = inv
+    // PCI PFs and netdevsim devices, by inventory identity
+    let pfs: Vec<(String, nic::devlink::DevlinkDev)> = inv
         .nics
         .iter()
         .filter(|n| n.total_vfs > 0)
-        .filter_map(|n| n.pci_address.parse().ok())
+        .filter(|n| is_pci_id(&n.pci_address) || netdevsim_device(&n.pci_address).is_some())
+        .map(|n| (n.pci_address.clone(), devlink_instance(&n.pci_address)))
         .collect();
     if pfs.is_empty() {
         return;
@@ -94,8 +98,7 @@ pub(crate) fn from_devlink(inv: &mut NicInventory) {
                 Vec::new()
             }
         };
-        for pf in pfs {
-            let dev = nic::devlink::DevlinkDev::pci(pf);
+        for (pf, dev) in pfs {
             match dl.eswitch(&dev).get().await {
                 Ok(e) => {
                     if let Some(mode) = e.mode.and_then(|m| m.to_inventory()) {
@@ -113,7 +116,7 @@ pub(crate) fn from_devlink(inv: &mut NicInventory) {
     });
     match found {
         Ok((modes, ports)) => {
-            apply_eswitch_modes(inv, &modes);
+            apply_eswitch_modes_by_id(inv, &modes);
             apply_devlink_representors(inv, &ports);
         }
         Err(e) => eprintln!("warning: {e:#}; eswitch modes inferred from sysfs"),

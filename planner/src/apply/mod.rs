@@ -18,6 +18,7 @@
 //! | `mlx5_core` | firmware check (a change stops here: reboot) → (in switchdev and the count or mode changes: unbind VFs → eswitch legacy) → `sriov_numvfs` 0 → N → wait for each VF's driver and netdev → PF MTU → VF MACs → to switchdev: unbind VFs → eswitch switchdev → representors → `hw-tc-offload` on → rebind, each VF to its group's driver (netdevice or vfio-pci, IOMMU group checked); otherwise driver binding in place → VF MTU |
 //! | `ice` | (mode differs: `sriov_numvfs` 0 → eswitch mode) → `sriov_numvfs` N → wait → (switchdev: representors, `hw-tc-offload` on) → PF MTU → VF MACs → binding → VF MTU |
 //! | `igb` | `sriov_numvfs` 0 → N → wait → PF MTU → binding → VF MACs → rebind the kernel-bound VFs whose MAC changed (igbvf reads its MAC at probe) → VF MTU; no eswitch |
+//! | `netdevsim` | (in switchdev and the count or mode changes: eswitch legacy) → `sriov_numvfs` 0 → N, no wait (its VFs have no driver or netdev) → PF MTU → VF MACs (the PF netdev answers `ip link set $PF vf N mac M`) → eswitch switchdev → representors → `hw-tc-offload` on; no binding, no VF MTU (vfio-pci and VF MTUs are refused as [`PlanProblem`]s) |
 //! | other | the mlx5 order without the firmware step (the kernel's rules: 0 before a new count, VFs unbound before an eswitch change) |
 //!
 //! A PF the agent configured before (in the last applied spec) and that the new spec no longer
@@ -42,6 +43,8 @@
 //! count as users of that PF: a step that recreates the PF's VFs, switches its eswitch or resets
 //! it makes the PF's class at least `EvictVfPods`.
 
+#[cfg(test)]
+mod netdevsim_tests;
 mod node;
 mod order;
 #[cfg(test)]
@@ -76,6 +79,10 @@ pub enum Vendor {
     Ice,
     /// Intel 82576 and relatives (`igb`).
     Igb,
+    /// The kernel's simulated NIC (`netdevsim`): a bus device, not a PCI function, whose VFs
+    /// have no driver or netdev of their own but whose devlink eswitch and representors are
+    /// real.
+    Netdevsim,
     /// Any other driver.
     Generic,
 }
@@ -87,6 +94,7 @@ impl Vendor {
             Some("mlx5_core") => Self::Mlx5,
             Some("ice") => Self::Ice,
             Some("igb") => Self::Igb,
+            Some("netdevsim") => Self::Netdevsim,
             _ => Self::Generic,
         }
     }

@@ -322,6 +322,22 @@ pub(super) fn check(nic: &Nic, want: &InterfaceSpec) -> Option<PlanProblem> {
             want.num_vfs
         ));
     }
+    if vendor == Vendor::Netdevsim
+        && let Some(g) = want
+            .vf_groups
+            .iter()
+            .find(|g| g.device_type == VfDeviceType::VfioPci || g.mtu.is_some())
+    {
+        return problem(format!(
+            "PF {pf}: netdevsim VFs have no PCI function or netdev: VF group {} asks for {}",
+            g.resource_name,
+            if g.device_type == VfDeviceType::VfioPci {
+                "vfio-pci"
+            } else {
+                "a VF MTU"
+            }
+        ));
+    }
     if want.eswitch_mode == Some(EswitchMode::Switchdev) && nic.eswitch_mode.is_none() {
         return problem(format!("PF {pf} has no eswitch: switchdev is not possible"));
     }
@@ -359,6 +375,7 @@ pub(super) fn configure(nic: &Nic, want: &InterfaceSpec, facts: &PfFacts) -> Vec
         Vendor::Mlx5 | Vendor::Generic => mlx5_order(&mut m),
         Vendor::Ice => ice_order(&mut m),
         Vendor::Igb => igb_order(&mut m),
+        Vendor::Netdevsim => netdevsim_order(&mut m),
     }
     m.steps
 }
@@ -448,6 +465,42 @@ fn igb_order(m: &mut Model<'_>) {
         });
     }
     m.vf_mtu();
+}
+
+fn netdevsim_order(m: &mut Model<'_>) {
+    let want_mode = m.want.eswitch_mode;
+    let n = m.want.num_vfs;
+    // a netdevsim VF has no netdev and can be in no pod: always free for its MAC
+    m.vfs.iter_mut().for_each(|v| v.on_host = true);
+    if m.mode == Some(EswitchMode::Switchdev)
+        && (m.num_vfs != n || want_mode == Some(EswitchMode::Legacy))
+    {
+        m.push(Step::EswitchMode {
+            mode: EswitchMode::Legacy,
+        });
+    }
+    if m.num_vfs != n {
+        if m.num_vfs > 0 {
+            m.push(Step::SetNumVfs { count: 0 });
+        }
+        if n > 0 {
+            // no WaitVfs: there is no VF driver or netdev to wait for
+            m.push(Step::SetNumVfs { count: n });
+        }
+    }
+    m.pf_mtu();
+    m.vf_macs();
+    if want_mode == Some(EswitchMode::Switchdev) && m.mode != Some(EswitchMode::Switchdev) {
+        m.push(Step::EswitchMode {
+            mode: EswitchMode::Switchdev,
+        });
+        if n > 0 {
+            m.push(Step::Representors { count: n });
+        }
+        m.push(Step::HwTcOffload { on: true });
+    } else if m.mode == Some(EswitchMode::Switchdev) {
+        m.switchdev_extras();
+    }
 }
 
 /// A PF released by the spec: 0 VFs, then legacy.
