@@ -46,7 +46,8 @@ pub enum EswitchMode {
 #[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Nic {
-    /// PCI address (`0000:3b:00.0`).
+    /// PCI address (`0000:3b:00.0`); for a device that is not on PCI (the kernel's netdevsim
+    /// test device) its devlink handle (`netdevsim/netdevsim3`), which never parses as one.
     pub pci_address: String,
     /// Kernel netdev name (`ens1f0`); absent when the function has no netdev (vfio-bound, IB-only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +111,7 @@ pub struct Nic {
 pub struct Vf {
     /// VF index on its PF (the `N` of `virtfnN`).
     pub vf_id: u32,
-    /// PCI address of the VF.
+    /// PCI address of the VF; empty for a VF without a PCI function (netdevsim).
     pub pci_address: String,
     /// Netdev name; absent when bound to vfio-pci or another userspace driver, or unbound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
