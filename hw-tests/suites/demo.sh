@@ -8,7 +8,8 @@
 #   1 discover     two igb PFs and a netdevsim device, nothing configured
 #   2 plan, apply  a NicPolicy file: `smartnicctl plan` prints the steps and the disruption
 #                  class, `--apply` creates the VFs with their MACs and writes the device-plugin
-#                  file; the netdevsim device goes to switchdev and its representors appear
+#                  file; the netdevsim device (in the same policy file) goes to switchdev and its
+#                  representors appear
 #   3 device plugin  smartnic-device-plugin serves the pool from the file the apply wrote to a
 #                  kubelet stand-in: ListAndWatch lists the VFs healthy, Allocate gives one VF
 #                  to each of two pods
@@ -96,6 +97,7 @@ discover_step() {
     echo "$NSIM_ID 1" >/sys/bus/netdevsim/new_device
     on_exit "echo $NSIM_ID > /sys/bus/netdevsim/del_device"
     wait_for 10 sh -c "ls $NSYS/net/ | grep -q ." || fail "$NSIM has a port netdev"
+    NSIM_PF=$(ls "$NSYS/net/" | head -1)
     if ctl_ok "smartnicctl devlink eswitch show $NSIM" devlink eswitch show "$NSIM"; then
       table "smartnicctl devlink eswitch show $NSIM" "$CTL_OUT"
       expect_match "$NSIM starts in legacy mode" "$CTL_OUT" "legacy"
@@ -120,6 +122,23 @@ spec:
   numVfs: 4
   resourceName: demo_vf
 YAML
+  [ -n "${NSIM_PF:-}" ] || return 0
+  cat <<YAML
+---
+apiVersion: smartnic.io/v1alpha1
+kind: NicPolicy
+metadata:
+  name: demo-switchdev
+spec:
+  nodeSelector:
+    matchLabels:
+      lab: "true"
+  nicSelector:
+    pfNames: ["$NSIM_PF"]
+  numVfs: 2
+  eswitchMode: switchdev
+  resourceName: demo_switchdev
+YAML
 }
 plan_step() {
   step "plan and apply a NicPolicy"
@@ -131,7 +150,7 @@ plan_step() {
   fi
   if ctl_json "plan -o json" plan -f "$W/policy.yaml" -o json --state-file "$STATE"; then
     expect_eq "disruption class" "$(jv .plan.class)" non-disruptive
-    expect_eq "one plan per PF" "$(jv '[.plan.pfs[].vendor] | join(" ")')" "igb igb"
+    expect_eq "one plan per PF" "$(jv '[.plan.pfs[].vendor] | sort | join(" ")')" "igb igb${NSIM_PF:+ netdevsim}"
   fi
   ctl plan -f "$W/policy.yaml" --apply --state-file "$STATE" --device-plugin-file "$DPFILE"
   if [ "$CTL_RC" = 0 ]; then
@@ -151,10 +170,8 @@ plan_step() {
   ctl plan -f "$W/policy.yaml" --state-file "$STATE"
   expect_match "planned again: in sync" "$CTL_OUT" "in sync"
   if [ -n "${NSIM:-}" ]; then
-    # The agent's planner works on PCI PFs; netdevsim is a bus device of its own, so its
-    # switchdev move goes through the same devlink layer by hand.
-    echo 2 >"$NSYS/sriov_numvfs"
-    ctl_ok "devlink eswitch set $NSIM mode switchdev" devlink eswitch set "$NSIM" --mode switchdev
+    # netdevsim is not on PCI: the plan knows it by its devlink handle
+    expect_eq "$NSIM: 2 VFs, switchdev, by the plan" "$(cat "$NSYS/sriov_numvfs") $(devlink dev eswitch show "$NSIM" | grep -o 'mode [a-z]*')" "2 mode switchdev"
     if ctl_ok "smartnicctl devlink port $NSIM" devlink port "$NSIM"; then
       table "ports of $NSIM" "$CTL_OUT"
       expect_match "representors of VF 0 and VF 1" "$CTL_OUT" "pf0vf0.*pf0vf1|pcivf.*pcivf"
@@ -291,6 +308,7 @@ ovs_part() {
   if [ -n "${NSIM_REP:-}" ]; then
     if ctl_json "the netdevsim representor $NSIM_REP joins br-int" ovs "${OV[@]}" attach --representor "$NSIM_REP" \
         --vf "netdevsim$NSIM_ID/vf0" --network demo-ovs --vni 100 --pod default/pod-vf --ifname net1 -o json; then
+      NSIM_REP_ATTACHED=1
       CNI_ROWS+=("$(printf 'pod-vf ovs   %-13s net1  %-12s (representor %s, hw-offload=true)' "netdevsim vf0" "-" "$NSIM_REP")")
       check "$NSIM_REP: hw-tc-offload on" sh -c "ethtool -k $NSIM_REP | grep -q 'hw-tc-offload: on'"
     fi
@@ -358,6 +376,9 @@ teardown_step() {
     cni DEL "demo-$p" "/run/netns/demo-$p" net1 "$(ovs_conf)"
     if [ "$CNI_RC" = 0 ]; then ok "DEL pod-$p (mode ovs)"; else fail "DEL pod-$p (mode ovs)" "$(cni_diag)"; fi
   done
+  if [ -n "${NSIM_REP_ATTACHED:-}" ]; then
+    ctl_ok "detach the representor $NSIM_REP" ovs "${OV[@]}" detach "$NSIM_REP"
+  fi
   if [ -n "${VF_TABLE_APPLIED:-}" ]; then
     expect_eq "the VF table of $PF1 is what the apply made" "$(vf_table "$PF1")" "$VF_TABLE_APPLIED"
   fi
@@ -366,6 +387,9 @@ teardown_step() {
   if [ "$CTL_RC" = 0 ]; then ok "the plan back to zero VFs"; table "apply (no policy)" "$CTL_OUT"; else fail "the plan back to zero VFs" "$(ctl_diag)"; fi
   [ -n "${DP_PID:-}" ] && kill "$DP_PID" 2>/dev/null
   [ -n "${STUB_PID:-}" ] && kill "$STUB_PID" 2>/dev/null
+  if [ -n "${NSIM_PF:-}" ]; then
+    expect_eq "$NSIM back to 0 VFs and legacy, by the plan" "$(cat "$NSYS/sriov_numvfs") $(devlink dev eswitch show "$NSIM" | grep -o 'mode [a-z]*')" "0 mode legacy"
+  fi
   if [ -n "${NSIM_ID:-}" ] && [ -e "/sys/bus/netdevsim/devices/netdevsim$NSIM_ID" ]; then
     echo "$NSIM_ID" >/sys/bus/netdevsim/del_device
   fi
@@ -382,7 +406,7 @@ teardown_step() {
   [ -z "$leases" ] || leaks+=("IPAM leases left: $leases")
   if [ "$OVS_UP" = 1 ]; then
     local ports
-    ports=$(ovs-vsctl --db="unix:$OD/db.sock" list-ports br-int 2>/dev/null | grep -v "^${NSIM_REP:-none}$" | grep -v '^gnv' || true)
+    ports=$(ovs-vsctl --db="unix:$OD/db.sock" list-ports br-int 2>/dev/null | grep -v '^gnv' || true)
     [ -z "$ports" ] || leaks+=("OVS ports left: $ports")
   fi
   ip netns list | grep -q '^demo-' && leaks+=("network namespaces left")
