@@ -124,6 +124,33 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
+    /// The report as lines for a terminal: `applied PF ...: N step(s) in S s[, failed: E]` per
+    /// PF, then `applied node: N PF(s) in S s`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .pfs
+            .iter()
+            .map(|pf| {
+                format!(
+                    "applied PF {}: {} step(s) in {:.3} s{}",
+                    pf.pci_address,
+                    pf.steps.len(),
+                    pf.duration.as_secs_f64(),
+                    pf.error
+                        .as_deref()
+                        .map(|e| format!(", failed: {e}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        out.push(format!(
+            "applied node: {} PF(s) in {:.3} s",
+            self.pfs.len(),
+            self.duration.as_secs_f64()
+        ));
+        out
+    }
+
     /// Every PF and node step finished without error and without a pending reboot.
     pub fn complete(&self) -> bool {
         self.pfs_complete() && self.node.iter().all(|s| s.error.is_none())

@@ -215,23 +215,9 @@ fn apply(args: &Args, spec: &NicNodeStateSpec, plan: &HostPlan) -> anyhow::Resul
         boot_id: boot_id(Path::new("/proc")),
     }
     .execute(None, spec, plan)?;
-    for pf in &report.pfs {
-        out(format!(
-            "applied PF {}: {} step(s) in {:.3} s{}",
-            pf.pci_address,
-            pf.steps.len(),
-            pf.duration.as_secs_f64(),
-            pf.error
-                .as_deref()
-                .map(|e| format!(", failed: {e}"))
-                .unwrap_or_default()
-        ))?;
+    for line in report.lines() {
+        out(line)?;
     }
-    out(format!(
-        "applied node: {} PF(s) in {:.3} s",
-        report.pfs.len(),
-        report.duration.as_secs_f64()
-    ))?;
     if report.reboot_needed() {
         out("a firmware change waits for a reboot of this host")?;
     }

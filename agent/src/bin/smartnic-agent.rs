@@ -181,23 +181,9 @@ async fn standalone(args: &Args, file: &std::path::Path) -> anyhow::Result<bool>
         agent::run_decide::class_name(local.plan.class)
     );
     if let Some(report) = &local.report {
-        for pf in &report.pfs {
-            println!(
-                "applied PF {}: {} step(s) in {:.3} s{}",
-                pf.pci_address,
-                pf.steps.len(),
-                pf.duration.as_secs_f64(),
-                pf.error
-                    .as_deref()
-                    .map(|e| format!(", failed: {e}"))
-                    .unwrap_or_default()
-            );
+        for line in report.lines() {
+            println!("{line}");
         }
-        println!(
-            "applied node: {} PF(s) in {:.3} s",
-            report.pfs.len(),
-            report.duration.as_secs_f64()
-        );
     }
     match &local.outcome {
         PassOutcome::InSync => println!("in sync"),

@@ -210,7 +210,8 @@ impl<'a> Model<'a> {
         }
     }
 
-    fn pf_mtu(&mut self) {
+    /// The PF netdev: its MTU, then up when it gets VFs.
+    fn pf_link(&mut self) {
         if let Some(mtu) = self.want.mtu
             && self.mtu != Some(mtu)
         {
@@ -397,7 +398,7 @@ fn mlx5_order(m: &mut Model<'_>) {
         });
     }
     m.vf_count();
-    m.pf_mtu();
+    m.pf_link();
     m.vf_macs();
     if want_mode == Some(EswitchMode::Switchdev) && m.mode != Some(EswitchMode::Switchdev) {
         // every VF is unbound for the mode switch; binding each to its group's driver happens
@@ -439,7 +440,7 @@ fn ice_order(m: &mut Model<'_>) {
     if m.mode == Some(EswitchMode::Switchdev) {
         m.switchdev_extras();
     }
-    m.pf_mtu();
+    m.pf_link();
     m.vf_macs();
     m.vf_bind();
     m.vf_macs();
@@ -448,7 +449,7 @@ fn ice_order(m: &mut Model<'_>) {
 
 fn igb_order(m: &mut Model<'_>) {
     m.vf_count();
-    m.pf_mtu();
+    m.pf_link();
     m.vf_bind();
     let macs = m.vf_macs();
     // igbvf reads the MAC the PF gave it at probe: rebind the kernel-bound VFs that got one
@@ -488,7 +489,7 @@ fn netdevsim_order(m: &mut Model<'_>) {
             m.push(Step::SetNumVfs { count: n });
         }
     }
-    m.pf_mtu();
+    m.pf_link();
     m.vf_macs();
     if want_mode == Some(EswitchMode::Switchdev) && m.mode != Some(EswitchMode::Switchdev) {
         m.push(Step::EswitchMode {
