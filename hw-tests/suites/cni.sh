@@ -11,11 +11,7 @@
 # smartnic on PATH, then target/).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SMARTNIC=${SMARTNIC:-$(command -v smartnic || true)}
-for p in debug release; do
-  [ -z "$SMARTNIC" ] && [ -x "$(dirname "${BASH_SOURCE[0]}")/../../target/$p/smartnic" ] \
-    && SMARTNIC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../target/$p" && pwd)/smartnic
-done
+SMARTNIC=${SMARTNIC:-$(lab_bin smartnic)}
 if ! need_root; then
   skip "cni suite" "needs root (it moves VFs into network namespaces)"
   summary
@@ -32,13 +28,6 @@ fi
 STATE=$T_TMP/state
 export SMARTNIC_CNI_STATE_DIR=$STATE
 
-# cni CMD ID NETNS IFNAME CONF: runs the plugin; sets CNI_RC and CNI_OUT.
-cni() {
-  CNI_OUT=$(CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=$3 CNI_IFNAME=$4 CNI_PATH=/lab/bin \
-    timeout 60 "$SMARTNIC" <<<"$5" 2>"$T_TMP/cni.err")
-  CNI_RC=$?
-}
-cni_diag() { printf 'exit %s\n%s\n%s' "$CNI_RC" "$CNI_OUT" "$(cat "$T_TMP/cni.err")"; }
 pod() { ip netns add "$1" && on_exit "ip netns del $1"; }
 vf_table() { ip -j link show "$1" | jq -c '[.[0].vfinfo_list[]? | {vf, address, vlan_list, spoofchk, trust, link_state, rate}]'; }
 

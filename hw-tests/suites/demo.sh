@@ -26,19 +26,10 @@
 # Environment: SMARTNIC_TEST_PF (the lab sets its first igb PF; the second one is found).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-bin() { # the binary on PATH (the lab's /lab/bin), else the workspace's target/
-  local p
-  p=$(command -v "$1") && { echo "$p"; return; }
-  for p in debug release; do
-    [ -x "$(dirname "${BASH_SOURCE[0]}")/../../target/$p/$1" ] && { echo "$(cd "$(dirname "${BASH_SOURCE[0]}")/../../target/$p" && pwd)/$1"; return; }
-  done
-}
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-
 if ! need_root; then skip "demo" "needs root (it changes SR-IOV state)"; summary; fi
 if [ -z "${SMARTNIC_TEST_PF:-}" ]; then skip "demo" "SMARTNIC_TEST_PF is not set (no igb PF)"; summary; fi
 have_jq || { fail "jq (or gojq) is installed"; summary; }
-DPBIN=$(bin smartnic-device-plugin) STUB=$(bin dp-kubelet-stub) SMARTNIC=$(bin smartnic)
+DPBIN=$(lab_bin smartnic-device-plugin) STUB=$(lab_bin dp-kubelet-stub) SMARTNIC=$(lab_bin smartnic)
 for b in DPBIN STUB SMARTNIC SMARTNICCTL; do
   [ -n "${!b}" ] || { fail "binary found: $b" "build it (hw-tests/run builds what '# needs:' names)"; summary; }
 done
@@ -230,12 +221,6 @@ dp_step() {
 }
 
 # ------------------------------------------------------------------ 4 CNI
-cni() { # CMD ID NETNS IFNAME CONF: sets CNI_RC and CNI_OUT
-  CNI_OUT=$(CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=$3 CNI_IFNAME=$4 CNI_PATH=/lab/bin:/usr/lib/cni \
-    timeout 60 "$SMARTNIC" <<<"$5" 2>"$W/cni.err")
-  CNI_RC=$?
-}
-cni_diag() { printf 'exit %s\n%s\n%s' "$CNI_RC" "$CNI_OUT" "$(cat "$W/cni.err")"; }
 sriov_conf() { # DEVICE-ID
   printf '{"cniVersion":"1.1.0","name":"demo-sriov","type":"smartnic","mode":"sriov","deviceID":"%s","vlan":100,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.60.0.0/24"}]],"dataDir":"%s/ipam"}}' "$1" "$W"
 }
@@ -282,19 +267,11 @@ ovs_part() {
   for b in cls_flower act_mirred act_gact sch_ingress; do modprobe "$b" 2>/dev/null; done
   OD=$W/ovs
   mkdir -p "$OD"
-  export OVS_RUNDIR=$OD OVS_LOGDIR=$OD OVS_DBDIR=$OD OVS_SYSCONFDIR=$OD
   OV=(--rundir "$OD" --bridge br-int --log "$OD/ovs-vswitchd.log")
-  ovsdb-tool create "$OD/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-  ovsdb-server "$OD/conf.db" --remote="punix:$OD/db.sock" --pidfile="$OD/ovsdb-server.pid" \
-    --unixctl="$OD/ovsdb-server.ctl" --log-file="$OD/ovsdb-server.log" -vconsole:off --detach --no-chdir
-  on_exit "ovs-appctl -t $OD/ovsdb-server.ctl exit"
-  ovs-vsctl --db="unix:$OD/db.sock" --no-wait init
-  # OVS 3.1 counts CPU cores only once the monotonic clock passed 10 s (lab notes, gotcha 10).
-  while [ "$(cut -d. -f1 /proc/uptime)" -lt 11 ]; do sleep 0.5; done
+  ovs_db_start "$OD"
   # hw-offload is read at start: set it before ovs-vswitchd starts.
   ovs-vsctl --db="unix:$OD/db.sock" --no-wait set Open_vSwitch . other_config:hw-offload=true
-  ovs-vswitchd "unix:$OD/db.sock" --pidfile="$OD/ovs-vswitchd.pid" --unixctl="$OD/ovs-vswitchd.ctl" \
-    --log-file="$OD/ovs-vswitchd.log" -vconsole:off --detach --no-chdir 2>>"$OD/stderr.log"
+  ovs_vswitchd_start "$OD"
   on_exit "ovs-appctl -t $OD/ovs-vswitchd.ctl exit --cleanup"
   OVS_UP=1
   ctl_json "smartnicctl ovs setup --hw-offload true" ovs "${OV[@]}" setup --datapath system --hw-offload true || return

@@ -14,19 +14,10 @@
 #   SMARTNIC_TEST_PF   PF netdev with 0 VFs (the lab sets its first igb); unset: skipped
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-bin() {  # the binary on PATH (the lab's /lab/bin), else the workspace's target/
-  local p
-  p=$(command -v "$1") && { echo "$p"; return; }
-  for p in debug release; do
-    [ -x "$(dirname "${BASH_SOURCE[0]}")/../../target/$p/$1" ] && { echo "$(cd "$(dirname "${BASH_SOURCE[0]}")/../../target/$p" && pwd)/$1"; return; }
-  done
-}
-DP=$(bin smartnic-device-plugin)
-STUB=$(bin dp-kubelet-stub)
+DP=$(lab_bin smartnic-device-plugin)
+STUB=$(lab_bin dp-kubelet-stub)
 driver_of() { local l; l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null) && echo "${l##*/}"; }
 group_of() { local l; l=$(readlink "/sys/bus/pci/devices/$1/iommu_group" 2>/dev/null) && echo "${l##*/}"; }
-# milliseconds since the epoch (busybox date has no %N; bash 5 has EPOCHREALTIME)
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 if ! need_root; then
   skip "device-plugin suite" "needs root (it changes SR-IOV state)"

@@ -20,48 +20,24 @@ if ! modprobe openvswitch 2>/dev/null && [ ! -d /sys/module/openvswitch ]; then
 fi
 for m in nf_conntrack_netlink nfnetlink cls_flower act_mirred act_gact sch_ingress; do modprobe "$m" 2>/dev/null; done
 
-SMARTNIC=${SMARTNIC:-$(command -v smartnic || true)}
-for p in debug release; do
-  [ -z "$SMARTNIC" ] && [ -x "$(dirname "${BASH_SOURCE[0]}")/../../target/$p/smartnic" ] \
-    && SMARTNIC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../target/$p" && pwd)/smartnic
-done
-# cni CMD POD CONF: the smartnic CNI as a runtime invokes it (netns ofl-POD, eth0); OVS_RUNDIR
+SMARTNIC=${SMARTNIC:-$(lab_bin smartnic)}
+# pod_cni CMD POD CONF: the smartnic CNI for pod POD (netns ofl-POD, eth0); OVS_RUNDIR
 # (exported below) points it at this suite's OVS. Sets CNI_RC and CNI_OUT.
-cni() {
-  CNI_OUT=$(CNI_COMMAND=$1 CNI_CONTAINERID="ctr-$2" CNI_NETNS="/run/netns/ofl-$2" CNI_IFNAME=eth0 \
-    CNI_PATH=/lab/bin CNI_ARGS="K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-$2" \
-    SMARTNIC_CNI_STATE_DIR="$T_TMP/cni-state" timeout 60 "$SMARTNIC" <<<"$3" 2>"$T_TMP/cni.err")
-  CNI_RC=$?
+pod_cni() {
+  CNI_ARGS="K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-$2" SMARTNIC_CNI_STATE_DIR="$T_TMP/cni-state" \
+    cni "$1" "ctr-$2" "/run/netns/ofl-$2" eth0 "$3"
 }
-cni_diag() { printf 'exit %s\n%s\n%s' "$CNI_RC" "$CNI_OUT" "$(cat "$T_TMP/cni.err")"; }
 ovs_conf() { # NETWORK VNI IP
   printf '{"cniVersion":"1.1.0","name":"%s","type":"smartnic","mode":"ovs","bridge":"br-int","mtu":1400,"geneve":{"vni":%s},"ipam":{"type":"static","addresses":[{"address":"%s/24"}]}}' "$1" "$2" "$3"
 }
 
 D=$T_TMP/ovs
 mkdir -p "$D"
-export OVS_RUNDIR=$D OVS_LOGDIR=$D OVS_DBDIR=$D OVS_SYSCONFDIR=$D
 OV=(--rundir "$D" --bridge br-int --log "$D/ovs-vswitchd.log")
+start_vswitchd() { ovs_vswitchd_start "$D"; }
+stop_vswitchd() { ovs_vswitchd_stop "$D"; }
 
-start_vswitchd() {
-  # OVS 3.1 counts CPU cores only once the monotonic clock passed 10 s; started earlier it runs
-  # no upcall handlers and drops every upcall (lab notes, gotcha 10).
-  while [ "$(cut -d. -f1 /proc/uptime)" -lt 11 ]; do sleep 0.5; done
-  ovs-vswitchd "unix:$D/db.sock" --pidfile="$D/ovs-vswitchd.pid" --unixctl="$D/ovs-vswitchd.ctl" \
-    --log-file="$D/ovs-vswitchd.log" -vconsole:off --detach --no-chdir 2>>"$D/stderr.log"
-  # dpif_netlink logs "failed to offload flow: ..." at debug level only.
-  ovs-appctl -t "$D/ovs-vswitchd.ctl" vlog/set dpif_netlink:file:dbg >/dev/null
-}
-stop_vswitchd() {
-  ovs-appctl -t "$D/ovs-vswitchd.ctl" exit >/dev/null 2>&1
-  wait_for 10 sh -c "! kill -0 \$(cat $D/ovs-vswitchd.pid) 2>/dev/null"
-}
-
-ovsdb-tool create "$D/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-ovsdb-server "$D/conf.db" --remote="punix:$D/db.sock" --pidfile="$D/ovsdb-server.pid" \
-  --unixctl="$D/ovsdb-server.ctl" --log-file="$D/ovsdb-server.log" -vconsole:off --detach --no-chdir
-on_exit "ovs-appctl -t $D/ovsdb-server.ctl exit"
-ovs-vsctl --db="unix:$D/db.sock" --no-wait init
+ovs_db_start "$D"
 start_vswitchd
 on_exit "ovs-appctl -t $D/ovs-vswitchd.ctl exit --cleanup"
 
@@ -107,7 +83,7 @@ if [ -z "$SMARTNIC" ]; then
 else
   ip netns add ofl-d
   on_exit "ip netns del ofl-d"
-  cni ADD d "$(ovs_conf red 100 10.1.0.4)"
+  pod_cni ADD d "$(ovs_conf red 100 10.1.0.4)"
   if [ "$CNI_RC" = 0 ]; then
     ok "CNI ADD pod-d (mode ovs)"
     CNI_D=$(jq -r '."smartnic.io/ovs".port' <<<"$CNI_OUT")
@@ -122,7 +98,7 @@ else
       ok "red pod-d does not reach blue pod-c (other VNI)"
     fi
     check_conf=$(jq -c --argjson prev "$CNI_OUT" '. + {prevResult: $prev}' <<<"$(ovs_conf red 100 10.1.0.4)")
-    cni CHECK d "$check_conf"
+    pod_cni CHECK d "$check_conf"
     if [ "$CNI_RC" = 0 ]; then ok "CNI CHECK pod-d"; else fail "CNI CHECK pod-d" "$(cni_diag)"; fi
   else
     fail "CNI ADD pod-d (mode ovs)" "$(cni_diag)"
@@ -218,11 +194,11 @@ else
     if [ -n "$SMARTNIC" ]; then
       ip netns add ofl-e
       on_exit "ip netns del ofl-e"
-      cni ADD e "$(ovs_conf red 100 10.1.0.5)"
+      pod_cni ADD e "$(ovs_conf red 100 10.1.0.5)"
       if [ "$CNI_RC" = 0 ]; then
         ok "CNI ADD pod-e with a switchdev eswitch on the node"
         expect_match "pod-e: veth, the switchdev pool gave it no VF" "$(jq -r '."smartnic.io/ovs" | .attachment + ": " + .reason' <<<"$CNI_OUT")" "^veth: no VF allocated"
-        cni DEL e "$(ovs_conf red 100 10.1.0.5)"
+        pod_cni DEL e "$(ovs_conf red 100 10.1.0.5)"
         if [ "$CNI_RC" = 0 ]; then ok "CNI DEL pod-e"; else fail "CNI DEL pod-e" "$(cni_diag)"; fi
       else
         fail "CNI ADD pod-e with a switchdev eswitch on the node" "$(cni_diag)"
@@ -257,7 +233,7 @@ ctl_ok "ovs detach ${PORT[b]}" ovs "${OV[@]}" detach "${PORT[b]}"
 check "${PORT[b]} is gone from br-int and the host" sh -c "! ovs-vsctl --db=unix:$D/db.sock list-ports br-int | grep -qx ${PORT[b]} && ! ip link show ${PORT[b]} 2>/dev/null"
 if [ -n "$CNI_D" ]; then
   for i in 1 2; do
-    cni DEL d "$(ovs_conf red 100 10.1.0.4)"
+    pod_cni DEL d "$(ovs_conf red 100 10.1.0.4)"
     if [ "$CNI_RC" = 0 ]; then ok "CNI DEL pod-d (#$i)"; else fail "CNI DEL pod-d (#$i)" "$(cni_diag)"; fi
   done
   check "$CNI_D is gone from br-int and the host" sh -c "! ovs-vsctl --db=unix:$D/db.sock list-ports br-int | grep -qx $CNI_D && ! ip link show $CNI_D 2>/dev/null"
