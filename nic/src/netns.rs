@@ -1,15 +1,17 @@
 //! Network namespaces: naming one, running code inside one, creating a private one.
 //!
 //! Namespace membership belongs to a thread (`setns(2)` changes only the calling thread), and a
-//! netlink socket belongs to the namespace of the thread that opened it. So every function here
-//! that enters a namespace does it on a new, dedicated thread that ends with the work; the
-//! calling thread (and every tokio worker) stays where it was.
+//! netlink socket belongs to the namespace of the thread that opened it. So the functions here
+//! that enter a namespace do it on a new, dedicated thread that ends with the work; the calling
+//! thread (and every tokio worker) stays where it was. The one exception, [`run_in_netns_here`],
+//! is for a single-threaded process that comes back before doing anything else.
 //!
 //! ```text
 //!   caller ──► new thread ──setns(fd, CLONE_NEWNET)──► f()                 run_in_netns
 //!                                                  └─► current-thread
 //!                                                      tokio runtime ─► f().await   block_on_in_netns
 //!   async caller ─► (same, on a std thread) ─► oneshot back                 spawn_in_netns
+//!   caller ──setns(pod)──► f() ──setns(home)──► caller            run_in_netns_here (CNI only)
 //! ```
 //!
 //! For rtnetlink, do not use these directly: [`crate::host::Host`] keeps one thread per
@@ -181,6 +183,26 @@ where
     })
 }
 
+/// Runs `f` inside `netns` on the calling thread, then returns the thread to the namespace it
+/// was in. For single-threaded, short-lived processes only (the CNI plugin, which starts for
+/// every pod): there a new thread costs more than the work (measured: about a fifth of a
+/// macvlan ADD), and no other code runs on the thread while it is away. Everywhere else, use
+/// [`run_in_netns`].
+///
+/// If the thread cannot go back, the process aborts: carrying on in the pod's namespace would
+/// configure the pod's links as if they were the host's.
+pub fn run_in_netns_here<T>(netns: &NetnsRef, f: impl FnOnce() -> T) -> Result<T, NetnsError> {
+    let home = open_path(Path::new("/proc/thread-self/ns/net"))?;
+    let fd = netns.open()?;
+    enter(netns, &fd)?;
+    let out = f();
+    if let Err(e) = setns(home.as_fd(), CloneFlags::CLONE_NEWNET) {
+        eprintln!("cannot return from network namespace {netns}: {e}; aborting");
+        std::process::abort();
+    }
+    Ok(out)
+}
+
 /// Runs the future made by `f` to completion on a new thread inside `netns`, on its own
 /// current-thread tokio runtime (so netlink sockets opened by `f` belong to `netns`). Blocks the
 /// caller; from async code use [`spawn_in_netns`].
@@ -285,6 +307,18 @@ mod tests {
             err.to_string()
                 .starts_with("cannot open network namespace /nonexistent/netns/x:")
         );
+    }
+
+    #[test]
+    fn running_here_in_the_current_namespace_returns_the_result() {
+        let ns = NetnsRef::current().unwrap();
+        match run_in_netns_here(&ns, || 40 + 2) {
+            Ok(v) => assert_eq!(v, 42),
+            Err(NetnsError::Enter { error, .. }) => assert_eq!(error, nix::Error::EPERM),
+            Err(e) => panic!("{e}"),
+        }
+        let err = run_in_netns_here(&NetnsRef::path("/nonexistent/netns/x"), || ()).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/netns/x"), "{err}");
     }
 
     #[test]
