@@ -263,9 +263,14 @@ impl FakeHost {
         self.lock().no_ipvlan = true;
     }
 
-    /// Marks `master` as having `l2-fwd-offload`.
+    /// Makes `master` a NIC that has `l2-fwd-offload`.
     pub fn with_l2_fwd_offload(&self, master: &str) {
-        self.lock().l2fwd.insert(master.into());
+        let mut st = self.lock();
+        st.l2fwd.insert(master.into());
+        // Only NIC drivers offer it, and a NIC's netdev has no link kind.
+        if let Some(l) = st.ns.get_mut(HOST).and_then(|l| l.get_mut(master)) {
+            l.kind = None;
+        }
     }
 
     /// The links of a namespace.
@@ -363,7 +368,7 @@ impl Host for FakeHost {
 
     fn create_child(
         &self,
-        master: &str,
+        master: &LinkState,
         kind: &VirtKind,
         pod: &Path,
         name: &str,
@@ -380,9 +385,9 @@ impl Host for FakeHost {
         let master_mtu = st
             .ns
             .get(HOST)
-            .and_then(|l| l.get(master))
+            .and_then(|l| l.get(&master.name))
             .map(|l| l.mtu)
-            .ok_or_else(|| no_link(master, Ns::Host))?;
+            .ok_or_else(|| no_link(&master.name, Ns::Host))?;
         let n = st.next_index;
         let mac = mac.unwrap_or(MacAddr([2, 0xbb, 0, 0, (n >> 8) as u8, n as u8]));
         let kind_name = match kind {
@@ -486,7 +491,7 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn configure(&self, pod: &Path, name: &str, conf: &PodIfConfig) -> HostResult<()> {
+    fn configure(&self, pod: &Path, name: &str, conf: &PodIfConfig) -> HostResult<LinkState> {
         self.with_link(Ns::Pod(pod), name, |l| {
             if let Some(m) = conf.mtu {
                 l.mtu = m;
@@ -499,7 +504,9 @@ impl Host for FakeHost {
             l.routes
                 .extend(conf.routes.iter().map(|r| r.dst.canonical()));
             l.routes.extend(conf.addresses.iter().map(Cidr::canonical));
-        })
+        })?;
+        self.link(Ns::Pod(pod), name)?
+            .ok_or_else(|| no_link(name, Ns::Pod(pod)))
     }
 
     fn delete_link(&self, ns: Ns<'_>, name: &str) -> HostResult<bool> {

@@ -169,10 +169,11 @@ pub trait Host {
     /// A link by name; `None` when missing (a missing pod netns is an error of kind `NoNetns`).
     fn link(&self, ns: Ns<'_>, name: &str) -> HostResult<Option<LinkState>>;
 
-    /// Creates a macvlan/ipvlan child of host link `master` directly in `pod`, named `name`.
+    /// Creates a macvlan/ipvlan child of host link `master` (as [`Host::link`] found it)
+    /// directly in `pod`, named `name`.
     fn create_child(
         &self,
-        master: &str,
+        master: &LinkState,
         kind: &VirtKind,
         pod: &Path,
         name: &str,
@@ -196,8 +197,9 @@ pub trait Host {
         mtu: Option<u32>,
     ) -> HostResult<()>;
 
-    /// Configures a pod interface: sysctls, MTU, MAC, addresses, up, routes.
-    fn configure(&self, pod: &Path, name: &str, conf: &PodIfConfig) -> HostResult<()>;
+    /// Configures a pod interface: sysctls, MTU, MAC, addresses, up, routes. Returns the link
+    /// as configured.
+    fn configure(&self, pod: &Path, name: &str, conf: &PodIfConfig) -> HostResult<LinkState>;
 
     /// Deletes a link; `false` when it was not there (or the namespace is gone).
     fn delete_link(&self, ns: Ns<'_>, name: &str) -> HostResult<bool>;
@@ -208,7 +210,7 @@ pub trait Host {
     /// Destinations of the routes through a link (main table).
     fn routes(&self, ns: Ns<'_>, name: &str) -> HostResult<Vec<Cidr>>;
 
-    /// Turns on `l2-fwd-offload` on `master` when it has it; true when it is on.
+    /// Turns on `l2-fwd-offload` on NIC `master` when it has it; true when it is on.
     fn l2_fwd_offload(&self, master: &str) -> HostResult<bool>;
 
     /// True when the namespace file opens.

@@ -7,10 +7,15 @@
 //!
 //! Why not `nic::host::RealHost`: it serves each namespace from a worker thread, so every request
 //! is two thread hand-offs; on a loaded node each hand-off waits for the scheduler, and an ADD
-//! makes about ten requests (measured: our ADD was slower than the reference plugin's under load).
-//! A socket belongs to the namespace it was opened in, whichever thread uses it later, so here a
-//! short thread enters the pod's namespace only to open the socket (registered with our runtime),
-//! and every request then goes out from the main thread directly.
+//! makes several requests (measured: our ADD was slower than the reference plugin's under load).
+//! A socket belongs to the namespace it was opened in, whichever thread uses it later, so here
+//! the (only) thread steps into the pod's namespace just to open the socket and write the
+//! interface's sysctls, and comes straight back ([`nic::netns::run_in_netns_here`]); every
+//! request then goes out from the host. A thread for that step cost about a fifth of a macvlan
+//! ADD (measured with the benchmark in `bench/`).
+//!
+//! Links are named by index once one lookup has found them: each lookup by name is one more
+//! round trip.
 
 use std::{
     collections::HashMap,
@@ -26,7 +31,7 @@ use nic::{
         IpFamily, IpPrefix, Ipvlan, MacAddr, Macvlan, NetlinkError, NetlinkHandle, VfInfo,
         VfSetting,
     },
-    netns::{NetnsRef, run_in_netns},
+    netns::{NetnsRef, run_in_netns_here},
     pci::PciAddress,
     sysfs::SysFs,
 };
@@ -73,6 +78,15 @@ fn temp_name(pod: &Path, name: &str) -> String {
     format!("snc{:08x}", h.finish() as u32)
 }
 
+/// Names the link of a request that was sent by index, where the kernel's message shows only the
+/// number.
+fn named(mut e: HostError, name: &str, index: u32) -> HostError {
+    if !e.msg.contains(name) {
+        e.msg = format!("{name} (index {index}): {}", e.msg);
+    }
+    e
+}
+
 fn sys_err(e: nic::sysfs::SysfsError) -> HostError {
     HostError::other(e.to_string())
 }
@@ -109,8 +123,9 @@ impl KernelHost {
 
     fn rt(&self) -> &tokio::runtime::Runtime {
         self.rt.get_or_init(|| {
+            // Sockets only: nothing here waits on a timer.
             tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+                .enable_io()
                 .build()
                 .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"))
         })
@@ -123,7 +138,7 @@ impl KernelHost {
     /// Creates a macvlan/ipvlan child of `master` straight into `pod` under `name`.
     fn create_child_named(
         &self,
-        master: &str,
+        master: u32,
         kind: &VirtKind,
         pod: &Path,
         name: &str,
@@ -162,26 +177,28 @@ impl KernelHost {
         }
     }
 
-    /// The pod's socket, opened on a short thread inside the namespace. When the socket is new
-    /// and `sysctls_for` names an interface, that thread also writes its sysctls (one thread
-    /// instead of two); the flag says whether it did.
-    fn pod_nl(&self, p: &Path, sysctls_for: Option<&str>) -> HostResult<(NetlinkHandle, bool)> {
+    /// The pod's socket, opened from inside the namespace. When the socket is new and
+    /// `sysctls_for` names an interface, its sysctls are written on the same visit; the flag
+    /// says whether they were.
+    fn pod_nl(
+        &self,
+        p: &Path,
+        sysctls_for: Option<Announce<'_>>,
+    ) -> HostResult<(NetlinkHandle, bool)> {
         let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = handles.get(p) {
             return Ok((h.clone(), false));
         }
-        if !self.netns_exists(p) {
-            return Err(HostError::new(
+        let netns = File::open(p).map(|f| NetnsRef::fd(f.into())).map_err(|e| {
+            HostError::new(
                 HostErrorKind::NoNetns,
-                format!("network namespace {} does not exist", p.display()),
-            ));
-        }
-        let rt = self.rt().handle().clone();
-        let ifname = sysctls_for.map(String::from);
-        let (h, sysctls) = run_in_netns(&NetnsRef::path(p), move || {
-            let _in_rt = rt.enter();
+                format!("cannot open network namespace {}: {e}", p.display()),
+            )
+        })?;
+        let _in_rt = self.rt().enter();
+        let (h, sysctls) = run_in_netns_here(&netns, || {
             let h = NetlinkHandle::connect();
-            (h, ifname.map(|n| announce_sysctls(&n)))
+            (h, sysctls_for.map(Announce::write))
         })
         .map_err(|e| HostError::new(HostErrorKind::NoNetns, e.to_string()))?;
         let h = h.map_err(nl_err)?;
@@ -193,32 +210,51 @@ impl KernelHost {
         }
     }
 
-    fn write_sysctls(&self, pod: &Path, name: &str) -> HostResult<()> {
-        let name = name.to_string();
-        run_in_netns(&NetnsRef::path(pod), move || announce_sysctls(&name))
+    fn write_sysctls(&self, pod: &Path, announce: Announce<'_>) -> HostResult<()> {
+        run_in_netns_here(&NetnsRef::path(pod), || announce.write())
             .map_err(|e| HostError::new(HostErrorKind::NoNetns, e.to_string()))?
             .map_err(HostError::other)
     }
 }
 
-/// arp_notify / ndisc_notify on `name`: the kernel sends a gratuitous ARP and an unsolicited NA
-/// when the link goes up (and when its MAC changes), so the addresses are announced without a
-/// raw socket. /proc/sys/net belongs to the namespace of the thread that opens it: call this
-/// inside the pod's namespace.
-fn announce_sysctls(name: &str) -> Result<(), String> {
-    for (path, required) in [
-        (format!("/proc/sys/net/ipv4/conf/{name}/arp_notify"), true),
-        (
-            format!("/proc/sys/net/ipv6/conf/{name}/ndisc_notify"),
-            false,
-        ),
-    ] {
-        match std::fs::write(&path, "1") {
-            Err(e) if required => return Err(format!("cannot write {path}: {e}")),
-            _ => {}
+/// arp_notify / ndisc_notify on interface `name`, for the families it gets addresses of: the
+/// kernel sends a gratuitous ARP and an unsolicited NA when the link goes up (and when its MAC
+/// changes), so the addresses are announced without a raw socket.
+#[derive(Clone, Copy, Debug)]
+struct Announce<'a> {
+    name: &'a str,
+    v4: bool,
+    v6: bool,
+}
+
+impl Announce<'_> {
+    /// /proc/sys/net belongs to the namespace of the thread that opens it: call this inside the
+    /// pod's namespace.
+    fn write(self) -> Result<(), String> {
+        let name = self.name;
+        for (path, wanted, required) in [
+            (
+                format!("/proc/sys/net/ipv4/conf/{name}/arp_notify"),
+                self.v4,
+                true,
+            ),
+            // A kernel booted with ipv6.disable=1 has no such file.
+            (
+                format!("/proc/sys/net/ipv6/conf/{name}/ndisc_notify"),
+                self.v6,
+                false,
+            ),
+        ] {
+            if !wanted {
+                continue;
+            }
+            match std::fs::write(&path, "1") {
+                Err(e) if required => return Err(format!("cannot write {path}: {e}")),
+                _ => {}
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 impl Host for KernelHost {
@@ -305,14 +341,17 @@ impl Host for KernelHost {
 
     fn create_child(
         &self,
-        master: &str,
+        master: &LinkState,
         kind: &VirtKind,
         pod: &Path,
         name: &str,
         mtu: Option<u32>,
         mac: Option<MacAddr>,
     ) -> HostResult<()> {
-        let created = self.create_child_named(master, kind, pod, name, mtu, mac);
+        let (master_name, master) = (&master.name, master.index);
+        let created = self
+            .create_child_named(master, kind, pod, name, mtu, mac)
+            .map_err(|e| named(e, master_name, master));
         match created {
             // RTM_NEWLINK looks the new name up in the sender's namespace even when the link
             // is created in another one (net/core/rtnetlink.c, __rtnl_newlink): a host link
@@ -323,7 +362,8 @@ impl Host for KernelHost {
             {
                 let tmp = temp_name(pod, name);
                 self.delete_link(Ns::Pod(pod), &tmp)?;
-                self.create_child_named(master, kind, pod, &tmp, mtu, mac)?;
+                self.create_child_named(master, kind, pod, &tmp, mtu, mac)
+                    .map_err(|e| named(e, master_name, master))?;
                 let nl = self.nl(Ns::Pod(pod))?;
                 if let Err(e) = self.block_on(nl.link().set(&tmp).name(name).execute()) {
                     let _ = self.delete_link(Ns::Pod(pod), &tmp);
@@ -381,24 +421,38 @@ impl Host for KernelHost {
         self.block_on(req.execute()).map_err(nl_err)
     }
 
-    fn configure(&self, pod: &Path, name: &str, conf: &PodIfConfig) -> HostResult<()> {
-        let (nl, announced) = self.pod_nl(pod, Some(name))?;
-        if !announced {
-            self.write_sysctls(pod, name)?;
+    fn configure(&self, pod: &Path, name: &str, conf: &PodIfConfig) -> HostResult<LinkState> {
+        let announce = Announce {
+            name,
+            v4: conf.addresses.iter().any(|a| a.addr.is_ipv4()),
+            v6: conf.addresses.iter().any(|a| a.addr.is_ipv6()),
+        };
+        let (nl, announced) = self.pod_nl(pod, Some(announce))?;
+        if !announced && (announce.v4 || announce.v6) {
+            self.write_sysctls(pod, announce)?;
         }
+        let mut link = self.link(Ns::Pod(pod), name)?.ok_or_else(|| {
+            HostError::new(
+                HostErrorKind::NoLink,
+                format!("{name} vanished from {}", pod.display()),
+            )
+        })?;
+        let index = link.index;
         self.block_on(async {
-            let mut set = nl.link().set(name);
-            if let Some(m) = conf.mtu {
-                set = set.mtu(m);
+            if conf.mtu.is_some() || conf.mac.is_some() {
+                let mut set = nl.link().set(index);
+                if let Some(m) = conf.mtu {
+                    set = set.mtu(m);
+                }
+                if let Some(m) = conf.mac {
+                    set = set.mac(m);
+                }
+                set.execute().await?;
             }
-            if let Some(m) = conf.mac {
-                set = set.mac(m);
-            }
-            set.execute().await?;
             for a in &conf.addresses {
-                nl.address().add(name, prefix(a)).execute().await?;
+                nl.address().add(index, prefix(a)).execute().await?;
             }
-            nl.link().set(name).up().execute().await?;
+            nl.link().set(index).up().execute().await?;
             for r in &conf.routes {
                 // A route without a next hop goes through the gateway of its family's address.
                 let gw: Option<IpAddr> = r.gw.or_else(|| {
@@ -407,7 +461,7 @@ impl Host for KernelHost {
                         .copied()
                         .find(|g| g.is_ipv4() == r.dst.is_ipv4())
                 });
-                let mut add = nl.route().add(prefix(&r.dst.canonical())).dev(name);
+                let mut add = nl.route().add(prefix(&r.dst.canonical())).dev(index);
                 if let Some(g) = gw {
                     add = add.gateway(g);
                 }
@@ -421,7 +475,11 @@ impl Host for KernelHost {
             }
             Ok::<(), NetlinkError>(())
         })
-        .map_err(nl_err)
+        .map_err(|e| named(nl_err(e), name, index))?;
+        link.mtu = conf.mtu.unwrap_or(link.mtu);
+        link.mac = conf.mac.or(link.mac);
+        link.up = true;
+        Ok(link)
     }
 
     fn delete_link(&self, ns: Ns<'_>, name: &str) -> HostResult<bool> {

@@ -428,16 +428,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             routes: result.routes.clone(),
             gateways: result.ips.iter().filter_map(|i| i.gateway).collect(),
         };
-        self.host.configure(netns, &env.ifname, &pod_conf)?;
-        let link = self
-            .host
-            .link(Ns::Pod(netns), &env.ifname)?
-            .ok_or_else(|| {
-                CniError::new(
-                    code::HOST,
-                    format!("{} vanished from {}", env.ifname, netns.display()),
-                )
-            })?;
+        let link = self.host.configure(netns, &env.ifname, &pod_conf)?;
         iface.mac = link.mac.map(|m| m.to_string());
         iface.mtu = Some(link.mtu);
         result.interfaces = vec![iface];
@@ -456,17 +447,26 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         journal: &mut crate::store::Journal,
     ) -> Result<ModeResult, CniError> {
         let c = &conf.conf;
-        let master = c.master.clone().unwrap_or_default();
+        let master_name = c.master.clone().unwrap_or_default();
+        let Some(master) = self.host.link(Ns::Host, &master_name)? else {
+            return Err(CniError::new(
+                code::HOST,
+                format!("master interface {master_name} not found in the host"),
+            ));
+        };
         let (kind, forwarding) = if c.mode == NetworkMode::Macvlan {
-            let on = match self.host.l2_fwd_offload(&master) {
-                Ok(on) => on,
-                Err(e) => {
-                    tracing::debug!(master = %master, error = %e.msg, "l2-fwd-offload unavailable");
-                    false
-                }
-            };
+            // A master with a link kind (veth, bond, vlan, bridge, ...) is a software device:
+            // only NIC drivers offer l2-fwd-offload, so there is nothing to ask ethtool.
+            let on = master.kind.is_none()
+                && match self.host.l2_fwd_offload(&master_name) {
+                    Ok(on) => on,
+                    Err(e) => {
+                        tracing::debug!(master = %master_name, error = %e.msg, "l2-fwd-offload unavailable");
+                        false
+                    }
+                };
             let how = if on { "l2-fwd-offload" } else { "software" };
-            tracing::info!(master = %master, forwarding = how, "macvlan forwarding");
+            tracing::info!(master = %master_name, forwarding = how, "macvlan forwarding");
             (
                 VirtKind::Macvlan(
                     c.macvlan_mode.unwrap_or_default(),
@@ -481,12 +481,6 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         } else {
             (VirtKind::Ipvlan(c.ipvlan_mode.unwrap_or_default()), None)
         };
-        if self.host.link(Ns::Host, &master)?.is_none() {
-            return Err(CniError::new(
-                code::HOST,
-                format!("master interface {master} not found in the host"),
-            ));
-        }
         journal.record(&Step::LinkCreate {
             name: env.ifname.clone(),
         })?;

@@ -29,8 +29,11 @@ use crate::{
     result::AddResult,
 };
 
-/// Default state directory.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/smartnic";
+/// Default state directory. Under `/run` (a tmpfs on a node): everything in it describes this
+/// boot's pods and VF settings, which a reboot ends; kept on disk, it would outlive them and make
+/// a DEL after the reboot "restore" VFs from a stale record. The IPAM leases stay where the
+/// reference `host-local` keeps them.
+pub const DEFAULT_STATE_DIR: &str = "/run/smartnic/cni";
 
 /// A VF's state before we touched it: the PF-side row and the netdev's host name, MAC and MTU.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,15 +222,24 @@ impl Store {
 
     /// Starts a fresh journal for `id`/`ifname` (an old one is replaced).
     pub fn begin(&self, id: &str, ifname: &str) -> Result<Journal, CniError> {
-        let dir = self.attachments_dir();
-        fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
         let path = self.journal_path(id, ifname);
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| io_err("create", &path, e))?;
+        let open = || {
+            OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&path)
+        };
+        // The directory is there on every call but the first: make it only when missing.
+        let file = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let dir = self.attachments_dir();
+                fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
+                open()
+            }
+            other => other,
+        }
+        .map_err(|e| io_err("create", &path, e))?;
         Ok(Journal { file, path })
     }
 

@@ -67,7 +67,7 @@ impl Host for VethAsVf {
     }
     fn create_child(
         &self,
-        m: &str,
+        m: &LinkState,
         k: &VirtKind,
         p: &Path,
         n: &str,
@@ -92,7 +92,7 @@ impl Host for VethAsVf {
     ) -> HostResult<()> {
         self.kernel.reset_link(ns, name, new, mac, mtu)
     }
-    fn configure(&self, pod: &Path, name: &str, conf: &PodIfConfig) -> HostResult<()> {
+    fn configure(&self, pod: &Path, name: &str, conf: &PodIfConfig) -> HostResult<LinkState> {
         self.kernel.configure(pod, name, conf)
     }
     fn delete_link(&self, ns: Ns<'_>, name: &str) -> HostResult<bool> {

@@ -31,6 +31,28 @@ use crate::{
     validate,
 };
 
+/// Replaces the contents of `path` (`old_len` bytes long, 0 when new) with `text`, in place.
+///
+/// Not `fs::write`: truncating a file to zero and writing it again makes ext4 (`auto_da_alloc`,
+/// on by default) start writing it to disk at `close`, and the next truncation waits for that
+/// write; each ADD paid one disk write (measured: 0.7 ms of a 3.3 ms ADD). Written in place, the
+/// page stays dirty in the cache like any other. A crash between the write and the shortening
+/// can leave a longer, wrong address: harmless, as it only says where the next search starts
+/// (the address files are what is allocated), for us and for the reference plugin alike.
+fn overwrite(path: &Path, text: &str, old_len: usize) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    if old_len > text.len() {
+        f.set_len(text.len() as u64)?;
+    }
+    Ok(())
+}
+
 /// Default `dataDir`.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 
@@ -228,9 +250,16 @@ impl HostLocal {
     }
 
     fn lock(&self) -> Result<FileLock, CniError> {
-        fs::create_dir_all(&self.dir).map_err(|e| io_err("create", &self.dir, e))?;
         let path = self.dir.join("lock");
-        FileLock::exclusive(&path, 0o750).map_err(|e| io_err("lock", &path, e))
+        // The network's directory is there on every call but the first.
+        match FileLock::exclusive(&path, 0o750) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&self.dir).map_err(|e| io_err("create", &self.dir, e))?;
+                FileLock::exclusive(&path, 0o750)
+            }
+            other => other,
+        }
+        .map_err(|e| io_err("lock", &path, e))
     }
 
     /// Allocates one address per range set for `id`/`ifname` (taking `requested` addresses where
@@ -336,9 +365,8 @@ impl HostLocal {
         ifname: &str,
     ) -> Result<(IpAddr, &'r Range), CniError> {
         let last_path = self.dir.join(format!("last_reserved_ip.{set_index}"));
-        let last: Option<IpAddr> = fs::read_to_string(&last_path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
+        let last_text = fs::read_to_string(&last_path).ok();
+        let last: Option<IpAddr> = last_text.as_deref().and_then(|s| s.trim().parse().ok());
         // Start after the last reserved address when it is still in the set; else at the start.
         let (mut ri, mut cur) =
             match last.and_then(|l| set.iter().position(|r| r.contains(l)).map(|i| (i, l))) {
@@ -364,7 +392,8 @@ impl HostLocal {
                 continue;
             }
             if self.reserve(next, id, ifname)? {
-                fs::write(&last_path, next.to_string())
+                let old_len = last_text.as_ref().map_or(0, String::len);
+                overwrite(&last_path, &next.to_string(), old_len)
                     .map_err(|e| io_err("write", &last_path, e))?;
                 return Ok((next, range));
             }
@@ -526,6 +555,18 @@ mod tests {
             "net",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn last_reserved_is_rewritten_in_place_to_its_exact_text() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("last_reserved_ip.0");
+        overwrite(&p, "10.66.0.100", 0).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "10.66.0.100");
+        overwrite(&p, "10.66.0.9", 11).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "10.66.0.9");
+        overwrite(&p, "10.66.0.10", 9).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "10.66.0.10");
     }
 
     #[test]
