@@ -12,6 +12,9 @@
 //! [`switch::Switch`]: the kernel and Open vSwitch in the binary, [`fake::FakeHost`] and
 //! [`fake_switch::FakeSwitch`] in the tests of the journal, crashes and concurrency.
 
+// The crate's one module with `unsafe`: the binary's allocator (see its docs for why).
+#[allow(unsafe_code)]
+pub mod arena;
 pub mod cidr;
 pub mod config;
 pub mod env;

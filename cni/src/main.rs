@@ -25,6 +25,10 @@ use smartnic_cni::{
     version,
 };
 
+/// 4 MiB, ten times what an ADD uses; beyond it, the system allocator.
+#[global_allocator]
+static ALLOC: smartnic_cni::arena::Arena<{ 4 << 20 }> = smartnic_cni::arena::Arena::new();
+
 /// Overrides the state directory (tests, non-standard layouts).
 const ENV_STATE_DIR: &str = "SMARTNIC_CNI_STATE_DIR";
 /// Overrides the node-ready file that STATUS looks for.
