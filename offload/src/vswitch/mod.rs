@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::{
-    jsonrpc::Remote,
+    jsonrpc::{Remote, RpcError},
     ovsdb::{
         Client, OvsdbError,
         value::{self, as_uuid, map, named_uuid, set},
@@ -117,24 +117,28 @@ impl Ovs {
     pub async fn connect(remote: &Remote) -> Result<Self, VswitchError> {
         let db = Client::connect(remote).await?;
         let cols = |c: &[&str]| json!({"columns": c});
-        let mut mon = db
-            .monitor(
-                DB,
-                MONITOR_ID,
-                json!({
-                    "Open_vSwitch": cols(&["cur_cfg", "other_config"]),
-                    "Bridge": cols(&["name", "ports", "datapath_type"]),
-                    "Port": cols(&["name", "interfaces", "tag"]),
-                    "Interface": cols(&["name", "type", "ofport", "error", "options", "external_ids"]),
-                }),
-            )
-            .await?;
+        let requests = json!({
+            "Open_vSwitch": cols(&["cur_cfg", "other_config"]),
+            "Bridge": cols(&["name", "ports", "datapath_type"]),
+            "Port": cols(&["name", "interfaces", "tag"]),
+            "Interface": cols(&["name", "type", "ofport", "error", "options", "external_ids"]),
+        });
+        // monitor_cond sends diffs (a port added to a bridge is one UUID, not the bridge's whole
+        // port set); a server older than OVS 2.6 has only monitor.
+        let (mut mon, diffs) = match db.monitor_cond(DB, MONITOR_ID, requests.clone()).await {
+            Ok(m) => (m, true),
+            Err(OvsdbError::Rpc(RpcError::Server { .. })) => {
+                (db.monitor(DB, MONITOR_ID, requests).await?, false)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let apply = if diffs { DbView::apply2 } else { DbView::apply };
         let mut view = DbView::default();
-        view.apply(&mon.initial);
+        apply(&mut view, &mon.initial);
         let (tx, rx) = watch::channel(view);
         tokio::spawn(async move {
             while let Some(u) = mon.updates.recv().await {
-                tx.send_modify(|v| v.apply(&u));
+                tx.send_modify(|v| apply(v, &u));
             }
             tx.send_modify(|v| v.closed = true);
         });
@@ -213,23 +217,31 @@ impl Ovs {
                     }))
         };
         let res = tokio::time::timeout(self.wait, rx.wait_for(done)).await;
-        let v = self.view.borrow().clone();
+        // What is needed, not a copy of the whole view.
+        let (cur_cfg, closed, row) = {
+            let v = self.view.borrow();
+            (
+                v.cur_cfg,
+                v.closed,
+                iface.and_then(|i| v.interface(i).cloned()),
+            )
+        };
         match res {
             Err(_) => Err(VswitchError::Timeout {
                 remote: self.remote(),
                 waited: self.wait,
-                cur: v.cur_cfg,
+                cur: cur_cfg,
                 want: next_cfg,
             }),
             Ok(Err(_)) => Err(VswitchError::Closed {
                 remote: self.remote(),
             }),
-            Ok(Ok(_)) if v.closed => Err(VswitchError::Closed {
+            Ok(Ok(_)) if closed => Err(VswitchError::Closed {
                 remote: self.remote(),
             }),
             Ok(Ok(_)) => {
                 let Some(i) = iface else { return Ok(None) };
-                let row = v.interface(i).cloned().unwrap_or_default();
+                let row = row.unwrap_or_default();
                 match row.ofport {
                     Some(p) if p > 0 => Ok(u32::try_from(p).ok()),
                     _ => Err(VswitchError::Interface {
