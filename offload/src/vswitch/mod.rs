@@ -13,7 +13,8 @@
 //! Like `ovs-vsctl` (without `--no-wait`), a change waits until ovs-vswitchd has applied it:
 //! the transaction increments `Open_vSwitch.next_cfg`, and the request returns once `cur_cfg`
 //! has caught up and, for a new port, its interface has an `ofport` (or an `error`). The client
-//! keeps one monitor of the columns it needs, so waiting costs no polling.
+//! keeps one monitor (`monitor_cond`, so changes come as diffs) of the columns it needs, so
+//! waiting costs no polling.
 
 mod view;
 
