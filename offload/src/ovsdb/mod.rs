@@ -140,15 +140,7 @@ impl Client {
         id: &str,
         requests: Value,
     ) -> Result<Monitor, OvsdbError> {
-        let (tx, updates) = mpsc::unbounded_channel();
-        lock(&self.monitors).insert(id.to_string(), tx);
-        match self.conn.call("monitor", json!([db, id, requests])).await {
-            Ok(initial) => Ok(Monitor { initial, updates }),
-            Err(e) => {
-                lock(&self.monitors).remove(id);
-                Err(e.into())
-            }
-        }
+        self.open_monitor("monitor", db, id, requests).await
     }
 
     /// `monitor_cond` (ovsdb-server(7), OVS 2.6 and later): as [`Self::monitor`], but changes
@@ -162,13 +154,20 @@ impl Client {
         id: &str,
         requests: Value,
     ) -> Result<Monitor, OvsdbError> {
+        self.open_monitor("monitor_cond", db, id, requests).await
+    }
+
+    /// Registers `id` for its notifications before asking, since they may come before the reply.
+    async fn open_monitor(
+        &self,
+        method: &str,
+        db: &str,
+        id: &str,
+        requests: Value,
+    ) -> Result<Monitor, OvsdbError> {
         let (tx, updates) = mpsc::unbounded_channel();
         lock(&self.monitors).insert(id.to_string(), tx);
-        match self
-            .conn
-            .call("monitor_cond", json!([db, id, requests]))
-            .await
-        {
+        match self.conn.call(method, json!([db, id, requests])).await {
             Ok(initial) => Ok(Monitor { initial, updates }),
             Err(e) => {
                 lock(&self.monitors).remove(id);
