@@ -28,6 +28,30 @@ done
 step "cargo test --workspace"
 cargo test --workspace --locked 2>&1 | tee -a "$log"
 
+# The CNI binary as it ships (static musl, profile `cni`, with its own allocator) is not what
+# `cargo test` runs: drive it through a short run of its benchmark (macvlan + host-local ADD, DEL
+# and parallel waves as a runtime invokes it; any failed call fails the step). Times are printed,
+# not checked: speed is judged against the baseline in the same run, never by a threshold here.
+step "the CNI binary as shipped (static musl, profile cni)"
+musl=x86_64-unknown-linux-musl
+if [ "$(uname -m)" != x86_64 ] || [ "$(id -u)" != 0 ] || [ ! -x /usr/lib/cni/macvlan ]; then
+  # Counted like cargo's skips: one passed, which the SKIP line moves to skipped.
+  echo "cni-static: 1 passed, 0 failed, 0 skipped" | tee -a "$log"
+  echo "SKIP cni_as_shipped: needs x86_64, root and /usr/lib/cni/macvlan" | tee -a "$log"
+elif ! { rustup target list --installed | grep -qx "$musl" || rustup target add "$musl"; }; then
+  echo "cni-static: 1 passed, 0 failed, 0 skipped" | tee -a "$log"
+  echo "SKIP cni_as_shipped: the $musl target cannot be installed here" | tee -a "$log"
+else
+  cargo build --profile cni -p cni --bin smartnic --target "$musl" --locked
+  if WARMUP=1 WAVES=1 cni/bench/cni-bench.sh "target/$musl/cni/smartnic" 5 2>&1 | tee "$log.cni" \
+    && grep -q '^failures: ours 0, reference 0$' "$log.cni"; then
+    echo "cni-static: 1 passed, 0 failed, 0 skipped" | tee -a "$log"
+  else
+    echo "cni-static: 0 passed, 1 failed, 0 skipped" | tee -a "$log"
+  fi
+  rm -f "$log.cni"
+fi
+
 if [ "${SMARTNIC_SKIP_LAB:-0}" = 1 ]; then
   step "virtual hardware lab skipped (SMARTNIC_SKIP_LAB=1)"
 else
@@ -40,5 +64,5 @@ fi
 # cargo counts as passed: those move from passed to skipped.
 awk '/^test result:/ { p += $4; f += $6; s += $8 }
      /^SKIP [^ ]+: / { p -= 1; s += 1 }
-     /^lab: [0-9]+ passed/ { p += $2; f += $4; s += $6 }
+     /^(lab|cni-static): [0-9]+ passed/ { p += $2; f += $4; s += $6 }
      END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
