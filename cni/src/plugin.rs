@@ -167,6 +167,20 @@ fn saved_from(row: &VfInfo) -> SavedVf {
     }
 }
 
+/// The IPAM step: journaled before it runs, so that a DEL after a crash at any point frees
+/// whatever it may have allocated. An IPAM that answers nothing gives an empty result.
+fn journaled_ipam(
+    ipam: &Ipam,
+    journal: &mut crate::store::Journal,
+    conf: &NetConf,
+    env: &CniEnv,
+) -> Result<AddResult, CniError> {
+    journal.record(&Step::Ipam {
+        kind: ipam.kind().into(),
+    })?;
+    Ok(ipam.add(conf, env)?.unwrap_or_default())
+}
+
 /// An "exists" answer to a create or move into the pod: the name belongs to something else, so
 /// the journal says so (undo must not remove it) and the error says which name.
 fn name_taken(
@@ -383,10 +397,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         };
         if dev.is_userspace() {
             // vfio-pci: the PF-side settings are all; the device node comes from the device plugin.
-            journal.record(&Step::Ipam {
-                kind: ipam.kind().into(),
-            })?;
-            let mut result = ipam.add(conf, env)?.unwrap_or_default();
+            let mut result = journaled_ipam(ipam, journal, conf, env)?;
             iface.mac = conf.mac.map(|m| m.to_string());
             result.interfaces = vec![iface];
             return Ok((result, None));
@@ -403,10 +414,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         self.host
             .move_to_pod(&netdev, netns, &env.ifname)
             .map_err(|e| name_taken(e, journal, &env.ifname, netns))?;
-        journal.record(&Step::Ipam {
-            kind: ipam.kind().into(),
-        })?;
-        let ipam_result = ipam.add(conf, env)?.unwrap_or_default();
+        let ipam_result = journaled_ipam(ipam, journal, conf, env)?;
         journal.record(&Step::Addresses)?;
         self.finish_pod_if(env, netns, ipam_result, iface, conf.conf.mtu, conf.mac)
             .map(|r| (r, None))
@@ -505,10 +513,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
                     e.into()
                 }
             })?;
-        journal.record(&Step::Ipam {
-            kind: ipam.kind().into(),
-        })?;
-        let ipam_result = ipam.add(conf, env)?.unwrap_or_default();
+        let ipam_result = journaled_ipam(ipam, journal, conf, env)?;
         journal.record(&Step::Addresses)?;
         let iface = Interface {
             name: env.ifname.clone(),

@@ -19,7 +19,7 @@ use offload::{
 };
 use serde_json::{Value, json};
 
-use super::{ModeResult, Plugin, RESULT_KEY_OVS, name_taken, vf_settings};
+use super::{ModeResult, Plugin, RESULT_KEY_OVS, journaled_ipam, name_taken, vf_settings};
 use crate::{
     config::NetConf,
     env::CniEnv,
@@ -155,10 +155,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
                 e.into()
             }
         })?;
-        journal.record(&Step::Ipam {
-            kind: ipam.kind().into(),
-        })?;
-        let ipam_result = ipam.add(conf, env)?.unwrap_or_default();
+        let ipam_result = journaled_ipam(ipam, journal, conf, env)?;
         let mut result = if vf_in_pod {
             journal.record(&Step::Addresses)?;
             // A veth got its MTU when it was made; a VF gets it here.
