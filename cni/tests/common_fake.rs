@@ -132,3 +132,20 @@ pub fn env(command: Command, id: &str, ifname: &str, netns: Option<&Path>) -> Cn
 pub fn parse(conf: &serde_json::Value, env: &CniEnv) -> NetConf {
     NetConf::parse(conf.to_string().as_bytes(), env).unwrap()
 }
+
+/// ADD of `conf` for container `id` as `net1` in `ns`.
+pub fn add(
+    w: &World,
+    conf: &serde_json::Value,
+    id: &str,
+    ns: &Path,
+) -> Result<serde_json::Value, smartnic_cni::error::CniError> {
+    let e = env(Command::Add, id, "net1", Some(ns));
+    w.plugin.add(&parse(conf, &e), &e)
+}
+
+/// DEL of container `id`'s `net1` (the pod's namespace given or gone); it must succeed.
+pub fn del(w: &World, conf: &serde_json::Value, id: &str, ns: Option<&Path>) {
+    let e = env(Command::Del, id, "net1", ns);
+    w.plugin.del(&parse(conf, &e), &e).unwrap();
+}

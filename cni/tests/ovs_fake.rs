@@ -8,21 +8,6 @@ mod common_fake;
 use common_fake::*;
 use smartnic_cni::{env::Command, error::code, host::Ns};
 
-fn add(
-    w: &World,
-    conf: &serde_json::Value,
-    id: &str,
-    ns: &std::path::Path,
-) -> Result<serde_json::Value, smartnic_cni::error::CniError> {
-    let e = env(Command::Add, id, "net1", Some(ns));
-    w.plugin.add(&parse(conf, &e), &e)
-}
-
-fn del(w: &World, conf: &serde_json::Value, id: &str, ns: Option<&std::path::Path>) {
-    let e = env(Command::Del, id, "net1", ns);
-    w.plugin.del(&parse(conf, &e), &e).unwrap();
-}
-
 #[test]
 fn without_an_offload_capable_device_the_pod_gets_a_veth_on_the_overlay() {
     let w = World::new(2);

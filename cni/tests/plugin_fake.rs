@@ -8,21 +8,6 @@ use common_fake::*;
 use nic::netlink::{MacAddr, VfInfo, VlanProto};
 use smartnic_cni::{env::Command, error::code, host::Ns, result::AddResult};
 
-fn add(
-    w: &World,
-    conf: &serde_json::Value,
-    id: &str,
-    ns: &std::path::Path,
-) -> Result<serde_json::Value, smartnic_cni::error::CniError> {
-    let e = env(Command::Add, id, "net1", Some(ns));
-    w.plugin.add(&parse(conf, &e), &e)
-}
-
-fn del(w: &World, conf: &serde_json::Value, id: &str, ns: Option<&std::path::Path>) {
-    let e = env(Command::Del, id, "net1", ns);
-    w.plugin.del(&parse(conf, &e), &e).unwrap();
-}
-
 #[test]
 fn sriov_add_moves_and_configures_the_vf_and_del_restores_it() {
     let w = World::new(4);
