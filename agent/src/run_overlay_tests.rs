@@ -22,7 +22,7 @@ use crate::run::Agent;
 use crate::run_decide::{Backoff, PassOutcome, SyncReport};
 use crate::run_overlay::{EndpointReader, PeerApplier, PeerLoopConfig, TunnelConfig, run_peers};
 use crate::run_overlay_decide::tunnel_report;
-use crate::run_tests::{agent, igb, now, setup, state, status_path};
+use crate::run_tests::{agent, get_state, igb, now, setup, state, status_path};
 
 struct FixedEndpoint(Result<IpAddr, String>);
 
@@ -71,12 +71,7 @@ async fn the_tunnel_endpoint_goes_into_the_status_apply_and_is_not_written_again
     let task = serve(
         handle,
         vec![
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&empty, json!({}), None),
-            ),
+            get_state(&empty, json!({}), None),
             call(
                 Method::PATCH,
                 &status_path(),
@@ -99,12 +94,7 @@ async fn the_tunnel_endpoint_goes_into_the_status_apply_and_is_not_written_again
                 state(&empty, json!({}), None),
             ),
             // what was written, read back: nothing to write
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&empty, json!({}), Some(&written)),
-            ),
+            get_state(&empty, json!({}), Some(&written)),
         ],
     );
     let mut a = with_tunnel(agent(client, &s), Ok(ip("10.0.0.1")));
@@ -130,12 +120,7 @@ async fn an_uplink_without_an_address_withdraws_the_endpoint_with_a_condition_na
     let task = serve(
         handle,
         vec![
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&empty, json!({}), Some(&before)),
-            ),
+            get_state(&empty, json!({}), Some(&before)),
             call(
                 Method::PATCH,
                 &status_path(),

@@ -15,10 +15,10 @@ use offload::decision::Datapath;
 use offload::node::{NodeSetup, SetupOutcome};
 use serde_json::json;
 
-use crate::cluster_tests::{STATE_PATH, call, done, mock, serve};
+use crate::cluster_tests::{call, done, mock, serve};
 use crate::run_decide::{PassOutcome, SyncReport};
 use crate::run_overlay::{NodeSetupApplier, OvsSetup};
-use crate::run_tests::{agent, igb, now, setup, state, status_path};
+use crate::run_tests::{agent, get_state, igb, now, setup, state, status_path};
 
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
@@ -91,12 +91,7 @@ async fn a_switchdev_node_is_set_up_with_hw_offload_and_a_restart_is_reported_on
     let task = serve(
         handle,
         vec![
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&empty, json!({}), None),
-            ),
+            get_state(&empty, json!({}), None),
             call(
                 Method::POST,
                 EVENTS,
@@ -130,12 +125,7 @@ async fn a_switchdev_node_is_set_up_with_hw_offload_and_a_restart_is_reported_on
                 state(&empty, json!({}), None),
             ),
             // the second pass: the setup finds everything in place; no event, no write
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&empty, json!({}), Some(&written)),
-            ),
+            get_state(&empty, json!({}), Some(&written)),
         ],
     );
     let rec = Recording::answering(vec![Ok(SetupOutcome {
@@ -170,12 +160,7 @@ async fn an_unreachable_ovs_is_logged_and_the_rest_of_the_pass_stands() {
     let task = serve(
         handle,
         vec![
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&empty, json!({}), None),
-            ),
+            get_state(&empty, json!({}), None),
             // no event: the status apply only
             call(
                 Method::PATCH,

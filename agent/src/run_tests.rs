@@ -16,7 +16,7 @@ use kube::Client;
 use serde_json::{Value, json};
 
 use crate::cluster::NodeApi;
-use crate::cluster_tests::{STATE_PATH, by_agent, call, done, mock, serve};
+use crate::cluster_tests::{Call, STATE_PATH, by_agent, call, done, mock, serve};
 use crate::fake::FakeHost;
 use crate::handoff::DevicePluginFile;
 use crate::metrics::AgentMetrics;
@@ -84,6 +84,20 @@ pub(crate) fn state(
         v["status"] = serde_json::to_value(s).expect("status");
     }
     v
+}
+
+/// The expected `GET` of the node state, answered with [`state`].
+pub(crate) fn get_state(
+    spec: &NicNodeStateSpec,
+    annotations: Value,
+    status: Option<&NicNodeStateStatus>,
+) -> Call {
+    call(
+        Method::GET,
+        STATE_PATH,
+        |_, _| {},
+        state(spec, annotations, status),
+    )
 }
 
 pub(crate) struct Setup {
@@ -174,12 +188,7 @@ async fn a_first_pass_reports_the_inventory_then_a_pass_without_change_writes_no
     let task = serve(
         handle,
         vec![
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&empty, json!({}), None),
-            ),
+            get_state(&empty, json!({}), None),
             call(
                 Method::PATCH,
                 &status_path(),
@@ -230,12 +239,7 @@ async fn a_disruptive_plan_asks_for_a_drain_applies_once_drained_then_releases()
     let task = serve(
         handle,
         vec![
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&want, json!({}), None),
-            ),
+            get_state(&want, json!({}), None),
             call(
                 Method::PATCH,
                 STATE_PATH,
@@ -262,18 +266,8 @@ async fn a_disruptive_plan_asks_for_a_drain_applies_once_drained_then_releases()
                 },
                 state(&want, ann("none"), None),
             ),
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&want, ann("draining"), None),
-            ),
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&want, ann("drained"), None),
-            ),
+            get_state(&want, ann("draining"), None),
+            get_state(&want, ann("drained"), None),
             call(
                 Method::PATCH,
                 &status_path(),
@@ -347,12 +341,7 @@ async fn a_failed_step_is_a_condition_naming_the_pf_and_the_step() {
     let task = serve(
         handle,
         vec![
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&want, json!({}), None),
-            ),
+            get_state(&want, json!({}), None),
             call(
                 Method::PATCH,
                 &status_path(),
@@ -406,15 +395,10 @@ async fn a_drain_not_granted_in_time_ends_the_pass_in_a_condition_and_keeps_the_
     let asked = json!({"smartnic.io/drain-request": "evict-vf-pods", "smartnic.io/drain-grant": "draining"});
     let (client, handle) = mock();
     let mut calls = vec![
-        call(
-            Method::GET,
-            STATE_PATH,
-            |_, _| {},
-            state(
-                &want,
-                json!({"smartnic.io/drain-request": "evict-vf-pods"}),
-                None,
-            ),
+        get_state(
+            &want,
+            json!({"smartnic.io/drain-request": "evict-vf-pods"}),
+            None,
         ),
         call(
             Method::PATCH,
@@ -425,12 +409,7 @@ async fn a_drain_not_granted_in_time_ends_the_pass_in_a_condition_and_keeps_the_
     ];
     // 25 ms at 10, 10, then 5 ms
     for _ in 0..3 {
-        calls.push(call(
-            Method::GET,
-            STATE_PATH,
-            |_, _| {},
-            state(&want, asked.clone(), None),
-        ));
+        calls.push(get_state(&want, asked.clone(), None));
     }
     calls.push(call(
         Method::PATCH,
@@ -497,12 +476,7 @@ async fn a_spec_naming_a_pf_not_on_the_host_fails_without_an_apply_or_an_event()
     let task = serve(
         handle,
         vec![
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&want, json!({}), None),
-            ),
+            get_state(&want, json!({}), None),
             call(
                 Method::PATCH,
                 &status_path(),
@@ -549,12 +523,7 @@ async fn once_creates_the_node_state_then_runs_one_pass() {
                 },
                 state(&empty, json!({}), None),
             ),
-            call(
-                Method::GET,
-                STATE_PATH,
-                |_, _| {},
-                state(&empty, json!({}), None),
-            ),
+            get_state(&empty, json!({}), None),
             call(
                 Method::PATCH,
                 &status_path(),
