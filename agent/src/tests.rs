@@ -22,25 +22,12 @@ use crate::{
     fake::FakeHost,
     firmware::{CommandOutput, CommandRunner, NvidiaFirmware},
     handoff::DevicePluginFile,
+    run_tests::igb,
     state::StateFile,
 };
 
 const CX6: &str = "0000:3b:00.0";
 const IGB: &str = "0000:01:00.0";
-
-fn igb() -> Nic {
-    Nic {
-        pci_address: IGB.into(),
-        name: Some("enp1s0".into()),
-        vendor_id: "8086".into(),
-        device_id: "10c9".into(),
-        driver: Some("igb".into()),
-        mtu: Some(1500),
-        mac: Some("52:54:00:12:34:56".into()),
-        total_vfs: 7,
-        ..Default::default()
-    }
-}
 
 fn cx6_pf() -> Nic {
     let mut n = cx6(CX6, "ens1f0np0");

@@ -8,7 +8,7 @@ use crds::{
     policy::VfDeviceType,
 };
 
-use super::*;
+use super::{tests::steps, *};
 use crate::drain::ChangeClass;
 
 const ID: &str = "netdevsim/netdevsim3";
@@ -89,13 +89,6 @@ fn plan(
     facts: &BTreeMap<String, PfFacts>,
 ) -> HostPlan {
     plan_host(applied, desired, &NicInventory { nics: vec![nic] }, facts)
-}
-
-fn steps(p: &HostPlan) -> Vec<String> {
-    p.pfs
-        .iter()
-        .flat_map(|pf| pf.steps.iter().map(ToString::to_string))
-        .collect()
 }
 
 fn macs(n: u32) -> Vec<String> {

@@ -125,7 +125,8 @@ fn plan(
     plan_host(applied, desired, &inventory(nics), facts)
 }
 
-fn steps(p: &HostPlan) -> Vec<String> {
+/// Every step of the plan, as it prints.
+pub(super) fn steps(p: &HostPlan) -> Vec<String> {
     p.pfs
         .iter()
         .flat_map(|pf| pf.steps.iter().map(ToString::to_string))
