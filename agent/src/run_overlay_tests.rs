@@ -19,10 +19,10 @@ use tokio::sync::mpsc;
 
 use crate::cluster_tests::{STATE_PATH, by_agent, call, done, mock, serve};
 use crate::run::Agent;
-use crate::run_decide::{Backoff, PassOutcome, SyncReport};
+use crate::run_decide::{Backoff, PassOutcome};
 use crate::run_overlay::{EndpointReader, PeerApplier, PeerLoopConfig, TunnelConfig, run_peers};
 use crate::run_overlay_decide::tunnel_report;
-use crate::run_tests::{agent, get_state, igb, now, setup, state, status_path};
+use crate::run_tests::{agent, applied_status, get_state, igb, setup, state, status_path};
 
 struct FixedEndpoint(Result<IpAddr, String>);
 
@@ -59,14 +59,7 @@ async fn the_tunnel_endpoint_goes_into_the_status_apply_and_is_not_written_again
     let s = setup(vec![igb()]);
     let empty = NicNodeStateSpec::default();
     let published = tunnel_report("eth1", Ok(ip("10.0.0.1")));
-    let written = crate::cluster::status_of(
-        None,
-        vec![igb()],
-        &SyncReport::applied(Some(3)),
-        Some(&published),
-        Some(3),
-        now(),
-    );
+    let written = applied_status(vec![igb()], Some(&published));
     let (client, handle) = mock();
     let task = serve(
         handle,
@@ -108,13 +101,9 @@ async fn an_uplink_without_an_address_withdraws_the_endpoint_with_a_condition_na
     let s = setup(vec![igb()]);
     let empty = NicNodeStateSpec::default();
     // published by an earlier pass
-    let before = crate::cluster::status_of(
-        None,
+    let before = applied_status(
         vec![igb()],
-        &SyncReport::applied(Some(3)),
         Some(&tunnel_report("eth1", Ok(ip("10.0.0.1")))),
-        Some(3),
-        now(),
     );
     let (client, handle) = mock();
     let task = serve(
@@ -151,13 +140,9 @@ async fn an_uplink_without_an_address_withdraws_the_endpoint_with_a_condition_na
 async fn without_tunnel_uplink_an_endpoint_the_agent_published_before_is_removed() {
     let s = setup(vec![igb()]);
     let empty = NicNodeStateSpec::default();
-    let before = crate::cluster::status_of(
-        None,
+    let before = applied_status(
         vec![igb()],
-        &SyncReport::applied(Some(3)),
         Some(&tunnel_report("eth1", Ok(ip("10.0.0.1")))),
-        Some(3),
-        now(),
     );
     let mut obj = state(&empty, json!({}), Some(&before));
     obj["metadata"]["managedFields"] = json!([{

@@ -16,9 +16,9 @@ use offload::node::{NodeSetup, SetupOutcome};
 use serde_json::json;
 
 use crate::cluster_tests::{call, done, mock, serve};
-use crate::run_decide::{PassOutcome, SyncReport};
+use crate::run_decide::PassOutcome;
 use crate::run_overlay::{NodeSetupApplier, OvsSetup};
-use crate::run_tests::{agent, get_state, igb, now, setup, state, status_path};
+use crate::run_tests::{agent, applied_status, get_state, igb, setup, state, status_path};
 
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
@@ -79,14 +79,7 @@ async fn a_switchdev_node_is_set_up_with_hw_offload_and_a_restart_is_reported_on
     let nic = switchdev_igb();
     let s = setup(vec![nic.clone()]);
     let empty = NicNodeStateSpec::default();
-    let written = crate::cluster::status_of(
-        None,
-        vec![nic],
-        &SyncReport::applied(Some(3)),
-        None,
-        Some(3),
-        now(),
-    );
+    let written = applied_status(vec![nic], None);
     let (client, handle) = mock();
     let task = serve(
         handle,

@@ -86,6 +86,22 @@ pub(crate) fn state(
     v
 }
 
+/// The status a pass writes after applying generation 3 to `nics` (with `tunnel`, the
+/// overlay's endpoint report).
+pub(crate) fn applied_status(
+    nics: Vec<Nic>,
+    tunnel: Option<&crate::run_overlay_decide::TunnelReport>,
+) -> NicNodeStateStatus {
+    crate::cluster::status_of(
+        None,
+        nics,
+        &SyncReport::applied(Some(3)),
+        tunnel,
+        Some(3),
+        now(),
+    )
+}
+
 /// The expected `GET` of the node state, answered with [`state`].
 pub(crate) fn get_state(
     spec: &NicNodeStateSpec,
@@ -176,14 +192,7 @@ async fn a_first_pass_reports_the_inventory_then_a_pass_without_change_writes_no
     let s = setup(vec![igb()]);
     let empty = NicNodeStateSpec::default();
     // what the first pass writes is what the second reads back
-    let written = crate::cluster::status_of(
-        None,
-        vec![igb()],
-        &SyncReport::applied(Some(3)),
-        None,
-        Some(3),
-        now(),
-    );
+    let written = applied_status(vec![igb()], None);
     let (client, handle) = mock();
     let task = serve(
         handle,
