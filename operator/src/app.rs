@@ -20,7 +20,6 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use clap::{ArgAction, Parser};
-use kube::Client;
 use tokio::sync::watch;
 
 use crate::{
@@ -105,7 +104,7 @@ pub enum Error {
 /// Runs the operator until SIGTERM/Ctrl-C or a fatal error.
 pub async fn run(args: Args) -> Result<(), Error> {
     let log = telemetry::init(args.log_format, &args.log_level)?;
-    let client = Client::try_default().await.map_err(Error::Client)?;
+    let client = crate::client::client().await.map_err(Error::Client)?;
     let identity = args
         .identity
         .clone()

@@ -5,6 +5,7 @@
 //! cluster into watch caches, calls the planners and writes their results.
 
 pub mod app;
+pub mod client;
 pub mod context;
 pub mod controller;
 pub mod leader;
