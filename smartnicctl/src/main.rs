@@ -6,6 +6,7 @@ mod convert;
 mod devlink;
 mod discover;
 mod ethtool;
+mod input;
 mod link;
 mod offload;
 mod ovs;
@@ -87,8 +88,12 @@ fn main() -> std::process::ExitCode {
     // The command contract: `error: <message>` on stderr and exit 1.
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<plan::NothingPlanned>() => {
+            eprintln!("{e}");
+            std::process::ExitCode::from(2)
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crds::report::error_chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

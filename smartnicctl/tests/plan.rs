@@ -160,12 +160,23 @@ fn e810_count_change_with_a_vfio_vf_evicts_its_users() {
 #[test]
 fn node_labels_decide_which_policies_apply() {
     let f = policies(&policy("igb", "enp1s0", 7, ""));
-    let v = json(&plan(
+    // nothing planned: exit status 2, and the policy is listed with why
+    let o = plan(
         "igb-82576",
         &f,
         &["--node-labels", "lab=false", "-o", "json"],
-    ));
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["plan"]["pfs"], serde_json::json!([]));
+    assert_eq!(v["unselected"][0]["policy"], "igb");
+    assert!(
+        v["unselected"][0]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("nodeSelector"),
+        "{v}"
+    );
     let v = json(&plan(
         "igb-82576",
         &f,
