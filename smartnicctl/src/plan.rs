@@ -49,7 +49,7 @@ use planner::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::link::{Output, out, print_json};
+use crate::link::{Output, out, print_data};
 
 /// Arguments of `smartnicctl plan`.
 #[derive(clap::Args)]
@@ -164,7 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let unselected = planner::why::unselected(&policies, &labels, &inventory);
 
     match args.output {
-        Output::Json => print_json(&Report {
+        o @ (Output::Json | Output::Yaml) => print_data(o, &Report {
             spec: &spec,
             plan: &plan,
             rejections: node

@@ -33,6 +33,9 @@ enum Cmd {
     /// already N), which destroys every existing VF, then waits until the N VFs exist and each
     /// has a driver and a netdev (only the PCI function when sriov_drivers_autoprobe is 0).
     /// Prints which VFs were destroyed.
+    #[command(
+        after_help = "Example:\n  smartnicctl sriov numvfs --pf enp1s0 4\n  smartnicctl sriov numvfs --pci 0000:01:00.0 0 --root /tmp/h --wait-secs 0"
+    )]
     Numvfs {
         /// The PF by netdev name.
         #[arg(
@@ -61,6 +64,7 @@ enum Cmd {
     },
     /// Show or set sriov_drivers_autoprobe of a PF: whether the kernel binds a driver to VFs as
     /// they are created (off: VFs stay unbound until bound on purpose, e.g. to vfio-pci).
+    #[command(after_help = "Example:\n  smartnicctl sriov autoprobe --pf enp1s0 off")]
     Autoprobe {
         /// The PF by netdev name.
         #[arg(
@@ -84,6 +88,7 @@ enum Cmd {
     /// drivers/DRIVER/bind, then check the bound driver; when that fails, the previous driver
     /// and driver_override are put back and the error says so. `none` unbinds the function and
     /// clears driver_override.
+    #[command(after_help = "Example:\n  smartnicctl sriov driver --pci 0000:3b:00.2 vfio-pci")]
     Driver {
         /// The function's PCI address (0000:3b:00.2).
         #[arg(long, value_name = "BDF")]
@@ -101,6 +106,7 @@ enum Cmd {
     /// devlink port (`devlink port show`: pfnum, vfnum, controller), or, where devlink cannot
     /// answer (no devlink, or the uplink has no devlink port), the netdev on the uplink's
     /// phys_switch_id whose phys_port_name is `pf<P>vf<N>`; fails when there is none.
+    #[command(after_help = "Example:\n  smartnicctl sriov representor --pf ens1f0np0 --vf 3")]
     Representor {
         /// The uplink netdev (phys_port_name `p<P>`).
         #[arg(long, value_name = "UPLINK")]
