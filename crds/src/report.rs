@@ -21,9 +21,48 @@ pub fn error_chain(e: &(dyn Error + 'static)) -> String {
     out
 }
 
+/// A duration as a person reads it: `60 s`, `1.5 s`, `250 ms`, `2 min 5 s` (never
+/// `60.0002433s`).
+pub fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms} ms");
+    }
+    let secs = d.as_secs_f64();
+    if secs < 10.0 {
+        let tenths = (secs * 10.0).round() / 10.0;
+        return if tenths.fract() == 0.0 {
+            format!("{tenths:.0} s")
+        } else {
+            format!("{tenths:.1} s")
+        };
+    }
+    let whole = secs.round() as u64;
+    match (whole / 60, whole % 60) {
+        (0, s) => format!("{s} s"),
+        (m, 0) => format!("{m} min"),
+        (m, s) => format!("{m} min {s} s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_like_a_person_says_them() {
+        use std::time::Duration;
+        assert_eq!(
+            human_duration(Duration::from_micros(60_000_243_300)),
+            "1 min"
+        );
+        assert_eq!(human_duration(Duration::from_millis(60_000)), "1 min");
+        assert_eq!(human_duration(Duration::from_millis(125_400)), "2 min 5 s");
+        assert_eq!(human_duration(Duration::from_millis(1_500)), "1.5 s");
+        assert_eq!(human_duration(Duration::from_millis(2_000)), "2 s");
+        assert_eq!(human_duration(Duration::from_millis(250)), "250 ms");
+        assert_eq!(human_duration(Duration::from_millis(30_200)), "30 s");
+    }
 
     #[derive(Debug)]
     struct Outer(std::io::Error, bool);

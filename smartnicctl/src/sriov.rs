@@ -155,6 +155,60 @@ fn pf_arg(
     }
 }
 
+/// While `sriov numvfs` waits for the kernel (a minute for a hundred VFs on some hosts), a line
+/// on stderr every few seconds with how many VFs are there; stopped when dropped.
+struct Progress {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    const FIRST: Duration = Duration::from_secs(2);
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn start(dir: PathBuf, label: String, n: u32, timeout: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let mut next = Self::FIRST;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if start.elapsed() < next || flag.load(Ordering::Relaxed) {
+                    continue;
+                }
+                next += Self::EVERY;
+                let present = std::fs::read_dir(&dir)
+                    .map(|d| {
+                        d.flatten()
+                            .filter(|e| e.file_name().to_string_lossy().starts_with("virtfn"))
+                            .count()
+                    })
+                    .unwrap_or(0);
+                eprintln!(
+                    "{label}: waiting for the VFs: {present} of {n} present after {} (giving up after {})",
+                    crds::report::human_duration(start.elapsed()),
+                    crds::report::human_duration(timeout)
+                );
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// `VFs 0-7`, `VF 0`, `no VF`.
 fn vf_range(r: std::ops::Range<u32>) -> String {
     match r.len() {
@@ -187,9 +241,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if let Some(r) = ready {
                 req = req.ready(r);
             }
-            let o = req
-                .execute()
-                .with_context(|| format!("set sriov_numvfs of {label} to {n}"))?;
+            let progress = (wait_secs > 0 && n > 0).then(|| {
+                Progress::start(
+                    sysfs.path(format!("sys/bus/pci/devices/{addr}")),
+                    label.clone(),
+                    n,
+                    Duration::from_secs(wait_secs),
+                )
+            });
+            let result = req.execute();
+            drop(progress);
+            let o = result.with_context(|| format!("set sriov_numvfs of {label} to {n}"))?;
             if !o.changed {
                 return out(format!("{label}: sriov_numvfs is already {n}"));
             }
@@ -200,8 +262,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
             match o.ready {
                 Some(r) if o.verified && n > 0 => out(format!(
-                    "{what}; every VF has {r} after {:.1} s",
-                    o.waited.as_secs_f64()
+                    "{what}; every VF has {r} after {}",
+                    crds::report::human_duration(o.waited)
                 )),
                 _ if o.verified => out(what),
                 _ => out(format!("{what}; not waiting for the VFs")),
