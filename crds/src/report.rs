@@ -53,7 +53,7 @@ mod tests {
     fn durations_read_like_a_person_says_them() {
         use std::time::Duration;
         assert_eq!(
-            human_duration(Duration::from_micros(60_000_243_300)),
+            human_duration(Duration::from_micros(60_000_243)),
             "1 min"
         );
         assert_eq!(human_duration(Duration::from_millis(60_000)), "1 min");
