@@ -305,8 +305,8 @@ impl HostOps for SysHost {
                 .map_err(fail)?;
                 if !missing.is_empty() {
                     return Err(fail(format!(
-                        "no representor for VFs {missing:?} of uplink {uplink} after {:?}",
-                        self.timeout
+                        "no representor for VFs {missing:?} of uplink {uplink} after {}",
+                        crds::report::human_duration(self.timeout)
                     )));
                 }
             }
