@@ -36,6 +36,12 @@ const NOT_HERE: &[(&str, &str)] = &[
     ("hw-tests/run\n", "lab: boots the QEMU guest"),
     ("sudo ", "root: runs on a host with a real SR-IOV NIC"),
     (
+        "hw-tests/k8s/build.sh",
+        "builds Kubernetes from its release modules (minutes, the Go module proxy)",
+    ),
+    ("hw-tests/cluster ", "cluster: starts a control plane"),
+    ("KUBECONFIG=", "cluster"),
+    (
         "scripts/check.sh",
         "the whole check with the lab: what CI runs",
     ),
