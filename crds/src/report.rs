@@ -52,10 +52,7 @@ mod tests {
     #[test]
     fn durations_read_like_a_person_says_them() {
         use std::time::Duration;
-        assert_eq!(
-            human_duration(Duration::from_micros(60_000_243)),
-            "1 min"
-        );
+        assert_eq!(human_duration(Duration::from_micros(60_000_243)), "1 min");
         assert_eq!(human_duration(Duration::from_millis(60_000)), "1 min");
         assert_eq!(human_duration(Duration::from_millis(125_400)), "2 min 5 s");
         assert_eq!(human_duration(Duration::from_millis(1_500)), "1.5 s");
