@@ -177,6 +177,15 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 }
 
+/// A YAML parser error as a message for people: without the parser's own `error: ` prefix and
+/// without its advice about parser options (`set DuplicateKeyPolicy in Options`), which a user
+/// of our programs cannot follow.
+pub fn yaml_error(e: &serde_saphyr::Error) -> String {
+    let text = e.to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    text.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+}
+
 /// One object read from a file, checked against the schema of its kind.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Object {
@@ -263,7 +272,7 @@ pub struct Decoded {
 /// document refuses the whole input.
 pub fn decode_objects(text: &str, wanted: &[&str]) -> Result<Decoded, DecodeError> {
     let docs: Vec<Spanned<Node>> =
-        serde_saphyr::from_multiple(text).map_err(|e| DecodeError::Syntax(e.to_string()))?;
+        serde_saphyr::from_multiple(text).map_err(|e| DecodeError::Syntax(yaml_error(&e)))?;
     let mut items: Vec<(usize, u64, Node)> = Vec::new();
     for (i, doc) in docs.into_iter().enumerate() {
         let document = i + 1;
@@ -361,7 +370,7 @@ pub fn decode_objects(text: &str, wanted: &[&str]) -> Result<Decoded, DecodeErro
 /// against the schema and returns the spec as JSON (`smartnic-agent --spec-file`).
 pub fn decode_spec(text: &str, kind: &str) -> Result<Value, DecodeError> {
     let docs: Vec<Spanned<Node>> =
-        serde_saphyr::from_multiple(text).map_err(|e| DecodeError::Syntax(e.to_string()))?;
+        serde_saphyr::from_multiple(text).map_err(|e| DecodeError::Syntax(yaml_error(&e)))?;
     let mut docs = docs
         .into_iter()
         .enumerate()

@@ -172,3 +172,17 @@ fn a_spec_file_is_checked_against_the_spec_schema() {
         Err(DecodeError::Empty { .. })
     ));
 }
+
+#[test]
+fn a_duplicate_key_is_a_syntax_error_without_parser_advice() {
+    match decode_objects(&format!("{POLICY}  numVfs: 2\n"), WANTED) {
+        Err(DecodeError::Syntax(m)) => {
+            assert!(m.contains("duplicate mapping key: numVfs"), "{m}");
+            assert!(
+                !m.contains("DuplicateKeyPolicy") && !m.starts_with("error:"),
+                "{m}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

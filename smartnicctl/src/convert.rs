@@ -84,7 +84,8 @@ pub fn render(objects: &[Value], format: Format) -> anyhow::Result<String> {
 
 /// Converts every document of a multi-document YAML (or JSON) text. A `v1` `List` is unpacked.
 pub fn convert_text(text: &str) -> anyhow::Result<Conversion> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).context("not valid YAML")?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| anyhow::anyhow!("not valid YAML: {}", crds::strict::yaml_error(&e)))?;
     let mut conv = Conversion::default();
     let mut queue: Vec<Value> = docs;
     queue.reverse();

@@ -337,10 +337,12 @@ fn select_everything(policies: &mut [NicPolicy]) -> BTreeMap<String, String> {
     BTreeMap::from([(KEY.to_owned(), "local".to_owned())])
 }
 
+/// The disruption class as `-o json` spells it (`plan.class`), with a gloss where the word alone
+/// does not say who is affected: one vocabulary for the table and the JSON.
 fn class_str(c: planner::ChangeClass) -> &'static str {
     match c {
-        planner::ChangeClass::NonDisruptive => "none",
-        planner::ChangeClass::EvictVfPods => "evict the pods using these VFs",
+        planner::ChangeClass::NonDisruptive => "non-disruptive",
+        planner::ChangeClass::EvictVfPods => "evict-vf-pods (the pods using these VFs)",
         planner::ChangeClass::Reboot => "reboot",
     }
 }

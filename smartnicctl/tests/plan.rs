@@ -86,7 +86,7 @@ fn igb_to_seven_vfs_plans_the_igb_order_without_disruption() {
     let out = text(&table.stdout);
     assert!(table.status.success(), "{out}{}", text(&table.stderr));
     assert!(
-        out.starts_with("node: 1 PF(s), 12 step(s), disruption: none"),
+        out.starts_with("node: 1 PF(s), 12 step(s), disruption: non-disruptive"),
         "{out}"
     );
     assert!(out.contains("   2. sriov_numvfs 7\n"), "{out}");
@@ -152,7 +152,7 @@ fn e810_count_change_with_a_vfio_vf_evicts_its_users() {
                 .lines()
                 .next()
                 .unwrap()
-                .ends_with("disruption: evict the pods using these VFs"),
+                .ends_with("disruption: evict-vf-pods (the pods using these VFs)"),
         "{out}"
     );
 }

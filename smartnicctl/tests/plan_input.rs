@@ -180,3 +180,29 @@ fn nothing_selected_says_why_per_policy_and_lists_the_pfs() {
         "PF ens2f0np0 (0000:17:00.0, 8086:1593 ice): nicSelector.vendor is 15b3, the PF's vendor is 8086"
     );
 }
+
+#[test]
+fn table_and_json_say_the_disruption_class_with_the_same_word() {
+    for (file, host) in [
+        ("examples/policies/e810.yaml", "e810"),
+        ("examples/policies/igb-82576.yaml", "igb-82576"),
+    ] {
+        let run = |o: &str| {
+            Command::new(env!("CARGO_BIN_EXE_smartnicctl"))
+                .args(["plan", "-o", o, "-f"])
+                .arg(repo(file))
+                .arg("--root")
+                .arg(repo(&format!("examples/hosts/{host}")))
+                .output()
+                .expect("runs")
+        };
+        let v: Value = serde_json::from_slice(&run("json").stdout).expect("json");
+        let class = v["plan"]["class"].as_str().expect("class");
+        let table = text(&run("table").stdout);
+        let first = table.lines().next().unwrap_or_default();
+        assert!(
+            first.contains(&format!("disruption: {class}")),
+            "{file}: JSON says {class}, the table says {first}"
+        );
+    }
+}
