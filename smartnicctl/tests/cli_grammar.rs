@@ -3,11 +3,12 @@
 //! `-f -` reading stdin, group flags after the subcommand, rates with units, and `trace` not
 //! offering a Prometheus format it cannot print.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
+
+mod common;
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
@@ -23,21 +24,7 @@ fn ctl(args: &[&str]) -> Output {
 }
 
 fn ctl_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smartnicctl"))
-        .args(args)
-        .current_dir(repo(""))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    child.wait_with_output().expect("exit")
+    common::ctl_stdin(&repo(""), args, input)
 }
 
 fn text(b: &[u8]) -> String {
@@ -204,34 +191,24 @@ fn group_flags_work_after_the_subcommand_and_ovsdb_errors_say_what_to_try() {
 
 #[test]
 fn rates_take_units() {
-    let o = ctl(&[
-        "vf",
-        "set",
-        "--pf",
-        "nonexistent0",
-        "--vf",
-        "0",
-        "--max-tx-rate",
-        "10Gfoo",
-    ]);
-    assert!(
-        text(&o.stderr).contains("unknown rate unit"),
-        "{}",
-        text(&o.stderr)
-    );
+    let vf_set = |rate: &str| {
+        let o = ctl(&[
+            "vf",
+            "set",
+            "--pf",
+            "nonexistent0",
+            "--vf",
+            "0",
+            "--max-tx-rate",
+            rate,
+        ]);
+        (o.status.code(), text(&o.stderr))
+    };
+    let (_, err) = vf_set("10Gfoo");
+    assert!(err.contains("unknown rate unit"), "{err}");
     // a valid rate gets past parsing: the failure is about the device, in a sentence
-    let o = ctl(&[
-        "vf",
-        "set",
-        "--pf",
-        "nonexistent0",
-        "--vf",
-        "0",
-        "--max-tx-rate",
-        "500Mbit",
-    ]);
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let (code, err) = vf_set("500Mbit");
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.starts_with("error: "), "{err}");
     assert!(!err.contains("unknown rate unit"), "{err}");
 }

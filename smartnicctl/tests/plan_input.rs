@@ -3,11 +3,12 @@
 //! the "why nothing matched" report; the exit status (0 planned, 2 nothing selected, 1 error);
 //! and every example policy planning against its example host.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
+
+mod common;
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
@@ -15,22 +16,10 @@ fn repo(rel: &str) -> PathBuf {
 
 /// `smartnicctl plan -f - --root examples/hosts/HOST ARGS` with `input` on stdin.
 fn plan_stdin(host: &str, input: &str, extra: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smartnicctl"))
-        .args(["plan", "-f", "-", "--root"])
-        .arg(repo(&format!("examples/hosts/{host}")))
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("smartnicctl runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("exit")
+    let root = repo(&format!("examples/hosts/{host}"));
+    let mut args = vec!["plan", "-f", "-", "--root", root.to_str().expect("utf-8")];
+    args.extend(extra);
+    common::ctl_stdin(&repo(""), &args, input)
 }
 
 fn text(b: &[u8]) -> String {
