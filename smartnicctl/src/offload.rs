@@ -206,10 +206,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 fn print_report(r: &OffloadReport, one: bool) -> anyhow::Result<()> {
     if !one {
         out(format!(
-            "node {} bridge {} datapath {:?} hw-offload {} tc-policy {}",
+            "node {} bridge {} datapath {} hw-offload {} tc-policy {}",
             r.node,
             r.bridge,
-            r.datapath,
+            serde_json::to_value(r.datapath)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             r.hw_offload,
             r.tc_policy.as_str()
         ))?;

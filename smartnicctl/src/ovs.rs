@@ -223,7 +223,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     })
                     .collect::<anyhow::Result<_>>()?;
                 let c = overlay.set_peers(&peers, dst_port).await?;
-                out(format!("added {:?} removed {:?}", c.added, c.removed))
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                out(format!(
+                    "tunnel ports added: {}; removed: {}",
+                    list(&c.added),
+                    list(&c.removed)
+                ))
             }
             Cmd::Endpoint { .. } => Ok(()),
         }
