@@ -39,7 +39,7 @@ const NOT_HERE: &[(&str, &str)] = &[
         "hw-tests/k8s/build.sh",
         "builds Kubernetes from its release modules (minutes, the Go module proxy)",
     ),
-    ("hw-tests/cluster ", "cluster: starts a control plane"),
+    ("hw-tests/cluster ", "cluster: a local control plane"),
     ("KUBECONFIG=", "cluster"),
     (
         "scripts/check.sh",
