@@ -125,6 +125,7 @@ fn output_formats_on_the_commands_that_print_data() {
     three_formats(&["link", "show"]);
     three_formats(&["addr", "show"]);
     three_formats(&["route", "show"]);
+    three_formats(&["ethtool", "features", "lo"]);
 }
 
 #[test]
