@@ -106,13 +106,23 @@ api_operator_stop() {
   wait_for 15 sh -c "! kill -0 $1 2>/dev/null"
 }
 
-# api_forbidden_count: how many requests the API server refused so far, every user: requests no
-# authorizer allowed (authorization_attempts_total, result other than allowed: RBAC refusals end
-# there, before apiserver_request_total counts anything) plus the 403 answers it counted after
-# authorization (admission).
+# api_forbidden_count RESOURCE...: how many requests the API server refused so far: every request
+# no authorizer allowed (authorization_attempts_total other than allowed: an RBAC refusal ends
+# there, before apiserver_request_total counts it), plus the 403 answers after authorization
+# (admission, a terminating namespace) on the RESOURCEs given. The other 403s are the control
+# plane's own (e.g. kube-root-ca.crt published into a namespace being deleted).
 api_forbidden_count() {
-  kubectl get --raw /metrics | awk '
+  kubectl get --raw /metrics | awk -v list=" $* " '
     /^authorization_attempts_total\{/ && !/result="allowed"/ { n += $NF }
-    /^apiserver_request_total\{/ && /code="403"/ { n += $NF }
+    /^apiserver_request_total\{/ && /code="403"/ {
+      match($0, /resource="[^"]*"/); r = substr($0, RSTART + 10, RLENGTH - 11)
+      if (index(list, " " r " ")) n += $NF
+    }
     END { print n + 0 }'
+}
+
+# api_granted_resources: the resources (without subresource) the Roles/ClusterRoles on stdin
+# (kubectl get -o json, one after another) name.
+api_granted_resources() {
+  jq -r '.rules[].resources[]' | cut -d/ -f1 | sort -u | tr '\n' ' '
 }
