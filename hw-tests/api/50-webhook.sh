@@ -81,7 +81,9 @@ fi
 expect_eq "the API server called the NicPolicy webhook" \
   "$([ "$(wh_calls nicpolicies.validate.smartnic.io)" -gt "$calls0" ] && echo yes)" yes
 
-sleep 1 # wh-a into the webhook's cache
+# the webhook judges from its watch cache: give wh-a a moment to get there (a dry run of wh-b
+# is refused once it has)
+wait_for 10 sh -c "! kubectl create --dry-run=server -f '$wh_dir/wh-b.yaml'"
 out=$(kubectl create -f "$wh_dir/wh-b.yaml" 2>&1) && rc=0 || rc=$?
 if [ "$rc" != 0 ] && grep -q 'admission webhook "nicpolicies.validate.smartnic.io" denied' <<<"$out" &&
   grep -q 'spec.nicSelector.pfNames\[0\]' <<<"$out" && grep -q 'wh-a' <<<"$out"; then
