@@ -35,6 +35,9 @@
 //! 8. **Output order.** Interfaces by PCI address, VF groups by first VF, rejections and warnings
 //!    by (policy, PF): equal inputs give identical specs, so the controller never rewrites an
 //!    unchanged `NicNodeState`.
+//! 9. **Whole PFs.** A `wholePf` winner takes the PF alone: `numVfs` 0, no VF groups, its pool
+//!    in `wholePf`; any other policy on that PF is rejected naming it, and one resource name is
+//!    whole PFs or VFs, not both (rule 6). A PF without SR-IOV may be offered whole.
 //!
 //! PFs no valid policy selects are absent from the spec (the agent resets PFs it configured
 //! before). An empty inventory (the agent has not reported yet) gives an empty spec: the caller
@@ -45,7 +48,7 @@ use std::collections::{BTreeMap, HashMap};
 use crds::{
     NicPolicy,
     inventory::{EswitchMode, LinkType, Nic, NicInventory},
-    node_state::{InterfaceSpec, NicNodeStateSpec, VfGroup},
+    node_state::{InterfaceSpec, NicNodeStateSpec, PfPool, VfGroup},
     policy::{FirmwareSpec, NicPolicySpec},
 };
 
@@ -381,7 +384,9 @@ fn resource_conflicts<'a>(selected: &[&'a CompiledPolicy]) -> HashMap<&'a str, R
             continue;
         };
         let (a, b) = (&o.spec, &p.spec);
-        let diff = if a.device_type != b.device_type {
+        let diff = if a.whole_pf != b.whole_pf {
+            Some(("wholePf", a.whole_pf.to_string(), b.whole_pf.to_string()))
+        } else if a.device_type != b.device_type {
             Some(("deviceType", wire(&a.device_type), wire(&b.device_type)))
         } else if a.is_rdma != b.is_rdma {
             Some(("isRdma", a.is_rdma.to_string(), b.is_rdma.to_string()))
@@ -438,6 +443,8 @@ fn check_pf(p: &CompiledPolicy, claim: &Claim, nic: &Nic) -> Result<(), (String,
         ));
     }
     match fw_total {
+        // a PF offered whole needs no SR-IOV
+        _ if s.whole_pf => {}
         None if nic.total_vfs == 0 => {
             return Err((
                 "spec.numVfs".into(),
@@ -612,6 +619,20 @@ impl<'a> PfBuild<'a> {
             }
         }
         let w = self.winner;
+        if w.spec.whole_pf || p.spec.whole_pf {
+            let (whole, other) = if w.spec.whole_pf { (w, p) } else { (p, w) };
+            return Err(conflict(
+                "spec.wholePf",
+                format!(
+                    "PF {pf} is offered whole by policy {} and has VFs or another pool from policy {}; \
+                     a whole-PF pool takes the PF alone",
+                    whole.label(),
+                    other.label()
+                ),
+                w,
+                "spec.wholePf",
+            ));
+        }
         if p.spec.num_vfs != w.spec.num_vfs {
             return Err(setting(
                 "numVfs",
@@ -686,7 +707,20 @@ impl<'a> PfBuild<'a> {
                 ),
             });
         }
+        let whole = &self.winner.spec;
+        let whole_pf = whole.whole_pf.then(|| PfPool {
+            resource_name: whole.resource_name.clone(),
+            device_type: whole.device_type,
+            is_rdma: whole.is_rdma,
+            need_vhost_net: whole.need_vhost_net,
+            exclude_topology: whole.exclude_topology,
+        });
+        if whole_pf.is_some() {
+            // the claim of a whole-PF policy is the PF, not VFs
+            self.groups.clear();
+        }
         let iface = InterfaceSpec {
+            whole_pf,
             pci_address: nic.pci_address.clone(),
             name: nic.name.clone(),
             num_vfs: self.winner.spec.num_vfs,
