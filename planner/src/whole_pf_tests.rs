@@ -15,6 +15,7 @@ use crate::{
     apply::{Step, applied_device_plugin_config, plan_host},
     desired::desired_node_state,
     device_plugin::render_device_plugin_config,
+    drain::{ChangeClass, classify},
     fixtures::{cx6, inventory, labels, policy, with_vfs},
 };
 
@@ -294,4 +295,26 @@ fn the_agent_removes_vfs_sets_the_mtu_and_binds_the_pf_as_its_pool_says() {
         .to_string(),
         "bind the PF to vfio-pci (IOMMU group checked)"
     );
+}
+
+#[test]
+fn rebinding_a_whole_pf_evicts_its_pod_only_when_one_may_hold_it() {
+    let none = NicNodeStateSpec::default();
+    let free = igb("0000:01:00.0", "enp1s0");
+    let net = spec_of(whole_iface(&free, VfDeviceType::Netdevice, None));
+    let vfio = spec_of(whole_iface(&free, VfDeviceType::VfioPci, None));
+    let class = |old: &NicNodeStateSpec, new: &NicNodeStateSpec, nic: &Nic| {
+        classify(old, new, &inventory(vec![nic.clone()])).class
+    };
+    // netdevice -> vfio-pci: free on the host, or in a pod
+    assert_eq!(class(&net, &vfio, &free), ChangeClass::NonDisruptive);
+    let mut in_pod = free.clone();
+    in_pod.name = None;
+    assert_eq!(class(&net, &vfio, &in_pod), ChangeClass::EvictVfPods);
+    // on vfio-pci its user is invisible: back to netdevice, or the policy removed
+    let mut on_vfio = in_pod.clone();
+    on_vfio.driver = Some("vfio-pci".into());
+    assert_eq!(class(&vfio, &net, &on_vfio), ChangeClass::EvictVfPods);
+    assert_eq!(class(&vfio, &none, &on_vfio), ChangeClass::EvictVfPods);
+    assert_eq!(class(&vfio, &vfio, &on_vfio), ChangeClass::NonDisruptive);
 }
