@@ -282,9 +282,13 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
         (
             "wholePf with VFs",
             set(
-                remove(policy(), "/spec/firmware"),
-                "/spec/wholePf",
-                json!(true),
+                set(
+                    remove(policy(), "/spec/firmware"),
+                    "/spec/wholePf",
+                    json!(true),
+                ),
+                "/spec/nicSelector/pfNames",
+                json!(["ens1f0"]),
             ),
             "spec.wholePf",
         ),
