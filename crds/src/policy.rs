@@ -190,8 +190,9 @@ pub struct NicSelector {
 #[serde(rename_all = "camelCase")]
 pub struct FirmwareSpec {
     /// VF capacity the firmware exposes (NVIDIA `NUM_OF_VFS`, which becomes `sriov_totalvfs` after
-    /// a reboot). Must be at least `numVfs`. Dual-port cards share one value: the larger request of
-    /// the two ports is written.
+    /// a reboot). Must be at least `numVfs`. Dual-port cards share one value, which the agent does
+    /// not merge across the two ports yet: each PF's own request is written, so give both ports
+    /// of a card the same value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = crate::MAX_NUM_VFS))]
     pub total_vfs: Option<u32>,

@@ -99,6 +99,10 @@ pub struct Settings {
     pub cdi_dir: Option<PathBuf>,
     /// Preferred-allocation placement.
     pub strategy: Strategy,
+    /// How often each pool re-checks its socket and the kubelet's without a directory event
+    /// ([`crate::plugin::SAFETY_CHECK`]; a test sets it far out to prove that inotify alone
+    /// re-registers after a kubelet restart).
+    pub safety_check: Duration,
 }
 
 impl Settings {
@@ -111,6 +115,7 @@ impl Settings {
             devinfo_dir: args.devinfo_dir.clone(),
             cdi_dir: args.cdi.then(|| args.cdi_dir.clone()),
             strategy: args.preferred_allocation,
+            safety_check: crate::plugin::SAFETY_CHECK,
         }
     }
 }
@@ -177,6 +182,7 @@ pub async fn run<S: HostSource>(
             metrics: metrics.clone(),
         }),
         dir_events,
+        safety_check: settings.safety_check,
     });
     let supervisor = tokio::spawn(supervise(index.clone(), ctx, stop.clone()));
 

@@ -544,7 +544,10 @@ fn operator_config(name: &str, spec: &Map<String, Value>, cx: &mut Cx<'_>) -> Op
                     "the agent always runs as a DaemonSet",
                 );
             }
-            "useCDI" => cx.dropped("spec.useCDI", "the device plugin does not use CDI"),
+            "useCDI" => cx.dropped(
+                "spec.useCDI",
+                "CDI is the device plugin's `--cdi` flag (deploy/device-plugin), not a cluster setting",
+            ),
             "disablePlugins" => cx.dropped("spec.disablePlugins", "no vendor plugins to disable"),
             "featureGates" => {
                 for (gate, on) in v.as_object().into_iter().flatten() {
