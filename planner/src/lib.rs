@@ -31,6 +31,9 @@ pub mod priority;
 pub mod selector;
 pub mod validate;
 pub mod vf_range;
+#[cfg(test)]
+mod whole_pf_tests;
+pub mod why;
 
 pub use access::{AccessDenied, REASON_NAMESPACE_NOT_ALLOWED, network_may_use};
 pub use desired::{NodePlan, PolicySet, Rejection, Warning, desired_node_state};
