@@ -121,11 +121,20 @@ pub struct Features {
     /// clusters.
     #[serde(default = "yes")]
     pub drain: bool,
+    /// Network-resources injector (default true): a pod whose `k8s.v1.cni.cncf.io/networks`
+    /// annotation names NADs carrying `k8s.v1.cni.cncf.io/resourceName` gets the matching
+    /// extended-resource requests and limits on its first container (values it set itself are
+    /// kept). A namespace labelled `smartnic.io/network-resources-injector: disabled` opts out.
+    #[serde(default = "yes")]
+    pub network_resources_injector: bool,
 }
 
 impl Default for Features {
     fn default() -> Self {
-        Self { drain: true }
+        Self {
+            drain: true,
+            network_resources_injector: true,
+        }
     }
 }
 

@@ -18,8 +18,8 @@ use deploy::{Call, describe, grants_of, render, unused, wildcards};
 use k8s_openapi::{
     api::{
         admissionregistration::v1::{
-            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-            ValidatingWebhookConfiguration,
+            MutatingWebhookConfiguration, ValidatingAdmissionPolicy,
+            ValidatingAdmissionPolicyBinding, ValidatingWebhookConfiguration,
         },
         apps::v1::{DaemonSet, Deployment},
         core::v1::{Container, Namespace, Pod, PodSpec, Service, ServiceAccount},
@@ -54,7 +54,8 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
     Some(match service_account {
         "smartnic-operator" => vec![
             // controller/watches.rs: the watch caches (reflectors: list, then watch), which the
-            // controllers and the webhook read
+            // controllers and the webhook read (every NAD too, metadata only, for the
+            // network-resources injector: webhook/inject.rs)
             cluster("smartnic.io", "nicpolicies", "list"),
             cluster("smartnic.io", "nicpolicies", "watch"),
             cluster("smartnic.io", "nicnetworks", "list"),
@@ -332,6 +333,9 @@ fn every_object_parses_as_its_kubernetes_type_with_no_field_lost() {
             ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<RoleBinding>(obj),
             ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration") => {
                 round_trip::<ValidatingWebhookConfiguration>(obj)
+            }
+            ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration") => {
+                round_trip::<MutatingWebhookConfiguration>(obj)
             }
             ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
                 round_trip::<ValidatingAdmissionPolicy>(obj)
@@ -625,6 +629,82 @@ fn webhook_certificate_services_and_deployment_agree() {
             );
         }
     }
+}
+
+#[test]
+fn the_injector_never_blocks_pods_and_honours_the_opt_out_label() {
+    let Some(objects) = rendered(
+        "the_injector_never_blocks_pods_and_honours_the_opt_out_label",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let validating: ValidatingWebhookConfiguration = typed(
+        of_kind(&objects, "ValidatingWebhookConfiguration")
+            .next()
+            .expect("validating webhook"),
+    );
+    let mutating: Vec<MutatingWebhookConfiguration> =
+        of_kind(&objects, "MutatingWebhookConfiguration")
+            .map(typed)
+            .collect();
+    assert_eq!(mutating.len(), 1, "one MutatingWebhookConfiguration");
+    let m = &mutating[0];
+    let ca = |a: &Option<std::collections::BTreeMap<String, String>>| {
+        a.as_ref()
+            .and_then(|a| a.get("cert-manager.io/inject-ca-from"))
+            .cloned()
+    };
+    assert_eq!(
+        ca(&m.metadata.annotations),
+        ca(&validating.metadata.annotations),
+        "same certificate as the validating webhook"
+    );
+    let v_service = validating.webhooks.as_ref().unwrap()[0]
+        .client_config
+        .service
+        .clone()
+        .expect("service");
+    let hooks = m.webhooks.as_ref().expect("webhooks");
+    assert_eq!(hooks.len(), 1);
+    let w = &hooks[0];
+    assert_eq!(
+        w.failure_policy.as_deref(),
+        Some("Ignore"),
+        "never blocks pods"
+    );
+    assert_eq!(w.side_effects, "None");
+    assert!(w.timeout_seconds.is_some_and(|t| t <= 5), "short timeout");
+    let svc = w.client_config.service.as_ref().expect("service reference");
+    assert_eq!(
+        (&svc.name, &svc.namespace, svc.port),
+        (&v_service.name, &v_service.namespace, v_service.port),
+        "served by the same Service"
+    );
+    assert_eq!(svc.path.as_deref(), Some("/mutate-pods"));
+    let rules = w.rules.as_ref().expect("rules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["pods".to_owned()][..])
+    );
+    assert_eq!(
+        rules[0].operations.as_deref(),
+        Some(&["CREATE".to_owned()][..])
+    );
+    let opts_out = |sel: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>| {
+        sel.as_ref()
+            .and_then(|s| s.match_expressions.as_ref())
+            .is_some_and(|e| {
+                e.iter().any(|e| {
+                    e.key == crds::LABEL_INJECTOR
+                        && e.operator == "NotIn"
+                        && e.values.as_deref() == Some(&[crds::INJECTOR_DISABLED.to_owned()][..])
+                })
+            })
+    };
+    assert!(opts_out(&w.namespace_selector), "namespace opt-out label");
+    assert!(opts_out(&w.object_selector), "pod opt-out label");
 }
 
 #[test]

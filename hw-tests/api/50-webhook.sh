@@ -8,15 +8,8 @@
 api_ensure_installed
 
 wh_dir=$T_TMP/webhook
-mkdir -p "$wh_dir"
 wh_port=$(api_free_port)
-(
-  cd "$wh_dir" &&
-    openssl req -newkey rsa:2048 -nodes -keyout tls.key -out tls.csr -subj /CN=smartnic-operator-webhook &&
-    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >tls.ext &&
-    openssl x509 -req -in tls.csr -CA "$K8S_PKI/ca.crt" -CAkey "$K8S_PKI/ca.key" -CAcreateserial \
-      -CAserial "$wh_dir/ca.srl" -days 1 -extfile tls.ext -out tls.crt
-) >"$wh_dir/openssl.log" 2>&1 || fail "webhook serving certificate" "$(cat "$wh_dir/openssl.log")"
+out=$(api_webhook_cert "$wh_dir") || fail "webhook serving certificate" "$out"
 
 api_token_kubeconfig "$wh_dir/kubeconfig" "$API_NS" smartnic-operator
 api_operator_start op50 "$wh_dir/kubeconfig" --leader-elect=false \
@@ -35,12 +28,7 @@ wh_cleanup() {
 }
 on_exit wh_cleanup
 
-ca=$(base64 -w0 <"$K8S_PKI/ca.crt")
-vwc=$(kubectl kustomize "$REPO/deploy" | kubectl create --dry-run=client -o json -f - | jq --arg ca "$ca" \
-  --arg base "https://127.0.0.1:$wh_port" '
-  (.items // [.])[] | select(.kind == "ValidatingWebhookConfiguration")
-  | del(.metadata.annotations["cert-manager.io/inject-ca-from"])
-  | .webhooks |= map(.clientConfig = {url: ($base + .clientConfig.service.path), caBundle: $ca})')
+vwc=$(api_webhook_config ValidatingWebhookConfiguration "$wh_port")
 if out=$(kubectl apply --server-side -f - <<<"$vwc" 2>&1); then
   ok "the deploy's webhook configuration, $(jq '.webhooks | length' <<<"$vwc") webhooks, url on 127.0.0.1 + caBundle"
 else

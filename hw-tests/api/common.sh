@@ -4,7 +4,7 @@
 # REPO).
 #
 # State between the check files: after 10-install the deploy is installed (with its
-# prerequisites) and its ValidatingWebhookConfiguration is removed, because its Service has no
+# prerequisites) and its Validating- and MutatingWebhookConfiguration are removed, because its Service has no
 # pods here; a file that needs the webhook puts it back pointed at an operator it runs itself and
 # removes it again when it is done. Each file deletes the objects and stops the processes it
 # made, so the next one starts from the bare install.
@@ -55,9 +55,36 @@ api_crds() {
   for f in "$REPO"/deploy/crds/*.smartnic.io.yaml; do basename "$f" .yaml; done
 }
 
-# api_webhook_off: removes the deploy's ValidatingWebhookConfiguration.
+# api_webhook_off: removes the deploy's ValidatingWebhookConfiguration and the injector's
+# MutatingWebhookConfiguration.
 api_webhook_off() {
   kubectl delete validatingwebhookconfiguration "$API_WEBHOOK" --ignore-not-found >/dev/null
+  kubectl delete mutatingwebhookconfiguration "$API_WEBHOOK" --ignore-not-found >/dev/null
+}
+
+# api_webhook_cert DIR: a serving certificate for 127.0.0.1 signed by the cluster's CA, as
+# DIR/tls.crt and DIR/tls.key. Prints what failed; returns non-zero then.
+api_webhook_cert() {
+  local dir=$1
+  mkdir -p "$dir"
+  (
+    cd "$dir" &&
+      openssl req -newkey rsa:2048 -nodes -keyout tls.key -out tls.csr -subj /CN=smartnic-operator-webhook &&
+      printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >tls.ext &&
+      openssl x509 -req -in tls.csr -CA "$K8S_PKI/ca.crt" -CAkey "$K8S_PKI/ca.key" -CAcreateserial \
+        -CAserial "$dir/ca.srl" -days 1 -extfile tls.ext -out tls.crt
+  ) >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log"; return 1; }
+}
+
+# api_webhook_config KIND PORT: the deploy's object of KIND (ValidatingWebhookConfiguration,
+# MutatingWebhookConfiguration) as JSON, each Service clientConfig turned into a url on
+# 127.0.0.1:PORT with the cluster's CA as caBundle (the certificate of api_webhook_cert).
+api_webhook_config() {
+  kubectl kustomize "$REPO/deploy" | kubectl create --dry-run=client -o json -f - |
+    jq --arg kind "$1" --arg ca "$(base64 -w0 <"$K8S_PKI/ca.crt")" --arg base "https://127.0.0.1:$2" '
+    (.items // [.])[] | select(.kind == $kind)
+    | del(.metadata.annotations["cert-manager.io/inject-ca-from"])
+    | .webhooks |= map(.clientConfig = {url: ($base + .clientConfig.service.path), caBundle: $ca})'
 }
 
 # api_ensure_installed: for a check file run alone (SMARTNIC_API_ONLY): installs what 10-install

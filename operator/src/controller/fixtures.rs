@@ -69,6 +69,7 @@ impl TestStores {
         mark_ready(&mut self.0.networks);
         mark_ready(&mut self.0.configs);
         mark_ready(&mut self.0.nads);
+        mark_ready(&mut self.0.all_nads);
     }
 
     /// Adds or replaces a Node.
@@ -94,6 +95,10 @@ impl TestStores {
     /// Adds or replaces a NAD.
     pub fn nad(&mut self, n: NetworkAttachmentDefinition) {
         put(&mut self.0.nads, n);
+    }
+    /// Adds or replaces a NAD in the cache of every NAD (the injector's).
+    pub fn any_nad(&mut self, n: NetworkAttachmentDefinition) {
+        put(&mut self.0.all_nads, n);
     }
     /// Adds or replaces the operator configuration.
     pub fn config(&mut self, c: NicOperatorConfig) {

@@ -7,6 +7,7 @@
 //! | `POST /validate-nicnetwork` | [`validate_network`]; refuses a network whose namespace the policies offering its resource do not admit (`NicPolicy.spec.networkNamespaces`); warns when no policy provides the resource |
 //! | `POST /validate-nicpool` | [`validate_pool`]: selector, `maxUnavailable`, no node in two pools |
 //! | `POST /validate-nicoperatorconfig` | [`validate_operator_config`] |
+//! | `POST /mutate-pods` | the network-resources injector ([`inject`]): extended-resource requests and limits for the networks a pod names |
 //!
 //! A denial's message lists every problem as `field.path: what is wrong` (the API server shows
 //! it to `kubectl` as is). The cross-object checks read the same watch caches as the
@@ -15,6 +16,7 @@
 //! The controllers run the same single-object checks and report them in status, so a cluster
 //! without this webhook still rejects bad input, only later.
 
+pub mod inject;
 #[cfg(test)]
 mod tests;
 
@@ -23,8 +25,8 @@ use std::{collections::BTreeMap, future::Future, net::SocketAddr, path::Path, ti
 use axum::{Json, Router, body::Bytes, extract::State, routing::post};
 use axum_server::tls_rustls::RustlsConfig;
 use crds::{
-    NicNetwork, NicOperatorConfig, NicPolicy, NicPool, inventory::NicInventory,
-    policy::NicPolicySpec,
+    ANNOTATION_NAD_RESOURCE_NAME, NicNetwork, NicOperatorConfig, NicPolicy, NicPool,
+    inventory::NicInventory, policy::NicPolicySpec,
 };
 use kube::{
     ResourceExt,
@@ -32,6 +34,7 @@ use kube::{
         DynamicObject,
         admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
     },
+    runtime::reflector::ObjectRef,
 };
 use serde::de::DeserializeOwned;
 
@@ -118,7 +121,7 @@ pub async fn reload_tls_every(tls: RustlsConfig, cert: &Path, key: &Path, period
     }
 }
 
-/// `/validate-*` routes over the given caches.
+/// `/validate-*` and `/mutate-pods` routes over the given caches.
 pub fn router(stores: Stores) -> Router {
     Router::new()
         .route(
@@ -134,7 +137,43 @@ pub fn router(stores: Stores) -> Router {
             "/validate-nicoperatorconfig",
             post(|s, b| handle(Kind::OperatorConfig, s, b)),
         )
+        .route("/mutate-pods", post(handle_pod))
         .with_state(stores)
+}
+
+async fn handle_pod(
+    State(stores): State<Stores>,
+    body: Bytes,
+) -> Json<AdmissionReview<DynamicObject>> {
+    Json(review_pod(&body, &stores))
+}
+
+/// Answers one pod `AdmissionReview` body for the network-resources injector, looking the NADs
+/// up in the cache of every NAD.
+pub fn review_pod(body: &[u8], stores: &Stores) -> AdmissionReview<DynamicObject> {
+    let request = match read_request(body) {
+        Ok(r) => r,
+        Err(e) => return AdmissionResponse::invalid(e).into_review(),
+    };
+    inject::mutate(&request, stores.injector_enabled(), |net| {
+        let key = ObjectRef::new(&net.name).within(&net.namespace);
+        match stores.all_nads.get(&key) {
+            None => inject::Lookup::Missing,
+            Some(nad) => match nad.annotations().get(ANNOTATION_NAD_RESOURCE_NAME) {
+                Some(r) => inject::Lookup::Resource(r.trim().to_owned()),
+                None => inject::Lookup::NoResource,
+            },
+        }
+    })
+    .into_review()
+}
+
+fn read_request(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
+        .map_err(|e| format!("cannot read the AdmissionReview: {e}"))?;
+    review
+        .try_into()
+        .map_err(|_| "the AdmissionReview has no request".to_owned())
 }
 
 async fn handle(
@@ -178,18 +217,9 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
 
 /// Answers one `AdmissionReview` body (the HTTP handler without HTTP).
 pub fn review(kind: Kind, body: &[u8], stores: &Stores) -> AdmissionReview<DynamicObject> {
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+    let request = match read_request(body) {
         Ok(r) => r,
-        Err(e) => {
-            return AdmissionResponse::invalid(format!("cannot read the AdmissionReview: {e}"))
-                .into_review();
-        }
-    };
-    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(r) => r,
-        Err(_) => {
-            return AdmissionResponse::invalid("the AdmissionReview has no request").into_review();
-        }
+        Err(e) => return AdmissionResponse::invalid(e).into_review(),
     };
     decide(kind, &request, stores).into_review()
 }
