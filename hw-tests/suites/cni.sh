@@ -103,6 +103,9 @@ ipvlan_part() {
   fi
   ip link del cniprobe
   ip link set "$PF" up
+  # The administrator's allow-list on this node: the PF as a master, the lab's IPAM directory.
+  printf '{"masters":[{"name":"%s"}],"ipamDataDirs":["%s/ipam"]}' "$PF" "$T_TMP" >"$T_TMP/allow.json"
+  export SMARTNIC_CNI_ALLOW_LIST=$T_TMP/allow.json
   # A host link bearing the pod's interface name: creation must not trip over it.
   ip link add net1 type veth peer name net1peer
   local mode
