@@ -49,6 +49,11 @@ sriov_part() {
   n0=$(ls "$dev/virtfn0/net"); n1=$(ls "$dev/virtfn1/net")
   note "VFs $vf0 ($n0, $(readlink "$dev/virtfn0/driver" | sed 's#.*/##')) and $vf1 ($n1)"
   before=$(vf_table "$PF")
+  # The node's pools (what the agent writes for the device plugin): the PF's VFs, so that the
+  # plugin takes only a VF the device plugin could have allocated.
+  printf '{"resourceList":[{"resourceName":"lab","resourcePrefix":"smartnic.io","deviceType":"netdevice","selectors":[{"pfs":[{"pciAddress":"%s"}]}]}]}' \
+    "$(basename "$(readlink -f "$dev")")" >"$T_TMP/device-plugin.json"
+  export SMARTNIC_CNI_READY_FILE=$T_TMP/device-plugin.json
   pod cnia; pod cnib
   local conf
   conf() { # $1 = deviceID, $2 = MAC, $3 = address

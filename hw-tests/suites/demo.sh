@@ -49,6 +49,8 @@ export SMARTNIC_CNI_STATE_DIR=$W/cni-state
 # The administrator's allow-list on this node: the lab's IPAM directories and bridge.
 printf '{"bridges":[{"name":"br-int"}],"ipamDataDirs":["%s/ipam","%s/ipam-ovs"]}' "$W" "$W" >"$W/allow.json"
 export SMARTNIC_CNI_ALLOW_LIST=$W/allow.json
+# The node's pools, as the agent writes them: the CNI takes only VFs listed there.
+export SMARTNIC_CNI_READY_FILE=$DPFILE
 
 # ------------------------------------------------------------------ steps and their table
 STEP_ROWS=() FAILED_STEP="" STEP_NO=0
