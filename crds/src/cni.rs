@@ -132,8 +132,8 @@ pub const DEFAULT_IPAM_DATA_DIR: &str = "/var/lib/cni/networks";
 #[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TenantAllowList {
-    /// IPAM `dataDir` values a network may give besides [`DEFAULT_IPAM_DATA_DIR`] (absolute
-    /// paths, compared exactly).
+    /// IPAM `dataDir` values a network may give besides `/var/lib/cni/networks`, the
+    /// reference layout's (absolute paths, compared exactly).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(
         feature = "k8s",
