@@ -645,21 +645,26 @@ fn the_agent_admission_policy_holds_the_agent_to_its_node() {
     assert_eq!(spec.validation_actions, ["Deny"]);
     let p = policy.spec.expect("policy spec");
     assert_eq!(p.failure_policy.as_deref(), Some("Fail"));
-    let agent = pod_specs(&objects)
-        .into_iter()
-        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
-        .expect("agent");
-    let user = format!(
-        "system:serviceaccount:{NS}:{}",
-        agent.1.service_account_name.as_deref().unwrap_or("")
-    );
-    let conditions = p.match_conditions.unwrap_or_default();
+    let user = agent_user(&objects, NS, "");
+    let conditions = p.match_conditions.clone().unwrap_or_default();
     assert!(
         conditions
             .iter()
-            .any(|c| c.expression.contains(&format!("'{user}'"))),
+            .all(|c| matches_user(&c.expression, &user)),
         "the policy must match {user}: {conditions:?}"
     );
+    for other in [
+        "system:serviceaccount:smartnic-system:smartnic-operator",
+        "kubernetes-admin",
+        "system:node:w1",
+    ] {
+        assert!(
+            !conditions
+                .iter()
+                .all(|c| matches_user(&c.expression, other)),
+            "the policy must not hold {other}"
+        );
+    }
     let rules = p
         .match_constraints
         .and_then(|m| m.resource_rules)
@@ -696,6 +701,114 @@ fn the_agent_admission_policy_holds_the_agent_to_its_node() {
             .expression
             .contains("authentication.kubernetes.io/node-name")),
         "the node comes from the token's node claim"
+    );
+    // On CREATE the agent may set no spec, finalizer, foreign annotation or foreign owner.
+    for needle in [
+        "!has(object.spec.rdmaMode)",
+        "size(object.metadata.finalizers) == 0",
+        "'smartnic.io/drain-request'",
+        "o.kind == 'Node' && o.name == variables.node",
+    ] {
+        assert!(
+            exprs
+                .iter()
+                .any(|e| e.contains("request.operation != 'CREATE'") && e.contains(needle)),
+            "no CREATE rule with {needle}: {exprs:?}"
+        );
+    }
+}
+
+/// The user name of the agent's service account in the rendered objects, installed in `ns`
+/// with names prefixed by `prefix`.
+fn agent_user(objects: &[Value], ns: &str, prefix: &str) -> String {
+    let agent = pod_specs(objects)
+        .into_iter()
+        .find(|(w, _)| w == &format!("DaemonSet/{ns}/{prefix}smartnic-agent"))
+        .unwrap_or_else(|| panic!("no agent DaemonSet in {ns}"));
+    format!(
+        "system:serviceaccount:{ns}:{}",
+        agent.1.service_account_name.as_deref().unwrap_or("")
+    )
+}
+
+/// Evaluates a match condition on the user name, for the forms the policy uses: a conjunction
+/// (`&&`) of `request.userInfo.username.startsWith('..')`, `.endsWith('..')` and `== '..'`.
+/// Anything else fails the test, so a new form must be taught here first.
+fn matches_user(expression: &str, user: &str) -> bool {
+    expression.split("&&").all(|term| {
+        let term = term.trim();
+        let arg = |prefix: &str| {
+            term.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix("')"))
+                .map(str::to_owned)
+        };
+        if let Some(p) = arg("request.userInfo.username.startsWith('") {
+            user.starts_with(&p)
+        } else if let Some(p) = arg("request.userInfo.username.endsWith('") {
+            user.ends_with(&p)
+        } else if let Some(p) = term
+            .strip_prefix("request.userInfo.username == '")
+            .and_then(|r| r.strip_suffix('\''))
+        {
+            user == p
+        } else {
+            panic!("a match condition this test cannot evaluate: {term}")
+        }
+    })
+}
+
+/// A kustomize `namespace:` override once disabled the policy silently (it named the namespace
+/// in its user match); rendered into another namespace, the policy still holds that agent.
+#[test]
+fn the_agent_admission_policy_holds_in_any_namespace() {
+    let test = "the_agent_admission_policy_holds_in_any_namespace";
+    let tmp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(deploy_dir(), tmp.path().join("deploy")).unwrap();
+    let overlay = tmp.path().join("overlay");
+    std::fs::create_dir(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         namespace: gpu-network-ops\nnamePrefix: prod-\nresources:\n  - ../deploy\n",
+    )
+    .unwrap();
+    let objects = match render(&overlay) {
+        Ok(o) => o,
+        Err(e) if e.is_unavailable() => return skip(test, &e.to_string()),
+        Err(e) => panic!("{e}"),
+    };
+    let user = agent_user(&objects, "gpu-network-ops", "prod-");
+    assert!(!user.contains(NS), "{user}");
+    let policy: ValidatingAdmissionPolicy = typed(
+        of_kind(&objects, "ValidatingAdmissionPolicy")
+            .next()
+            .expect("policy"),
+    );
+    let conditions = policy
+        .spec
+        .and_then(|p| p.match_conditions)
+        .unwrap_or_default();
+    assert!(!conditions.is_empty());
+    assert!(
+        conditions
+            .iter()
+            .all(|c| matches_user(&c.expression, &user)),
+        "after the override the policy no longer holds {user}: {conditions:?}"
+    );
+    let binding: ValidatingAdmissionPolicyBinding = typed(
+        of_kind(&objects, "ValidatingAdmissionPolicyBinding")
+            .next()
+            .expect("binding"),
+    );
+    assert_eq!(
+        Some(binding.spec.policy_name),
+        typed::<ValidatingAdmissionPolicy>(
+            of_kind(&objects, "ValidatingAdmissionPolicy")
+                .next()
+                .unwrap()
+        )
+        .metadata
+        .name
     );
 }
 
