@@ -35,8 +35,8 @@ use planner::{
 };
 use serde_json::json;
 
-use crate::run_decide::SyncReport;
-use crate::run_overlay_decide::TunnelReport;
+use crate::run::decide::SyncReport;
+use crate::run::overlay_decide::TunnelReport;
 
 /// A failed API call, naming the object.
 #[derive(Debug, thiserror::Error)]

@@ -301,7 +301,7 @@ impl FakeHost {
     }
 }
 
-impl crate::run_host::NodeHost for FakeHost {
+impl crate::run::host::NodeHost for FakeHost {
     fn discover(&self) -> Result<NicInventory, String> {
         Ok(self.inventory())
     }

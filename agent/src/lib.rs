@@ -7,7 +7,7 @@
 //!   thread, recording progress in the [`state`] file and keeping the device-plugin hand-off
 //!   file ([`handoff`]) limited to VFs that are in place.
 //! - [`firmware`] is the firmware step (NVIDIA NV-config) with its reboot-loop guard.
-//! - [`run`] is the cluster loop; [`run_overlay`] (opt-in, `--tunnel-uplink`) publishes the
+//! - [`run`] is the cluster loop; [`run::overlay`] (opt-in, `--tunnel-uplink`) publishes the
 //!   node's Geneve tunnel endpoint and keeps the overlay's peers from the other nodes'.
 
 pub mod cluster;
@@ -21,21 +21,10 @@ pub mod host;
 pub mod metrics;
 pub mod rdma;
 pub mod run;
-pub mod run_decide;
-pub mod run_host;
-pub mod run_overlay;
-pub mod run_overlay_decide;
-pub mod run_serve;
 pub mod state;
 pub mod users;
 
 #[cfg(test)]
 mod cluster_tests;
-#[cfg(test)]
-mod run_overlay_tests;
-#[cfg(test)]
-mod run_setup_tests;
-#[cfg(test)]
-mod run_tests;
 #[cfg(test)]
 mod tests;

@@ -22,7 +22,7 @@ use crate::{
     fake::FakeHost,
     firmware::{CommandOutput, CommandRunner, NvidiaFirmware},
     handoff::DevicePluginFile,
-    run_tests::igb,
+    run::tests::igb,
     state::StateFile,
 };
 

@@ -10,7 +10,7 @@
 #[path = "../../offload/tests/common/mod.rs"]
 mod common;
 
-use agent::run_overlay::{OvsPeers, PeerApplier};
+use agent::run::overlay::{OvsPeers, PeerApplier};
 use common::{Netns, OvsInstance, skip};
 use offload::overlay::NodeEndpoint;
 

@@ -13,8 +13,8 @@
 #[path = "../../offload/tests/common/mod.rs"]
 mod common;
 
-use agent::run_overlay::{NodeSetupApplier, OvsNodeSetup, OvsPeers, PeerApplier};
-use agent::run_overlay_decide::node_setup;
+use agent::run::overlay::{NodeSetupApplier, OvsNodeSetup, OvsPeers, PeerApplier};
+use agent::run::overlay_decide::node_setup;
 use common::{Netns, OvsInstance, skip};
 use crds::inventory::{EswitchMode, Nic, NicInventory};
 use offload::decision::Datapath;

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 
-use agent::run_host::{LiveHost, NodeHost};
+use agent::run::host::{LiveHost, NodeHost};
 use crds::inventory::{Nic, NicInventory};
 use nic::{
     netlink::{Macvlan, MacvlanMode, NetlinkHandle, Veth},

@@ -65,19 +65,19 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
             cluster("k8s.cni.cncf.io", "network-attachment-definitions", "list"),
             cluster("k8s.cni.cncf.io", "network-attachment-definitions", "watch"),
             // controller/node_state.rs: the desired state by apply (which may create);
-            // drain.rs: the drain-grant annotations (merge patch); status.rs: the agent's
+            // drain/mod.rs: the drain-grant annotations (merge patch); status.rs: the agent's
             // finalizer released when the Node is gone (merge patch)
             cluster("smartnic.io", "nicnodestates", "create"),
             cluster("smartnic.io", "nicnodestates", "patch"),
-            // status.rs, network.rs, drain.rs: statuses by apply or merge patch
+            // status.rs, network.rs, drain/: statuses by apply or merge patch
             cluster("smartnic.io", "nicpolicies/status", "patch"),
             cluster("smartnic.io", "nicnetworks/status", "patch"),
             cluster("smartnic.io", "nicpools/status", "patch"),
             cluster("smartnic.io", "nicoperatorconfigs/status", "patch"),
             cluster("smartnic.io", "nicnodestates/status", "patch"),
-            // node_state.rs: node labels by apply; drain.rs: cordon and uncordon
+            // node_state.rs: node labels by apply; drain/node.rs: cordon and uncordon
             cluster("", "nodes", "patch"),
-            // drain.rs: the pods of a draining node (every namespace, field selector), evicted
+            // drain/node.rs: the pods of a draining node (every namespace, field selector), evicted
             // through the Eviction subresource in their namespaces
             cluster("", "pods", "list"),
             cluster("", "pods/eviction", "create"),
@@ -180,7 +180,7 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
             ),
             c("smartnic.io", "nicnodestates", "get", None, Some("node-1")),
             // run.rs Agent::run: a watch on its own NicNodeState (field selector
-            // metadata.name=NODE_NAME), i.e. list then watch; run_overlay.rs node_states (with
+            // metadata.name=NODE_NAME), i.e. list then watch; run/overlay.rs node_states (with
             // --tunnel-uplink): list then watch of every NicNodeState, for the overlay peers
             cluster("smartnic.io", "nicnodestates", "list"),
             cluster("smartnic.io", "nicnodestates", "watch"),

@@ -29,8 +29,13 @@ die() { echo "hw-tests/k8s/build.sh: $*" >&2; exit 3; }
 k8s_version() { awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2; exit }' "$HERE/go.mod"; }
 etcd_version() { awk '$1 == "go.etcd.io/etcd/server/v3" && $2 ~ /^v/ { print $2; exit }' "$HERE/etcd/go.mod"; }
 
-# The pin's identity: the four committed files and this script. Any change means a rebuild.
-stamp() { cat "$HERE/go.mod" "$HERE/go.sum" "$HERE/etcd/go.mod" "$HERE/etcd/go.sum" "$0" | sha256sum | cut -c1-16; }
+# How the binaries are built (flags, the list of commands): bump it when that changes.
+RECIPE=1
+# The pin's identity: the four committed files and the recipe. Any change means a rebuild.
+stamp() {
+  { cat "$HERE/go.mod" "$HERE/go.sum" "$HERE/etcd/go.mod" "$HERE/etcd/go.sum"; echo "recipe $RECIPE"; } \
+    | sha256sum | cut -c1-16
+}
 
 # Names the module when the proxy refuses one (go prints it, buried in a long line).
 go_or_die() {
@@ -100,6 +105,10 @@ K=$(k8s_version) E=$(etcd_version)
 [ -n "$K" ] && [ -n "$E" ] || die "go.mod does not pin k8s.io/kubernetes and etcd (run --pin)"
 OUT="$CACHE/$(stamp)"
 BIN="$OUT/bin"
+mkdir -p "$CACHE"
+# One build at a time per cache; a second caller waits and then finds the binaries built.
+exec 9>"$CACHE/.lock"
+flock 9
 if [ "$FORCE" = 0 ] && [ -f "$OUT/done" ]; then
   echo "kubernetes $K and etcd $E: built already in $BIN"
   exit 0
@@ -127,4 +136,6 @@ for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet
 done
 "$BIN/kube-apiserver" --version | grep -qx "Kubernetes $K" || die "kube-apiserver --version does not say $K"
 echo "$K $E" >"$OUT/done"
+# Builds of earlier pins are of no further use.
+find "$CACHE" -mindepth 1 -maxdepth 1 -type d ! -path "$OUT" -exec rm -rf {} +
 echo "kubernetes $K and etcd $E built in $(($(date +%s) - start)) s into $BIN"

@@ -49,7 +49,7 @@ for s in "$@"; do
   in_guest && guest_reset
   echo "=== suite $s"
   t0=$(uptime_s)
-  bash "$HW/suites/$s.sh" 2>&1 | tee "$OUT/$s.log"
+  SUITE_OUT=$OUT bash "$HW/suites/$s.sh" 2>&1 | tee "$OUT/$s.log"
   rc=${PIPESTATUS[0]}
   t1=$(uptime_s)
   last=$(tail -n 1 "$OUT/$s.log")

@@ -16,7 +16,7 @@ use crds::inventory::Nic;
 /// A hash of the inventory facts [`crate::PolicySet::plan_node`] reads: per PF (in the given
 /// order) its PCI address, name, vendor and device ids, `sriov_totalvfs`, `sriov_numvfs`, link
 /// type and eswitch mode. VFs, MACs, MTUs, link state, speed, NUMA and driver are not part of
-/// it: the plan does not depend on them. Keep this list in step with `desired.rs`.
+/// it: the plan does not depend on them. Keep this list in step with `desired/`.
 pub fn planning_fingerprint(nics: &[Nic]) -> u64 {
     let mut h = DefaultHasher::new();
     nics.len().hash(&mut h);

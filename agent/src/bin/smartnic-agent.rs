@@ -16,7 +16,7 @@
 //! the spec itself or a whole `NicNodeState`; `smartnicctl plan -o json` prints one as `.spec`).
 //! Nobody drains the node, so a disruptive plan is refused unless `--allow-disruption`.
 //!
-//! `--tunnel-uplink IFACE` turns the Geneve overlay on (`agent::run_overlay`): each pass does
+//! `--tunnel-uplink IFACE` turns the Geneve overlay on (`agent::run::overlay`): each pass does
 //! the OVS node setup (`br-int` with `fail_mode=secure`; with a PF in switchdev
 //! `hw-offload=true` and `hw-tc-offload` on it and its representors; an ovs-vswitchd restart it
 //! needs is an `OvsRestartRequired` event, never done) and publishes IFACE's address as
@@ -37,14 +37,16 @@ use agent::{
     firmware::{NvidiaFirmware, SystemRunner},
     handoff::{DEFAULT_DEVICE_PLUGIN_FILE, DevicePluginFile},
     metrics::AgentMetrics,
-    run::{Agent, Health, HostSide, LoopConfig},
-    run_decide::PassOutcome,
-    run_host::LiveHost,
-    run_overlay::{
-        DEFAULT_BRIDGE, DEFAULT_OVS_RUNDIR, OvsNodeSetup, OvsPeers, OvsSetup, PeerLoopConfig,
-        TunnelConfig, kernel_datapath_loaded, node_states, run_peers,
+    run::{
+        Agent, Health, HostSide, LoopConfig,
+        decide::PassOutcome,
+        host::LiveHost,
+        overlay::{
+            DEFAULT_BRIDGE, DEFAULT_OVS_RUNDIR, OvsNodeSetup, OvsPeers, OvsSetup, PeerLoopConfig,
+            TunnelConfig, kernel_datapath_loaded, node_states, run_peers,
+        },
+        overlay_decide::host_datapath,
     },
-    run_overlay_decide::host_datapath,
     state::{DEFAULT_STATE_FILE, StateFile, boot_id},
 };
 use crds::node_state::NicNodeStateSpec;
@@ -178,7 +180,7 @@ async fn standalone(args: &Args, file: &std::path::Path) -> anyhow::Result<bool>
     println!(
         "plan: {} step(s), disruption {}",
         local.plan.step_count(),
-        agent::run_decide::class_name(local.plan.class)
+        agent::run::decide::class_name(local.plan.class)
     );
     if let Some(report) = &local.report {
         for line in report.lines() {
@@ -221,7 +223,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let server = tokio::spawn(agent::run_serve::serve(
+    let server = tokio::spawn(agent::run::serve::serve(
         args.metrics_addr,
         metrics.clone(),
         health.clone(),

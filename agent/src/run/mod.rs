@@ -1,17 +1,17 @@
-//! The agent's cluster loop, a thin shell around [`crate::run_decide`]:
+//! The agent's cluster loop, a thin shell around [`crate::run::decide`]:
 //!
 //! 1. at start, the state file says what happened: after a host reboot the last spec is
 //!    re-applied at once, without the cluster ([`Agent::start`]); the agent is ready
 //!    ([`Health`]) only once the host showed a spec again;
 //! 2. each pass ([`Agent::pass`]): discover → plan the `NicNodeState.spec` from the live host
 //!    (PF steps and node steps) → with `--tunnel-uplink`, the OVS node setup the inventory asks
-//!    for ([`crate::run_overlay::OvsSetup`]; again after an apply that changed what it asks
+//!    for ([`crate::run::overlay::OvsSetup`]; again after an apply that changed what it asks
 //!    for) → if disruptive, the drain handshake (request, wait for the
 //!    grant with backoff, at most [`LoopConfig::drain_wait`]), the host discovered and planned
 //!    again right before applying → execute (each PF on its own thread; the hand-off file
 //!    without a PF's pools before a step that disturbs its VFs) → one event per plan → status by
 //!    server-side apply, only when it changed (with `--tunnel-uplink`, the uplink's address as
-//!    `status.tunnelEndpoint` in the same apply: [`crate::run_overlay`]) → drain released;
+//!    `status.tunnelEndpoint` in the same apply: [`crate::run::overlay`]) → drain released;
 //! 3. between passes ([`Agent::run`]): a watch of its own `NicNodeState` (field selector on
 //!    `metadata.name`) starts a pass when the spec or the drain annotations change, and a
 //!    periodic resync starts one anyway.
@@ -19,6 +19,19 @@
 //! A failure of one PF's step ends the pass with `Synced=False` naming the PF and the step; an
 //! API error ends the pass and the next one comes after a backoff. Nothing here exits the agent
 //! but a state file it cannot write (it changes nothing without a record).
+
+pub mod decide;
+pub mod host;
+pub mod overlay;
+pub mod overlay_decide;
+pub mod serve;
+
+#[cfg(test)]
+mod overlay_tests;
+#[cfg(test)]
+mod setup_tests;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,13 +58,13 @@ use crate::files::FileError;
 use crate::firmware::Firmware;
 use crate::handoff::DevicePluginFile;
 use crate::metrics::AgentMetrics;
-use crate::run_decide::{
+use crate::run::decide::{
     Backoff, Next, PassOutcome, Readiness, StartAction, SyncReport, Trigger, class_name,
     local_next, local_refusal, next, release_drain, start_action, starts_pass,
 };
-use crate::run_host::NodeHost;
-use crate::run_overlay::{OvsSetup, TunnelConfig};
-use crate::run_overlay_decide::{TunnelReport, node_setup, setup_events, tunnel_report};
+use crate::run::host::NodeHost;
+use crate::run::overlay::{OvsSetup, TunnelConfig};
+use crate::run::overlay_decide::{TunnelReport, node_setup, setup_events, tunnel_report};
 use crate::state::{Startup, StateFile};
 
 /// Why a pass ended early.

@@ -1,6 +1,6 @@
 //! The overlay in the agent (opt-in: `smartnic-agent --tunnel-uplink IFACE`; without it the
 //! agent does no overlay work and needs no Open vSwitch). A thin shell around
-//! [`crate::run_overlay_decide`] and the offload crate:
+//! [`crate::run::overlay_decide`] and the offload crate:
 //!
 //! ```text
 //!  node setup (Agent::pass, each pass)       offload::node::setup through NodeSetupApplier:
@@ -31,8 +31,8 @@ use offload::node::{NodeSetup, SetupOutcome};
 use offload::overlay::{GENEVE_PORT, NodeEndpoint, Overlay, PeerSync, PeerSyncOutcome, Skipped};
 use offload::{Ovs, Remote};
 
-use crate::run_decide::Backoff;
-use crate::run_overlay_decide::EndpointView;
+use crate::run::decide::Backoff;
+use crate::run::overlay_decide::EndpointView;
 
 /// Default Open vSwitch run directory (`$OVS_RUNDIR`): `db.sock`, `BRIDGE.mgmt` and the
 /// overlay lock shared with the CNI.

@@ -20,8 +20,8 @@ use crate::cluster_tests::{Call, STATE_PATH, by_agent, call, done, mock, serve};
 use crate::fake::FakeHost;
 use crate::handoff::DevicePluginFile;
 use crate::metrics::AgentMetrics;
+use crate::run::decide::{Backoff, PassOutcome, SyncReport};
 use crate::run::{Agent, Health, HostSide, LoopConfig};
-use crate::run_decide::{Backoff, PassOutcome, SyncReport};
 use crate::state::{AgentState, StateFile};
 
 const IGB: &str = "0000:01:00.0";
@@ -90,7 +90,7 @@ pub(crate) fn state(
 /// overlay's endpoint report).
 pub(crate) fn applied_status(
     nics: Vec<Nic>,
-    tunnel: Option<&crate::run_overlay_decide::TunnelReport>,
+    tunnel: Option<&crate::run::overlay_decide::TunnelReport>,
 ) -> NicNodeStateStatus {
     crate::cluster::status_of(
         None,

@@ -1,7 +1,7 @@
 //! The agent's plain-HTTP endpoints: `/metrics` (the [`AgentMetrics`] registry: step and plan
 //! durations, failed steps, sync status), `/healthz` (200 while the process serves) and
 //! `/readyz` (200 once no post-boot re-apply or interrupted plan is pending, see
-//! [`crate::run_decide::Readiness`]).
+//! [`crate::run::decide::Readiness`]).
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -19,10 +19,10 @@ use tokio::sync::mpsc;
 
 use crate::cluster_tests::{STATE_PATH, by_agent, call, done, mock, serve};
 use crate::run::Agent;
-use crate::run_decide::{Backoff, PassOutcome};
-use crate::run_overlay::{EndpointReader, PeerApplier, PeerLoopConfig, TunnelConfig, run_peers};
-use crate::run_overlay_decide::tunnel_report;
-use crate::run_tests::{agent, applied_status, get_state, igb, setup, state, status_path};
+use crate::run::decide::{Backoff, PassOutcome};
+use crate::run::overlay::{EndpointReader, PeerApplier, PeerLoopConfig, TunnelConfig, run_peers};
+use crate::run::overlay_decide::tunnel_report;
+use crate::run::tests::{agent, applied_status, get_state, igb, setup, state, status_path};
 
 struct FixedEndpoint(Result<IpAddr, String>);
 
@@ -250,7 +250,7 @@ async fn the_listed_and_watched_node_states_become_the_endpoints_of_the_peer_syn
     let peers = tokio::spawn(async move {
         run_peers(
             "n1",
-            crate::run_overlay::node_states(client),
+            crate::run::overlay::node_states(client),
             Recording {
                 tx,
                 fail: 0,

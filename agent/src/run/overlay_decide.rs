@@ -1,4 +1,4 @@
-//! The overlay's pure decisions in the agent (see [`crate::run_overlay`] for the shell):
+//! The overlay's pure decisions in the agent (see [`crate::run::overlay`] for the shell):
 //!
 //! - [`tunnel_report`]: what this node publishes from its uplink's address: the
 //!   `status.tunnelEndpoint` and the `TunnelEndpoint` condition (an uplink without an address

@@ -16,9 +16,9 @@ use offload::node::{NodeSetup, SetupOutcome};
 use serde_json::json;
 
 use crate::cluster_tests::{call, done, mock, serve};
-use crate::run_decide::PassOutcome;
-use crate::run_overlay::{NodeSetupApplier, OvsSetup};
-use crate::run_tests::{agent, applied_status, get_state, igb, setup, state, status_path};
+use crate::run::decide::PassOutcome;
+use crate::run::overlay::{NodeSetupApplier, OvsSetup};
+use crate::run::tests::{agent, applied_status, get_state, igb, setup, state, status_path};
 
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
