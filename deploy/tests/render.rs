@@ -33,6 +33,8 @@ use serde_json::Value;
 
 const NS: &str = "smartnic-system";
 const LEASE: &str = "smartnic-operator-leader";
+const AGENT_POLICY: &str = "smartnic-agent-own-node";
+const OPERATOR_NODE_POLICY: &str = "smartnic-operator-node-writes";
 
 /// The Kubernetes API calls each component's code makes, with where. A call the code makes and
 /// this table misses is a missing permission at run time; a permission no call here uses is more
@@ -632,12 +634,20 @@ fn the_agent_admission_policy_holds_the_agent_to_its_node() {
     };
     let policy: ValidatingAdmissionPolicy = typed(
         of_kind(&objects, "ValidatingAdmissionPolicy")
-            .next()
+            .find(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(AGENT_POLICY))
+            })
             .expect("policy"),
     );
     let binding: ValidatingAdmissionPolicyBinding = typed(
         of_kind(&objects, "ValidatingAdmissionPolicyBinding")
-            .next()
+            .find(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(AGENT_POLICY))
+            })
             .expect("binding"),
     );
     let spec = binding.spec;
@@ -781,7 +791,11 @@ fn the_agent_admission_policy_holds_in_any_namespace() {
     assert!(!user.contains(NS), "{user}");
     let policy: ValidatingAdmissionPolicy = typed(
         of_kind(&objects, "ValidatingAdmissionPolicy")
-            .next()
+            .find(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(AGENT_POLICY))
+            })
             .expect("policy"),
     );
     let conditions = policy
@@ -797,7 +811,11 @@ fn the_agent_admission_policy_holds_in_any_namespace() {
     );
     let binding: ValidatingAdmissionPolicyBinding = typed(
         of_kind(&objects, "ValidatingAdmissionPolicyBinding")
-            .next()
+            .find(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(AGENT_POLICY))
+            })
             .expect("binding"),
     );
     assert_eq!(
@@ -1031,4 +1049,82 @@ fn the_agent_sees_the_hosts_open_vswitch_for_the_overlay() {
     assert_eq!(v.path, "/run/openvswitch");
     // nodes without OVS (no --tunnel-uplink) still start the agent
     assert_eq!(v.type_.as_deref(), Some("DirectoryOrCreate"));
+}
+
+/// The operator's `patch` on Nodes (RBAC cannot narrow it) is held to its own labels and
+/// annotations and `spec.unschedulable` by an admission policy that matches its service account
+/// in any namespace and covers every Node write its code makes.
+#[test]
+fn the_operator_may_change_only_its_part_of_a_node() {
+    let test = "the_operator_may_change_only_its_part_of_a_node";
+    let Some(objects) = rendered(test, &deploy_dir()) else {
+        return;
+    };
+    let named = |kind: &'static str| {
+        of_kind(&objects, kind)
+            .find(|o| o["metadata"]["name"] == OPERATOR_NODE_POLICY)
+            .unwrap_or_else(|| panic!("no {kind} {OPERATOR_NODE_POLICY}"))
+            .clone()
+    };
+    let policy: ValidatingAdmissionPolicy = typed(&named("ValidatingAdmissionPolicy"));
+    let binding: ValidatingAdmissionPolicyBinding =
+        typed(&named("ValidatingAdmissionPolicyBinding"));
+    assert_eq!(binding.spec.policy_name, OPERATOR_NODE_POLICY);
+    assert_eq!(binding.spec.validation_actions, ["Deny"]);
+    let p = policy.spec.expect("spec");
+    assert_eq!(p.failure_policy.as_deref(), Some("Fail"));
+    let operator = pod_specs(&objects)
+        .into_iter()
+        .find(|(w, _)| w == &format!("Deployment/{NS}/smartnic-operator"))
+        .expect("operator");
+    let user = format!(
+        "system:serviceaccount:{NS}:{}",
+        operator.1.service_account_name.as_deref().unwrap_or("")
+    );
+    let conditions = p.match_conditions.unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .all(|c| matches_user(&c.expression, &user))
+    );
+    assert!(
+        !conditions
+            .iter()
+            .all(|c| matches_user(&c.expression, &agent_user(&objects, NS, ""))),
+        "the agent is not held to the operator's policy"
+    );
+    let rules = p
+        .match_constraints
+        .and_then(|m| m.resource_rules)
+        .unwrap_or_default();
+    for call in calls("smartnic-operator").expect("operator calls") {
+        if call.group.is_empty() && call.resource == "nodes" && call.verb == "patch" {
+            assert!(
+                rules.iter().any(|r| r
+                    .resources
+                    .as_ref()
+                    .is_some_and(|rs| rs.iter().any(|x| x == "nodes"))
+                    && r.operations
+                        .as_ref()
+                        .is_some_and(|o| o.iter().any(|x| x == "UPDATE"))),
+                "node patches are not matched: {rules:?}"
+            );
+        }
+    }
+    let exprs: Vec<String> = p
+        .validations
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.expression)
+        .collect();
+    for needle in [
+        "k.startsWith('smartnic.io/')",
+        "object.spec.taints",
+        "object.spec.podCIDR",
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(needle)),
+            "{needle}: {exprs:?}"
+        );
+    }
 }
