@@ -543,7 +543,7 @@ mod tests {
             parse(serde_json::json!({"cniVersion": "1.1.0", "name": "n", "type": "smartnic"}))
                 .unwrap_err();
         assert!(err.msg.contains("mode"), "{}", err.msg);
-        let err = parse(serde_json::json!({"cniVersion": "0.3.1", "name": "n", "type": "smartnic", "mode": "sriov"}))
+        let err = parse(serde_json::json!({"cniVersion": "0.2.0", "name": "n", "type": "smartnic", "mode": "sriov"}))
             .unwrap_err();
         assert_eq!(err.code, code::INCOMPATIBLE_VERSION);
         assert_eq!(NetConf::parse(b"{", &env()).unwrap_err().code, code::DECODE);

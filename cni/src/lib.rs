@@ -1,4 +1,4 @@
-//! The `smartnic` CNI plugin (CNI SPEC 1.1.0; answers 0.4.0, 1.0.0 and 1.1.0).
+//! The `smartnic` CNI plugin (CNI SPEC 1.1.0; answers 0.3.0, 0.3.1, 0.4.0, 1.0.0 and 1.1.0).
 //!
 //! ```text
 //!   main: CNI_* env + stdin ─► CniEnv + NetConf ─► Plugin<KernelHost>::run ─► result / error JSON

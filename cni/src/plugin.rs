@@ -751,6 +751,15 @@ impl<H: Host, S: Switch> Plugin<H, S> {
 
     /// CHECK: the interface, its addresses and routes, and the VF settings still match.
     pub fn check(&self, conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
+        if !conf.version.has_check() {
+            return Err(CniError::new(
+                code::INCOMPATIBLE_VERSION,
+                format!(
+                    "CHECK needs cniVersion 0.4.0 or later; the configuration has {}",
+                    conf.version
+                ),
+            ));
+        }
         let netns = netns_of(env)?;
         let prev = conf.prev_result.as_ref().ok_or_else(|| {
             CniError::new(

@@ -299,7 +299,7 @@ fn macvlan_in_every_mode_through_the_binary() {
     assert!(ok);
     assert_eq!(
         v["supportedVersions"],
-        serde_json::json!(["0.4.0", "1.0.0", "1.1.0"])
+        serde_json::json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
     );
 }
 

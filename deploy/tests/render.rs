@@ -39,6 +39,11 @@ const OPERATOR_NODE_POLICY: &str = "smartnic-operator-node-writes";
 /// The Kubernetes API calls each component's code makes, with where. A call the code makes and
 /// this table misses is a missing permission at run time; a permission no call here uses is more
 /// than least privilege and fails the test.
+///
+/// The `api` suite of hw-tests runs the operator and the agents against a real API server with
+/// exactly the deploy's RBAC, so a missing permission fails there for every call a run makes.
+/// What only this table checks: that nothing beyond those calls is granted (a real server never
+/// complains about a rule too many), including for the calls a run does not reach.
 fn calls(service_account: &str) -> Option<Vec<Call>> {
     let c = |group, resource, verb, namespace, name| Call {
         group,

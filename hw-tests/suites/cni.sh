@@ -134,7 +134,7 @@ ipvlan_part() {
 }
 
 cni VERSION x /x net1 '{"cniVersion":"1.1.0"}'
-expect_eq "VERSION" "$(jq -c .supportedVersions <<<"$CNI_OUT")" '["0.4.0","1.0.0","1.1.0"]'
+expect_eq "VERSION" "$(jq -c .supportedVersions <<<"$CNI_OUT")" '["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]'
 if [ -n "$PF" ]; then
   sriov_part
   ipvlan_part
