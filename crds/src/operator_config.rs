@@ -63,7 +63,8 @@ pub struct NicOperatorConfigSpec {
     /// What networks (written by namespace admins) may name on the nodes: host interfaces as
     /// `master`, OVS bridges, IPAM `dataDir`s besides `/var/lib/cni/networks`, `resolvConf`
     /// files. Empty: none of these. The webhook and the operator refuse a NicNetwork that names
-    /// anything else; the CNI plugin checks the same list on the node.
+    /// anything else. The CNI plugin checks the list in `/etc/smartnic/cni-allow-list.json` on
+    /// each node (same shape), which the administrator keeps equal to this one.
     #[serde(default, skip_serializing_if = "is_default")]
     pub tenant_allow_list: crate::cni::TenantAllowList,
 }
