@@ -40,7 +40,8 @@ use crate::{
     cidr::Cidr,
     error::{CniError, code},
     host::{
-        Host, HostError, HostErrorKind, HostResult, LinkState, Ns, PodIfConfig, VfDevice, VirtKind,
+        Host, HostError, HostErrorKind, HostResult, LinkState, Ns, PfDevice, PodIfConfig, VfDevice,
+        VirtKind,
     },
 };
 
@@ -312,6 +313,37 @@ impl Host for KernelHost {
             netdev,
             driver,
         })
+    }
+
+    fn whole_pf(&self, bdf: &PciAddress) -> HostResult<Option<PfDevice>> {
+        let s = &self.sysfs;
+        let dev = s.pci_device_dir(bdf);
+        if !s.exists(&dev) {
+            return Err(HostError::other(format!(
+                "no PCI device {bdf} ({} is missing)",
+                dev.display()
+            )));
+        }
+        if s.read_link(&dev.join("physfn")).is_ok() {
+            return Ok(None);
+        }
+        let netdev = s
+            .list_dir(&dev.join("net"))
+            .ok()
+            .and_then(|l| l.into_iter().next());
+        let driver = s.read_link_name(&dev.join("driver")).ok();
+        let num_vfs = s
+            .read_optional_string(&dev.join("sriov_numvfs"))
+            .ok()
+            .flatten()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        Ok(Some(PfDevice {
+            bdf: *bdf,
+            netdev,
+            driver,
+            num_vfs,
+        }))
     }
 
     fn vf_row(&self, pf: &str, vf: u32) -> HostResult<VfInfo> {

@@ -1,8 +1,11 @@
 //! `smartnic`: the CNI plugin binary. Reads the `CNI_*` environment and the configuration on
 //! stdin, runs one command, prints the result or the error object, and exits.
 //!
-//! `smartnic install [--dest DIR] [--keep-running]` (with no `CNI_COMMAND`) copies the binary into
-//! the node's CNI directory atomically; the installer DaemonSet in `deploy/cni/` runs it.
+//! `smartnic install --dest DIR [--keep-running]` (with no `CNI_COMMAND`) copies the binary into
+//! the node's CNI directory atomically; the installer DaemonSet in `deploy/cni/` runs it. The
+//! destination is never guessed: `--dest` or `SMARTNIC_CNI_BIN_DIR` names it, so that running the
+//! binary by hand does not write into this machine's `/opt/cni/bin`. `smartnic --help` and
+//! `smartnic install --help` print the usage.
 //!
 //! Everything on stdin comes from a tenant (a network's configuration, a pod's annotations):
 //! stdin is bounded, `logFile` is a name in our log directory, and host paths and interfaces
@@ -142,32 +145,79 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
     plugin.run(&conf, env).map_err(|e| (e, answer))
 }
 
+/// The installer's environment: the destination when `--dest` is not given.
+const ENV_INSTALL_DEST: &str = "SMARTNIC_CNI_BIN_DIR";
+
+const USAGE: &str = "\
+smartnic: the smartnic CNI plugin (CNI spec 1.0.0, 1.1.0)
+
+Usage:
+  smartnic                  run by a container runtime: the command in CNI_COMMAND (ADD, DEL,
+                            CHECK, STATUS, GC, VERSION), the network configuration on stdin
+  smartnic install ...      copy this binary into a CNI directory (see smartnic install --help)
+  smartnic --help           this text
+  smartnic --version        the plugin's version
+
+Example:
+  echo '{\"cniVersion\":\"1.1.0\"}' | CNI_COMMAND=VERSION smartnic
+";
+
+const INSTALL_USAGE: &str = "\
+smartnic install: copy this binary into a CNI directory atomically (temporary file, fsync,
+chmod 0755, rename), so that a runtime exec'ing it meanwhile sees the old file or the new one.
+
+Usage:
+  smartnic install --dest DIR [--keep-running]
+
+Options:
+  --dest DIR        the CNI binary directory (as the node sees it, e.g. the host's /opt/cni/bin
+                    mounted into the installer); default: $SMARTNIC_CNI_BIN_DIR; required
+  --keep-running    stay up and put the binary back every 60 s if it disappears or changes
+  -h, --help        this text
+
+Example:
+  smartnic install --dest /host/opt/cni/bin --keep-running
+";
+
 fn install_main(args: &[String]) -> ExitCode {
-    let mut dest = std::path::PathBuf::from(smartnic_cni::install::DEFAULT_DEST);
+    let mut dest = std::env::var_os(ENV_INSTALL_DEST)
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from);
     let mut keep_running = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--dest" => match it.next() {
-                Some(d) => dest = d.into(),
+                Some(d) => dest = Some(d.into()),
                 None => {
-                    eprintln!("smartnic install: --dest needs a directory");
+                    eprintln!("error: smartnic install: --dest needs a directory");
                     return ExitCode::from(2);
                 }
             },
             "--keep-running" => keep_running = true,
+            "-h" | "--help" => {
+                print!("{INSTALL_USAGE}");
+                return ExitCode::SUCCESS;
+            }
             other => {
-                eprintln!(
-                    "smartnic install: unknown argument {other:?} (usage: smartnic install [--dest DIR] [--keep-running])"
-                );
+                eprintln!("error: smartnic install: unknown argument {other:?}\n\n{INSTALL_USAGE}");
                 return ExitCode::from(2);
             }
         }
     }
+    let Some(dest) = dest else {
+        eprintln!(
+            "error: smartnic install: no destination: pass --dest DIR (or set {ENV_INSTALL_DEST}); \
+             it is never guessed, so that running this by hand does not overwrite this machine's \
+             {}/smartnic",
+            smartnic_cni::install::DEFAULT_DEST
+        );
+        return ExitCode::from(2);
+    };
     let source = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("smartnic install: cannot find this binary: {e}");
+            eprintln!("error: smartnic install: cannot find this binary: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -183,7 +233,7 @@ fn install_main(args: &[String]) -> ExitCode {
             }
             Err(e) => {
                 eprintln!(
-                    "smartnic install: cannot install into {}: {e}",
+                    "error: smartnic install: cannot install into {}: {e}",
                     dest.display()
                 );
                 if !keep_running {
@@ -200,10 +250,19 @@ fn install_main(args: &[String]) -> ExitCode {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if std::env::var_os("CNI_COMMAND").is_none()
-        && args.first().map(String::as_str) == Some("install")
-    {
-        return install_main(&args[1..]);
+    if std::env::var_os("CNI_COMMAND").is_none() {
+        match args.first().map(String::as_str) {
+            Some("install") => return install_main(&args[1..]),
+            Some("-h" | "--help" | "help") => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Some("-V" | "--version") => {
+                println!("smartnic {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            _ => {}
+        }
     }
     let env = match CniEnv::parse(|k| std::env::var(k).ok()) {
         Ok(env) => env,

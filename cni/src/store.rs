@@ -91,6 +91,12 @@ pub enum Step {
         /// VF index.
         vf: u32,
     },
+    /// A whole PF is claimed (owner file written); its netdev's state follows in `vf-saved`.
+    #[serde(rename_all = "camelCase")]
+    PfClaimed {
+        /// PF PCI address.
+        bdf: String,
+    },
     /// The VF's original state.
     VfSaved {
         /// The saved state.
@@ -139,6 +145,7 @@ impl Step {
         match self {
             Self::Begin { .. } => "begin",
             Self::VfClaimed { .. } => "vf-claimed",
+            Self::PfClaimed { .. } => "pf-claimed",
             Self::VfSaved { .. } => "vf-saved",
             Self::VfConfigure => "vf-configure",
             Self::VfMove => "vf-move",
@@ -153,9 +160,10 @@ impl Step {
 }
 
 /// Every failpoint name, in ADD order.
-pub const STEP_NAMES: [&str; 10] = [
+pub const STEP_NAMES: [&str; 11] = [
     "begin",
     "vf-claimed",
+    "pf-claimed",
     "vf-saved",
     "vf-configure",
     "vf-move",

@@ -131,6 +131,12 @@ fn valid_objects_pass() {
         "spec": {"nodeSelector": {"matchLabels": {"a": "b"}}, "nicSelector": {"vendor": "8086"},
                  "numVfs": 1, "resourceName": "r"}});
     assert_eq!(check_object(&minimal), Ok(()));
+    // a whole-PF pool: no numVfs at all
+    let whole = json!({"apiVersion": "smartnic.io/v1alpha1", "kind": "NicPolicy",
+        "metadata": {"name": "p"},
+        "spec": {"nodeSelector": {"matchLabels": {"a": "b"}}, "nicSelector": {"pfNames": ["ens2f0"]},
+                 "wholePf": true, "deviceType": "vfio-pci", "resourceName": "r"}});
+    assert_eq!(check_object(&whole), Ok(()));
 }
 
 /// (what, document, field the error must be reported on)
@@ -272,6 +278,58 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
             "firmware with externallyManaged",
             set(policy(), "/spec/externallyManaged", json!(true)),
             "spec.firmware",
+        ),
+        (
+            "wholePf with VFs",
+            set(
+                set(
+                    remove(policy(), "/spec/firmware"),
+                    "/spec/wholePf",
+                    json!(true),
+                ),
+                "/spec/nicSelector/pfNames",
+                json!(["ens1f0"]),
+            ),
+            "spec.wholePf",
+        ),
+        (
+            "wholePf with eswitchMode",
+            set(
+                set(
+                    set(
+                        remove(policy(), "/spec/firmware"),
+                        "/spec/wholePf",
+                        json!(true),
+                    ),
+                    "/spec/numVfs",
+                    json!(0),
+                ),
+                "/spec/eswitchMode",
+                json!("legacy"),
+            ),
+            "spec.wholePf",
+        ),
+        (
+            "wholePf with a VF range",
+            set(
+                set(
+                    set(
+                        remove(policy(), "/spec/firmware"),
+                        "/spec/wholePf",
+                        json!(true),
+                    ),
+                    "/spec/numVfs",
+                    json!(0),
+                ),
+                "/spec/nicSelector/pfNames",
+                json!(["ens1f0#0-3"]),
+            ),
+            "spec.wholePf",
+        ),
+        (
+            "numVfs missing without wholePf",
+            remove(policy(), "/spec/numVfs"),
+            "spec.numVfs",
         ),
         (
             "firmware totalVfs below numVfs",

@@ -72,7 +72,8 @@ pub struct Args {
     /// host while link events and uevents cannot be followed, in milliseconds.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_interval_ms: u64,
-    /// Address of the /metrics and /healthz endpoints (none when not given).
+    /// Address of the /metrics and /healthz endpoints (none when not given; the DaemonSet in
+    /// deploy/device-plugin gives 0.0.0.0:9831, the agent's is 9830, the operator's 8080).
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
     /// Log format.

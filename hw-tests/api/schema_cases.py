@@ -60,6 +60,12 @@ CEL_CASES = {
         {"externallyManaged": True, "firmware": {"totalVfs": 64}},
     ("NicPolicy", ".firmware.totalVfs", "must be at least numVfs"):
         {"numVfs": 8, "firmware": {"totalVfs": 4}},
+    ("NicPolicy", ".numVfs", "must be at least 1"): {"numVfs": 0},
+    ("NicPolicy", ".wholePf", "a whole-PF pool creates no VFs"): {"wholePf": True, "numVfs": 4},
+    ("NicPolicy", ".wholePf", "not allowed with eswitchMode"):
+        {"wholePf": True, "numVfs": None, "eswitchMode": "legacy"},
+    ("NicPolicy", ".wholePf", "a whole-PF pool takes whole PFs"):
+        {"wholePf": True, "numVfs": None, "nicSelector": {"pfNames": ["ens1f0#0-3"]}},
     ("NicNetwork", ".resourceName", "is required in modes sriov and ovs"): {"resourceName": None},
     ("NicNetwork", ".resourceName", "modes macvlan and ipvlan need"): {**MACVLAN, "master": None},
     ("NicNetwork", ".master", "give either master or resourceName"):

@@ -14,7 +14,7 @@
 //! named in a warning (printed on stderr), never dropped silently; other kinds are skipped with a
 //! warning.
 
-use std::{io::Read, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Map, Value, json};
@@ -50,17 +50,8 @@ pub struct Conversion {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let text = if args.file.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read stdin")?;
-        s
-    } else {
-        std::fs::read_to_string(&args.file)
-            .with_context(|| format!("cannot read {}", args.file.display()))?
-    };
-    let conv = convert_text(&text).with_context(|| format!("{}", args.file.display()))?;
+    let text = crate::input::read(&args.file)?;
+    let conv = convert_text(&text).with_context(|| crate::input::name(&args.file))?;
     for w in &conv.warnings {
         eprintln!("warning: {w}");
     }
@@ -93,7 +84,8 @@ pub fn render(objects: &[Value], format: Format) -> anyhow::Result<String> {
 
 /// Converts every document of a multi-document YAML (or JSON) text. A `v1` `List` is unpacked.
 pub fn convert_text(text: &str) -> anyhow::Result<Conversion> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).context("not valid YAML")?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| anyhow::anyhow!("not valid YAML: {}", crds::strict::yaml_error(&e)))?;
     let mut conv = Conversion::default();
     let mut queue: Vec<Value> = docs;
     queue.reverse();
