@@ -24,6 +24,8 @@ pub struct Device {
     pub vendor: String,
     /// PCI device id, 4 lowercase hex digits.
     pub device: String,
+    /// The bound driver's name, when one is bound.
+    pub driver: Option<String>,
 }
 
 fn hex_id(path: &Path) -> io::Result<String> {
@@ -53,11 +55,15 @@ pub fn identify(sys: &Path, addr: PciAddress) -> io::Result<Device> {
         }
         Err(_) => None,
     };
+    let driver = fs::read_link(dev.join("driver"))
+        .ok()
+        .and_then(|l| l.file_name().and_then(|n| n.to_str()).map(str::to_owned));
     Ok(Device {
         addr,
         vf_of,
         vendor,
         device,
+        driver,
     })
 }
 
@@ -87,6 +93,10 @@ pub fn matches(sel: &DeviceSelector, d: &Device) -> bool {
                 .devices
                 .iter()
                 .any(|v| v.eq_ignore_ascii_case(&d.device)))
+        && (sel.drivers.is_empty()
+            || d.driver
+                .as_deref()
+                .is_some_and(|x| sel.drivers.iter().any(|s| s == x)))
 }
 
 /// Refuses `d` unless a pool of `config` holds it (the pool `<prefix>/<name>` = `resource`
@@ -190,6 +200,7 @@ mod tests {
             vf_of: Some((pci("0000:3b:00.0"), i)),
             vendor: "15b3".into(),
             device: "101e".into(),
+            driver: Some("mlx5_core".into()),
         };
         check(&config(), &vf(2, "0000:3b:00.4"), None).unwrap();
         check(
@@ -211,6 +222,16 @@ mod tests {
             ..vf(0, "0000:00:1f.6")
         };
         assert!(check(&config(), &mgmt, None).is_err());
+        let mut by_driver = config();
+        by_driver.resource_list[0].selectors[0].drivers = vec!["vfio-pci".into()];
+        assert!(check(&by_driver, &vf(2, "0000:3b:00.4"), None).is_err());
+        let unbound = Device {
+            driver: None,
+            ..vf(2, "0000:3b:00.4")
+        };
+        assert!(check(&by_driver, &unbound, None).is_err());
+        by_driver.resource_list[0].selectors[0].drivers = vec!["mlx5_core".into()];
+        check(&by_driver, &vf(2, "0000:3b:00.4"), None).unwrap();
     }
 
     #[test]

@@ -31,9 +31,9 @@ pub mod priority;
 pub mod selector;
 pub mod validate;
 pub mod vf_range;
-pub mod why;
 #[cfg(test)]
 mod whole_pf_tests;
+pub mod why;
 
 pub use access::{
     AccessDenied, HostAccessDenied, REASON_NAMESPACE_NOT_ALLOWED, REASON_NOT_IN_ALLOW_LIST,
