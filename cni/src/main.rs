@@ -7,6 +7,10 @@
 //! binary by hand does not write into this machine's `/opt/cni/bin`. `smartnic --help` and
 //! `smartnic install --help` print the usage.
 //!
+//! Everything on stdin comes from a tenant (a network's configuration, a pod's annotations):
+//! stdin is bounded, `logFile` is a name in our log directory, and host paths and interfaces
+//! must be in the node's allow-list ([`allow`]) before anything runs.
+//!
 //! It starts for every pod, so it does nothing it does not need: no async runtime until a
 //! netlink socket is wanted (and then a current-thread one), no log subscriber unless the
 //! configuration asks for logging (`logLevel`, `logFile`).
@@ -17,13 +21,16 @@ use std::{
 };
 
 use smartnic_cni::{
+    allow,
     config::NetConf,
     env::{CniEnv, Command},
     error::{CniError, code},
     host::Paths,
-    kernel::KernelHost,
+    kernel::{self, KernelHost},
+    log,
     ovs_switch::{DEFAULT_RUNDIR, OvsSwitch},
     plugin::Plugin,
+    pools,
     store::{DEFAULT_STATE_DIR, Store},
     version,
 };
@@ -36,6 +43,14 @@ static ALLOC: smartnic_cni::arena::Arena<{ 4 << 20 }> = smartnic_cni::arena::Are
 const ENV_STATE_DIR: &str = "SMARTNIC_CNI_STATE_DIR";
 /// Overrides the node-ready file that STATUS looks for.
 const ENV_READY_FILE: &str = "SMARTNIC_CNI_READY_FILE";
+/// Overrides the directory `logFile` names a file in (tests).
+const ENV_LOG_DIR: &str = "SMARTNIC_CNI_LOG_DIR";
+/// Overrides where the node's allow-list is read from (tests).
+const ENV_ALLOW_LIST: &str = "SMARTNIC_CNI_ALLOW_LIST";
+/// The most stdin we read: a configuration with a chained `prevResult` is a few KiB; anything
+/// near this is not a configuration, and the plugin runs as root for every pod.
+const MAX_STDIN: u64 = 4 << 20;
+
 /// Open vSwitch's run directory (`db.sock`, `BRIDGE.mgmt`), read as the OVS tools read it.
 const ENV_OVS_RUNDIR: &str = "OVS_RUNDIR";
 
@@ -54,20 +69,24 @@ fn init_logging(conf: &NetConf) {
         .with_max_level(level)
         .with_ansi(false)
         .with_target(false);
+    let stderr = || log::Escaping(std::io::stderr());
     // stdout carries the result: logs go to stderr, and to the file besides when one is given.
-    let file = conf.log_file.as_ref().and_then(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .inspect_err(|e| eprintln!("smartnic: cannot open logFile {}: {e}", p.display()))
+    let file = conf.log_file.as_deref().and_then(|name| {
+        let dir = std::env::var_os(ENV_LOG_DIR).unwrap_or_else(|| crds::cni::PLUGIN_LOG_DIR.into());
+        log::open(std::path::Path::new(&dir), name)
+            .inspect_err(|e| {
+                eprintln!(
+                    "smartnic: cannot open logFile {name} in {}: {e}",
+                    std::path::Path::new(&dir).display()
+                )
+            })
             .ok()
     });
     let _ = match file {
-        Some(f) => builder
-            .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
+        Some((f, _)) => builder
+            .with_writer(stderr.and(std::sync::Mutex::new(log::Escaping(f))))
             .try_init(),
-        None => builder.with_writer(std::io::stderr).try_init(),
+        None => builder.with_writer(stderr).try_init(),
     };
 }
 
@@ -82,9 +101,36 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
     if env.command == Command::Version {
         return Ok(Some(version::version_answer(&fallback())));
     }
-    let conf = NetConf::parse(stdin, env).map_err(|e| (e, fallback()))?;
-    init_logging(&conf);
+    let mut conf = NetConf::parse(stdin, env).map_err(|e| (e, fallback()))?;
     let answer = conf.conf.cni_version.clone();
+    let allow_file =
+        std::env::var_os(ENV_ALLOW_LIST).unwrap_or_else(|| crds::cni::NODE_ALLOW_LIST_FILE.into());
+    allow::load(std::path::Path::new(&allow_file))
+        .and_then(|list| allow::enforce(&mut conf, env, &list))
+        .map_err(|e| (e, answer.clone()))?;
+    if matches!(env.command, Command::Add | Command::Check)
+        && let Some(ns) = &env.netns
+    {
+        kernel::check_pod_netns(ns).map_err(|e| (e, answer.clone()))?;
+    }
+    let ready_file: std::path::PathBuf = std::env::var_os(ENV_READY_FILE)
+        .unwrap_or_else(|| crds::cni::NODE_READY_FILE.into())
+        .into();
+    if env.command == Command::Add
+        && let Some(addr) = conf.device_id
+    {
+        pools::check_on_node(
+            &ready_file,
+            std::path::Path::new("/sys"),
+            addr,
+            conf.conf.resource_name.as_deref(),
+        )
+        .map_err(|e| (e, answer.clone()))?;
+    }
+    init_logging(&conf);
+    for w in &conf.warnings {
+        tracing::warn!("{w}");
+    }
     let plugin = Plugin {
         host: KernelHost::new(),
         // Connects to ovsdb-server only when a command of mode ovs needs it.
@@ -94,11 +140,7 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
         store: Store::new(
             std::env::var_os(ENV_STATE_DIR).unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
         ),
-        paths: Paths {
-            ready_file: std::env::var_os(ENV_READY_FILE)
-                .unwrap_or_else(|| crds::cni::NODE_READY_FILE.into())
-                .into(),
-        },
+        paths: Paths { ready_file },
     };
     plugin.run(&conf, env).map_err(|e| (e, answer))
 }
@@ -237,9 +279,21 @@ fn main() -> ExitCode {
         }
     };
     let mut stdin = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
-        let err = CniError::new(code::IO, format!("cannot read stdin: {e}"));
-        print(&err.to_json(version::SUPPORTED[version::SUPPORTED.len() - 1]));
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_STDIN + 1)
+        .read_to_end(&mut stdin);
+    let too_big = stdin.len() as u64 > MAX_STDIN;
+    if read.is_err() || too_big {
+        let msg = match read {
+            Err(e) => format!("cannot read stdin: {e}"),
+            Ok(_) => format!(
+                "the network configuration on stdin is larger than {} MiB",
+                MAX_STDIN >> 20
+            ),
+        };
+        let code = if too_big { code::DECODE } else { code::IO };
+        print(&CniError::new(code, msg).to_json(version::SUPPORTED[version::SUPPORTED.len() - 1]));
         return ExitCode::FAILURE;
     }
     match run(&env, &stdin) {

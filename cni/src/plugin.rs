@@ -555,7 +555,15 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         env: &CniEnv,
         vf_locked: bool,
     ) -> Result<(), CniError> {
-        let steps = self.store.read(id, ifname)?.unwrap_or_default();
+        // A journal that cannot be read at all: undo what the request still says (IPAM), report
+        // it, and remove it, rather than failing this DEL and every retry.
+        let steps = match self.store.read(id, ifname) {
+            Ok(s) => s.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e.msg, "DEL: the journal cannot be read; undoing what the request says");
+                Vec::new()
+            }
+        };
         let r = replay(&steps);
         // The configuration of the ADD, when the journal has it; else the request's own.
         let add_conf = r
@@ -963,7 +971,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             let Some((id, ifname)) = owner.split_once(':') else {
                 continue;
             };
-            if self.store.read(id, ifname)?.is_none()
+            if matches!(self.store.read(id, ifname), Ok(None))
                 && let Ok(addr) = crate::validate::device_id(&bdf, "vf owner")
             {
                 let _lock = self.store.lock_vf(&addr)?;

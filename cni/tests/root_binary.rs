@@ -102,6 +102,7 @@ impl Lab {
             .env("CNI_IFNAME", "net1")
             .env("CNI_PATH", "/usr/lib/cni")
             .env("SMARTNIC_CNI_STATE_DIR", self.state.path().join("state"))
+            .env("SMARTNIC_CNI_ALLOW_LIST", self.allow_list())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         for (k, v) in extra_env {
@@ -117,6 +118,15 @@ impl Lab {
         let out = child.wait_with_output().unwrap();
         let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         (out.status.success(), v)
+    }
+
+    /// The administrator's allow-list of the lab's node: the veth master and the IPAM directory.
+    fn allow_list(&self) -> PathBuf {
+        let path = self.state.path().join("allow-list.json");
+        let list = serde_json::json!({"masters": [{"name": "m0"}],
+            "ipamDataDirs": [self.state.path().join("ipam")]});
+        std::fs::write(&path, list.to_string()).unwrap();
+        path
     }
 
     fn conf(&self, version: &str, mode: &str, macvlan_mode: &str) -> Value {

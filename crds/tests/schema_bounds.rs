@@ -38,7 +38,7 @@ fn network() -> Value {
             "capabilities": {"ips": true},
             "metaPlugins": [{"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"}}],
             "logLevel": "debug",
-            "logFile": "/var/log/smartnic-cni.log"
+            "logFile": "cx6.log"
         }
     })
 }
@@ -440,9 +440,26 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
             "spec.logLevel",
         ),
         (
-            "relative log file",
-            set(network(), "/spec/logFile", json!("cni.log")),
+            "log file as a path on the node",
+            set(network(), "/spec/logFile", json!("/etc/cron.d/smartnic")),
             "spec.logFile",
+        ),
+        (
+            "log file climbing out of the log directory",
+            set(network(), "/spec/logFile", json!("../shadow")),
+            "spec.logFile",
+        ),
+        (
+            "shell syntax in a master",
+            set(
+                remove(
+                    set(network(), "/spec/mode", json!("macvlan")),
+                    "/spec/resourceName",
+                ),
+                "/spec/master",
+                json!("$(touch${IFS}Y)"),
+            ),
+            "spec.master",
         ),
         (
             "mode bridge",

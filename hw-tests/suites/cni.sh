@@ -53,6 +53,11 @@ sriov_part() {
   n0=$(ls "$dev/virtfn0/net"); n1=$(ls "$dev/virtfn1/net")
   note "VFs $vf0 ($n0, $(readlink "$dev/virtfn0/driver" | sed 's#.*/##')) and $vf1 ($n1)"
   before=$(vf_table "$PF")
+  # The node's pools (what the agent writes for the device plugin): the PF's VFs, so that the
+  # plugin takes only a VF the device plugin could have allocated.
+  printf '{"resourceList":[{"resourceName":"lab","resourcePrefix":"smartnic.io","deviceType":"netdevice","selectors":[{"pfs":[{"pciAddress":"%s"}]}]}]}' \
+    "$(basename "$(readlink -f "$dev")")" >"$T_TMP/device-plugin.json"
+  export SMARTNIC_CNI_READY_FILE=$T_TMP/device-plugin.json
   pod cnia; pod cnib
   local conf
   conf() { # $1 = deviceID, $2 = MAC, $3 = address
@@ -162,6 +167,9 @@ ipvlan_part() {
   fi
   ip link del cniprobe
   ip link set "$PF" up
+  # The administrator's allow-list on this node: the PF as a master, the lab's IPAM directory.
+  printf '{"masters":[{"name":"%s"}],"ipamDataDirs":["%s/ipam"]}' "$PF" "$T_TMP" >"$T_TMP/allow.json"
+  export SMARTNIC_CNI_ALLOW_LIST=$T_TMP/allow.json
   # A host link bearing the pod's interface name: creation must not trip over it.
   ip link add net1 type veth peer name net1peer
   local mode

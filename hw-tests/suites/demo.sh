@@ -46,6 +46,11 @@ W=$T_TMP/demo
 mkdir -p "$W"
 STATE=$W/agent-state.json DPFILE=$W/device-plugin.json
 export SMARTNIC_CNI_STATE_DIR=$W/cni-state
+# The administrator's allow-list on this node: the lab's IPAM directories and bridge.
+printf '{"bridges":[{"name":"br-int"}],"ipamDataDirs":["%s/ipam","%s/ipam-ovs"]}' "$W" "$W" >"$W/allow.json"
+export SMARTNIC_CNI_ALLOW_LIST=$W/allow.json
+# The node's pools, as the agent writes them: the CNI takes only VFs listed there.
+export SMARTNIC_CNI_READY_FILE=$DPFILE
 
 # ------------------------------------------------------------------ steps and their table
 STEP_ROWS=() FAILED_STEP="" STEP_NO=0

@@ -25,6 +25,9 @@ fi
 for m in nf_conntrack_netlink nfnetlink cls_flower act_mirred act_gact sch_ingress; do modprobe "$m" 2>/dev/null; done
 
 SMARTNIC=${SMARTNIC:-$(lab_bin smartnic)}
+# The administrator's allow-list on this node: the integration bridge.
+printf '{"bridges":[{"name":"br-int"}]}' >"$T_TMP/allow.json"
+export SMARTNIC_CNI_ALLOW_LIST=$T_TMP/allow.json
 # pod_cni CMD POD CONF: the smartnic CNI for pod POD (netns ofl-POD, eth0); OVS_RUNDIR
 # (exported below) points it at this suite's OVS. Sets CNI_RC and CNI_OUT.
 pod_cni() {

@@ -373,9 +373,29 @@ fn network(
     for (k, v) in spec {
         match k.as_str() {
             "networkNamespace" => {}
-            "resourceName" | "vlan" | "vlanQoS" | "minTxRate" | "maxTxRate" | "logFile" => {
+            "resourceName" | "vlan" | "vlanQoS" | "minTxRate" | "maxTxRate" => {
                 out.insert(k.clone(), v.clone());
             }
+            // Ours is a file name in the plugin's own log directory, never a path on the node.
+            "logFile" => match v
+                .as_str()
+                .and_then(|p| p.rsplit('/').next())
+                .filter(|n| !n.is_empty() && !n.starts_with('.'))
+            {
+                Some(name) => {
+                    if v.as_str() != Some(name) {
+                        cx.warn(
+                            "spec.logFile",
+                            &format!(
+                                "{v} becomes {name:?}, a file in {} (the plugin writes only there)",
+                                crds::cni::PLUGIN_LOG_DIR
+                            ),
+                        );
+                    }
+                    out.insert(k.clone(), json!(name));
+                }
+                None => cx.dropped("spec.logFile", &format!("{v} names no file")),
+            },
             "vlanProto" => match v.as_str().map(str::to_ascii_lowercase).as_deref() {
                 Some(p @ ("802.1q" | "802.1ad")) => {
                     out.insert(k.clone(), json!(p));

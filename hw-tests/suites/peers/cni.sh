@@ -17,7 +17,9 @@ doc_conf() { # doc_conf NAME VF: the example, as documented
     every-field) printf '{"cniVersion":"0.3.1","name":"sriov-dpdk","type":"sriovi-net","deviceID":"%s","mac":"CA:FE:C0:FF:EE:00","vlan":1000,"vlanQoS":4,"vlanProto":"802.1ad","min_tx_rate":100,"max_tx_rate":200,"spoofchk":"off","trust":"on","link_state":"enable","logLevel":"debug","logFile":"/tmp/sriov.log"}' "$2";;
   esac
 }
-as_ours() { jq -c '.type = "smartnic" | .mode = "sriov"' <<<"$1"; }
+# A logFile path becomes its file name, as `smartnicctl convert` does: ours writes only in its
+# own log directory.
+as_ours() { jq -c '.type = "smartnic" | .mode = "sriov" | if .logFile then .logFile |= (split("/") | last) else . end' <<<"$1"; }
 as_theirs() { jq -c '.type = "sriov"' <<<"$1"; }
 # outcome NETNS VF VFIDX: rc, the VF row and where the VF is, in one line
 outcome() {

@@ -4,7 +4,7 @@
 //! | path | checks |
 //! |---|---|
 //! | `POST /validate-nicpolicy` | [`validate_policy`]: the spec alone, then against the other policies (VF ranges of one PF claimed twice, PF-level settings that disagree, one resource name for two kinds of device) and against every node's discovered inventory (`numVfs` above `sriov_totalvfs`, switchdev without an eswitch, ...) |
-//! | `POST /validate-nicnetwork` | [`validate_network`]; refuses a network whose namespace the policies offering its resource do not admit (`NicPolicy.spec.networkNamespaces`); warns when no policy provides the resource |
+//! | `POST /validate-nicnetwork` | [`validate_network`]; refuses a network whose namespace the policies offering its resource do not admit (`NicPolicy.spec.networkNamespaces`), or that names a host interface, bridge, IPAM `dataDir` or `resolvConf` the administrator's allow-list (`NicOperatorConfig.spec.tenantAllowList`) does not grant its namespace; warns when no policy provides the resource |
 //! | `POST /validate-nicpool` | [`validate_pool`]: selector, `maxUnavailable`, no node in two pools |
 //! | `POST /validate-nicoperatorconfig` | [`validate_operator_config`] |
 //! | `POST /mutate-pods` | the network-resources injector ([`inject`]): extended-resource requests and limits for the networks a pod names |
@@ -17,6 +17,7 @@
 //! without this webhook still rejects bad input, only later.
 
 pub mod inject;
+pub mod limits;
 #[cfg(test)]
 mod tests;
 
@@ -185,7 +186,8 @@ async fn handle(
 }
 
 /// Serves [`router`] over TLS on `listener` until `shutdown` resolves (then drains connections
-/// for up to 10 s).
+/// for up to 10 s), with the limits of [`limits`]: TLS handshake and request-header timeouts,
+/// a first-request timeout and a cap on open connections.
 pub async fn serve(
     listener: std::net::TcpListener,
     tls: RustlsConfig,
@@ -202,9 +204,20 @@ pub async fn serve(
         tracing::info!(%addr, "serving the admission webhook over TLS");
     }
     listener.set_nonblocking(true).map_err(Error::Serve)?;
-    axum_server::from_tcp_rustls(listener, tls)
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+        .handshake_timeout(limits::HANDSHAKE_TIMEOUT)
+        .acceptor(limits::ConnectionLimit::new(limits::MAX_CONNECTIONS));
+    let mut server = axum_server::from_tcp(listener)
         .map_err(Error::Serve)?
-        .handle(handle)
+        .acceptor(acceptor)
+        .first_request_timeout(limits::FIRST_REQUEST_TIMEOUT)
+        .handle(handle);
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits::HEADER_TIMEOUT);
+    server
         .serve(router(stores).into_make_service())
         .await
         .map_err(Error::Serve)
@@ -397,6 +410,16 @@ fn network_errors(
     stores: &Stores,
 ) -> Result<Vec<String>, Verdict> {
     validate_network(&net.spec).map_err(Verdict::Deny)?;
+    let allow = stores
+        .operator_config()
+        .map(|c| c.spec.tenant_allow_list.clone())
+        .unwrap_or_default();
+    if let Err(denied) = planner::network_host_access(namespace, &net.spec, &allow) {
+        return Err(Verdict::Deny(vec![FieldError::new(
+            &denied.field,
+            denied.message,
+        )]));
+    }
     let mut warnings = Vec::new();
     if let Some(r) = &net.spec.resource_name {
         let policies = stores.policies.state();

@@ -613,16 +613,27 @@ fn network_cases() {
             "always comes first",
         ),
         (
-            "relative log file",
-            |n| n.log_file = Some("cni.log".into()),
+            "log file as a path anywhere on the node",
+            |n| n.log_file = Some("/etc/cron.d/smartnic".into()),
             "spec.logFile",
-            "not an absolute file path",
+            "not a plain file name",
         ),
         (
             "log file escaping with ..",
-            |n| n.log_file = Some("/var/log/../../etc/shadow".into()),
+            |n| n.log_file = Some("../../etc/shadow".into()),
             "spec.logFile",
-            "without '..'",
+            "not a plain file name",
+        ),
+        (
+            "shell syntax in a master",
+            |n| {
+                n.mode = NetworkMode::Macvlan;
+                n.master = Some("$(touch${IFS}Y)".into());
+                n.resource_name = None;
+                n.vlan = None;
+            },
+            "spec.master",
+            "not a network interface name",
         ),
         (
             "ipvlan mode with a VLAN",
