@@ -284,6 +284,18 @@ impl HostOps for FakeHost {
                     v.mtu = Some(*mtu);
                 }
             }
+            Step::BindPf { device_type } => match device_type {
+                VfDeviceType::VfioPci => {
+                    nic.driver = Some("vfio-pci".into());
+                    nic.name = None;
+                    nic.mtu = None;
+                }
+                // the fake's PFs are all igb-like when they come back from vfio-pci
+                VfDeviceType::Netdevice => {
+                    nic.driver = Some("igb".into());
+                    nic.mtu = Some(1500);
+                }
+            },
         }
         Ok(StepDone::Done)
     }

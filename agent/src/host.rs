@@ -109,6 +109,49 @@ impl SysHost {
         Ok(())
     }
 
+    /// The PF itself to `vfio-pci`, or back to the kernel driver that claims it
+    /// (`drivers_probe` with no `driver_override`), waiting for its netdev.
+    fn bind_pf(&self, pf: PciAddress, device_type: VfDeviceType) -> Result<(), String> {
+        let sriov = SriovHandle::new(&self.sysfs);
+        let dir = self.sysfs.pci_device_dir(&pf);
+        match device_type {
+            VfDeviceType::VfioPci => {
+                if !self.sysfs.exists(&dir.join("iommu_group")) {
+                    return Err(format!(
+                        "PF {pf} has no IOMMU group: enable the IOMMU (intel_iommu=on iommu=pt or amd_iommu=on) for vfio-pci"
+                    ));
+                }
+                sriov
+                    .driver(pf)
+                    .bind("vfio-pci")
+                    .timeout(self.timeout)
+                    .execute()
+                    .map_err(|e| e.to_string())?;
+            }
+            VfDeviceType::Netdevice => {
+                sriov
+                    .driver(pf)
+                    .unbind()
+                    .execute()
+                    .map_err(|e| e.to_string())?;
+                self.sysfs
+                    .write(&self.sysfs.pci_drivers_probe(), pf)
+                    .map_err(|e| e.to_string())?;
+                let deadline = Instant::now() + self.timeout;
+                while self.vf_netdev(pf).is_none() {
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "PF {pf} has no netdev {:?} after drivers_probe (no kernel driver claimed it?)",
+                            self.timeout
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn unbind(&self, pf: PciAddress, vfs: &[u32]) -> Result<(), String> {
         let sriov = SriovHandle::new(&self.sysfs);
         for &vf in vfs {
@@ -240,6 +283,9 @@ impl HostOps for SysHost {
                 .map_err(fail)?
                 .map_err(|e| fail(e.to_string()))?;
             }
+            Step::BindPf { device_type } => {
+                self.bind_pf(pci()?, *device_type).map_err(fail)?;
+            }
             Step::VfMtu { vfs, mtu } => {
                 let addr = pci()?;
                 let mut names = Vec::new();
@@ -305,8 +351,8 @@ impl HostOps for SysHost {
                 .map_err(fail)?;
                 if !missing.is_empty() {
                     return Err(fail(format!(
-                        "no representor for VFs {missing:?} of uplink {uplink} after {:?}",
-                        self.timeout
+                        "no representor for VFs {missing:?} of uplink {uplink} after {}",
+                        crds::report::human_duration(self.timeout)
                     )));
                 }
             }

@@ -40,6 +40,9 @@ trap cleanup EXIT
 ip link add "$MASTER" type veth peer name "${MASTER}p"
 ip link set "$MASTER" up; ip link set "${MASTER}p" up
 export SMARTNIC_CNI_STATE_DIR=$SHM/state
+# The node's allow-list (what an administrator grants): the run's master and IPAM directory.
+printf '{"masters":[{"name":"%s"}],"ipamDataDirs":["%s/ipam-ours"]}' "$MASTER" "$TMP" >"$SHM/allow.json"
+export SMARTNIC_CNI_ALLOW_LIST=$SHM/allow.json
 
 conf() { # $1 = ours|ref
   local ipam="{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"10.123.0.0/16\"}]],\"dataDir\":\"$TMP/ipam-$1\"}"

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     cidr::Cidr,
-    env::CniEnv,
+    env::{CniEnv, Command},
     error::{CniError, code},
     result::AddResult,
     validate,
@@ -100,7 +100,9 @@ pub struct NetConf {
     pub version: Version,
     /// The pod interface MAC: `runtimeConfig.mac` > `args.cni.mac` > `CNI_ARGS MAC=` > `mac`.
     pub mac: Option<MacAddr>,
-    /// The device: `runtimeConfig.deviceID` > `deviceID` > `pciBusID`.
+    /// The device: `deviceID` (what Multus injects from the device plugin's allocation) >
+    /// `runtimeConfig.deviceID` > `pciBusID`; a `runtimeConfig.deviceID` or `pciBusID` that
+    /// disagrees with `deviceID` is refused.
     pub device_id: Option<PciAddress>,
     /// Multus' device-info file for this attachment.
     pub device_info_file: Option<PathBuf>,
@@ -110,13 +112,16 @@ pub struct NetConf {
     pub requested_addrs: Vec<IpAddr>,
     /// The previous result (CHECK, chained ADD, DEL).
     pub prev_result: Option<AddResult>,
-    /// Log file (`logFile`, checked: absolute, no `.` or `..`), when logging is asked for; the
-    /// level is `conf.log_level` (`logLevel`: error|warning|info|debug, as the operator renders).
-    pub log_file: Option<PathBuf>,
+    /// Log file name (`logFile`, checked: a plain file name, opened inside the plugin's own log
+    /// directory), when logging is asked for; the level is `conf.log_level` (`logLevel`:
+    /// error|warning|info|debug, as the operator renders).
+    pub log_file: Option<String>,
     /// GC: the attachments to keep (`cni.dev/valid-attachments` ∪ `cni.dev/attachments`).
     pub valid_attachments: Option<Vec<Attachment>>,
     /// The whole configuration as received (handed to a delegated IPAM plugin).
     pub raw: Map<String, Value>,
+    /// What was read past rather than refused (logged once logging is set up).
+    pub warnings: Vec<String>,
 }
 
 fn invalid(msg: impl Into<String>) -> CniError {
@@ -240,15 +245,7 @@ impl NetConf {
         } else {
             None
         };
-        let device_id = if let Some(d) = &rt.runtime_config.device_id {
-            Some(validate::device_id(d, "runtimeConfig.deviceID")?)
-        } else if let Some(d) = &rt.device_id {
-            Some(validate::device_id(d, "deviceID")?)
-        } else if let Some(d) = &rt.pci_bus_id {
-            Some(validate::device_id(d, "pciBusID")?)
-        } else {
-            None
-        };
+        let device_id = device_id(&rt)?;
         let device_info_file = rt
             .runtime_config
             .device_info_file
@@ -271,17 +268,24 @@ impl NetConf {
             requested_ips.extend(cidr);
             requested_addrs.push(addr);
         }
-        let prev_result = rt
-            .prev_result
-            .as_ref()
-            .filter(|v| !v.is_null())
-            .map(AddResult::from_json)
-            .transpose()?;
-        let log_file = conf
-            .log_file
-            .as_deref()
-            .map(|p| validate::abs_path(p, "logFile", code::INVALID_CONFIG))
-            .transpose()?;
+        let mut warnings = Vec::new();
+        let prev_result = match rt.prev_result.as_ref().filter(|v| !v.is_null()) {
+            None => None,
+            Some(v) => match AddResult::from_json(v) {
+                Ok(r) => Some(r),
+                // DEL and GC clean up with what they know: a result they cannot read must not
+                // keep them failing for ever (the journal says what the ADD did).
+                Err(e) if matches!(env.command, Command::Del | Command::Gc) => {
+                    warnings.push(format!("prevResult ignored: {}", e.msg));
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        if let Some(f) = &conf.log_file {
+            validate::log_file_name(f)?;
+        }
+        let log_file = conf.log_file.clone();
         let valid_attachments = match (rt.valid_attachments, rt.attachments) {
             (None, None) => None,
             (a, b) => {
@@ -303,6 +307,7 @@ impl NetConf {
             log_file,
             valid_attachments,
             raw,
+            warnings,
         })
     }
 
@@ -313,6 +318,31 @@ impl NetConf {
             .as_ref()
             .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
     }
+}
+
+/// The device an attachment takes. Multus writes the device plugin's allocation into
+/// `deviceID`; the other two keys may come from the pod's annotation or the tenant's own
+/// configuration, so they may only repeat it, never name another VF.
+fn device_id(rt: &RuntimeKeys) -> Result<Option<PciAddress>, CniError> {
+    let mut chosen: Option<(PciAddress, &str)> = None;
+    for (key, value) in [
+        ("deviceID", &rt.device_id),
+        ("runtimeConfig.deviceID", &rt.runtime_config.device_id),
+        ("pciBusID", &rt.pci_bus_id),
+    ] {
+        let Some(v) = value else { continue };
+        let addr = validate::device_id(v, key)?;
+        match chosen {
+            None => chosen = Some((addr, key)),
+            Some((first, by)) if first != addr => {
+                return Err(invalid(format!(
+                    "key {key}: {addr} disagrees with {by} {first}, the device allocated to this pod"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(chosen.map(|(a, _)| a))
 }
 
 /// Range checks the types alone do not make.
@@ -347,7 +377,7 @@ fn check_values(c: &SmartnicNetConf) -> Result<(), CniError> {
         return Err(invalid(format!("key mtu: {mtu} is not an MTU (68-65535)")));
     }
     if let Some(m) = &c.master {
-        validate::ifname(m, "master", code::INVALID_CONFIG)?;
+        validate::host_ifname(m, "master")?;
     }
     let source = c.macvlan_mode == Some(crds::link::MacvlanMode::Source);
     if !c.macvlan_source_macs.is_empty() && !source {
@@ -374,7 +404,7 @@ fn check_values(c: &SmartnicNetConf) -> Result<(), CniError> {
         )));
     }
     if let Some(b) = &c.bridge {
-        validate::ifname(b, "bridge", code::INVALID_CONFIG)?;
+        validate::host_ifname(b, "bridge")?;
     }
     for r in &c.trunk {
         if r.min_id == 0 || r.max_id > 4094 || r.min_id > r.max_id {
@@ -404,7 +434,6 @@ fn check_values(c: &SmartnicNetConf) -> Result<(), CniError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::Command;
 
     fn env() -> CniEnv {
         CniEnv {
@@ -514,7 +543,7 @@ mod tests {
             parse(serde_json::json!({"cniVersion": "1.1.0", "name": "n", "type": "smartnic"}))
                 .unwrap_err();
         assert!(err.msg.contains("mode"), "{}", err.msg);
-        let err = parse(serde_json::json!({"cniVersion": "0.3.1", "name": "n", "type": "smartnic", "mode": "sriov"}))
+        let err = parse(serde_json::json!({"cniVersion": "0.2.0", "name": "n", "type": "smartnic", "mode": "sriov"}))
             .unwrap_err();
         assert_eq!(err.code, code::INCOMPATIBLE_VERSION);
         assert_eq!(NetConf::parse(b"{", &env()).unwrap_err().code, code::DECODE);
@@ -531,16 +560,13 @@ mod tests {
         // the operator's shape, serialized as the NAD carries it
         let mut shape: SmartnicNetConf = serde_json::from_value(base.clone()).unwrap();
         shape.log_level = Some(PluginLogLevel::Warning);
-        shape.log_file = Some("/var/log/smartnic-cni.log".into());
+        shape.log_file = Some("net-a.log".into());
         let rendered = serde_json::to_value(&shape).unwrap();
         assert_eq!(rendered["logLevel"], "warning");
-        assert_eq!(rendered["logFile"], "/var/log/smartnic-cni.log");
+        assert_eq!(rendered["logFile"], "net-a.log");
         let c = parse(rendered).unwrap();
         assert_eq!(c.log_level(), Some(tracing::Level::WARN));
-        assert_eq!(
-            c.log_file.as_deref(),
-            Some(std::path::Path::new("/var/log/smartnic-cni.log"))
-        );
+        assert_eq!(c.log_file.as_deref(), Some("net-a.log"));
         for (value, level) in [
             ("error", tracing::Level::ERROR),
             ("warning", tracing::Level::WARN),
@@ -552,12 +578,13 @@ mod tests {
             assert_eq!(parse(v).unwrap().log_level(), Some(level), "{value}");
         }
         let mut v = base.clone();
-        v["logFile"] = "/tmp/cni.log".into();
+        v["logFile"] = "cni.log".into();
         assert_eq!(parse(v).unwrap().log_level(), Some(tracing::Level::INFO));
         for (key, value) in [
             ("logLevel", "trace"),
             ("logLevel", "WARNING"),
-            ("logFile", "cni.log"),
+            ("logFile", "/var/log/smartnic-cni.log"),
+            ("logFile", "/etc/cron.d/x"),
             ("logFile", "var/log/cni.log"),
             ("logFile", "/var/log/../../etc/shadow"),
             ("logFile", "/var/log/./cni.log"),
@@ -568,6 +595,57 @@ mod tests {
             assert_eq!(err.code, code::INVALID_CONFIG, "{value}: {}", err.msg);
             assert!(err.msg.contains(key), "{value}: {}", err.msg);
         }
+    }
+
+    #[test]
+    fn the_allocated_device_wins_and_a_disagreeing_one_is_refused() {
+        let base = serde_json::json!({"cniVersion": "1.1.0", "name": "n", "type": "smartnic", "mode": "sriov",
+            "deviceID": "0000:3b:02.1"});
+        let mut same = base.clone();
+        same["runtimeConfig"] = serde_json::json!({"deviceID": "0000:3b:02.1"});
+        assert_eq!(
+            parse(same).unwrap().device_id.unwrap().to_string(),
+            "0000:3b:02.1"
+        );
+        for (key, value) in [
+            (
+                "runtimeConfig",
+                serde_json::json!({"deviceID": "0000:3b:02.2"}),
+            ),
+            ("pciBusID", serde_json::json!("0000:3b:02.3")),
+        ] {
+            let mut v = base.clone();
+            v[key] = value;
+            let e = parse(v).unwrap_err();
+            assert_eq!(e.code, code::INVALID_CONFIG);
+            assert!(
+                e.msg.contains("disagrees with deviceID 0000:3b:02.1"),
+                "{}",
+                e.msg
+            );
+        }
+    }
+
+    #[test]
+    fn an_unreadable_prev_result_blocks_neither_del_nor_gc() {
+        let v = serde_json::json!({"cniVersion": "1.1.0", "name": "n", "type": "smartnic", "mode": "sriov",
+            "prevResult": {"ips": "not a list", "interfaces": 7}});
+        assert!(parse(v.clone()).is_err(), "ADD refuses it");
+        for command in [Command::Del, Command::Gc] {
+            let e = CniEnv { command, ..env() };
+            let c = NetConf::parse(v.to_string().as_bytes(), &e).unwrap();
+            assert!(c.prev_result.is_none());
+            assert!(
+                c.warnings[0].contains("prevResult ignored"),
+                "{:?}",
+                c.warnings
+            );
+        }
+        let check = CniEnv {
+            command: Command::Check,
+            ..env()
+        };
+        assert!(NetConf::parse(v.to_string().as_bytes(), &check).is_err());
     }
 
     #[test]

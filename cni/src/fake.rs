@@ -17,7 +17,8 @@ use nic::{
 use crate::{
     cidr::Cidr,
     host::{
-        Host, HostError, HostErrorKind, HostResult, LinkState, Ns, PodIfConfig, VfDevice, VirtKind,
+        Host, HostError, HostErrorKind, HostResult, LinkState, Ns, PfDevice, PodIfConfig, VfDevice,
+        VirtKind,
     },
 };
 
@@ -40,7 +41,7 @@ pub struct FakeLink {
     pub addrs: Vec<Cidr>,
     /// Route destinations.
     pub routes: Vec<Cidr>,
-    /// The VF this netdev belongs to.
+    /// The PCI function (a VF, or a whole PF) this netdev belongs to.
     pub vf: Option<PciAddress>,
 }
 
@@ -48,6 +49,8 @@ pub struct FakeLink {
 struct State {
     ns: BTreeMap<String, BTreeMap<String, FakeLink>>,
     vfs: BTreeMap<PciAddress, (String, u32, String)>,
+    /// PCI functions that are no VFs: (driver, VFs enabled).
+    pfs: BTreeMap<PciAddress, (String, u32)>,
     rows: BTreeMap<(String, u32), VfInfo>,
     l2fwd: BTreeSet<String>,
     next_index: u32,
@@ -137,6 +140,27 @@ impl FakeHost {
                     .or_default()
                     .insert(format!("{pf}v{i}"), link);
             }
+        }
+    }
+
+    /// Adds a PF at `bdf` with no VFs, to be handed to pods whole: a host netdev `name` with
+    /// driver `driver` (none for `vfio-pci`).
+    pub fn add_whole_pf(&self, name: &str, bdf: PciAddress, driver: &str) {
+        let mut st = self.lock();
+        st.pfs.insert(bdf, (driver.into(), 0));
+        if driver != "vfio-pci" {
+            let link = Self::new_link(&mut st, MacAddr([2, 0xbb, 0, 0, 0, 1]), None, Some(bdf));
+            st.ns
+                .entry(HOST.into())
+                .or_default()
+                .insert(name.into(), link);
+        }
+    }
+
+    /// Sets the number of VFs a whole PF reports.
+    pub fn set_pf_num_vfs(&self, bdf: PciAddress, n: u32) {
+        if let Some(p) = self.lock().pfs.get_mut(&bdf) {
+            p.1 = n;
         }
     }
 
@@ -331,6 +355,31 @@ impl Host for FakeHost {
             netdev,
             driver: Some(driver),
         })
+    }
+
+    fn whole_pf(&self, bdf: &PciAddress) -> HostResult<Option<PfDevice>> {
+        let mut st = self.lock();
+        Self::return_netdevs(&mut st);
+        if st.vfs.contains_key(bdf) {
+            return Ok(None);
+        }
+        let (driver, num_vfs) = st
+            .pfs
+            .get(bdf)
+            .cloned()
+            .ok_or_else(|| HostError::other(format!("no PCI device {bdf}")))?;
+        let netdev = st.ns.get(HOST).and_then(|links| {
+            links
+                .iter()
+                .find(|(_, l)| l.vf == Some(*bdf))
+                .map(|(n, _)| n.clone())
+        });
+        Ok(Some(PfDevice {
+            bdf: *bdf,
+            netdev,
+            driver: Some(driver),
+            num_vfs,
+        }))
     }
 
     fn vf_row(&self, pf: &str, vf: u32) -> HostResult<VfInfo> {

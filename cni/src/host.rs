@@ -123,10 +123,32 @@ pub struct VfDevice {
 impl VfDevice {
     /// Bound to a userspace driver: no netdev, PF-side settings only.
     pub fn is_userspace(&self) -> bool {
-        matches!(
-            self.driver.as_deref(),
-            Some("vfio-pci" | "uio_pci_generic" | "igb_uio")
-        )
+        userspace_driver(self.driver.as_deref())
+    }
+}
+
+/// A userspace (DPDK, VM) driver: the function has no netdev.
+fn userspace_driver(driver: Option<&str>) -> bool {
+    matches!(driver, Some("vfio-pci" | "uio_pci_generic" | "igb_uio"))
+}
+
+/// A PCI network function that is no VF: a whole PF handed to a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PfDevice {
+    /// PCI address.
+    pub bdf: PciAddress,
+    /// Its netdev in the host, if it has one there now.
+    pub netdev: Option<String>,
+    /// Bound driver (`igb`, `mlx5_core`, `vfio-pci`, ...).
+    pub driver: Option<String>,
+    /// VFs enabled on it (`sriov_numvfs`; 0 when it has no SR-IOV).
+    pub num_vfs: u32,
+}
+
+impl PfDevice {
+    /// Bound to a userspace driver: no netdev.
+    pub fn is_userspace(&self) -> bool {
+        userspace_driver(self.driver.as_deref())
     }
 }
 
@@ -159,6 +181,9 @@ pub struct PodIfConfig {
 pub trait Host {
     /// The VF at `bdf` (sysfs: `physfn/net`, `virtfnN`, `net/`, `driver`).
     fn vf_device(&self, bdf: &PciAddress) -> HostResult<VfDevice>;
+
+    /// The function at `bdf` when it is no VF (it has no `physfn`); `None` for a VF.
+    fn whole_pf(&self, bdf: &PciAddress) -> HostResult<Option<PfDevice>>;
 
     /// One row of the PF's VF table.
     fn vf_row(&self, pf: &str, vf: u32) -> HostResult<VfInfo>;

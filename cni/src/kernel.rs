@@ -38,8 +38,10 @@ use nic::{
 
 use crate::{
     cidr::Cidr,
+    error::{CniError, code},
     host::{
-        Host, HostError, HostErrorKind, HostResult, LinkState, Ns, PodIfConfig, VfDevice, VirtKind,
+        Host, HostError, HostErrorKind, HostResult, LinkState, Ns, PfDevice, PodIfConfig, VfDevice,
+        VirtKind,
     },
 };
 
@@ -313,6 +315,37 @@ impl Host for KernelHost {
         })
     }
 
+    fn whole_pf(&self, bdf: &PciAddress) -> HostResult<Option<PfDevice>> {
+        let s = &self.sysfs;
+        let dev = s.pci_device_dir(bdf);
+        if !s.exists(&dev) {
+            return Err(HostError::other(format!(
+                "no PCI device {bdf} ({} is missing)",
+                dev.display()
+            )));
+        }
+        if s.read_link(&dev.join("physfn")).is_ok() {
+            return Ok(None);
+        }
+        let netdev = s
+            .list_dir(&dev.join("net"))
+            .ok()
+            .and_then(|l| l.into_iter().next());
+        let driver = s.read_link_name(&dev.join("driver")).ok();
+        let num_vfs = s
+            .read_optional_string(&dev.join("sriov_numvfs"))
+            .ok()
+            .flatten()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        Ok(Some(PfDevice {
+            bdf: *bdf,
+            netdev,
+            driver,
+            num_vfs,
+        }))
+    }
+
     fn vf_row(&self, pf: &str, vf: u32) -> HostResult<VfInfo> {
         let nl = self.nl(Ns::Host)?;
         self.block_on(nl.vf(pf).get(vf).execute()).map_err(nl_err)
@@ -543,6 +576,35 @@ impl Host for KernelHost {
 
     fn netns_exists(&self, pod: &Path) -> bool {
         File::open(pod).is_ok()
+    }
+}
+
+/// Checks that `CNI_NETNS` names a network namespace other than the plugin's own: anything else
+/// (`/proc/self/ns/net`, the host's namespace, a mount namespace, a plain file) would make an
+/// ADD move a host device into the host or configure the host's own links. The namespace file
+/// is compared with the plugin's own by device and inode, and entered once (and left) to prove
+/// it is a network namespace. A path that cannot be opened is left to the command, which
+/// answers that it does not exist.
+pub fn check_pod_netns(path: &Path) -> Result<(), CniError> {
+    use std::os::unix::fs::MetadataExt;
+    let bad = |why: String| {
+        Err(CniError::new(
+            code::INVALID_NETNS,
+            format!("CNI_NETNS {}: {why}", path.display()),
+        ))
+    };
+    let Ok(theirs) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if let Ok(own) = std::fs::metadata("/proc/thread-self/ns/net")
+        && (own.dev(), own.ino()) == (theirs.dev(), theirs.ino())
+    {
+        return bad("is the plugin's own (host) network namespace, not a pod's".into());
+    }
+    match run_in_netns_here(&NetnsRef::path(path), || ()) {
+        Ok(()) => Ok(()),
+        Err(nic::netns::NetnsError::Open { .. }) => Ok(()),
+        Err(e) => bad(format!("is not a network namespace ({e})")),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The `smartnic` CNI plugin (CNI SPEC 1.1.0; answers 0.4.0, 1.0.0 and 1.1.0).
+//! The `smartnic` CNI plugin (CNI SPEC 1.1.0; answers 0.3.0, 0.3.1, 0.4.0, 1.0.0 and 1.1.0).
 //!
 //! ```text
 //!   main: CNI_* env + stdin ─► CniEnv + NetConf ─► Plugin<KernelHost>::run ─► result / error JSON
@@ -12,6 +12,7 @@
 //! [`switch::Switch`]: the kernel and Open vSwitch in the binary, [`fake::FakeHost`] and
 //! [`fake_switch::FakeSwitch`] in the tests of the journal, crashes and concurrency.
 
+pub mod allow;
 // The crate's one module with `unsafe`: the binary's allocator (see its docs for why).
 #[allow(unsafe_code)]
 pub mod arena;
@@ -28,10 +29,12 @@ pub mod host;
 pub mod install;
 pub mod ipam;
 pub mod kernel;
+pub mod log;
 
 pub mod lock;
 pub mod ovs_switch;
 pub mod plugin;
+pub mod pools;
 pub mod result;
 pub mod store;
 pub mod switch;

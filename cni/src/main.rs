@@ -1,8 +1,15 @@
 //! `smartnic`: the CNI plugin binary. Reads the `CNI_*` environment and the configuration on
 //! stdin, runs one command, prints the result or the error object, and exits.
 //!
-//! `smartnic install [--dest DIR] [--keep-running]` (with no `CNI_COMMAND`) copies the binary into
-//! the node's CNI directory atomically; the installer DaemonSet in `deploy/cni/` runs it.
+//! `smartnic install --dest DIR [--keep-running]` (with no `CNI_COMMAND`) copies the binary into
+//! the node's CNI directory atomically; the installer DaemonSet in `deploy/cni/` runs it. The
+//! destination is never guessed: `--dest` or `SMARTNIC_CNI_BIN_DIR` names it, so that running the
+//! binary by hand does not write into this machine's `/opt/cni/bin`. `smartnic --help` and
+//! `smartnic install --help` print the usage.
+//!
+//! Everything on stdin comes from a tenant (a network's configuration, a pod's annotations):
+//! stdin is bounded, `logFile` is a name in our log directory, and host paths and interfaces
+//! must be in the node's allow-list ([`allow`]) before anything runs.
 //!
 //! It starts for every pod, so it does nothing it does not need: no async runtime until a
 //! netlink socket is wanted (and then a current-thread one), no log subscriber unless the
@@ -14,13 +21,16 @@ use std::{
 };
 
 use smartnic_cni::{
+    allow,
     config::NetConf,
     env::{CniEnv, Command},
     error::{CniError, code},
     host::Paths,
-    kernel::KernelHost,
+    kernel::{self, KernelHost},
+    log,
     ovs_switch::{DEFAULT_RUNDIR, OvsSwitch},
     plugin::Plugin,
+    pools,
     store::{DEFAULT_STATE_DIR, Store},
     version,
 };
@@ -33,6 +43,14 @@ static ALLOC: smartnic_cni::arena::Arena<{ 4 << 20 }> = smartnic_cni::arena::Are
 const ENV_STATE_DIR: &str = "SMARTNIC_CNI_STATE_DIR";
 /// Overrides the node-ready file that STATUS looks for.
 const ENV_READY_FILE: &str = "SMARTNIC_CNI_READY_FILE";
+/// Overrides the directory `logFile` names a file in (tests).
+const ENV_LOG_DIR: &str = "SMARTNIC_CNI_LOG_DIR";
+/// Overrides where the node's allow-list is read from (tests).
+const ENV_ALLOW_LIST: &str = "SMARTNIC_CNI_ALLOW_LIST";
+/// The most stdin we read: a configuration with a chained `prevResult` is a few KiB; anything
+/// near this is not a configuration, and the plugin runs as root for every pod.
+const MAX_STDIN: u64 = 4 << 20;
+
 /// Open vSwitch's run directory (`db.sock`, `BRIDGE.mgmt`), read as the OVS tools read it.
 const ENV_OVS_RUNDIR: &str = "OVS_RUNDIR";
 
@@ -51,20 +69,24 @@ fn init_logging(conf: &NetConf) {
         .with_max_level(level)
         .with_ansi(false)
         .with_target(false);
+    let stderr = || log::Escaping(std::io::stderr());
     // stdout carries the result: logs go to stderr, and to the file besides when one is given.
-    let file = conf.log_file.as_ref().and_then(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .inspect_err(|e| eprintln!("smartnic: cannot open logFile {}: {e}", p.display()))
+    let file = conf.log_file.as_deref().and_then(|name| {
+        let dir = std::env::var_os(ENV_LOG_DIR).unwrap_or_else(|| crds::cni::PLUGIN_LOG_DIR.into());
+        log::open(std::path::Path::new(&dir), name)
+            .inspect_err(|e| {
+                eprintln!(
+                    "smartnic: cannot open logFile {name} in {}: {e}",
+                    std::path::Path::new(&dir).display()
+                )
+            })
             .ok()
     });
     let _ = match file {
-        Some(f) => builder
-            .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
+        Some((f, _)) => builder
+            .with_writer(stderr.and(std::sync::Mutex::new(log::Escaping(f))))
             .try_init(),
-        None => builder.with_writer(std::io::stderr).try_init(),
+        None => builder.with_writer(stderr).try_init(),
     };
 }
 
@@ -79,9 +101,36 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
     if env.command == Command::Version {
         return Ok(Some(version::version_answer(&fallback())));
     }
-    let conf = NetConf::parse(stdin, env).map_err(|e| (e, fallback()))?;
-    init_logging(&conf);
+    let mut conf = NetConf::parse(stdin, env).map_err(|e| (e, fallback()))?;
     let answer = conf.conf.cni_version.clone();
+    let allow_file =
+        std::env::var_os(ENV_ALLOW_LIST).unwrap_or_else(|| crds::cni::NODE_ALLOW_LIST_FILE.into());
+    allow::load(std::path::Path::new(&allow_file))
+        .and_then(|list| allow::enforce(&mut conf, env, &list))
+        .map_err(|e| (e, answer.clone()))?;
+    if matches!(env.command, Command::Add | Command::Check)
+        && let Some(ns) = &env.netns
+    {
+        kernel::check_pod_netns(ns).map_err(|e| (e, answer.clone()))?;
+    }
+    let ready_file: std::path::PathBuf = std::env::var_os(ENV_READY_FILE)
+        .unwrap_or_else(|| crds::cni::NODE_READY_FILE.into())
+        .into();
+    if env.command == Command::Add
+        && let Some(addr) = conf.device_id
+    {
+        pools::check_on_node(
+            &ready_file,
+            std::path::Path::new("/sys"),
+            addr,
+            conf.conf.resource_name.as_deref(),
+        )
+        .map_err(|e| (e, answer.clone()))?;
+    }
+    init_logging(&conf);
+    for w in &conf.warnings {
+        tracing::warn!("{w}");
+    }
     let plugin = Plugin {
         host: KernelHost::new(),
         // Connects to ovsdb-server only when a command of mode ovs needs it.
@@ -91,41 +140,84 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
         store: Store::new(
             std::env::var_os(ENV_STATE_DIR).unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
         ),
-        paths: Paths {
-            ready_file: std::env::var_os(ENV_READY_FILE)
-                .unwrap_or_else(|| crds::cni::NODE_READY_FILE.into())
-                .into(),
-        },
+        paths: Paths { ready_file },
     };
     plugin.run(&conf, env).map_err(|e| (e, answer))
 }
 
+/// The installer's environment: the destination when `--dest` is not given.
+const ENV_INSTALL_DEST: &str = "SMARTNIC_CNI_BIN_DIR";
+
+const USAGE: &str = "\
+smartnic: the smartnic CNI plugin (CNI spec 1.0.0, 1.1.0)
+
+Usage:
+  smartnic                  run by a container runtime: the command in CNI_COMMAND (ADD, DEL,
+                            CHECK, STATUS, GC, VERSION), the network configuration on stdin
+  smartnic install ...      copy this binary into a CNI directory (see smartnic install --help)
+  smartnic --help           this text
+  smartnic --version        the plugin's version
+
+Example:
+  echo '{\"cniVersion\":\"1.1.0\"}' | CNI_COMMAND=VERSION smartnic
+";
+
+const INSTALL_USAGE: &str = "\
+smartnic install: copy this binary into a CNI directory atomically (temporary file, fsync,
+chmod 0755, rename), so that a runtime exec'ing it meanwhile sees the old file or the new one.
+
+Usage:
+  smartnic install --dest DIR [--keep-running]
+
+Options:
+  --dest DIR        the CNI binary directory (as the node sees it, e.g. the host's /opt/cni/bin
+                    mounted into the installer); default: $SMARTNIC_CNI_BIN_DIR; required
+  --keep-running    stay up and put the binary back every 60 s if it disappears or changes
+  -h, --help        this text
+
+Example:
+  smartnic install --dest /host/opt/cni/bin --keep-running
+";
+
 fn install_main(args: &[String]) -> ExitCode {
-    let mut dest = std::path::PathBuf::from(smartnic_cni::install::DEFAULT_DEST);
+    let mut dest = std::env::var_os(ENV_INSTALL_DEST)
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from);
     let mut keep_running = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--dest" => match it.next() {
-                Some(d) => dest = d.into(),
+                Some(d) => dest = Some(d.into()),
                 None => {
-                    eprintln!("smartnic install: --dest needs a directory");
+                    eprintln!("error: smartnic install: --dest needs a directory");
                     return ExitCode::from(2);
                 }
             },
             "--keep-running" => keep_running = true,
+            "-h" | "--help" => {
+                print!("{INSTALL_USAGE}");
+                return ExitCode::SUCCESS;
+            }
             other => {
-                eprintln!(
-                    "smartnic install: unknown argument {other:?} (usage: smartnic install [--dest DIR] [--keep-running])"
-                );
+                eprintln!("error: smartnic install: unknown argument {other:?}\n\n{INSTALL_USAGE}");
                 return ExitCode::from(2);
             }
         }
     }
+    let Some(dest) = dest else {
+        eprintln!(
+            "error: smartnic install: no destination: pass --dest DIR (or set {ENV_INSTALL_DEST}); \
+             it is never guessed, so that running this by hand does not overwrite this machine's \
+             {}/smartnic",
+            smartnic_cni::install::DEFAULT_DEST
+        );
+        return ExitCode::from(2);
+    };
     let source = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("smartnic install: cannot find this binary: {e}");
+            eprintln!("error: smartnic install: cannot find this binary: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -141,7 +233,7 @@ fn install_main(args: &[String]) -> ExitCode {
             }
             Err(e) => {
                 eprintln!(
-                    "smartnic install: cannot install into {}: {e}",
+                    "error: smartnic install: cannot install into {}: {e}",
                     dest.display()
                 );
                 if !keep_running {
@@ -158,10 +250,19 @@ fn install_main(args: &[String]) -> ExitCode {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if std::env::var_os("CNI_COMMAND").is_none()
-        && args.first().map(String::as_str) == Some("install")
-    {
-        return install_main(&args[1..]);
+    if std::env::var_os("CNI_COMMAND").is_none() {
+        match args.first().map(String::as_str) {
+            Some("install") => return install_main(&args[1..]),
+            Some("-h" | "--help" | "help") => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Some("-V" | "--version") => {
+                println!("smartnic {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            _ => {}
+        }
     }
     let env = match CniEnv::parse(|k| std::env::var(k).ok()) {
         Ok(env) => env,
@@ -178,9 +279,21 @@ fn main() -> ExitCode {
         }
     };
     let mut stdin = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
-        let err = CniError::new(code::IO, format!("cannot read stdin: {e}"));
-        print(&err.to_json(version::SUPPORTED[version::SUPPORTED.len() - 1]));
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_STDIN + 1)
+        .read_to_end(&mut stdin);
+    let too_big = stdin.len() as u64 > MAX_STDIN;
+    if read.is_err() || too_big {
+        let msg = match read {
+            Err(e) => format!("cannot read stdin: {e}"),
+            Ok(_) => format!(
+                "the network configuration on stdin is larger than {} MiB",
+                MAX_STDIN >> 20
+            ),
+        };
+        let code = if too_big { code::DECODE } else { code::IO };
+        print(&CniError::new(code, msg).to_json(version::SUPPORTED[version::SUPPORTED.len() - 1]));
         return ExitCode::FAILURE;
     }
     match run(&env, &stdin) {

@@ -2,6 +2,7 @@
 //! request's configuration and environment. Nothing here reads the process environment or stdin.
 
 mod ovs;
+mod whole_pf;
 
 use std::path::Path;
 
@@ -208,6 +209,8 @@ struct Replay {
     netns: Option<String>,
     conf: Option<Value>,
     vf: Option<(String, String, u32)>,
+    /// A whole PF, by address.
+    pf: Option<String>,
     saved: Option<SavedVf>,
     configured: bool,
     moved: bool,
@@ -232,6 +235,7 @@ fn replay(steps: &[Step]) -> Replay {
                 r.conf = Some(conf.clone());
             }
             Step::VfClaimed { bdf, pf, vf } => r.vf = Some((bdf.clone(), pf.clone(), *vf)),
+            Step::PfClaimed { bdf } => r.pf = Some(bdf.clone()),
             Step::VfSaved { saved } => r.saved = Some(saved.clone()),
             Step::VfConfigure => r.configured = true,
             Step::VfMove => r.moved = true,
@@ -313,8 +317,10 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         }
     }
 
-    fn claim_vf(&self, dev: &VfDevice, env: &CniEnv) -> Result<(), CniError> {
-        if let Some((oid, oif)) = self.store.vf_owner(&dev.bdf)? {
+    /// Records this attachment as the owner of the function at `bdf` (a VF, or a whole PF),
+    /// taking it back first from an attachment whose pod is gone.
+    fn claim_vf(&self, bdf: &nic::pci::PciAddress, env: &CniEnv) -> Result<(), CniError> {
+        if let Some((oid, oif)) = self.store.vf_owner(bdf)? {
             if (oid.as_str(), oif.as_str()) == (env.container_id.as_str(), env.ifname.as_str()) {
                 return Ok(());
             }
@@ -327,18 +333,14 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             if live {
                 return Err(CniError::new(
                     code::DEVICE_BUSY,
-                    format!(
-                        "VF {} is held by container {oid} (interface {oif})",
-                        dev.bdf
-                    ),
+                    format!("VF {bdf} is held by container {oid} (interface {oif})"),
                 ));
             }
             // Its pod is gone without a DEL: give the VF back first, then take it.
-            tracing::warn!(vf = %dev.bdf, container = %oid, "reclaiming a VF whose pod is gone (missed DEL)");
+            tracing::warn!(vf = %bdf, container = %oid, "reclaiming a VF whose pod is gone (missed DEL)");
             self.undo_locked(&oid, &oif, None, env, true)?;
         }
-        self.store
-            .set_vf_owner(&dev.bdf, &env.container_id, &env.ifname)
+        self.store.set_vf_owner(bdf, &env.container_id, &env.ifname)
     }
 
     /// Takes the VF at `bdf` for this attachment: its lock (held until the returned guard is
@@ -356,7 +358,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             pf: dev.pf.clone(),
             vf: dev.index,
         })?;
-        self.claim_vf(&dev, env)?;
+        self.claim_vf(bdf, env)?;
         let dev = self.host.vf_device(bdf)?;
         let row = self.host.vf_row(&dev.pf, dev.index)?;
         let mut saved = saved_from(&row);
@@ -384,6 +386,9 @@ impl<H: Host, S: Switch> Plugin<H, S> {
                 "key deviceID: mode sriov needs the VF's PCI address (deviceID, pciBusID or runtimeConfig.deviceID)",
             )
         })?;
+        if let Some(pf) = self.host.whole_pf(&bdf)? {
+            return self.pf_add(conf, env, netns, ipam, journal, pf);
+        }
         let (dev, _lock) = self.take_vf(&bdf, env, journal)?;
         journal.record(&Step::VfConfigure)?;
         for s in vf_settings(conf) {
@@ -550,7 +555,15 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         env: &CniEnv,
         vf_locked: bool,
     ) -> Result<(), CniError> {
-        let steps = self.store.read(id, ifname)?.unwrap_or_default();
+        // A journal that cannot be read at all: undo what the request still says (IPAM), report
+        // it, and remove it, rather than failing this DEL and every retry.
+        let steps = match self.store.read(id, ifname) {
+            Ok(s) => s.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e.msg, "DEL: the journal cannot be read; undoing what the request says");
+                Vec::new()
+            }
+        };
         let r = replay(&steps);
         // The configuration of the ADD, when the journal has it; else the request's own.
         let add_conf = r
@@ -596,6 +609,9 @@ impl<H: Host, S: Switch> Plugin<H, S> {
                     .map(|_| ())
                     .map_err(Into::into),
             );
+        }
+        if let Some(bdf) = &r.pf {
+            keep(self.release_pf(id, ifname, bdf, &r, conf_for_undo, netns, vf_locked));
         }
         if let Some((bdf, pf, vf)) = &r.vf {
             keep(self.release_vf(
@@ -652,19 +668,33 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         addr: &nic::pci::PciAddress,
         netns: Option<&Path>,
     ) -> Result<VfDevice, CniError> {
-        let deadline = std::time::Instant::now() + NETDEV_RETURN_WAIT;
-        loop {
+        self.back_from_gone_netns(addr, netns, || {
             let dev = self.host.vf_device(addr)?;
             // No driver, or a userspace one: there is no netdev to wait for.
-            if dev.netdev.is_some() || dev.driver.is_none() || dev.is_userspace() {
-                return Ok(dev);
+            let settled = dev.netdev.is_some() || dev.driver.is_none() || dev.is_userspace();
+            Ok(settled.then_some(dev))
+        })
+    }
+
+    /// Polls `look` (which answers once the function's netdev is back, or there is none to
+    /// wait for) until it answers or [`NETDEV_RETURN_WAIT`] has passed.
+    fn back_from_gone_netns<T>(
+        &self,
+        addr: &nic::pci::PciAddress,
+        netns: Option<&Path>,
+        look: impl Fn() -> Result<Option<T>, CniError>,
+    ) -> Result<T, CniError> {
+        let deadline = std::time::Instant::now() + NETDEV_RETURN_WAIT;
+        loop {
+            if let Some(found) = look()? {
+                return Ok(found);
             }
             if std::time::Instant::now() >= deadline {
                 return Err(CniError::new(
                     code::TRY_AGAIN,
                     format!(
-                        "VF {addr}: its netdev has not come back to the host from the deleted netns {} \
-                         within {}s; the VF stays reserved, DEL again",
+                        "{addr}: its netdev has not come back to the host from the deleted netns {} \
+                         within {}s; the device stays reserved, DEL again",
                         netns.map(|p| p.display().to_string()).unwrap_or_default(),
                         NETDEV_RETURN_WAIT.as_secs()
                     ),
@@ -700,37 +730,14 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         }
         let saved = r.saved.clone().unwrap_or_default();
         if r.moved {
-            let host_name = saved.netdev.clone().unwrap_or_else(|| ifname.to_string());
-            // The netdev MAC is put back only when the ADD set one (or its config is lost):
-            // otherwise the kernel may have changed it itself (a VF driver that takes the
-            // administrative MAC at its next reset), and the old value is stale.
-            let mac = saved
-                .netdev_mac
-                .as_deref()
-                .and_then(|m| m.parse::<MacAddr>().ok())
-                .filter(|_| conf.is_none_or(|c| c.mac.is_some()));
-            let ns_alive = netns.is_some_and(|ns| self.host.netns_exists(ns));
-            let in_pod = match netns {
-                Some(ns) if ns_alive => self.host.link(Ns::Pod(ns), ifname)?.is_some(),
-                _ => false,
-            };
-            if in_pod {
-                let ns = netns.unwrap_or(Path::new("/"));
-                self.reset_vf_netdev(Ns::Pod(ns), ifname, None, mac, saved.netdev_mtu)?;
-                self.host.move_to_host(ns, ifname, &host_name)?;
-            } else {
-                // The pod's namespace is gone: the kernel gave the VF netdev back to the host
-                // under its pod name; find it through sysfs and put its name back.
+            self.netdev_home(ifname, &saved, conf, netns, |ns_alive| {
                 let dev = if ns_alive {
                     self.host.vf_device(&addr)?
                 } else {
                     self.vf_back_from_gone_netns(&addr, netns)?
                 };
-                if let Some(current) = dev.netdev {
-                    let rename = (current != host_name).then_some(host_name.as_str());
-                    self.reset_vf_netdev(Ns::Host, &current, rename, mac, saved.netdev_mtu)?;
-                }
-            }
+                Ok(dev.netdev)
+            })?;
         }
         if r.configured {
             let changed = conf.map(vf_settings).unwrap_or_default();
@@ -741,8 +748,57 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         self.store.clear_vf_owner(&addr)
     }
 
+    /// Puts a netdev moved into a pod back into the host under its saved name, MAC and MTU.
+    /// `current(ns_alive)` finds its host name when it is no longer in the pod (the pod's
+    /// namespace was destroyed, and the kernel gave the netdev back under its pod name).
+    fn netdev_home(
+        &self,
+        ifname: &str,
+        saved: &SavedVf,
+        conf: Option<&NetConf>,
+        netns: Option<&Path>,
+        current: impl Fn(bool) -> Result<Option<String>, CniError>,
+    ) -> Result<(), CniError> {
+        let host_name = saved.netdev.clone().unwrap_or_else(|| ifname.to_string());
+        // The netdev MAC is put back only when the ADD set one (or its config is lost):
+        // otherwise the kernel may have changed it itself (a VF driver that takes the
+        // administrative MAC at its next reset), and the old value is stale.
+        let mac = saved
+            .netdev_mac
+            .as_deref()
+            .and_then(|m| m.parse::<MacAddr>().ok())
+            .filter(|_| conf.is_none_or(|c| c.mac.is_some()));
+        let ns_alive = netns.is_some_and(|ns| self.host.netns_exists(ns));
+        let in_pod = match netns {
+            Some(ns) if ns_alive => self.host.link(Ns::Pod(ns), ifname)?.is_some(),
+            _ => false,
+        };
+        if in_pod {
+            let ns = netns.unwrap_or(Path::new("/"));
+            self.reset_vf_netdev(Ns::Pod(ns), ifname, None, mac, saved.netdev_mtu)?;
+            self.host.move_to_host(ns, ifname, &host_name)?;
+        } else {
+            // The pod's namespace is gone: the kernel gave the netdev back to the host
+            // under its pod name; find it through sysfs and put its name back.
+            if let Some(current) = current(ns_alive)? {
+                let rename = (current != host_name).then_some(host_name.as_str());
+                self.reset_vf_netdev(Ns::Host, &current, rename, mac, saved.netdev_mtu)?;
+            }
+        }
+        Ok(())
+    }
+
     /// CHECK: the interface, its addresses and routes, and the VF settings still match.
     pub fn check(&self, conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
+        if !conf.version.has_check() {
+            return Err(CniError::new(
+                code::INCOMPATIBLE_VERSION,
+                format!(
+                    "CHECK needs cniVersion 0.4.0 or later; the configuration has {}",
+                    conf.version
+                ),
+            ));
+        }
         let netns = netns_of(env)?;
         let prev = conf.prev_result.as_ref().ok_or_else(|| {
             CniError::new(
@@ -762,12 +818,16 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             ));
         }
         let fail = |msg: String| Err(CniError::new(code::HOST, msg));
-        let vf_userspace = match (&r.vf, conf.device_id) {
-            (Some(_), Some(bdf)) => self
+        let vf_userspace = match (&r.vf, &r.pf, conf.device_id) {
+            (Some(_), _, Some(bdf)) => self
                 .host
                 .vf_device(&bdf)
                 .map(|d| d.is_userspace())
                 .unwrap_or(false),
+            (_, Some(_), Some(bdf)) => self
+                .host
+                .whole_pf(&bdf)
+                .is_ok_and(|d| d.is_some_and(|d| d.is_userspace())),
             _ => false,
         };
         if !vf_userspace {
@@ -911,7 +971,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             let Some((id, ifname)) = owner.split_once(':') else {
                 continue;
             };
-            if self.store.read(id, ifname)?.is_none()
+            if matches!(self.store.read(id, ifname), Ok(None))
                 && let Ok(addr) = crate::validate::device_id(&bdf, "vf owner")
             {
                 let _lock = self.store.lock_vf(&addr)?;

@@ -91,6 +91,12 @@ pub enum Step {
         /// VF index.
         vf: u32,
     },
+    /// A whole PF is claimed (owner file written); its netdev's state follows in `vf-saved`.
+    #[serde(rename_all = "camelCase")]
+    PfClaimed {
+        /// PF PCI address.
+        bdf: String,
+    },
     /// The VF's original state.
     VfSaved {
         /// The saved state.
@@ -139,6 +145,7 @@ impl Step {
         match self {
             Self::Begin { .. } => "begin",
             Self::VfClaimed { .. } => "vf-claimed",
+            Self::PfClaimed { .. } => "pf-claimed",
             Self::VfSaved { .. } => "vf-saved",
             Self::VfConfigure => "vf-configure",
             Self::VfMove => "vf-move",
@@ -153,9 +160,10 @@ impl Step {
 }
 
 /// Every failpoint name, in ADD order.
-pub const STEP_NAMES: [&str; 10] = [
+pub const STEP_NAMES: [&str; 11] = [
     "begin",
     "vf-claimed",
+    "pf-claimed",
     "vf-saved",
     "vf-configure",
     "vf-move",
@@ -271,8 +279,11 @@ impl Store {
             let Some((id, ifname)) = name.split_once(':') else {
                 continue;
             };
-            if let Some(steps) = read_journal(&entry.path())? {
-                out.push((id.to_string(), ifname.to_string(), steps));
+            // One journal that cannot be read must not stop the GC of every other one.
+            match read_journal(&entry.path()) {
+                Ok(Some(steps)) => out.push((id.to_string(), ifname.to_string(), steps)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e.msg, "skipping a journal"),
             }
         }
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -310,13 +321,23 @@ impl Store {
     }
 
     /// Who holds the VF: (container id, ifname). Call with the VF lock held.
+    ///
+    /// A record that does not read as `<id>:<ifname>` is reported and counts as no holder: it
+    /// is rewritten by the next claim instead of blocking the VF for ever.
     pub fn vf_owner(&self, bdf: &PciAddress) -> Result<Option<(String, String)>, CniError> {
         let path = self.owner_path(bdf);
-        match fs::read_to_string(&path) {
-            Ok(s) => Ok(s
-                .trim()
-                .split_once(':')
-                .map(|(a, b)| (a.to_string(), b.to_string()))),
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let owner = std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.trim().split_once(':'))
+                    .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                    .map(|(a, b)| (a.to_string(), b.to_string()));
+                if owner.is_none() {
+                    tracing::warn!(record = %path.display(), "VF owner record cannot be read; treated as free");
+                }
+                Ok(owner)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("read", &path, e)),
         }
@@ -325,7 +346,8 @@ impl Store {
     /// Records `id`/`ifname` as the VF's holder. Call with the VF lock held.
     pub fn set_vf_owner(&self, bdf: &PciAddress, id: &str, ifname: &str) -> Result<(), CniError> {
         let path = self.owner_path(bdf);
-        fs::write(&path, format!("{id}:{ifname}")).map_err(|e| io_err("write", &path, e))
+        write_atomic(&path, format!("{id}:{ifname}").as_bytes(), 0o600)
+            .map_err(|e| io_err("write", &path, e))
     }
 
     /// Releases the VF. Call with the VF lock held.
@@ -347,8 +369,11 @@ impl Store {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(bdf) = name.strip_suffix(".owner") {
-                let owner = fs::read_to_string(entry.path()).unwrap_or_default();
-                out.push((bdf.to_string(), owner.trim().to_string()));
+                let owner = fs::read(entry.path()).unwrap_or_default();
+                out.push((
+                    bdf.to_string(),
+                    String::from_utf8_lossy(&owner).trim().to_string(),
+                ));
             }
         }
         out.sort();
@@ -356,18 +381,54 @@ impl Store {
     }
 }
 
+/// Reads a journal line by line from its bytes: a line that is not a step (cut short by a crash
+/// mid-write, or damaged) is skipped and reported, so one bad line never stops a DEL or a GC.
 fn read_journal(path: &Path) -> Result<Option<Vec<Step>>, CniError> {
-    let text = match fs::read_to_string(path) {
+    let bytes = match fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err("read", path, e)),
     };
-    // A line cut short by a crash mid-write is the last one; it stands for a step not begun.
-    Ok(Some(
-        text.lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect(),
-    ))
+    let (steps, bad) = parse_journal(&bytes);
+    if bad > 0 {
+        tracing::warn!(journal = %path.display(), lines = bad, "skipped journal lines that cannot be read");
+    }
+    Ok(Some(steps))
+}
+
+/// The steps of a journal's bytes and how many non-empty lines were not steps.
+pub fn parse_journal(bytes: &[u8]) -> (Vec<Step>, usize) {
+    let mut bad = 0;
+    let steps = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .filter_map(|l| serde_json::from_slice(l).inspect_err(|_| bad += 1).ok())
+        .collect();
+    (steps, bad)
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old contents or the new, never a part:
+/// a temporary file next to it, fsynced, renamed over it.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]
@@ -397,6 +458,53 @@ mod tests {
         store.forget("c1", "net1").unwrap();
         store.forget("c1", "net1").unwrap();
         assert!(store.read("c1", "net1").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_damaged_journal_gives_what_can_be_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let mut j = store.begin("c1", "net1").unwrap();
+        j.record(&Step::VfMove).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(store.journal_path("c1", "net1"))
+            .unwrap();
+        f.write_all(
+            b"\xff\xfe not json\n{\"step\":\"no-such-step\"}\n\n{\"step\":\"addresses\"}\n",
+        )
+        .unwrap();
+        let steps = store.read("c1", "net1").unwrap().unwrap();
+        assert_eq!(steps, vec![Step::VfMove, Step::Addresses]);
+        assert_eq!(parse_journal(b"\xff\n{}\n").1, 2);
+        // a journal that is not even a file stops neither the listing nor the others
+        fs::create_dir(store.journal_path("c2", "net1")).unwrap();
+        assert!(store.read("c2", "net1").is_err());
+        assert_eq!(store.attachments().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_owner_record_frees_the_vf_and_writes_are_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let bdf: PciAddress = "0000:3b:02.1".parse().unwrap();
+        let _l = store.lock_vf(&bdf).unwrap();
+        fs::write(store.owner_path(&bdf), b"\xff\xfe").unwrap();
+        assert_eq!(store.vf_owner(&bdf).unwrap(), None);
+        store.set_vf_owner(&bdf, "c1", "net1").unwrap();
+        assert_eq!(fs::read(store.owner_path(&bdf)).unwrap(), b"c1:net1");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(store.owner_path(&bdf))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // no temporary file left behind
+        let names: Vec<_> = fs::read_dir(tmp.path().join("vf"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]

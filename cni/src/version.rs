@@ -4,15 +4,19 @@ use std::{cmp::Ordering, fmt, str::FromStr};
 
 use crate::error::{CniError, code};
 
-/// Versions this plugin accepts in a configuration and answers in, oldest first.
-pub const SUPPORTED: [&str; 3] = ["0.4.0", "1.0.0", "1.1.0"];
+/// Versions this plugin accepts in a configuration and answers in, oldest first. 0.3.x is what
+/// sriov-cni's documented examples and the SR-IOV network operator's NADs still say; its results
+/// have the 0.4.0 shape, and it has no CHECK.
+pub const SUPPORTED: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 /// A `MAJOR.MINOR.PATCH` spec version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version(pub u16, pub u16, pub u16);
 
 impl Version {
-    /// 0.4.0: the oldest we speak; results carry `ips[].version`.
+    /// 0.3.0: the oldest we speak; results carry `ips[].version` up to 0.4.0.
+    pub const V0_3_0: Self = Self(0, 3, 0);
+    /// 0.4.0: CHECK.
     pub const V0_4_0: Self = Self(0, 4, 0);
     /// 1.0.0.
     pub const V1_0_0: Self = Self(1, 0, 0);
@@ -81,7 +85,7 @@ pub fn pick_for_delegate(ours: Version, theirs: &[String]) -> Option<Version> {
     theirs
         .iter()
         .filter_map(|s| s.parse::<Version>().ok())
-        .filter(|v| v.cmp(&ours) != Ordering::Greater && *v >= Version::V0_4_0)
+        .filter(|v| v.cmp(&ours) != Ordering::Greater && *v >= Version::V0_3_0)
         .max()
 }
 
@@ -107,13 +111,20 @@ mod tests {
     }
 
     #[test]
-    fn negotiation_accepts_our_three_versions_only() {
+    fn negotiation_accepts_our_versions_only() {
         for ok in SUPPORTED {
             assert!(negotiate(ok).is_ok());
         }
-        let err = negotiate("0.3.1").unwrap_err();
-        assert_eq!(err.code, code::INCOMPATIBLE_VERSION);
-        assert!(err.msg.contains("0.4.0, 1.0.0, 1.1.0"), "{}", err.msg);
+        for bad in ["0.2.0", "0.3.2", "1.2.0"] {
+            let err = negotiate(bad).unwrap_err();
+            assert_eq!(err.code, code::INCOMPATIBLE_VERSION);
+            assert!(
+                err.msg.contains("0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0"),
+                "{}",
+                err.msg
+            );
+        }
+        assert!(!Version(0, 3, 1).has_check());
     }
 
     #[test]
@@ -129,6 +140,10 @@ mod tests {
             pick_for_delegate(Version::V0_4_0, &debian),
             Some(Version::V0_4_0)
         );
-        assert_eq!(pick_for_delegate(Version::V1_1_0, &["0.3.1".into()]), None);
+        assert_eq!(
+            pick_for_delegate(Version(0, 3, 1), &debian),
+            Some(Version(0, 3, 1))
+        );
+        assert_eq!(pick_for_delegate(Version::V1_1_0, &["0.2.0".into()]), None);
     }
 }

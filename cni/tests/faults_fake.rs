@@ -172,16 +172,18 @@ fn sixteen_threads_never_hold_one_vf_twice() {
     let doubles = Arc::new(AtomicUsize::new(0));
     let adds = Arc::new(AtomicUsize::new(0));
     let busy = Arc::new(AtomicUsize::new(0));
+    let per_vf: Arc<[AtomicUsize; 4]> = Arc::default();
     let seed = seed();
     println!("concurrency: FAULT_SEED={seed}");
     let threads: Vec<_> = (0..16)
         .map(|t| {
-            let (w, held, doubles, adds, busy) = (
+            let (w, held, doubles, adds, busy, per_vf) = (
                 w.clone(),
                 held.clone(),
                 doubles.clone(),
                 adds.clone(),
                 busy.clone(),
+                per_vf.clone(),
             );
             std::thread::spawn(move || {
                 let mut rng = Rng(seed.wrapping_add(t * 7919) | 1);
@@ -194,12 +196,34 @@ fn sixteen_threads_never_hold_one_vf_twice() {
                     match w.plugin.add(&parse(&conf, &e), &e) {
                         Ok(_) => {
                             adds.fetch_add(1, Ordering::Relaxed);
+                            per_vf[vf as usize].fetch_add(1, Ordering::Relaxed);
+                            // held from the ADD's success until right before its DEL: another
+                            // ADD succeeding on this VF meanwhile is a double allocation
                             if let Some(other) = held.lock().unwrap().insert(vf, id.clone()) {
                                 eprintln!("VF {vf} held by {other} and {id}");
                                 doubles.fetch_add(1, Ordering::Relaxed);
                             }
-                            std::thread::yield_now();
-                            held.lock().unwrap().remove(&vf);
+                            // and the plugin's own record names this ADD as the holder, once
+                            let mine = w
+                                .plugin
+                                .store
+                                .vf_owners()
+                                .unwrap()
+                                .into_iter()
+                                .filter(|(_, o)| {
+                                    o.split_once(':').map(|(c, _)| c) == Some(id.as_str())
+                                })
+                                .count();
+                            if mine != 1 {
+                                eprintln!("{id}: {mine} owner records after its ADD");
+                                doubles.fetch_add(1, Ordering::Relaxed);
+                            }
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                            let still = held.lock().unwrap().remove(&vf);
+                            if still.as_deref() != Some(id.as_str()) {
+                                eprintln!("VF {vf}: {id} lost it to {still:?} before its DEL");
+                                doubles.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         Err(err) if err.code == code::DEVICE_BUSY => {
                             busy.fetch_add(1, Ordering::Relaxed);
@@ -222,6 +246,17 @@ fn sixteen_threads_never_hold_one_vf_twice() {
         doubles.load(Ordering::Relaxed)
     );
     assert_eq!(doubles.load(Ordering::Relaxed), 0);
+    // a plugin refusing every ADD as busy never allocates twice: the race must have happened
+    let (adds, busy) = (adds.load(Ordering::Relaxed), busy.load(Ordering::Relaxed));
+    assert_eq!(
+        adds + busy,
+        16 * 40,
+        "every ADD either succeeded or was refused as busy"
+    );
+    assert!(adds >= 16 * 40 / 8, "only {adds} of 640 ADDs succeeded");
+    for (vf, n) in per_vf.iter().enumerate() {
+        assert!(n.load(Ordering::Relaxed) > 0, "no ADD ever got VF {vf}");
+    }
     assert_eq!(w.leases(), 0);
     assert!(w.plugin.store.vf_owners().unwrap().is_empty());
     let rows = w.fake.vf_rows();

@@ -278,3 +278,35 @@ fn an_add_repeated_after_a_crash_without_del_starts_from_the_original_vf() {
     assert!(w.fake.links(Ns::Host).contains_key("pf0v0"));
     assert_eq!(w.leases(), 0);
 }
+
+#[test]
+fn sriov_cni_examples_at_cni_version_0_3_1_run_with_only_type_and_mode_changed() {
+    // sriov-cni's README "extended kernel driver config" (deviceID added as Multus adds it).
+    let w = World::new(2);
+    let ns = w.netns("old");
+    let before = w.fake.vf_rows();
+    let conf = serde_json::json!({
+        "cniVersion": "0.3.1", "name": "sriov-advanced", "type": "smartnic", "mode": "sriov",
+        "vlan": 1000, "spoofchk": "off", "trust": "on", "deviceID": bdf(1).to_string(),
+        "ipam": {"type": "host-local", "subnet": "10.56.217.0/24", "routes": [{"dst": "0.0.0.0/0"}],
+                 "gateway": "10.56.217.1", "dataDir": w.data_dir().to_str().unwrap()}
+    });
+    let out = add(&w, &conf, "c1", &ns).unwrap();
+    assert_eq!(out["cniVersion"], "0.3.1");
+    assert_eq!(out["ips"][0]["version"], "4");
+    assert_eq!(out["ips"][0]["address"], "10.56.217.2/24");
+    assert_eq!(out["ips"][0]["gateway"], "10.56.217.1");
+    let row = &w.fake.vf_rows()[&("pf0".to_string(), 1)];
+    assert_eq!(
+        (row.vlan, row.spoofchk, row.trust),
+        (Some(1000), Some(false), Some(true))
+    );
+    // 0.3.x has no CHECK.
+    let mut check = conf.clone();
+    check["prevResult"] = out;
+    let e = env(Command::Check, "c1", "net1", Some(&ns));
+    let err = w.plugin.check(&parse(&check, &e), &e).unwrap_err();
+    assert_eq!(err.code, code::INCOMPATIBLE_VERSION, "{}", err.msg);
+    del(&w, &conf, "c1", Some(&ns));
+    assert_eq!(w.fake.vf_rows(), before);
+}

@@ -104,6 +104,7 @@ fn cni(node: &Node, command: &str, id: &str, netns: &Path, conf: &Value) -> (boo
         )
         .env("OVS_RUNDIR", node.ovs_proc.dir.path())
         .env("SMARTNIC_CNI_STATE_DIR", node.state.path())
+        .env("SMARTNIC_CNI_ALLOW_LIST", allow_list(node.state.path()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -321,4 +322,11 @@ async fn pods_attached_by_the_cni_ping_within_their_vni_across_nodes_only() {
         assert_eq!(left, 0, "journals left on {}", n.name);
     }
     drop((ar, ab, br));
+}
+
+/// The administrator's allow-list of the test's node: the integration bridge.
+fn allow_list(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("allow-list.json");
+    std::fs::write(&path, r#"{"bridges": [{"name": "br-int"}]}"#).unwrap();
+    path
 }

@@ -18,7 +18,7 @@ use smartnic_cni::{
     cidr::Cidr,
     config::NetConf,
     env::{CniEnv, Command as Verb},
-    host::{Host, HostResult, LinkState, Ns, Paths, PodIfConfig, VfDevice, VirtKind},
+    host::{Host, HostResult, LinkState, Ns, Paths, PfDevice, PodIfConfig, VfDevice, VirtKind},
     kernel::KernelHost,
     plugin::Plugin,
     store::Store,
@@ -42,6 +42,10 @@ impl Host for VethAsVf {
             netdev,
             driver: Some("igbvf".into()),
         })
+    }
+    fn whole_pf(&self, _bdf: &PciAddress) -> HostResult<Option<PfDevice>> {
+        // the stand-in is a VF
+        Ok(None)
     }
     fn vf_row(&self, _pf: &str, vf: u32) -> HostResult<VfInfo> {
         Ok(self

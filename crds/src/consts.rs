@@ -95,6 +95,12 @@ pub const LABEL_OS: &str = "kubernetes.io/os";
 /// NAD annotation linking a network to a device-plugin resource (Multus convention).
 pub const ANNOTATION_NAD_RESOURCE_NAME: &str = "k8s.v1.cni.cncf.io/resourceName";
 
+/// Namespace or pod label that opts out of the network-resources injector when set to
+/// [`INJECTOR_DISABLED`] (the `MutatingWebhookConfiguration` in `deploy/` selects on it).
+pub const LABEL_INJECTOR: &str = "smartnic.io/network-resources-injector";
+/// The value of [`LABEL_INJECTOR`] that opts out.
+pub const INJECTOR_DISABLED: &str = "disabled";
+
 /// Name of the singleton `NicOperatorConfig`.
 pub const OPERATOR_CONFIG_NAME: &str = "default";
 

@@ -70,6 +70,10 @@ pub struct DeviceSelector {
     /// PCI device ids of the devices themselves (the VF device id for VFs, e.g. `101e`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
+    /// Names of the drivers the devices are bound to (`mlx5_core`, `igb`, `vfio-pci`); a device
+    /// bound to no driver matches none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drivers: Vec<String>,
 }
 
 /// VFs of one PF.

@@ -2,7 +2,9 @@
 //! `crdgen` writes them to `deploy/crds/`; a test renders them again and compares with the
 //! checked-in files.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::CustomResourceExt;
 
 use crate::{NicNetwork, NicNodeState, NicOperatorConfig, NicPolicy, NicPool};
@@ -22,15 +24,89 @@ pub struct GeneratedFile {
     pub contents: String,
 }
 
-/// Every CRD served by the operator, in a fixed order.
+/// Every CRD served by the operator, in a fixed order, with only formats the API server knows
+/// (see [`kubernetes_format`]).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut all = vec![
         NicPolicy::crd(),
         NicNodeState::crd(),
         NicNetwork::crd(),
         NicPool::crd(),
         NicOperatorConfig::crd(),
+    ];
+    for crd in &mut all {
+        for v in &mut crd.spec.versions {
+            if let Some(s) = v
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                kubernetes_formats(s);
+            }
+        }
+    }
+    all
+}
+
+/// The format the API server gets for a generated `format`: schemars names Rust's unsigned
+/// integers (`uint8`, `uint16`, `uint32`), which Kubernetes does not know (every `kubectl apply`
+/// of such a CRD prints `Warning: unrecognized format "uint32"`). They become the smallest
+/// OpenAPI integer format that holds every value (the `minimum: 0` schemars writes stays, so
+/// nothing is lost); another format Kubernetes does not know is dropped.
+pub fn kubernetes_format(format: &str) -> Option<&str> {
+    match format {
+        "uint8" | "uint16" => Some("int32"),
+        "uint32" => Some("int64"),
+        "int32" | "int64" | "float" | "double" | "byte" | "binary" | "date" | "date-time"
+        | "datetime" | "duration" | "password" | "uri" | "email" | "hostname" | "ipv4" | "ipv6"
+        | "cidr" | "mac" | "uuid" | "uuid3" | "uuid4" | "uuid5" => Some(format),
+        _ => None,
+    }
+}
+
+/// Applies [`kubernetes_format`] to every schema below `s`.
+fn kubernetes_formats(s: &mut JSONSchemaProps) {
+    s.format = s
+        .format
+        .as_deref()
+        .and_then(kubernetes_format)
+        .map(str::to_owned);
+    let mut children: Vec<&mut JSONSchemaProps> = Vec::new();
+    for map in [
+        &mut s.properties,
+        &mut s.pattern_properties,
+        &mut s.definitions,
     ]
+    .into_iter()
+    .flatten()
+    {
+        children.extend(map.values_mut());
+    }
+    for list in [&mut s.all_of, &mut s.any_of, &mut s.one_of]
+        .into_iter()
+        .flatten()
+    {
+        children.extend(list.iter_mut());
+    }
+    match &mut s.items {
+        Some(JSONSchemaPropsOrArray::Schema(i)) => children.push(i),
+        Some(JSONSchemaPropsOrArray::Schemas(l)) => children.extend(l.iter_mut()),
+        None => {}
+    }
+    for b in [&mut s.additional_properties, &mut s.additional_items]
+        .into_iter()
+        .flatten()
+    {
+        if let JSONSchemaPropsOrBool::Schema(i) = b {
+            children.push(i);
+        }
+    }
+    if let Some(n) = &mut s.not {
+        children.push(n);
+    }
+    for c in children {
+        kubernetes_formats(c);
+    }
 }
 
 /// File name of the generated kustomization inside [`OUTPUT_DIR`].
@@ -107,6 +183,58 @@ mod tests {
             k.contents
         );
         assert!(k.contents.contains("\nkind: Kustomization\n"));
+    }
+
+    #[test]
+    fn unsigned_formats_become_openapi_ones_and_unknown_ones_go() {
+        assert_eq!(kubernetes_format("uint32"), Some("int64"));
+        assert_eq!(kubernetes_format("uint16"), Some("int32"));
+        assert_eq!(kubernetes_format("uint8"), Some("int32"));
+        assert_eq!(kubernetes_format("int32"), Some("int32"));
+        assert_eq!(kubernetes_format("date-time"), Some("date-time"));
+        assert_eq!(kubernetes_format("uint64"), None);
+        let leaf = |f: &str| JSONSchemaProps {
+            format: Some(f.to_owned()),
+            ..JSONSchemaProps::default()
+        };
+        let mut s = JSONSchemaProps {
+            properties: Some(
+                [
+                    ("format".to_owned(), leaf("uint32")),
+                    (
+                        "list".to_owned(),
+                        JSONSchemaProps {
+                            items: Some(JSONSchemaPropsOrArray::Schema(Box::new(leaf("uint8")))),
+                            ..JSONSchemaProps::default()
+                        },
+                    ),
+                ]
+                .into(),
+            ),
+            additional_properties: Some(JSONSchemaPropsOrBool::Schema(Box::new(leaf("uint64")))),
+            ..JSONSchemaProps::default()
+        };
+        kubernetes_formats(&mut s);
+        let props = s.properties.as_ref().unwrap();
+        assert_eq!(props["format"].format.as_deref(), Some("int64"));
+        let Some(JSONSchemaPropsOrArray::Schema(item)) = &props["list"].items else {
+            panic!("items")
+        };
+        assert_eq!(item.format.as_deref(), Some("int32"));
+        let Some(JSONSchemaPropsOrBool::Schema(extra)) = &s.additional_properties else {
+            panic!("additionalProperties")
+        };
+        assert_eq!(extra.format, None);
+    }
+
+    #[test]
+    fn every_generated_format_is_one_kubernetes_knows() {
+        let yaml: String = files().unwrap().into_iter().map(|f| f.contents).collect();
+        for line in yaml.lines() {
+            if let Some(f) = line.trim().strip_prefix("format: ") {
+                assert_eq!(kubernetes_format(f), Some(f), "{line}");
+            }
+        }
     }
 
     #[test]

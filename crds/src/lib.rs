@@ -47,10 +47,13 @@ pub mod operator_config;
 pub mod policy;
 #[cfg(feature = "k8s")]
 pub mod pool;
+pub mod report;
 #[cfg(feature = "k8s")]
 pub mod rules;
 #[cfg(feature = "k8s")]
 mod schema;
+#[cfg(feature = "k8s")]
+pub mod strict;
 pub mod vf;
 
 pub use consts::*;

@@ -103,9 +103,10 @@ pub struct NicNetworkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipvlan_mode: Option<IpvlanMode>,
     /// Host interface the macvlan/ipvlan child is created on; `macvlan`/`ipvlan` only, exclusive
-    /// with `resourceName`.
+    /// with `resourceName`. Only an interface the administrator lists in `NicOperatorConfig`
+    /// `spec.tenantAllowList.masters` for this namespace (letters, digits, `_`, `.`, `-`, `@`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(crate::NETDEV_NAME_PATTERN))]
+    #[schemars(pattern(crate::cni::HOST_IFNAME_PATTERN))]
     pub master: Option<String>,
     /// MTU of the pod interface for `macvlan`, `ipvlan` and `ovs` (at most the master's MTU). For
     /// `sriov` the VF MTU comes from the NicPolicy and this field is not allowed.
@@ -138,10 +139,11 @@ pub struct NicNetworkSpec {
     /// `debug`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<PluginLogLevel>,
-    /// Absolute path of a file on the node the CNI plugin appends its log lines to, besides
-    /// stderr. Unset: stderr only.
+    /// Name of a file in the CNI plugin's log directory on the node (`/var/log/smartnic/cni`)
+    /// the plugin appends its log lines to, besides stderr: a plain file name, not a path.
+    /// Unset: stderr only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 4096), pattern(crate::ABSOLUTE_PATH_PATTERN))]
+    #[schemars(length(max = 64), pattern(crate::cni::LOG_FILE_NAME_PATTERN))]
     pub log_file: Option<String>,
 }
 
@@ -172,9 +174,11 @@ fn plugin_list(generator: &mut SchemaGenerator) -> Schema {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OvsOptions {
-    /// OVS bridge the representor joins. Unset: the bridge whose uplink is the VF's PF.
+    /// OVS bridge the representor joins. Unset: the bridge whose uplink is the VF's PF. Only a
+    /// bridge the administrator lists in `NicOperatorConfig` `spec.tenantAllowList.bridges` for
+    /// this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(crate::NETDEV_NAME_PATTERN))]
+    #[schemars(pattern(crate::cni::HOST_IFNAME_PATTERN))]
     pub bridge: Option<String>,
     /// Trunk VLANs of the representor port (exclusive with `vlan`). At most 64 ranges.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

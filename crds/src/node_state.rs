@@ -119,6 +119,29 @@ pub struct InterfaceSpec {
     /// VF groups, sorted by first VF index; their VF ranges are disjoint and below `numVfs`.
     #[serde(default)]
     pub vf_groups: Vec<VfGroup>,
+    /// The PF itself is offered to pods as one device (a `wholePf` policy): `numVfs` is 0 and
+    /// there are no VF groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole_pf: Option<PfPool>,
+}
+
+/// A PF offered whole as one device of a device-plugin resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PfPool {
+    /// Device-plugin resource name (without prefix).
+    pub resource_name: String,
+    /// Driver of the PF: its own kernel driver (`netdevice`) or `vfio-pci`.
+    pub device_type: VfDeviceType,
+    /// Expose the PF's RDMA device to pods.
+    #[serde(default)]
+    pub is_rdma: bool,
+    /// Also give pods `/dev/vhost-net` and `/dev/net/tun`.
+    #[serde(default)]
+    pub need_vhost_net: bool,
+    /// Do not report NUMA topology for the PF.
+    #[serde(default)]
+    pub exclude_topology: bool,
 }
 
 /// A set of VFs on one PF configured alike and advertised as one device-plugin resource.

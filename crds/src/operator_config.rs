@@ -60,6 +60,17 @@ pub struct NicOperatorConfigSpec {
     /// Feature switches.
     #[serde(default)]
     pub features: Features,
+    /// What networks (written by namespace admins) may name on the nodes: host interfaces as
+    /// `master`, OVS bridges, IPAM `dataDir`s besides `/var/lib/cni/networks`, `resolvConf`
+    /// files. Empty: none of these. The webhook and the operator refuse a NicNetwork that names
+    /// anything else. The CNI plugin checks the list in `/etc/smartnic/cni-allow-list.json` on
+    /// each node (same shape), which the administrator keeps equal to this one.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tenant_allow_list: crate::cni::TenantAllowList,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Default for NicOperatorConfigSpec {
@@ -69,6 +80,7 @@ impl Default for NicOperatorConfigSpec {
             resource_prefix: default_prefix(),
             node_selector: default_node_selector(),
             features: Features::default(),
+            tenant_allow_list: crate::cni::TenantAllowList::default(),
         }
     }
 }
@@ -121,11 +133,20 @@ pub struct Features {
     /// clusters.
     #[serde(default = "yes")]
     pub drain: bool,
+    /// Network-resources injector (default true): a pod whose `k8s.v1.cni.cncf.io/networks`
+    /// annotation names NADs carrying `k8s.v1.cni.cncf.io/resourceName` gets the matching
+    /// extended-resource requests and limits on its first container (values it set itself are
+    /// kept). A namespace labelled `smartnic.io/network-resources-injector: disabled` opts out.
+    #[serde(default = "yes")]
+    pub network_resources_injector: bool,
 }
 
 impl Default for Features {
     fn default() -> Self {
-        Self { drain: true }
+        Self {
+            drain: true,
+            network_resources_injector: true,
+        }
     }
 }
 

@@ -68,20 +68,30 @@ pub struct NicPolicySpec {
     /// Physical functions this policy configures on each selected node. Every field that is set
     /// must match (AND). An empty selector matches nothing and is rejected.
     pub nic_selector: NicSelector,
-    /// Number of VFs to create on each selected PF (1 or more). Must not exceed the PF's
-    /// `sriov_totalvfs` (or `firmware.totalVfs` when that is set, which costs a reboot). VF
-    /// ranges in `nicSelector` must lie below this number. At most 65535, the PCI SR-IOV limit
-    /// (TotalVFs is a 16-bit register); the device's own limit is checked on each node.
-    #[schemars(range(min = 1, max = crate::MAX_NUM_VFS))]
+    /// Number of VFs to create on each selected PF (1 or more; 0, the default, only with
+    /// `wholePf`). Must not exceed the PF's `sriov_totalvfs` (or `firmware.totalVfs` when that
+    /// is set, which costs a reboot). VF ranges in `nicSelector` must lie below this number. At
+    /// most 65535, the PCI SR-IOV limit (TotalVFs is a 16-bit register); the device's own limit
+    /// is checked on each node.
+    #[serde(default)]
+    #[schemars(range(max = crate::MAX_NUM_VFS))]
     pub num_vfs: u32,
+    /// Offer the selected PFs themselves as the pool, with no VFs (`numVfs` 0): a pod gets a
+    /// whole port (its netdev moved into the pod with `deviceType: netdevice`, the PCI function
+    /// with `vfio-pci`). The PF is taken by this policy alone: no VF ranges, no other policy on
+    /// it, no `eswitchMode`, `externallyManaged` or `firmware`. A PF that is not SR-IOV capable
+    /// can be offered this way too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_pf: bool,
     /// MTU for this policy's VFs (68-65535). The PF gets the largest MTU of all policies composed
     /// on it, because the PF port carries every VF's frames; other VF groups keep their own MTU.
     /// Unset: VFs keep the driver default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = crate::MIN_MTU, max = crate::MAX_MTU))]
     pub mtu: Option<u32>,
-    /// Driver the VFs are bound to: `netdevice` (the vendor's kernel VF driver; pods get a netdev)
-    /// or `vfio-pci` (userspace/DPDK; pods get /dev/vfio). Default `netdevice`.
+    /// Driver the VFs (or, with `wholePf`, the PFs) are bound to: `netdevice` (the vendor's
+    /// kernel driver; pods get a netdev) or `vfio-pci` (userspace/DPDK; pods get /dev/vfio).
+    /// Default `netdevice`.
     #[serde(default)]
     pub device_type: VfDeviceType,
     /// Eswitch mode of the PF: `legacy` (VEB switching in the NIC) or `switchdev` (representors,
@@ -180,8 +190,9 @@ pub struct NicSelector {
 #[serde(rename_all = "camelCase")]
 pub struct FirmwareSpec {
     /// VF capacity the firmware exposes (NVIDIA `NUM_OF_VFS`, which becomes `sriov_totalvfs` after
-    /// a reboot). Must be at least `numVfs`. Dual-port cards share one value: the larger request of
-    /// the two ports is written.
+    /// a reboot). Must be at least `numVfs`. Dual-port cards share one value, which the agent does
+    /// not merge across the two ports yet: each PF's own request is written, so give both ports
+    /// of a card the same value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = crate::MAX_NUM_VFS))]
     pub total_vfs: Option<u32>,

@@ -60,8 +60,9 @@ pub struct NicPoolSpec {
     pub drain_timeout_seconds: Option<u32>,
     /// RDMA network-namespace mode of the pool's nodes (`rdma system set netns shared|exclusive`):
     /// `shared` (every network namespace sees every RDMA device, the kernel default) or
-    /// `exclusive` (an RDMA device is visible only in the namespace its netdev is in, so a pod
-    /// sees only the RDMA devices of its own VFs; what isolated multi-tenant RDMA needs). Unset:
+    /// `exclusive` (each RDMA device belongs to one network namespace, where it stays until it
+    /// is moved there with `rdma dev set DEV netns NS`: it does not follow its netdev, and the
+    /// smartnic CNI does not move it yet; what isolated multi-tenant RDMA needs). Unset:
     /// leave the node's mode as it is. Carried to each member node's `NicNodeState.spec.rdmaMode`;
     /// the agent applies it (the kernel's `ib_core` `netns_mode`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -77,6 +77,26 @@ pub const POLICY_SPEC_RULES: &[CelRule] = &[
         field_path: ".firmware",
     },
     CelRule {
+        rule: "(has(self.wholePf) && self.wholePf) || (has(self.numVfs) && self.numVfs >= 1)",
+        message: "must be at least 1 (delete the policy to remove its VFs; 0 only with wholePf)",
+        field_path: ".numVfs",
+    },
+    CelRule {
+        rule: "!(has(self.wholePf) && self.wholePf) || !has(self.numVfs) || self.numVfs == 0",
+        message: "a whole-PF pool creates no VFs: numVfs must be 0 or unset",
+        field_path: ".wholePf",
+    },
+    CelRule {
+        rule: "!(has(self.wholePf) && self.wholePf) || (!has(self.eswitchMode) && !has(self.firmware) && !(has(self.externallyManaged) && self.externallyManaged))",
+        message: "not allowed with eswitchMode, externallyManaged or firmware: those concern VFs, and a whole-PF pool has none",
+        field_path: ".wholePf",
+    },
+    CelRule {
+        rule: "!(has(self.wholePf) && self.wholePf) || ((!has(self.nicSelector.pfNames) || self.nicSelector.pfNames.all(n, !n.contains('#'))) && (!has(self.nicSelector.rootDevices) || self.nicSelector.rootDevices.all(n, !n.contains('#'))))",
+        message: "a whole-PF pool takes whole PFs: no VF ranges (#...) in pfNames or rootDevices",
+        field_path: ".wholePf",
+    },
+    CelRule {
         rule: "!has(self.firmware) || !has(self.firmware.totalVfs) || self.firmware.totalVfs >= self.numVfs",
         message: "must be at least numVfs",
         field_path: ".firmware.totalVfs",

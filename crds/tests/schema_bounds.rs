@@ -38,7 +38,7 @@ fn network() -> Value {
             "capabilities": {"ips": true},
             "metaPlugins": [{"type": "tuning", "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"}}],
             "logLevel": "debug",
-            "logFile": "/var/log/smartnic-cni.log"
+            "logFile": "cx6.log"
         }
     })
 }
@@ -131,6 +131,12 @@ fn valid_objects_pass() {
         "spec": {"nodeSelector": {"matchLabels": {"a": "b"}}, "nicSelector": {"vendor": "8086"},
                  "numVfs": 1, "resourceName": "r"}});
     assert_eq!(check_object(&minimal), Ok(()));
+    // a whole-PF pool: no numVfs at all
+    let whole = json!({"apiVersion": "smartnic.io/v1alpha1", "kind": "NicPolicy",
+        "metadata": {"name": "p"},
+        "spec": {"nodeSelector": {"matchLabels": {"a": "b"}}, "nicSelector": {"pfNames": ["ens2f0"]},
+                 "wholePf": true, "deviceType": "vfio-pci", "resourceName": "r"}});
+    assert_eq!(check_object(&whole), Ok(()));
 }
 
 /// (what, document, field the error must be reported on)
@@ -274,6 +280,58 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
             "spec.firmware",
         ),
         (
+            "wholePf with VFs",
+            set(
+                set(
+                    remove(policy(), "/spec/firmware"),
+                    "/spec/wholePf",
+                    json!(true),
+                ),
+                "/spec/nicSelector/pfNames",
+                json!(["ens1f0"]),
+            ),
+            "spec.wholePf",
+        ),
+        (
+            "wholePf with eswitchMode",
+            set(
+                set(
+                    set(
+                        remove(policy(), "/spec/firmware"),
+                        "/spec/wholePf",
+                        json!(true),
+                    ),
+                    "/spec/numVfs",
+                    json!(0),
+                ),
+                "/spec/eswitchMode",
+                json!("legacy"),
+            ),
+            "spec.wholePf",
+        ),
+        (
+            "wholePf with a VF range",
+            set(
+                set(
+                    set(
+                        remove(policy(), "/spec/firmware"),
+                        "/spec/wholePf",
+                        json!(true),
+                    ),
+                    "/spec/numVfs",
+                    json!(0),
+                ),
+                "/spec/nicSelector/pfNames",
+                json!(["ens1f0#0-3"]),
+            ),
+            "spec.wholePf",
+        ),
+        (
+            "numVfs missing without wholePf",
+            remove(policy(), "/spec/numVfs"),
+            "spec.numVfs",
+        ),
+        (
             "firmware totalVfs below numVfs",
             set(policy(), "/spec/firmware/totalVfs", json!(4)),
             "spec.firmware.totalVfs",
@@ -382,9 +440,26 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
             "spec.logLevel",
         ),
         (
-            "relative log file",
-            set(network(), "/spec/logFile", json!("cni.log")),
+            "log file as a path on the node",
+            set(network(), "/spec/logFile", json!("/etc/cron.d/smartnic")),
             "spec.logFile",
+        ),
+        (
+            "log file climbing out of the log directory",
+            set(network(), "/spec/logFile", json!("../shadow")),
+            "spec.logFile",
+        ),
+        (
+            "shell syntax in a master",
+            set(
+                remove(
+                    set(network(), "/spec/mode", json!("macvlan")),
+                    "/spec/resourceName",
+                ),
+                "/spec/master",
+                json!("$(touch${IFS}Y)"),
+            ),
+            "spec.master",
         ),
         (
             "mode bridge",

@@ -23,8 +23,8 @@ pub const MIN_KUBECTL_MINOR: u32 = 24;
 /// Why the manifests could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    /// `kubectl` is not on `PATH`.
-    #[error("kubectl not found on PATH ({0})")]
+    /// No [`kubectl`] to run.
+    #[error("kubectl not found: not built by hw-tests/k8s/build.sh, not on PATH ({0})")]
     NoKubectl(#[source] io::Error),
     /// `kubectl` is too old for these manifests.
     #[error(
@@ -60,9 +60,28 @@ impl RenderError {
     }
 }
 
-/// The minor version of the `kubectl` client on `PATH` (`None` when its answer is unreadable).
+/// The kubectl the checks run: `$SMARTNIC_KUBECTL` when set (CI sets the pinned build's), else
+/// the one `hw-tests/k8s/build.sh` built for the pinned Kubernetes release when its cache holds
+/// it, else `kubectl` on `PATH`.
+pub fn kubectl() -> PathBuf {
+    if let Some(k) = std::env::var_os("SMARTNIC_KUBECTL") {
+        return PathBuf::from(k);
+    }
+    let build = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hw-tests/k8s/build.sh");
+    if let Ok(out) = Command::new(&build).arg("--print-dir").output()
+        && out.status.success()
+    {
+        let pinned = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("kubectl");
+        if pinned.is_file() {
+            return pinned;
+        }
+    }
+    PathBuf::from("kubectl")
+}
+
+/// The minor version of the [`kubectl`] client (`None` when its answer is unreadable).
 pub fn kubectl_minor() -> Result<Option<u32>, RenderError> {
-    let out = Command::new("kubectl")
+    let out = Command::new(kubectl())
         .args(["version", "--client", "-o", "json"])
         .output()
         .map_err(RenderError::NoKubectl)?;
@@ -82,7 +101,7 @@ pub fn render(dir: &Path) -> Result<Vec<Value>, RenderError> {
     {
         return Err(RenderError::TooOld { minor });
     }
-    let out = Command::new("kubectl")
+    let out = Command::new(kubectl())
         .arg("kustomize")
         .arg(dir)
         .output()

@@ -18,8 +18,8 @@ use deploy::{Call, describe, grants_of, render, unused, wildcards};
 use k8s_openapi::{
     api::{
         admissionregistration::v1::{
-            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-            ValidatingWebhookConfiguration,
+            MutatingWebhookConfiguration, ValidatingAdmissionPolicy,
+            ValidatingAdmissionPolicyBinding, ValidatingWebhookConfiguration,
         },
         apps::v1::{DaemonSet, Deployment},
         core::v1::{Container, Namespace, Pod, PodSpec, Service, ServiceAccount},
@@ -33,10 +33,17 @@ use serde_json::Value;
 
 const NS: &str = "smartnic-system";
 const LEASE: &str = "smartnic-operator-leader";
+const AGENT_POLICY: &str = "smartnic-agent-own-node";
+const OPERATOR_NODE_POLICY: &str = "smartnic-operator-node-writes";
 
 /// The Kubernetes API calls each component's code makes, with where. A call the code makes and
 /// this table misses is a missing permission at run time; a permission no call here uses is more
 /// than least privilege and fails the test.
+///
+/// The `api` suite of hw-tests runs the operator and the agents against a real API server with
+/// exactly the deploy's RBAC, so a missing permission fails there for every call a run makes.
+/// What only this table checks: that nothing beyond those calls is granted (a real server never
+/// complains about a rule too many), including for the calls a run does not reach.
 fn calls(service_account: &str) -> Option<Vec<Call>> {
     let c = |group, resource, verb, namespace, name| Call {
         group,
@@ -49,7 +56,8 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
     Some(match service_account {
         "smartnic-operator" => vec![
             // controller/watches.rs: the watch caches (reflectors: list, then watch), which the
-            // controllers and the webhook read
+            // controllers and the webhook read (every NAD too, metadata only, for the
+            // network-resources injector: webhook/inject.rs)
             cluster("smartnic.io", "nicpolicies", "list"),
             cluster("smartnic.io", "nicpolicies", "watch"),
             cluster("smartnic.io", "nicnetworks", "list"),
@@ -327,6 +335,9 @@ fn every_object_parses_as_its_kubernetes_type_with_no_field_lost() {
             ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<RoleBinding>(obj),
             ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration") => {
                 round_trip::<ValidatingWebhookConfiguration>(obj)
+            }
+            ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration") => {
+                round_trip::<MutatingWebhookConfiguration>(obj)
             }
             ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
                 round_trip::<ValidatingAdmissionPolicy>(obj)
@@ -623,6 +634,82 @@ fn webhook_certificate_services_and_deployment_agree() {
 }
 
 #[test]
+fn the_injector_never_blocks_pods_and_honours_the_opt_out_label() {
+    let Some(objects) = rendered(
+        "the_injector_never_blocks_pods_and_honours_the_opt_out_label",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let validating: ValidatingWebhookConfiguration = typed(
+        of_kind(&objects, "ValidatingWebhookConfiguration")
+            .next()
+            .expect("validating webhook"),
+    );
+    let mutating: Vec<MutatingWebhookConfiguration> =
+        of_kind(&objects, "MutatingWebhookConfiguration")
+            .map(typed)
+            .collect();
+    assert_eq!(mutating.len(), 1, "one MutatingWebhookConfiguration");
+    let m = &mutating[0];
+    let ca = |a: &Option<std::collections::BTreeMap<String, String>>| {
+        a.as_ref()
+            .and_then(|a| a.get("cert-manager.io/inject-ca-from"))
+            .cloned()
+    };
+    assert_eq!(
+        ca(&m.metadata.annotations),
+        ca(&validating.metadata.annotations),
+        "same certificate as the validating webhook"
+    );
+    let v_service = validating.webhooks.as_ref().unwrap()[0]
+        .client_config
+        .service
+        .clone()
+        .expect("service");
+    let hooks = m.webhooks.as_ref().expect("webhooks");
+    assert_eq!(hooks.len(), 1);
+    let w = &hooks[0];
+    assert_eq!(
+        w.failure_policy.as_deref(),
+        Some("Ignore"),
+        "never blocks pods"
+    );
+    assert_eq!(w.side_effects, "None");
+    assert!(w.timeout_seconds.is_some_and(|t| t <= 5), "short timeout");
+    let svc = w.client_config.service.as_ref().expect("service reference");
+    assert_eq!(
+        (&svc.name, &svc.namespace, svc.port),
+        (&v_service.name, &v_service.namespace, v_service.port),
+        "served by the same Service"
+    );
+    assert_eq!(svc.path.as_deref(), Some("/mutate-pods"));
+    let rules = w.rules.as_ref().expect("rules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["pods".to_owned()][..])
+    );
+    assert_eq!(
+        rules[0].operations.as_deref(),
+        Some(&["CREATE".to_owned()][..])
+    );
+    let opts_out = |sel: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>| {
+        sel.as_ref()
+            .and_then(|s| s.match_expressions.as_ref())
+            .is_some_and(|e| {
+                e.iter().any(|e| {
+                    e.key == crds::LABEL_INJECTOR
+                        && e.operator == "NotIn"
+                        && e.values.as_deref() == Some(&[crds::INJECTOR_DISABLED.to_owned()][..])
+                })
+            })
+    };
+    assert!(opts_out(&w.namespace_selector), "namespace opt-out label");
+    assert!(opts_out(&w.object_selector), "pod opt-out label");
+}
+
+#[test]
 fn the_agent_admission_policy_holds_the_agent_to_its_node() {
     let Some(objects) = rendered(
         "the_agent_admission_policy_holds_the_agent_to_its_node",
@@ -632,12 +719,20 @@ fn the_agent_admission_policy_holds_the_agent_to_its_node() {
     };
     let policy: ValidatingAdmissionPolicy = typed(
         of_kind(&objects, "ValidatingAdmissionPolicy")
-            .next()
+            .find(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(AGENT_POLICY))
+            })
             .expect("policy"),
     );
     let binding: ValidatingAdmissionPolicyBinding = typed(
         of_kind(&objects, "ValidatingAdmissionPolicyBinding")
-            .next()
+            .find(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(AGENT_POLICY))
+            })
             .expect("binding"),
     );
     let spec = binding.spec;
@@ -645,21 +740,26 @@ fn the_agent_admission_policy_holds_the_agent_to_its_node() {
     assert_eq!(spec.validation_actions, ["Deny"]);
     let p = policy.spec.expect("policy spec");
     assert_eq!(p.failure_policy.as_deref(), Some("Fail"));
-    let agent = pod_specs(&objects)
-        .into_iter()
-        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
-        .expect("agent");
-    let user = format!(
-        "system:serviceaccount:{NS}:{}",
-        agent.1.service_account_name.as_deref().unwrap_or("")
-    );
-    let conditions = p.match_conditions.unwrap_or_default();
+    let user = agent_user(&objects, NS, "");
+    let conditions = p.match_conditions.clone().unwrap_or_default();
     assert!(
         conditions
             .iter()
-            .any(|c| c.expression.contains(&format!("'{user}'"))),
+            .all(|c| matches_user(&c.expression, &user)),
         "the policy must match {user}: {conditions:?}"
     );
+    for other in [
+        "system:serviceaccount:smartnic-system:smartnic-operator",
+        "kubernetes-admin",
+        "system:node:w1",
+    ] {
+        assert!(
+            !conditions
+                .iter()
+                .all(|c| matches_user(&c.expression, other)),
+            "the policy must not hold {other}"
+        );
+    }
     let rules = p
         .match_constraints
         .and_then(|m| m.resource_rules)
@@ -696,6 +796,122 @@ fn the_agent_admission_policy_holds_the_agent_to_its_node() {
             .expression
             .contains("authentication.kubernetes.io/node-name")),
         "the node comes from the token's node claim"
+    );
+    // On CREATE the agent may set no spec, finalizer, foreign annotation or foreign owner.
+    for needle in [
+        "!has(object.spec.rdmaMode)",
+        "size(object.metadata.finalizers) == 0",
+        "'smartnic.io/drain-request'",
+        "o.kind == 'Node' && o.name == variables.node",
+    ] {
+        assert!(
+            exprs
+                .iter()
+                .any(|e| e.contains("request.operation != 'CREATE'") && e.contains(needle)),
+            "no CREATE rule with {needle}: {exprs:?}"
+        );
+    }
+}
+
+/// The user name of the agent's service account in the rendered objects, installed in `ns`
+/// with names prefixed by `prefix`.
+fn agent_user(objects: &[Value], ns: &str, prefix: &str) -> String {
+    let agent = pod_specs(objects)
+        .into_iter()
+        .find(|(w, _)| w == &format!("DaemonSet/{ns}/{prefix}smartnic-agent"))
+        .unwrap_or_else(|| panic!("no agent DaemonSet in {ns}"));
+    format!(
+        "system:serviceaccount:{ns}:{}",
+        agent.1.service_account_name.as_deref().unwrap_or("")
+    )
+}
+
+/// Evaluates a match condition on the user name, for the forms the policy uses: a conjunction
+/// (`&&`) of `request.userInfo.username.startsWith('..')`, `.endsWith('..')` and `== '..'`.
+/// Anything else fails the test, so a new form must be taught here first.
+fn matches_user(expression: &str, user: &str) -> bool {
+    expression.split("&&").all(|term| {
+        let term = term.trim();
+        let arg = |prefix: &str| {
+            term.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix("')"))
+                .map(str::to_owned)
+        };
+        if let Some(p) = arg("request.userInfo.username.startsWith('") {
+            user.starts_with(&p)
+        } else if let Some(p) = arg("request.userInfo.username.endsWith('") {
+            user.ends_with(&p)
+        } else if let Some(p) = term
+            .strip_prefix("request.userInfo.username == '")
+            .and_then(|r| r.strip_suffix('\''))
+        {
+            user == p
+        } else {
+            panic!("a match condition this test cannot evaluate: {term}")
+        }
+    })
+}
+
+/// A kustomize `namespace:` override once disabled the policy silently (it named the namespace
+/// in its user match); rendered into another namespace, the policy still holds that agent.
+#[test]
+fn the_agent_admission_policy_holds_in_any_namespace() {
+    let test = "the_agent_admission_policy_holds_in_any_namespace";
+    let tmp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(deploy_dir(), tmp.path().join("deploy")).unwrap();
+    let overlay = tmp.path().join("overlay");
+    std::fs::create_dir(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         namespace: gpu-network-ops\nnamePrefix: prod-\nresources:\n  - ../deploy\n",
+    )
+    .unwrap();
+    let objects = match render(&overlay) {
+        Ok(o) => o,
+        Err(e) if e.is_unavailable() => return skip(test, &e.to_string()),
+        Err(e) => panic!("{e}"),
+    };
+    let user = agent_user(&objects, "gpu-network-ops", "prod-");
+    assert!(!user.contains(NS), "{user}");
+    let policy: ValidatingAdmissionPolicy = typed(
+        of_kind(&objects, "ValidatingAdmissionPolicy")
+            .find(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(AGENT_POLICY))
+            })
+            .expect("policy"),
+    );
+    let conditions = policy
+        .spec
+        .and_then(|p| p.match_conditions)
+        .unwrap_or_default();
+    assert!(!conditions.is_empty());
+    assert!(
+        conditions
+            .iter()
+            .all(|c| matches_user(&c.expression, &user)),
+        "after the override the policy no longer holds {user}: {conditions:?}"
+    );
+    let binding: ValidatingAdmissionPolicyBinding = typed(
+        of_kind(&objects, "ValidatingAdmissionPolicyBinding")
+            .find(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(AGENT_POLICY))
+            })
+            .expect("binding"),
+    );
+    assert_eq!(
+        Some(binding.spec.policy_name),
+        typed::<ValidatingAdmissionPolicy>(
+            of_kind(&objects, "ValidatingAdmissionPolicy")
+                .next()
+                .unwrap()
+        )
+        .metadata
+        .name
     );
 }
 
@@ -918,4 +1134,82 @@ fn the_agent_sees_the_hosts_open_vswitch_for_the_overlay() {
     assert_eq!(v.path, "/run/openvswitch");
     // nodes without OVS (no --tunnel-uplink) still start the agent
     assert_eq!(v.type_.as_deref(), Some("DirectoryOrCreate"));
+}
+
+/// The operator's `patch` on Nodes (RBAC cannot narrow it) is held to its own labels and
+/// annotations and `spec.unschedulable` by an admission policy that matches its service account
+/// in any namespace and covers every Node write its code makes.
+#[test]
+fn the_operator_may_change_only_its_part_of_a_node() {
+    let test = "the_operator_may_change_only_its_part_of_a_node";
+    let Some(objects) = rendered(test, &deploy_dir()) else {
+        return;
+    };
+    let named = |kind: &'static str| {
+        of_kind(&objects, kind)
+            .find(|o| o["metadata"]["name"] == OPERATOR_NODE_POLICY)
+            .unwrap_or_else(|| panic!("no {kind} {OPERATOR_NODE_POLICY}"))
+            .clone()
+    };
+    let policy: ValidatingAdmissionPolicy = typed(&named("ValidatingAdmissionPolicy"));
+    let binding: ValidatingAdmissionPolicyBinding =
+        typed(&named("ValidatingAdmissionPolicyBinding"));
+    assert_eq!(binding.spec.policy_name, OPERATOR_NODE_POLICY);
+    assert_eq!(binding.spec.validation_actions, ["Deny"]);
+    let p = policy.spec.expect("spec");
+    assert_eq!(p.failure_policy.as_deref(), Some("Fail"));
+    let operator = pod_specs(&objects)
+        .into_iter()
+        .find(|(w, _)| w == &format!("Deployment/{NS}/smartnic-operator"))
+        .expect("operator");
+    let user = format!(
+        "system:serviceaccount:{NS}:{}",
+        operator.1.service_account_name.as_deref().unwrap_or("")
+    );
+    let conditions = p.match_conditions.unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .all(|c| matches_user(&c.expression, &user))
+    );
+    assert!(
+        !conditions
+            .iter()
+            .all(|c| matches_user(&c.expression, &agent_user(&objects, NS, ""))),
+        "the agent is not held to the operator's policy"
+    );
+    let rules = p
+        .match_constraints
+        .and_then(|m| m.resource_rules)
+        .unwrap_or_default();
+    for call in calls("smartnic-operator").expect("operator calls") {
+        if call.group.is_empty() && call.resource == "nodes" && call.verb == "patch" {
+            assert!(
+                rules.iter().any(|r| r
+                    .resources
+                    .as_ref()
+                    .is_some_and(|rs| rs.iter().any(|x| x == "nodes"))
+                    && r.operations
+                        .as_ref()
+                        .is_some_and(|o| o.iter().any(|x| x == "UPDATE"))),
+                "node patches are not matched: {rules:?}"
+            );
+        }
+    }
+    let exprs: Vec<String> = p
+        .validations
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.expression)
+        .collect();
+    for needle in [
+        "k.startsWith('smartnic.io/')",
+        "object.spec.taints",
+        "object.spec.podCIDR",
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(needle)),
+            "{needle}: {exprs:?}"
+        );
+    }
 }

@@ -72,7 +72,8 @@ pub struct Args {
     /// host while link events and uevents cannot be followed, in milliseconds.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_interval_ms: u64,
-    /// Address of the /metrics and /healthz endpoints (none when not given).
+    /// Address of the /metrics and /healthz endpoints (none when not given; the DaemonSet in
+    /// deploy/device-plugin gives 0.0.0.0:9831, the agent's is 9830, the operator's 8080).
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
     /// Log format.
@@ -98,6 +99,10 @@ pub struct Settings {
     pub cdi_dir: Option<PathBuf>,
     /// Preferred-allocation placement.
     pub strategy: Strategy,
+    /// How often each pool re-checks its socket and the kubelet's without a directory event
+    /// ([`crate::plugin::SAFETY_CHECK`]; a test sets it far out to prove that inotify alone
+    /// re-registers after a kubelet restart).
+    pub safety_check: Duration,
 }
 
 impl Settings {
@@ -110,6 +115,7 @@ impl Settings {
             devinfo_dir: args.devinfo_dir.clone(),
             cdi_dir: args.cdi.then(|| args.cdi_dir.clone()),
             strategy: args.preferred_allocation,
+            safety_check: crate::plugin::SAFETY_CHECK,
         }
     }
 }
@@ -176,6 +182,7 @@ pub async fn run<S: HostSource>(
             metrics: metrics.clone(),
         }),
         dir_events,
+        safety_check: settings.safety_check,
     });
     let supervisor = tokio::spawn(supervise(index.clone(), ctx, stop.clone()));
 

@@ -117,6 +117,8 @@ pub struct Selector {
     pub vendors: Vec<u16>,
     /// PCI device ids.
     pub devices: Vec<u16>,
+    /// Names of bound drivers.
+    pub drivers: Vec<String>,
 }
 
 /// How the file is written.
@@ -299,13 +301,23 @@ fn check_selector(field: &str, s: &DeviceSelector) -> Result<Selector, Invalid> 
         && s.pci_addresses.is_empty()
         && s.vendors.is_empty()
         && s.devices.is_empty()
+        && s.drivers.is_empty()
     {
         return Err(invalid(
             field.to_owned(),
             "empty selector: it would match every network device of the host; name pfs, \
-             pciAddresses, vendors or devices"
+             pciAddresses, vendors, devices or drivers"
                 .into(),
         ));
+    }
+    for (k, d) in s.drivers.iter().enumerate() {
+        // a sysfs directory name under /sys/bus/pci/drivers
+        if d.is_empty() || d.len() > 64 || d.contains('/') || d.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                format!("{field}.drivers[{k}]"),
+                format!("{d:?} is not a driver name (as in /sys/bus/pci/drivers, e.g. mlx5_core)"),
+            ));
+        }
     }
     let mut pfs = Vec::with_capacity(s.pfs.len());
     for (k, pf) in s.pfs.iter().enumerate() {
@@ -341,6 +353,7 @@ fn check_selector(field: &str, s: &DeviceSelector) -> Result<Selector, Invalid> 
         pci_addresses,
         vendors: hex_ids("vendors", &s.vendors)?,
         devices: hex_ids("devices", &s.devices)?,
+        drivers: s.drivers.clone(),
     })
 }
 
@@ -460,6 +473,11 @@ resourceList:
             r#""selectors": [{"pfs": [{"pciAddress": "0000:3b:00.0", "vfs": [{"first": 5, "last": 2}]}]}]"#,
         ));
         assert!(e.contains("pfs[0].vfs[0]: first 5 is after last 2"), "{e}");
+        let e = err(&one_pool(r#""selectors": [{"drivers": ["a/b"]}]"#));
+        assert!(
+            e.contains("resourceList[0].selectors[0].drivers[0]: \"a/b\" is not a driver name"),
+            "{e}"
+        );
         let e = err(&one_pool(r#""selectors": [{}]"#));
         assert!(
             e.contains("resourceList[0].selectors[0]: empty selector"),

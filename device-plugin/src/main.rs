@@ -19,7 +19,18 @@ use device_plugin::source::{Events, Polling};
 /// Safety-net re-read interval when following kernel events.
 const REPOLL: Duration = Duration::from_secs(5);
 
-fn main() -> anyhow::Result<()> {
+/// `error: ...` with the causes joined once, exit status 1 (no `Caused by:` dump).
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", crds::report::error_chain(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -30,7 +30,7 @@ use crate::kubelet::{self, KUBELET_SOCKET};
 use crate::server::{PoolService, Shared};
 
 /// Re-check sockets this often even without directory events (inotify overflow).
-const SAFETY_CHECK: Duration = Duration::from_secs(5);
+pub const SAFETY_CHECK: Duration = Duration::from_secs(5);
 /// First and largest delay between registration attempts. The first is short: a socket file
 /// appears at bind(2), a moment before listen(2), and a connect in between is refused.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -49,6 +49,8 @@ pub struct PoolContext {
     pub shared: Arc<Shared>,
     /// Bumped on every change in the plugin directory.
     pub dir_events: watch::Receiver<u64>,
+    /// Re-check interval without directory events ([`SAFETY_CHECK`] in production).
+    pub safety_check: Duration,
 }
 
 /// Runs the pool `resource` until it is removed from `index` or `stop` becomes true.
@@ -122,7 +124,7 @@ pub async fn run_pool(
             }
             let wake = retry_at
                 .filter(|_| k.is_some() && k != registered)
-                .unwrap_or_else(|| Instant::now() + SAFETY_CHECK);
+                .unwrap_or_else(|| Instant::now() + ctx.safety_check);
             tokio::select! {
                 r = dir_events.changed() => if r.is_err() { break Outcome::Stop },
                 r = pool.changed() => match r {

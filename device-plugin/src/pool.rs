@@ -98,6 +98,10 @@ pub fn matches(sel: &Selector, f: &Function) -> bool {
     pfs && (sel.pci_addresses.is_empty() || sel.pci_addresses.contains(&f.addr))
         && (sel.vendors.is_empty() || sel.vendors.contains(&f.vendor))
         && (sel.devices.is_empty() || sel.devices.contains(&f.device))
+        && (sel.drivers.is_empty()
+            || f.driver
+                .as_deref()
+                .is_some_and(|d| sel.drivers.iter().any(|s| s == d)))
 }
 
 /// The devices of every pool, in config order, each list sorted by address.
@@ -272,6 +276,48 @@ mod tests {
         let f = state.get(&a("0000:3b:01.3")).unwrap();
         assert!(matches(&by_device, f));
         assert!(!matches(&by_device, state.get(&a("0000:3b:01.2")).unwrap()));
+    }
+
+    #[test]
+    fn a_pf_without_vfs_is_a_device_of_its_own_and_drivers_select() {
+        let host = HostBuilder::new()
+            .igb_82576()
+            .edit_pf("0000:01:00.0", |pf| pf.set_num_vfs(0))
+            .build()
+            .unwrap();
+        let state = scan(&host.sysfs()).unwrap();
+        let whole = |drivers: &[&str]| Selector {
+            pci_addresses: vec![a("0000:01:00.0")],
+            drivers: drivers.iter().map(|d| d.to_string()).collect(),
+            ..Selector::default()
+        };
+        let cfg = Config {
+            pools: vec![pool(
+                "igb_pf",
+                VfDeviceType::Netdevice,
+                vec![whole(&["igb"])],
+            )],
+        };
+        let pools = assign(&cfg, &state);
+        assert_eq!(ids(&pools[0]), ["0000:01:00.0"]);
+        assert_eq!(pools[0][0].vf_of, None);
+        assert!(pools[0][0].health.is_healthy());
+        // bound to another driver than the selector names: not in the pool at all
+        let cfg = Config {
+            pools: vec![pool(
+                "igb_pf",
+                VfDeviceType::Netdevice,
+                vec![whole(&["vfio-pci"])],
+            )],
+        };
+        assert!(assign(&cfg, &state)[0].is_empty());
+        // with VFs enabled the PF is no device, whatever the selector says
+        let host = HostBuilder::new().igb_82576().build().unwrap();
+        let state = scan(&host.sysfs()).unwrap();
+        let cfg = Config {
+            pools: vec![pool("igb_pf", VfDeviceType::Netdevice, vec![whole(&[])])],
+        };
+        assert!(assign(&cfg, &state)[0].is_empty());
     }
 
     #[test]

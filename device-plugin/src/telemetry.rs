@@ -30,6 +30,12 @@ pub enum Error {
     Init(#[source] tracing_subscriber::util::TryInitError),
 }
 
+/// Whether text logs are coloured: only on a terminal, and never when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>); `kubectl logs` must not show escape codes.
+pub fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber.
 pub fn init(format: LogFormat, filter: &str) -> Result<(), Error> {
     let env = EnvFilter::try_new(filter).map_err(|source| Error::Filter {
@@ -39,11 +45,19 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), Error> {
     let registry = tracing_subscriber::registry().with(env);
     match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(colour(
+                        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                        std::env::var_os("NO_COLOR"),
+                    ))
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
                 fmt::layer()
+                    .with_ansi(false)
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)

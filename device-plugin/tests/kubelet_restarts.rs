@@ -1,7 +1,9 @@
 //! 100 kubelet restarts: each one deletes every socket in the plugin directory and creates a new
 //! `kubelet.sock`; the plugin must serve and register again each time, without growing its
-//! open file descriptors or tasks. Alone in its test binary so no other test opens files or
-//! spawns tasks meanwhile.
+//! open file descriptors or tasks, each time within 1 s (the README's claim). The 5 s safety
+//! re-check is pushed out to an hour here, so only the inotify path can bring the plugin back:
+//! without it no registration arrives and the test fails. Alone in its test binary so no other
+//! test opens files or spawns tasks meanwhile.
 
 mod common;
 
@@ -12,6 +14,8 @@ use crds::inventory::EswitchMode;
 use nic::fixtures::HostBuilder;
 
 const RESTARTS: usize = 100;
+/// The README: "re-registered within 1 s" after a kubelet restart.
+const CLAIM: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reregisters_after_every_kubelet_restart_without_leaks() {
@@ -24,7 +28,10 @@ async fn reregisters_after_every_kubelet_restart_without_leaks() {
         pool_json("igb_vf", "netdevice", &["0000:01:00.0"], ""),
         pool_json("cx6_vf", "netdevice", &["0000:3b:00.0"], ""),
     ]);
-    let plugin = Plugin::start(host.root(), Some(&cfg), false).await;
+    let plugin = Plugin::start_with(host.root(), Some(&cfg), false, |s| {
+        s.safety_check = Duration::from_secs(3600);
+    })
+    .await;
     let rt = tokio::runtime::Handle::current().metrics();
     let mut kubelet = FakeKubelet::start(&plugin.plugin_dir).await;
     for _ in 0..2 {
@@ -42,6 +49,10 @@ async fn reregisters_after_every_kubelet_restart_without_leaks() {
             got.push(kubelet.next_registration().await.resource_name);
         }
         let took = t0.elapsed();
+        assert!(
+            took <= CLAIM,
+            "restart {i}: both pools re-registered after {took:?}, more than {CLAIM:?}"
+        );
         worst = worst.max(took);
         total += took;
         got.sort();

@@ -9,6 +9,8 @@
 #           live host and ends in the same state (the state file recorded the plan in progress).
 #   2 PFs   SMARTNIC_TEST_PF and the next igb PF configured in one plan, one thread per PF; the
 #           per-PF and whole-node times are printed.
+#   wholePf the next igb PF offered whole: bound to vfio-pci (device-plugin hand-off lists it by
+#           address), back to igb when the policy goes, then netdevice with MTU 9000.
 #   agent   `smartnic-agent --spec-file` (the standalone mode: start-up and one pass, no
 #           cluster) applies the spec `smartnicctl plan -o json` printed: 0 -> 7 VFs, in sync,
 #           then an empty spec resets the PF to 0.
@@ -38,8 +40,9 @@ STATE=$T_TMP/agent-state.json
 DP=$T_TMP/device-plugin.json
 on_exit "echo 0 > $PFDEV/sriov_numvfs"
 
-# policy NAME PFNAME NUMVFS: one NicPolicy document
-policy() {
+# policy_with NAME SELECTOR SPEC: one NicPolicy document; SELECTOR is its nicSelector line,
+# SPEC more lines of its spec
+policy_with() {
   cat <<YAML
 apiVersion: smartnic.io/v1alpha1
 kind: NicPolicy
@@ -50,12 +53,14 @@ spec:
     matchLabels:
       lab: "true"
   nicSelector:
-    pfNames: ["$2"]
-  numVfs: $3
+    $2
+$3
   resourceName: $1
 ---
 YAML
 }
+# policy NAME PFNAME NUMVFS: NUMVFS VFs on PF PFNAME
+policy() { policy_with "$1" "pfNames: [\"$2\"]" "  numVfs: $3"; }
 apply() { ctl plan -f "$1" --apply --allow-disruption --state-file "$STATE" --device-plugin-file "$DP"; }
 vf_macs() { ip -j link show "$1" | jq -r '[.[0].vfinfo_list[]?.address] | join(" ")'; }
 numvfs() { cat "/sys/class/net/$1/device/sriov_numvfs"; }
@@ -136,6 +141,42 @@ else
   fi
   apply "$T_TMP/none.yaml"
   expect_eq "both back to 0" "$(numvfs "$PF") $(numvfs "$PF2")" "0 0"
+fi
+
+section "whole PF: vfio-pci, back to igb, MTU"
+# whole_pf NAME ADDR DEVICETYPE [MTU]: the PF at ADDR offered whole
+whole_pf() {
+  policy_with "$1" "rootDevices: [\"$2\"]" "  wholePf: true
+  deviceType: $3${4:+
+  mtu: $4}"
+}
+if [ -z "$PF2" ]; then
+  skip "whole PF" "only one igb PF (boot the lab with --nics 2)"
+elif ! modprobe vfio-pci 2>/dev/null && [ ! -d /sys/bus/pci/drivers/vfio-pci ]; then
+  skip "whole PF" "no vfio-pci module in this kernel"
+else
+  A2=$(basename "$(readlink -f "/sys/class/net/$PF2/device")")
+  driver_of() { basename "$(readlink "/sys/bus/pci/devices/$A2/driver" 2>/dev/null)"; }
+  on_exit "echo $A2 > /sys/bus/pci/devices/$A2/driver/unbind 2>/dev/null; echo > /sys/bus/pci/devices/$A2/driver_override; echo $A2 > /sys/bus/pci/drivers_probe"
+  whole_pf "lab_pf" "$A2" vfio-pci >"$T_TMP/whole-vfio.yaml"
+  apply "$T_TMP/whole-vfio.yaml"
+  if [ "$CTL_RC" = 0 ]; then ok "plan --apply binds $PF2 ($A2) whole to vfio-pci"; diag "$CTL_OUT"; else fail "plan --apply binds $PF2 ($A2) whole to vfio-pci" "$(ctl_diag)"; fi
+  expect_eq "$A2 driver" "$(driver_of)" vfio-pci
+  check "device-plugin hand-off offers $A2 whole" jq -e --arg p "$A2" \
+    '.resourceList[] | select(.resourceName == "lab_pf") | .selectors[].pciAddresses | index($p)' "$DP"
+  ctl plan -f "$T_TMP/whole-vfio.yaml" --state-file "$STATE"
+  expect_match "whole PF on vfio-pci: in sync" "$CTL_OUT" "in sync: nothing to do"
+  apply "$T_TMP/none.yaml"
+  if [ "$CTL_RC" = 0 ]; then ok "plan --apply with no policy gives $A2 back to igb"; else fail "plan --apply with no policy gives $A2 back to igb" "$(ctl_diag)"; fi
+  expect_eq "$A2 driver after the reset" "$(driver_of)" igb
+  PF2=$(ls "/sys/bus/pci/devices/$A2/net" 2>/dev/null)
+  whole_pf "lab_pf" "$A2" netdevice 9000 >"$T_TMP/whole-net.yaml"
+  apply "$T_TMP/whole-net.yaml"
+  if [ "$CTL_RC" = 0 ]; then ok "plan --apply offers $PF2 whole with MTU 9000"; else fail "plan --apply offers $PF2 whole with MTU 9000" "$(ctl_diag)"; fi
+  expect_eq "$PF2 MTU" "$(cat "/sys/class/net/$PF2/mtu" 2>&1)" 9000
+  expect_eq "$PF2 has no VFs" "$(numvfs "$PF2")" 0
+  ip link set "$PF2" mtu 1500
+  apply "$T_TMP/none.yaml"
 fi
 
 section "smartnic-agent --spec-file (standalone, one pass)"

@@ -1,11 +1,15 @@
 #!/bin/bash
-# suite: cni - the smartnic CNI plugin on real VFs: sriov mode into pod netns with MAC/VLAN/trust through the PF, VF-to-VF ping, DEL restores the VF table; ipvlan l2 and l3s
+# suite: cni - the smartnic CNI plugin on real VFs: sriov mode into pod netns with MAC/VLAN/trust through the PF, VF-to-VF ping, DEL restores the VF table; whole igb PFs into pods and back; ipvlan l2 and l3s
 # needs: smartnic
 #
 # The plugin is invoked as a runtime invokes it: CNI_* environment, configuration on stdin.
 #   sriov   two VFs of SMARTNIC_TEST_PF go into two pod namespaces (VLAN, trust, MAC set through
 #           the PF), the pods ping each other over the VFs, CHECK passes, DEL puts every VF back
 #           and the PF's VF table is exactly what it was before.
+#   wholepf both igb PFs, offered whole by the node's device-plugin configuration, go into two
+#           pods (host-device form), ping each other over the cable, and come back on DEL under
+#           their names, MACs and MTUs (one after its netns is gone); a PF the configuration
+#           does not offer is refused.
 #   ipvlan  two pods with ipvlan children of the PF in mode l2, then l3s, ping each other.
 # Environment: SMARTNIC_TEST_PF (the lab sets its first igb PF), SMARTNIC (the binary; default:
 # smartnic on PATH, then target/).
@@ -49,6 +53,11 @@ sriov_part() {
   n0=$(ls "$dev/virtfn0/net"); n1=$(ls "$dev/virtfn1/net")
   note "VFs $vf0 ($n0, $(readlink "$dev/virtfn0/driver" | sed 's#.*/##')) and $vf1 ($n1)"
   before=$(vf_table "$PF")
+  # The node's pools (what the agent writes for the device plugin): the PF's VFs, so that the
+  # plugin takes only a VF the device plugin could have allocated.
+  printf '{"resourceList":[{"resourceName":"lab","resourcePrefix":"smartnic.io","deviceType":"netdevice","selectors":[{"pfs":[{"pciAddress":"%s"}]}]}]}' \
+    "$(basename "$(readlink -f "$dev")")" >"$T_TMP/device-plugin.json"
+  export SMARTNIC_CNI_READY_FILE=$T_TMP/device-plugin.json
   pod cnia; pod cnib
   local conf
   conf() { # $1 = deviceID, $2 = MAC, $3 = address
@@ -95,6 +104,61 @@ sriov_part() {
   expect_eq "the VF table is exactly what it was" "$after" "$before"
 }
 
+whole_pf_part() {
+  section "whole PFs in mode sriov (host-device form)"
+  local pfs=() d
+  for d in /sys/bus/pci/drivers/igb/0000:*; do
+    [ -d "$d/net" ] && pfs+=("${d##*/}")
+  done
+  if [ "${#pfs[@]}" -lt 2 ]; then
+    skip "whole PFs" "fewer than two igb PFs with netdevs"
+    return
+  fi
+  local a=${pfs[0]} b=${pfs[1]} na nb mac_a mtu_a mac_b
+  na=$(ls "/sys/bus/pci/devices/$a/net"); nb=$(ls "/sys/bus/pci/devices/$b/net")
+  mac_a=$(cat "/sys/class/net/$na/address"); mtu_a=$(cat "/sys/class/net/$na/mtu")
+  mac_b=$(cat "/sys/class/net/$nb/address")
+  note "PFs $a ($na) and $b ($nb), cabled to each other"
+  # the node's applied device-plugin configuration, as the agent writes it for a wholePf policy
+  export SMARTNIC_CNI_READY_FILE=$T_TMP/device-plugin.json
+  printf '{"resourceList":[{"resourceName":"igb_pf","resourcePrefix":"smartnic.io","deviceType":"netdevice","selectors":[{"pciAddresses":["%s","%s"]}]}]}' "$a" "$b" >"$SMARTNIC_CNI_READY_FILE"
+  pod cnipfa; pod cnipfb
+  pfconf() { # $1 = deviceID, $2 = address, $3 = extra keys
+    printf '{"cniVersion":"1.1.0","name":"labpf","type":"smartnic","mode":"sriov","resourceName":"smartnic.io/igb_pf","deviceID":"%s","ipam":{"type":"static","addresses":[{"address":"%s"}]}%s}' "$1" "$2" "$3"
+  }
+  local conf_a conf_b
+  conf_a=$(pfconf "$a" 10.57.0.1/24 ',"runtimeConfig":{"mac":"02:00:00:00:57:01"}')
+  conf_b=$(pfconf "$b" 10.57.0.2/24 '')
+  cni ADD pfa /run/netns/cnipfa net1 "$conf_a"
+  if [ "$CNI_RC" = 0 ]; then ok "ADD moves PF $a into pod a"; else fail "ADD moves PF $a into pod a" "$(cni_diag)"; return; fi
+  expect_eq "result names the PF" "$(jq -r '.interfaces[0].name + " " + .interfaces[0].pciID' <<<"$CNI_OUT")" "net1 $a"
+  check "$na left the host" sh -c "! ip link show $na"
+  check "net1 in pod a has the runtime MAC" sh -c "ip -n cnipfa link show net1 | grep -q 02:00:00:00:57:01"
+  cni ADD pfb /run/netns/cnipfb net1 "$conf_b"
+  if [ "$CNI_RC" = 0 ]; then ok "ADD moves PF $b into pod b"; else fail "ADD moves PF $b into pod b" "$(cni_diag)"; fi
+  if wait_for 20 ip netns exec cnipfa ping -c 1 -W 1 10.57.0.2; then
+    ok "pod a pings pod b over the two whole PFs"
+  else
+    fail "pod a pings pod b over the two whole PFs" "$(ip -n cnipfa -s link show net1; ip -n cnipfb -s link show net1)"
+  fi
+  cni DEL pfa /run/netns/cnipfa net1 "$conf_a"
+  if [ "$CNI_RC" = 0 ]; then ok "DEL pod a"; else fail "DEL pod a" "$(cni_diag)"; fi
+  # pod b's namespace goes first: the kernel returns the PF netdev under its pod name
+  ip netns del cnipfb
+  cni DEL pfb /run/netns/cnipfb net1 "$conf_b"
+  if [ "$CNI_RC" = 0 ]; then ok "DEL pod b after its netns is gone"; else fail "DEL pod b after its netns is gone" "$(cni_diag)"; fi
+  check "$na is back in the host under its name" ip link show "$na"
+  check "$nb is back in the host under its name" ip link show "$nb"
+  expect_eq "$na MAC and MTU restored" "$(cat "/sys/class/net/$na/address" "/sys/class/net/$na/mtu" 2>&1 | tr '\n' ' ')" "$mac_a $mtu_a "
+  expect_eq "$nb MAC kept" "$(cat "/sys/class/net/$nb/address" 2>&1)" "$mac_b"
+  # a PF the configuration does not offer whole is refused, and stays in the host
+  printf '{"resourceList":[{"resourceName":"igb_pf","resourcePrefix":"smartnic.io","deviceType":"netdevice","selectors":[{"pciAddresses":["%s"]}]}]}' "$b" >"$SMARTNIC_CNI_READY_FILE"
+  cni ADD pfc /run/netns/cnipfa net1 "$conf_a"
+  if [ "$CNI_RC" != 0 ] && jq -e '.code == 7' <<<"$CNI_OUT" >/dev/null; then ok "a PF not offered whole is refused (code 7)"; else fail "a PF not offered whole is refused" "$(cni_diag)"; fi
+  check "$na is still in the host" ip link show "$na"
+  unset SMARTNIC_CNI_READY_FILE
+}
+
 ipvlan_part() {
   section "ipvlan on ${PF:-?}"
   if ! ip link add cniprobe link "${PF:-lo}" type ipvlan mode l2 2>/dev/null; then
@@ -103,6 +167,9 @@ ipvlan_part() {
   fi
   ip link del cniprobe
   ip link set "$PF" up
+  # The administrator's allow-list on this node: the PF as a master, the lab's IPAM directory.
+  printf '{"masters":[{"name":"%s"}],"ipamDataDirs":["%s/ipam"]}' "$PF" "$T_TMP" >"$T_TMP/allow.json"
+  export SMARTNIC_CNI_ALLOW_LIST=$T_TMP/allow.json
   # A host link bearing the pod's interface name: creation must not trip over it.
   ip link add net1 type veth peer name net1peer
   local mode
@@ -126,7 +193,8 @@ ipvlan_part() {
 }
 
 cni VERSION x /x net1 '{"cniVersion":"1.1.0"}'
-expect_eq "VERSION" "$(jq -c .supportedVersions <<<"$CNI_OUT")" '["0.4.0","1.0.0","1.1.0"]'
+expect_eq "VERSION" "$(jq -c .supportedVersions <<<"$CNI_OUT")" '["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]'
+whole_pf_part
 if [ -n "$PF" ]; then
   sriov_part
   ipvlan_part

@@ -46,6 +46,11 @@ W=$T_TMP/demo
 mkdir -p "$W"
 STATE=$W/agent-state.json DPFILE=$W/device-plugin.json
 export SMARTNIC_CNI_STATE_DIR=$W/cni-state
+# The administrator's allow-list on this node: the lab's IPAM directories and bridge.
+printf '{"bridges":[{"name":"br-int"}],"ipamDataDirs":["%s/ipam","%s/ipam-ovs"]}' "$W" "$W" >"$W/allow.json"
+export SMARTNIC_CNI_ALLOW_LIST=$W/allow.json
+# The node's pools, as the agent writes them: the CNI takes only VFs listed there.
+export SMARTNIC_CNI_READY_FILE=$DPFILE
 
 # ------------------------------------------------------------------ steps and their table
 STEP_ROWS=() FAILED_STEP="" STEP_NO=0
@@ -359,6 +364,15 @@ teardown_step() {
   if [ -n "${VF_TABLE_APPLIED:-}" ]; then
     expect_eq "the VF table of $PF1 is what the apply made" "$(vf_table "$PF1")" "$VF_TABLE_APPLIED"
   fi
+  # Leaks are looked for before the demo removes things itself: after DEL nothing the CNI
+  # added may be left in a pod's namespace (a VF not given back, a veth end), which deleting
+  # the namespace would hide.
+  local left
+  for p in a b c d; do
+    [ -e "/run/netns/demo-$p" ] || continue
+    left=$(ip -n "demo-$p" -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); if ($2 != "lo") print $2 }' | tr '\n' ' ')
+    [ -z "$left" ] || leaks+=("demo-$p still holds after DEL: $left")
+  done
   for p in a b c d; do ip netns del "demo-$p" 2>/dev/null; done
   ctl plan -f "$W/none.yaml" --apply --state-file "$STATE" --device-plugin-file "$DPFILE"
   if [ "$CTL_RC" = 0 ]; then ok "the plan back to zero VFs"; table "apply (no policy)" "$CTL_OUT"; else fail "the plan back to zero VFs" "$(ctl_diag)"; fi
@@ -368,12 +382,14 @@ teardown_step() {
     expect_eq "$NSIM back to 0 VFs and legacy, by the plan" "$(cat "$NSYS/sriov_numvfs") $(devlink dev eswitch show "$NSIM" | grep -o 'mode [a-z]*')" "0 mode legacy"
   fi
   if [ -n "${NSIM_ID:-}" ] && [ -e "/sys/bus/netdevsim/devices/netdevsim$NSIM_ID" ]; then
+    # the plan, not the device's removal, must have taken its VFs away
+    [ "$(cat "/sys/bus/netdevsim/devices/netdevsim$NSIM_ID/sriov_numvfs" 2>/dev/null || echo 0)" = 0 ] \
+      || leaks+=("netdevsim$NSIM_ID has VFs after the plan back to zero")
     echo "$NSIM_ID" >/sys/bus/netdevsim/del_device
   fi
   # What must be gone.
   [ "$(numvfs "$PF1")" = 0 ] || leaks+=("$PF1 has $(numvfs "$PF1") VFs")
   [ -z "$PF2" ] || [ "$(numvfs "$PF2")" = 0 ] || leaks+=("$PF2 has $(numvfs "$PF2") VFs")
-  [ -e "/sys/bus/netdevsim/devices/netdevsim${NSIM_ID:-x}" ] && leaks+=("netdevsim$NSIM_ID")
   [ "$(jq -c '.resourceList' "$DPFILE" 2>/dev/null)" = "[]" ] || leaks+=("device-plugin file still lists pools")
   local owners
   owners=$(find "$SMARTNIC_CNI_STATE_DIR" -type f ! -name '*.lock' 2>/dev/null | head -n 5)
@@ -386,9 +402,8 @@ teardown_step() {
     ports=$(ovs-vsctl --db="unix:$OD/db.sock" list-ports br-int 2>/dev/null | grep -v '^gnv' || true)
     [ -z "$ports" ] || leaks+=("OVS ports left: $ports")
   fi
-  ip netns list | grep -q '^demo-' && leaks+=("network namespaces left")
   if [ ${#leaks[@]} = 0 ]; then
-    ok "nothing leaked: no VF, no netdevsim device, no pool, no CNI state, no lease, no OVS port, no netns"
+    ok "nothing leaked: no VF (igb, netdevsim), no pool, no CNI state, no lease, no OVS port, nothing left in a pod after DEL"
     LEAKS="none"
   else
     fail "nothing leaked" "$(printf '%s\n' "${leaks[@]}")"

@@ -202,11 +202,23 @@ jv() {
 
 need_root() { [ "$(id -u)" = 0 ]; }
 
-# have_tool TOOL WHAT: true when TOOL is installed; otherwise WHAT is reported
-# as skipped with the reason, so a check is never dropped silently.
+# lab: true inside the QEMU lab (SMARTNIC_TEST_LAB=1, set by hw-tests/lab/run-suites.sh), where
+# every kernel feature and tool the suites use is present: a missing one is a failure there.
+lab() { [ "${SMARTNIC_TEST_LAB:-0}" = 1 ]; }
+# strict: a missing package or tool fails instead of skipping (the lab, or CI=true).
+strict() { lab || [ "${CI:-}" = true ]; }
+
+# missing WHAT WHY: WHAT cannot run because WHY (a package or tool is not installed): a failure
+# in the lab or with CI=true, a skip elsewhere.
+missing() {
+  if strict; then fail "$1" "$2"; else skip "$1" "$2"; fi
+}
+
+# have_tool TOOL WHAT: true when TOOL is installed; otherwise WHAT is reported as missing
+# (skipped, or failed when strict), so a check is never dropped silently.
 have_tool() {
   command -v "$1" >/dev/null && return 0
-  skip "$2" "$1 is not installed"
+  missing "$2" "$1 is not installed"
   return 1
 }
 

@@ -24,8 +24,6 @@
 #   SMARTNICCTL              the binary under test (default: smartnicctl on PATH, then target/)
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-LAB=${SMARTNIC_TEST_LAB:-0}
-lab() { [ "$LAB" = 1 ]; }
 # What this host's NIC is declared to refuse (the lab's igb: both).
 if lab; then VF_UNSUPPORTED=${SMARTNIC_TEST_VF_UNSUPPORTED-min-tx-rate link-state}
 else VF_UNSUPPORTED=${SMARTNIC_TEST_VF_UNSUPPORTED-}; fi

@@ -18,6 +18,8 @@ pub mod discovery;
 pub mod ethtool;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fuzz;
 pub mod host;
 pub mod netlink;
 pub mod netns;

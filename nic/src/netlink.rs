@@ -21,6 +21,8 @@
 //! first attribute that fails without saying which one, so sending one change per request is
 //! what lets errors name the setting that the kernel refused.
 
+#[cfg(test)]
+mod decode_fuzz;
 mod error;
 mod events;
 mod ip;

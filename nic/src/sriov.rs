@@ -90,8 +90,9 @@ pub enum SriovError {
     },
     /// The VF links did not reach the requested count in time.
     #[error(
-        "{address}: {present} of {requested} VFs present after {waited:?} \
+        "{address}: {present} of {requested} VFs present after {} \
          (counting the virtfn links in {})",
+        crds::report::human_duration(*waited),
         dir.display()
     )]
     Timeout {
@@ -108,7 +109,8 @@ pub enum SriovError {
     },
     /// The VFs exist but not all of them got a driver (and a netdev) in time.
     #[error(
-        "{ready} of {requested} VFs of {address} have {what} after {waited:?}: missing {}",
+        "{ready} of {requested} VFs of {address} have {what} after {}: missing {}",
+        crds::report::human_duration(*waited),
         index_list(missing)
     )]
     VfsNotReady {
@@ -135,8 +137,9 @@ pub enum SriovError {
     },
     /// The writes went through but the function is not bound to the driver asked for.
     #[error(
-        "{address} is bound to {} after {waited:?}, not to {driver}",
-        driver_name(now)
+        "{address} is bound to {} after {}, not to {driver}",
+        driver_name(now),
+        crds::report::human_duration(*waited)
     )]
     NotBound {
         /// The function.

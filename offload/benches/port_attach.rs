@@ -1,7 +1,8 @@
 //! Port attach latency: our OVSDB client vs `ovs-vsctl add-port`, in one run, against one
 //! private OVS (userspace datapath). Both wait until ovs-vswitchd has applied the change and the
 //! port has its OpenFlow port number (`ovs-vsctl` does so by default). Interleaved, so that both
-//! see the same machine load. Needs root and Open vSwitch (prints `SKIP ...` otherwise).
+//! see the same machine load, in an order that rotates each iteration (each variant in each
+//! position equally often). Needs root and Open vSwitch (prints `SKIP ...` otherwise).
 //!
 //! `cargo bench -p offload --bench port_attach [-- N [PORTS]]`: N attaches per variant (default
 //! 40) to a bridge that holds PORTS other ports (default 16, a node's pods). Each iteration's
@@ -93,56 +94,50 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
 
-        let t = Instant::now();
-        let p = ovs
-            .port()
-            .add("br-bench", &names[0])
-            .execute()
-            .await
-            .unwrap();
-        warm.push(t.elapsed());
-        assert!(p.is_some());
-
-        let t = Instant::now();
-        let fresh = Ovs::connect(&inst.remote()).await.unwrap();
-        let p = fresh
-            .port()
-            .add("br-bench", &names[1])
-            .execute()
-            .await
-            .unwrap();
-        cold.push(t.elapsed());
-        assert!(p.is_some());
-        drop(fresh);
-
-        let t = Instant::now();
-        let out = tokio::process::Command::new("ovs-vsctl")
-            .args([
-                db.as_str(),
-                "--timeout=10",
-                "add-port",
-                "br-bench",
-                &names[2],
-            ])
-            .output()
-            .await
-            .unwrap();
-        vsctl.push(t.elapsed());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-
-        // For reference: the commit alone (ovs-vswitchd's share is the rest).
-        let t = Instant::now();
-        ovs.port()
-            .add("br-bench", &names[3])
-            .no_wait()
-            .execute()
-            .await
-            .unwrap();
-        nowait.push(t.elapsed());
+        // The order rotates every iteration: each variant goes first, second, third and last
+        // equally often, so none always meets a bridge with the others' ports already on it.
+        for k in 0..4 {
+            let v = (i + k) % 4;
+            let name = names[v].as_str();
+            let t = Instant::now();
+            match v {
+                0 => {
+                    let p = ovs.port().add("br-bench", name).execute().await.unwrap();
+                    warm.push(t.elapsed());
+                    assert!(p.is_some());
+                }
+                1 => {
+                    let fresh = Ovs::connect(&inst.remote()).await.unwrap();
+                    let p = fresh.port().add("br-bench", name).execute().await.unwrap();
+                    cold.push(t.elapsed());
+                    assert!(p.is_some());
+                    drop(fresh);
+                }
+                2 => {
+                    let out = tokio::process::Command::new("ovs-vsctl")
+                        .args([db.as_str(), "--timeout=10", "add-port", "br-bench", name])
+                        .output()
+                        .await
+                        .unwrap();
+                    vsctl.push(t.elapsed());
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                _ => {
+                    // for reference: the commit alone (ovs-vswitchd's share is the rest)
+                    ovs.port()
+                        .add("br-bench", name)
+                        .no_wait()
+                        .execute()
+                        .await
+                        .unwrap();
+                    nowait.push(t.elapsed());
+                }
+            }
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
 
         // Every port really got its ofport (the same check for all four; the monitor may see

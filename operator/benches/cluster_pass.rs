@@ -6,7 +6,8 @@
 //! - `operator_cluster_pass/nodes/N`: what a resync costs: the node-state reconcile of every
 //!   node (plan, device-plugin configuration, compare with the stored spec), the status pass
 //!   planning every node, the drain pass and every network's NAD. In steady state (the specs,
-//!   statuses and NADs as the previous pass left them), so no write is needed.
+//!   statuses and NADs as the previous pass left them), so no write is needed: the benchmark
+//!   stops if a pass makes any API write.
 //! - `operator_one_node_change/nodes/N`: one agent's inventory change (a PF's
 //!   `sriov_totalvfs`): the watch's fingerprint, that node's reconcile and the status pass,
 //!   which plans only that node. `nodes_as_before/N` is the same change handled as before
@@ -295,9 +296,18 @@ fn bench(c: &mut Criterion) {
         let cl = cluster(n);
         let writes = cl.whole_pass();
         eprintln!("{n} nodes: {writes} API writes in a steady-state pass");
+        // the claim this benchmark rests on: at steady state a pass writes nothing
+        assert_eq!(
+            writes, 0,
+            "{n} nodes: a steady-state pass made {writes} API writes"
+        );
         pass.throughput(Throughput::Elements(n as u64));
         pass.bench_with_input(BenchmarkId::new("nodes", n), &cl, |b, cl| {
-            b.iter(|| black_box(cl.whole_pass()));
+            b.iter(|| {
+                let writes = cl.whole_pass();
+                assert_eq!(writes, 0, "{n} nodes: a steady-state pass wrote");
+                black_box(writes)
+            });
         });
         clusters.push((n, cl));
     }

@@ -51,6 +51,9 @@ pub struct Stores {
     pub configs: Store<NicOperatorConfig>,
     /// NADs labelled `app.kubernetes.io/managed-by=smartnic-operator`.
     pub nads: Store<NetworkAttachmentDefinition>,
+    /// Every NAD of the cluster, metadata only (the CNI config is dropped): the
+    /// network-resources injector reads their `k8s.v1.cni.cncf.io/resourceName`.
+    pub all_nads: Store<NetworkAttachmentDefinition>,
 }
 
 /// The write halves of [`Stores`], consumed by the reflectors (or by tests).
@@ -69,6 +72,8 @@ pub struct StoreWriters {
     pub configs: Writer<NicOperatorConfig>,
     /// Managed NADs.
     pub nads: Writer<NetworkAttachmentDefinition>,
+    /// Every NAD.
+    pub all_nads: Writer<NetworkAttachmentDefinition>,
 }
 
 impl Stores {
@@ -103,6 +108,7 @@ impl Stores {
         let (networks, w_networks) = reflector::store();
         let (configs, w_configs) = reflector::store();
         let (nads, w_nads) = reflector::store();
+        let (all_nads, w_all_nads) = reflector::store();
         (
             Self {
                 nodes,
@@ -112,6 +118,7 @@ impl Stores {
                 networks,
                 configs,
                 nads,
+                all_nads,
             },
             StoreWriters {
                 nodes: w_nodes,
@@ -121,6 +128,7 @@ impl Stores {
                 networks: w_networks,
                 configs: w_configs,
                 nads: w_nads,
+                all_nads: w_all_nads,
             },
         )
     }
@@ -144,6 +152,13 @@ impl Stores {
         self.operator_config().is_none_or(|c| c.spec.features.drain)
     }
 
+    /// Whether the network-resources injector is on
+    /// (`NicOperatorConfig.spec.features.networkResourcesInjector`, default true).
+    pub fn injector_enabled(&self) -> bool {
+        self.operator_config()
+            .is_none_or(|c| c.spec.features.network_resources_injector)
+    }
+
     /// Waits until every cache has had its first full list.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.nodes.wait_until_ready().await?;
@@ -152,6 +167,7 @@ impl Stores {
         self.pools.wait_until_ready().await?;
         self.networks.wait_until_ready().await?;
         self.configs.wait_until_ready().await?;
+        self.all_nads.wait_until_ready().await?;
         Ok(())
     }
 }

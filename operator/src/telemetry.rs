@@ -96,17 +96,31 @@ pub fn filter_with_level(base: &str, level: Option<LogLevel>) -> String {
     out.join(",")
 }
 
+/// Whether text logs are coloured: only on a terminal, and never when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>); `kubectl logs` must not show escape codes.
+pub fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber; the returned handle changes its filter later.
 pub fn init(format: LogFormat, filter: &str) -> Result<LogControl, Error> {
     let (env, handle) = reload::Layer::new(parse(filter)?);
     let registry = tracing_subscriber::registry().with(env);
     match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(colour(
+                        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                        std::env::var_os("NO_COLOR"),
+                    ))
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
                 fmt::layer()
+                    .with_ansi(false)
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)

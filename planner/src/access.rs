@@ -66,6 +66,76 @@ pub fn network_may_use<'a>(
     Ok(())
 }
 
+/// Condition reason of a `NicNetwork` that names a host path or interface the administrator's
+/// allow-list (`NicOperatorConfig.spec.tenantAllowList`) does not grant its namespace.
+pub const REASON_NOT_IN_ALLOW_LIST: &str = "NotInAllowList";
+
+/// A network naming a host interface or path its namespace was not granted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct HostAccessDenied {
+    /// The field (`spec.master`, `spec.ovs.bridge`, `spec.ipam.dataDir`, ...).
+    pub field: String,
+    /// Why.
+    pub message: String,
+}
+
+/// Checks what a `NicNetwork` in `namespace` names on the host against the administrator's
+/// allow-list: `master`, `ovs.bridge`, IPAM `dataDir` (besides the reference layout's) and
+/// `resolvConf`. The CNI plugin checks the same list again on the node, for networks that
+/// reach it by another way (a tenant's own NetworkAttachmentDefinition).
+pub fn network_host_access(
+    namespace: &str,
+    spec: &crds::NicNetworkSpec,
+    allow: &crds::cni::TenantAllowList,
+) -> Result<(), HostAccessDenied> {
+    let deny = |field: &str, message: String| {
+        Err(HostAccessDenied {
+            field: field.to_owned(),
+            message,
+        })
+    };
+    if let Some(m) = &spec.master
+        && let Some(why) =
+            crds::cni::interface_refusal(&allow.masters, "master", m, Some(namespace))
+    {
+        return deny("spec.master", why);
+    }
+    if let Some(b) = spec.ovs.as_ref().and_then(|o| o.bridge.as_ref())
+        && let Some(why) =
+            crds::cni::interface_refusal(&allow.bridges, "bridge", b, Some(namespace))
+    {
+        return deny("spec.ovs.bridge", why);
+    }
+    let ipam = spec.ipam.as_ref().and_then(|v| v.as_object());
+    match ipam.and_then(|o| o.get("dataDir")) {
+        None => {}
+        Some(serde_json::Value::String(d)) if allow.admits_data_dir(d) => {}
+        Some(d) => {
+            return deny(
+                "spec.ipam.dataDir",
+                format!(
+                    "{d} is neither {} nor in the administrator's allow-list (NicOperatorConfig spec.tenantAllowList.ipamDataDirs)",
+                    crds::cni::DEFAULT_IPAM_DATA_DIR
+                ),
+            );
+        }
+    }
+    match ipam.and_then(|o| o.get("resolvConf")) {
+        None => {}
+        Some(serde_json::Value::String(f)) if allow.admits_resolv_conf(f) => {}
+        Some(f) => {
+            return deny(
+                "spec.ipam.resolvConf",
+                format!(
+                    "{f} is not in the administrator's allow-list (NicOperatorConfig spec.tenantAllowList.resolvConfs)"
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +182,68 @@ mod tests {
         assert_eq!(
             network_may_use("team-a", "vf", &ps).unwrap_err().policy,
             "b"
+        );
+    }
+
+    #[test]
+    fn host_paths_and_interfaces_only_as_the_allow_list_grants() {
+        use crds::cni::{HostInterfaceGrant, TenantAllowList};
+        let allow = TenantAllowList {
+            ipam_data_dirs: vec!["/var/lib/smartnic/ipam".into()],
+            resolv_confs: vec!["/etc/smartnic/resolv.conf".into()],
+            masters: vec![HostInterfaceGrant {
+                name: "eth1".into(),
+                namespaces: Some(vec!["team-a".into()]),
+            }],
+            bridges: vec![HostInterfaceGrant {
+                name: "br-tenant".into(),
+                namespaces: None,
+            }],
+        };
+        let mut spec = crds::NicNetworkSpec {
+            mode: crds::network::NetworkMode::Macvlan,
+            master: Some("eth1".into()),
+            ..Default::default()
+        };
+        network_host_access("team-a", &spec, &allow).unwrap();
+        let e = network_host_access("team-b", &spec, &allow).unwrap_err();
+        assert_eq!(e.field, "spec.master");
+        assert!(
+            e.message.contains("not allowed for namespace team-b"),
+            "{e}"
+        );
+        spec.master = Some("mgmt0".into());
+        assert!(network_host_access("team-a", &spec, &allow).is_err());
+        spec.master = Some("eth1".into());
+        for (key, value, field) in [
+            ("dataDir", "/etc", "spec.ipam.dataDir"),
+            (
+                "dataDir",
+                "/var/lib/cni/networks/../../../etc",
+                "spec.ipam.dataDir",
+            ),
+            ("resolvConf", "/etc/shadow", "spec.ipam.resolvConf"),
+        ] {
+            spec.ipam = Some(serde_json::json!({"type": "host-local", key: value}));
+            let e = network_host_access("team-a", &spec, &allow).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+        spec.ipam = Some(serde_json::json!({"type": "host-local",
+            "dataDir": "/var/lib/smartnic/ipam", "resolvConf": "/etc/smartnic/resolv.conf"}));
+        network_host_access("team-a", &spec, &allow).unwrap();
+        let ovs = crds::NicNetworkSpec {
+            mode: crds::network::NetworkMode::Ovs,
+            ovs: Some(crds::network::OvsOptions {
+                bridge: Some("br-int".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            network_host_access("team-a", &ovs, &allow)
+                .unwrap_err()
+                .field,
+            "spec.ovs.bridge"
         );
     }
 }

@@ -5,7 +5,8 @@
 //! agree). Each pool has a single selector listing, per PF (by PCI address, sorted), the VF
 //! indices of every group of that resource on that PF. VF groups are disjoint, so every VF lands
 //! in at most one pool. Externally managed PFs are included: their VFs are handed to the plugin
-//! like any other.
+//! like any other. A PF offered whole (`wholePf`) is listed by its own address in a second
+//! selector (`pciAddresses`) of its resource's pool.
 //!
 //! The result is written into the node's own `NicNodeState.spec.devicePlugin`
 //! ([`with_device_plugin_config`]), in the same apply as the rest of the spec.
@@ -47,7 +48,29 @@ pub fn render_device_plugin_config(
         .interfaces
         .iter()
         .filter(|i| crate::validate::is_pci_address(&i.pci_address));
+    // resource -> PFs offered whole
+    let mut whole: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for iface in pci_pfs {
+        if let Some(w) = &iface.whole_pf {
+            pools.entry(w.resource_name.as_str()).or_insert_with(|| {
+                (
+                    ResourcePool {
+                        resource_name: w.resource_name.clone(),
+                        resource_prefix: resource_prefix.to_owned(),
+                        device_type: w.device_type,
+                        is_rdma: w.is_rdma,
+                        need_vhost_net: w.need_vhost_net,
+                        exclude_topology: w.exclude_topology,
+                        selectors: Vec::new(),
+                    },
+                    BTreeMap::new(),
+                )
+            });
+            whole
+                .entry(w.resource_name.as_str())
+                .or_default()
+                .push(iface.pci_address.clone());
+        }
         for g in &iface.vf_groups {
             let (_, pfs) = pools.entry(g.resource_name.as_str()).or_insert_with(|| {
                 (
@@ -73,17 +96,26 @@ pub fn render_device_plugin_config(
         resource_list: pools
             .into_values()
             .map(|(mut pool, pfs)| {
-                pool.selectors = vec![DeviceSelector {
-                    pfs: pfs
-                        .into_iter()
-                        .map(|(addr, (name, vfs))| PfVfs {
-                            pci_address: addr.to_owned(),
-                            name,
-                            vfs: vfs.into_ranges(),
-                        })
-                        .collect(),
-                    ..DeviceSelector::default()
-                }];
+                if !pfs.is_empty() {
+                    pool.selectors.push(DeviceSelector {
+                        pfs: pfs
+                            .into_iter()
+                            .map(|(addr, (name, vfs))| PfVfs {
+                                pci_address: addr.to_owned(),
+                                name,
+                                vfs: vfs.into_ranges(),
+                            })
+                            .collect(),
+                        ..DeviceSelector::default()
+                    });
+                }
+                if let Some(addrs) = whole.remove(pool.resource_name.as_str()) {
+                    // the PF itself, by address (interfaces are sorted by address already)
+                    pool.selectors.push(DeviceSelector {
+                        pci_addresses: addrs,
+                        ..DeviceSelector::default()
+                    });
+                }
                 pool
             })
             .collect(),

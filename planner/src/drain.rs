@@ -19,6 +19,7 @@
 //! | eswitch mode changed while VFs exist | evict VF pods if any VF of the PF is in use, else non-disruptive | mlx5 needs every VF unbound for the mode switch, ice needs 0 VFs |
 //! | VF driver changed (`netdevice` ↔ `vfio-pci`) | evict VF pods if that VF is in use | rebinding pulls the device from under its user |
 //! | VF MTU changed | evict VF pods if that VF is in use | the netdev sits in the pod's namespace (or a DPDK app cached it) |
+//! | a whole PF's driver changed (`wholePf` pool's `deviceType`, or the pool removed from a PF on `vfio-pci`) | evict pods if the PF may be in use (on `vfio-pci`, or its netdev not on the host) | rebinding pulls the port from under its pod |
 //! | `linkType` changed | reboot | NVIDIA `LINK_TYPE_Px` is firmware; it takes effect after a reboot/firmware reset |
 //! | `firmware.totalVfs` differs from `sriov_totalvfs` | reboot | NV-config `NUM_OF_VFS` takes effect after a reboot/firmware reset |
 //!
@@ -174,6 +175,27 @@ fn vf_in_use(vf: &crds::inventory::Vf) -> bool {
     }
 }
 
+/// A PF offered whole that must change driver kind to `want`: evict its pod when one may hold
+/// it (on `vfio-pci` we cannot see its user; on a kernel driver, its netdev is not on the host).
+fn whole_pf_rebind(nic: &Nic, want: VfDeviceType) -> Option<(ChangeClass, String)> {
+    let on_vfio = nic.driver.as_deref() == Some("vfio-pci");
+    if on_vfio == (want == VfDeviceType::VfioPci) {
+        return None;
+    }
+    let what = format!("the whole PF is rebound to {}", wire(&want));
+    Some(if on_vfio || (nic.driver.is_some() && nic.name.is_none()) {
+        (
+            ChangeClass::EvictVfPods,
+            format!("{what}: its pod loses it"),
+        )
+    } else {
+        (
+            ChangeClass::NonDisruptive,
+            format!("{what} while no pod holds it"),
+        )
+    })
+}
+
 fn evict_if(in_use: &VfSet, what: String) -> (ChangeClass, String) {
     if in_use.is_empty() {
         (
@@ -207,6 +229,12 @@ fn classify_pf(
 
     let Some(new) = new else {
         if let Some(old) = old {
+            // a PF offered whole on vfio-pci goes back to its kernel driver
+            if old.whole_pf.is_some()
+                && let Some(r) = nic.and_then(|n| whole_pf_rebind(n, VfDeviceType::Netdevice))
+            {
+                reasons.push(r);
+            }
             if old.externally_managed || host_vfs == 0 {
                 reasons.push((
                     ND,
@@ -274,6 +302,11 @@ fn classify_pf(
                 wire(&want)
             ),
         ));
+    }
+    if let (Some(pool), Some(nic)) = (&new.whole_pf, nic)
+        && let Some(r) = whole_pf_rebind(nic, pool.device_type)
+    {
+        reasons.push(r);
     }
     if let Some(mtu) = new.mtu
         && nic.and_then(|n| n.mtu) != Some(mtu)

@@ -31,8 +31,14 @@ pub mod priority;
 pub mod selector;
 pub mod validate;
 pub mod vf_range;
+#[cfg(test)]
+mod whole_pf_tests;
+pub mod why;
 
-pub use access::{AccessDenied, REASON_NAMESPACE_NOT_ALLOWED, network_may_use};
+pub use access::{
+    AccessDenied, HostAccessDenied, REASON_NAMESPACE_NOT_ALLOWED, REASON_NOT_IN_ALLOW_LIST,
+    network_host_access, network_may_use,
+};
 pub use desired::{NodePlan, PolicySet, Rejection, Warning, desired_node_state};
 pub use device_plugin::{render_device_plugin_config, with_device_plugin_config};
 pub use drain::{

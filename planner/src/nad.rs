@@ -425,7 +425,7 @@ mod tests {
                 vlan: Some(7),
                 meta_plugins: vec![tuning.clone(), bandwidth.clone()],
                 log_level: Some(crds::network::PluginLogLevel::Debug),
-                log_file: Some("/var/log/smartnic-cni.log".into()),
+                log_file: Some("fast.log".into()),
                 ipam: Some(json!({"type": "static"})),
                 ..Default::default()
             }),
@@ -441,7 +441,7 @@ mod tests {
             plugins[0],
             json!({"type": "smartnic", "mode": "sriov", "resourceName": "smartnic.io/cx6_vf",
                    "vlan": 7, "vlanQoS": 0, "ipam": {"type": "static"},
-                   "logLevel": "debug", "logFile": "/var/log/smartnic-cni.log"})
+                   "logLevel": "debug", "logFile": "fast.log"})
         );
         assert_eq!(
             plugins[1], tuning,

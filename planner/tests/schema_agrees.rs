@@ -44,7 +44,7 @@ fn network() -> Value {
         "metadata": {"name": "n", "namespace": "team-a"},
         "spec": {"resourceName": "cx6_vf", "vlan": 100, "vlanQoS": 3, "minTxRate": 10, "maxTxRate": 100,
                  "ipam": {"type": "host-local"}, "capabilities": {"ips": true},
-                 "metaPlugins": [{"type": "tuning"}], "logLevel": "info", "logFile": "/var/log/cni.log"}})
+                 "metaPlugins": [{"type": "tuning"}], "logLevel": "info", "logFile": "cni.log"}})
 }
 
 fn ovs() -> Value {
@@ -189,6 +189,11 @@ fn cases() -> Vec<(&'static str, Value, Where)> {
         ("macvlan with master and resource", set(macvlan(), "/spec/resourceName", json!("cx6_vf")), Schema),
         ("master in sriov", set(n(), "/spec/master", json!("eth1")), Schema),
         ("master not an interface name", set(macvlan(), "/spec/master", json!("eth/1")), Schema),
+        ("shell syntax in a master", set(macvlan(), "/spec/master", json!("$(touch${IFS}Y)")), Schema),
+        ("shell syntax in a bridge", set(ovs(), "/spec/ovs/bridge", json!("`id`")), Schema),
+        ("config: an allow-list dataDir that is not a path", set(config(), "/spec/tenantAllowList", json!({"ipamDataDirs": ["relative"]})), Schema),
+        ("config: an allow-list master with shell syntax", set(config(), "/spec/tenantAllowList", json!({"masters": [{"name": "$(x)"}]})), Schema),
+        ("config: an allow-list", set(config(), "/spec/tenantAllowList", json!({"masters": [{"name": "eth1", "namespaces": ["team-a"]}], "bridges": [{"name": "br-int"}], "ipamDataDirs": ["/var/lib/smartnic/ipam"], "resolvConfs": ["/etc/resolv.conf"]})), Valid),
         ("macvlanMode in sriov", set(n(), "/spec/macvlanMode", json!("vepa")), Schema),
         ("ipvlanMode in macvlan", set(macvlan(), "/spec/ipvlanMode", json!("l3")), Schema),
         ("macvlan source without MACs", set(macvlan(), "/spec/macvlanMode", json!("source")), Schema),
@@ -215,8 +220,9 @@ fn cases() -> Vec<(&'static str, Value, Where)> {
         ("meta plugin without type", set(n(), "/spec/metaPlugins", json!([{"sysctl": {}}])), Schema),
         ("meta plugin not an object", set(n(), "/spec/metaPlugins", json!(["tuning"])), Schema),
         ("meta plugin is ours", set(n(), "/spec/metaPlugins", json!([{"type": "smartnic"}])), Webhook),
-        ("relative log file", set(n(), "/spec/logFile", json!("cni.log")), Schema),
-        ("log file with ..", set(n(), "/spec/logFile", json!("/var/log/../../etc/passwd")), Webhook),
+        ("log file as a path", set(n(), "/spec/logFile", json!("/etc/cron.d/x")), Schema),
+        ("log file with ..", set(n(), "/spec/logFile", json!("../../etc/passwd")), Schema),
+        ("log file hidden", set(n(), "/spec/logFile", json!(".x")), Schema),
         ("log level verbose", set(n(), "/spec/logLevel", json!("verbose")), Schema),
         ("spoofChk as \"on\"", set(n(), "/spec/spoofChk", json!("on")), Schema),
         // NicPool

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use nic::netlink::{IpFamily, IpPrefix, Scope};
 use serde::Serialize;
 
-use crate::link::{NetnsArg, Output, block_on, out, print_json};
+use crate::link::{NetnsArg, Output, block_on, out, print_data};
 
 /// Arguments of `smartnicctl addr`.
 #[derive(clap::Args)]
@@ -17,6 +17,7 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Cmd {
     /// Add an address (`ip addr add ADDR/LEN dev DEV`).
+    #[command(after_help = "Example:\n  smartnicctl addr add 10.0.0.2/24 --dev net1 -n pod1")]
     Add {
         /// Address and prefix length: 10.0.0.2/24, 2001:db8::2/64.
         address: IpPrefix,
@@ -27,6 +28,7 @@ enum Cmd {
         netns: NetnsArg,
     },
     /// Remove an address (`ip addr del ADDR/LEN dev DEV`).
+    #[command(after_help = "Example:\n  smartnicctl addr del 10.0.0.2/24 --dev net1 -n pod1")]
     Del {
         /// Address and prefix length.
         address: IpPrefix,
@@ -37,6 +39,7 @@ enum Cmd {
         netns: NetnsArg,
     },
     /// List addresses (`ip [-4|-6] addr show [dev DEV]`).
+    #[command(after_help = "Example:\n  smartnicctl addr show --dev net1 -o json")]
     Show {
         /// Only this interface's.
         #[arg(long)]
@@ -59,6 +62,8 @@ enum Cmd {
 #[serde(rename_all = "camelCase")]
 struct AddressRow {
     index: u32,
+    /// The interface's name, `name` as in `link show -o json`.
+    #[serde(rename = "name")]
     ifname: String,
     address: IpPrefix,
     family: IpFamily,
@@ -125,7 +130,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 })
                 .collect();
             match output {
-                Output::Json => print_json(&AddressesDoc { addresses: rows }),
+                o @ (Output::Json | Output::Yaml) => {
+                    print_data(o, &AddressesDoc { addresses: rows })
+                }
                 Output::Table => {
                     for r in &rows {
                         let family = match r.family {

@@ -14,7 +14,7 @@
 //! named in a warning (printed on stderr), never dropped silently; other kinds are skipped with a
 //! warning.
 
-use std::{io::Read, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Map, Value, json};
@@ -50,17 +50,8 @@ pub struct Conversion {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let text = if args.file.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read stdin")?;
-        s
-    } else {
-        std::fs::read_to_string(&args.file)
-            .with_context(|| format!("cannot read {}", args.file.display()))?
-    };
-    let conv = convert_text(&text).with_context(|| format!("{}", args.file.display()))?;
+    let text = crate::input::read(&args.file)?;
+    let conv = convert_text(&text).with_context(|| crate::input::name(&args.file))?;
     for w in &conv.warnings {
         eprintln!("warning: {w}");
     }
@@ -93,7 +84,8 @@ pub fn render(objects: &[Value], format: Format) -> anyhow::Result<String> {
 
 /// Converts every document of a multi-document YAML (or JSON) text. A `v1` `List` is unpacked.
 pub fn convert_text(text: &str) -> anyhow::Result<Conversion> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).context("not valid YAML")?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| anyhow::anyhow!("not valid YAML: {}", crds::strict::yaml_error(&e)))?;
     let mut conv = Conversion::default();
     let mut queue: Vec<Value> = docs;
     queue.reverse();
@@ -381,9 +373,29 @@ fn network(
     for (k, v) in spec {
         match k.as_str() {
             "networkNamespace" => {}
-            "resourceName" | "vlan" | "vlanQoS" | "minTxRate" | "maxTxRate" | "logFile" => {
+            "resourceName" | "vlan" | "vlanQoS" | "minTxRate" | "maxTxRate" => {
                 out.insert(k.clone(), v.clone());
             }
+            // Ours is a file name in the plugin's own log directory, never a path on the node.
+            "logFile" => match v
+                .as_str()
+                .and_then(|p| p.rsplit('/').next())
+                .filter(|n| !n.is_empty() && !n.starts_with('.'))
+            {
+                Some(name) => {
+                    if v.as_str() != Some(name) {
+                        cx.warn(
+                            "spec.logFile",
+                            &format!(
+                                "{v} becomes {name:?}, a file in {} (the plugin writes only there)",
+                                crds::cni::PLUGIN_LOG_DIR
+                            ),
+                        );
+                    }
+                    out.insert(k.clone(), json!(name));
+                }
+                None => cx.dropped("spec.logFile", &format!("{v} names no file")),
+            },
             "vlanProto" => match v.as_str().map(str::to_ascii_lowercase).as_deref() {
                 Some(p @ ("802.1q" | "802.1ad")) => {
                     out.insert(k.clone(), json!(p));
@@ -552,7 +564,10 @@ fn operator_config(name: &str, spec: &Map<String, Value>, cx: &mut Cx<'_>) -> Op
                     "the agent always runs as a DaemonSet",
                 );
             }
-            "useCDI" => cx.dropped("spec.useCDI", "the device plugin does not use CDI"),
+            "useCDI" => cx.dropped(
+                "spec.useCDI",
+                "CDI is the device plugin's `--cdi` flag (deploy/device-plugin), not a cluster setting",
+            ),
             "disablePlugins" => cx.dropped("spec.disablePlugins", "no vendor plugins to disable"),
             "featureGates" => {
                 for (gate, on) in v.as_object().into_iter().flatten() {

@@ -10,7 +10,7 @@ use nic::{
 };
 use serde::Serialize;
 
-use crate::link::{Output, block_on, out, print_json};
+use crate::link::{Output, block_on, out, print_data};
 
 /// Arguments of `smartnicctl devlink`.
 #[derive(clap::Args)]
@@ -22,6 +22,7 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Cmd {
     /// List devlink devices (`devlink dev show`).
+    #[command(after_help = "Example:\n  smartnicctl devlink dev -o json")]
     Dev {
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t)]
@@ -29,10 +30,13 @@ enum Cmd {
     },
     /// Show or set the eswitch mode (`devlink dev eswitch`).
     #[command(subcommand)]
+    #[command(after_help = "Example:\n  smartnicctl devlink eswitch show pci/0000:3b:00.0")]
     Eswitch(EswitchCmd),
     /// List ports and representors, or set a port function (`devlink port`).
+    #[command(after_help = "Example:\n  smartnicctl devlink port pci/0000:3b:00.0 -o yaml")]
     Port(PortArgs),
     /// Driver, serial and firmware versions (`devlink dev info`).
+    #[command(after_help = "Example:\n  smartnicctl devlink info pci/0000:3b:00.0")]
     Info {
         /// The device, BUS/NAME (pci/0000:01:00.0).
         dev: DevlinkDev,
@@ -42,12 +46,16 @@ enum Cmd {
     },
     /// Rate objects (`devlink port function rate`).
     #[command(subcommand)]
+    #[command(
+        after_help = "Example:\n  smartnicctl devlink rate set pci/0000:3b:00.0/1 --tx-max 10Gbit"
+    )]
     Rate(RateCmd),
 }
 
 #[derive(clap::Subcommand)]
 enum EswitchCmd {
     /// `devlink dev eswitch show DEV`.
+    #[command(after_help = "Example:\n  smartnicctl devlink eswitch show pci/0000:3b:00.0 -o json")]
     Show {
         /// The device, BUS/NAME.
         dev: DevlinkDev,
@@ -56,6 +64,9 @@ enum EswitchCmd {
         output: Output,
     },
     /// `devlink dev eswitch set DEV ...`, in one request.
+    #[command(
+        after_help = "Example:\n  smartnicctl devlink eswitch set pci/0000:3b:00.0 --mode switchdev"
+    )]
     Set {
         /// The device, BUS/NAME.
         dev: DevlinkDev,
@@ -87,12 +98,18 @@ struct PortArgs {
 enum PortCmd {
     /// Port functions.
     #[command(subcommand)]
+    #[command(
+        after_help = "Example:\n  smartnicctl devlink port function set pci/0000:3b:00.0/1 --hw-addr 02:00:00:00:00:01"
+    )]
     Function(FunctionCmd),
 }
 
 #[derive(clap::Subcommand)]
 enum FunctionCmd {
     /// `devlink port function set DEV/INDEX ...`; one request per setting, hw-addr first.
+    #[command(
+        after_help = "Example:\n  smartnicctl devlink port function set pci/0000:3b:00.0/1 --state active"
+    )]
     Set {
         /// The port, BUS/NAME/INDEX.
         port: PortRef,
@@ -107,15 +124,19 @@ enum FunctionCmd {
 
 #[derive(clap::Subcommand)]
 enum RateCmd {
-    /// Set a leaf (BUS/NAME/PORT_INDEX) or a node (BUS/NAME/NODE_NAME); rates in bytes/s.
+    /// Set a leaf (BUS/NAME/PORT_INDEX) or a node (BUS/NAME/NODE_NAME); rates with units
+    /// (`10Gbit`, `500Mbit`; a plain number is bytes/s).
+    #[command(
+        after_help = "Example:\n  smartnicctl devlink rate set pci/0000:3b:00.0/1 --tx-max 10Gbit --parent grp1"
+    )]
     Set {
         /// BUS/NAME/PORT_INDEX or BUS/NAME/NODE_NAME.
         target: String,
-        /// Guaranteed rate, bytes per second.
-        #[arg(long)]
+        /// Guaranteed rate (`1Gbit`, `500Mbit`; a plain number is bytes/s).
+        #[arg(long, value_name = "RATE", value_parser = crate::rate::parse_bytes)]
         tx_share: Option<u64>,
-        /// Rate limit, bytes per second.
-        #[arg(long)]
+        /// Rate limit (`10Gbit`, `500Mbit`; a plain number is bytes/s).
+        #[arg(long, value_name = "RATE", value_parser = crate::rate::parse_bytes)]
         tx_max: Option<u64>,
         /// Attach to this rate node.
         #[arg(long, conflicts_with = "no_parent")]
@@ -125,22 +146,27 @@ enum RateCmd {
         no_parent: bool,
     },
     /// Add a rate node BUS/NAME/NODE_NAME.
+    #[command(
+        after_help = "Example:\n  smartnicctl devlink rate add pci/0000:3b:00.0/grp1 --tx-share 1Gbit"
+    )]
     Add {
         /// BUS/NAME/NODE_NAME.
         node: String,
-        /// Guaranteed rate, bytes per second.
-        #[arg(long)]
+        /// Guaranteed rate (`1Gbit`, `500Mbit`; a plain number is bytes/s).
+        #[arg(long, value_name = "RATE", value_parser = crate::rate::parse_bytes)]
         tx_share: Option<u64>,
-        /// Rate limit, bytes per second.
-        #[arg(long)]
+        /// Rate limit (`10Gbit`, `500Mbit`; a plain number is bytes/s).
+        #[arg(long, value_name = "RATE", value_parser = crate::rate::parse_bytes)]
         tx_max: Option<u64>,
     },
     /// Delete a rate node BUS/NAME/NODE_NAME.
+    #[command(after_help = "Example:\n  smartnicctl devlink rate del pci/0000:3b:00.0/grp1")]
     Del {
         /// BUS/NAME/NODE_NAME.
         node: String,
     },
     /// List rate objects, or read one back (`devlink port function rate show [OBJECT]`).
+    #[command(after_help = "Example:\n  smartnicctl devlink rate show pci/0000:3b:00.0 -o json")]
     Show {
         /// BUS/NAME: the rates of one device; BUS/NAME/PORT_INDEX or BUS/NAME/NODE: one rate
         /// object (an error when it does not exist).
@@ -209,14 +235,14 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 }
             };
             match output {
-                Output::Json => print_json(&DevicesDoc { devices })?,
+                o @ (Output::Json | Output::Yaml) => print_data(o, &DevicesDoc { devices })?,
                 Output::Table => devices.iter().try_for_each(out)?,
             }
         }
         Cmd::Eswitch(EswitchCmd::Show { dev, output }) => {
             let e = DevlinkHandle::connect().await?.eswitch(&dev).get().await?;
             match output {
-                Output::Json => print_json(&e)?,
+                o @ (Output::Json | Output::Yaml) => print_data(o, &e)?,
                 Output::Table => out(eswitch_line(&e))?,
             }
         }
@@ -257,7 +283,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 }
             };
             match output {
-                Output::Json => print_json(&PortsDoc { ports })?,
+                o @ (Output::Json | Output::Yaml) => print_data(o, &PortsDoc { ports })?,
                 Output::Table => ports.iter().try_for_each(|p| out(port_line(p)))?,
             }
         }
@@ -288,7 +314,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         Cmd::Info { dev, output } => {
             let info = DevlinkHandle::connect().await?.dev().info(&dev).await?;
             match output {
-                Output::Json => print_json(&info)?,
+                o @ (Output::Json | Output::Yaml) => print_data(o, &info)?,
                 Output::Table => print_info(&info)?,
             }
         }
@@ -366,7 +392,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 }
             }
             match output {
-                Output::Json => print_json(&RatesDoc { rates })?,
+                o @ (Output::Json | Output::Yaml) => print_data(o, &RatesDoc { rates })?,
                 Output::Table => rates.iter().try_for_each(|r| out(rate_line(r)))?,
             }
         }

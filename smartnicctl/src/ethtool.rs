@@ -2,7 +2,7 @@
 
 use nic::ethtool::EthtoolHandle;
 
-use crate::link::{Output, block_on, on_off, out, print_json};
+use crate::link::{Output, block_on, on_off, out, print_data};
 
 /// Arguments of `smartnicctl ethtool`.
 #[derive(clap::Args)]
@@ -20,6 +20,7 @@ enum OnOff {
 #[derive(clap::Subcommand)]
 enum Cmd {
     /// Show offload features (`ethtool -k IFNAME`).
+    #[command(after_help = "Example:\n  smartnicctl ethtool features ens1f0np0 -o json")]
     Features {
         /// The interface.
         ifname: String,
@@ -30,6 +31,7 @@ enum Cmd {
     /// Turn one feature on or off (`ethtool -K IFNAME FEATURE on|off`). FEATURE is a kernel
     /// name (hw-tc-offload, l2-fwd-offload, rx-gro, ...) or an ethtool -K name that stands for a
     /// group (tx-checksumming = every tx-checksum-* bit).
+    #[command(after_help = "Example:\n  smartnicctl ethtool set ens1f0np0 hw-tc-offload on")]
     Set {
         /// The interface.
         ifname: String,
@@ -49,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Cmd::Features { ifname, output } => {
                 let features = ethtool.features().get(&ifname).execute().await?;
                 match output {
-                    Output::Json => print_json(&features)?,
+                    o @ (Output::Json | Output::Yaml) => print_data(o, &features)?,
                     Output::Table => {
                         out(format_args!("Features for {ifname}:"))?;
                         for (name, st) in &features.features {

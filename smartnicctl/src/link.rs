@@ -22,6 +22,8 @@ pub(crate) enum Output {
     Table,
     /// One JSON document.
     Json,
+    /// The same document as YAML.
+    Yaml,
 }
 
 /// Runs `fut` on a current-thread tokio runtime (the netlink sockets' tasks live on it).
@@ -99,6 +101,14 @@ pub(crate) fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     out(serde_json::to_string_pretty(value)?)
 }
 
+/// Prints one document as `-o json` or `-o yaml` asks.
+pub(crate) fn print_data(output: Output, value: &impl Serialize) -> anyhow::Result<()> {
+    match output {
+        Output::Yaml => out(serde_saphyr::to_string(value)?.trim_end()),
+        _ => print_json(value),
+    }
+}
+
 /// `on`/`off`.
 pub(crate) fn on_off(on: bool) -> &'static str {
     if on { "on" } else { "off" }
@@ -114,6 +124,7 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Cmd {
     /// Show links (`ip -d link show [DEV]`).
+    #[command(after_help = "Example:\n  smartnicctl link show enp1s0 -o yaml")]
     Show {
         /// Only this interface.
         ifname: Option<String>,
@@ -126,10 +137,13 @@ enum Cmd {
     /// Change a link (`ip link set DEV [name N] [mtu N] [address MAC] [master M|nomaster]
     /// [netns NS] [up|down]`); with --netns and --name the link moves and is renamed in one
     /// request, and --up brings it up in the target namespace.
+    #[command(after_help = "Example:\n  smartnicctl link set enp1s0 --mtu 9000 --up")]
     Set(SetArgs),
     /// Create a link (`ip link add NAME ... type veth|macvlan|ipvlan|vlan|bridge ...`).
+    #[command(after_help = "Example:\n  smartnicctl link add mv0 macvlan --parent enp1s0")]
     Add(AddArgs),
     /// Delete a link (`ip link del DEV`).
+    #[command(after_help = "Example:\n  smartnicctl link del mv0")]
     Del {
         /// The interface.
         ifname: String,
@@ -196,6 +210,9 @@ struct AddArgs {
 #[derive(clap::Subcommand, Debug)]
 enum KindCmd {
     /// A veth pair (`type veth peer name PEER [netns NS]`).
+    #[command(
+        after_help = "Example:\n  smartnicctl link add veth0 veth --peer veth1 --peer-netns pod1"
+    )]
     Veth {
         /// Name of the other end.
         #[arg(long)]
@@ -205,6 +222,9 @@ enum KindCmd {
         peer_netns: Option<NetnsRef>,
     },
     /// A macvlan child (`link PARENT type macvlan mode MODE [macaddr set MAC...]`).
+    #[command(
+        after_help = "Example:\n  smartnicctl link add mv0 macvlan --parent enp1s0 --mode bridge"
+    )]
     Macvlan {
         /// The lower device.
         #[arg(long)]
@@ -217,6 +237,9 @@ enum KindCmd {
         source_macs: Vec<MacAddr>,
     },
     /// An ipvlan child (`link PARENT type ipvlan mode MODE [FLAG]`).
+    #[command(
+        after_help = "Example:\n  smartnicctl link add ipv0 ipvlan --parent enp1s0 --mode l3s"
+    )]
     Ipvlan {
         /// The lower device.
         #[arg(long)]
@@ -229,6 +252,9 @@ enum KindCmd {
         flag: IpvlanFlag,
     },
     /// A VLAN sub-interface (`link PARENT type vlan id ID [protocol P]`).
+    #[command(
+        after_help = "Example:\n  smartnicctl link add enp1s0.100 vlan --parent enp1s0 --id 100"
+    )]
     Vlan {
         /// The lower device.
         #[arg(long)]
@@ -241,6 +267,7 @@ enum KindCmd {
         proto: VlanProto,
     },
     /// A bridge (`type bridge`), a master for other links.
+    #[command(after_help = "Example:\n  smartnicctl link add br0 bridge --up")]
     Bridge,
 }
 
@@ -305,7 +332,7 @@ fn show(ifname: Option<String>, output: Output, netns: &NetnsArg) -> anyhow::Res
         }
     })??;
     match output {
-        Output::Json => print_json(&LinksDoc { links }),
+        o @ (Output::Json | Output::Yaml) => print_data(o, &LinksDoc { links }),
         Output::Table => {
             for l in &links {
                 out(link_line(l))?;

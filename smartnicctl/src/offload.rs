@@ -15,25 +15,34 @@ use offload::{
     trace,
 };
 
-use crate::link::{block_on, out, print_json};
+use crate::link::{block_on, out, print_data, print_json};
 
 /// Where the node's OVS is.
 #[derive(clap::Args, Clone, Debug)]
 pub struct OvsArgs {
     /// OVS run directory (db.sock, the ovs-vswitchd control socket).
-    #[arg(long, env = "OVS_RUNDIR", default_value = "/run/openvswitch")]
+    #[arg(
+        long,
+        env = "OVS_RUNDIR",
+        default_value = "/run/openvswitch",
+        global = true
+    )]
     pub(crate) rundir: PathBuf,
     /// OVSDB remote (default: unix:RUNDIR/db.sock).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub(crate) db: Option<String>,
     /// The integration bridge.
-    #[arg(long, default_value = "br-int")]
+    #[arg(long, default_value = "br-int", global = true)]
     pub(crate) bridge: String,
     /// Node name in the report (default: the host name).
-    #[arg(long, env = "NODE_NAME")]
+    #[arg(long, env = "NODE_NAME", global = true)]
     node: Option<String>,
     /// ovs-vswitchd log to read offload failures from.
-    #[arg(long, default_value = "/var/log/openvswitch/ovs-vswitchd.log")]
+    #[arg(
+        long,
+        default_value = "/var/log/openvswitch/ovs-vswitchd.log",
+        global = true
+    )]
     log: PathBuf,
     /// Ask the kernel: add and remove a skip_sw flower rule on each attachment port and report
     /// its answer.
@@ -54,6 +63,17 @@ pub struct Select {
     /// The bridge port.
     #[arg(long)]
     port: Option<String>,
+}
+
+impl std::fmt::Display for Select {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.pod, &self.netns, &self.port) {
+            (Some(p), _, _) => write!(f, "--pod {p}"),
+            (_, Some(n), _) => write!(f, "--netns {n}"),
+            (_, _, Some(p)) => write!(f, "--port {p}"),
+            _ => f.write_str("the selection"),
+        }
+    }
 }
 
 impl Select {
@@ -81,7 +101,9 @@ pub enum Format {
     Table,
     /// JSON.
     Json,
-    /// Prometheus text (node report only).
+    /// The JSON document as YAML.
+    Yaml,
+    /// Prometheus text exposition.
     Prom,
 }
 
@@ -107,9 +129,9 @@ pub struct TraceArgs {
     /// Destination MAC of the traced packet (default: broadcast, i.e. the flood path).
     #[arg(long, default_value = "ff:ff:ff:ff:ff:ff")]
     dst_mac: String,
-    /// Output format (table or json).
+    /// Output format (a path has no metrics: no `prom`).
     #[arg(short, long, value_enum, default_value_t)]
-    output: Format,
+    output: crate::link::Output,
 }
 
 struct Conn {
@@ -124,14 +146,24 @@ pub(crate) async fn connect_db(a: &OvsArgs) -> anyhow::Result<Ovs> {
         Some(r) => Remote::parse(r),
         None => Remote::unix(a.rundir.join("db.sock")),
     };
-    Ovs::connect(&remote)
-        .await
-        .with_context(|| format!("cannot reach ovsdb-server at {remote}"))
+    Ovs::connect(&remote).await.with_context(|| {
+        format!(
+            "cannot reach ovsdb-server at {remote}: is Open vSwitch running on this host \
+                 (ovsdb-server and ovs-vswitchd, e.g. `systemctl start openvswitch-switch`)? \
+                 Elsewhere, point --rundir (or --db) at its run directory"
+        )
+    })
 }
 
 async fn connect(a: &OvsArgs) -> anyhow::Result<Conn> {
     let ovs = connect_db(a).await?;
-    let appctl = Appctl::in_rundir(&a.rundir).await?;
+    let appctl = Appctl::in_rundir(&a.rundir).await.with_context(|| {
+        format!(
+            "cannot reach ovs-vswitchd's control socket in {}: is ovs-vswitchd running? \
+             Elsewhere, point --rundir at its run directory",
+            a.rundir.display()
+        )
+    })?;
     let node = a.node.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
@@ -155,11 +187,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         if a.select.any() {
             r.attachments.retain(|x| a.select.matches(x));
             if r.attachments.is_empty() {
-                bail!("no attachment on {} matches {:?}", a.ovs.bridge, a.select);
+                bail!(
+                    "no attachment on bridge {} matches {} (`smartnicctl offload` lists them)",
+                    a.ovs.bridge,
+                    a.select
+                );
             }
         }
         match a.output {
             Format::Json => print_json(&r),
+            Format::Yaml => print_data(crate::link::Output::Yaml, &r),
             Format::Prom => out(metrics::render(&r).trim_end()),
             Format::Table => print_report(&r, a.select.any()),
         }
@@ -169,10 +206,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 fn print_report(r: &OffloadReport, one: bool) -> anyhow::Result<()> {
     if !one {
         out(format!(
-            "node {} bridge {} datapath {:?} hw-offload {} tc-policy {}",
+            "node {} bridge {} datapath {} hw-offload {} tc-policy {}",
             r.node,
             r.bridge,
-            r.datapath,
+            serde_json::to_value(r.datapath)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             r.hw_offload,
             r.tc_policy.as_str()
         ))?;
@@ -259,12 +299,17 @@ pub fn run_trace(a: TraceArgs) -> anyhow::Result<()> {
             .attachments
             .iter()
             .find(|x| a.select.matches(x))
-            .with_context(|| format!("no attachment on {} matches {:?}", a.ovs.bridge, a.select))?;
+            .with_context(|| {
+                format!(
+                    "no attachment on bridge {} matches {} (`smartnicctl offload` lists them)",
+                    a.ovs.bridge, a.select
+                )
+            })?;
         let hops =
             trace::trace_attachment(&c.ovs, &c.appctl, &a.ovs.bridge, att, &a.dst_mac).await?;
         match a.output {
-            Format::Json => print_json(&hops),
-            _ => {
+            o @ (crate::link::Output::Json | crate::link::Output::Yaml) => print_data(o, &hops),
+            crate::link::Output::Table => {
                 out(format!(
                     "trace {} {} (port {}, network {}, VNI {}) towards {}",
                     att.info.pod.as_deref().unwrap_or("-"),

@@ -12,7 +12,7 @@ use offload::{
 };
 
 use crate::{
-    link::{block_on, out, print_json},
+    link::{block_on, out, print_data, print_json},
     offload::{OvsArgs, connect_db},
 };
 
@@ -41,6 +41,9 @@ enum Policy {
 #[derive(clap::Subcommand, Debug)]
 enum Cmd {
     /// Node setup: hw-offload (and tc-policy), the integration bridge, hw-tc-offload on devices.
+    #[command(
+        after_help = "Example:\n  smartnicctl ovs setup --datapath system --hw-offload true --rundir /run/openvswitch"
+    )]
     Setup {
         /// Bridge datapath.
         #[arg(long, value_enum, default_value = "system")]
@@ -56,6 +59,9 @@ enum Cmd {
         tc_offload: Vec<String>,
     },
     /// Attach a pod: a veth into --netns, or a VF representor already paired with a VF in the pod.
+    #[command(
+        after_help = "Example:\n  smartnicctl ovs attach --network default/red --vni 100 --netns /run/netns/pod1 --pod default/pod1"
+    )]
     Attach {
         /// The network (NAMESPACE/NAME).
         #[arg(long)]
@@ -93,11 +99,13 @@ enum Cmd {
         output: crate::link::Output,
     },
     /// Remove an attachment's port (and its veth).
+    #[command(after_help = "Example:\n  smartnicctl ovs detach pod1-eth0")]
     Detach {
         /// The bridge port.
         port: String,
     },
     /// Make the tunnel ports exactly these peers (NODE=IP, repeatable).
+    #[command(after_help = "Example:\n  smartnicctl ovs peers --peer 192.0.2.11 --peer 192.0.2.12")]
     Peers {
         /// NODE=IP
         #[arg(long = "peer")]
@@ -107,6 +115,7 @@ enum Cmd {
         dst_port: u16,
     },
     /// Print the tunnel endpoint of an uplink (its first global address).
+    #[command(after_help = "Example:\n  smartnicctl ovs endpoint ens1f0np0")]
     Endpoint {
         /// The uplink.
         uplink: String,
@@ -185,7 +194,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 }
                 let r = req.execute().await.context("attach failed")?;
                 match output {
-                    crate::link::Output::Json => print_json(&r),
+                    o @ (crate::link::Output::Json | crate::link::Output::Yaml) => {
+                        print_data(o, &r)
+                    }
                     crate::link::Output::Table => out(format!(
                         "{} ofport {} network {network} VNI {vni}: {}",
                         r.port, r.ofport, r.reason
@@ -212,7 +223,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     })
                     .collect::<anyhow::Result<_>>()?;
                 let c = overlay.set_peers(&peers, dst_port).await?;
-                out(format!("added {:?} removed {:?}", c.added, c.removed))
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                out(format!(
+                    "tunnel ports added: {}; removed: {}",
+                    list(&c.added),
+                    list(&c.removed)
+                ))
             }
             Cmd::Endpoint { .. } => Ok(()),
         }

@@ -1,12 +1,21 @@
-//! `smartnicctl plan -f policies.yaml [--root DIR] [--node-labels k=v,...] [-o table|json]`:
+//! `smartnicctl plan -f FILE|- [--root DIR] [--node-labels k=v,...] [-o table|json|yaml]`:
 //! what the policies would do on this host (or on a sysfs tree), without a cluster.
+//!
+//! The file is decoded as strictly as the API server decodes it (`crds::strict`): an unknown
+//! field, a misspelt kind or an empty file is an error naming the document, the line and the
+//! field, with the field meant for a near miss. Objects of other kinds are passed over with a
+//! note.
 //!
 //! The same planners as the operator and the agent: `planner::PolicySet::plan_node` turns the
 //! policies and the discovered inventory into the node's `NicNodeState.spec` (with its
 //! device-plugin configuration), then `planner::apply::plan_host` turns that spec and the host
 //! into ordered steps per PF with their disruption class. A policy the planner rejects (more VFs
 //! than `sriov_totalvfs`, a conflict, ...) fails the command, naming the policy, the PF and the
-//! reason; nothing is changed.
+//! reason; nothing is changed. A policy that selects no PF is listed with the selector part that
+//! excluded each PF of the host (`planner::why`).
+//!
+//! Exit status: 0 when the plan covers at least one PF, 2 when no PF is selected (nothing
+//! planned), 1 on any error.
 //!
 //! `--apply` then carries the plan out on this host with the agent's executor (each PF on its
 //! own thread, progress in the agent's state file, the device-plugin hand-off file kept to the
@@ -40,15 +49,14 @@ use planner::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::link::{Output, out, print_json};
+use crate::link::{Output, out, print_data};
 
 /// Arguments of `smartnicctl plan`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// YAML file of `NicPolicy` objects (several documents, or a `List`); a `NicOperatorConfig`
-    /// in it gives the resource prefix. Without any policy, the PFs the agent's state file says
-    /// it configured are reset (0 VFs, legacy).
-    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    /// YAML or JSON file of `NicPolicy` objects (several documents, or a `List`; `-` reads
+    /// stdin); a `NicOperatorConfig` in it gives the resource prefix.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|-")]
     file: PathBuf,
     /// Read the sysfs tree under DIR instead of the host's (e.g. examples/hosts/igb-82576).
     #[arg(long, value_name = "DIR")]
@@ -86,15 +94,27 @@ struct Report<'a> {
     rejections: Vec<Value>,
     /// Adjustments.
     warnings: Vec<Value>,
+    /// Policies that select no PF of this host, with the selector part that excluded each PF.
+    unselected: Vec<Value>,
 }
+
+/// `plan` found nothing to do on any PF: exit status 2 (see the module documentation).
+#[derive(Debug)]
+pub struct NothingPlanned;
+
+impl std::fmt::Display for NothingPlanned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("nothing planned: no PF of this host is selected by a policy")
+    }
+}
+
+impl std::error::Error for NothingPlanned {}
 
 /// Runs `smartnicctl plan`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let (mut policies, prefix) =
-        parse_objects(&text).with_context(|| format!("cannot parse {}", args.file.display()))?;
-    // no policy at all is a valid input: every PF the agent configured is then reset
+    let text = crate::input::read(&args.file)?;
+    let (mut policies, prefix) = parse_objects(&text)
+        .with_context(|| format!("{} is refused", crate::input::name(&args.file)))?;
     let labels = match &args.node_labels {
         Some(l) => parse_labels(l)?,
         None => select_everything(&mut policies),
@@ -141,9 +161,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     }));
     errors.extend(plan.problems.iter().map(|p| p.message.clone()));
+    let unselected = planner::why::unselected(&policies, &labels, &inventory);
 
     match args.output {
-        Output::Json => print_json(&Report {
+        o @ (Output::Json | Output::Yaml) => print_data(o, &Report {
             spec: &spec,
             plan: &plan,
             rejections: node
@@ -160,11 +181,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .iter()
                 .map(|w| serde_json::json!({"policy": w.policy, "pf": w.pf, "message": w.message}))
                 .collect(),
+            unselected: unselected
+                .iter()
+                .map(|u| serde_json::json!({"policy": u.policy, "reasons": u.reasons}))
+                .collect(),
         })?,
-        Output::Table => out(render(&node, &spec, &plan).trim_end())?,
+        Output::Table => out(render(&node, &spec, &plan, &unselected, &inventory).trim_end())?,
     }
     if !errors.is_empty() {
         bail!("{}; nothing was changed", errors.join("; "));
+    }
+    if plan.pfs.is_empty() {
+        return Err(NothingPlanned.into());
     }
     if args.apply {
         apply(&args, &spec, &plan)?;
@@ -265,40 +293,22 @@ fn pf_label(inv: &NicInventory, pci: &str) -> String {
 }
 
 /// The `NicPolicy` objects of a YAML stream and the resource prefix (from a `NicOperatorConfig`
-/// in it, or the default). Other kinds are ignored.
+/// in it, or the default), decoded strictly; other objects are named in a note on stderr.
 fn parse_objects(text: &str) -> anyhow::Result<(Vec<NicPolicy>, String)> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text)?;
-    let mut objects = Vec::new();
-    for d in docs {
-        match d.get("kind").and_then(Value::as_str) {
-            Some("List") => objects.extend(
-                d.get("items")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-            ),
-            _ => objects.push(d),
-        }
+    let decoded = crds::strict::decode_objects(text, &["NicPolicy", "NicOperatorConfig"])
+        .map_err(crate::input::decode_error)?;
+    for note in &decoded.ignored {
+        eprintln!("note: {note}");
     }
     let mut policies = Vec::new();
     let mut prefix = RESOURCE_PREFIX.to_owned();
-    for (i, o) in objects.into_iter().enumerate() {
-        let name = o
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_owned();
-        match o.get("kind").and_then(Value::as_str) {
-            Some("NicPolicy") => policies.push(
-                serde_json::from_value::<NicPolicy>(o)
-                    .with_context(|| format!("object {i} (NicPolicy {name})"))?,
-            ),
-            Some("NicOperatorConfig") => {
-                let cfg: NicOperatorConfig = serde_json::from_value(o)
-                    .with_context(|| format!("object {i} (NicOperatorConfig {name})"))?;
-                prefix = cfg.spec.resource_prefix;
-            }
-            _ => {}
+    for o in decoded.objects {
+        let at = format!("document {}, {} {}", o.document, o.kind, o.name);
+        if o.kind == "NicPolicy" {
+            policies.push(serde_json::from_value::<NicPolicy>(o.value).context(at)?);
+        } else {
+            let cfg: NicOperatorConfig = serde_json::from_value(o.value).context(at)?;
+            prefix = cfg.spec.resource_prefix;
         }
     }
     Ok((policies, prefix))
@@ -327,15 +337,23 @@ fn select_everything(policies: &mut [NicPolicy]) -> BTreeMap<String, String> {
     BTreeMap::from([(KEY.to_owned(), "local".to_owned())])
 }
 
+/// The disruption class as `-o json` spells it (`plan.class`), with a gloss where the word alone
+/// does not say who is affected: one vocabulary for the table and the JSON.
 fn class_str(c: planner::ChangeClass) -> &'static str {
     match c {
-        planner::ChangeClass::NonDisruptive => "none",
-        planner::ChangeClass::EvictVfPods => "evict the pods using these VFs",
+        planner::ChangeClass::NonDisruptive => "non-disruptive",
+        planner::ChangeClass::EvictVfPods => "evict-vf-pods (the pods using these VFs)",
         planner::ChangeClass::Reboot => "reboot",
     }
 }
 
-fn render(node: &NodePlan, spec: &NicNodeStateSpec, plan: &HostPlan) -> String {
+fn render(
+    node: &NodePlan,
+    spec: &NicNodeStateSpec,
+    plan: &HostPlan,
+    unselected: &[planner::why::Unselected],
+    inventory: &NicInventory,
+) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(
@@ -347,6 +365,21 @@ fn render(node: &NodePlan, spec: &NicNodeStateSpec, plan: &HostPlan) -> String {
     );
     if plan.pfs.is_empty() {
         let _ = writeln!(s, "no PF of this host is selected by a policy");
+    }
+    for u in unselected {
+        let _ = writeln!(s, "policy {} selects no PF of this host:", u.policy);
+        for r in &u.reasons {
+            let _ = writeln!(s, "  {r}");
+        }
+    }
+    if plan.pfs.is_empty() {
+        let _ = writeln!(s, "this host's PFs:");
+        if inventory.nics.is_empty() {
+            let _ = writeln!(s, "  none (no SR-IOV capable PCI function found)");
+        }
+        for nic in &inventory.nics {
+            let _ = writeln!(s, "  {}", planner::why::label(nic));
+        }
     }
     for pf in &plan.pfs {
         render_pf(&mut s, pf);

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, net::IpAddr};
 use nic::netlink::{IpFamily, IpPrefix, Route, RouteSpec, Scope, TABLE_LOCAL, TABLE_MAIN};
 use serde::Serialize;
 
-use crate::link::{NetnsArg, Output, block_on, out, print_json};
+use crate::link::{NetnsArg, Output, block_on, out, print_data};
 
 /// Arguments of `smartnicctl route`.
 #[derive(clap::Args)]
@@ -44,10 +44,13 @@ struct RouteArgs {
 #[derive(clap::Subcommand)]
 enum Cmd {
     /// Add a route (`ip route add DEST [via GW] [dev DEV] [table T] [metric M] [scope S]`).
+    #[command(after_help = "Example:\n  smartnicctl route add 10.1.0.0/16 --via 10.0.0.1")]
     Add(RouteArgs),
     /// Delete a route (`ip route del DEST ...`).
+    #[command(after_help = "Example:\n  smartnicctl route del 10.1.0.0/16")]
     Del(RouteArgs),
     /// List routes (`ip [-6] route show [table T|all] [dev DEV]`).
+    #[command(after_help = "Example:\n  smartnicctl route show --table all -o json")]
     Show {
         /// IPv6 routes (default IPv4).
         #[arg(short = '6')]
@@ -174,7 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 })
                 .collect();
             match output {
-                Output::Json => print_json(&RoutesDoc { routes: rows }),
+                o @ (Output::Json | Output::Yaml) => print_data(o, &RoutesDoc { routes: rows }),
                 Output::Table => {
                     for r in &rows {
                         out(route_line(r))?;

@@ -33,6 +33,9 @@ enum Cmd {
     /// already N), which destroys every existing VF, then waits until the N VFs exist and each
     /// has a driver and a netdev (only the PCI function when sriov_drivers_autoprobe is 0).
     /// Prints which VFs were destroyed.
+    #[command(
+        after_help = "Example:\n  smartnicctl sriov numvfs --pf enp1s0 4\n  smartnicctl sriov numvfs --pci 0000:01:00.0 0 --root /tmp/h --wait-secs 0"
+    )]
     Numvfs {
         /// The PF by netdev name.
         #[arg(
@@ -61,6 +64,7 @@ enum Cmd {
     },
     /// Show or set sriov_drivers_autoprobe of a PF: whether the kernel binds a driver to VFs as
     /// they are created (off: VFs stay unbound until bound on purpose, e.g. to vfio-pci).
+    #[command(after_help = "Example:\n  smartnicctl sriov autoprobe --pf enp1s0 off")]
     Autoprobe {
         /// The PF by netdev name.
         #[arg(
@@ -84,6 +88,7 @@ enum Cmd {
     /// drivers/DRIVER/bind, then check the bound driver; when that fails, the previous driver
     /// and driver_override are put back and the error says so. `none` unbinds the function and
     /// clears driver_override.
+    #[command(after_help = "Example:\n  smartnicctl sriov driver --pci 0000:3b:00.2 vfio-pci")]
     Driver {
         /// The function's PCI address (0000:3b:00.2).
         #[arg(long, value_name = "BDF")]
@@ -101,6 +106,7 @@ enum Cmd {
     /// devlink port (`devlink port show`: pfnum, vfnum, controller), or, where devlink cannot
     /// answer (no devlink, or the uplink has no devlink port), the netdev on the uplink's
     /// phys_switch_id whose phys_port_name is `pf<P>vf<N>`; fails when there is none.
+    #[command(after_help = "Example:\n  smartnicctl sriov representor --pf ens1f0np0 --vf 3")]
     Representor {
         /// The uplink netdev (phys_port_name `p<P>`).
         #[arg(long, value_name = "UPLINK")]
@@ -149,6 +155,60 @@ fn pf_arg(
     }
 }
 
+/// While `sriov numvfs` waits for the kernel (a minute for a hundred VFs on some hosts), a line
+/// on stderr every few seconds with how many VFs are there; stopped when dropped.
+struct Progress {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    const FIRST: Duration = Duration::from_secs(2);
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn start(dir: PathBuf, label: String, n: u32, timeout: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let mut next = Self::FIRST;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if start.elapsed() < next || flag.load(Ordering::Relaxed) {
+                    continue;
+                }
+                next += Self::EVERY;
+                let present = std::fs::read_dir(&dir)
+                    .map(|d| {
+                        d.flatten()
+                            .filter(|e| e.file_name().to_string_lossy().starts_with("virtfn"))
+                            .count()
+                    })
+                    .unwrap_or(0);
+                eprintln!(
+                    "{label}: waiting for the VFs: {present} of {n} present after {} (giving up after {})",
+                    crds::report::human_duration(start.elapsed()),
+                    crds::report::human_duration(timeout)
+                );
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// `VFs 0-7`, `VF 0`, `no VF`.
 fn vf_range(r: std::ops::Range<u32>) -> String {
     match r.len() {
@@ -181,9 +241,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if let Some(r) = ready {
                 req = req.ready(r);
             }
-            let o = req
-                .execute()
-                .with_context(|| format!("set sriov_numvfs of {label} to {n}"))?;
+            let progress = (wait_secs > 0 && n > 0).then(|| {
+                Progress::start(
+                    sysfs.path(format!("sys/bus/pci/devices/{addr}")),
+                    label.clone(),
+                    n,
+                    Duration::from_secs(wait_secs),
+                )
+            });
+            let result = req.execute();
+            drop(progress);
+            let o = result.with_context(|| format!("set sriov_numvfs of {label} to {n}"))?;
             if !o.changed {
                 return out(format!("{label}: sriov_numvfs is already {n}"));
             }
@@ -194,8 +262,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
             match o.ready {
                 Some(r) if o.verified && n > 0 => out(format!(
-                    "{what}; every VF has {r} after {:.1} s",
-                    o.waited.as_secs_f64()
+                    "{what}; every VF has {r} after {}",
+                    crds::report::human_duration(o.waited)
                 )),
                 _ if o.verified => out(what),
                 _ => out(format!("{what}; not waiting for the VFs")),

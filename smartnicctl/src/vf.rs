@@ -3,7 +3,7 @@
 use nic::netlink::{MacAddr, VfInfo, VfLinkState, VlanProto};
 use serde::Serialize;
 
-use crate::link::{Output, block_on, host_netlink, on_off, out, print_json};
+use crate::link::{Output, block_on, host_netlink, on_off, out, print_data};
 
 /// Arguments of `smartnicctl vf`.
 #[derive(clap::Args)]
@@ -16,8 +16,12 @@ pub struct Args {
 enum Cmd {
     /// Change VF settings; one request per setting, in the order listed here, stopping at the
     /// first the kernel refuses.
+    #[command(
+        after_help = "Example:\n  smartnicctl vf set --pf enp1s0 --vf 0 --vlan 100 --max-tx-rate 500Mbit"
+    )]
     Set(SetArgs),
     /// Show the PF's VF table.
+    #[command(after_help = "Example:\n  smartnicctl vf show --pf enp1s0 -o json")]
     Show {
         /// The PF interface.
         #[arg(long)]
@@ -66,11 +70,13 @@ struct SetArgs {
     /// Trusted VF.
     #[arg(long, value_enum)]
     trust: Option<OnOff>,
-    /// Guaranteed TX rate in Mbit/s (the max rate is kept).
-    #[arg(long)]
+    /// Guaranteed TX rate with a unit (`500Mbit`, `10Gbit`; a plain number is Mbit/s); the max
+    /// rate is kept.
+    #[arg(long, value_name = "RATE", value_parser = crate::rate::parse_mbit)]
     min_tx_rate: Option<u32>,
-    /// TX rate limit in Mbit/s (the min rate is kept).
-    #[arg(long)]
+    /// TX rate limit with a unit (`500Mbit`, `10Gbit`; a plain number is Mbit/s); the min rate
+    /// is kept.
+    #[arg(long, value_name = "RATE", value_parser = crate::rate::parse_mbit)]
     max_tx_rate: Option<u32>,
     /// VF link state: auto, enable or disable.
     #[arg(long)]
@@ -91,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let nl = host_netlink()?;
             let vfs = block_on(nl.vf(pf.as_str()).list().execute())??;
             match output {
-                Output::Json => print_json(&VfsDoc { pf, vfs }),
+                o @ (Output::Json | Output::Yaml) => print_data(o, &VfsDoc { pf, vfs }),
                 Output::Table => {
                     out(format_args!("{pf}: {} VFs", vfs.len()))?;
                     for vf in &vfs {
@@ -121,6 +127,8 @@ fn set(a: SetArgs) -> anyhow::Result<()> {
         );
     }
     let nl = host_netlink()?;
+    let device = format!("PF {} VF {}", a.pf, a.vf);
+    let what = set_what(&a);
     block_on(async move {
         let mut req = nl.vf(nl_pf.as_str()).set(a.vf);
         if let Some(mac) = a.mac {
@@ -145,8 +153,28 @@ fn set(a: SetArgs) -> anyhow::Result<()> {
             req = req.link_state(s);
         }
         req.execute().await
-    })??;
+    })?
+    .map_err(|e| crate::errno::explain(e.into(), &device, &what))?;
     Ok(())
+}
+
+/// What `vf set` was asked to change, for error messages.
+fn set_what(a: &SetArgs) -> String {
+    let mut what = Vec::new();
+    for (set, name) in [
+        (a.mac.is_some(), "a VF MAC"),
+        (a.vlan.is_some(), "a VF VLAN"),
+        (a.spoofchk.is_some(), "VF spoof checking"),
+        (a.trust.is_some(), "VF trust"),
+        (a.min_tx_rate.is_some(), "a minimum VF TX rate"),
+        (a.max_tx_rate.is_some(), "a VF TX rate limit"),
+        (a.link_state.is_some(), "a VF link state"),
+    ] {
+        if set {
+            what.push(name);
+        }
+    }
+    what.join(", ")
 }
 
 fn vf_line(vf: &VfInfo) -> String {

@@ -86,7 +86,7 @@ fn igb_to_seven_vfs_plans_the_igb_order_without_disruption() {
     let out = text(&table.stdout);
     assert!(table.status.success(), "{out}{}", text(&table.stderr));
     assert!(
-        out.starts_with("node: 1 PF(s), 12 step(s), disruption: none"),
+        out.starts_with("node: 1 PF(s), 12 step(s), disruption: non-disruptive"),
         "{out}"
     );
     assert!(out.contains("   2. sriov_numvfs 7\n"), "{out}");
@@ -152,7 +152,7 @@ fn e810_count_change_with_a_vfio_vf_evicts_its_users() {
                 .lines()
                 .next()
                 .unwrap()
-                .ends_with("disruption: evict the pods using these VFs"),
+                .ends_with("disruption: evict-vf-pods (the pods using these VFs)"),
         "{out}"
     );
 }
@@ -160,12 +160,23 @@ fn e810_count_change_with_a_vfio_vf_evicts_its_users() {
 #[test]
 fn node_labels_decide_which_policies_apply() {
     let f = policies(&policy("igb", "enp1s0", 7, ""));
-    let v = json(&plan(
+    // nothing planned: exit status 2, and the policy is listed with why
+    let o = plan(
         "igb-82576",
         &f,
         &["--node-labels", "lab=false", "-o", "json"],
-    ));
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["plan"]["pfs"], serde_json::json!([]));
+    assert_eq!(v["unselected"][0]["policy"], "igb");
+    assert!(
+        v["unselected"][0]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("nodeSelector"),
+        "{v}"
+    );
     let v = json(&plan(
         "igb-82576",
         &f,

@@ -494,3 +494,41 @@ fn sriov_representor_looks_up_the_vf_representor_in_sysfs() {
     ]);
     assert!(err.contains("not a switchdev uplink"), "{err}");
 }
+
+#[test]
+fn a_long_vf_wait_shows_progress_and_says_its_duration_plainly() {
+    // a copy of the igb tree: the write goes through, but no kernel creates the VFs
+    let dir = tempfile::tempdir().expect("dir");
+    let tree = dir.path().join("h");
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(example("igb-82576"))
+            .arg(&tree)
+            .status()
+            .expect("cp")
+            .success()
+    );
+    let o = ctl(&[
+        "sriov",
+        "numvfs",
+        "--pci",
+        "0000:01:00.0",
+        "7",
+        "--root",
+        tree.to_str().expect("utf-8"),
+        "--wait-secs",
+        "3",
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines().last().is_some_and(|l| l.starts_with("error: ")),
+        "{err}"
+    );
+    assert!(
+        err.contains("waiting for the VFs: 2 of 7 present after "),
+        "{err}"
+    );
+    assert!(err.contains("VFs present after 3 s"), "{err}");
+}

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! smartnic-agent --node-name $NODE_NAME [--host-root /host] [--state-file FILE]
-//!                [--device-plugin-file FILE] [--metrics-addr ADDR] [--log-level FILTER] [--once]
+//!                [--device-plugin-file FILE] [--metrics-addr ADDR] [--log-level FILTER]
+//!                [--log-format text|json] [--once]
 //!                [--tunnel-uplink IFACE [--ovs-rundir DIR] [--ovs-datapath auto|system|netdev]]
 //! smartnic-agent --spec-file FILE [--allow-disruption] [--host-root DIR] [--state-file FILE]
 //!                [--device-plugin-file FILE]
@@ -75,11 +76,15 @@ struct Args {
     #[arg(long, env = "DEVICE_PLUGIN_FILE", default_value = DEFAULT_DEVICE_PLUGIN_FILE)]
     device_plugin_file: PathBuf,
     /// Address of the plain-HTTP /metrics, /healthz and /readyz endpoints.
-    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9110")]
+    #[arg(long, env = "METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     metrics_addr: SocketAddr,
     /// Log filter (`RUST_LOG` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info,kube_runtime=warn")]
     log_level: String,
+    /// Log line format: text (coloured only on a terminal, never with NO_COLOR) or one JSON
+    /// object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// Start, run one pass, exit (0: the host shows the spec).
     #[arg(long)]
     once: bool,
@@ -114,6 +119,18 @@ struct Args {
     ovs_datapath: DatapathArg,
 }
 
+/// The default of `--metrics-addr`: the host port the DaemonSet in `deploy/agent/` opens.
+const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9830";
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
 /// `--ovs-datapath`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum DatapathArg {
@@ -122,23 +139,45 @@ enum DatapathArg {
     Netdev,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+/// `error: ...` with the causes joined once, exit status 1 (no `Caused by:` dump).
+fn main() -> std::process::ExitCode {
+    match main_inner() {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {}", crds::report::error_chain(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(args: &Args) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .with_context(|| format!("--log-level {:?} is not a log filter", args.log_level))?;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let ok = match &args.spec_file {
-        Some(file) => rt.block_on(standalone(&args, file))?,
-        None => rt.block_on(run(args))?,
-    };
-    if !ok {
-        std::process::exit(1);
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder
+            .with_ansi(
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .init(),
+        LogFormat::Json => builder.with_ansi(false).json().flatten_event(true).init(),
     }
     Ok(())
+}
+
+fn main_inner() -> anyhow::Result<bool> {
+    let args = Args::parse();
+    init_logging(&args)?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match &args.spec_file {
+        Some(file) => rt.block_on(standalone(&args, file)),
+        None => rt.block_on(run(args)),
+    }
 }
 
 fn host_side(args: &Args) -> HostSide {
@@ -160,20 +199,17 @@ fn host_side(args: &Args) -> HostSide {
 async fn standalone(args: &Args, file: &std::path::Path) -> anyhow::Result<bool> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let doc: serde_json::Value = serde_saphyr::from_str(&text)
-        .with_context(|| format!("{} is not JSON or YAML", file.display()))?;
-    let doc = match doc.get("kind").and_then(serde_json::Value::as_str) {
-        Some("NicNodeState") => doc.get("spec").cloned().unwrap_or_default(),
-        _ => doc,
-    };
+    // as strict as the API server: a misspelt field is an error naming its line, never dropped
+    let doc = crds::strict::decode_spec(&text, "NicNodeState")
+        .with_context(|| format!("{} is refused", file.display()))?;
     let spec: NicNodeStateSpec = serde_json::from_value(doc)
         .with_context(|| format!("{} is not a NicNodeStateSpec", file.display()))?;
     let host = host_side(args);
     let (_, reapplied) = host.start().await?;
     if let Some(r) = &reapplied {
         println!(
-            "after the reboot, re-applied the last spec: {:?}",
-            r.outcome
+            "after the reboot, re-applied the last spec: {}",
+            outcome_text(&r.outcome)
         );
     }
     let local = host.apply_local(&spec, None, args.allow_disruption).await?;
@@ -194,7 +230,7 @@ async fn standalone(args: &Args, file: &std::path::Path) -> anyhow::Result<bool>
                 eprintln!("error: {e}");
             }
         }
-        other => eprintln!("not in sync: {other:?}"),
+        other => eprintln!("not in sync: {}", outcome_text(other)),
     }
     Ok(local.outcome == PassOutcome::InSync)
 }
@@ -304,4 +340,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         tracing::info!(outcome = ?o, "one pass done");
     }
     Ok(!matches!(outcome, Some(ref o) if *o != PassOutcome::InSync))
+}
+
+/// A pass's outcome in words, for the standalone mode's output.
+fn outcome_text(o: &PassOutcome) -> String {
+    match o {
+        PassOutcome::InSync => "in sync".into(),
+        PassOutcome::Failed(errors) => format!("failed: {}", errors.join("; ")),
+        PassOutcome::DrainTimedOut => "the drain was not granted in time".into(),
+        PassOutcome::RebootRequired => "a firmware change waits for a reboot of this host".into(),
+        PassOutcome::Superseded => "a newer spec arrived; it is planned next".into(),
+    }
 }

@@ -4,13 +4,14 @@
 //! ```text
 //!   <dataDir>/<network>/lock                 empty; flock(LOCK_EX) for the whole allocation
 //!   <dataDir>/<network>/10.66.0.2            "<containerID>\r\n<ifname>" (no trailing newline),
-//!                                            created with O_CREAT|O_EXCL
+//!                                            0600, written whole then linked in (fails if taken)
 //!   <dataDir>/<network>/last_reserved_ip.0   last address handed out from range set 0
 //! ```
 //!
 //! Addresses are tried from the one after `last_reserved_ip.<set>` round the range set, skipping
-//! gateways, as the reference does. Files are not fsynced (neither does the reference): the state
-//! describes pods, which do not survive a host crash either.
+//! gateways, as the reference does. A lease is written to a temporary file, fsynced and linked
+//! into place, so a crash leaves either a whole lease or none (never an empty file that holds an
+//! address for nobody); `last_reserved_ip` is only a search hint and is rewritten in place.
 
 use std::{
     fs::{self, OpenOptions},
@@ -145,6 +146,11 @@ fn check_range(r: &RangeConf, at: &str) -> Result<Range, CniError> {
     let net = to_bits(subnet.network());
     let last = to_bits(subnet.last());
     let v4 = subnet.is_ipv4();
+    if subnet.prefix == 0 {
+        return Err(invalid(format!(
+            "key ipam.{at}.subnet: {subnet} is every address; give the subnet the pods are on"
+        )));
+    }
     if last.saturating_sub(net) < 2 {
         return Err(invalid(format!(
             "key ipam.{at}.subnet: {subnet} is too small"
@@ -203,7 +209,7 @@ impl HostLocal {
                 "key ipam.ranges: host-local needs at least one range in every range set",
             ));
         }
-        let mut sets = Vec::new();
+        let mut sets: Vec<Vec<Range>> = Vec::new();
         for (i, set) in raw_sets.iter().enumerate() {
             let mut ranges: Vec<Range> = Vec::new();
             for (j, r) in set.iter().enumerate() {
@@ -224,6 +230,18 @@ impl HostLocal {
                     )));
                 }
                 ranges.push(range);
+            }
+            for (k, other) in sets.iter().enumerate() {
+                if let Some(r) = ranges.iter().find(|r| {
+                    other.iter().any(|o: &Range| {
+                        o.contains(r.start) || o.contains(r.end) || r.contains(o.start)
+                    })
+                }) {
+                    return Err(invalid(format!(
+                        "key ipam.ranges[{i}]: {}-{} overlaps range set {k}; one address would be handed out twice",
+                        r.start, r.end
+                    )));
+                }
             }
             sets.push(ranges);
         }
@@ -314,19 +332,27 @@ impl HostLocal {
         })
     }
 
+    /// Takes `ip` for `id`/`ifname` unless someone holds it. The lease appears whole or not at
+    /// all: its contents go to a temporary file (0600, fsynced) that is then hard-linked to the
+    /// address's name, which fails when the name exists (the `O_EXCL` of the reference, made
+    /// atomic with the contents).
     fn reserve(&self, ip: IpAddr, id: &str, ifname: &str) -> Result<bool, CniError> {
         let path = self.dir.join(ip.to_string());
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                f.write_all(format!("{id}\r\n{ifname}").as_bytes())
-                    .map_err(|e| io_err("write", &path, e))?;
-                Ok(true)
-            }
+        let tmp = self.dir.join(format!(".lease-{}-{ip}", std::process::id()));
+        let write_tmp = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(format!("{id}\r\n{ifname}").as_bytes())?;
+            f.sync_all()
+        };
+        let linked = write_tmp().and_then(|()| fs::hard_link(&tmp, &path));
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(io_err("create", &path, e)),
         }
@@ -365,8 +391,13 @@ impl HostLocal {
         ifname: &str,
     ) -> Result<(IpAddr, &'r Range), CniError> {
         let last_path = self.dir.join(format!("last_reserved_ip.{set_index}"));
-        let last_text = fs::read_to_string(&last_path).ok();
-        let last: Option<IpAddr> = last_text.as_deref().and_then(|s| s.trim().parse().ok());
+        // Bytes, not text: a file that is not valid text (damaged) is read as "no last address"
+        // and rewritten whole below, its full old length known.
+        let last_bytes = fs::read(&last_path).ok();
+        let last: Option<IpAddr> = last_bytes
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.trim().parse().ok());
         // Start after the last reserved address when it is still in the set; else at the start.
         let (mut ri, mut cur) =
             match last.and_then(|l| set.iter().position(|r| r.contains(l)).map(|i| (i, l))) {
@@ -392,7 +423,7 @@ impl HostLocal {
                 continue;
             }
             if self.reserve(next, id, ifname)? {
-                let old_len = last_text.as_ref().map_or(0, String::len);
+                let old_len = last_bytes.as_ref().map_or(0, Vec::len);
                 overwrite(&last_path, &next.to_string(), old_len)
                     .map_err(|e| io_err("write", &last_path, e))?;
                 return Ok((next, range));
@@ -607,6 +638,40 @@ mod tests {
     }
 
     #[test]
+    fn leases_are_private_and_a_damaged_last_reserved_is_rewritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let hl = conf(
+            tmp.path(),
+            serde_json::json!([[{"subnet": "10.66.0.0/29"}]]),
+        );
+        let dir = tmp.path().join("net");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("last_reserved_ip.0"),
+            b"\xff\xfe\xfd 10.66.0.9 garbage",
+        )
+        .unwrap();
+        let r = hl.add("a", "net1", &[]).unwrap();
+        assert_eq!(r.ips[0].address.addr.to_string(), "10.66.0.2");
+        assert_eq!(
+            fs::read(dir.join("last_reserved_ip.0")).unwrap(),
+            b"10.66.0.2"
+        );
+        let mode = fs::metadata(dir.join("10.66.0.2"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(names.is_empty(), "temporary files left: {names:?}");
+    }
+
+    #[test]
     fn requested_addresses_and_gc() {
         let tmp = tempfile::tempdir().unwrap();
         let hl = conf(
@@ -650,6 +715,15 @@ mod tests {
             (serde_json::json!([[{"subnet": "10.0.0.0/31"}]]), "subnet"),
             (serde_json::json!([[{"subnet": "10.0.0.0"}]]), "subnet"),
             (serde_json::json!([[]]), "ranges"),
+            (
+                serde_json::json!([[{"subnet": "0.0.0.0/0"}]]),
+                "every address",
+            ),
+            (serde_json::json!([[{"subnet": "::/0"}]]), "every address"),
+            (
+                serde_json::json!([[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.0.0.128/25"}]]),
+                "overlaps range set 0",
+            ),
         ] {
             let err = HostLocal::parse(
                 &serde_json::json!({"type": "host-local", "ranges": ranges}),

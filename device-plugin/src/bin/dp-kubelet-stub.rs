@@ -9,7 +9,8 @@
 //!       {"event":"list","resource":..,"devices":[{"id":..,"health":..,"numa":N|null}],"t":MS}
 //!     (t: milliseconds since the Unix epoch, to compare with `date +%s%3N`)
 //! dp-kubelet-stub allocate --plugin-dir DIR --endpoint SOCK ID...
-//!     calls Allocate for one container and prints the answer as JSON
+//!     calls Allocate for one container and prints the answer as JSON, with `rpcUs`: the call's
+//!     time in microseconds (connecting not included)
 //! dp-kubelet-stub preferred --plugin-dir DIR --endpoint SOCK --size N [--must ID]... ID...
 //!     calls GetPreferredAllocation and prints the chosen IDs as a JSON array
 //! ```
@@ -166,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Allocate { endpoint, ids } => {
             let mut c = client(&cli, endpoint).await?;
+            let t0 = std::time::Instant::now();
             let r = c
                 .allocate(AllocateRequest {
                     container_requests: vec![ContainerAllocateRequest {
@@ -188,7 +190,8 @@ async fn main() -> anyhow::Result<()> {
                            "mounts": c.mounts.len()})
                 })
                 .collect();
-            println!("{}", json!({ "containers": containers }));
+            let rpc_us = t0.elapsed().as_micros() as u64;
+            println!("{}", json!({ "containers": containers, "rpcUs": rpc_us }));
         }
         Cmd::Preferred {
             endpoint,

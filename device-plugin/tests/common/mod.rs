@@ -196,6 +196,7 @@ impl Plugin {
             devinfo_dir: dir.path().join("devinfo"),
             cdi_dir: cdi.then(|| dir.path().join("cdi")),
             strategy: Strategy::Pack,
+            safety_check: device_plugin::plugin::SAFETY_CHECK,
         };
         edit(&mut settings);
         let metrics = Arc::new(Metrics::new());

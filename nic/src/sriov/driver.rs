@@ -335,7 +335,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "cannot bind 0000:01:10.2 to vfio-pci: 0000:01:10.2 is bound to no driver after 1s, \
+            "cannot bind 0000:01:10.2 to vfio-pci: 0000:01:10.2 is bound to no driver after 1 s, \
              not to vfio-pci; rolled back: on igbvf again, driver_override cleared"
         );
         assert_eq!(h.driver(vf).get().unwrap().as_deref(), Some("igbvf"));

@@ -506,7 +506,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "2 of 4 VFs of 0000:01:00.0 have a netdev after 10s: missing 1,3"
+            "2 of 4 VFs of 0000:01:00.0 have a netdev after 10 s: missing 1,3"
         );
         // vfio-pci VFs need only a driver
         let out = SriovHandle::new(&sysfs)
@@ -619,7 +619,7 @@ mod tests {
             .unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.starts_with("0000:01:00.0: 2 of 4 VFs present after 2s"),
+            msg.starts_with("0000:01:00.0: 2 of 4 VFs present after 2 s"),
             "{msg}"
         );
         assert!(msg.contains("virtfn links in "), "{msg}");

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!   NicNodeState[].status.tunnelEndpoint ─► peers_from_endpoints(self) ─► PeerSet ─► set_peers
-//!                                           (self, unset, bad, duplicate, other family: skipped)
+//!                                           (self, unset, bad, conflicting, other family: skipped)
 //! ```
 
 use std::{collections::BTreeMap, net::IpAddr};
@@ -53,9 +53,11 @@ pub struct PeerSet {
 
 /// The peer set of node `self_node` (whose own endpoint is `self_ip`, when known): every other
 /// node with a valid endpoint, in node-name order. Left out, with a reason: an endpoint that is
-/// not an IP address, this node's own endpoint under another name, an endpoint another node
-/// already has (the first name wins: two tunnel ports to one address would loop), and an
-/// endpoint of the other IP family than this node's (Geneve needs both ends in one family).
+/// not an IP address, this node's own endpoint under another name, an endpoint two or more
+/// nodes claim (every claimant: two tunnel ports to one address would loop, and no name order
+/// decides which claim is true, so a node cannot take another node's endpoint by its name; the
+/// conflict is reported until one of them withdraws), and an endpoint of the other IP family
+/// than this node's (Geneve needs both ends in one family).
 pub fn peers_from_endpoints(
     self_node: &str,
     self_ip: Option<IpAddr>,
@@ -65,7 +67,15 @@ pub fn peers_from_endpoints(
     sorted.sort_by(|a, b| a.node.cmp(&b.node));
     sorted.dedup_by(|a, b| a.node == b.node);
     let mut out = PeerSet::default();
-    let mut taken: BTreeMap<IpAddr, String> = BTreeMap::new();
+    let mut claimants: BTreeMap<IpAddr, Vec<&str>> = BTreeMap::new();
+    for n in &sorted {
+        if let Some(ip) =
+            n.ip.as_deref()
+                .and_then(|r| r.trim().parse::<IpAddr>().ok())
+        {
+            claimants.entry(ip).or_default().push(&n.node);
+        }
+    }
     let mut skip = |node: &str, reason: String| {
         out.skipped.push(Skipped {
             node: node.to_string(),
@@ -99,14 +109,16 @@ pub fn peers_from_endpoints(
             );
             continue;
         }
-        if let Some(first) = taken.get(&ip) {
+        if let Some(all) = claimants.get(&ip).filter(|c| c.len() > 1) {
             skip(
                 &n.node,
-                format!("tunnel endpoint {ip} is already node {first}'s"),
+                format!(
+                    "tunnel endpoint {ip} is claimed by nodes {}: a conflict, no tunnel to any of them until one withdraws it",
+                    all.join(", ")
+                ),
             );
             continue;
         }
-        taken.insert(ip, n.node.clone());
         out.peers.push(Peer {
             node: n.node.clone(),
             ip,
@@ -232,23 +244,48 @@ mod tests {
             ep("d", Some("10.0.0.9")),
         ];
         let set = peers_from_endpoints("a", Some(ip("10.0.0.1")), &nodes);
-        assert_eq!(
-            set.peers,
-            [Peer {
-                node: "d".into(),
-                ip: ip("10.0.0.4")
-            }]
-        );
+        assert_eq!(set.peers, []);
         let why: Vec<(&str, &str)> = set
             .skipped
             .iter()
             .map(|s| (s.node.as_str(), s.reason.as_str()))
             .collect();
-        assert_eq!(why.len(), 4, "{why:?}");
+        assert_eq!(why.len(), 5, "{why:?}");
         assert!(why[0].0 == "b" && why[0].1.contains("not an IP"));
         assert!(why[1].0 == "c" && why[1].1.contains("this node's own"));
-        assert!(why[2].0 == "e" && why[2].1.contains("already node d's"));
-        assert!(why[3].0 == "f" && why[3].1.contains("another IP family"));
+        assert!(why[2].0 == "d" && why[2].1.contains("claimed by nodes d, e: a conflict"));
+        assert!(why[3].0 == "e" && why[3].1.contains("claimed by nodes d, e: a conflict"));
+        assert!(why[4].0 == "f" && why[4].1.contains("another IP family"));
+    }
+
+    #[test]
+    fn a_node_cannot_take_another_nodes_endpoint_by_its_name() {
+        // "aaa" sorts before the victim "node-7": name order must not hand it the endpoint.
+        let honest = [
+            ep("node-7", Some("10.0.0.7")),
+            ep("node-8", Some("10.0.0.8")),
+        ];
+        let before = peers_from_endpoints("node-1", Some(ip("10.0.0.1")), &honest);
+        assert_eq!(before.peers.len(), 2);
+        let mut attacked = honest.to_vec();
+        attacked.push(ep("aaa", Some("10.0.0.7")));
+        let after = peers_from_endpoints("node-1", Some(ip("10.0.0.1")), &attacked);
+        assert!(
+            after.peers.iter().all(|p| p.node != "aaa"),
+            "{:?}",
+            after.peers
+        );
+        assert_eq!(
+            after.peers,
+            [Peer {
+                node: "node-8".into(),
+                ip: ip("10.0.0.8")
+            }]
+        );
+        assert_eq!(after.skipped.len(), 2, "both claimants are reported");
+        // the attacker withdraws: the victim is a peer again
+        let back = peers_from_endpoints("node-1", Some(ip("10.0.0.1")), &honest);
+        assert_eq!(back, before);
     }
 
     #[test]

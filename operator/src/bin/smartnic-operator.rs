@@ -3,8 +3,14 @@
 
 use clap::Parser;
 
+/// `error: ...` with the causes joined once, exit status 1 (no `Caused by:` dump).
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    operator::app::run(operator::app::Args::parse()).await?;
-    Ok(())
+async fn main() -> std::process::ExitCode {
+    match operator::app::run(operator::app::Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", crds::report::error_chain(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -69,6 +69,7 @@ impl TestStores {
         mark_ready(&mut self.0.networks);
         mark_ready(&mut self.0.configs);
         mark_ready(&mut self.0.nads);
+        mark_ready(&mut self.0.all_nads);
     }
 
     /// Adds or replaces a Node.
@@ -94,6 +95,10 @@ impl TestStores {
     /// Adds or replaces a NAD.
     pub fn nad(&mut self, n: NetworkAttachmentDefinition) {
         put(&mut self.0.nads, n);
+    }
+    /// Adds or replaces a NAD in the cache of every NAD (the injector's).
+    pub fn any_nad(&mut self, n: NetworkAttachmentDefinition) {
+        put(&mut self.0.all_nads, n);
     }
     /// Adds or replaces the operator configuration.
     pub fn config(&mut self, c: NicOperatorConfig) {
@@ -162,14 +167,18 @@ pub async fn timeout_after_1s(handle: JoinHandle<()>) {
 pub enum Scenario {
     /// No call at all.
     RadioSilence,
-    /// A network whose namespace may not use its resource: a `NamespaceNotAllowed` warning
-    /// event naming the namespace, the deletion of its NAD, then a status with `Valid=True`,
-    /// `Ready=False` (reason `NamespaceNotAllowed`) and no NAD name.
+    /// A network its namespace may not have: a warning event with `reason` whose note contains
+    /// `says`, the deletion of its NAD, then a status with `Valid=True`, `Ready=False` (reason
+    /// `reason`, the message containing `says`) and no NAD name.
     NetworkNamespaceRefused {
         /// Namespace.
         namespace: String,
         /// Network (and NAD) name.
         name: String,
+        /// `NamespaceNotAllowed` or `NotInAllowList`.
+        reason: String,
+        /// A piece of the message.
+        says: String,
     },
     /// Server-side apply of `nicnodestates/<node>` with exactly `spec`, then (when `label` is
     /// set) a server-side apply of the Node setting or removing the device-plugin label.
@@ -300,10 +309,15 @@ impl ApiServerVerifier {
         tokio::spawn(async move {
             match scenario {
                 Scenario::RadioSilence => {}
-                Scenario::NetworkNamespaceRefused { namespace, name } => {
-                    self.handle_event_with("NamespaceNotAllowed", std::slice::from_ref(&namespace))
+                Scenario::NetworkNamespaceRefused {
+                    namespace,
+                    name,
+                    reason,
+                    says,
+                } => {
+                    self.handle_event_with(&reason, std::slice::from_ref(&says))
                         .await
-                        .handle_network_refused(&namespace, &name)
+                        .handle_network_refused(&namespace, &name, &reason, &says)
                         .await;
                 }
                 Scenario::NodeStateApply { node, spec, label } => {
@@ -649,7 +663,13 @@ impl ApiServerVerifier {
         self
     }
 
-    async fn handle_network_refused(mut self, ns: &str, name: &str) -> Self {
+    async fn handle_network_refused(
+        mut self,
+        ns: &str,
+        name: &str,
+        reason: &str,
+        says: &str,
+    ) -> Self {
         let nad = format!(
             "/apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions/{name}"
         );
@@ -669,8 +689,8 @@ impl ApiServerVerifier {
         assert_eq!(get("Valid")["status"], "True");
         let ready = get("Ready");
         assert_eq!(ready["status"], "False");
-        assert_eq!(ready["reason"], "NamespaceNotAllowed");
-        assert!(ready["message"].as_str().unwrap().contains(ns), "{ready}");
+        assert_eq!(ready["reason"], reason);
+        assert!(ready["message"].as_str().unwrap().contains(says), "{ready}");
         assert!(
             seen.body["status"]
                 .get("networkAttachmentDefinition")

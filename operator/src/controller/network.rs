@@ -26,7 +26,10 @@ use serde_json::json;
 
 use super::{ReconcileError, apply_params, is_conflict, publish, triggers::Change};
 use planner::conditions::{self, Cond};
-use planner::{AccessDenied, NadError, REASON_NAMESPACE_NOT_ALLOWED, network_may_use, render_nad};
+use planner::{
+    NadError, REASON_NAMESPACE_NOT_ALLOWED, REASON_NOT_IN_ALLOW_LIST, network_host_access,
+    network_may_use, render_nad,
+};
 
 use crate::context::Context;
 
@@ -130,8 +133,34 @@ async fn reconcile_network(net: &NicNetwork, ctx: &Context) -> Result<Action, Er
         if let Err(denied) =
             network_may_use(&namespace, resource, policies.iter().map(|p| p.as_ref()))
         {
-            return refuse_namespace(net, ctx, &namespace, &name, denied).await;
+            let message = denied.to_string();
+            return refuse(
+                net,
+                ctx,
+                &namespace,
+                &name,
+                REASON_NAMESPACE_NOT_ALLOWED,
+                message,
+            )
+            .await;
         }
+    }
+    let allow = ctx
+        .stores
+        .operator_config()
+        .map(|c| c.spec.tenant_allow_list.clone())
+        .unwrap_or_default();
+    if let Err(denied) = network_host_access(&namespace, &net.spec, &allow) {
+        let message = denied.to_string();
+        return refuse(
+            net,
+            ctx,
+            &namespace,
+            &name,
+            REASON_NOT_IN_ALLOW_LIST,
+            message,
+        )
+        .await;
     }
     let (conds, nad_name) = match render_nad(net, &prefix) {
         Ok(nad) => {
@@ -214,17 +243,19 @@ async fn reconcile_network(net: &NicNetwork, ctx: &Context) -> Result<Action, Er
     Ok(Action::requeue(RESYNC))
 }
 
-/// A network whose namespace may not use its resource: `Ready=False` (reason
-/// `NamespaceNotAllowed`), a warning event, and no NAD: one this network owns is deleted, so no
-/// new pod can attach (running pods keep their interfaces).
-async fn refuse_namespace(
+/// A network its namespace may not have: one whose resource the policies do not offer the
+/// namespace (reason `NamespaceNotAllowed`), or that names a host interface or path the
+/// administrator's allow-list does not grant it (reason `NotInAllowList`). `Ready=False` with
+/// `reason`, a warning event, and no NAD: one this network owns is deleted, so no new pod can
+/// attach (running pods keep their interfaces).
+async fn refuse(
     net: &NicNetwork,
     ctx: &Context,
     namespace: &str,
     name: &str,
-    denied: AccessDenied,
+    reason: &str,
+    message: String,
 ) -> Result<Action, Error> {
-    let message = denied.to_string();
     let already = net.status.as_ref().is_some_and(|s| {
         s.conditions
             .iter()
@@ -234,7 +265,7 @@ async fn refuse_namespace(
         publish(
             ctx,
             EventType::Warning,
-            REASON_NAMESPACE_NOT_ALLOWED,
+            reason,
             message.clone(),
             "Render",
             &net.object_ref(&()),
@@ -265,12 +296,7 @@ async fn refuse_namespace(
     }
     let conds = [
         Cond::new(CONDITION_VALID, true, "Valid", "spec passed validation"),
-        Cond::new(
-            CONDITION_READY,
-            false,
-            REASON_NAMESPACE_NOT_ALLOWED,
-            message,
-        ),
+        Cond::new(CONDITION_READY, false, reason, message),
     ];
     write_status(ctx, net, &conds, None).await?;
     Ok(Action::requeue(RESYNC))
@@ -464,6 +490,37 @@ mod tests {
         let mocksrv = fakeserver.run(Scenario::NetworkNamespaceRefused {
             namespace: "tenant-b".into(),
             name: "fast-net".into(),
+            reason: "NamespaceNotAllowed".into(),
+            says: "tenant-b".into(),
+        });
+        reconcile(Arc::new(net), ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn network_naming_a_host_interface_not_granted_gets_no_nad_and_ready_false() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let mut cfg = crds::NicOperatorConfig::new("default", Default::default());
+        cfg.spec.tenant_allow_list.masters = vec![crds::cni::HostInterfaceGrant {
+            name: "eth1".into(),
+            namespaces: Some(vec!["tenant-a".into()]),
+        }];
+        stores.config(cfg);
+        let net = network(
+            "tenant-b",
+            "mac-net",
+            NicNetworkSpec {
+                mode: NetworkMode::Macvlan,
+                master: Some("eth1".into()),
+                ..Default::default()
+            },
+        );
+        stores.nad(render_nad(&net, "smartnic.io").unwrap());
+        let mocksrv = fakeserver.run(Scenario::NetworkNamespaceRefused {
+            namespace: "tenant-b".into(),
+            name: "mac-net".into(),
+            reason: "NotInAllowList".into(),
+            says: "master \"eth1\" is not allowed for namespace tenant-b".into(),
         });
         reconcile(Arc::new(net), ctx).await.expect("reconcile");
         timeout_after_1s(mocksrv).await;

@@ -135,6 +135,20 @@ pub async fn run(
         },
         |_| {},
     );
+    // every NAD, for the network-resources injector; publishes nothing (no controller reads it)
+    let all_nads = reflect(
+        Api::<NetworkAttachmentDefinition>::all(client.clone()),
+        any(),
+        writers.all_nads,
+        &triggers,
+        |_, _| Vec::new(),
+        |nad: &mut NetworkAttachmentDefinition| {
+            nad.spec.config = None;
+            // only the resource name is read; drop the rest (kubectl's last-applied copy, ...)
+            nad.annotations_mut()
+                .retain(|k, _| k == crds::ANNOTATION_NAD_RESOURCE_NAME);
+        },
+    );
     let nads = reflect(
         Api::<NetworkAttachmentDefinition>::all(client),
         any().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}")),
@@ -164,6 +178,7 @@ pub async fn run(
         networks,
         configs,
         nads,
+        all_nads,
         readiness
     );
 }

@@ -4,9 +4,10 @@
 //! | path | checks |
 //! |---|---|
 //! | `POST /validate-nicpolicy` | [`validate_policy`]: the spec alone, then against the other policies (VF ranges of one PF claimed twice, PF-level settings that disagree, one resource name for two kinds of device) and against every node's discovered inventory (`numVfs` above `sriov_totalvfs`, switchdev without an eswitch, ...) |
-//! | `POST /validate-nicnetwork` | [`validate_network`]; refuses a network whose namespace the policies offering its resource do not admit (`NicPolicy.spec.networkNamespaces`); warns when no policy provides the resource |
+//! | `POST /validate-nicnetwork` | [`validate_network`]; refuses a network whose namespace the policies offering its resource do not admit (`NicPolicy.spec.networkNamespaces`), or that names a host interface, bridge, IPAM `dataDir` or `resolvConf` the administrator's allow-list (`NicOperatorConfig.spec.tenantAllowList`) does not grant its namespace; warns when no policy provides the resource |
 //! | `POST /validate-nicpool` | [`validate_pool`]: selector, `maxUnavailable`, no node in two pools |
 //! | `POST /validate-nicoperatorconfig` | [`validate_operator_config`] |
+//! | `POST /mutate-pods` | the network-resources injector ([`inject`]): extended-resource requests and limits for the networks a pod names |
 //!
 //! A denial's message lists every problem as `field.path: what is wrong` (the API server shows
 //! it to `kubectl` as is). The cross-object checks read the same watch caches as the
@@ -15,6 +16,8 @@
 //! The controllers run the same single-object checks and report them in status, so a cluster
 //! without this webhook still rejects bad input, only later.
 
+pub mod inject;
+pub mod limits;
 #[cfg(test)]
 mod tests;
 
@@ -23,8 +26,8 @@ use std::{collections::BTreeMap, future::Future, net::SocketAddr, path::Path, ti
 use axum::{Json, Router, body::Bytes, extract::State, routing::post};
 use axum_server::tls_rustls::RustlsConfig;
 use crds::{
-    NicNetwork, NicOperatorConfig, NicPolicy, NicPool, inventory::NicInventory,
-    policy::NicPolicySpec,
+    ANNOTATION_NAD_RESOURCE_NAME, NicNetwork, NicOperatorConfig, NicPolicy, NicPool,
+    inventory::NicInventory, policy::NicPolicySpec,
 };
 use kube::{
     ResourceExt,
@@ -32,6 +35,7 @@ use kube::{
         DynamicObject,
         admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
     },
+    runtime::reflector::ObjectRef,
 };
 use serde::de::DeserializeOwned;
 
@@ -118,7 +122,7 @@ pub async fn reload_tls_every(tls: RustlsConfig, cert: &Path, key: &Path, period
     }
 }
 
-/// `/validate-*` routes over the given caches.
+/// `/validate-*` and `/mutate-pods` routes over the given caches.
 pub fn router(stores: Stores) -> Router {
     Router::new()
         .route(
@@ -134,7 +138,43 @@ pub fn router(stores: Stores) -> Router {
             "/validate-nicoperatorconfig",
             post(|s, b| handle(Kind::OperatorConfig, s, b)),
         )
+        .route("/mutate-pods", post(handle_pod))
         .with_state(stores)
+}
+
+async fn handle_pod(
+    State(stores): State<Stores>,
+    body: Bytes,
+) -> Json<AdmissionReview<DynamicObject>> {
+    Json(review_pod(&body, &stores))
+}
+
+/// Answers one pod `AdmissionReview` body for the network-resources injector, looking the NADs
+/// up in the cache of every NAD.
+pub fn review_pod(body: &[u8], stores: &Stores) -> AdmissionReview<DynamicObject> {
+    let request = match read_request(body) {
+        Ok(r) => r,
+        Err(e) => return AdmissionResponse::invalid(e).into_review(),
+    };
+    inject::mutate(&request, stores.injector_enabled(), |net| {
+        let key = ObjectRef::new(&net.name).within(&net.namespace);
+        match stores.all_nads.get(&key) {
+            None => inject::Lookup::Missing,
+            Some(nad) => match nad.annotations().get(ANNOTATION_NAD_RESOURCE_NAME) {
+                Some(r) => inject::Lookup::Resource(r.trim().to_owned()),
+                None => inject::Lookup::NoResource,
+            },
+        }
+    })
+    .into_review()
+}
+
+fn read_request(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
+        .map_err(|e| format!("cannot read the AdmissionReview: {e}"))?;
+    review
+        .try_into()
+        .map_err(|_| "the AdmissionReview has no request".to_owned())
 }
 
 async fn handle(
@@ -146,7 +186,8 @@ async fn handle(
 }
 
 /// Serves [`router`] over TLS on `listener` until `shutdown` resolves (then drains connections
-/// for up to 10 s).
+/// for up to 10 s), with the limits of [`limits`]: TLS handshake and request-header timeouts,
+/// a first-request timeout and a cap on open connections.
 pub async fn serve(
     listener: std::net::TcpListener,
     tls: RustlsConfig,
@@ -163,9 +204,20 @@ pub async fn serve(
         tracing::info!(%addr, "serving the admission webhook over TLS");
     }
     listener.set_nonblocking(true).map_err(Error::Serve)?;
-    axum_server::from_tcp_rustls(listener, tls)
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+        .handshake_timeout(limits::HANDSHAKE_TIMEOUT)
+        .acceptor(limits::ConnectionLimit::new(limits::MAX_CONNECTIONS));
+    let mut server = axum_server::from_tcp(listener)
         .map_err(Error::Serve)?
-        .handle(handle)
+        .acceptor(acceptor)
+        .first_request_timeout(limits::FIRST_REQUEST_TIMEOUT)
+        .handle(handle);
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits::HEADER_TIMEOUT);
+    server
         .serve(router(stores).into_make_service())
         .await
         .map_err(Error::Serve)
@@ -178,18 +230,9 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
 
 /// Answers one `AdmissionReview` body (the HTTP handler without HTTP).
 pub fn review(kind: Kind, body: &[u8], stores: &Stores) -> AdmissionReview<DynamicObject> {
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+    let request = match read_request(body) {
         Ok(r) => r,
-        Err(e) => {
-            return AdmissionResponse::invalid(format!("cannot read the AdmissionReview: {e}"))
-                .into_review();
-        }
-    };
-    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(r) => r,
-        Err(_) => {
-            return AdmissionResponse::invalid("the AdmissionReview has no request").into_review();
-        }
+        Err(e) => return AdmissionResponse::invalid(e).into_review(),
     };
     decide(kind, &request, stores).into_review()
 }
@@ -367,6 +410,16 @@ fn network_errors(
     stores: &Stores,
 ) -> Result<Vec<String>, Verdict> {
     validate_network(&net.spec).map_err(Verdict::Deny)?;
+    let allow = stores
+        .operator_config()
+        .map(|c| c.spec.tenant_allow_list.clone())
+        .unwrap_or_default();
+    if let Err(denied) = planner::network_host_access(namespace, &net.spec, &allow) {
+        return Err(Verdict::Deny(vec![FieldError::new(
+            &denied.field,
+            denied.message,
+        )]));
+    }
     let mut warnings = Vec::new();
     if let Some(r) = &net.spec.resource_name {
         let policies = stores.policies.state();

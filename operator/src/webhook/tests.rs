@@ -509,6 +509,48 @@ fn network_macvlan_with_master_and_resource_is_denied() {
     assert_denied(&r, "spec.master");
 }
 
+/// The tenant attacks the CNI refuses on the node, refused here first.
+#[test]
+fn network_naming_host_paths_or_interfaces_not_granted_is_denied() {
+    let (s, mut w) = stores();
+    let mut cfg = NicOperatorConfig::new("default", Default::default());
+    cfg.spec.tenant_allow_list.masters = vec![crds::cni::HostInterfaceGrant {
+        name: "ens1f0".into(),
+        namespaces: Some(vec!["tenant-a".into()]),
+    }];
+    w.config(cfg);
+    let macvlan = |extra: Value| {
+        let mut spec = json!({"mode": "macvlan", "master": "ens1f0"});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        network(spec)
+    };
+    assert_allowed(&create(Kind::Network, macvlan(json!({})), &s));
+    for (extra, field) in [
+        (json!({"master": "eno1"}), "spec.master"),
+        (json!({"master": "$(touch${IFS}Y)"}), "spec.master"),
+        (json!({"logFile": "/etc/cron.d/x"}), "spec.logFile"),
+        (json!({"logFile": "../x"}), "spec.logFile"),
+        (
+            json!({"ipam": {"type": "host-local", "subnet": "10.1.0.0/24", "dataDir": "/etc/x"}}),
+            "spec.ipam.dataDir",
+        ),
+        (
+            json!({"ipam": {"type": "host-local", "subnet": "10.1.0.0/24", "resolvConf": "/etc/shadow"}}),
+            "spec.ipam.resolvConf",
+        ),
+    ] {
+        assert_denied(&create(Kind::Network, macvlan(extra.clone()), &s), field);
+    }
+    let mut other_ns = macvlan(json!({}));
+    other_ns["metadata"]["namespace"] = "tenant-b".into();
+    assert_denied(&create(Kind::Network, other_ns, &s), "spec.master");
+    let ovs =
+        network(json!({"mode": "ovs", "resourceName": "cx6_vf", "ovs": {"bridge": "br-mgmt"}}));
+    assert_denied(&create(Kind::Network, ovs, &s), "spec.ovs.bridge");
+}
+
 #[test]
 fn network_vlan_qos_without_vlan_is_denied() {
     let (s, _w) = stores();

@@ -201,6 +201,13 @@ pub enum Step {
     /// `ip link set $PF up`: the VFs of a PF that is down have no link, and the device plugin
     /// reports them Unhealthy.
     PfUp,
+    /// Bind the PF itself (a whole-PF pool) to `vfio-pci` (`driver_override` + `drivers_probe`,
+    /// IOMMU group checked), or back to its own kernel driver (`netdevice`: unbind, override
+    /// cleared, `drivers_probe`).
+    BindPf {
+        /// Driver kind.
+        device_type: VfDeviceType,
+    },
     /// `ip link set $VF mtu N` for netdevice VFs on the host.
     VfMtu {
         /// VF indices.
@@ -222,6 +229,7 @@ impl Step {
                 | Self::UnbindVfs { .. }
                 | Self::BindVfs { .. }
                 | Self::RebindVfs { .. }
+                | Self::BindPf { .. }
         )
     }
 
@@ -241,6 +249,7 @@ impl Step {
             Self::PfMtu { .. } => "pf-mtu",
             Self::PfUp => "pf-up",
             Self::VfMtu { .. } => "vf-mtu",
+            Self::BindPf { .. } => "bind-pf",
         }
     }
 }
@@ -294,6 +303,12 @@ impl fmt::Display for Step {
             Self::PfMtu { mtu } => write!(f, "PF mtu {mtu}"),
             Self::PfUp => f.write_str("PF up"),
             Self::VfMtu { vfs, mtu } => write!(f, "VFs {} mtu {mtu}", ranges(vfs)),
+            Self::BindPf { device_type } => match device_type {
+                VfDeviceType::VfioPci => {
+                    f.write_str("bind the PF to vfio-pci (IOMMU group checked)")
+                }
+                VfDeviceType::Netdevice => f.write_str("bind the PF back to its kernel driver"),
+            },
         }
     }
 }
@@ -454,7 +469,7 @@ pub fn plan_host(
                 }
                 None => (PfAction::Configure, order::configure(nic, w, pf_facts)),
             },
-            (None, Some(w)) if !w.externally_managed => (PfAction::Reset, order::reset(nic)),
+            (None, Some(w)) if !w.externally_managed => (PfAction::Reset, order::reset(nic, w)),
             (None, _) => continue,
         };
         let classified = change.pfs.iter().find(|c| c.pci_address == addr);
@@ -516,7 +531,8 @@ pub fn stable_vf_mac(pf_mac: &str, vf: u32) -> Option<String> {
 
 /// The device-plugin configuration to hand to the plugin now: `desired` (rendered by the
 /// operator) restricted to the PFs for which `ready` is true. A pool left without any PF is
-/// dropped, so the plugin never advertises VFs that do not exist yet or are being rebuilt.
+/// dropped, so the plugin never advertises VFs that do not exist yet or are being rebuilt. A
+/// PF offered whole (listed in `pciAddresses`) is kept only when it is ready too.
 pub fn applied_device_plugin_config(
     desired: &DevicePluginConfig,
     ready: impl Fn(&str) -> bool,
@@ -526,11 +542,16 @@ pub fn applied_device_plugin_config(
         let mut pool = pool.clone();
         // a selector that named PFs and has none left would match more than it did: dropped
         pool.selectors.retain_mut(|sel| {
-            if sel.pfs.is_empty() {
-                return true;
+            if !sel.pfs.is_empty() {
+                sel.pfs.retain(|p| ready(&p.pci_address));
+                return !sel.pfs.is_empty();
             }
-            sel.pfs.retain(|p| ready(&p.pci_address));
-            !sel.pfs.is_empty()
+            // the operator lists whole PFs by address (a `wholePf` pool)
+            if !sel.pci_addresses.is_empty() {
+                sel.pci_addresses.retain(|a| ready(a));
+                return !sel.pci_addresses.is_empty();
+            }
+            true
         });
         if !pool.selectors.is_empty() {
             out.resource_list.push(pool);

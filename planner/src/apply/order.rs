@@ -48,9 +48,14 @@ struct Model<'a> {
     mtu: Option<u32>,
     hw_tc: Option<bool>,
     up: Option<bool>,
+    /// The PF's own driver kind (`None`: unbound).
+    pf_driver: Option<VfDeviceType>,
     vfs: Vec<VfModel>,
     steps: Vec<Step>,
 }
+
+/// The driver name of `vfio-pci`.
+const VFIO_PCI: &str = "vfio-pci";
 
 fn set_of(vfs: impl IntoIterator<Item = u32>) -> Vec<VfIndexRange> {
     VfSet::from_ranges(vfs.into_iter().map(|v| VfIndexRange { first: v, last: v })).into_ranges()
@@ -99,6 +104,13 @@ impl<'a> Model<'a> {
             mtu: nic.mtu,
             hw_tc: facts.hw_tc_offload,
             up: facts.admin_up,
+            pf_driver: nic.driver.as_deref().map(|d| {
+                if d == VFIO_PCI {
+                    VfDeviceType::VfioPci
+                } else {
+                    VfDeviceType::Netdevice
+                }
+            }),
             vfs,
             steps: Vec::new(),
         }
@@ -172,6 +184,10 @@ impl<'a> Model<'a> {
             Step::PfUp => self.up = Some(true),
             Step::HwTcOffload { on } => self.hw_tc = Some(*on),
             Step::Representors { .. } => self.vfs.iter_mut().for_each(|v| v.representor = true),
+            Step::BindPf { device_type } => {
+                self.pf_driver = Some(*device_type);
+                self.mtu = None;
+            }
             Step::Firmware(_) | Step::WaitVfs { .. } => {}
         }
         self.steps.push(step);
@@ -372,6 +388,10 @@ pub(super) fn configure(nic: &Nic, want: &InterfaceSpec, facts: &PfFacts) -> Vec
         }
     }
     let mut m = Model::new(nic, want, facts);
+    if let Some(pool) = &want.whole_pf {
+        whole_pf_order(&mut m, pool.device_type);
+        return m.steps;
+    }
     match vendor {
         Vendor::Mlx5 | Vendor::Generic => mlx5_order(&mut m),
         Vendor::Ice => ice_order(&mut m),
@@ -379,6 +399,18 @@ pub(super) fn configure(nic: &Nic, want: &InterfaceSpec, facts: &PfFacts) -> Vec
         Vendor::Netdevsim => netdevsim_order(&mut m),
     }
     m.steps
+}
+
+/// A PF offered whole: no VFs, the PF on its pool's driver, its MTU while its netdev is on the
+/// host (a PF inside a pod has none here, and is left alone).
+fn whole_pf_order(m: &mut Model<'_>, device_type: VfDeviceType) {
+    m.vf_count();
+    if m.pf_driver != Some(device_type) {
+        m.push(Step::BindPf { device_type });
+    }
+    if device_type == VfDeviceType::Netdevice && m.nic.name.is_some() {
+        m.pf_link();
+    }
 }
 
 fn mlx5_order(m: &mut Model<'_>) {
@@ -504,9 +536,15 @@ fn netdevsim_order(m: &mut Model<'_>) {
     }
 }
 
-/// A PF released by the spec: 0 VFs, then legacy.
-pub(super) fn reset(nic: &Nic) -> Vec<Step> {
+/// A PF released by the spec: 0 VFs, then legacy; a PF that was offered whole on vfio-pci goes
+/// back to its kernel driver.
+pub(super) fn reset(nic: &Nic, was: &InterfaceSpec) -> Vec<Step> {
     let mut steps = Vec::new();
+    if was.whole_pf.is_some() && nic.driver.as_deref() == Some(VFIO_PCI) {
+        steps.push(Step::BindPf {
+            device_type: VfDeviceType::Netdevice,
+        });
+    }
     if nic.num_vfs > 0 {
         steps.push(Step::SetNumVfs { count: 0 });
     }

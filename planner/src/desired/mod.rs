@@ -35,6 +35,9 @@
 //! 8. **Output order.** Interfaces by PCI address, VF groups by first VF, rejections and warnings
 //!    by (policy, PF): equal inputs give identical specs, so the controller never rewrites an
 //!    unchanged `NicNodeState`.
+//! 9. **Whole PFs.** A `wholePf` winner takes the PF alone: `numVfs` 0, no VF groups, its pool
+//!    in `wholePf`; any other policy on that PF is rejected naming it, and one resource name is
+//!    whole PFs or VFs, not both (rule 6). A PF without SR-IOV may be offered whole.
 //!
 //! PFs no valid policy selects are absent from the spec (the agent resets PFs it configured
 //! before). An empty inventory (the agent has not reported yet) gives an empty spec: the caller

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crds::{
     inventory::{EswitchMode, LinkType, Nic},
-    node_state::{InterfaceSpec, VfGroup},
+    node_state::{InterfaceSpec, PfPool, VfGroup},
     policy::FirmwareSpec,
 };
 
@@ -24,7 +24,9 @@ pub(super) fn resource_conflicts<'a>(
             continue;
         };
         let (a, b) = (&o.spec, &p.spec);
-        let diff = if a.device_type != b.device_type {
+        let diff = if a.whole_pf != b.whole_pf {
+            Some(("wholePf", a.whole_pf.to_string(), b.whole_pf.to_string()))
+        } else if a.device_type != b.device_type {
             Some(("deviceType", wire(&a.device_type), wire(&b.device_type)))
         } else if a.is_rdma != b.is_rdma {
             Some(("isRdma", a.is_rdma.to_string(), b.is_rdma.to_string()))
@@ -85,6 +87,8 @@ pub(super) fn check_pf(
         ));
     }
     match fw_total {
+        // a PF offered whole needs no SR-IOV
+        _ if s.whole_pf => {}
         None if nic.total_vfs == 0 => {
             return Err((
                 "spec.numVfs".into(),
@@ -259,6 +263,20 @@ impl<'a> PfBuild<'a> {
             }
         }
         let w = self.winner;
+        if w.spec.whole_pf || p.spec.whole_pf {
+            let (whole, other) = if w.spec.whole_pf { (w, p) } else { (p, w) };
+            return Err(conflict(
+                "spec.wholePf",
+                format!(
+                    "PF {pf} is offered whole by policy {} and has VFs or another pool from policy {}; \
+                     a whole-PF pool takes the PF alone",
+                    whole.label(),
+                    other.label()
+                ),
+                w,
+                "spec.wholePf",
+            ));
+        }
         if p.spec.num_vfs != w.spec.num_vfs {
             return Err(setting(
                 "numVfs",
@@ -333,7 +351,20 @@ impl<'a> PfBuild<'a> {
                 ),
             });
         }
+        let whole = &self.winner.spec;
+        let whole_pf = whole.whole_pf.then(|| PfPool {
+            resource_name: whole.resource_name.clone(),
+            device_type: whole.device_type,
+            is_rdma: whole.is_rdma,
+            need_vhost_net: whole.need_vhost_net,
+            exclude_topology: whole.exclude_topology,
+        });
+        if whole_pf.is_some() {
+            // the claim of a whole-PF policy is the PF, not VFs
+            self.groups.clear();
+        }
         let iface = InterfaceSpec {
+            whole_pf,
             pci_address: nic.pci_address.clone(),
             name: nic.name.clone(),
             num_vfs: self.winner.spec.num_vfs,

@@ -37,6 +37,14 @@ pub fn is_netdev_name(s: &str) -> bool {
             .any(|c| c == b'/' || c == b':' || c.is_ascii_whitespace() || c == 0)
 }
 
+/// A host interface or bridge a tenant's network may name (the schema's
+/// `HOST_IFNAME_PATTERN`): 1-15 letters, digits, `_`, `.`, `-`, `@`, so no shell or log syntax.
+pub fn is_host_ifname(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'@'))
+}
+
 /// A DNS subdomain (RFC 1123): lowercase alphanumerics, `-` and `.`, at most 253 characters,
 /// starting and ending with an alphanumeric.
 pub fn is_dns_subdomain(s: &str) -> bool {

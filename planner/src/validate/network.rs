@@ -4,7 +4,7 @@ use crds::network::{NetworkMode, NicNetworkSpec, VlanProto};
 
 use super::{
     FieldError,
-    common::{is_netdev_name, resource_name_error},
+    common::{is_host_ifname, is_netdev_name, resource_name_error},
     finish,
     policy::{MAX_MTU, MIN_MTU},
 };
@@ -54,10 +54,12 @@ pub fn validate_network(spec: &NicNetworkSpec) -> Result<(), Vec<FieldError>> {
                 "spec.master",
                 format!("only for modes macvlan and ipvlan, not {m}"),
             );
-        } else if !is_netdev_name(master) {
+        } else if !is_netdev_name(master) || !is_host_ifname(master) {
             e(
                 "spec.master",
-                format!("\"{master}\" is not a network interface name"),
+                format!(
+                    "\"{master}\" is not a network interface name of letters, digits, '_', '.', '-' and '@'"
+                ),
             );
         }
     }
@@ -169,12 +171,12 @@ pub fn validate_network(spec: &NicNetworkSpec) -> Result<(), Vec<FieldError>> {
             e("spec.ovs", format!("only for mode ovs, not {m}"));
         } else {
             if let Some(b) = &ovs.bridge
-                && !is_netdev_name(b)
+                && (!is_netdev_name(b) || !is_host_ifname(b))
             {
                 e(
                     "spec.ovs.bridge",
                     format!(
-                        "\"{b}\" is not a valid bridge name (1-15 characters, no '/', ':' or spaces)"
+                        "\"{b}\" is not a valid bridge name (1-15 letters, digits, '_', '.', '-' or '@')"
                     ),
                 );
             }
@@ -249,12 +251,13 @@ pub fn validate_network(spec: &NicNetworkSpec) -> Result<(), Vec<FieldError>> {
         }
     }
     if let Some(f) = &spec.log_file
-        && (!f.starts_with('/') || f.contains('\0') || f.split('/').any(|c| c == ".."))
+        && !is_log_file_name(f)
     {
         e(
             "spec.logFile",
             format!(
-                "\"{f}\" is not an absolute file path without '..' (e.g. /var/log/smartnic-cni.log)"
+                "\"{f}\" is not a plain file name (letters, digits, '_', '.', '-', at most 64 bytes, not starting with '.'); the plugin writes it in {}",
+                crds::cni::PLUGIN_LOG_DIR
             ),
         );
     }
@@ -276,4 +279,12 @@ fn is_mac(s: &str) -> bool {
         && parts
             .iter()
             .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The schema's `LOG_FILE_NAME_PATTERN`: a plain file name in the plugin's log directory.
+fn is_log_file_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }

@@ -90,11 +90,13 @@ pub fn validate_policy_spec(spec: &NicPolicySpec) -> Result<(), Vec<FieldError>>
         );
     }
 
-    if spec.num_vfs == 0 {
+    if spec.whole_pf {
+        whole_pf_errors(spec, &mut errors);
+    } else if spec.num_vfs == 0 {
         e(
             &mut errors,
             "spec.numVfs",
-            "must be at least 1 (delete the policy to remove its VFs)".into(),
+            "must be at least 1 (delete the policy to remove its VFs; 0 only with wholePf)".into(),
         );
     } else if spec.num_vfs > MAX_VF_INDEX + 1 {
         e(
@@ -241,11 +243,40 @@ pub fn validate_policy_spec(spec: &NicPolicySpec) -> Result<(), Vec<FieldError>>
     finish(errors)
 }
 
+/// The rules of a `wholePf` policy: no VFs, and none of the settings that only concern VFs.
+fn whole_pf_errors(spec: &NicPolicySpec, errors: &mut Vec<FieldError>) {
+    let mut e = |f: &str, m: &str| errors.push(FieldError::new(f, m.to_owned()));
+    if spec.num_vfs != 0 {
+        e(
+            "spec.wholePf",
+            "a whole-PF pool creates no VFs: numVfs must be 0 or unset",
+        );
+    }
+    if spec.eswitch_mode.is_some() || spec.firmware.is_some() || spec.externally_managed {
+        e(
+            "spec.wholePf",
+            "not allowed with eswitchMode, externallyManaged or firmware: those concern VFs, and a whole-PF pool has none",
+        );
+    }
+    let sel = &spec.nic_selector;
+    if sel
+        .pf_names
+        .iter()
+        .chain(&sel.root_devices)
+        .any(|n| n.contains('#'))
+    {
+        e(
+            "spec.wholePf",
+            "a whole-PF pool takes whole PFs: no VF ranges (#...) in pfNames or rootDevices",
+        );
+    }
+}
+
 /// Single-object and cross-object checks of the policy `name`.
 ///
 /// Cross-object checks (run only when the spec itself is valid):
 /// - a resource name means one kind of device cluster-wide: policies sharing `resourceName` must
-///   agree on `deviceType`, `isRdma`, `excludeTopology`, `needVhostNet` and `networkNamespaces`
+///   agree on `wholePf`, `deviceType`, `isRdma`, `excludeTopology`, `needVhostNet` and `networkNamespaces`
 ///   (as a set);
 /// - no two policies whose node selectors can match a common node may claim the same VF of the
 ///   same PF (same `pfNames`/`rootDevices` entry with overlapping ranges, or both selecting by
@@ -296,6 +327,11 @@ fn syntactic_conflicts(
         let o = &other.spec;
         if o.resource_name == spec.resource_name {
             let diff = [
+                (
+                    "wholePf",
+                    o.whole_pf != spec.whole_pf,
+                    o.whole_pf.to_string(),
+                ),
                 (
                     "deviceType",
                     o.device_type != spec.device_type,

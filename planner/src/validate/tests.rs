@@ -265,6 +265,32 @@ fn policy_single_object_cases() {
             "spec.firmware.totalVfs",
             "below numVfs 8",
         ),
+        (
+            "whole PF with VFs",
+            |p| p.whole_pf = true,
+            "spec.wholePf",
+            "numVfs must be 0",
+        ),
+        (
+            "whole PF in switchdev",
+            |p| {
+                p.whole_pf = true;
+                p.num_vfs = 0;
+                p.eswitch_mode = Some(EswitchMode::Switchdev);
+            },
+            "spec.wholePf",
+            "not allowed with eswitchMode",
+        ),
+        (
+            "whole PF with a VF range",
+            |p| {
+                p.whole_pf = true;
+                p.num_vfs = 0;
+                p.nic_selector.pf_names = vec!["ens1f0#0-3".into()];
+            },
+            "spec.wholePf",
+            "no VF ranges",
+        ),
     ];
     assert!(cases.len() >= 30);
     for (name, mutate, field, text) in cases {
@@ -405,6 +431,25 @@ fn a_resource_name_means_one_kind_of_device() {
             },
         ),
         "spec.deviceType",
+        "one resource name must mean one kind of device",
+        &a,
+    );
+    // whole PFs and VFs under one name
+    let mut b = policy("b", 50, &["ens1f1"]);
+    b.spec.whole_pf = true;
+    b.spec.num_vfs = 0;
+    let existing = [b];
+    expect_error(
+        "whole PFs and VFs",
+        validate_policy(
+            "a",
+            &a,
+            &PolicyContext {
+                policies: &existing,
+                nodes: &[],
+            },
+        ),
+        "spec.wholePf",
         "one resource name must mean one kind of device",
         &a,
     );
@@ -568,16 +613,27 @@ fn network_cases() {
             "always comes first",
         ),
         (
-            "relative log file",
-            |n| n.log_file = Some("cni.log".into()),
+            "log file as a path anywhere on the node",
+            |n| n.log_file = Some("/etc/cron.d/smartnic".into()),
             "spec.logFile",
-            "not an absolute file path",
+            "not a plain file name",
         ),
         (
             "log file escaping with ..",
-            |n| n.log_file = Some("/var/log/../../etc/shadow".into()),
+            |n| n.log_file = Some("../../etc/shadow".into()),
             "spec.logFile",
-            "without '..'",
+            "not a plain file name",
+        ),
+        (
+            "shell syntax in a master",
+            |n| {
+                n.mode = NetworkMode::Macvlan;
+                n.master = Some("$(touch${IFS}Y)".into());
+                n.resource_name = None;
+                n.vlan = None;
+            },
+            "spec.master",
+            "not a network interface name",
         ),
         (
             "ipvlan mode with a VLAN",

@@ -158,7 +158,7 @@ fn every_network_field_round_trips_into_our_types() {
             "logFile",
             json!("/tmp/sriov.log"),
             "/spec/logFile",
-            json!("/tmp/sriov.log"),
+            json!("sriov.log"),
         ),
         (
             "networkNamespace",
