@@ -7,7 +7,8 @@
 //!                                                (server-side apply, the agent's field manager)
 //! scale_load agents                              for every NicNodeState whose spec generation is
 //!                                                new, the status an agent writes after applying it
-//!                                                (Succeeded at that generation), until killed
+//!                                                (Succeeded at that generation, the inventory
+//!                                                kept), until killed
 //! scale_load wait --count N --contains TEXT      returns once N NicNodeStates carry TEXT in their
 //!                                                spec (JSON); prints the milliseconds it took
 //! ```
@@ -176,6 +177,14 @@ async fn agents(client: Client, limit: Arc<Semaphore>) -> anyhow::Result<()> {
             continue;
         }
         acked.insert(name.clone(), generation);
+        // The whole status, as the agent writes it: an apply by the agent's field manager that
+        // left out `nics` would remove the inventory it applied before, and the operator keeps
+        // the last spec of a node that reports no inventory (no later policy change lands).
+        let nics = s
+            .status
+            .as_ref()
+            .map(|st| st.nics.clone())
+            .unwrap_or_default();
         let (api, permit) = (status.clone(), limit.clone().acquire_owned().await?);
         tokio::spawn(async move {
             let _permit = permit;
@@ -183,6 +192,7 @@ async fn agents(client: Client, limit: Arc<Semaphore>) -> anyhow::Result<()> {
                 "apiVersion": "smartnic.io/v1alpha1", "kind": "NicNodeState",
                 "metadata": {"name": name},
                 "status": {
+                    "nics": nics,
                     "syncStatus": "Succeeded",
                     "appliedGeneration": generation,
                     "conditions": [{"type": CONDITION_SYNCED, "status": "True", "reason": "Applied",
