@@ -485,6 +485,71 @@ mod tests {
         );
     }
 
+    /// A fresh API server answers a list with 429 "storage is (re)initializing" until its
+    /// watch cache is ready. The operator's client retries no 429 itself (see `crate::client`),
+    /// so the watch must: it backs off, lists again, fills the cache and publishes the resync,
+    /// instead of ending and leaving the controllers blind to every later change.
+    #[tokio::test]
+    async fn a_list_refused_while_the_server_starts_is_retried_after_a_backoff() {
+        use std::time::{Duration, Instant};
+
+        use http::Method;
+        use kube::runtime::reflector;
+        use serde_json::json;
+
+        use crate::controller::fixtures::{mock_client, reply};
+
+        let (client, mut server) = mock_client();
+        let (cache, writer) = reflector::store::<NicPolicy>();
+        let triggers = Triggers::new();
+        let mut changes = triggers.subscribe();
+        let watch = tokio::spawn(async move {
+            reflect(
+                Api::<NicPolicy>::all(client),
+                watcher::Config::default().any_semantic(),
+                writer,
+                &triggers,
+                |_, _| Vec::new(),
+                |_| {},
+            )
+            .await;
+        });
+        let path = "/apis/smartnic.io/v1alpha1/nicpolicies";
+        let (_, send) = server.expect(Method::GET, path).await;
+        let refused = Instant::now();
+        reply(
+            send,
+            429,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": "storage is (re)initializing", "reason": "TooManyRequests",
+                "details": {"retryAfterSeconds": 1}, "code": 429}),
+        );
+        let (_, send) =
+            tokio::time::timeout(Duration::from_secs(10), server.expect(Method::GET, path))
+                .await
+                .expect("the refused list is tried again");
+        assert!(
+            refused.elapsed() >= Duration::from_millis(500),
+            "listed again after {:?}, without backing off",
+            refused.elapsed()
+        );
+        let mut p = planner::fixtures::policy("p1", 10, &["ens1f0"]);
+        p.metadata.resource_version = Some("5".into());
+        reply(
+            send,
+            200,
+            json!({"apiVersion": "smartnic.io/v1alpha1", "kind": "NicPolicyList",
+                "metadata": {"resourceVersion": "5"}, "items": [p]}),
+        );
+        let resync = tokio::time::timeout(Duration::from_secs(5), changes.next()).await;
+        assert_eq!(
+            resync.expect("a resync after the list"),
+            Some(Change::Resync)
+        );
+        assert!(cache.get(&ObjectRef::new("p1")).is_some(), "cache filled");
+        watch.abort();
+    }
+
     #[test]
     fn node_status_updates_are_not_published() {
         let mut seen = Fingerprints::default();
