@@ -9,8 +9,9 @@
 #      igb-82576 example host in its status (what N agents report at start);
 #   2. `scale_load agents` runs for the rest: it acknowledges every new spec generation with the
 #      status an agent writes after applying it (one status apply per node and change);
-#   3. smartnic-operator (release build, --leader-elect=false, no webhook) starts, and NicPolicy
-#      bench (numVfs 2, every node) is applied: time until every NicNodeState has its spec;
+#   3. smartnic-operator (release build unless SMARTNIC_BENCH_PROFILE says otherwise,
+#      --leader-elect=false, no webhook) starts, and NicPolicy bench (numVfs 2, every node) is
+#      applied: time until every NicNodeState has its spec;
 #   4. the policy changes (numVfs 2 -> 4): time until every NicNodeState has the new spec.
 # Reported per phase: wall time, the operator's CPU seconds (utime + stime from /proc) and its
 # share of the wall time (1.0 = one core busy all along), the API server's and etcd's CPU
@@ -140,6 +141,8 @@ for n in "${SIZES[@]}"; do
   phase "first policy (numVfs 2)" "$n" 2
   phase "policy change (numVfs 2 -> 4)" "$n" 4
   kill -KILL "${PIDS[@]}" 2>/dev/null || true
+  # reaped here, so that bash reports no "Killed" line for them
+  wait "${PIDS[@]}" 2>/dev/null || true
   PIDS=()
   "$HW/cluster" down "$CLUSTER" >/dev/null
 done
