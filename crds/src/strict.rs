@@ -232,7 +232,7 @@ impl fmt::Display for Problem {
 pub enum DecodeError {
     /// Not YAML or JSON (the parser's message carries the line).
     Syntax(String),
-    /// No document, or only empty ones.
+    /// No document, or only empty ones (an explicit empty `kind: List` is not empty).
     Empty {
         /// The kinds the reader expected, for the message.
         expected: String,
@@ -246,7 +246,10 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Syntax(e) => write!(f, "not YAML or JSON: {e}"),
             DecodeError::Empty { expected } => {
-                write!(f, "no object in the input (expected {expected})")
+                write!(
+                    f,
+                    "no object in the input (expected {expected}; to mean none on purpose, give `kind: List` with `items: []`)"
+                )
             }
             DecodeError::Invalid(problems) => {
                 let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -274,6 +277,9 @@ pub fn decode_objects(text: &str, wanted: &[&str]) -> Result<Decoded, DecodeErro
     let docs: Vec<Spanned<Node>> =
         serde_saphyr::from_multiple(text).map_err(|e| DecodeError::Syntax(yaml_error(&e)))?;
     let mut items: Vec<(usize, u64, Node)> = Vec::new();
+    // An empty file is a mistake; an explicit `kind: List` with no items says "no objects" on
+    // purpose (a plan with no policy returns the host to its defaults).
+    let mut said_list = false;
     for (i, doc) in docs.into_iter().enumerate() {
         let document = i + 1;
         let line = doc.referenced.line();
@@ -281,6 +287,7 @@ pub fn decode_objects(text: &str, wanted: &[&str]) -> Result<Decoded, DecodeErro
             continue;
         }
         if doc.value.str_at("kind") == Some("List") {
+            said_list = true;
             if let Some(Entry {
                 value: Node::Seq(list),
                 ..
@@ -292,7 +299,7 @@ pub fn decode_objects(text: &str, wanted: &[&str]) -> Result<Decoded, DecodeErro
         }
         items.push((document, line, doc.value));
     }
-    if items.is_empty() {
+    if items.is_empty() && !said_list {
         return Err(DecodeError::Empty {
             expected: wanted.join(" or "),
         });

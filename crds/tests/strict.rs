@@ -133,6 +133,14 @@ fn empty_input_is_an_error() {
 }
 
 #[test]
+fn an_explicit_empty_list_means_no_objects_on_purpose() {
+    for text in ["apiVersion: v1\nkind: List\nitems: []\n", "kind: List\n"] {
+        let d = decode_objects(text, WANTED).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert!(d.objects.is_empty(), "{text:?}: {d:?}");
+    }
+}
+
+#[test]
 fn wrong_types_and_enum_values_are_errors() {
     let text = POLICY
         .replace("    vendor: \"15b3\"\n", "    vendor: 8086\n")

@@ -67,7 +67,8 @@ numvfs() { cat "/sys/class/net/$1/device/sriov_numvfs"; }
 
 section "igb $PF: 0 -> 7 VFs with MACs, back to 0"
 policy "lab_vf" "$PF" 7 >"$T_TMP/seven.yaml"
-: >"$T_TMP/none.yaml"
+# no policy at all: an explicit empty List (an empty file is refused as a mistake)
+printf 'apiVersion: v1\nkind: List\nitems: []\n' >"$T_TMP/none.yaml"
 if ctl_json "plan -o json ($PF, 7 VFs)" plan -f "$T_TMP/seven.yaml" -o json --state-file "$STATE"; then
   expect_eq "plan: vendor igb" "$(jv '.plan.pfs[0].vendor')" igb
   expect_eq "plan: disruption" "$(jv '.plan.class')" non-disruptive

@@ -139,7 +139,7 @@ YAML
 plan_step() {
   step "plan and apply a NicPolicy"
   policy_file >"$W/policy.yaml"
-  : >"$W/none.yaml"
+  printf 'apiVersion: v1\nkind: List\nitems: []\n' >"$W/none.yaml"  # no policy: an explicit empty List
   table "policy.yaml" "$(cat "$W/policy.yaml")"
   if ctl_ok "smartnicctl plan -f policy.yaml" plan -f "$W/policy.yaml" --state-file "$STATE"; then
     table "the plan" "$CTL_OUT"

@@ -65,7 +65,8 @@ mkdir -p "$W"
 export SMARTNIC_CNI_STATE_DIR=$W/state
 # What the node's administrator and agent give our plugin: the allow-list (our IPAM directories)
 # and the pools file (the PF's VFs); logFile names land in $W/log.
-printf '{"ipamDataDirs":["%s/ipam-ours","%s/ipamw-ours"]}' "$W" "$W" >"$W/allow.json"
+printf '{"ipamDataDirs":["%s/ipam-ours","%s/ipamw-ours","%s/ipamf-ours","%s/ipam-attach","%s/ipamw-attach","%s/ipamf-attach"]}' \
+  "$W" "$W" "$W" "$W" "$W" "$W" >"$W/allow.json"
 printf '{"resourceList":[{"resourceName":"peers","resourcePrefix":"smartnic.io","deviceType":"netdevice","selectors":[{"pfs":[{"pciAddress":"%s"}]}]}]}' \
   "$(basename "$(readlink -f "$PFDEV")")" >"$W/device-plugin.json"
 export SMARTNIC_CNI_ALLOW_LIST=$W/allow.json SMARTNIC_CNI_READY_FILE=$W/device-plugin.json
