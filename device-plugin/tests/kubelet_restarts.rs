@@ -61,9 +61,16 @@ async fn reregisters_after_every_kubelet_restart_without_leaks() {
             ["smartnic.io/cx6_vf", "smartnic.io/igb_vf"],
             "restart {i}"
         );
-        // the plugin sockets are back
+        // the plugin sockets are back. Like the kubelet, the fake one deletes every file in the
+        // directory when it starts: a socket the plugin bound just before that cleanup is gone
+        // once, and the plugin binds it again when it sees that (and registers it again).
         for ep in ["smartnic.io_cx6_vf.sock", "smartnic.io_igb_vf.sock"] {
-            assert!(plugin.plugin_dir.join(ep).exists(), "restart {i}: {ep}");
+            let path = plugin.plugin_dir.join(ep);
+            let deadline = t0 + CLAIM;
+            while !path.exists() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert!(path.exists(), "restart {i}: {ep} not back within {CLAIM:?}");
         }
         // settle before counting: the old servers wind down after the new ones registered
         if i == 0 || i == RESTARTS - 1 {
