@@ -704,6 +704,28 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         }
     }
 
+    /// The device a journal names (a VF or a whole PF), locked unless the caller holds its lock,
+    /// when this attachment still holds it; `None` when another attachment (or nobody) holds it
+    /// now: a late DEL must not touch it.
+    pub(super) fn held_for_release(
+        &self,
+        id: &str,
+        ifname: &str,
+        bdf: &str,
+        locked: bool,
+    ) -> Result<Option<(nic::pci::PciAddress, Option<FileLock>)>, CniError> {
+        let addr = crate::validate::device_id(bdf, "journal")?;
+        let lock = if locked {
+            None
+        } else {
+            Some(self.store.lock_vf(&addr)?)
+        };
+        Ok(match self.store.vf_owner(&addr)? {
+            Some((oid, oif)) if oid == id && oif == ifname => Some((addr, lock)),
+            _ => None,
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn release_vf(
         &self,
@@ -717,17 +739,9 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         netns: Option<&Path>,
         vf_locked: bool,
     ) -> Result<(), CniError> {
-        let addr = crate::validate::device_id(bdf, "journal")?;
-        let _lock = if vf_locked {
-            None
-        } else {
-            Some(self.store.lock_vf(&addr)?)
+        let Some((addr, _lock)) = self.held_for_release(id, ifname, bdf, vf_locked)? else {
+            return Ok(());
         };
-        match self.store.vf_owner(&addr)? {
-            Some((oid, oif)) if oid == id && oif == ifname => {}
-            // Another attachment holds the VF now (or nobody): a late DEL must not touch it.
-            _ => return Ok(()),
-        }
         let saved = r.saved.clone().unwrap_or_default();
         if r.moved {
             self.netdev_home(ifname, &saved, conf, netns, |ns_alive| {

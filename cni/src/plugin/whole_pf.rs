@@ -187,17 +187,9 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         netns: Option<&Path>,
         locked: bool,
     ) -> Result<(), CniError> {
-        let addr = crate::validate::device_id(bdf, "journal")?;
-        let _lock = if locked {
-            None
-        } else {
-            Some(self.store.lock_vf(&addr)?)
+        let Some((addr, _lock)) = self.held_for_release(id, ifname, bdf, locked)? else {
+            return Ok(());
         };
-        match self.store.vf_owner(&addr)? {
-            Some((oid, oif)) if oid == id && oif == ifname => {}
-            // another attachment holds the PF now (or nobody): a late DEL must not touch it
-            _ => return Ok(()),
-        }
         if r.moved {
             let saved = r.saved.clone().unwrap_or_default();
             let look = || {
