@@ -13,6 +13,8 @@
 //! 6. when every PF finished, the spec is recorded as applied.
 //!
 //! After a crash or a failure, planning again from the live host gives the remaining steps.
+//! Each boundary between these phases and between steps is a [`crate::failpoint`], where the
+//! crash tests kill the agent.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -22,6 +24,7 @@ use crds::node_state::NicNodeStateSpec;
 use crds::pool::RdmaMode;
 use planner::apply::{HostPlan, NodeFacts, NodeStep, PfAction, PfPlan, Step};
 
+use crate::failpoint;
 use crate::files::FileError;
 use crate::firmware::{Firmware, FirmwareOutcome, apply_firmware};
 use crate::handoff::DevicePluginFile;
@@ -253,6 +256,7 @@ impl Executor<'_> {
                 .collect(),
         });
         self.state.store(&state)?;
+        failpoint::boundary("recorded");
         let problem = |pci: &str| plan.problems.iter().any(|x| x.pci_address == pci);
         let ready: BTreeSet<String> = plan
             .pfs
@@ -269,6 +273,7 @@ impl Executor<'_> {
             spec,
         };
         shared.publish()?;
+        failpoint::boundary("published");
 
         let results: Vec<Result<PfReport, FileError>> = std::thread::scope(|s| {
             let handles: Vec<_> = plan
@@ -292,6 +297,7 @@ impl Executor<'_> {
         };
         // the applied spec names the PFs to reset later: a failed node step (planned again from
         // the live host next time) does not hold it back
+        failpoint::boundary("steps-done");
         if report.pfs_complete() && plan.problems.is_empty() {
             shared.update(|st| {
                 st.applied = Some(spec.clone());
@@ -299,6 +305,7 @@ impl Executor<'_> {
                 st.in_progress = None;
                 st.firmware_reboots.clear();
             })?;
+            failpoint::boundary("applied");
         }
         report.duration = started.elapsed();
         Ok(report)
@@ -320,11 +327,13 @@ fn run_pf(shared: &Shared<'_>, pf: &PfPlan) -> Result<PfReport, FileError> {
             p.step = i;
             p.kind = Some(step.kind().to_owned());
         })?;
+        failpoint::boundary(&format!("before:{}", step.kind()));
         let t = Instant::now();
         let result = match step {
             Step::Firmware(target) => firmware_step(shared, pf, step, target),
             _ => shared.exec.host.apply(pf, step),
         };
+        failpoint::boundary(&format!("after:{}", step.kind()));
         let error = result.as_ref().err().map(ToString::to_string);
         report.steps.push(StepReport {
             kind: step.kind(),
@@ -361,6 +370,7 @@ fn run_pf(shared: &Shared<'_>, pf: &PfPlan) -> Result<PfReport, FileError> {
                 .insert(pci.to_owned());
             shared.publish()?;
         }
+        failpoint::boundary("pf-done");
     }
     Ok(report)
 }

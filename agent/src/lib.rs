@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod executor;
+pub mod failpoint;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 pub mod files;

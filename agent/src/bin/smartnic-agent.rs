@@ -24,6 +24,9 @@
 //! `status.tunnelEndpoint`; after the first setup a task learns the other nodes' endpoints and
 //! keeps `br-int`'s tunnel ports to them, through the OVS in `--ovs-rundir`.
 //! Without it the agent does no overlay work and needs no Open vSwitch.
+//!
+//! `SMARTNIC_AGENT_FAILPOINT=<point>` (tests only; unset in every deployment) stops the agent at
+//! one step boundary of the executor for a test to kill it there (`agent::failpoint`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
