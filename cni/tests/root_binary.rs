@@ -402,3 +402,70 @@ fn a_crash_at_every_step_then_del_leaves_nothing() {
     }
     println!("{crashes} killed ADDs (abort at each step), each followed by a DEL: nothing left");
 }
+
+/// CNI 1.1 `GC` through the binary on the running kernel: of three macvlan attachments, the
+/// one the runtime still lists in `cni.dev/valid-attachments` keeps its link and its lease; a
+/// stale one in a pod namespace that still exists loses both; a stale one whose namespace the
+/// runtime already deleted loses its lease and its record.
+#[test]
+fn gc_through_the_binary_releases_stale_attachments_and_keeps_valid_ones() {
+    if !root("gc_through_the_binary_releases_stale_attachments_and_keeps_valid_ones") {
+        return;
+    }
+    let lab = Lab::new("gc");
+    let conf = lab.conf("1.1.0", "macvlan", "bridge");
+    let mut pods: Vec<Netns> = (0..3)
+        .map(|i| Netns::new(format!("smc-gc{i}-{}", std::process::id())))
+        .collect();
+    let ids = ["gc-keep", "gc-stale", "gc-gone"];
+    let mut results = Vec::new();
+    for (id, pod) in ids.iter().zip(&pods) {
+        let (ok, res) = lab.run("ADD", id, &pod.path(), &conf, &[]);
+        assert!(ok, "ADD {id}: {res}");
+        results.push(res);
+    }
+    assert_eq!(lab.leases(), 3);
+    let records = || {
+        std::fs::read_dir(lab.state.path().join("state/attachments"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(records(), 3);
+    // the runtime deleted the third pod's namespace without a DEL (a node crash, say)
+    let gone = pods.pop().unwrap();
+    let gone_path = gone.path();
+    drop(gone);
+    assert!(!gone_path.exists());
+
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] =
+        serde_json::json!([{"containerID": "gc-keep", "ifname": "net1"}]);
+    let (ok, out) = lab.run("GC", "", Path::new(""), &gc, &[]);
+    assert!(ok, "GC: {out}");
+    assert!(
+        pods[0].ip(&["link"]).contains("net1"),
+        "GC removed the valid attachment's link"
+    );
+    assert!(
+        !pods[1].ip(&["link"]).contains("net1"),
+        "GC left the stale attachment's link"
+    );
+    assert_eq!(
+        lab.leases(),
+        1,
+        "GC: only the valid attachment's lease stays"
+    );
+    assert_eq!(records(), 1, "GC: only the valid attachment's record stays");
+    let mut check = conf.clone();
+    check["prevResult"] = results[0].clone();
+    let (ok, out) = lab.run("CHECK", "gc-keep", &pods[0].path(), &check, &[]);
+    assert!(ok, "CHECK of the kept attachment after GC: {out}");
+    // a second GC with the same list changes nothing
+    let (ok, out) = lab.run("GC", "", Path::new(""), &gc, &[]);
+    assert!(ok, "second GC: {out}");
+    assert_eq!((lab.leases(), records()), (1, 1));
+    let (ok, out) = lab.run("DEL", "gc-keep", &pods[0].path(), &conf, &[]);
+    assert!(ok, "DEL: {out}");
+    assert_eq!(lab.leases(), 0);
+    drop(pods);
+}
