@@ -9,7 +9,7 @@
 #   cargo build --profile cni -p cni --bin smartnic --target x86_64-unknown-linux-musl
 #
 # Prints, for each plugin: ADD and DEL min/median/p95 (N sequential ADD/DEL cycles after WARMUP,
-# the two plugins taking turns),
+# the two plugins taking turns, the first of each pair alternating),
 # the mean CPU time (user+sys, from the kernel's accounting of the child) per ADD and per DEL, which
 # a busy machine changes far less than wall time,
 # then the median wall time of parallel ADD waves of 16 and 64 pods (WAVES waves each, every pod in
@@ -102,9 +102,16 @@ cycle() { # $1=name $2=plugin $3=conf $4=i ; one ADD+DEL in the plugin's netns, 
 sequential() {
   local i who
   for who in ours ref; do ip netns add "${NSP}s$who"; : >"$TMP/$who.add"; : >"$TMP/$who.del"; done
+  # which goes first alternates: a DEL's kernel work (RCU grace periods, the device's last
+  # references) overlaps the next calls, so a fixed order would favour the plugin that follows
   for ((i = 0; i < WARMUP + N; i++)); do
-    cycle ours "$OURS" "$TMP/ours.json" "$i"
-    cycle ref "$REF" "$TMP/ref.json" "$i"
+    if ((i % 2 == 0)); then
+      cycle ours "$OURS" "$TMP/ours.json" "$i"
+      cycle ref "$REF" "$TMP/ref.json" "$i"
+    else
+      cycle ref "$REF" "$TMP/ref.json" "$i"
+      cycle ours "$OURS" "$TMP/ours.json" "$i"
+    fi
   done
   for who in ours ref; do
     echo "${CADD[$who]} ${CDEL[$who]}" | awk -v n="$N" '{ printf "%.2f %.2f\n", $1 * 1000 / n, $2 * 1000 / n }' >"$TMP/$who.cpu"
@@ -149,7 +156,8 @@ done
 for width in 16 64; do
   for who in ours ref; do : >"$TMP/$who.wave$width"; R[$who.fail$width]=0; done
   for ((k = 0; k < WAVES; k++)); do
-    for who in ours ref; do # taking turns, as above
+    order="ours ref"; ((k % 2)) && order="ref ours"
+    for who in $order; do # taking turns, the first alternating, as above
       bin=$OURS; [[ $who == ref ]] && bin=$REF
       read -r ms fails < <(wave "$who" "$bin" "$TMP/$who.json" "$width")
       echo "$ms" >>"$TMP/$who.wave$width"; R[$who.fail$width]=$((R[$who.fail$width] + fails))
