@@ -1,6 +1,7 @@
 #!/bin/bash
 # suite: cni - the smartnic CNI plugin on real VFs: sriov mode into pod netns with MAC/VLAN/trust through the PF, VF-to-VF ping, DEL restores the VF table; whole igb PFs into pods and back; ipvlan l2 and l3s
 # needs: smartnic
+# features: cni/failpoints
 #
 # The plugin is invoked as a runtime invokes it: CNI_* environment, configuration on stdin.
 #   sriov   two VFs of SMARTNIC_TEST_PF go into two pod namespaces (VLAN, trust, MAC set through
@@ -10,6 +11,11 @@
 #           pods (host-device form), ping each other over the cable, and come back on DEL under
 #           their names, MACs and MTUs (one after its netns is gone); a PF the configuration
 #           does not offer is refused.
+#   abort   a `mode: sriov` ADD of a VF of SMARTNIC_TEST_PF (VLAN, MAC, host-local IPAM) aborted
+#           at each step it journals (SMARTNIC_CNI_FAILPOINT, the binary built with the
+#           `failpoints` feature: hw-tests/run does), then DEL, then a new ADD and its DEL: after
+#           each DEL the VF is back in the host under its name, the PF's VF table (MAC, VLAN,
+#           trust, spoofchk) is what it was, the pod has no net1 and no lease is left.
 #   ipvlan  two pods with ipvlan children of the PF in mode l2, then l3s, ping each other.
 # Environment: SMARTNIC_TEST_PF (the lab sets its first igb PF), SMARTNIC (the binary; default:
 # smartnic on PATH, then target/).
@@ -102,6 +108,61 @@ sriov_part() {
   check "$n1 is back in the host under its name" ip link show "$n1"
   after=$(vf_table "$PF")
   expect_eq "the VF table is exactly what it was" "$after" "$before"
+}
+
+sriov_abort_part() {
+  section "sriov ADD aborted at each step on $PF, then DEL and a new ADD"
+  local dev=/sys/class/net/$PF/device
+  if [ ! -e "$dev/sriov_totalvfs" ]; then
+    skip "sriov abort" "$PF has no SR-IOV"
+    return
+  fi
+  on_exit "echo 0 > $dev/sriov_numvfs"
+  [ "$(cat "$dev/sriov_numvfs")" -ge 1 ] || echo 2 >"$dev/sriov_numvfs"
+  ip link set "$PF" up
+  wait_for 20 test -e "$dev/virtfn0/net" || { fail "a VF with a netdev on $PF" "$(ls "$dev/virtfn0/" 2>&1)"; return; }
+  local vf0 n0 before step conf ipam=$T_TMP/ipam-abort
+  vf0=$(readlink -f "$dev/virtfn0"); vf0=${vf0##*/}
+  n0=$(ls "$dev/virtfn0/net")
+  before=$(vf_table "$PF")
+  printf '{"resourceList":[{"resourceName":"lab","resourcePrefix":"smartnic.io","deviceType":"netdevice","selectors":[{"pfs":[{"pciAddress":"%s"}]}]}]}' \
+    "$(basename "$(readlink -f "$dev")")" >"$T_TMP/device-plugin.json"
+  export SMARTNIC_CNI_READY_FILE=$T_TMP/device-plugin.json
+  printf '{"ipamDataDirs":["%s"]}' "$ipam" >"$T_TMP/allow-abort.json"
+  export SMARTNIC_CNI_ALLOW_LIST=$T_TMP/allow-abort.json
+  conf=$(printf '{"cniVersion":"1.1.0","name":"lababort","type":"smartnic","mode":"sriov","deviceID":"%s","vlan":300,"trust":true,"runtimeConfig":{"mac":"02:00:00:00:58:0a"},"ipam":{"type":"host-local","ranges":[[{"subnet":"10.58.0.0/24"}]],"dataDir":"%s"}}' "$vf0" "$ipam")
+  leases() { find "$ipam" -type f -name '10.*' 2>/dev/null | wc -l; }
+  pod cniab
+  # restored STEP: the VF back in the host as it was, nothing in the pod, no lease
+  restored() {
+    check "after $1: $n0 is back in the host under its name" ip link show "$n0"
+    check "after $1: no net1 in the pod" sh -c "! ip -n cniab link show net1 2>/dev/null"
+    expect_eq "after $1: the VF table (MAC, VLAN, trust) is what it was" "$(vf_table "$PF")" "$before"
+    expect_eq "after $1: no lease left" "$(leases)" 0
+  }
+  for step in begin vf-claimed vf-saved vf-configure vf-move ipam addresses done; do
+    SMARTNIC_CNI_FAILPOINT=$step cni ADD "ab-$step" /run/netns/cniab net1 "$conf"
+    if [ "$CNI_RC" -gt 128 ]; then
+      ok "ADD aborted at $step (exit $CNI_RC)"
+    elif [ "$CNI_RC" = 0 ]; then
+      fail "ADD aborted at $step" "the ADD succeeded: the binary has no crash points (build it with --features cni/failpoints; hw-tests/run does)"
+      cni DEL "ab-$step" /run/netns/cniab net1 "$conf"
+      break
+    else
+      fail "ADD aborted at $step" "$(cni_diag)"
+    fi
+    cni DEL "ab-$step" /run/netns/cniab net1 "$conf"
+    if [ "$CNI_RC" = 0 ]; then ok "DEL after the abort at $step"; else fail "DEL after the abort at $step" "$(cni_diag)"; fi
+    restored "the abort at $step and DEL"
+    cni ADD "ab-$step-again" /run/netns/cniab net1 "$conf"
+    if [ "$CNI_RC" = 0 ]; then ok "a new ADD after the abort at $step"; else fail "a new ADD after the abort at $step" "$(cni_diag)"; fi
+    local row
+    row=$(ip -j link show "$PF" | jq -c '.[0].vfinfo_list[] | select(.vf == 0)')
+    expect_eq "  ...VF 0 MAC and VLAN set" "$(jq -r '.address + " " + (.vlan_list[0].vlan // 0 | tostring)' <<<"$row")" "02:00:00:00:58:0a 300"
+    cni DEL "ab-$step-again" /run/netns/cniab net1 "$conf"
+    restored "the new ADD's DEL"
+  done
+  unset SMARTNIC_CNI_READY_FILE SMARTNIC_CNI_ALLOW_LIST
 }
 
 whole_pf_part() {
@@ -197,6 +258,7 @@ expect_eq "VERSION" "$(jq -c .supportedVersions <<<"$CNI_OUT")" '["0.3.0","0.3.1
 whole_pf_part
 if [ -n "$PF" ]; then
   sriov_part
+  sriov_abort_part
   ipvlan_part
 else
   skip "sriov and ipvlan" "no SMARTNIC_TEST_PF"
