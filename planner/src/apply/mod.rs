@@ -17,7 +17,7 @@
 //! |---|---|
 //! | `mlx5_core` | firmware check (a change stops here: reboot) → (in switchdev and the count or mode changes: unbind VFs → eswitch legacy) → `sriov_numvfs` 0 → N → wait for each VF's driver and netdev → PF MTU → VF MACs → to switchdev: unbind VFs → eswitch switchdev → representors → `hw-tc-offload` on → rebind, each VF to its group's driver (netdevice or vfio-pci, IOMMU group checked); otherwise driver binding in place → VF MTU |
 //! | `ice` | (mode differs: `sriov_numvfs` 0 → eswitch mode) → `sriov_numvfs` N → wait → (switchdev: representors, `hw-tc-offload` on) → PF MTU → VF MACs → binding → VF MTU |
-//! | `igb` | `sriov_numvfs` 0 → N → wait → PF MTU → binding → VF MACs → rebind the kernel-bound VFs whose MAC changed (igbvf reads its MAC at probe) → VF MTU; no eswitch |
+//! | `igb` | `sriov_numvfs` 0 → N → wait → PF MTU → VF MACs → binding → rebind the VFs that stay on igbvf and whose MAC changed (igbvf reads its MAC at probe) → VF MTU; no eswitch. MACs come before the binding so that a crash between the two never leaves a VF on vfio-pci without its MAC (a vfio-pci VF may be in use: no later plan sets it) |
 //! | `netdevsim` | (in switchdev and the count or mode changes: eswitch legacy) → `sriov_numvfs` 0 → N, no wait (its VFs have no driver or netdev) → PF MTU → VF MACs (the PF netdev answers `ip link set $PF vf N mac M`) → eswitch switchdev → representors → `hw-tc-offload` on; no binding, no VF MTU (vfio-pci and VF MTUs are refused as [`PlanProblem`]s) |
 //! | other | the mlx5 order without the firmware step (the kernel's rules: 0 before a new count, VFs unbound before an eswitch change) |
 //!

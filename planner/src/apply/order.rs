@@ -482,13 +482,18 @@ fn ice_order(m: &mut Model<'_>) {
 fn igb_order(m: &mut Model<'_>) {
     m.vf_count();
     m.pf_link();
-    m.vf_bind();
+    // MACs before the binding: a VF the binding moves to vfio-pci is never free for a MAC again
+    // (it may be in use), so a crash between the two would leave it without one for good
     let macs = m.vf_macs();
-    // igbvf reads the MAC the PF gave it at probe: rebind the kernel-bound VFs that got one
+    let kernel_before: Vec<bool> = m.vfs.iter().map(|v| v.driver == Driver::Kernel).collect();
+    m.vf_bind();
+    // igbvf reads the MAC the PF gave it at probe: rebind the VFs that got one on igbvf and stay
+    // there (a VF the binding just moved to igbvf was probed after its MAC)
     let rebind: Vec<u32> = macs
         .into_iter()
         .filter(|&vf| {
-            m.vfs[vf as usize].driver == Driver::Kernel
+            kernel_before[vf as usize]
+                && m.vfs[vf as usize].driver == Driver::Kernel
                 && m.wanted_type(vf) == VfDeviceType::Netdevice
         })
         .collect();

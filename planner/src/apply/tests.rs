@@ -377,6 +377,54 @@ fn igb_rebinds_its_vfs_after_setting_their_macs() {
 }
 
 #[test]
+fn igb_sets_the_macs_of_vfio_pci_vfs_before_binding_them() {
+    let nic = igb("0000:00:04.0", "enp0s4");
+    let mut want = iface(&nic, 4);
+    want.vf_groups = vec![
+        group(r(0, 1), VfDeviceType::Netdevice, None),
+        group(r(2, 3), VfDeviceType::VfioPci, None),
+    ];
+    let p = plan(
+        &spec(vec![]),
+        &spec(vec![want.clone()]),
+        vec![nic.clone()],
+        &BTreeMap::new(),
+    );
+    assert_eq!(
+        steps(&p)[2..],
+        [
+            "vf 0 mac 52:12:34:56:00:00",
+            "vf 1 mac 52:12:34:56:00:01",
+            "vf 2 mac 52:12:34:56:00:02",
+            "vf 3 mac 52:12:34:56:00:03",
+            "bind VFs 2-3 to vfio-pci (IOMMU group checked)",
+            "rebind VFs 0-1",
+        ],
+        "a crash after the binding must find every MAC set: a VF on vfio-pci is never free again"
+    );
+    // after a crash between the MACs and the binding: the binding and the rebind remain
+    let mut host = with_vfs(nic.clone(), 4, &[], &[]);
+    for vf in &mut host.vfs {
+        vf.driver = Some("igbvf".into());
+    }
+    let admin: BTreeMap<u32, String> = (0..4)
+        .map(|vf| (vf, stable_vf_mac("52:54:00:12:34:56", vf).unwrap()))
+        .collect();
+    let facts = BTreeMap::from([(
+        "0000:00:04.0".to_owned(),
+        PfFacts {
+            vf_admin_macs: Some(admin),
+            ..Default::default()
+        },
+    )]);
+    let desired = spec(vec![want]);
+    assert_eq!(
+        steps(&plan(&desired, &desired, vec![host], &facts)),
+        ["bind VFs 2-3 to vfio-pci (IOMMU group checked)"]
+    );
+}
+
+#[test]
 fn a_pf_that_is_down_is_brought_up_when_it_gets_vfs_and_then_is_in_sync() {
     let nic = igb("0000:00:04.0", "enp0s4");
     let want = iface(&nic, 2);
