@@ -5,8 +5,6 @@
 #   igb     on SMARTNIC_TEST_PF: 0 -> 7 VFs with stable MACs set through the PF and back to 0,
 #           planned and applied by `smartnicctl plan --apply` (the agent's planner + executor);
 #           a second plan reports "in sync".
-#   crash   `kill -9` in the middle of a plan, then the same command again: it resumes from the
-#           live host and ends in the same state (the state file recorded the plan in progress).
 #   2 PFs   SMARTNIC_TEST_PF and the next igb PF configured in one plan, one thread per PF; the
 #           per-PF and whole-node times are printed.
 #   wholePf the next igb PF offered whole: bound to vfio-pci (device-plugin hand-off lists it by
@@ -14,6 +12,12 @@
 #   agent   `smartnic-agent --spec-file` (the standalone mode: start-up and one pass, no
 #           cluster) applies the spec `smartnicctl plan -o json` printed: 0 -> 7 VFs, in sync,
 #           then an empty spec resets the PF to 0.
+#   crash   `smartnic-agent --spec-file` on two igb PFs (7 netdevice VFs on one, 4 vfio-pci VFs
+#           and MTU 9000 on the other) stopped at a step boundary of each step kind of the plan
+#           (SMARTNIC_AGENT_FAILPOINT=before:KIND / after:KIND, see agent/src/failpoint.rs) and
+#           killed with `kill -9`, then started again: each restart ends in sync with the VF
+#           counts, VF MACs, drivers, MTU, state file and device-plugin hand-off of an
+#           uninterrupted run (agent/tests/crash_binary.rs does 200+ kills on fixture trees).
 #   netdevsim  a netdevsim device (not PCI: its identity is its devlink handle) legacy -> 4 VFs
 #           -> switchdev with its 4 representors, by `smartnicctl plan --apply` and by the agent;
 #           in sync afterwards, and an empty policy resets it to 0 VFs and legacy.
@@ -94,29 +98,6 @@ if [ "$CTL_RC" = 0 ]; then ok "plan --apply with no policy resets the PF"; else 
 expect_eq "sriov_numvfs back to 0" "$(numvfs "$PF")" 0
 check "device-plugin hand-off is empty" jq -e '.resourceList == []' "$DP"
 skip "VF VLANs" "VLANs are per network (the CNI sets them at ADD); policies carry none"
-
-section "kill -9 in the middle of a plan, then a restart"
-rm -f "$STATE"
-"$SMARTNICCTL" plan -f "$T_TMP/seven.yaml" --apply --allow-disruption --state-file "$STATE" \
-  --device-plugin-file "$DP" >"$T_TMP/killed.out" 2>&1 &
-pid=$!
-wait_for 20 test -e "$PFDEV/virtfn0"
-sleep 0.3
-if kill -9 "$pid" 2>/dev/null; then
-  wait "$pid" 2>/dev/null
-  note "killed at step $(jq -r '.inProgress.pfs[]?.step' "$STATE" 2>/dev/null) ($(jq -r '.inProgress.pfs[]?.kind' "$STATE" 2>/dev/null)), $(numvfs "$PF") VFs"
-  check "the state file records the plan in progress" jq -e '.inProgress != null' "$STATE"
-else
-  wait "$pid"
-  note "the plan finished before the kill; the restart must still be a no-op"
-fi
-apply "$T_TMP/seven.yaml"
-if [ "$CTL_RC" = 0 ]; then ok "restart converges"; diag "$CTL_OUT"; else fail "restart converges" "$(ctl_diag)"; fi
-expect_eq "sriov_numvfs after the restart" "$(numvfs "$PF")" 7
-expect_eq "VF MACs after the restart" "$(vf_macs "$PF")" "$want_macs"
-check "nothing in progress" jq -e '.inProgress == null' "$STATE"
-apply "$T_TMP/none.yaml"
-expect_eq "back to 0" "$(numvfs "$PF")" 0
 
 section "two PFs in parallel"
 PF2=""
@@ -212,6 +193,100 @@ elif ctl_json "plan -o json ($PF, 7 VFs) for the agent" plan -f "$T_TMP/seven.ya
   if [ "$CTL_RC" = 0 ]; then ok "smartnic-agent with an empty spec resets the PF"; else fail "smartnic-agent with an empty spec resets the PF" "$(ctl_diag)"; fi
   expect_eq "sriov_numvfs back to 0 by the agent" "$(numvfs "$PF")" 0
   check "device-plugin hand-off is empty after the reset" jq -e '.resourceList == []' "$DP"
+fi
+
+section "smartnic-agent killed (kill -9) at a boundary of each step kind, then restarted"
+# host_state: what tells one end state of the two PFs from another
+host_state() {
+  local p a v
+  for p in "$PF" ${PF2:+"$PF2"}; do
+    a=$(basename "$(readlink -f "/sys/class/net/$p/device")")
+    printf '%s numvfs=%s mtu=%s macs=[%s]\n' "$p" "$(numvfs "$p")" "$(cat "/sys/class/net/$p/mtu")" "$(vf_macs "$p")"
+    for v in /sys/bus/pci/devices/"$a"/virtfn*; do
+      [ -e "$v" ] && printf '  %s %s\n' "${v##*/}" "$(basename "$(readlink "$v/driver" 2>/dev/null)")"
+    done
+  done
+  jq -c '{applied: (.applied != null), inProgress}' "$STATE"
+  jq -c . "$DP"
+}
+# agent_killed_at POINT SPEC: the agent armed at POINT; once it stopped there, kill -9
+agent_killed_at() {
+  SMARTNIC_AGENT_FAILPOINT=$1 "$AGENT" --spec-file "$2" --allow-disruption --state-file "$STATE" \
+    --device-plugin-file "$DP" >"$T_TMP/killed.out" 2>"$T_TMP/killed.err" &
+  local pid=$!
+  wait_for 120 sh -c "grep -q '^failpoint ' '$T_TMP/killed.err' || ! kill -0 $pid"
+  if grep -q '^failpoint ' "$T_TMP/killed.err"; then
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    KILLED_RC=$?
+  else
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    KILLED_RC=none
+  fi
+}
+# restore_links: the PF links as before the first run (MTU, up or down): a reset to 0 VFs
+# leaves them as the plan set them
+links0=$(for p in "$PF" ${PF2:+"$PF2"}; do printf '%s %s %s\n' "$p" "$(cat "/sys/class/net/$p/mtu")" \
+  "$(ip -j link show "$p" | jq -r 'if (.[0].flags | index("UP")) then "up" else "down" end')"; done)
+restore_links() {
+  local p m u
+  while read -r p m u; do ip link set "$p" mtu "$m" "$u"; done <<<"$links0"
+}
+[ -e "$T_TMP/spec0.json" ] || echo '{}' >"$T_TMP/spec0.json"
+vfio_ok=0
+{ modprobe vfio-pci 2>/dev/null || [ -d /sys/bus/pci/drivers/vfio-pci ]; } && vfio_ok=1
+if [ ! -x "$AGENT" ]; then
+  fail "smartnic-agent is built" "$AGENT is missing"
+else
+  on_exit "ip link set $PF mtu 1500 2>/dev/null"
+  [ -n "$PF2" ] && on_exit "ip link set $PF2 mtu 1500 2>/dev/null"
+  policy "lab_crash_a" "$PF" 7 >"$T_TMP/crash.yaml"
+  if [ -n "$PF2" ] && [ "$vfio_ok" = 1 ]; then
+    policy_with "lab_crash_b" "pfNames: [\"$PF2\"]" "  numVfs: 4
+  deviceType: vfio-pci
+  mtu: 9000" >>"$T_TMP/crash.yaml"
+  elif [ -n "$PF2" ]; then
+    policy_with "lab_crash_b" "pfNames: [\"$PF2\"]" "  numVfs: 4
+  mtu: 9000" >>"$T_TMP/crash.yaml"
+    note "no vfio-pci: the second PF keeps its VFs on igbvf"
+  fi
+  if ctl_json "plan -o json (crash spec)" plan -f "$T_TMP/crash.yaml" -o json --state-file "$STATE"; then
+    jq '.spec' <<<"$CTL_OUT" >"$T_TMP/crash-spec.json"
+    agent --spec-file "$T_TMP/crash-spec.json" --allow-disruption --state-file "$STATE" --device-plugin-file "$DP"
+    if [ "$CTL_RC" = 0 ]; then ok "uninterrupted run"; else fail "uninterrupted run" "$(ctl_diag)"; fi
+    want_state=$(host_state)
+    diag "$want_state"
+    agent --spec-file "$T_TMP/spec0.json" --allow-disruption --state-file "$STATE" --device-plugin-file "$DP"
+    restore_links
+    # the step kinds of the plan each cycle starts from, as the agent names them
+    # (setNumVfs -> set-num-vfs)
+    ctl_json "plan -o json (crash spec, from 0 VFs)" plan -f "$T_TMP/crash.yaml" -o json --state-file "$STATE"
+    kinds=$(jv '[.plan.pfs[].steps[].step] | unique | .[]' | sed 's/\([A-Z]\)/-\1/g' | tr 'A-Z' 'a-z')
+    note "step kinds: $(tr '\n' ' ' <<<"$kinds")"
+    i=0
+    for kind in $kinds; do
+      # alternate the side of the boundary: before the step runs, after it ran
+      if [ $((i % 2)) = 0 ]; then point=after:$kind; else point=before:$kind; fi
+      i=$((i + 1))
+      agent_killed_at "$point" "$T_TMP/crash-spec.json"
+      if [ "$KILLED_RC" = 137 ]; then
+        ok "killed at $point ($(jq -r '[.inProgress.pfs[]? | "\(.kind // "done")"] | join(",")' "$STATE"))"
+      else
+        fail "killed at $point" "exit $KILLED_RC: $(cat "$T_TMP/killed.err")"
+      fi
+      agent --spec-file "$T_TMP/crash-spec.json" --allow-disruption --state-file "$STATE" --device-plugin-file "$DP"
+      if [ "$CTL_RC" = 0 ] && [ "$(tail -n 1 <<<"$CTL_OUT")" = "in sync" ]; then
+        ok "restart after $point ends in sync"
+      else
+        fail "restart after $point ends in sync" "$(ctl_diag)"
+      fi
+      expect_eq "state after the kill at $point and the restart" "$(host_state)" "$want_state"
+      agent --spec-file "$T_TMP/spec0.json" --allow-disruption --state-file "$STATE" --device-plugin-file "$DP"
+      expect_eq "reset after $point" "$(numvfs "$PF") $(numvfs "${PF2:-$PF}")" "0 0"
+      restore_links
+    done
+  fi
 fi
 
 section "netdevsim: legacy -> 4 VFs -> switchdev, representors, back"
