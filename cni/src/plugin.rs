@@ -288,6 +288,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             mode: conf.conf.mode.as_str().into(),
             netns: netns.display().to_string(),
             conf: Value::Object(conf.raw.clone()),
+            pod: env.pod(),
         })?;
         let outcome = match conf.conf.mode {
             NetworkMode::Sriov => self.sriov_add(conf, env, netns, &ipam, &mut journal),

@@ -1136,6 +1136,37 @@ fn the_agent_sees_the_hosts_open_vswitch_for_the_overlay() {
     assert_eq!(v.type_.as_deref(), Some("DirectoryOrCreate"));
 }
 
+/// The per-VF metrics name the pod holding each VF from the CNI plugin's records: the agent
+/// sees the plugin's state directory of the host where its `--cni-state-dir` default says, and
+/// only reads it.
+#[test]
+fn the_agent_reads_the_cni_records_of_the_host() {
+    let Some(objects) = rendered("the_agent_reads_the_cni_records_of_the_host", &deploy_dir())
+    else {
+        return;
+    };
+    let (_, agent) = pod_specs(&objects)
+        .into_iter()
+        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
+        .expect("agent");
+    let dir = crds::cni_state::STATE_DIR;
+    let m = agent.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == dir)
+        .unwrap_or_else(|| panic!("{dir} mounted"));
+    assert_eq!(m.read_only, Some(true), "the agent only reads the records");
+    let v = agent
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == m.name)
+        .and_then(|v| v.host_path.as_ref())
+        .expect("a host path");
+    assert_eq!(v.path, dir);
+}
+
 /// The operator's `patch` on Nodes (RBAC cannot narrow it) is held to its own labels and
 /// annotations and `spec.unschedulable` by an admission policy that matches its service account
 /// in any namespace and covers every Node write its code makes.
