@@ -107,6 +107,12 @@ pub enum Step {
     },
     /// VF settings are about to be applied through the PF.
     VfConfigure,
+    /// The VF's RDMA device is about to move into the pod (the node's rdmaMode is exclusive).
+    #[serde(rename_all = "camelCase")]
+    RdmaMove {
+        /// The RDMA device (`mlx5_2`).
+        device: String,
+    },
     /// The VF netdev is about to move into the pod and be renamed.
     VfMove,
     /// A port is about to be put on an OVS bridge (mode ovs): the host end of a veth pair
@@ -151,6 +157,7 @@ impl Step {
             Self::PfClaimed { .. } => "pf-claimed",
             Self::VfSaved { .. } => "vf-saved",
             Self::VfConfigure => "vf-configure",
+            Self::RdmaMove { .. } => "rdma-move",
             Self::VfMove => "vf-move",
             Self::OvsPort { .. } => "ovs-port",
             Self::LinkCreate { .. } => "link-create",
@@ -163,12 +170,13 @@ impl Step {
 }
 
 /// Every failpoint name, in ADD order.
-pub const STEP_NAMES: [&str; 11] = [
+pub const STEP_NAMES: [&str; 12] = [
     "begin",
     "vf-claimed",
     "pf-claimed",
     "vf-saved",
     "vf-configure",
+    "rdma-move",
     "vf-move",
     "ovs-port",
     "link-create",
