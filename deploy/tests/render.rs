@@ -22,7 +22,10 @@ use k8s_openapi::{
             ValidatingAdmissionPolicyBinding, ValidatingWebhookConfiguration,
         },
         apps::v1::{DaemonSet, Deployment},
-        core::v1::{Container, Namespace, Pod, PodSpec, Service, ServiceAccount},
+        core::v1::{
+            Container, HostPathVolumeSource, Namespace, Pod, PodSpec, Service, ServiceAccount,
+            VolumeMount,
+        },
         policy::v1::PodDisruptionBudget,
         rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
     },
@@ -1103,6 +1106,29 @@ fn examples_pass_the_crd_schemas_and_fit_together() {
     assert!(limits.contains_key(&request), "the pod asks for {request}");
 }
 
+/// The agent container's mount at `path` and the host path behind it.
+fn agent_host_mount(objects: &[Value], path: &str) -> (VolumeMount, HostPathVolumeSource) {
+    let (_, agent) = pod_specs(objects)
+        .into_iter()
+        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
+        .expect("agent");
+    let m = agent.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == path)
+        .unwrap_or_else(|| panic!("{path} mounted"))
+        .clone();
+    let v = agent
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == m.name)
+        .and_then(|v| v.host_path.clone())
+        .expect("a host path");
+    (m, v)
+}
+
 #[test]
 fn the_agent_sees_the_hosts_open_vswitch_for_the_overlay() {
     let Some(objects) = rendered(
@@ -1111,26 +1137,10 @@ fn the_agent_sees_the_hosts_open_vswitch_for_the_overlay() {
     ) else {
         return;
     };
-    let (_, agent) = pod_specs(&objects)
-        .into_iter()
-        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
-        .expect("agent");
     // smartnic-agent --ovs-rundir defaults to /run/openvswitch, where the CNI (on the host)
     // finds db.sock, br-int.mgmt and the overlay lock it shares with the agent
-    let m = agent.containers[0]
-        .volume_mounts
-        .iter()
-        .flatten()
-        .find(|m| m.mount_path == "/run/openvswitch")
-        .expect("/run/openvswitch mounted");
+    let (m, v) = agent_host_mount(&objects, "/run/openvswitch");
     assert_ne!(m.read_only, Some(true), "the lock file is created there");
-    let v = agent
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == m.name)
-        .and_then(|v| v.host_path.as_ref())
-        .expect("a host path");
     assert_eq!(v.path, "/run/openvswitch");
     // nodes without OVS (no --tunnel-uplink) still start the agent
     assert_eq!(v.type_.as_deref(), Some("DirectoryOrCreate"));
@@ -1145,25 +1155,9 @@ fn the_agent_reads_the_cni_records_of_the_host() {
     else {
         return;
     };
-    let (_, agent) = pod_specs(&objects)
-        .into_iter()
-        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
-        .expect("agent");
     let dir = crds::cni_state::STATE_DIR;
-    let m = agent.containers[0]
-        .volume_mounts
-        .iter()
-        .flatten()
-        .find(|m| m.mount_path == dir)
-        .unwrap_or_else(|| panic!("{dir} mounted"));
+    let (m, v) = agent_host_mount(&objects, dir);
     assert_eq!(m.read_only, Some(true), "the agent only reads the records");
-    let v = agent
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == m.name)
-        .and_then(|v| v.host_path.as_ref())
-        .expect("a host path");
     assert_eq!(v.path, dir);
 }
 
