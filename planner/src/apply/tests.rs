@@ -70,6 +70,21 @@ fn igb(pci: &str, name: &str) -> Nic {
     }
 }
 
+/// What the igb PF of [`igb`] at `0000:00:04.0` reports: its first `n` VFs have their stable
+/// administrative MACs.
+fn igb_admin_macs(n: u32) -> BTreeMap<String, PfFacts> {
+    let admin: BTreeMap<u32, String> = (0..n)
+        .map(|vf| (vf, stable_vf_mac("52:54:00:12:34:56", vf).unwrap()))
+        .collect();
+    BTreeMap::from([(
+        "0000:00:04.0".to_owned(),
+        PfFacts {
+            vf_admin_macs: Some(admin),
+            ..Default::default()
+        },
+    )])
+}
+
 /// What the host shows once `want` is applied: VFs bound as their group says, netdevs on the
 /// host with the stable MACs and MTUs, representors in switchdev.
 fn synced(mut nic: Nic, want: &InterfaceSpec) -> Nic {
@@ -407,16 +422,7 @@ fn igb_sets_the_macs_of_vfio_pci_vfs_before_binding_them() {
     for vf in &mut host.vfs {
         vf.driver = Some("igbvf".into());
     }
-    let admin: BTreeMap<u32, String> = (0..4)
-        .map(|vf| (vf, stable_vf_mac("52:54:00:12:34:56", vf).unwrap()))
-        .collect();
-    let facts = BTreeMap::from([(
-        "0000:00:04.0".to_owned(),
-        PfFacts {
-            vf_admin_macs: Some(admin),
-            ..Default::default()
-        },
-    )]);
+    let facts = igb_admin_macs(4);
     let desired = spec(vec![want]);
     assert_eq!(
         steps(&plan(&desired, &desired, vec![host], &facts)),
@@ -826,16 +832,7 @@ fn admin_macs_reported_by_the_pf_decide_the_mac_steps() {
     for vf in &mut host.vfs {
         vf.mac = Some("02:00:00:00:00:99".into());
     }
-    let admin: BTreeMap<u32, String> = (0..2)
-        .map(|vf| (vf, stable_vf_mac("52:54:00:12:34:56", vf).unwrap()))
-        .collect();
-    let facts = BTreeMap::from([(
-        "0000:00:04.0".to_owned(),
-        PfFacts {
-            vf_admin_macs: Some(admin),
-            ..Default::default()
-        },
-    )]);
+    let facts = igb_admin_macs(2);
     let desired = spec(vec![want]);
     assert!(plan(&desired, &desired, vec![host.clone()], &facts).in_sync());
     // without the PF's answer the netdev MACs are all there is
