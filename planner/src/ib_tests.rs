@@ -272,3 +272,37 @@ fn ethernet_pfs_and_ports_without_a_node_guid_get_no_guid_step() {
     let spec = spec_of(&ib_policy(Vec::new()), &nic);
     assert!(!steps(&spec, &nic).iter().any(|s| s.contains("guid")));
 }
+
+/// The device-plugin pool of an IB policy names its link type (`linkTypes: [infiniband]`), as
+/// sriov-network-operator renders it; a vfio-pci pool or a PF whose link type the spec leaves
+/// open names none.
+#[test]
+fn the_rendered_pool_names_the_link_type_of_netdevice_vfs() {
+    use crds::{device_plugin::DeviceLinkType, policy::VfDeviceType};
+    let nic = ib_port("0000:af:00.0", "ibp175s0", 0);
+    let spec = crate::device_plugin::with_device_plugin_config(
+        spec_of(&ib_policy(Vec::new()), &nic),
+        "smartnic.io",
+    );
+    let json = serde_json::to_value(&spec.device_plugin).unwrap();
+    assert_eq!(
+        json["resourceList"][0]["selectors"][0]["linkTypes"],
+        serde_json::json!(["infiniband"])
+    );
+    let mut vfio = ib_policy(Vec::new());
+    vfio.spec.device_type = VfDeviceType::VfioPci;
+    vfio.spec.is_rdma = false;
+    let spec = crate::device_plugin::with_device_plugin_config(spec_of(&vfio, &nic), "smartnic.io");
+    assert!(
+        spec.device_plugin.resource_list[0].selectors[0]
+            .link_types
+            .is_empty()
+    );
+    let mut open = ib_policy(Vec::new());
+    open.spec.link_type = None;
+    let spec = crate::device_plugin::with_device_plugin_config(spec_of(&open, &nic), "smartnic.io");
+    assert_ne!(
+        spec.device_plugin.resource_list[0].selectors[0].link_types,
+        [DeviceLinkType::Infiniband]
+    );
+}
