@@ -306,3 +306,81 @@ fn the_rendered_pool_names_the_link_type_of_netdevice_vfs() {
         [DeviceLinkType::Infiniband]
     );
 }
+
+fn ib_network() -> crds::NicNetworkSpec {
+    crds::NicNetworkSpec {
+        mode: crds::network::NetworkMode::Ib,
+        resource_name: Some("ib_vf".into()),
+        pkey: Some(0x8001),
+        link_state: Some(crds::network::VfLinkState::Enable),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_ib_network_is_rendered_with_its_pkey_link_state_and_the_guid_capability() {
+    let conf = crate::nad::render_cni_config("ibnet", &ib_network(), "smartnic.io");
+    let json = serde_json::to_value(&conf).unwrap();
+    assert_eq!(json["mode"], "ib");
+    assert_eq!(json["resourceName"], "smartnic.io/ib_vf");
+    assert_eq!(json["pkey"], 0x8001);
+    assert_eq!(json["linkState"], "enable");
+    assert_eq!(json["capabilities"]["infinibandGUID"], true);
+    // sriov-only keys stay out; the network may turn the capability off
+    assert!(json.get("vlan").is_none() && json.get("mtu").is_none());
+    let mut off = ib_network();
+    off.capabilities.insert("infinibandGUID".into(), false);
+    let conf = crate::nad::render_cni_config("ibnet", &off, "smartnic.io");
+    assert_eq!(conf.capabilities["infinibandGUID"], false);
+    // the pkey is an ib key only
+    let mut sriov = ib_network();
+    sriov.mode = crds::network::NetworkMode::Sriov;
+    sriov.link_state = None;
+    let conf = crate::nad::render_cni_config("n", &sriov, "smartnic.io");
+    assert_eq!(conf.pkey, None);
+}
+
+#[test]
+fn ib_network_fields_are_checked() {
+    use crate::validate::validate_network;
+    assert_eq!(validate_network(&ib_network()), Ok(()));
+    let msg = |n: &crds::NicNetworkSpec| {
+        validate_network(n)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut n = ib_network();
+    n.pkey = Some(0x8000);
+    assert!(
+        msg(&n).contains("spec.pkey: 0x8000 names partition 0"),
+        "{}",
+        msg(&n)
+    );
+    let mut n = ib_network();
+    n.resource_name = None;
+    assert!(
+        msg(&n).contains("spec.resourceName: is required in mode ib"),
+        "{}",
+        msg(&n)
+    );
+    let mut n = ib_network();
+    n.vlan = Some(10);
+    n.mtu = Some(2044);
+    assert!(msg(&n).contains("spec.vlan"), "{}", msg(&n));
+    assert!(
+        msg(&n).contains("spec.mtu: not allowed in mode ib"),
+        "{}",
+        msg(&n)
+    );
+    let mut n = ib_network();
+    n.mode = crds::network::NetworkMode::Sriov;
+    assert!(
+        msg(&n).contains("spec.pkey: only for mode ib, not sriov"),
+        "{}",
+        msg(&n)
+    );
+}
