@@ -190,6 +190,7 @@ mod tests {
                 }],
                 ..ResourcePool::default()
             }],
+            ..DevicePluginConfig::default()
         }
     }
 

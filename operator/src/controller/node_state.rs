@@ -372,6 +372,7 @@ mod tests {
                         ..Default::default()
                     }],
                 }],
+                ..Default::default()
             },
             rdma_mode: None,
         }
