@@ -225,6 +225,14 @@ impl HostOps for FakeHost {
                     v.mac = Some(mac.clone());
                 }
             }
+            Step::SetVfGuid { vf, guid } => {
+                if nic.link_type != Some(crds::inventory::LinkType::Ib) {
+                    return Err(StepError::new(pf, step, "EOPNOTSUPP: not an InfiniBand PF"));
+                }
+                if let Some(v) = nic.vfs.iter_mut().find(|v| v.vf_id == *vf) {
+                    (v.node_guid, v.port_guid) = (Some(*guid), Some(*guid));
+                }
+            }
             Step::UnbindVfs { vfs } => {
                 for v in nic.vfs.iter_mut().filter(|v| vfs_in(vfs, v.vf_id)) {
                     v.driver = None;

@@ -265,6 +265,18 @@ impl HostOps for SysHost {
                 .map_err(fail)?
                 .map_err(|e| fail(e.to_string()))?;
             }
+            Step::SetVfGuid { vf, guid } => {
+                // node GUID first, then port GUID, as `ip link set $PF vf N node_guid G
+                // port_guid G` sends them; each its own request so an error names the one refused
+                let pf_name = name()?;
+                block_on(async {
+                    let nl = NetlinkHandle::connect()?;
+                    let vf = nl.vf(pf_name.as_str()).set(*vf);
+                    vf.node_guid(*guid).port_guid(*guid).execute().await
+                })
+                .map_err(fail)?
+                .map_err(|e| fail(e.to_string()))?;
+            }
             Step::PfMtu { mtu } => {
                 let pf_name = name()?;
                 block_on(async {
@@ -371,6 +383,50 @@ impl HostOps for SysHost {
             }
         }
         Ok(StepDone::Done)
+    }
+}
+
+/// Fills the VF GUIDs of the InfiniBand PFs of `inventory` from their PFs' VF tables
+/// (`IFLA_VF_IB_NODE_GUID`/`PORT_GUID` in `IFLA_VF_INFO`), which every IB driver reports; sysfs
+/// shows them only on some mlx5 builds.
+pub fn vf_guids_from_netlink(inventory: &mut crds::inventory::NicInventory) {
+    let ib: Vec<usize> = inventory
+        .nics
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| {
+            n.link_type == Some(crds::inventory::LinkType::Ib) && n.name.is_some() && n.num_vfs > 0
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if ib.is_empty() {
+        return;
+    }
+    let _ = block_on(async {
+        let Ok(nl) = NetlinkHandle::connect() else {
+            return;
+        };
+        for i in ib {
+            let nic = &mut inventory.nics[i];
+            let Some(name) = nic.name.clone() else {
+                continue;
+            };
+            match nl.vf(name.as_str()).list().execute().await {
+                Ok(rows) => merge_vf_guids(nic, &rows),
+                Err(e) => tracing::warn!(pf = %name, "cannot read the VF GUIDs: {e}"),
+            }
+        }
+    });
+}
+
+/// The GUIDs of `rows` (a PF's VF table) into the PF's VFs; a GUID the PF does not report (or
+/// reports as zero) keeps what sysfs showed.
+pub fn merge_vf_guids(nic: &mut crds::inventory::Nic, rows: &[nic::netlink::VfInfo]) {
+    for vf in &mut nic.vfs {
+        if let Some(row) = rows.iter().find(|r| r.vf == vf.vf_id) {
+            vf.node_guid = row.node_guid.or(vf.node_guid);
+            vf.port_guid = row.port_guid.or(vf.port_guid);
+        }
     }
 }
 

@@ -461,3 +461,72 @@ fn pfs_run_in_parallel() {
     let slowest = report.pfs.iter().map(|p| p.duration).max().unwrap();
     assert!(report.duration >= slowest);
 }
+
+/// An InfiniBand port: VFs created, GUIDs derived from the PF's node GUID set through the PF,
+/// then the rebind mlx5 needs to hand them to the VFs; afterwards the host is in sync.
+#[test]
+fn ib_vfs_get_their_guids_then_a_rebind_and_end_in_sync() {
+    const IB: &str = "0000:af:00.0";
+    let mut pf = cx6(IB, "ibp175s0");
+    pf.device_id = "101b".into();
+    pf.link_type = Some(crds::inventory::LinkType::Ib);
+    pf.node_guid = Some("b8:ce:f6:03:00:5a:20:00".parse().unwrap());
+    let w = world(vec![pf]);
+    let mut i = iface(IB, "ibp175s0", 2, "ib_vf");
+    i.mtu = None;
+    i.vf_groups[0].mtu = None;
+    let spec = with_device_plugin_config(
+        NicNodeStateSpec {
+            interfaces: vec![i],
+            ..Default::default()
+        },
+        "smartnic.io",
+    );
+    let report = w.run(&spec);
+    assert!(report.complete(), "{:?}", report.errors());
+    assert_eq!(
+        w.host.calls(),
+        [
+            format!("{IB}: sriov_numvfs 2"),
+            format!("{IB}: wait for 2 VFs (driver, netdev)"),
+            format!(
+                "{IB}: vf 0 node_guid ba:ce:f6:5a:20:00:00:00 port_guid ba:ce:f6:5a:20:00:00:00"
+            ),
+            format!(
+                "{IB}: vf 1 node_guid ba:ce:f6:5a:20:00:00:01 port_guid ba:ce:f6:5a:20:00:00:01"
+            ),
+            format!("{IB}: rebind VFs 0-1"),
+        ]
+    );
+    assert!(w.plan(&spec).in_sync(), "{:?}", w.plan(&spec));
+}
+
+/// The inventory's VF GUIDs come from the PF's VF table where the kernel reports them.
+#[test]
+fn vf_guids_are_read_back_from_the_pfs_vf_table() {
+    use nic::netlink::{FakeNetlink, NetlinkHandle};
+    let fake = FakeNetlink::new();
+    fake.add_ib_pf("ibp175s0", 2);
+    let nl = NetlinkHandle::new(fake);
+    let guid: crds::guid::Guid = "02:00:00:00:00:00:10:01".parse().unwrap();
+    let rows = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            nl.vf("ibp175s0")
+                .set(1)
+                .node_guid(guid)
+                .port_guid(guid)
+                .execute()
+                .await?;
+            nl.vf("ibp175s0").list().execute().await
+        })
+        .unwrap();
+    let mut pf = planner::fixtures::with_vfs(cx6("0000:af:00.0", "ibp175s0"), 2, &[], &[]);
+    crate::host::merge_vf_guids(&mut pf, &rows);
+    assert_eq!((pf.vfs[0].node_guid, pf.vfs[0].port_guid), (None, None));
+    assert_eq!(
+        (pf.vfs[1].node_guid, pf.vfs[1].port_guid),
+        (Some(guid), Some(guid))
+    );
+}

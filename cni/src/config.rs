@@ -20,7 +20,10 @@ use crds::{
     cni::SmartnicNetConf,
     link::{NetworkMode, PluginLogLevel, VlanProto},
 };
-use nic::{netlink::MacAddr, pci::PciAddress};
+use nic::{
+    netlink::{Guid, MacAddr},
+    pci::PciAddress,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -54,6 +57,8 @@ struct RuntimeConfig {
     device_id: Option<String>,
     #[serde(default, rename = "CNIDeviceInfoFile")]
     device_info_file: Option<String>,
+    #[serde(default, rename = "infinibandGUID")]
+    infiniband_guid: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +111,9 @@ pub struct NetConf {
     pub device_id: Option<PciAddress>,
     /// Multus' device-info file for this attachment.
     pub device_info_file: Option<PathBuf>,
+    /// Mode ib: the GUID the pod asks for (`runtimeConfig.infinibandGUID`, from Multus'
+    /// `infiniband-guid`); checked to be assignable (neither zero nor all ones).
+    pub ib_guid: Option<Guid>,
     /// Addresses asked for by the runtime: `runtimeConfig.ips` > `args.cni.ips` > `CNI_ARGS IP=`.
     pub requested_ips: Vec<Cidr>,
     /// Same, as bare addresses where the runtime gave no prefix (host-local accepts those).
@@ -252,6 +260,18 @@ impl NetConf {
             .as_deref()
             .map(|p| validate::abs_path(p, "runtimeConfig.CNIDeviceInfoFile", code::INVALID_CONFIG))
             .transpose()?;
+        let ib_guid = rt
+            .runtime_config
+            .infiniband_guid
+            .as_deref()
+            .filter(|_| conf.mode == NetworkMode::Ib)
+            .map(|g| {
+                let guid = g
+                    .parse::<Guid>()
+                    .map_err(|e| invalid(format!("key runtimeConfig.infinibandGUID: {e}")))?;
+                assignable_guid(guid, "runtimeConfig.infinibandGUID")
+            })
+            .transpose()?;
         let (ips, key): (Vec<String>, &str) = if !rt.runtime_config.ips.is_empty() {
             (rt.runtime_config.ips.clone(), "runtimeConfig.ips")
         } else if !rt.args.cni.ips.is_empty() {
@@ -301,6 +321,7 @@ impl NetConf {
             mac,
             device_id,
             device_info_file,
+            ib_guid,
             requested_ips,
             requested_addrs,
             prev_result,
@@ -318,6 +339,17 @@ impl NetConf {
             .as_ref()
             .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
     }
+}
+
+/// `guid` when a VF can have it; a zero GUID (unset) or the all-ones one (reserved) is refused
+/// in the words users of the InfiniBand CNIs know, naming where it came from.
+pub fn assignable_guid(guid: Guid, from: &str) -> Result<Guid, CniError> {
+    if guid.is_assignable() {
+        return Ok(guid);
+    }
+    Err(invalid(format!(
+        "VF GUID {guid} is not valid ({from}): a zero or all-ones GUID cannot address the VF on the fabric; give the pod an infiniband-guid or give the VFs GUIDs (NicPolicy linkType ib)"
+    )))
 }
 
 /// The device an attachment takes. Multus writes the device plugin's allocation into
@@ -394,6 +426,19 @@ fn check_values(c: &SmartnicNetConf) -> Result<(), CniError> {
         if m.parse::<MacAddr>().is_err() {
             return Err(invalid(format!(
                 "key macvlanSourceMacs[{i}]: {m:?} is not a MAC address"
+            )));
+        }
+    }
+    if let Some(pkey) = c.pkey {
+        if c.mode != NetworkMode::Ib {
+            return Err(invalid(format!(
+                "key pkey: only for mode ib, not {}",
+                c.mode.as_str()
+            )));
+        }
+        if pkey & 0x7fff == 0 {
+            return Err(invalid(format!(
+                "key pkey: {pkey:#06x} names the reserved partition 0"
             )));
         }
     }

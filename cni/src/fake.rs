@@ -62,6 +62,8 @@ struct State {
     refused_macs: BTreeSet<MacAddr>,
     /// veth pairs: host end → (pod namespace key, pod end).
     veths: BTreeMap<String, (String, String)>,
+    /// P_Key tables of InfiniBand VFs.
+    pkeys: BTreeMap<PciAddress, Vec<u16>>,
     /// RDMA devices: name → (the VF it belongs to, the namespace key it is in).
     rdma: BTreeMap<String, (PciAddress, String)>,
     /// The RDMA netns mode (`None`: no RDMA subsystem).
@@ -143,6 +145,27 @@ impl FakeHost {
                     .entry(HOST.into())
                     .or_default()
                     .insert(format!("{pf}v{i}"), link);
+            }
+        }
+    }
+
+    /// Makes the VFs of `pf` InfiniBand VFs: their rows report unset (absent) GUIDs and their
+    /// ports the P_Key table `pkeys`.
+    pub fn make_ib(&self, pf: &str, pkeys: &[u16]) {
+        let mut st = self.lock();
+        let vfs: Vec<PciAddress> = st
+            .vfs
+            .iter()
+            .filter(|(_, (p, _, _))| p == pf)
+            .map(|(a, _)| *a)
+            .collect();
+        for a in vfs {
+            st.pkeys.insert(a, pkeys.to_vec());
+        }
+        for ((p, _), row) in st.rows.iter_mut() {
+            if p == pf {
+                row.mac = None;
+                (row.node_guid, row.port_guid) = (None, None);
             }
         }
     }
@@ -423,6 +446,10 @@ impl Host for FakeHost {
             .ok_or_else(|| HostError::other(format!("{pf} has no VF {vf}")))?;
         setting.apply_to(row);
         Ok(())
+    }
+
+    fn vf_pkeys(&self, bdf: &PciAddress) -> HostResult<Vec<u16>> {
+        Ok(self.lock().pkeys.get(bdf).cloned().unwrap_or_default())
     }
 
     fn link(&self, ns: Ns<'_>, name: &str) -> HostResult<Option<LinkState>> {

@@ -191,6 +191,10 @@ pub trait Host {
     /// One VF setting through the PF.
     fn set_vf(&self, pf: &str, vf: u32, setting: VfSetting) -> HostResult<()>;
 
+    /// The P_Key table of an InfiniBand VF's port (`infiniband/<dev>/ports/1/pkeys/*`, which
+    /// the subnet manager fills), unused (zero) entries left out; empty when it has none.
+    fn vf_pkeys(&self, bdf: &PciAddress) -> HostResult<Vec<u16>>;
+
     /// A link by name; `None` when missing (a missing pod netns is an error of kind `NoNetns`).
     fn link(&self, ns: Ns<'_>, name: &str) -> HostResult<Option<LinkState>>;
 

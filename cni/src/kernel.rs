@@ -357,6 +357,26 @@ impl Host for KernelHost {
             .map_err(nl_err)
     }
 
+    fn vf_pkeys(&self, bdf: &PciAddress) -> HostResult<Vec<u16>> {
+        let s = &self.sysfs;
+        let ib = s.pci_device_dir(bdf).join("infiniband");
+        let Some(dev) = s.list_dir(&ib).ok().and_then(|d| d.into_iter().min()) else {
+            return Ok(Vec::new());
+        };
+        let dir = ib.join(dev).join("ports/1/pkeys");
+        let mut keys: Vec<u16> = s
+            .list_dir(&dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| s.read_hex(&dir.join(e)).ok())
+            .filter_map(|k| u16::try_from(k).ok())
+            .filter(|&k| k & 0x7fff != 0)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
+    }
+
     fn link(&self, ns: Ns<'_>, name: &str) -> HostResult<Option<LinkState>> {
         let nl = self.nl(ns)?;
         let link = self
@@ -660,5 +680,30 @@ mod tests {
                 .msg
                 .contains("no PCI device")
         );
+    }
+
+    /// An mlx5 IB VF's P_Key table as mlx5_ib lays it out (`infiniband/mlx5_N/ports/1/pkeys/*`,
+    /// hex, unused entries 0x0000); an Ethernet VF has none.
+    #[test]
+    fn an_ib_vfs_pkey_table_is_read_from_its_rdma_device() {
+        let fixture = HostBuilder::new()
+            .connectx6_ib()
+            .edit_pf("0000:af:00.0", |pf| pf.set_num_vfs(2))
+            .igb_82576()
+            .build()
+            .unwrap();
+        let host = KernelHost::with_sysfs(fixture.sysfs());
+        let vf: PciAddress = "0000:af:00.2".parse().unwrap();
+        let dev = fixture.device_dir("0000:af:00.2");
+        let pkeys = dev.join("infiniband/mlx5_11/ports/1/pkeys");
+        assert_eq!(
+            std::fs::read_to_string(pkeys.join("0")).unwrap(),
+            "0xffff\n"
+        );
+        std::fs::write(pkeys.join("1"), "0x8001\n").unwrap();
+        std::fs::write(pkeys.join("2"), "0x0000\n").unwrap();
+        assert_eq!(host.vf_pkeys(&vf).unwrap(), [0x8001, 0xffff]);
+        let eth: PciAddress = "0000:01:10.0".parse().unwrap();
+        assert!(host.vf_pkeys(&eth).unwrap().is_empty());
     }
 }

@@ -78,6 +78,16 @@ pub fn vf_settings(conf: &NetConf) -> Vec<VfSetting> {
     if c.mode == NetworkMode::Ovs {
         return conf.mac.map(VfSetting::Mac).into_iter().collect();
     }
+    if c.mode == NetworkMode::Ib {
+        // node GUID first, then port GUID (the order `ip link` sends them); then the link state
+        let mut out: Vec<VfSetting> = conf
+            .ib_guid
+            .into_iter()
+            .flat_map(|g| [VfSetting::IbNodeGuid(g), VfSetting::IbPortGuid(g)])
+            .collect();
+        out.extend(c.link_state.map(|s| VfSetting::LinkState(link_state(s))));
+        return out;
+    }
     let mut out = Vec::new();
     if let Some(vlan) = c.vlan {
         out.push(VfSetting::Vlan {
@@ -105,6 +115,16 @@ pub fn vf_settings(conf: &NetConf) -> Vec<VfSetting> {
         out.push(VfSetting::LinkState(link_state(s)));
     }
     out
+}
+
+/// Whether a P_Key table holds `pkey`'s partition with the membership it asks for: a full-member
+/// key (top bit set) needs a full-member entry; a limited one accepts either.
+pub fn pkey_admits(table: &[u16], pkey: u16) -> bool {
+    let partition = pkey & !crds::PKEY_FULL_MEMBER;
+    let full = pkey & crds::PKEY_FULL_MEMBER != 0;
+    table.iter().any(|&k| {
+        k & !crds::PKEY_FULL_MEMBER == partition && (!full || k & crds::PKEY_FULL_MEMBER != 0)
+    })
 }
 
 /// The settings that put back what `settings` changed, from the saved row.
@@ -147,6 +167,17 @@ fn restore_settings(saved: &SavedVf, changed: &[VfSetting]) -> Vec<VfSetting> {
                     out.push(VfSetting::LinkState(v));
                 }
             }
+            // a GUID the PF did not report is left as the pod had it: there is none to go back to
+            VfSetting::IbNodeGuid(_) => {
+                if let Some(g) = saved.node_guid.as_deref().and_then(|g| g.parse().ok()) {
+                    out.push(VfSetting::IbNodeGuid(g));
+                }
+            }
+            VfSetting::IbPortGuid(_) => {
+                if let Some(g) = saved.port_guid.as_deref().and_then(|g| g.parse().ok()) {
+                    out.push(VfSetting::IbPortGuid(g));
+                }
+            }
         }
     }
     // Rates go back min first, so that a lowered max never falls below a still-raised min.
@@ -165,6 +196,8 @@ fn saved_from(row: &VfInfo) -> SavedVf {
         min_tx_rate: row.min_tx_rate,
         max_tx_rate: row.max_tx_rate,
         link_state: row.link_state.map(|s| s.to_string()),
+        node_guid: row.node_guid.map(|g| g.to_string()),
+        port_guid: row.port_guid.map(|g| g.to_string()),
         ..SavedVf::default()
     }
 }
@@ -295,7 +328,9 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             pod: env.pod(),
         })?;
         let outcome = match conf.conf.mode {
-            NetworkMode::Sriov => self.sriov_add(conf, env, netns, &ipam, &mut journal),
+            NetworkMode::Sriov | NetworkMode::Ib => {
+                self.sriov_add(conf, env, netns, &ipam, &mut journal)
+            }
             NetworkMode::Macvlan | NetworkMode::Ipvlan => {
                 self.virt_add(conf, env, netns, &ipam, &mut journal)
             }
@@ -395,6 +430,9 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             return self.pf_add(conf, env, netns, ipam, journal, pf);
         }
         let (dev, _lock) = self.take_vf(&bdf, env, journal)?;
+        if conf.conf.mode == NetworkMode::Ib {
+            self.ib_checks(conf, &dev)?;
+        }
         journal.record(&Step::VfConfigure)?;
         for s in vf_settings(conf) {
             self.host.set_vf(&dev.pf, dev.index, s)?;
@@ -429,6 +467,46 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         journal.record(&Step::Addresses)?;
         self.finish_pod_if(env, netns, ipam_result, iface, conf.conf.mtu, conf.mac)
             .map(|r| (r, None))
+    }
+
+    /// Mode ib, before the VF is touched: the GUID the pod gets (its runtime config's, else the
+    /// VF's own port GUID) must be assignable, and the VF must be in the network's partition.
+    fn ib_checks(&self, conf: &NetConf, dev: &VfDevice) -> Result<(), CniError> {
+        if conf.ib_guid.is_none() {
+            let row = self.host.vf_row(&dev.pf, dev.index)?;
+            crate::config::assignable_guid(
+                row.port_guid.unwrap_or_default(),
+                &format!("the port GUID of VF {} of {}", dev.index, dev.pf),
+            )?;
+        }
+        if let Some(pkey) = conf.conf.pkey {
+            let table = self.host.vf_pkeys(&dev.bdf)?;
+            if !pkey_admits(&table, pkey) {
+                return Err(CniError::new(
+                    code::HOST,
+                    format!(
+                        "VF {} is not a {} member of partition {:#06x} (its P_Key table: {}); the subnet manager must add the VF's GUID to the partition",
+                        dev.bdf,
+                        if pkey & crds::PKEY_FULL_MEMBER != 0 {
+                            "full"
+                        } else {
+                            "limited or full"
+                        },
+                        pkey & !crds::PKEY_FULL_MEMBER,
+                        if table.is_empty() {
+                            "empty or unreadable".to_owned()
+                        } else {
+                            table
+                                .iter()
+                                .map(|k| format!("{k:#06x}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn finish_pod_if(

@@ -63,6 +63,12 @@ pub struct SavedVf {
     pub netdev_mac: Option<String>,
     /// The netdev's MTU.
     pub netdev_mtu: Option<u32>,
+    /// InfiniBand node GUID through the PF (`None`: not reported, or zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_guid: Option<String>,
+    /// InfiniBand port GUID through the PF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_guid: Option<String>,
 }
 
 /// One journal line.

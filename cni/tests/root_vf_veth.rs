@@ -66,6 +66,9 @@ impl Host for VethAsVf {
         );
         Ok(())
     }
+    fn vf_pkeys(&self, _: &PciAddress) -> HostResult<Vec<u16>> {
+        Ok(Vec::new())
+    }
     fn link(&self, ns: Ns<'_>, name: &str) -> HostResult<Option<LinkState>> {
         self.kernel.link(ns, name)
     }

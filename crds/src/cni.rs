@@ -51,9 +51,13 @@ pub struct SmartnicNetConf {
     /// VF trust (sriov).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<bool>,
-    /// VF link state (sriov).
+    /// VF link state (sriov, ib).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_state: Option<VfLinkState>,
+    /// InfiniBand partition key the VF must be a member of (ib): the low 15 bits name the
+    /// partition, the top bit (0x8000) asks for full membership.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkey: Option<u16>,
     /// Minimum transmit rate in Mb/s (sriov).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_tx_rate: Option<u32>,

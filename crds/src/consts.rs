@@ -121,6 +121,13 @@ pub const MAX_MTU: u32 = 65535;
 pub const MAX_VLAN: u16 = 4094;
 /// Highest VLAN priority (PCP is 3 bits).
 pub const MAX_VLAN_QOS: u8 = 7;
+/// Most ranges in a `NicPolicy.spec.ibGuidPool`.
+pub const MAX_GUID_RANGES: usize = 64;
+/// Highest InfiniBand partition key: P_Keys are 16 bits, the top bit the membership (1 full,
+/// 0 limited) and the low 15 bits the partition.
+pub const MAX_PKEY: u16 = u16::MAX;
+/// The full-membership bit of a P_Key.
+pub const PKEY_FULL_MEMBER: u16 = 0x8000;
 /// Highest Geneve VNI (24 bits).
 pub const MAX_VNI: u32 = (1 << 24) - 1;
 /// Longest device-plugin resource name without prefix (the name part of a Kubernetes qualified

@@ -81,6 +81,36 @@ pub struct DeviceSelector {
     /// bound to no driver matches none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drivers: Vec<String>,
+    /// Link layers of the devices (`ether`, `infiniband`), as sriov-network-device-plugin's
+    /// `linkTypes`: the netdev's `type` (1 or 32), or for a function without a netdev (vfio-pci)
+    /// its PCI class (`0x0200` Ethernet, `0x0207` InfiniBand).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_types: Vec<DeviceLinkType>,
+}
+
+/// The link layer a device-plugin selector picks.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "k8s", schemars(transform = crate::schema::drop_description))]
+pub enum DeviceLinkType {
+    /// Ethernet.
+    #[default]
+    #[serde(rename = "ether")]
+    Ether,
+    /// InfiniBand.
+    #[serde(rename = "infiniband")]
+    Infiniband,
+}
+
+impl From<crate::inventory::LinkType> for DeviceLinkType {
+    fn from(l: crate::inventory::LinkType) -> Self {
+        match l {
+            crate::inventory::LinkType::Eth => Self::Ether,
+            crate::inventory::LinkType::Ib => Self::Infiniband,
+        }
+    }
 }
 
 /// VFs of one PF.

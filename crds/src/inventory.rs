@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::guid::Guid;
+
 /// Everything discovered on one host.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "k8s", derive(schemars::JsonSchema))]
@@ -99,6 +101,10 @@ pub struct Nic {
     /// `phys_port_name` of the PF netdev (`p0`), when exposed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_name: Option<String>,
+    /// Node GUID of the PF's InfiniBand device (`/sys/class/infiniband/<dev>/node_guid`), on
+    /// RDMA-capable functions; the VF GUIDs the planner derives start from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_guid: Option<Guid>,
     /// The enabled VFs, sorted by VF index.
     #[serde(default)]
     pub vfs: Vec<Vf>,
@@ -137,6 +143,14 @@ pub struct Vf {
     /// MTU of the VF netdev.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// InfiniBand node GUID of the VF as its PF reports it (`IFLA_VF_IB_NODE_GUID`, or mlx5's
+    /// `sriov/N/node`); absent on Ethernet and while unset (zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_guid: Option<Guid>,
+    /// InfiniBand port GUID of the VF (`IFLA_VF_IB_PORT_GUID`, or `sriov/N/port`); absent on
+    /// Ethernet and while unset (zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_guid: Option<Guid>,
 }
 
 #[cfg(test)]

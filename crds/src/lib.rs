@@ -22,7 +22,7 @@
 //! # Features
 //!
 //! Without features the crate holds only the shapes that node-side programs exchange through files
-//! and stdin: [`inventory`], [`device_plugin`], [`cni`], [`link`], [`vf`] and [`consts`]. They depend
+//! and stdin: [`inventory`], [`device_plugin`], [`cni`], [`link`], [`vf`], [`guid`] and [`consts`]. They depend
 //! on serde alone, so the host layer (`nic`) and the CNI binary link no Kubernetes client. The `k8s`
 //! feature adds the custom resources, their JSON schemas and the CRD generator. The
 //! `schema-check` feature (tests only) adds `schema_check`, which validates documents against the
@@ -34,6 +34,7 @@ pub mod consts;
 pub mod device_plugin;
 #[cfg(feature = "k8s")]
 pub mod generate;
+pub mod guid;
 pub mod inventory;
 pub mod link;
 #[cfg(feature = "k8s")]

@@ -20,6 +20,9 @@ pub enum NetworkMode {
     Ipvlan,
     /// The VF moves into the pod; its representor is plugged into an OVS bridge (hardware offload).
     Ovs,
+    /// An InfiniBand VF: its IPoIB netdev moves into the pod, with the GUID from the pod's
+    /// runtime config (`infinibandGUID`) or the VF's own (what ib-sriov-cni does).
+    Ib,
 }
 
 impl NetworkMode {
@@ -30,6 +33,7 @@ impl NetworkMode {
             Self::Macvlan => "macvlan",
             Self::Ipvlan => "ipvlan",
             Self::Ovs => "ovs",
+            Self::Ib => "ib",
         }
     }
 }

@@ -51,7 +51,9 @@ pub use crate::link::{
 pub struct NicNetworkSpec {
     /// How the pod interface is built: `sriov` (the VF itself moves into the pod), `macvlan` or
     /// `ipvlan` (a child of `master` or of the allocated VF), `ovs` (the VF moves into the pod and
-    /// its representor joins an OVS bridge; needs a switchdev policy). Default `sriov`.
+    /// its representor joins an OVS bridge; needs a switchdev policy), `ib` (an InfiniBand VF's
+    /// IPoIB netdev moves into the pod with the GUID from the pod's runtime config,
+    /// `infinibandGUID`, or the VF's own; needs a `linkType: ib` policy). Default `sriov`.
     #[serde(default)]
     pub mode: NetworkMode,
     /// Device-plugin resource name without prefix, as in `NicPolicy.spec.resourceName`. Required
@@ -80,10 +82,18 @@ pub struct NicNetworkSpec {
     /// VF trust (allows promiscuous mode and more MAC filters); `sriov` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<bool>,
-    /// VF link state `auto`, `enable` or `disable`; `sriov` only; not every driver supports it
-    /// (igb does not).
+    /// VF link state `auto`, `enable` or `disable`; `sriov` and `ib`; not every driver
+    /// supports it (igb does not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_state: Option<VfLinkState>,
+    /// InfiniBand partition key (P_Key), `ib` only: 16 bits, the low 15 the partition (not 0),
+    /// the top bit the membership: set (`0x8001`) asks for full membership, clear (`0x0001`)
+    /// accepts limited membership too. The subnet manager owns the VF's P_Key table; the CNI
+    /// plugin checks that the VF is in the partition with that membership and refuses the pod
+    /// otherwise. Unset: no check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = crate::MAX_PKEY))]
+    pub pkey: Option<u16>,
     /// Minimum transmit rate in Mb/s (0 = none); `sriov` only; must not exceed `maxTxRate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_tx_rate: Option<u32>,

@@ -15,6 +15,7 @@ pub use crate::vf::VfIndexRange;
 
 use crate::{
     device_plugin::DevicePluginConfig,
+    guid::GuidRange,
     inventory::{EswitchMode, LinkType, Nic},
     policy::{FirmwareSpec, VfDeviceType},
     pool::RdmaMode,
@@ -168,6 +169,11 @@ pub struct VfGroup {
     /// Do not report NUMA topology for these VFs.
     #[serde(default)]
     pub exclude_topology: bool,
+    /// InfiniBand: the GUIDs of this group's VFs from the policy's pool, one per VF in
+    /// ascending VF order (node and port GUID alike). Empty: on an IB PF each VF gets the GUID
+    /// derived from the PF's node GUID.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ib_guids: Vec<GuidRange>,
 }
 
 /// Result of the agent's last apply.

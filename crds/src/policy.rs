@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::vf::VfDeviceType;
 
-use crate::inventory::{EswitchMode, LinkType};
+use crate::{
+    guid::GuidRange,
+    inventory::{EswitchMode, LinkType},
+};
 
 /// Desired SR-IOV configuration for the NICs that `nicSelector` picks on the nodes that
 /// `nodeSelector` picks.
@@ -103,6 +106,17 @@ pub struct NicPolicySpec {
     /// change needs a reboot. Unset: keep the current link type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_type: Option<LinkType>,
+    /// InfiniBand only (`linkType: ib`): the GUIDs this policy's VFs get as node and port GUID
+    /// (each VF one GUID, used for both), as inclusive ranges taken in the order given. On a
+    /// node, the policy's PFs take them in PCI-address order, each as many as it has VFs of this
+    /// policy, VF index ascending; a PF left without enough is rejected. GUIDs must be unique on
+    /// the fabric, so a pool is for one node: the policy's `nodeSelector` must name it
+    /// (`matchLabels` `kubernetes.io/hostname`). The ranges may not overlap, and may not hold
+    /// the zero or the all-ones GUID; together they hold at least `numVfs`. Unset: each VF
+    /// gets a stable GUID derived from the PF's node GUID and the VF index (like the VF MACs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::MAX_GUID_RANGES))]
+    pub ib_guid_pool: Vec<GuidRange>,
     /// Give pods the VF's RDMA device (/dev/infiniband/*). Not allowed with `vfio-pci`.
     #[serde(default)]
     pub is_rdma: bool,

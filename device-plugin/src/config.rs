@@ -10,7 +10,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crds::device_plugin::{DevicePluginConfig, DeviceSelector, ResourcePool};
+use crds::device_plugin::{DeviceLinkType, DevicePluginConfig, DeviceSelector, ResourcePool};
 use crds::vf::{VfDeviceType, VfIndexRange};
 use nic::pci::PciAddress;
 
@@ -119,6 +119,8 @@ pub struct Selector {
     pub devices: Vec<u16>,
     /// Names of bound drivers.
     pub drivers: Vec<String>,
+    /// Link layers (`ether`, `infiniband`).
+    pub link_types: Vec<DeviceLinkType>,
 }
 
 /// How the file is written.
@@ -354,6 +356,7 @@ fn check_selector(field: &str, s: &DeviceSelector) -> Result<Selector, Invalid> 
         vendors: hex_ids("vendors", &s.vendors)?,
         devices: hex_ids("devices", &s.devices)?,
         drivers: s.drivers.clone(),
+        link_types: s.link_types.clone(),
     })
 }
 
@@ -482,6 +485,19 @@ resourceList:
         assert!(
             e.contains("resourceList[0].selectors[0]: empty selector"),
             "{e}"
+        );
+        let e = err(&one_pool(
+            r#""selectors": [{"vendors": ["15b3"], "linkTypes": ["ib"]}]"#,
+        ));
+        assert!(e.contains("linkTypes"), "{e}");
+        let ok = parse_and_check(
+            &one_pool(r#""selectors": [{"vendors": ["15b3"], "linkTypes": ["infiniband"]}]"#),
+            Format::Json,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.pools[0].selectors[0].link_types,
+            [DeviceLinkType::Infiniband]
         );
         // type errors from the parser name the field too
         let e = err(&one_pool(r#""isRdma": "yes", "selectors": []"#));

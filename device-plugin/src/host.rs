@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 
+use crds::device_plugin::DeviceLinkType;
 use nic::pci::PciAddress;
 use nic::sysfs::{SysDir, SysFs, SysfsError};
 
@@ -64,6 +65,9 @@ pub struct Function {
     pub has_vfs: bool,
     /// For a PF with VFs: its own netdev's link state.
     pub link: Option<LinkState>,
+    /// Link layer: InfiniBand when the function's netdev has `type` 32 (ARPHRD_INFINIBAND) or,
+    /// without a netdev (vfio-pci), its PCI class is `0x0207`; Ethernet otherwise.
+    pub link_type: DeviceLinkType,
     /// RDMA devices of the function (`mlx5_2`) and their character devices.
     pub rdma: Rdma,
 }
@@ -150,7 +154,7 @@ fn read_function(
 ) -> Option<Function> {
     let dev = bus.open_dir(&addr.to_string()).ok()?;
     // One read of `modalias` gives vendor, device and class (three reads otherwise).
-    let (vendor, device, class) = match dev
+    let (vendor, device, class, subclass) = match dev
         .read_string("modalias")
         .ok()
         .and_then(|m| parse_modalias(&m))
@@ -163,8 +167,13 @@ fn read_function(
                     .and_then(|v| u16::try_from(v).ok())
                     .unwrap_or(0)
             };
-            let class = dev.read_hex("class").ok()? >> 16;
-            (id("vendor"), id("device"), class as u8)
+            let class = dev.read_hex("class").ok()?;
+            (
+                id("vendor"),
+                id("device"),
+                (class >> 16) as u8,
+                (class >> 8) as u8,
+            )
         }
     };
     if class != 0x02 {
@@ -196,6 +205,7 @@ fn read_function(
         vf_of: None,
         has_vfs,
         link: None,
+        link_type: link_type(&dev, subclass),
         rdma: Rdma::default(),
     };
     if has_vfs {
@@ -211,19 +221,42 @@ fn read_function(
     Some(f)
 }
 
-/// `pci:v000015B3d0000101Esv...bc02sc00i00` -> (vendor, device, base class).
-fn parse_modalias(m: &str) -> Option<(u16, u16, u8)> {
+/// `pci:v000015B3d0000101Esv...bc02sc00i00` -> (vendor, device, base class, subclass).
+fn parse_modalias(m: &str) -> Option<(u16, u16, u8, u8)> {
     let rest = m.strip_prefix("pci:v")?;
     let vendor = u32::from_str_radix(rest.get(..8)?, 16).ok()?;
     let rest = rest.get(8..)?.strip_prefix('d')?;
     let device = u32::from_str_radix(rest.get(..8)?, 16).ok()?;
     let bc = rest.find("bc")?;
     let class = u8::from_str_radix(rest.get(bc + 2..bc + 4)?, 16).ok()?;
+    let subclass = rest
+        .get(bc + 4..)
+        .and_then(|r| r.strip_prefix("sc"))
+        .and_then(|r| r.get(..2))
+        .and_then(|h| u8::from_str_radix(h, 16).ok())
+        .unwrap_or(0);
     Some((
         u16::try_from(vendor).ok()?,
         u16::try_from(device).ok()?,
         class,
+        subclass,
     ))
+}
+
+/// The link layer of a function: its netdev's `type` (32 is ARPHRD_INFINIBAND), else its PCI
+/// subclass (`0x07` InfiniBand controller).
+fn link_type(dev: &SysDir, subclass: u8) -> DeviceLinkType {
+    let netdev_type = dev
+        .list_dir("net")
+        .ok()
+        .and_then(|n| n.into_iter().next())
+        .and_then(|n| dev.read_number::<u32>(&format!("net/{n}/type")).ok());
+    match netdev_type {
+        Some(32) => DeviceLinkType::Infiniband,
+        Some(_) => DeviceLinkType::Ether,
+        None if subclass == 0x07 => DeviceLinkType::Infiniband,
+        None => DeviceLinkType::Ether,
+    }
 }
 
 /// The PF's own netdev and its state. In switchdev mlx5 lists representors (`pfNvfM`) next to the
@@ -315,11 +348,40 @@ mod tests {
         assert_eq!(s.functions.len(), 13);
     }
 
+    /// ConnectX IB VFs are InfiniBand by their netdev's type 32, and by their PCI class 0x0207
+    /// once bound to vfio-pci (no netdev); Ethernet functions are Ethernet.
+    #[test]
+    fn link_types_from_the_netdev_type_or_the_pci_class() {
+        let host = HostBuilder::new()
+            .connectx6_ib()
+            .edit_pf("0000:af:00.0", |pf| pf.set_num_vfs(2))
+            .igb_82576()
+            .build()
+            .unwrap();
+        let s = scan(&host.sysfs()).unwrap();
+        let vf0 = s.get(&a("0000:af:00.1")).unwrap();
+        assert_eq!(vf0.link_type, DeviceLinkType::Infiniband);
+        assert_eq!(
+            s.get(&a("0000:01:10.0")).unwrap().link_type,
+            DeviceLinkType::Ether
+        );
+        host.remove_net_dir("0000:af:00.2").unwrap();
+        let s = scan(&host.sysfs()).unwrap();
+        assert_eq!(
+            s.get(&a("0000:af:00.2")).unwrap().link_type,
+            DeviceLinkType::Infiniband
+        );
+    }
+
     #[test]
     fn modalias_ids() {
         assert_eq!(
             parse_modalias("pci:v000015B3d0000101Esv000015B3sd00000008bc02sc00i00"),
-            Some((0x15b3, 0x101e, 0x02))
+            Some((0x15b3, 0x101e, 0x02, 0x00))
+        );
+        assert_eq!(
+            parse_modalias("pci:v000015B3d0000101Csv000015B3sd00000006bc02sc07i00"),
+            Some((0x15b3, 0x101c, 0x02, 0x07))
         );
         assert_eq!(parse_modalias("pci:v15B3"), None);
         // without modalias the ids come from their own files

@@ -102,6 +102,7 @@ pub fn matches(sel: &Selector, f: &Function) -> bool {
             || f.driver
                 .as_deref()
                 .is_some_and(|d| sel.drivers.iter().any(|s| s == d)))
+        && (sel.link_types.is_empty() || sel.link_types.contains(&f.link_type))
 }
 
 /// The devices of every pool, in config order, each list sorted by address.
@@ -191,6 +192,7 @@ pub fn keep_vanished(before: &[PoolDevice], now: Vec<PoolDevice>) -> Vec<PoolDev
 
 #[cfg(test)]
 mod tests {
+    use crds::device_plugin::DeviceLinkType;
     use crds::inventory::EswitchMode;
     use crds::vf::VfIndexRange;
     use nic::fixtures::HostBuilder;
@@ -318,6 +320,42 @@ mod tests {
             pools: vec![pool("igb_pf", VfDeviceType::Netdevice, vec![whole(&[])])],
         };
         assert!(assign(&cfg, &state)[0].is_empty());
+    }
+
+    /// `linkTypes` as in sriov-network-device-plugin: the same vendor selector splits a host's
+    /// InfiniBand VFs from its Ethernet ones.
+    #[test]
+    fn link_types_split_infiniband_from_ethernet_vfs() {
+        let host = HostBuilder::new()
+            .connectx6_ib()
+            .edit_pf("0000:af:00.0", |pf| pf.set_num_vfs(2))
+            .cx6dx(EswitchMode::Legacy)
+            .build()
+            .unwrap();
+        let state = scan(&host.sysfs()).unwrap();
+        let by_link = |l: DeviceLinkType| Selector {
+            vendors: vec![0x15b3],
+            link_types: vec![l],
+            ..Selector::default()
+        };
+        let cfg = Config {
+            pools: vec![
+                pool(
+                    "ib",
+                    VfDeviceType::Netdevice,
+                    vec![by_link(DeviceLinkType::Infiniband)],
+                ),
+                pool(
+                    "eth",
+                    VfDeviceType::Netdevice,
+                    vec![by_link(DeviceLinkType::Ether)],
+                ),
+            ],
+        };
+        let pools = assign(&cfg, &state);
+        assert_eq!(ids(&pools[0]), ["0000:af:00.1", "0000:af:00.2"]);
+        assert!(!pools[1].is_empty());
+        assert!(pools[1].iter().all(|d| !d.id().starts_with("0000:af")));
     }
 
     #[test]

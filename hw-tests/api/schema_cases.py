@@ -43,7 +43,8 @@ SAYS = {
 
 # Strings tried, in order, for a value that must match (a filler) or must not match a pattern.
 SAMPLES = ["a", "ens1f0", "0000:3b:00.0", "15b3", "/var/log/x", "aa:bb:cc:dd:ee:ff", "a.b",
-           "-bad-", "bad/value", "has space", "relative", "UPPER#x", "", "#"]
+           "-bad-", "bad/value", "has space", "relative", "UPPER#x", "", "#",
+           "02:00:00:00:00:00:00:01"]
 
 # The invalid object of every CEL rule: (kind, fieldPath or None, start of the message) ->
 # changes to the base spec (None deletes a key), or a function of the base object.

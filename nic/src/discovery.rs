@@ -39,7 +39,10 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use crds::inventory::{EswitchMode, LinkType, Nic, NicInventory, Vf};
+use crds::{
+    guid::Guid,
+    inventory::{EswitchMode, LinkType, Nic, NicInventory, Vf},
+};
 
 use crate::pci::{PciAddress, PciIds};
 use crate::switchdev::{
@@ -320,6 +323,7 @@ impl Ctx<'_> {
             nic.num_vfs = num.unwrap_or(vfs.len() as u32);
             nic.vfs = vfs;
         }
+        read_ib_guids(dev, &mut nic);
 
         // switchdev: representors listed next to the uplink; they are matched to VFs once every
         // PF has been read (another function's net/ may hold them)
@@ -681,6 +685,32 @@ impl Ctx<'_> {
             vf.name = Some(name.clone());
         }
         vf
+    }
+}
+
+/// InfiniBand GUIDs from sysfs: the PF's node GUID (`infiniband/<dev>/node_guid`) and, where
+/// mlx5 exposes them (`sriov/<N>/node`, `sriov/<N>/port` on the PF), its VFs' GUIDs. A zero or
+/// unreadable GUID is left out; the agent reads the VF GUIDs from netlink as well
+/// (`IFLA_VF_IB_*_GUID`), which every IB driver reports.
+fn read_ib_guids(dev: &SysDir, nic: &mut Nic) {
+    let guid = |rel: &str| {
+        dev.read_string(rel)
+            .ok()
+            .and_then(|s| s.parse::<Guid>().ok())
+            .filter(|g| g.is_assignable())
+    };
+    if let Ok(mut ibdevs) = dev.list_dir("infiniband") {
+        ibdevs.sort();
+        nic.node_guid = ibdevs
+            .first()
+            .and_then(|d| guid(&format!("infiniband/{d}/node_guid")));
+    }
+    if nic.node_guid.is_none() {
+        return;
+    }
+    for vf in &mut nic.vfs {
+        vf.node_guid = guid(&format!("sriov/{}/node", vf.vf_id));
+        vf.port_guid = guid(&format!("sriov/{}/port", vf.vf_id));
     }
 }
 

@@ -62,7 +62,7 @@ pub use self::{
     },
     rtnl::RtNetlink,
     types::{
-        Link, LinkChange, LinkId, MacAddr, MacAddrError, OperState, VfInfo, VfLinkState,
+        Guid, Link, LinkChange, LinkId, MacAddr, MacAddrError, OperState, VfInfo, VfLinkState,
         VfLinkStateError, VfSetting, VlanProto, VlanProtoError,
     },
     vf_stats::VfStats,
@@ -553,6 +553,16 @@ impl VfSetRequest {
     /// `ip link set $PF vf N state auto|enable|disable`.
     pub fn link_state(self, state: VfLinkState) -> Self {
         self.setting(VfSetting::LinkState(state))
+    }
+
+    /// `ip link set $PF vf N node_guid G` (InfiniBand).
+    pub fn node_guid(self, guid: Guid) -> Self {
+        self.setting(VfSetting::IbNodeGuid(guid))
+    }
+
+    /// `ip link set $PF vf N port_guid G` (InfiniBand).
+    pub fn port_guid(self, guid: Guid) -> Self {
+        self.setting(VfSetting::IbPortGuid(guid))
     }
 
     /// Adds any setting.

@@ -262,6 +262,40 @@ fn infiniband_port() {
     assert_eq!(pf.link_type, Some(LinkType::Ib));
 }
 
+/// The PF's node GUID comes from `infiniband/mlx5_2/node_guid` (sysfs form `b8ce:f603:005a:2000`);
+/// a VF's GUIDs from mlx5's `sriov/N/{node,port}`, left out while they are zero (unset).
+#[test]
+fn infiniband_guids_of_the_pf_and_its_vfs() {
+    let host = HostBuilder::new()
+        .connectx6_ib()
+        .edit_pf("0000:af:00.0", |pf| pf.set_num_vfs(2))
+        .build()
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(host.path("sys/class/infiniband/mlx5_2/node_guid")).unwrap(),
+        "b8ce:f603:005a:2000\n"
+    );
+    let d = run(&host);
+    let pf = nic(&d.inventory, "0000:af:00.0");
+    assert_eq!(pf.node_guid.unwrap().to_string(), "b8:ce:f6:03:00:5a:20:00");
+    assert_eq!(pf.vfs.len(), 2);
+    assert_eq!((pf.vfs[0].node_guid, pf.vfs[0].port_guid), (None, None));
+    host.set_attr("0000:af:00.0", "sriov/1/node", "02:c9:03:00:00:00:10:01\n")
+        .unwrap();
+    host.set_attr("0000:af:00.0", "sriov/1/port", "02:c9:03:00:00:00:10:01\n")
+        .unwrap();
+    let d = run(&host);
+    let vf1 = &nic(&d.inventory, "0000:af:00.0").vfs[1];
+    assert_eq!(
+        vf1.node_guid.unwrap().to_string(),
+        "02:c9:03:00:00:00:10:01"
+    );
+    assert_eq!(vf1.port_guid, vf1.node_guid);
+    // Ethernet PFs report no GUID
+    let host = HostBuilder::new().igb_82576().build().unwrap();
+    assert_eq!(nic(&run(&host).inventory, "0000:01:00.0").node_guid, None);
+}
+
 #[test]
 fn non_network_functions_are_skipped_and_lone_vfs_are_nics() {
     let nvme = FunctionSpec::new(

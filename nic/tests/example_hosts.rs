@@ -20,6 +20,12 @@ fn examples() -> Vec<(&'static str, HostBuilder)> {
             "cx6dx-switchdev",
             HostBuilder::new().cx6dx(EswitchMode::Switchdev),
         ),
+        (
+            "connectx6-ib",
+            HostBuilder::new()
+                .connectx6_ib()
+                .edit_pf("0000:af:00.0", |pf| pf.set_num_vfs(2)),
+        ),
         ("e810", HostBuilder::new().e810()),
         ("igb-82576", HostBuilder::new().igb_82576()),
     ]

@@ -6,16 +6,20 @@
 //! indices of every group of that resource on that PF. VF groups are disjoint, so every VF lands
 //! in at most one pool. Externally managed PFs are included: their VFs are handed to the plugin
 //! like any other. A PF offered whole (`wholePf`) is listed by its own address in a second
-//! selector (`pciAddresses`) of its resource's pool.
+//! selector (`pciAddresses`) of its resource's pool. The VF selector names the link type
+//! (`linkTypes`: `ether`/`infiniband`) when every PF of the resource has one in the spec and the
+//! VFs keep their kernel driver (like sriov-network-operator, not for vfio-pci), so that a VF
+//! whose port changed link layer is not handed out under the old pool.
 //!
 //! The result is written into the node's own `NicNodeState.spec.devicePlugin`
 //! ([`with_device_plugin_config`]), in the same apply as the rest of the spec.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crds::{
-    device_plugin::{DevicePluginConfig, DeviceSelector, PfVfs, ResourcePool},
+    device_plugin::{DeviceLinkType, DevicePluginConfig, DeviceSelector, PfVfs, ResourcePool},
     node_state::NicNodeStateSpec,
+    policy::VfDeviceType,
 };
 
 use super::vf_range::VfSet;
@@ -50,6 +54,8 @@ pub fn render_device_plugin_config(
         .filter(|i| crate::validate::is_pci_address(&i.pci_address));
     // resource -> PFs offered whole
     let mut whole: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    // resource -> the link types of its VF groups' PFs; `None` once one is unknown
+    let mut links: BTreeMap<&str, Option<BTreeSet<DeviceLinkType>>> = BTreeMap::new();
     for iface in pci_pfs {
         if let Some(w) = &iface.whole_pf {
             pools.entry(w.resource_name.as_str()).or_insert_with(|| {
@@ -86,6 +92,18 @@ pub fn render_device_plugin_config(
                     BTreeMap::new(),
                 )
             });
+            let known = links
+                .entry(g.resource_name.as_str())
+                .or_insert_with(|| Some(BTreeSet::new()));
+            match (iface.link_type, g.device_type) {
+                (Some(l), VfDeviceType::Netdevice) => {
+                    if let Some(set) = known {
+                        set.insert(l.into());
+                    }
+                }
+                // unknown, or vfio-pci (no netdev), as sriov-network-operator leaves it out
+                _ => *known = None,
+            }
             let (_, vfs) = pfs
                 .entry(iface.pci_address.as_str())
                 .or_insert_with(|| (iface.name.clone(), VfSet::empty()));
@@ -106,6 +124,12 @@ pub fn render_device_plugin_config(
                                 vfs: vfs.into_ranges(),
                             })
                             .collect(),
+                        link_types: links
+                            .get(pool.resource_name.as_str())
+                            .cloned()
+                            .flatten()
+                            .map(|s| s.into_iter().collect())
+                            .unwrap_or_default(),
                         ..DeviceSelector::default()
                     });
                 }

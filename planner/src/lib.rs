@@ -23,6 +23,8 @@ pub mod drain;
 pub mod facts;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
+#[cfg(test)]
+mod ib_tests;
 pub mod nad;
 pub mod node_settings;
 pub mod placement;

@@ -66,14 +66,27 @@ pub enum NadError {
     },
 }
 
-/// Builds the CNI network configuration of a network (without validating it).
+/// The CNI capability through which the runtime passes a pod's InfiniBand GUID
+/// (`runtimeConfig.infinibandGUID`, from Multus' `infiniband-guid`).
+pub const INFINIBAND_GUID_CAPABILITY: &str = "infinibandGUID";
+
+/// Builds the CNI network configuration of a network (without validating it). Mode `ib` declares
+/// the `infinibandGUID` capability unless the network turns it off.
 pub fn render_cni_config(
     name: &str,
     spec: &crds::NicNetworkSpec,
     resource_prefix: &str,
 ) -> SmartnicNetConf {
     let sriov = spec.mode == NetworkMode::Sriov;
+    let ib = spec.mode == NetworkMode::Ib;
     let ovs = spec.ovs.as_ref().filter(|_| spec.mode == NetworkMode::Ovs);
+    let mut capabilities = spec.capabilities.clone();
+    if ib {
+        // the runtime hands a pod's `infiniband-guid` over only to a plugin that declares it
+        capabilities
+            .entry(INFINIBAND_GUID_CAPABILITY.to_owned())
+            .or_insert(true);
+    }
     SmartnicNetConf {
         cni_version: CNI_VERSION.to_owned(),
         name: name.to_owned(),
@@ -96,7 +109,8 @@ pub fn render_cni_config(
         vlan_proto: spec.vlan_proto.filter(|_| sriov),
         spoof_chk: spec.spoof_chk.filter(|_| sriov),
         trust: spec.trust.filter(|_| sriov),
-        link_state: spec.link_state.filter(|_| sriov),
+        link_state: spec.link_state.filter(|_| sriov || ib),
+        pkey: spec.pkey.filter(|_| ib),
         min_tx_rate: spec.min_tx_rate.filter(|_| sriov),
         max_tx_rate: spec.max_tx_rate.filter(|_| sriov),
         macvlan_mode: match spec.mode {
@@ -114,12 +128,12 @@ pub fn render_cni_config(
         master: spec
             .master
             .clone()
-            .filter(|_| !sriov && spec.mode != NetworkMode::Ovs),
-        mtu: spec.mtu.filter(|_| !sriov),
+            .filter(|_| !sriov && !ib && spec.mode != NetworkMode::Ovs),
+        mtu: spec.mtu.filter(|_| !sriov && !ib),
         bridge: ovs.and_then(|o| o.bridge.clone()),
         trunk: ovs.map(|o| o.trunk.clone()).unwrap_or_default(),
         geneve: ovs.and_then(|o| o.geneve.clone()),
-        capabilities: spec.capabilities.clone(),
+        capabilities,
         ipam: spec.ipam.clone(),
         log_level: spec.log_level,
         log_file: spec.log_file.clone(),

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `SriovNetworkNodePolicy` | `NicPolicy` (cluster-scoped, same name) |
 //! | `SriovNetwork` | `NicNetwork` (mode `sriov`) in `spec.networkNamespace`, else the object's namespace |
+//! | `SriovIBNetwork` | `NicNetwork` (mode `ib`), placed the same way; only its own fields (`resourceName`, `linkState`, `ipam`, `capabilities`, `metaPlugins`, log settings) carry over |
 //! | `SriovNetworkPoolConfig` | `NicPool` |
 //! | `SriovOperatorConfig` | `NicOperatorConfig` named `default` |
 //!
@@ -149,7 +150,8 @@ pub fn convert_object(doc: &Value, conv: &mut Conversion) -> anyhow::Result<()> 
     };
     let object = match kind {
         "SriovNetworkNodePolicy" => policy(&name, &meta, spec, &mut cx),
-        "SriovNetwork" => network(&name, namespace.as_deref(), &meta, spec, &mut cx),
+        "SriovNetwork" => network(&name, namespace.as_deref(), &meta, spec, &mut cx, false),
+        "SriovIBNetwork" => network(&name, namespace.as_deref(), &meta, spec, &mut cx, true),
         "SriovNetworkPoolConfig" => pool(&name, &meta, spec, &mut cx),
         "SriovOperatorConfig" => operator_config(&name, spec, &mut cx),
         other => {
@@ -356,6 +358,7 @@ fn network(
     meta: &Value,
     spec: &Map<String, Value>,
     cx: &mut Cx<'_>,
+    ib: bool,
 ) -> Option<Value> {
     let mut md = Map::new();
     md.insert("name".into(), json!(name));
@@ -369,9 +372,18 @@ fn network(
     }
     carry_meta(meta, &mut md, cx);
     let mut out = Map::new();
-    out.insert("mode".into(), json!("sriov"));
+    out.insert("mode".into(), json!(if ib { "ib" } else { "sriov" }));
     for (k, v) in spec {
         match k.as_str() {
+            // Ethernet VF settings: a SriovIBNetwork has none, and our mode ib takes none
+            "vlan" | "vlanQoS" | "vlanProto" | "minTxRate" | "maxTxRate" | "spoofChk" | "trust"
+                if ib =>
+            {
+                cx.dropped(
+                    &format!("spec.{k}"),
+                    "an Ethernet VF setting, which mode ib has no counterpart for",
+                );
+            }
             "networkNamespace" => {}
             "resourceName" | "vlan" | "vlanQoS" | "minTxRate" | "maxTxRate" => {
                 out.insert(k.clone(), v.clone());

@@ -203,7 +203,7 @@ fn what_has_no_counterpart_is_named_on_stderr_and_the_rest_still_passes() {
         "SriovNetworkNodePolicy sriov-network-operator/openstack-vdpa: spec.nicSelector.netFilter",
         "openstack-vdpa: spec.vdpaType",
         "openstack-vdpa: spec.nodeSelector: is empty",
-        "SriovIBNetwork sriov-network-operator/ib-net: kind SriovIBNetwork has no counterpart",
+        "OVSNetwork sriov-network-operator/ovs-net: kind OVSNetwork has no counterpart",
         "all-at-once: spec.ovsHardwareOffloadConfig",
         "all-at-once: spec.maxUnavailable: is unset",
     ] {

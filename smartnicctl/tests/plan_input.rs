@@ -49,6 +49,7 @@ fn every_example_policy_plans_against_its_example_host() {
         ("deploy/examples/nicpolicy.yaml", "cx6dx-switchdev"),
         ("examples/policies/e810.yaml", "e810"),
         ("examples/policies/igb-82576.yaml", "igb-82576"),
+        ("examples/policies/connectx6-ib.yaml", "connectx6-ib"),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_smartnicctl"))
             .args(["plan", "-o", "json", "-f"])

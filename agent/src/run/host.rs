@@ -85,6 +85,7 @@ impl NodeHost for LiveHost {
         }
         let mut inventory = d.inventory;
         eswitch_modes_from_devlink(&mut inventory);
+        crate::host::vf_guids_from_netlink(&mut inventory);
         Ok(inventory)
     }
 

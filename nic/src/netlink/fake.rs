@@ -131,6 +131,10 @@ pub enum NetlinkOp {
     SetVfMaxTxRate,
     /// VF link state.
     SetVfLinkState,
+    /// VF InfiniBand node GUID.
+    SetVfNodeGuid,
+    /// VF InfiniBand port GUID.
+    SetVfPortGuid,
     /// Read the VF table.
     ListVfs,
     /// Read the VFs' counters.
@@ -185,6 +189,8 @@ impl NetlinkCall {
                 VfSetting::MinTxRate(_) => NetlinkOp::SetVfMinTxRate,
                 VfSetting::MaxTxRate(_) => NetlinkOp::SetVfMaxTxRate,
                 VfSetting::LinkState(_) => NetlinkOp::SetVfLinkState,
+                VfSetting::IbNodeGuid(_) => NetlinkOp::SetVfNodeGuid,
+                VfSetting::IbPortGuid(_) => NetlinkOp::SetVfPortGuid,
             },
             Self::ListVfs(_) => NetlinkOp::ListVfs,
             Self::ListVfStats(_) => NetlinkOp::ListVfStats,
@@ -243,6 +249,8 @@ struct State {
     missing_kinds: BTreeSet<&'static str>,
     /// Event subscribers and the namespace each listens in.
     subscribers: Vec<(String, mpsc::UnboundedSender<Result<NetlinkEvent>>)>,
+    /// InfiniBand PFs (by index): the only ones whose VFs take GUIDs.
+    ib_links: BTreeSet<u32>,
     /// VF counters by (PF ifindex, VF index); a VF not here reads all zeros.
     vf_stats: BTreeMap<(u32, u32), VfStats>,
 }
@@ -392,6 +400,22 @@ impl FakeNetlink {
     /// Adds a PF with `num_vfs` VFs in their default state; returns its index.
     pub fn add_pf(&self, name: &str, num_vfs: u32) -> u32 {
         self.insert(name, Some((0..num_vfs).map(VfInfo::new_default).collect()))
+    }
+
+    /// Adds an InfiniBand PF (an IPoIB netdev of an mlx5 port) with `num_vfs` VFs whose GUIDs are
+    /// unset; only such PFs take `node_guid`/`port_guid`, as only IB drivers implement them
+    /// (others answer EOPNOTSUPP). Returns its index.
+    pub fn add_ib_pf(&self, name: &str, num_vfs: u32) -> u32 {
+        let rows = (0..num_vfs)
+            .map(|vf| VfInfo {
+                vf,
+                link_state: Some(super::VfLinkState::Auto),
+                ..VfInfo::default()
+            })
+            .collect();
+        let index = self.insert(name, Some(rows));
+        self.lock().ib_links.insert(index);
+        index
     }
 
     fn insert(&self, name: &str, vfs: Option<Vec<VfInfo>>) -> u32 {
@@ -944,6 +968,7 @@ impl FakeNetlink {
         if let Some(kernel) = self.record(&mut st, &call) {
             return Err(err(kernel));
         }
+        let ib_links = st.ib_links.clone();
         let links = &mut st.ns(&self.netns).links;
         let Some(entry) = Self::find(links, &pf) else {
             return Err(NetlinkError::Link {
@@ -952,6 +977,12 @@ impl FakeNetlink {
                 kernel: KernelError::new(ENODEV),
             });
         };
+        // rtnetlink answers EOPNOTSUPP for a driver without ndo_set_vf_guid (every non-IB one)
+        if matches!(setting, VfSetting::IbNodeGuid(_) | VfSetting::IbPortGuid(_))
+            && !ib_links.contains(&entry.link.index)
+        {
+            return Err(err(KernelError::new(EOPNOTSUPP)));
+        }
         let Some(table) = entry.vfs.as_mut() else {
             return Err(err(KernelError::new(EOPNOTSUPP)));
         };

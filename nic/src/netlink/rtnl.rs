@@ -15,8 +15,9 @@ use netlink_packet_route::{
     address::AddressMessage,
     link::{
         InfoKind, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, LinkVfInfo,
-        State, VfInfo as RawVfInfo, VfInfoLinkState, VfInfoMac, VfInfoRate, VfInfoSpoofCheck,
-        VfInfoTrust, VfInfoVlan, VfLinkState as RawVfLinkState, VfVlan, VfVlanInfo, VlanProtocol,
+        State, VfInfo as RawVfInfo, VfInfoGuid, VfInfoLinkState, VfInfoMac, VfInfoRate,
+        VfInfoSpoofCheck, VfInfoTrust, VfInfoVlan, VfLinkState as RawVfLinkState, VfVlan,
+        VfVlanInfo, VlanProtocol,
     },
     route::RouteMessage,
 };
@@ -25,9 +26,9 @@ use nix::libc::{ENODEV, EOPNOTSUPP};
 use rtnetlink::{Handle, LinkUnspec};
 
 use super::{
-    Address, IpFamily, IpPrefix, KernelError, Link, LinkChange, LinkId, LinkKind, MacAddr, Netlink,
-    NetlinkError, NetlinkEvents, NewLink, OperState, Result, Route, RouteSpec, VfInfo, VfLinkState,
-    VfSetting, VfStats, VlanProto, events,
+    Address, Guid, IpFamily, IpPrefix, KernelError, Link, LinkChange, LinkId, LinkKind, MacAddr,
+    Netlink, NetlinkError, NetlinkEvents, NewLink, OperState, Result, Route, RouteSpec, VfInfo,
+    VfLinkState, VfSetting, VfStats, VlanProto, events,
     rtnl_msg::{
         Resolved, address_from_message, address_message, details_from_info, new_link_message,
         route_from_message, route_message,
@@ -381,6 +382,8 @@ impl RtNetlink {
             VfSetting::LinkState(state) => {
                 RawVfInfo::LinkState(VfInfoLinkState::new(vf, raw_link_state(state)))
             }
+            VfSetting::IbNodeGuid(g) => RawVfInfo::IbNodeGuid(VfInfoGuid::new(vf, g.0)),
+            VfSetting::IbPortGuid(g) => RawVfInfo::IbPortGuid(VfInfoGuid::new(vf, g.0)),
         };
         let msg = LinkUnspec::new_with_index(index)
             .append_extra_attribute(LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![attr])]))
@@ -687,6 +690,15 @@ pub(crate) fn vf_table_from_message(msg: &LinkMessage) -> Vec<VfInfo> {
                             _ => None,
                         };
                     }
+                    // zero is "never set"; reported as absent
+                    RawVfInfo::IbNodeGuid(g) => {
+                        vf = Some(g.vf_id);
+                        row.node_guid = Some(Guid(g.guid)).filter(|g| g.0 != 0);
+                    }
+                    RawVfInfo::IbPortGuid(g) => {
+                        vf = Some(g.vf_id);
+                        row.port_guid = Some(Guid(g.guid)).filter(|g| g.0 != 0);
+                    }
                     _ => {}
                 }
             }
@@ -796,5 +808,44 @@ mod tests {
         // struct ifla_vf_vlan_info { vf, vlan, qos, __be16 vlan_proto }
         assert_eq!((u32_at(16), u32_at(20), u32_at(24)), (3, 10, 2));
         assert_eq!([buf[28], buf[29]], [0x88, 0xa8]);
+    }
+
+    /// `ip link set $PF vf 3 node_guid ...` nests IFLA_VFINFO_LIST(22) > IFLA_VF_INFO(1) >
+    /// IFLA_VF_IB_NODE_GUID(10), whose payload is `struct ifla_vf_guid { __u32 vf; __u64 guid; }`:
+    /// 16 bytes on 64-bit ABIs (the kernel's policy takes `sizeof`, padding included), the GUID
+    /// at offset 8 in host order. The port GUID is attribute 11. Both read back into the row.
+    #[test]
+    fn vf_guids_go_out_as_ifla_vf_guid_and_read_back() {
+        let guid = Guid(0x0011_2233_4455_6677);
+        for (raw, kind) in [
+            (RawVfInfo::IbNodeGuid(VfInfoGuid::new(3, guid.0)), 10),
+            (RawVfInfo::IbPortGuid(VfInfoGuid::new(3, guid.0)), 11),
+        ] {
+            let attr = LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![raw])]);
+            let mut buf = vec![0; attr.buffer_len()];
+            attr.emit(&mut buf);
+            let u16_at = |i: usize| u16::from_ne_bytes([buf[i], buf[i + 1]]);
+            assert_eq!(u16_at(2) & !NLA_F_NESTED, 22);
+            assert_eq!(u16_at(6) & !NLA_F_NESTED, 1);
+            assert_eq!(u16_at(8), 4 + 16, "nla_len of the GUID attribute");
+            assert_eq!(u16_at(10), kind);
+            assert_eq!(u32::from_ne_bytes(buf[12..16].try_into().unwrap()), 3);
+            assert_eq!(u64::from_ne_bytes(buf[20..28].try_into().unwrap()), guid.0);
+        }
+        let mut msg = pf_message();
+        msg.attributes
+            .push(LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![
+                RawVfInfo::IbNodeGuid(VfInfoGuid::new(2, guid.0)),
+                RawVfInfo::IbPortGuid(VfInfoGuid::new(2, 0)),
+            ])]));
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.emit(&mut buf);
+        let table = vf_table_from_message(&LinkMessage::parse(buf.as_slice()).unwrap());
+        let vf2 = table.iter().find(|r| r.vf == 2).unwrap();
+        assert_eq!(
+            vf2.node_guid.unwrap().to_string(),
+            "00:11:22:33:44:55:66:77"
+        );
+        assert_eq!(vf2.port_guid, None, "a zero GUID is unset");
     }
 }

@@ -2,6 +2,7 @@
 
 use std::{fmt, str::FromStr};
 
+pub use crds::guid::Guid;
 use serde::{Serialize, Serializer};
 
 use super::LinkDetails;
@@ -302,6 +303,12 @@ pub struct VfInfo {
     /// Administrative link state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_state: Option<VfLinkState>,
+    /// InfiniBand node GUID (`IFLA_VF_IB_NODE_GUID`; reported by IB PFs only, zero while unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_guid: Option<Guid>,
+    /// InfiniBand port GUID (`IFLA_VF_IB_PORT_GUID`; reported by IB PFs only, zero while unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_guid: Option<Guid>,
 }
 
 impl VfInfo {
@@ -319,6 +326,8 @@ impl VfInfo {
             min_tx_rate: Some(0),
             max_tx_rate: Some(0),
             link_state: Some(VfLinkState::Auto),
+            node_guid: None,
+            port_guid: None,
         }
     }
 }
@@ -347,6 +356,10 @@ pub enum VfSetting {
     MaxTxRate(u32),
     /// `ip link set $PF vf N state auto|enable|disable`.
     LinkState(VfLinkState),
+    /// `ip link set $PF vf N node_guid G` (InfiniBand PFs).
+    IbNodeGuid(Guid),
+    /// `ip link set $PF vf N port_guid G` (InfiniBand PFs).
+    IbPortGuid(Guid),
 }
 
 impl VfSetting {
@@ -360,6 +373,8 @@ impl VfSetting {
             Self::MinTxRate(_) => "min-tx-rate",
             Self::MaxTxRate(_) => "max-tx-rate",
             Self::LinkState(_) => "link-state",
+            Self::IbNodeGuid(_) => "node-guid",
+            Self::IbPortGuid(_) => "port-guid",
         }
     }
 
@@ -377,6 +392,8 @@ impl VfSetting {
             Self::MinTxRate(r) => info.min_tx_rate = Some(r),
             Self::MaxTxRate(r) => info.max_tx_rate = Some(r),
             Self::LinkState(s) => info.link_state = Some(s),
+            Self::IbNodeGuid(g) => info.node_guid = Some(g),
+            Self::IbPortGuid(g) => info.port_guid = Some(g),
         }
     }
 }

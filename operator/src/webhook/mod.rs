@@ -447,6 +447,14 @@ fn network_errors(
             warnings.push(format!(
                 "spec.mode: ovs needs VFs in switchdev mode, but no NicPolicy providing {r} sets eswitchMode: switchdev"
             ));
+        } else if net.spec.mode == crds::network::NetworkMode::Ib
+            && !providers
+                .iter()
+                .any(|p| p.spec.link_type == Some(crds::inventory::LinkType::Ib))
+        {
+            warnings.push(format!(
+                "spec.mode: ib needs InfiniBand VFs, but no NicPolicy providing {r} sets linkType: ib"
+            ));
         }
     }
     Ok(warnings)

@@ -609,6 +609,25 @@ fn network_ovs_on_legacy_vfs_is_allowed_with_a_warning() {
     assert!(r.warnings.unwrap_or_default()[0].contains("switchdev"));
 }
 
+#[test]
+fn network_ib_on_ethernet_vfs_is_allowed_with_a_warning_and_a_bad_pkey_is_denied() {
+    let (s, mut w) = stores();
+    w.policy(typed_policy(policy("p1")));
+    let r = create(
+        Kind::Network,
+        network(json!({"mode": "ib", "resourceName": "cx6_vf", "pkey": 32769})),
+        &s,
+    );
+    assert_allowed(&r);
+    assert!(r.warnings.unwrap_or_default()[0].contains("linkType: ib"));
+    let r = create(
+        Kind::Network,
+        network(json!({"mode": "ib", "resourceName": "cx6_vf", "pkey": 32768})),
+        &s,
+    );
+    assert_denied(&r, "spec.pkey");
+}
+
 // === NicPool ===
 
 fn pool(name: &str, selector: Value, max: Value) -> Value {

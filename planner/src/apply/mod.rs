@@ -15,7 +15,7 @@
 //!
 //! | vendor | order |
 //! |---|---|
-//! | `mlx5_core` | firmware check (a change stops here: reboot) → (in switchdev and the count or mode changes: unbind VFs → eswitch legacy) → `sriov_numvfs` 0 → N → wait for each VF's driver and netdev → PF MTU → VF MACs → to switchdev: unbind VFs → eswitch switchdev → representors → `hw-tc-offload` on → rebind, each VF to its group's driver (netdevice or vfio-pci, IOMMU group checked); otherwise driver binding in place → VF MTU |
+//! | `mlx5_core` | firmware check (a change stops here: reboot) → (in switchdev and the count or mode changes: unbind VFs → eswitch legacy) → `sriov_numvfs` 0 → N → wait for each VF's driver and netdev → PF MTU → VF MACs → (InfiniBand: VF GUIDs → rebind the kernel-bound VFs that got one) → to switchdev: unbind VFs → eswitch switchdev → representors → `hw-tc-offload` on → rebind, each VF to its group's driver (netdevice or vfio-pci, IOMMU group checked); otherwise driver binding in place → VF MTU |
 //! | `ice` | (mode differs: `sriov_numvfs` 0 → eswitch mode) → `sriov_numvfs` N → wait → (switchdev: representors, `hw-tc-offload` on) → PF MTU → VF MACs → binding → VF MTU |
 //! | `igb` | `sriov_numvfs` 0 → N → wait → PF MTU → VF MACs → binding → rebind the VFs that stay on igbvf and whose MAC changed (igbvf reads its MAC at probe) → VF MTU; no eswitch. MACs come before the binding so that a crash between the two never leaves a VF on vfio-pci without its MAC (a vfio-pci VF may be in use: no later plan sets it) |
 //! | `netdevsim` | (in switchdev and the count or mode changes: eswitch legacy) → `sriov_numvfs` 0 → N, no wait (its VFs have no driver or netdev) → PF MTU → VF MACs (the PF netdev answers `ip link set $PF vf N mac M`) → eswitch switchdev → representors → `hw-tc-offload` on; no binding, no VF MTU (vfio-pci and VF MTUs are refused as [`PlanProblem`]s) |
@@ -31,6 +31,15 @@
 //! ([`stable_vf_mac`]); the same VF gets the same MAC after every reboot, and the MAC survives a
 //! rebind to vfio-pci. Only VFs created by the plan or whose netdev is on the host (free) are
 //! touched; a VF inside a pod is never changed under it.
+//!
+//! InfiniBand VF GUIDs (a PF whose link type is `ib`): each VF gets one GUID as node and port
+//! GUID, the next one of its group's `ibGuids` (a policy's pool) or else derived from the PF's
+//! node GUID and the VF index ([`Guid::derived_for_vf`]), set through the PF
+//! (`ip link set $PF vf N node_guid G port_guid G`) on free VFs only. mlx5 gives a VF its GUIDs
+//! when the VF driver probes (NVIDIA's sequence: set them through the PF, then unbind and bind
+//! the VF), so the VFs that got one and stay on the kernel driver are rebound right after; VFs
+//! going to vfio-pci are rebound by their bind step anyway. A PF without a node GUID gets no
+//! GUID step.
 //!
 //! Node-wide settings (the RDMA network-namespace mode) are [`NodeStep`]s of the plan
 //! ([`plan_node`], [`HostPlan::node_steps`]), independent of every PF.
@@ -57,6 +66,7 @@ use std::fmt;
 
 use crds::{
     device_plugin::DevicePluginConfig,
+    guid::Guid,
     inventory::{EswitchMode, LinkType, Nic, NicInventory},
     node_state::{InterfaceSpec, NicNodeStateSpec, VfIndexRange},
     policy::VfDeviceType,
@@ -164,6 +174,14 @@ pub enum Step {
         /// MAC address.
         mac: String,
     },
+    /// `ip link set $PF vf N node_guid G` then `... port_guid G`: an InfiniBand VF's GUIDs (one
+    /// GUID for both). mlx5 hands them to the VF at probe, so a bound VF is rebound after.
+    SetVfGuid {
+        /// VF index.
+        vf: u32,
+        /// The node and port GUID.
+        guid: Guid,
+    },
     /// Unbind the VFs from their driver (before an eswitch mode change).
     UnbindVfs {
         /// VF indices.
@@ -241,6 +259,7 @@ impl Step {
             Self::SetNumVfs { .. } => "set-num-vfs",
             Self::WaitVfs { .. } => "wait-vfs",
             Self::SetVfMac { .. } => "set-vf-mac",
+            Self::SetVfGuid { .. } => "set-vf-guid",
             Self::UnbindVfs { .. } => "unbind-vfs",
             Self::BindVfs { .. } => "bind-vfs",
             Self::RebindVfs { .. } => "rebind-vfs",
@@ -287,6 +306,9 @@ impl fmt::Display for Step {
             Self::SetNumVfs { count } => write!(f, "sriov_numvfs {count}"),
             Self::WaitVfs { count } => write!(f, "wait for {count} VFs (driver, netdev)"),
             Self::SetVfMac { vf, mac } => write!(f, "vf {vf} mac {mac}"),
+            Self::SetVfGuid { vf, guid } => {
+                write!(f, "vf {vf} node_guid {guid} port_guid {guid}")
+            }
             Self::UnbindVfs { vfs } => write!(f, "unbind VFs {}", ranges(vfs)),
             Self::BindVfs { vfs, device_type } => {
                 write!(f, "bind VFs {} to {}", ranges(vfs), wire(device_type))?;

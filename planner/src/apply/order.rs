@@ -2,7 +2,8 @@
 //! the PF.
 
 use crds::{
-    inventory::{EswitchMode, Nic},
+    guid::{Guid, nth_guid},
+    inventory::{EswitchMode, LinkType, Nic},
     node_state::{InterfaceSpec, VfIndexRange},
     policy::VfDeviceType,
 };
@@ -35,6 +36,8 @@ struct VfModel {
     /// Created or (re)bound by this plan: nobody uses it.
     fresh: bool,
     mac: Option<String>,
+    /// (node, port) GUID as the PF reports them.
+    guids: (Option<Guid>, Option<Guid>),
     mtu: Option<u32>,
     representor: bool,
 }
@@ -82,6 +85,7 @@ impl<'a> Model<'a> {
                     on_host: vf.name.is_some(),
                     fresh: false,
                     mac: admin(i, vf.mac.as_ref()),
+                    guids: (vf.node_guid, vf.port_guid),
                     mtu: vf.mtu,
                     representor: vf.representor.is_some(),
                 },
@@ -91,6 +95,7 @@ impl<'a> Model<'a> {
                     on_host: false,
                     fresh: false,
                     mac: admin(i, None),
+                    guids: (None, None),
                     mtu: None,
                     representor: false,
                 },
@@ -136,6 +141,7 @@ impl<'a> Model<'a> {
                         on_host: true,
                         fresh: true,
                         mac: None,
+                        guids: (None, None),
                         mtu: None,
                         representor: false,
                     })
@@ -172,6 +178,11 @@ impl<'a> Model<'a> {
             Step::SetVfMac { vf, mac } => {
                 if let Some(v) = self.vfs.get_mut(*vf as usize) {
                     v.mac = Some(mac.clone());
+                }
+            }
+            Step::SetVfGuid { vf, guid } => {
+                if let Some(v) = self.vfs.get_mut(*vf as usize) {
+                    v.guids = (Some(*guid), Some(*guid));
                 }
             }
             Step::VfMtu { vfs, mtu } => {
@@ -256,6 +267,54 @@ impl<'a> Model<'a> {
             }
         }
         set
+    }
+
+    /// The GUID VF `vf` should have: the next one of its group's pool, else derived from the
+    /// PF's node GUID; `None` on Ethernet or without a node GUID to derive from.
+    fn wanted_guid(&self, vf: u32) -> Option<Guid> {
+        if self.nic.link_type != Some(LinkType::Ib) {
+            return None;
+        }
+        let group = self
+            .want
+            .vf_groups
+            .iter()
+            .find(|g| g.vfs.iter().any(|r| r.first <= vf && vf <= r.last));
+        if let Some(g) = group.filter(|g| !g.ib_guids.is_empty()) {
+            // the k-th VF of the group, in ascending order, takes the k-th GUID
+            let k: u128 = g
+                .vfs
+                .iter()
+                .map(|r| u128::from(vf.min(r.last + 1).saturating_sub(r.first)))
+                .sum();
+            return nth_guid(&g.ib_guids, k);
+        }
+        Guid::derived_for_vf(self.nic.node_guid?, vf)
+    }
+
+    /// InfiniBand GUIDs on the VFs nobody uses, then a rebind of those that stay on the kernel
+    /// driver (mlx5 reads the GUIDs at probe).
+    fn vf_guids(&mut self) {
+        let mut rebind = Vec::new();
+        for vf in 0..self.num_vfs {
+            let Some(guid) = self.wanted_guid(vf) else {
+                continue;
+            };
+            let m = &self.vfs[vf as usize];
+            if (m.fresh || m.on_host) && m.guids != (Some(guid), Some(guid)) {
+                self.push(Step::SetVfGuid { vf, guid });
+                if self.vfs[vf as usize].driver == Driver::Kernel
+                    && self.wanted_type(vf) == VfDeviceType::Netdevice
+                {
+                    rebind.push(vf);
+                }
+            }
+        }
+        if !rebind.is_empty() {
+            self.push(Step::RebindVfs {
+                vfs: set_of(rebind),
+            });
+        }
     }
 
     /// Binds every VF whose driver differs from its group's (kernel driver first).
@@ -449,6 +508,7 @@ fn mlx5_order(m: &mut Model<'_>) {
         // VFs found unbound (a resumed plan) show their MAC only now
         m.vf_macs();
     } else {
+        m.vf_guids();
         m.vf_bind();
         m.vf_macs();
         if m.mode == Some(EswitchMode::Switchdev) {

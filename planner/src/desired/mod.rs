@@ -39,6 +39,11 @@
 //!    in `wholePf`; any other policy on that PF is rejected naming it, and one resource name is
 //!    whole PFs or VFs, not both (rule 6). A PF without SR-IOV may be offered whole.
 //!
+//! 10. **GUID pools.** An `ibGuidPool` policy's VF groups take the pool's GUIDs in PF-address
+//!     order, each as many as it has VFs (VF index ascending), into `ibGuids`; a group the pool
+//!     cannot fill is dropped and the policy rejected for that PF. Without a pool, the agent
+//!     derives each IB VF's GUID from the PF's node GUID.
+//!
 //! PFs no valid policy selects are absent from the spec (the agent resets PFs it configured
 //! before). An empty inventory (the agent has not reported yet) gives an empty spec: the caller
 //! should wait for the first report rather than write it.
@@ -47,6 +52,7 @@ use std::collections::BTreeMap;
 
 use crds::{
     NicPolicy,
+    guid::{GuidRange, take_guids},
     inventory::{Nic, NicInventory},
     node_state::NicNodeStateSpec,
     policy::NicPolicySpec,
@@ -339,9 +345,58 @@ impl PolicySet {
                 plan.warnings.extend(warnings);
             }
         }
+        self.hand_out_guid_pools(&mut plan);
         plan.rejections.sort();
         plan.warnings.sort();
         plan
+    }
+
+    /// Rule 10: each `ibGuidPool` policy's groups take the pool's GUIDs in PF-address order, as
+    /// many as they have VFs; a group the pool cannot fill is dropped and its PF rejected.
+    fn hand_out_guid_pools(&self, plan: &mut NodePlan) {
+        for p in self
+            .policies
+            .iter()
+            .filter(|p| !p.spec.ib_guid_pool.is_empty())
+        {
+            let pool = &p.spec.ib_guid_pool;
+            let mut used: u128 = 0;
+            for iface in &mut plan.spec.interfaces {
+                let mut rejected = None;
+                iface.vf_groups.retain_mut(|g| {
+                    if g.policy != p.name {
+                        return true;
+                    }
+                    let n: u128 = g.vfs.iter().map(|r| u128::from(r.last - r.first) + 1).sum();
+                    match take_guids(pool, used, n) {
+                        Some(guids) => {
+                            used += n;
+                            g.ib_guids = guids;
+                            true
+                        }
+                        None => {
+                            rejected = Some(n);
+                            false
+                        }
+                    }
+                });
+                if let Some(n) = rejected {
+                    let total: u128 = pool.iter().map(GuidRange::len).sum();
+                    plan.rejections.push(Rejection {
+                        policy: p.name.clone(),
+                        pf: Some(iface.pci_address.clone()),
+                        field: "spec.ibGuidPool".into(),
+                        reason: format!(
+                            "the GUID pool is exhausted: PF {} needs {n} GUIDs, {} of {total} are left after the PFs before it",
+                            iface.pci_address,
+                            total - used
+                        ),
+                        conflicts_with: None,
+                        conflicting_field: None,
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -386,6 +386,7 @@ impl<'a> PfBuild<'a> {
                     need_vhost_net: p.spec.need_vhost_net,
                     mtu: p.spec.mtu,
                     exclude_topology: p.spec.exclude_topology,
+                    ib_guids: Vec::new(),
                 })
                 .collect(),
         };

@@ -19,11 +19,11 @@ pub fn validate_network(spec: &NicNetworkSpec) -> Result<(), Vec<FieldError>> {
     let m = mode.as_str();
     let mut e = |f: &str, msg: String| errors.push(FieldError::new(f, msg));
     let is = |modes: &[NetworkMode]| modes.contains(&mode);
-    use NetworkMode::{Ipvlan, Macvlan, Ovs, Sriov};
+    use NetworkMode::{Ib, Ipvlan, Macvlan, Ovs, Sriov};
 
     // Resource or master.
     match (&spec.resource_name, &spec.master) {
-        (None, _) if is(&[Sriov, Ovs]) => {
+        (None, _) if is(&[Sriov, Ovs, Ib]) => {
             e(
                 "spec.resourceName",
                 format!("is required in mode {m}: it names the VF pool pods draw from"),
@@ -88,7 +88,8 @@ pub fn validate_network(spec: &NicNetworkSpec) -> Result<(), Vec<FieldError>> {
         ("maxTxRate", spec.max_tx_rate.is_some()),
     ];
     for (field, set) in sriov_only {
-        if set && mode != Sriov {
+        // an IB VF takes a link state through its PF as well
+        if set && mode != Sriov && !(mode == Ib && field == "linkState") {
             e(
                 &format!("spec.{field}"),
                 format!("only for mode sriov (VF settings programmed through the PF), not {m}"),
@@ -152,13 +153,28 @@ pub fn validate_network(spec: &NicNetworkSpec) -> Result<(), Vec<FieldError>> {
         e("spec.ipvlanMode", format!("only for mode ipvlan, not {m}"));
     }
 
+    // InfiniBand partition key.
+    if let Some(pkey) = spec.pkey {
+        if mode != Ib {
+            e("spec.pkey", format!("only for mode ib, not {m}"));
+        } else if pkey & !crds::PKEY_FULL_MEMBER == 0 {
+            e(
+                "spec.pkey",
+                format!(
+                    "{pkey:#06x} names partition 0, which is reserved; the low 15 bits name the partition (0x0001-0x7fff), the top bit asks for full membership"
+                ),
+            );
+        }
+    }
+
     // MTU.
     if let Some(mtu) = spec.mtu {
-        if mode == Sriov {
+        if mode == Sriov || mode == Ib {
             e(
                 "spec.mtu",
-                "not allowed in mode sriov: the VF MTU is set by the NicPolicy (spec.mtu there)"
-                    .into(),
+                format!(
+                    "not allowed in mode {m}: the VF MTU is set by the NicPolicy (spec.mtu there)"
+                ),
             );
         } else if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
             e("spec.mtu", format!("{mtu} is outside {MIN_MTU}-{MAX_MTU}"));

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crds::{
     MAX_POLICY_PRIORITY, NicPolicy,
+    guid::{Guid, GuidRange},
     inventory::{EswitchMode, LinkType, NicInventory},
     policy::{NicPolicySpec, VfDeviceType},
 };
@@ -226,6 +227,7 @@ pub fn validate_policy_spec(spec: &NicPolicySpec) -> Result<(), Vec<FieldError>>
             ),
         );
     }
+    ib_guid_pool_errors(spec, &mut errors);
     if let Some(fw) = &spec.firmware {
         if spec.externally_managed {
             e(&mut errors, "spec.firmware", "not allowed with externallyManaged: the operator does not touch firmware of externally managed PFs".into());
@@ -241,6 +243,81 @@ pub fn validate_policy_spec(spec: &NicPolicySpec) -> Result<(), Vec<FieldError>>
         }
     }
     finish(errors)
+}
+
+/// The label a GUID pool's `nodeSelector` must name its one node by.
+pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+
+/// The rules of `ibGuidPool`: InfiniBand VFs only, one node, ranges that are ranges, hold no
+/// reserved GUID, do not overlap and hold at least `numVfs` GUIDs.
+fn ib_guid_pool_errors(spec: &NicPolicySpec, errors: &mut Vec<FieldError>) {
+    let pool = &spec.ib_guid_pool;
+    if pool.is_empty() {
+        return;
+    }
+    let mut e = |f: String, m: String| errors.push(FieldError::new(f, m));
+    if spec.link_type != Some(LinkType::Ib) || spec.whole_pf {
+        e(
+            "spec.ibGuidPool".into(),
+            "gives InfiniBand VFs their GUIDs: it needs linkType ib and VFs (not wholePf)".into(),
+        );
+    }
+    let named = spec
+        .node_selector
+        .match_labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(HOSTNAME_LABEL));
+    if !named {
+        e(
+            "spec.ibGuidPool".into(),
+            format!(
+                "GUIDs must be unique on the fabric, and every selected node would take the same ones: a policy with a pool must select one node by nodeSelector.matchLabels {HOSTNAME_LABEL}"
+            ),
+        );
+    }
+    for (i, r) in pool.iter().enumerate() {
+        let field = format!("spec.ibGuidPool[{i}]");
+        if r.is_empty() {
+            e(
+                field.clone(),
+                format!("end {} is below start {}", r.end, r.start),
+            );
+            continue;
+        }
+        if r.start.0 == 0 || r.end == Guid::ALL_ONES {
+            let bad = if r.start.0 == 0 {
+                Guid(0)
+            } else {
+                Guid::ALL_ONES
+            };
+            e(
+                field.clone(),
+                format!(
+                    "holds the reserved GUID {bad}, which a VF cannot have (pods fail with \"VF GUID is not valid\"); start above it or end below it"
+                ),
+            );
+        }
+        if let Some((j, _)) = pool[..i]
+            .iter()
+            .enumerate()
+            .find(|(_, o)| !o.is_empty() && o.overlaps(r))
+        {
+            e(
+                field,
+                format!("overlaps spec.ibGuidPool[{j}]: a GUID may be given to one VF only"),
+            );
+        }
+    }
+    let total: u128 = pool.iter().map(GuidRange::len).sum();
+    if total < u128::from(spec.num_vfs) {
+        e(
+            "spec.ibGuidPool".into(),
+            format!(
+                "holds {total} GUIDs, fewer than numVfs {} (one GUID per VF)",
+                spec.num_vfs
+            ),
+        );
+    }
 }
 
 /// The rules of a `wholePf` policy: no VFs, and none of the settings that only concern VFs.

@@ -217,13 +217,13 @@ fn what_has_no_counterpart_is_named_in_a_warning() {
     }
     let mut conv = Conversion::default();
     convert_object(
-        &json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovIBNetwork", "metadata": {"name": "ib"}}),
+        &json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "OVSNetwork", "metadata": {"name": "ovs"}}),
         &mut conv,
     )
     .unwrap();
     assert!(conv.objects.is_empty());
     assert!(
-        conv.warnings[0].contains("SriovIBNetwork has no counterpart"),
+        conv.warnings[0].contains("OVSNetwork has no counterpart"),
         "{:?}",
         conv.warnings
     );
@@ -244,4 +244,30 @@ fn multi_document_yaml_and_lists() {
     assert_eq!(back, conv.objects);
     let list: Value = serde_json::from_str(&render(&conv.objects, Format::Json).unwrap()).unwrap();
     assert_eq!(list["kind"], "List");
+}
+
+/// `SriovIBNetwork` becomes a mode `ib` network; its own fields carry over, an Ethernet VF
+/// setting (not theirs either) is named in a warning.
+#[test]
+fn an_ib_network_becomes_mode_ib() {
+    let doc = json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovIBNetwork",
+        "metadata": {"name": "ib-net", "namespace": "sriov"},
+        "spec": {"resourceName": "mlnx_ib", "networkNamespace": "hpc", "linkState": "enable",
+                 "capabilities": "{ \"infinibandGUID\": true }",
+                 "ipam": "{\"type\": \"host-local\", \"subnet\": \"10.56.217.0/24\"}",
+                 "vlan": 5}});
+    let (o, warnings) = one(doc.clone());
+    assert_eq!(o["kind"], "NicNetwork");
+    assert_eq!(o["metadata"]["namespace"], "hpc");
+    assert_eq!(o["spec"]["mode"], "ib");
+    assert_eq!(o["spec"]["resourceName"], "mlnx_ib");
+    assert_eq!(o["spec"]["linkState"], "enable");
+    assert_eq!(o["spec"]["capabilities"]["infinibandGUID"], true);
+    assert_eq!(o["spec"]["ipam"]["type"], "host-local");
+    assert!(o["spec"].get("vlan").is_none());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("spec.vlan"), "{warnings:?}");
+    // our types read it, and our checks accept it
+    let typed: NicNetwork = serde_json::from_value(o).unwrap();
+    assert_eq!(planner::validate::validate_network(&typed.spec), Ok(()));
 }

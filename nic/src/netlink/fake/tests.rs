@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use super::*;
-use crate::netlink::{NetlinkHandle, VfLinkState, VlanProto};
+use crate::netlink::{Guid, NetlinkHandle, VfLinkState, VlanProto};
 
 fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -797,4 +797,35 @@ mod events {
             "{err}"
         );
     }
+}
+
+#[test]
+fn vf_guids_are_set_through_an_ib_pf_only_and_read_back() {
+    let fake = FakeNetlink::new();
+    fake.add_ib_pf("ibp59s0f0", 2);
+    fake.add_pf("ens1f0", 2);
+    let nl = NetlinkHandle::new(fake.clone());
+    let guid: Guid = "02:c9:03:00:00:00:10:01".parse().unwrap();
+    block_on(
+        nl.vf("ibp59s0f0")
+            .set(1)
+            .node_guid(guid)
+            .port_guid(guid)
+            .execute(),
+    )
+    .unwrap();
+    let vfs = block_on(nl.vf("ibp59s0f0").list().execute()).unwrap();
+    assert_eq!(
+        (vfs[1].node_guid, vfs[1].port_guid),
+        (Some(guid), Some(guid))
+    );
+    assert_eq!((vfs[0].node_guid, vfs[0].port_guid), (None, None));
+    let ops: Vec<NetlinkOp> = fake.calls().iter().map(NetlinkCall::op).collect();
+    assert_eq!(
+        ops[..2],
+        [NetlinkOp::SetVfNodeGuid, NetlinkOp::SetVfPortGuid]
+    );
+    let e = block_on(nl.vf("ens1f0").set(0).node_guid(guid).execute()).unwrap_err();
+    assert!(e.is_not_supported(), "{e}");
+    assert!(e.to_string().contains("node-guid"), "{e}");
 }
