@@ -1136,6 +1136,41 @@ fn the_agent_sees_the_hosts_open_vswitch_for_the_overlay() {
     assert_eq!(v.type_.as_deref(), Some("DirectoryOrCreate"));
 }
 
+/// The agent writes the node's CNI allow-list where the plugin on the host reads it: the
+/// default path lies in a read-write mount of the same host directory.
+#[test]
+fn the_agent_writes_the_cni_allow_list_where_the_plugin_reads_it() {
+    let Some(objects) = rendered(
+        "the_agent_writes_the_cni_allow_list_where_the_plugin_reads_it",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let (_, agent) = pod_specs(&objects)
+        .into_iter()
+        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
+        .expect("agent");
+    let file = Path::new(crds::cni::NODE_ALLOW_LIST_FILE);
+    let m = agent.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| file.starts_with(&m.mount_path) && m.mount_path != "/")
+        .expect("the allow-list's directory mounted");
+    assert_ne!(m.read_only, Some(true), "the agent writes the file");
+    let v = agent
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == m.name)
+        .and_then(|v| v.host_path.as_ref())
+        .expect("a host path");
+    assert_eq!(
+        v.path, m.mount_path,
+        "the host's directory, at the same path"
+    );
+}
+
 /// The operator's `patch` on Nodes (RBAC cannot narrow it) is held to its own labels and
 /// annotations and `spec.unschedulable` by an admission policy that matches its service account
 /// in any namespace and covers every Node write its code makes.
