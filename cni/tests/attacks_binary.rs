@@ -183,13 +183,33 @@ fn an_ipam_data_dir_outside_the_allow_list_is_refused() {
             sriov(),
             json!({"ipam": {"type": "host-local", "subnet": "10.9.0.0/24", "dataDir": dir}}),
         );
-        for cmd in ["ADD", "DEL", "CHECK", "GC"] {
+        for cmd in ["ADD", "CHECK", "GC"] {
             refused(s.run_conf(cmd, &[], &conf), 7, "ipam.dataDir");
         }
     }
     assert!(!Path::new("/etc/smartnic-tenant").exists());
     assert_eq!(s.host_files(), Vec::<PathBuf>::new());
     assert!(!s.state().exists(), "nothing was even journaled");
+    // DEL: the ADD was refused, so there is nothing of ours under the path; a failing DEL would
+    // be retried for ever. It succeeds, releases the rest (here: forgets the attachment's
+    // journal) and writes nothing under the path.
+    let journal = s.state().join("attachments").join("c1:net1");
+    for dir in [
+        "/etc/smartnic-tenant".to_string(),
+        s.host().join("ipam").display().to_string(),
+    ] {
+        std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
+        std::fs::write(&journal, b"garbage\n").unwrap();
+        let conf = with(
+            sriov(),
+            json!({"ipam": {"type": "host-local", "subnet": "10.9.0.0/24", "dataDir": dir}}),
+        );
+        let (ok, v) = s.run_conf("DEL", &[], &conf);
+        assert!(ok, "DEL with {dir}: {v}");
+        assert!(!journal.exists(), "DEL went on and forgot the attachment");
+    }
+    assert!(!Path::new("/etc/smartnic-tenant").exists());
+    assert_eq!(s.host_files(), Vec::<PathBuf>::new());
     // The administrator's list opens it.
     let dir = s.host().join("ipam");
     std::fs::write(s.allow_list(), json!({"ipamDataDirs": [dir]}).to_string()).unwrap();
@@ -215,9 +235,15 @@ fn a_resolv_conf_outside_the_allow_list_is_dropped() {
         "master": "lo", "logFile": "t.log",
         "ipam": {"type": "host-local", "subnet": "10.9.0.0/24", "resolvConf": secret,
                  "dataDir": s.host().join("nope")}});
-    // Refused for the dataDir; with the default dataDir the resolvConf alone is dropped and
-    // reported (checked on DEL, which touches nothing of the host here).
-    refused(s.run_conf("DEL", &[], &conf), 7, "ipam.dataDir");
+    // Refused for the dataDir (DEL goes on without IPAM, and its log says why); with the
+    // default dataDir the resolvConf alone is dropped and reported (checked on DEL, which
+    // touches nothing of the host here).
+    refused(s.run_conf("CHECK", &[], &conf), 7, "ipam.dataDir");
+    let (ok, v) = s.run_conf("DEL", &[], &conf);
+    assert!(ok, "{v}");
+    let log = std::fs::read_to_string(s.logs().join("t.log")).unwrap();
+    assert!(log.contains("DEL releases no address there"), "{log}");
+    assert!(!s.host().join("nope").exists());
     let mut conf = conf;
     conf["ipam"].as_object_mut().unwrap().remove("dataDir");
     conf["ipam"]["type"] = "static".into();
