@@ -48,6 +48,33 @@ pub enum PodCheck {
     NotPossible(String),
 }
 
+/// The checkpoint, as far as it is read: the allocation responses (most of its bytes) and the
+/// registered devices are skipped without being kept.
+#[derive(serde::Deserialize)]
+struct Checkpoint {
+    #[serde(rename = "Data")]
+    data: Data,
+}
+
+#[derive(serde::Deserialize)]
+struct Data {
+    /// `null` for a node without allocations.
+    #[serde(rename = "PodDeviceEntries")]
+    entries: Option<Vec<Entry>>,
+}
+
+/// One entry; each field is taken as JSON and checked, so that an entry of the wrong shape is
+/// skipped rather than failing the whole file.
+#[derive(serde::Deserialize)]
+struct Entry {
+    #[serde(rename = "PodUID", default)]
+    pod_uid: Value,
+    #[serde(rename = "ResourceName", default)]
+    resource: Value,
+    #[serde(rename = "DeviceIDs", default)]
+    devices: Value,
+}
+
 /// The devices the checkpoint `bytes` lists for `pod_uid` under a resource for which `ours`
 /// holds; `None` when `bytes` is not a checkpoint of the known shape.
 pub fn pod_devices(
@@ -55,28 +82,32 @@ pub fn pod_devices(
     pod_uid: &str,
     ours: impl Fn(&str) -> bool,
 ) -> Option<BTreeSet<String>> {
-    let v: Value = serde_json::from_slice(bytes).ok()?;
-    let entries = v.get("Data")?.get("PodDeviceEntries")?;
-    let entries = match entries {
-        Value::Array(a) => a.as_slice(),
-        // the kubelet writes null for a node without allocations
-        Value::Null => &[],
-        _ => return None,
+    // entries that are not objects are skipped, not fatal
+    let entries: Vec<Entry> = match serde_json::from_slice::<Checkpoint>(bytes) {
+        Ok(c) => c.data.entries.unwrap_or_default(),
+        Err(_) => {
+            let v: Value = serde_json::from_slice(bytes).ok()?;
+            match v.get("Data")?.get("PodDeviceEntries")? {
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|e| serde_json::from_value(e.clone()).ok())
+                    .collect(),
+                Value::Null => Vec::new(),
+                _ => return None,
+            }
+        }
     };
     let mut out = BTreeSet::new();
     for e in entries {
-        let (Some(uid), Some(resource)) = (
-            e.get("PodUID").and_then(Value::as_str),
-            e.get("ResourceName").and_then(Value::as_str),
-        ) else {
+        let (Some(uid), Some(resource)) = (e.pod_uid.as_str(), e.resource.as_str()) else {
             continue;
         };
         if uid != pod_uid || !ours(resource) {
             continue;
         }
-        let lists: Vec<&Value> = match e.get("DeviceIDs") {
-            Some(Value::Object(per_numa)) => per_numa.values().collect(),
-            Some(list @ Value::Array(_)) => vec![list],
+        let lists: Vec<&Value> = match &e.devices {
+            Value::Object(per_numa) => per_numa.values().collect(),
+            list @ Value::Array(_) => vec![list],
             _ => continue,
         };
         for id in lists
