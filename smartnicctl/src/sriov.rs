@@ -1,11 +1,16 @@
 //! `smartnicctl sriov`: SR-IOV changes through sysfs.
 //!
 //! ```text
-//! smartnicctl sriov numvfs (--pf IFNAME | --pci BDF) N [--root DIR] [--wait-secs S]
-//!                          [--ready present|driver|netdev]
-//! smartnicctl sriov autoprobe (--pf IFNAME | --pci BDF) [on|off] [--root DIR]
+//! smartnicctl sriov numvfs PF N [--root DIR] [--wait-secs S] [--ready present|driver|netdev]
+//! smartnicctl sriov autoprobe PF [on|off] [--root DIR]
 //! smartnicctl sriov driver --pci BDF DRIVER|none [--root DIR] [--wait-secs S]
-//! smartnicctl sriov representor --pf UPLINK --vf N [--sysfs] [--source] [--root DIR]
+//! smartnicctl sriov representor UPLINK --vf N [--sysfs] [--source] [--root DIR]
+//! ```
+//!
+//! PF: the PF's netdev name (enp1s0) or PCI address (0000:3b:00.0). `--pf` and `--pci` naming
+//! the PF still work ([`crate::grammar`]).
+//!
+//! ```text
 //! ```
 
 use std::path::PathBuf;
@@ -34,20 +39,11 @@ enum Cmd {
     /// has a driver and a netdev (only the PCI function when sriov_drivers_autoprobe is 0).
     /// Prints which VFs were destroyed.
     #[command(
-        after_help = "Example:\n  smartnicctl sriov numvfs --pf enp1s0 4\n  smartnicctl sriov numvfs --pci 0000:01:00.0 0 --root /tmp/h --wait-secs 0"
+        after_help = "Example:\n  smartnicctl sriov numvfs enp1s0 4\n  smartnicctl sriov numvfs 0000:01:00.0 0 --root /tmp/h --wait-secs 0"
     )]
     Numvfs {
-        /// The PF by netdev name.
-        #[arg(
-            long,
-            value_name = "IFNAME",
-            conflicts_with = "pci",
-            required_unless_present = "pci"
-        )]
-        pf: Option<String>,
-        /// The PF by PCI address (0000:3b:00.0).
-        #[arg(long, value_name = "BDF")]
-        pci: Option<PciAddress>,
+        /// The PF: its netdev name (enp1s0) or PCI address (0000:3b:00.0).
+        pf: String,
         /// Number of VFs (0 removes them all).
         n: u32,
         /// Seconds to wait for the VFs; 0 returns right after the writes (useful on a
@@ -64,19 +60,10 @@ enum Cmd {
     },
     /// Show or set sriov_drivers_autoprobe of a PF: whether the kernel binds a driver to VFs as
     /// they are created (off: VFs stay unbound until bound on purpose, e.g. to vfio-pci).
-    #[command(after_help = "Example:\n  smartnicctl sriov autoprobe --pf enp1s0 off")]
+    #[command(after_help = "Example:\n  smartnicctl sriov autoprobe enp1s0 off")]
     Autoprobe {
-        /// The PF by netdev name.
-        #[arg(
-            long,
-            value_name = "IFNAME",
-            conflicts_with = "pci",
-            required_unless_present = "pci"
-        )]
-        pf: Option<String>,
-        /// The PF by PCI address (0000:3b:00.0).
-        #[arg(long, value_name = "BDF")]
-        pci: Option<PciAddress>,
+        /// The PF: its netdev name (enp1s0) or PCI address (0000:3b:00.0).
+        pf: String,
         /// `on` or `off`; without it, print the current value.
         #[arg(value_parser = ["on", "off"])]
         state: Option<String>,
@@ -106,10 +93,10 @@ enum Cmd {
     /// devlink port (`devlink port show`: pfnum, vfnum, controller), or, where devlink cannot
     /// answer (no devlink, or the uplink has no devlink port), the netdev on the uplink's
     /// phys_switch_id whose phys_port_name is `pf<P>vf<N>`; fails when there is none.
-    #[command(after_help = "Example:\n  smartnicctl sriov representor --pf ens1f0np0 --vf 3")]
+    #[command(after_help = "Example:\n  smartnicctl sriov representor ens1f0np0 --vf 3")]
     Representor {
         /// The uplink netdev (phys_port_name `p<P>`).
-        #[arg(long, value_name = "UPLINK")]
+        #[arg(value_name = "UPLINK")]
         pf: String,
         /// VF index.
         #[arg(long, value_name = "N")]
@@ -139,20 +126,13 @@ fn parse_readiness(s: &str) -> Result<VfReadiness, String> {
     }
 }
 
-/// The PF given as `--pf IFNAME` or `--pci BDF`, and how to name it in messages.
-fn pf_arg(
-    sysfs: &SysFs,
-    pf: Option<String>,
-    pci: Option<PciAddress>,
-) -> anyhow::Result<(PciAddress, String)> {
-    match (pf, pci) {
-        (_, Some(addr)) => Ok((addr, addr.to_string())),
-        (Some(ifname), None) => {
-            let addr = pf_address(sysfs, &ifname)?;
-            Ok((addr, format!("{ifname} ({addr})")))
-        }
-        (None, None) => anyhow::bail!("give the PF as --pf IFNAME or --pci BDF"),
+/// The PF given by netdev name or PCI address, and how to name it in messages.
+fn pf_arg(sysfs: &SysFs, pf: &str) -> anyhow::Result<(PciAddress, String)> {
+    if let Ok(addr) = pf.parse::<PciAddress>() {
+        return Ok((addr, addr.to_string()));
     }
+    let addr = pf_address(sysfs, pf)?;
+    Ok((addr, format!("{pf} ({addr})")))
 }
 
 /// While `sriov numvfs` waits for the kernel (a minute for a hundred VFs on some hosts), a line
@@ -223,14 +203,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Numvfs {
             pf,
-            pci,
             n,
             wait_secs,
             ready,
             root,
         } => {
             let sysfs = sysfs(root);
-            let (addr, label) = pf_arg(&sysfs, pf, pci)?;
+            let (addr, label) = pf_arg(&sysfs, &pf)?;
             let mut req = SriovHandle::new(&sysfs)
                 .numvfs(addr)
                 .set(n)
@@ -269,14 +248,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 _ => out(format!("{what}; not waiting for the VFs")),
             }
         }
-        Cmd::Autoprobe {
-            pf,
-            pci,
-            state,
-            root,
-        } => {
+        Cmd::Autoprobe { pf, state, root } => {
             let sysfs = sysfs(root);
-            let (addr, label) = pf_arg(&sysfs, pf, pci)?;
+            let (addr, label) = pf_arg(&sysfs, &pf)?;
             let h = SriovHandle::new(&sysfs).autoprobe(addr);
             if let Some(state) = state {
                 h.set(state == "on")
