@@ -126,6 +126,78 @@ fn output_formats_on_the_commands_that_print_data() {
     three_formats(&["addr", "show"]);
     three_formats(&["route", "show"]);
     three_formats(&["ethtool", "features", "lo"]);
+    // sriov, on a copy of an example host (numvfs and driver at the values it has: no change)
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("igb");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(repo("examples/hosts/igb-82576"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let root = copy.to_str().unwrap();
+    three_formats(&["sriov", "autoprobe", "enp1s0", "--root", root]);
+    three_formats(&["sriov", "numvfs", "enp1s0", "2", "--root", root]);
+    three_formats(&[
+        "sriov",
+        "driver",
+        "--pci",
+        "0000:01:10.0",
+        "igbvf",
+        "--root",
+        root,
+    ]);
+    let cx = repo("examples/hosts/cx6dx-switchdev");
+    three_formats(&[
+        "sriov",
+        "representor",
+        "ens1f1np1",
+        "--vf",
+        "1",
+        "--root",
+        cx.to_str().unwrap(),
+    ]);
+    // one vocabulary: the JSON says what the table line says
+    let o = ctl(&[
+        "sriov", "numvfs", "enp1s0", "2", "--root", root, "-o", "json",
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"pf": "enp1s0", "pciAddress": "0000:01:00.0", "previous": 2,
+            "numVfs": 2, "changed": false, "destroyed": []}),
+    );
+    let o = ctl(&[
+        "sriov",
+        "representor",
+        "ens1f1np1",
+        "--vf",
+        "1",
+        "--root",
+        cx.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"uplink": "ens1f1np1", "vf": 1, "representor": "ens1f1npf1vf1", "source": "sysfs"}),
+    );
+    // ovs: every command that prints data takes -o (they need an ovsdb-server to run; the
+    // offload lab suite runs setup -o json)
+    for cmd in [
+        &["ovs", "setup"][..],
+        &["ovs", "peers"],
+        &["ovs", "attach"],
+        &["ovs", "endpoint"],
+    ] {
+        let h = text(&ctl(&[cmd, &["--help"]].concat()).stdout);
+        assert!(h.contains("-o, --output <OUTPUT>"), "{cmd:?}: {h}");
+        for f in ["- table:", "- json:", "- yaml:"] {
+            assert!(h.contains(f), "{cmd:?}: {h}");
+        }
+    }
 }
 
 #[test]
