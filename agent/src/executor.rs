@@ -226,7 +226,9 @@ impl Shared<'_> {
         let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
         self.exec
             .handoff
-            .publish(&self.spec.device_plugin, |pf| ready.contains(pf))
+            .publish(&crate::handoff::node_config(self.spec), |pf| {
+                ready.contains(pf)
+            })
             .map(|_| ())
     }
 }

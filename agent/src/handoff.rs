@@ -67,3 +67,36 @@ impl DevicePluginFile {
             .clone()
     }
 }
+
+/// The node's device-plugin configuration as the file carries it: the rendered pools, and
+/// whether the node's `rdmaMode` is `exclusive` (the CNI plugin then moves each VF's RDMA device
+/// into its pod).
+pub fn node_config(spec: &crds::node_state::NicNodeStateSpec) -> DevicePluginConfig {
+    DevicePluginConfig {
+        rdma_exclusive: spec.rdma_mode == Some(crds::pool::RdmaMode::Exclusive),
+        ..spec.device_plugin.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crds::{node_state::NicNodeStateSpec, pool::RdmaMode};
+
+    use super::*;
+
+    #[test]
+    fn the_file_says_when_the_node_is_rdma_exclusive() {
+        let mut spec = NicNodeStateSpec::default();
+        assert!(!node_config(&spec).rdma_exclusive);
+        spec.rdma_mode = Some(RdmaMode::Shared);
+        assert!(!node_config(&spec).rdma_exclusive);
+        spec.rdma_mode = Some(RdmaMode::Exclusive);
+        assert!(node_config(&spec).rdma_exclusive);
+        let dir = tempfile::tempdir().unwrap();
+        let file = DevicePluginFile::new(dir.path().join("dp.json"));
+        file.publish(&node_config(&spec), |_| true).unwrap();
+        let text = std::fs::read_to_string(file.path()).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["rdmaExclusive"], true, "{text}");
+    }
+}

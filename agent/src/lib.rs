@@ -24,6 +24,7 @@ pub mod rdma;
 pub mod run;
 pub mod state;
 pub mod users;
+pub mod vf_metrics;
 
 #[cfg(test)]
 mod cluster_tests;

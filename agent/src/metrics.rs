@@ -2,7 +2,10 @@
 //! failed, and the node's current sync status.
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    encoding::{
+        EncodeLabelSet,
+        text::{encode, encode_eof, encode_registry},
+    },
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
@@ -45,6 +48,8 @@ pub struct AgentMetrics {
     /// 1 for the node's current sync status, 0 for the others.
     pub sync_status: Family<SyncLabels, Gauge>,
     registry: Registry,
+    /// The per-VF counters read at scrape time (`smartnic_vf_*`), once set.
+    vf: std::sync::OnceLock<crate::vf_metrics::VfScraper>,
 }
 
 impl Default for AgentMetrics {
@@ -94,7 +99,19 @@ impl AgentMetrics {
             plan_duration,
             sync_status,
             registry,
+            vf: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Serves the per-VF counters of `scraper` on `/metrics` from now on (once; later calls
+    /// are ignored).
+    pub fn set_vf_scraper(&self, scraper: crate::vf_metrics::VfScraper) {
+        let _ = self.vf.set(scraper);
+    }
+
+    /// The per-VF counter reader, when set.
+    pub fn vf_scraper(&self) -> Option<&crate::vf_metrics::VfScraper> {
+        self.vf.get()
     }
 
     /// Records a run; `vendor_of` names the driver family of a PF by PCI address (node-wide
@@ -140,6 +157,19 @@ impl AgentMetrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// The text exposition format with more metrics (`extra`, already encoded) before the end.
+    pub fn render_with(&self, extra: &str) -> String {
+        let mut out = String::new();
+        if encode_registry(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out.push_str(extra);
+        if encode_eof(&mut out).is_err() {
             out.clear();
         }
         out

@@ -220,7 +220,13 @@ fn a_host_without_rdma_reports_the_setting_and_the_pfs_still_apply() {
     assert!(report.pfs_complete(), "{:?}", report.errors());
     assert_eq!(report.pfs.len(), 2);
     assert!(w.plan(&spec).pfs.iter().all(|p| p.steps.is_empty()));
-    assert_eq!(w.handoff.current().unwrap(), spec.device_plugin);
+    // the file tells the CNI the node is RDMA-exclusive: it refuses to attach a VF with an RDMA
+    // device while the kernel is not
+    assert_eq!(
+        w.handoff.current().unwrap(),
+        crate::handoff::node_config(&spec)
+    );
+    assert!(w.handoff.current().unwrap().rdma_exclusive);
     assert_eq!(w.state.load().unwrap().applied.as_ref(), Some(&spec));
     // the node step failed, naming the setting and why
     assert!(!report.complete());

@@ -131,6 +131,15 @@ impl CniEnv {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The pod the runtime names in `CNI_ARGS` (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`), when it
+    /// names both.
+    pub fn pod(&self) -> Option<crds::cni_state::AttachmentPod> {
+        Some(crds::cni_state::AttachmentPod {
+            namespace: self.arg("K8S_POD_NAMESPACE")?.to_owned(),
+            name: self.arg("K8S_POD_NAME")?.to_owned(),
+        })
+    }
 }
 
 /// `K=V;K2=V2`.

@@ -62,6 +62,10 @@ struct State {
     refused_macs: BTreeSet<MacAddr>,
     /// veth pairs: host end → (pod namespace key, pod end).
     veths: BTreeMap<String, (String, String)>,
+    /// RDMA devices: name → (the VF it belongs to, the namespace key it is in).
+    rdma: BTreeMap<String, (PciAddress, String)>,
+    /// The RDMA netns mode (`None`: no RDMA subsystem).
+    rdma_mode: Option<nic::rdma::NetnsMode>,
 }
 
 /// The fake. Clones share one state.
@@ -171,6 +175,21 @@ impl FakeHost {
             .insert(path.display().to_string(), BTreeMap::new());
     }
 
+    /// Gives VF `vf` an RDMA device `name` (in the host).
+    pub fn add_rdma_device(&self, name: &str, vf: PciAddress) {
+        self.lock().rdma.insert(name.into(), (vf, HOST.into()));
+    }
+
+    /// Sets the kernel's RDMA netns mode (`None`: no RDMA subsystem).
+    pub fn set_rdma_mode(&self, mode: Option<nic::rdma::NetnsMode>) {
+        self.lock().rdma_mode = mode;
+    }
+
+    /// Where RDMA device `name` is: `Ns::Host`'s key `"host"` or a pod namespace path.
+    pub fn rdma_location(&self, name: &str) -> Option<String> {
+        self.lock().rdma.get(name).map(|(_, ns)| ns.clone())
+    }
+
     /// Deletes a pod namespace: VF netdevs go back to the host, virtual links disappear.
     pub fn remove_netns(&self, path: &Path) {
         self.remove_netns_late(path, 0);
@@ -184,6 +203,12 @@ impl FakeHost {
             return;
         };
         let key = path.display().to_string();
+        // the kernel hands a destroyed namespace's RDMA devices back to the initial one
+        for (_, ns) in st.rdma.values_mut() {
+            if *ns == key {
+                *ns = HOST.into();
+            }
+        }
         let gone: Vec<String> = st
             .veths
             .iter()
@@ -594,6 +619,58 @@ impl Host for FakeHost {
 
     fn l2_fwd_offload(&self, master: &str) -> HostResult<bool> {
         Ok(self.lock().l2fwd.contains(master))
+    }
+
+    fn rdma_device(&self, vf: &VfDevice) -> HostResult<Option<String>> {
+        let st = self.lock();
+        Ok(st
+            .rdma
+            .iter()
+            .find(|(_, (of, ns))| *of == vf.bdf && ns == HOST)
+            .map(|(name, _)| name.clone()))
+    }
+
+    fn rdma_netns_mode(&self) -> HostResult<Option<nic::rdma::NetnsMode>> {
+        Ok(self.lock().rdma_mode)
+    }
+
+    fn rdma_to_pod(&self, name: &str, pod: &Path) -> HostResult<()> {
+        let mut st = self.lock();
+        if st.rdma_mode != Some(nic::rdma::NetnsMode::Exclusive) {
+            return Err(HostError::new(
+                HostErrorKind::Unsupported,
+                format!("move RDMA device {name}: Operation not supported"),
+            ));
+        }
+        let key = pod.display().to_string();
+        if !st.ns.contains_key(&key) {
+            return Err(HostError::new(
+                HostErrorKind::NoNetns,
+                format!("no network namespace {key}"),
+            ));
+        }
+        match st.rdma.get_mut(name) {
+            Some((_, ns)) if ns == HOST => {
+                *ns = key;
+                Ok(())
+            }
+            _ => Err(HostError::new(
+                HostErrorKind::NoLink,
+                format!("no RDMA device {name} in the host"),
+            )),
+        }
+    }
+
+    fn rdma_to_host(&self, pod: &Path, name: &str) -> HostResult<bool> {
+        let mut st = self.lock();
+        let key = pod.display().to_string();
+        match st.rdma.get_mut(name) {
+            Some((_, ns)) if *ns == key => {
+                *ns = HOST.into();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn netns_exists(&self, pod: &Path) -> bool {

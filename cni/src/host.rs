@@ -240,6 +240,20 @@ pub trait Host {
 
     /// True when the namespace file opens.
     fn netns_exists(&self, pod: &Path) -> bool;
+
+    /// The RDMA device of VF `vf` in the host: the one under its PCI function
+    /// (`infiniband/`), else one bound to its netdev (a soft-RoCE device); `None` when it has
+    /// none.
+    fn rdma_device(&self, vf: &VfDevice) -> HostResult<Option<String>>;
+
+    /// The kernel's RDMA network-namespace mode; `None` without an RDMA subsystem.
+    fn rdma_netns_mode(&self) -> HostResult<Option<nic::rdma::NetnsMode>>;
+
+    /// Moves RDMA device `name` from the host into `pod`.
+    fn rdma_to_pod(&self, name: &str, pod: &Path) -> HostResult<()>;
+
+    /// Moves RDMA device `name` from `pod` back to the host; `false` when it is not in `pod`.
+    fn rdma_to_host(&self, pod: &Path, name: &str) -> HostResult<bool>;
 }
 
 /// Where files the plugin reads live (overridable for tests).

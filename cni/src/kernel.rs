@@ -577,6 +577,22 @@ impl Host for KernelHost {
     fn netns_exists(&self, pod: &Path) -> bool {
         File::open(pod).is_ok()
     }
+
+    fn rdma_device(&self, vf: &VfDevice) -> HostResult<Option<String>> {
+        Ok(crate::kernel_rdma::device(&self.sysfs, vf))
+    }
+
+    fn rdma_netns_mode(&self) -> HostResult<Option<nic::rdma::NetnsMode>> {
+        crate::kernel_rdma::netns_mode()
+    }
+
+    fn rdma_to_pod(&self, name: &str, pod: &Path) -> HostResult<()> {
+        crate::kernel_rdma::to_pod(name, pod)
+    }
+
+    fn rdma_to_host(&self, pod: &Path, name: &str) -> HostResult<bool> {
+        crate::kernel_rdma::to_host(pod, name)
+    }
 }
 
 /// Checks that `CNI_NETNS` names a network namespace other than the plugin's own: anything else

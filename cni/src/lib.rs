@@ -30,6 +30,7 @@ pub mod host;
 pub mod install;
 pub mod ipam;
 pub mod kernel;
+mod kernel_rdma;
 pub mod log;
 
 pub mod lock;

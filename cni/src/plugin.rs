@@ -2,6 +2,7 @@
 //! request's configuration and environment. Nothing here reads the process environment or stdin.
 
 mod ovs;
+mod rdma;
 mod whole_pf;
 
 use std::path::Path;
@@ -213,6 +214,8 @@ struct Replay {
     pf: Option<String>,
     saved: Option<SavedVf>,
     configured: bool,
+    /// The RDMA device moved into the pod with the VF.
+    rdma: Option<String>,
     moved: bool,
     created: Option<String>,
     /// Mode ovs: (bridge, port, veth).
@@ -238,6 +241,7 @@ fn replay(steps: &[Step]) -> Replay {
             Step::PfClaimed { bdf } => r.pf = Some(bdf.clone()),
             Step::VfSaved { saved } => r.saved = Some(saved.clone()),
             Step::VfConfigure => r.configured = true,
+            Step::RdmaMove { device } => r.rdma = Some(device.clone()),
             Step::VfMove => r.moved = true,
             Step::LinkCreate { name } => r.created = Some(name.clone()),
             Step::OvsPort { bridge, port, veth } => {
@@ -288,6 +292,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             mode: conf.conf.mode.as_str().into(),
             netns: netns.display().to_string(),
             conf: Value::Object(conf.raw.clone()),
+            pod: env.pod(),
         })?;
         let outcome = match conf.conf.mode {
             NetworkMode::Sriov => self.sriov_add(conf, env, netns, &ipam, &mut journal),
@@ -415,6 +420,7 @@ impl<H: Host, S: Switch> Plugin<H, S> {
                 ),
             )
         })?;
+        self.rdma_add(&dev, netns, journal)?;
         journal.record(&Step::VfMove)?;
         self.host
             .move_to_pod(&netdev, netns, &env.ifname)
@@ -743,6 +749,9 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             return Ok(());
         };
         let saved = r.saved.clone().unwrap_or_default();
+        if let Some(device) = &r.rdma {
+            self.rdma_release(device, netns)?;
+        }
         if r.moved {
             self.netdev_home(ifname, &saved, conf, netns, |ns_alive| {
                 let dev = if ns_alive {

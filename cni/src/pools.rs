@@ -201,6 +201,7 @@ mod tests {
                 }],
                 ..ResourcePool::default()
             }],
+            ..DevicePluginConfig::default()
         }
     }
 

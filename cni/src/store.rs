@@ -33,7 +33,7 @@ use crate::{
 /// boot's pods and VF settings, which a reboot ends; kept on disk, it would outlive them and make
 /// a DEL after the reboot "restore" VFs from a stale record. The IPAM leases stay where the
 /// reference `host-local` keeps them.
-pub const DEFAULT_STATE_DIR: &str = "/run/smartnic/cni";
+pub const DEFAULT_STATE_DIR: &str = crds::cni_state::STATE_DIR;
 
 /// A VF's state before we touched it: the PF-side row and the netdev's host name, MAC and MTU.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +80,9 @@ pub enum Step {
         netns: String,
         /// The configuration as received (DEL and GC undo with it).
         conf: serde_json::Value,
+        /// The pod, from `CNI_ARGS` (the agent labels the VF's metrics with it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pod: Option<crds::cni_state::AttachmentPod>,
     },
     /// The VF is claimed (owner file written).
     #[serde(rename_all = "camelCase")]
@@ -104,6 +107,12 @@ pub enum Step {
     },
     /// VF settings are about to be applied through the PF.
     VfConfigure,
+    /// The VF's RDMA device is about to move into the pod (the node's rdmaMode is exclusive).
+    #[serde(rename_all = "camelCase")]
+    RdmaMove {
+        /// The RDMA device (`mlx5_2`).
+        device: String,
+    },
     /// The VF netdev is about to move into the pod and be renamed.
     VfMove,
     /// A port is about to be put on an OVS bridge (mode ovs): the host end of a veth pair
@@ -148,6 +157,7 @@ impl Step {
             Self::PfClaimed { .. } => "pf-claimed",
             Self::VfSaved { .. } => "vf-saved",
             Self::VfConfigure => "vf-configure",
+            Self::RdmaMove { .. } => "rdma-move",
             Self::VfMove => "vf-move",
             Self::OvsPort { .. } => "ovs-port",
             Self::LinkCreate { .. } => "link-create",
@@ -160,12 +170,13 @@ impl Step {
 }
 
 /// Every failpoint name, in ADD order.
-pub const STEP_NAMES: [&str; 11] = [
+pub const STEP_NAMES: [&str; 12] = [
     "begin",
     "vf-claimed",
     "pf-claimed",
     "vf-saved",
     "vf-configure",
+    "rdma-move",
     "vf-move",
     "ovs-port",
     "link-create",
@@ -225,7 +236,7 @@ impl Store {
 
     /// The journal of `id`/`ifname`.
     pub fn journal_path(&self, id: &str, ifname: &str) -> PathBuf {
-        self.attachments_dir().join(format!("{id}:{ifname}"))
+        crds::cni_state::journal_path(&self.root, &format!("{id}:{ifname}"))
     }
 
     /// Starts a fresh journal for `id`/`ifname` (an old one is replaced).
@@ -317,7 +328,7 @@ impl Store {
     }
 
     fn owner_path(&self, bdf: &PciAddress) -> PathBuf {
-        self.vf_dir().join(format!("{bdf}.owner"))
+        crds::cni_state::vf_owner_path(&self.root, &bdf.to_string())
     }
 
     /// Who holds the VF: (container id, ifname). Call with the VF lock held.
@@ -445,6 +456,7 @@ mod tests {
             mode: "sriov".into(),
             netns: "/var/run/netns/p".into(),
             conf: serde_json::json!({}),
+            pod: None,
         })
         .unwrap();
         j.record(&Step::VfMove).unwrap();

@@ -77,6 +77,11 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
     let w = World::new(4);
     // VF 3 is a switchdev VF: mode ovs takes it through its representor; the others get a veth.
     w.switch.switchdev_vf(&bdf(3).to_string(), "pf0_3");
+    // An RDMA-exclusive node: VFs 0 and 1 have RDMA devices, which go into the pod with them.
+    std::fs::write(&w.plugin.paths.ready_file, r#"{"rdmaExclusive":true}"#).unwrap();
+    w.fake.set_rdma_mode(Some(nic::rdma::NetnsMode::Exclusive));
+    w.fake.add_rdma_device("rdma0", bdf(0));
+    w.fake.add_rdma_device("rdma1", bdf(1));
     let rows = w.fake.vf_rows();
     let host = w.fake.links(Ns::Host);
     // Silence the failpoints' own panics, not the assertions'.
@@ -141,6 +146,13 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
             "{ctx}: journals"
         );
         assert!(no_lock_held(&w), "{ctx}: a VF lock is held");
+        for d in ["rdma0", "rdma1"] {
+            assert_eq!(
+                w.fake.rdma_location(d).as_deref(),
+                Some("host"),
+                "{ctx}: {d}"
+            );
+        }
         w.fake.remove_netns(&ns);
     }
     let _ = std::panic::take_hook();
@@ -154,6 +166,7 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
         "vf-claimed",
         "vf-saved",
         "vf-configure",
+        "rdma-move",
         "vf-move",
         "ovs-port",
         "link-create",

@@ -310,3 +310,34 @@ fn sriov_cni_examples_at_cni_version_0_3_1_run_with_only_type_and_mode_changed()
     del(&w, &conf, "c1", Some(&ns));
     assert_eq!(w.fake.vf_rows(), before);
 }
+
+/// The node agent names the pod holding a VF from the plugin's records (crds::cni_state): the
+/// owner file gives the attachment, its journal's first line the pod from `CNI_ARGS`.
+#[test]
+fn the_records_name_the_pod_holding_the_vf() {
+    use crds::cni_state::{AttachmentBegin, AttachmentPod, journal_path, vf_owner_path};
+    let w = World::new(2);
+    let ns = w.netns("p1");
+    let conf = w.sriov_conf(1, serde_json::json!({}));
+    let mut e = env(Command::Add, "c1", "net1", Some(&ns));
+    e.args = vec![
+        ("IgnoreUnknown".into(), "1".into()),
+        ("K8S_POD_NAMESPACE".into(), "team-a".into()),
+        ("K8S_POD_NAME".into(), "trainer-0".into()),
+    ];
+    w.plugin.add(&parse(&conf, &e), &e).unwrap();
+    let state = w.plugin.store.root();
+    let key = std::fs::read_to_string(vf_owner_path(state, &bdf(1).to_string())).unwrap();
+    let journal = std::fs::read_to_string(journal_path(state, key.trim())).unwrap();
+    let first = journal.lines().next().unwrap();
+    let begin: AttachmentBegin = serde_json::from_str(first).unwrap();
+    assert_eq!(
+        begin.pod,
+        Some(AttachmentPod {
+            namespace: "team-a".into(),
+            name: "trainer-0".into()
+        })
+    );
+    del(&w, &conf, "c1", Some(&ns));
+    assert!(!vf_owner_path(state, &bdf(1).to_string()).exists());
+}

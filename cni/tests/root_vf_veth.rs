@@ -114,6 +114,19 @@ impl Host for VethAsVf {
     fn netns_exists(&self, pod: &Path) -> bool {
         self.kernel.netns_exists(pod)
     }
+    // a veth has no RDMA device
+    fn rdma_device(&self, _vf: &VfDevice) -> HostResult<Option<String>> {
+        Ok(None)
+    }
+    fn rdma_netns_mode(&self) -> HostResult<Option<nic::rdma::NetnsMode>> {
+        self.kernel.rdma_netns_mode()
+    }
+    fn rdma_to_pod(&self, name: &str, pod: &Path) -> HostResult<()> {
+        self.kernel.rdma_to_pod(name, pod)
+    }
+    fn rdma_to_host(&self, pod: &Path, name: &str) -> HostResult<bool> {
+        self.kernel.rdma_to_host(pod, name)
+    }
 }
 
 fn ip(args: &[&str]) -> String {

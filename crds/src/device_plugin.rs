@@ -26,6 +26,13 @@ pub struct DevicePluginConfig {
     /// when no VF group is planned on the node.
     #[serde(default)]
     pub resource_list: Vec<ResourcePool>,
+    /// The node's `rdmaMode` is `exclusive` (its `NicNodeState.spec.rdmaMode`): the CNI plugin
+    /// moves each VF's RDMA device into the pod with the VF and back on DEL, and refuses such
+    /// an ADD while the kernel's RDMA subsystem is not in exclusive mode. Written into the
+    /// node's file by the agent; not part of the rendered spec.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(feature = "k8s", schemars(skip))]
+    pub rdma_exclusive: bool,
 }
 
 /// One extended resource (`<resourcePrefix>/<resourceName>`) and the devices that back it.

@@ -29,6 +29,7 @@
 //! generated schemas as the API server does.
 
 pub mod cni;
+pub mod cni_state;
 pub mod consts;
 pub mod device_plugin;
 #[cfg(feature = "k8s")]

@@ -60,9 +60,10 @@ pub struct NicPoolSpec {
     pub drain_timeout_seconds: Option<u32>,
     /// RDMA network-namespace mode of the pool's nodes (`rdma system set netns shared|exclusive`):
     /// `shared` (every network namespace sees every RDMA device, the kernel default) or
-    /// `exclusive` (each RDMA device belongs to one network namespace, where it stays until it
-    /// is moved there with `rdma dev set DEV netns NS`: it does not follow its netdev, and the
-    /// smartnic CNI does not move it yet; what isolated multi-tenant RDMA needs). Unset:
+    /// `exclusive` (each RDMA device belongs to one network namespace and does not follow its
+    /// netdev; the smartnic CNI moves a VF's RDMA device into the pod with the VF in mode sriov
+    /// and back on DEL, and refuses that ADD while the kernel is not in exclusive mode; what
+    /// isolated multi-tenant RDMA needs). Unset:
     /// leave the node's mode as it is. Carried to each member node's `NicNodeState.spec.rdmaMode`;
     /// the agent applies it (the kernel's `ib_core` `netns_mode`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,7 +77,8 @@ pub struct NicPoolSpec {
 pub enum RdmaMode {
     /// RDMA devices are visible in every network namespace (`ib_core netns_mode=1`).
     Shared,
-    /// An RDMA device is visible only in its netdev's network namespace (`ib_core netns_mode=0`).
+    /// An RDMA device is visible only in the network namespace it was moved to (the initial one
+    /// until then), whatever namespace its netdev is in (`ib_core netns_mode=0`).
     Exclusive,
 }
 

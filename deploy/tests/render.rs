@@ -22,7 +22,10 @@ use k8s_openapi::{
             ValidatingAdmissionPolicyBinding, ValidatingWebhookConfiguration,
         },
         apps::v1::{DaemonSet, Deployment},
-        core::v1::{Container, Namespace, Pod, PodSpec, Service, ServiceAccount},
+        core::v1::{
+            Container, HostPathVolumeSource, Namespace, Pod, PodSpec, Service, ServiceAccount,
+            VolumeMount,
+        },
         policy::v1::PodDisruptionBudget,
         rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
     },
@@ -1103,6 +1106,29 @@ fn examples_pass_the_crd_schemas_and_fit_together() {
     assert!(limits.contains_key(&request), "the pod asks for {request}");
 }
 
+/// The agent container's mount at `path` and the host path behind it.
+fn agent_host_mount(objects: &[Value], path: &str) -> (VolumeMount, HostPathVolumeSource) {
+    let (_, agent) = pod_specs(objects)
+        .into_iter()
+        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
+        .expect("agent");
+    let m = agent.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == path)
+        .unwrap_or_else(|| panic!("{path} mounted"))
+        .clone();
+    let v = agent
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == m.name)
+        .and_then(|v| v.host_path.clone())
+        .expect("a host path");
+    (m, v)
+}
+
 #[test]
 fn the_agent_sees_the_hosts_open_vswitch_for_the_overlay() {
     let Some(objects) = rendered(
@@ -1111,33 +1137,17 @@ fn the_agent_sees_the_hosts_open_vswitch_for_the_overlay() {
     ) else {
         return;
     };
-    let (_, agent) = pod_specs(&objects)
-        .into_iter()
-        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
-        .expect("agent");
     // smartnic-agent --ovs-rundir defaults to /run/openvswitch, where the CNI (on the host)
     // finds db.sock, br-int.mgmt and the overlay lock it shares with the agent
-    let m = agent.containers[0]
-        .volume_mounts
-        .iter()
-        .flatten()
-        .find(|m| m.mount_path == "/run/openvswitch")
-        .expect("/run/openvswitch mounted");
+    let (m, v) = agent_host_mount(&objects, "/run/openvswitch");
     assert_ne!(m.read_only, Some(true), "the lock file is created there");
-    let v = agent
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == m.name)
-        .and_then(|v| v.host_path.as_ref())
-        .expect("a host path");
     assert_eq!(v.path, "/run/openvswitch");
     // nodes without OVS (no --tunnel-uplink) still start the agent
     assert_eq!(v.type_.as_deref(), Some("DirectoryOrCreate"));
 }
 
-/// The agent writes the node's CNI allow-list where the plugin on the host reads it: the
-/// default path lies in a read-write mount of the same host directory.
+/// The agent writes the node's CNI allow-list where the plugin on the host reads it: a
+/// read-write mount of the same host directory.
 #[test]
 fn the_agent_writes_the_cni_allow_list_where_the_plugin_reads_it() {
     let Some(objects) = rendered(
@@ -1146,29 +1156,26 @@ fn the_agent_writes_the_cni_allow_list_where_the_plugin_reads_it() {
     ) else {
         return;
     };
-    let (_, agent) = pod_specs(&objects)
-        .into_iter()
-        .find(|(w, _)| w == "DaemonSet/smartnic-system/smartnic-agent")
-        .expect("agent");
     let file = Path::new(crds::cni::NODE_ALLOW_LIST_FILE);
-    let m = agent.containers[0]
-        .volume_mounts
-        .iter()
-        .flatten()
-        .find(|m| file.starts_with(&m.mount_path) && m.mount_path != "/")
-        .expect("the allow-list's directory mounted");
+    let dir = file.parent().and_then(Path::to_str).expect("a directory");
+    let (m, v) = agent_host_mount(&objects, dir);
     assert_ne!(m.read_only, Some(true), "the agent writes the file");
-    let v = agent
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == m.name)
-        .and_then(|v| v.host_path.as_ref())
-        .expect("a host path");
-    assert_eq!(
-        v.path, m.mount_path,
-        "the host's directory, at the same path"
-    );
+    assert_eq!(v.path, dir, "the host's directory, at the same path");
+}
+
+/// The per-VF metrics name the pod holding each VF from the CNI plugin's records: the agent
+/// sees the plugin's state directory of the host where its `--cni-state-dir` default says, and
+/// only reads it.
+#[test]
+fn the_agent_reads_the_cni_records_of_the_host() {
+    let Some(objects) = rendered("the_agent_reads_the_cni_records_of_the_host", &deploy_dir())
+    else {
+        return;
+    };
+    let dir = crds::cni_state::STATE_DIR;
+    let (m, v) = agent_host_mount(&objects, dir);
+    assert_eq!(m.read_only, Some(true), "the agent only reads the records");
+    assert_eq!(v.path, dir);
 }
 
 /// The operator's `patch` on Nodes (RBAC cannot narrow it) is held to its own labels and

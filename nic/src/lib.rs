@@ -11,6 +11,7 @@
 //!   devlink ─── trait Devlink      eswitch mode, ports, port functions, rates, dev info
 //!   ethtool ─── trait Ethtool      offload features (hw-tc-offload, ...)
 //!   uevents ─── trait Uevents      kernel uevents: PCI add/remove/bind/unbind, net add/remove
+//!   rdma ────── RdmaNetlink        RDMA netns mode, moving an RDMA device to a namespace
 //! ```
 
 pub mod devlink;
@@ -24,6 +25,7 @@ pub mod host;
 pub mod netlink;
 pub mod netns;
 pub mod pci;
+pub mod rdma;
 pub mod representor;
 pub mod sriov;
 pub mod switchdev;

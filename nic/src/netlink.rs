@@ -32,6 +32,7 @@ mod rtnl;
 mod rtnl_msg;
 mod socket;
 mod types;
+mod vf_stats;
 
 #[cfg(any(test, feature = "test-util"))]
 mod fake;
@@ -64,6 +65,7 @@ pub use self::{
         Link, LinkChange, LinkId, MacAddr, MacAddrError, OperState, VfInfo, VfLinkState,
         VfLinkStateError, VfSetting, VlanProto, VlanProtoError,
     },
+    vf_stats::VfStats,
 };
 
 /// Result of every netlink operation.
@@ -90,6 +92,10 @@ pub trait Netlink: Send + Sync + 'static {
     /// The PF's VF table (`ip link show $PF`, `IFLA_VFINFO_LIST` with `RTEXT_FILTER_VF`); empty
     /// for a link without VFs.
     fn list_vfs(&self, pf: LinkId) -> BoxFuture<'_, Result<Vec<VfInfo>>>;
+
+    /// The traffic counters of the PF's VFs (`ip -s link show $PF`, `IFLA_VF_STATS`), in one
+    /// request for all of them; empty for a link without VFs.
+    fn list_vf_stats(&self, pf: LinkId) -> BoxFuture<'_, Result<Vec<VfStats>>>;
 
     /// Creates a link (`ip link add ...`). A missing parent is [`NetlinkError::NoParent`], a
     /// kind the kernel lacks [`NetlinkError::KindUnsupported`], a taken name `EEXIST`.
@@ -482,6 +488,14 @@ impl VfHandle {
         }
     }
 
+    /// `ip -s link show $PF`: every VF's traffic counters, in one request.
+    pub fn stats(&self) -> VfStatsRequest {
+        VfStatsRequest {
+            nl: Arc::clone(&self.nl),
+            pf: self.pf.clone(),
+        }
+    }
+
     /// `ip link show $PF`, one row of the VF table.
     pub fn get(&self, vf: u32) -> VfGetRequest {
         VfGetRequest {
@@ -598,5 +612,21 @@ impl VfGetRequest {
                 vf: self.vf,
                 count,
             })
+    }
+}
+
+/// `ip -s link show $PF` (the VFs' counters).
+#[must_use = "a request does nothing until execute() is awaited"]
+pub struct VfStatsRequest {
+    nl: Arc<dyn Netlink>,
+    pf: LinkId,
+}
+
+impl VfStatsRequest {
+    /// Sends the request; rows come back sorted by VF index.
+    pub async fn execute(self) -> Result<Vec<VfStats>> {
+        let mut rows = self.nl.list_vf_stats(self.pf).await?;
+        rows.sort_by_key(|r| r.vf);
+        Ok(rows)
     }
 }

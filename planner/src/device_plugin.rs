@@ -119,6 +119,8 @@ pub fn render_device_plugin_config(
                 pool
             })
             .collect(),
+        // the agent sets it in the node's file, from the node's rdmaMode
+        rdma_exclusive: false,
     }
 }
 

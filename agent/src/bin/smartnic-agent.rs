@@ -7,6 +7,7 @@
 //!                [--tunnel-uplink IFACE [--ovs-rundir DIR] [--ovs-datapath auto|system|netdev]]
 //! smartnic-agent --spec-file FILE [--allow-disruption] [--host-root DIR] [--state-file FILE]
 //!                [--device-plugin-file FILE]
+//! smartnic-agent --metrics-only [--metrics-addr ADDR] [--host-root DIR] [--cni-state-dir DIR]
 //! ```
 //!
 //! See `agent::run` for the loop. `--once` runs the start-up and one pass, then exits 0 when the
@@ -16,6 +17,10 @@
 //! post-boot re-apply) and one pass that applies the `NicNodeStateSpec` in FILE (JSON or YAML,
 //! the spec itself or a whole `NicNodeState`; `smartnicctl plan -o json` prints one as `.spec`).
 //! Nobody drains the node, so a disruptive plan is refused unless `--allow-disruption`.
+//!
+//! `--metrics-only` serves `/metrics` (with the per-VF counters, `agent::vf_metrics`) and
+//! `/healthz` without a cluster and without applying anything, until stopped: for
+//! a host outside a cluster, and the lab.
 //!
 //! `--tunnel-uplink IFACE` turns the Geneve overlay on (`agent::run::overlay`): each pass does
 //! the OVS node setup (`br-int` with `fail_mode=secure`; with a PF in switchdev
@@ -50,6 +55,7 @@ use agent::{
         overlay_decide::host_datapath,
     },
     state::{DEFAULT_STATE_FILE, StateFile, boot_id},
+    vf_metrics::{DEFAULT_READ_TIMEOUT, LiveVfCounters, VfScraper},
 };
 use crds::node_state::NicNodeStateSpec;
 use nic::sysfs::SysFs;
@@ -65,7 +71,11 @@ use offload::decision::Datapath;
 struct Args {
     /// This node's name (the `NicNodeState` is named after it); the downward API's
     /// `spec.nodeName`.
-    #[arg(long, env = "NODE_NAME", required_unless_present = "spec_file")]
+    #[arg(
+        long,
+        env = "NODE_NAME",
+        required_unless_present_any = ["spec_file", "metrics_only"]
+    )]
     node_name: Option<String>,
     /// Where the host's root is mounted: sysfs is read under `<host-root>/sys`.
     #[arg(long, env = "HOST_ROOT", default_value = "/")]
@@ -83,6 +93,14 @@ struct Args {
     /// Address of the plain-HTTP /metrics, /healthz and /readyz endpoints.
     #[arg(long, env = "METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     metrics_addr: SocketAddr,
+    /// The CNI plugin's state directory on the host (read-only: which pod holds which VF, for
+    /// the per-VF metrics' `namespace` and `pod` labels).
+    #[arg(long, env = "CNI_STATE_DIR", default_value = crds::cni_state::STATE_DIR)]
+    cni_state_dir: PathBuf,
+    /// Serve /metrics (per-VF counters included) and /healthz only: no cluster, no changes to
+    /// the host.
+    #[arg(long, conflicts_with_all = ["node_name", "spec_file", "once"])]
+    metrics_only: bool,
     /// Log filter (`RUST_LOG` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info,kube_runtime=warn")]
     log_level: String,
@@ -179,6 +197,9 @@ fn main_inner() -> anyhow::Result<bool> {
     let args = Args::parse();
     init_logging(&args)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if args.metrics_only {
+        return rt.block_on(metrics_only(&args));
+    }
     match &args.spec_file {
         Some(file) => rt.block_on(standalone(&args, file)),
         None => rt.block_on(run(args)),
@@ -198,6 +219,34 @@ fn host_side(args: &Args) -> HostSide {
         // the boot id is not namespaced: the container's /proc shows the host's
         boot_id: boot_id(std::path::Path::new("/proc")),
     }
+}
+
+/// The metrics with the per-VF counters of this host.
+fn agent_metrics(args: &Args) -> Arc<AgentMetrics> {
+    let metrics = Arc::new(AgentMetrics::new());
+    let source = LiveVfCounters::new(SysFs::new(&args.host_root), &args.cni_state_dir);
+    metrics.set_vf_scraper(VfScraper::new(Arc::new(source), DEFAULT_READ_TIMEOUT));
+    metrics
+}
+
+/// `--metrics-only`: serves until SIGTERM or Ctrl-C.
+async fn metrics_only(args: &Args) -> anyhow::Result<bool> {
+    // nothing is applied, so nothing makes it ready: /readyz stays 503
+    let health = Arc::new(Health::default());
+    let stop = async {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+        } else {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    agent::run::serve::serve(args.metrics_addr, agent_metrics(args), health, stop).await?;
+    Ok(true)
 }
 
 /// `--spec-file`: the start-up and one local pass; prints what was done.
@@ -255,7 +304,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         tunnel_uplink = args.tunnel_uplink.as_deref().unwrap_or("-"),
         "starting"
     );
-    let metrics = Arc::new(AgentMetrics::new());
+    let metrics = agent_metrics(&args);
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {

@@ -321,7 +321,7 @@ impl HostSide {
         plan: &HostPlan,
     ) -> Result<(), RunError> {
         let ready: Vec<String> = plan.ready_pfs().map(str::to_owned).collect();
-        let desired = spec.device_plugin.clone();
+        let desired = crate::handoff::node_config(spec);
         self.blocking("hand-off", move |h| {
             h.handoff
                 .publish(&desired, |pf| ready.iter().any(|r| r == pf))

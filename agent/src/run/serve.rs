@@ -58,12 +58,26 @@ pub fn router(metrics: Arc<AgentMetrics>, health: Arc<Health>) -> Router {
 }
 
 async fn metrics_handler(State(s): State<Shared>) -> impl IntoResponse {
+    let body = match s.metrics.vf_scraper() {
+        // the per-VF counters are read now, off the runtime (crate::vf_metrics)
+        Some(scraper) => {
+            let reading = scraper
+                .scrape()
+                .await
+                .inspect_err(|error| tracing::warn!(%error, "per-VF counters"))
+                .ok();
+            let mut vf = String::new();
+            crate::vf_metrics::render(reading.as_ref(), &mut vf);
+            s.metrics.render_with(&vf)
+        }
+        None => s.metrics.render(),
+    };
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        s.metrics.render(),
+        body,
     )
 }
 
@@ -165,5 +179,51 @@ mod tests {
         );
         agent.start().await.expect("start");
         assert_eq!(get(r, "/readyz").await.0, StatusCode::OK);
+    }
+
+    struct Canned;
+
+    impl crate::vf_metrics::VfCounterSource for Canned {
+        fn read(&self) -> Result<crate::vf_metrics::Reading, String> {
+            Ok(crate::vf_metrics::Reading {
+                samples: vec![crate::vf_metrics::VfSample {
+                    pf: "enp1s0".into(),
+                    pci_address: Some("0000:01:10.0".into()),
+                    pod: None,
+                    stats: nic::netlink::VfStats {
+                        vf: 0,
+                        tx_bytes: 42,
+                        ..Default::default()
+                    },
+                }],
+                errors: vec![],
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_vf_counters_are_read_at_scrape_time_into_one_document() {
+        let metrics = Arc::new(AgentMetrics::new());
+        let r = router(metrics.clone(), Arc::new(Health::default()));
+        let (_, text) = get(r.clone(), "/metrics").await;
+        assert!(!text.contains("smartnic_vf_"), "{text}");
+        metrics.set_vf_scraper(crate::vf_metrics::VfScraper::new(
+            Arc::new(Canned),
+            std::time::Duration::from_secs(5),
+        ));
+        let (code, text) = get(r, "/metrics").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(
+            text.contains(
+                "smartnic_vf_tx_bytes_total{pf=\"enp1s0\",vf=\"0\",pci_address=\"0000:01:10.0\"} 42"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("smartnic_agent_plan_duration_seconds_count 0"),
+            "{text}"
+        );
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

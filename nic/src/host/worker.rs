@@ -23,6 +23,7 @@ use crate::{
     netlink::{
         Address, IpFamily, IpPrefix, Link, LinkChange, LinkId, Netlink, NetlinkError,
         NetlinkEvents, NewLink, Result as NlResult, Route, RouteSpec, RtNetlink, VfInfo, VfSetting,
+        VfStats,
     },
     netns::{NetnsError, NetnsRef},
 };
@@ -253,6 +254,10 @@ impl Netlink for ProxyNetlink {
 
     fn list_vfs(&self, pf: LinkId) -> BoxFuture<'_, NlResult<Vec<VfInfo>>> {
         proxy!(self, list_vfs(pf))
+    }
+
+    fn list_vf_stats(&self, pf: LinkId) -> BoxFuture<'_, NlResult<Vec<VfStats>>> {
+        proxy!(self, list_vf_stats(pf))
     }
 
     fn add_link(&self, link: NewLink) -> BoxFuture<'_, NlResult<()>> {

@@ -30,7 +30,7 @@ use nix::libc::{EBUSY, EEXIST, EINVAL, ENODEV, EOPNOTSUPP, ERANGE};
 use super::{
     Address, IpFamily, IpPrefix, KernelError, Link, LinkChange, LinkDetails, LinkId, LinkKind,
     MacAddr, Netlink, NetlinkError, NetlinkEvent, NetlinkEvents, NewLink, OperState, Result, Route,
-    RouteSpec, VfInfo, VfSetting,
+    RouteSpec, VfInfo, VfSetting, VfStats,
 };
 use crate::netns::NetnsRef;
 
@@ -66,6 +66,8 @@ pub enum NetlinkCall {
     },
     /// [`Netlink::list_vfs`].
     ListVfs(LinkId),
+    /// [`Netlink::list_vf_stats`].
+    ListVfStats(LinkId),
     /// [`Netlink::add_link`].
     AddLink(NewLink),
     /// [`Netlink::add_address`].
@@ -131,6 +133,8 @@ pub enum NetlinkOp {
     SetVfLinkState,
     /// Read the VF table.
     ListVfs,
+    /// Read the VFs' counters.
+    ListVfStats,
     /// Create a link.
     AddLink,
     /// Move to another namespace and rename there.
@@ -183,6 +187,7 @@ impl NetlinkCall {
                 VfSetting::LinkState(_) => NetlinkOp::SetVfLinkState,
             },
             Self::ListVfs(_) => NetlinkOp::ListVfs,
+            Self::ListVfStats(_) => NetlinkOp::ListVfStats,
             Self::AddLink(_) => NetlinkOp::AddLink,
             Self::AddAddress { .. } => NetlinkOp::AddAddress,
             Self::DeleteAddress { .. } => NetlinkOp::DeleteAddress,
@@ -238,6 +243,8 @@ struct State {
     missing_kinds: BTreeSet<&'static str>,
     /// Event subscribers and the namespace each listens in.
     subscribers: Vec<(String, mpsc::UnboundedSender<Result<NetlinkEvent>>)>,
+    /// VF counters by (PF ifindex, VF index); a VF not here reads all zeros.
+    vf_stats: BTreeMap<(u32, u32), VfStats>,
 }
 
 impl State {
@@ -486,6 +493,18 @@ impl FakeNetlink {
     /// One link of this view's namespace.
     pub fn link(&self, name: &str) -> Option<Link> {
         self.links().into_iter().find(|l| l.name == name)
+    }
+
+    /// Sets the counters the PF `pf` of this view's namespace reports for VF `stats.vf`, as
+    /// traffic would. Panics if there is no such PF.
+    pub fn set_vf_stats(&self, pf: &str, stats: VfStats) {
+        let mut st = self.lock();
+        let links = &mut st.ns(&self.netns).links;
+        let index = Self::find(links, &LinkId::Name(pf.to_string()))
+            .unwrap_or_else(|| panic!("no link {pf}"))
+            .link
+            .index;
+        st.vf_stats.insert((index, stats.vf), stats);
     }
 
     /// The VF table of a PF in this view's namespace (`None`: no such link, or no VFs).
@@ -970,6 +989,39 @@ impl FakeNetlink {
     }
 }
 
+impl FakeNetlink {
+    fn list_vf_stats_now(&self, pf: LinkId) -> Result<Vec<VfStats>> {
+        let mut st = self.lock();
+        let op = format!("read the VF counters of {pf}");
+        if let Some(kernel) = self.record(&mut st, &NetlinkCall::ListVfStats(pf.clone())) {
+            return Err(NetlinkError::Link {
+                op,
+                link: pf.to_string(),
+                kernel,
+            });
+        }
+        let links = &mut st.ns(&self.netns).links;
+        let Some(entry) = Self::find(links, &pf) else {
+            return Err(NetlinkError::Link {
+                op,
+                link: pf.to_string(),
+                kernel: KernelError::new(ENODEV),
+            });
+        };
+        let index = entry.link.index;
+        let vfs: Vec<u32> = entry.vfs.iter().flatten().map(|v| v.vf).collect();
+        Ok(vfs
+            .into_iter()
+            .map(|vf| {
+                st.vf_stats.get(&(index, vf)).copied().unwrap_or(VfStats {
+                    vf,
+                    ..VfStats::default()
+                })
+            })
+            .collect())
+    }
+}
+
 impl Netlink for FakeNetlink {
     fn get_link(&self, link: LinkId) -> BoxFuture<'_, Result<Link>> {
         Box::pin(std::future::ready(self.get_link_now(link)))
@@ -993,6 +1045,10 @@ impl Netlink for FakeNetlink {
 
     fn list_vfs(&self, pf: LinkId) -> BoxFuture<'_, Result<Vec<VfInfo>>> {
         Box::pin(std::future::ready(self.list_vfs_now(pf)))
+    }
+
+    fn list_vf_stats(&self, pf: LinkId) -> BoxFuture<'_, Result<Vec<VfStats>>> {
+        Box::pin(std::future::ready(self.list_vf_stats_now(pf)))
     }
 
     fn add_link(&self, link: NewLink) -> BoxFuture<'_, Result<()>> {

@@ -27,14 +27,22 @@ use rtnetlink::{Handle, LinkUnspec};
 use super::{
     Address, IpFamily, IpPrefix, KernelError, Link, LinkChange, LinkId, LinkKind, MacAddr, Netlink,
     NetlinkError, NetlinkEvents, NewLink, OperState, Result, Route, RouteSpec, VfInfo, VfLinkState,
-    VfSetting, VlanProto, events,
+    VfSetting, VfStats, VlanProto, events,
     rtnl_msg::{
         Resolved, address_from_message, address_message, details_from_info, new_link_message,
         route_from_message, route_message,
     },
-    socket,
+    socket, vf_stats,
 };
 use crate::netns::NetnsRef;
+
+/// What an `RTM_GETLINK` asks for besides the link itself.
+#[derive(Clone, Copy)]
+enum Read {
+    Link,
+    Vfs,
+    VfStats,
+}
 
 /// The kernel's rtnetlink, in the network namespace of the thread that called
 /// [`RtNetlink::connect`].
@@ -109,21 +117,32 @@ impl RtNetlink {
 
     /// `RTM_GETLINK` for one link, optionally with `RTEXT_FILTER_VF`.
     async fn get_message(&self, link: &LinkId, with_vfs: bool) -> Result<LinkMessage> {
+        let read = if with_vfs { Read::Vfs } else { Read::Link };
+        self.read_message(link, read).await
+    }
+
+    async fn read_message(&self, link: &LinkId, read: Read) -> Result<LinkMessage> {
         let mut msg = LinkMessage::default();
         match link {
             LinkId::Index(i) => msg.header.index = *i,
             LinkId::Name(n) => msg.attributes.push(LinkAttribute::IfName(n.clone())),
         }
-        if with_vfs {
+        match read {
+            Read::Link => {}
             // RTEXT_FILTER_SKIP_STATS drops IFLA_VF_STATS, which would grow the reply by about
-            // a hundred bytes per VF for counters we do not read.
-            let mask = vec![LinkExtentMask::Vf, LinkExtentMask::SkipStats];
-            msg.attributes.push(LinkAttribute::ExtMask(mask));
+            // a hundred bytes per VF for counters the VF table does not need.
+            Read::Vfs => msg.attributes.push(LinkAttribute::ExtMask(vec![
+                LinkExtentMask::Vf,
+                LinkExtentMask::SkipStats,
+            ])),
+            Read::VfStats => msg
+                .attributes
+                .push(LinkAttribute::ExtMask(vec![LinkExtentMask::Vf])),
         }
-        let op = if with_vfs {
-            format!("read the VF table of {link}")
-        } else {
-            format!("get link {link}")
+        let op = match read {
+            Read::Link => format!("get link {link}"),
+            Read::Vfs => format!("read the VF table of {link}"),
+            Read::VfStats => format!("read the VF counters of {link}"),
         };
         let mut replies = self
             .send_link(RouteNetlinkMessage::GetLink(msg), 0)
@@ -488,6 +507,13 @@ impl Netlink for RtNetlink {
 
     fn list_vfs(&self, pf: LinkId) -> BoxFuture<'_, Result<Vec<VfInfo>>> {
         Box::pin(async move { Ok(vf_table_from_message(&self.get_message(&pf, true).await?)) })
+    }
+
+    fn list_vf_stats(&self, pf: LinkId) -> BoxFuture<'_, Result<Vec<VfStats>>> {
+        Box::pin(async move {
+            let msg = self.read_message(&pf, Read::VfStats).await?;
+            Ok(vf_stats::from_message(&msg))
+        })
     }
 
     fn add_link(&self, link: NewLink) -> BoxFuture<'_, Result<()>> {

@@ -380,6 +380,7 @@ mod tests {
                         ..Default::default()
                     }],
                 }],
+                ..Default::default()
             },
             rdma_mode: None,
             cni_allow_list: None,

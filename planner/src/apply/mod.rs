@@ -537,7 +537,10 @@ pub fn applied_device_plugin_config(
     desired: &DevicePluginConfig,
     ready: impl Fn(&str) -> bool,
 ) -> DevicePluginConfig {
-    let mut out = DevicePluginConfig::default();
+    let mut out = DevicePluginConfig {
+        rdma_exclusive: desired.rdma_exclusive,
+        ..DevicePluginConfig::default()
+    };
     for pool in &desired.resource_list {
         let mut pool = pool.clone();
         // a selector that named PFs and has none left would match more than it did: dropped

@@ -732,18 +732,23 @@ fn applied_device_plugin_config_lists_only_ready_pfs() {
             pool("a", &["0000:3b:00.0", "0000:3b:00.1"]),
             pool("b", &["0000:3b:00.1"]),
         ],
+        rdma_exclusive: true,
     };
     let applied = applied_device_plugin_config(&desired, |pf| pf == "0000:3b:00.0");
     assert_eq!(
         applied,
         DevicePluginConfig {
-            resource_list: vec![pool("a", &["0000:3b:00.0"])]
+            resource_list: vec![pool("a", &["0000:3b:00.0"])],
+            rdma_exclusive: true,
         },
-        "pool b has no PF left: dropped, never widened"
+        "pool b has no PF left: dropped, never widened; the RDMA mode stays"
     );
     assert_eq!(
         applied_device_plugin_config(&desired, |_| false),
-        DevicePluginConfig::default()
+        DevicePluginConfig {
+            rdma_exclusive: true,
+            ..DevicePluginConfig::default()
+        }
     );
 }
 

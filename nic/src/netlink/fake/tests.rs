@@ -762,4 +762,39 @@ mod events {
             "{err}"
         );
     }
+
+    #[test]
+    fn vf_counters_read_zero_until_set_and_fail_on_request() {
+        let fake = FakeNetlink::new();
+        fake.add_pf("eth0", 2);
+        fake.add_link("veth0");
+        let nl = NetlinkHandle::new(fake.clone());
+        let zero = block_on(nl.vf("eth0").stats().execute()).unwrap();
+        assert_eq!(
+            zero.iter().map(|r| (r.vf, r.rx_bytes)).collect::<Vec<_>>(),
+            [(0, 0), (1, 0)]
+        );
+        let counted = VfStats {
+            vf: 1,
+            rx_packets: 3,
+            tx_bytes: 400,
+            ..VfStats::default()
+        };
+        fake.set_vf_stats("eth0", counted);
+        let rows = block_on(nl.vf("eth0").stats().execute()).unwrap();
+        assert_eq!(rows[1], counted);
+        assert!(
+            block_on(nl.vf("veth0").stats().execute())
+                .unwrap()
+                .is_empty()
+        );
+        let err = block_on(nl.vf("eth9").stats().execute()).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        fake.fail(NetlinkOp::ListVfStats, EINVAL);
+        let err = block_on(nl.vf("eth0").stats().execute()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("read the VF counters of eth0"),
+            "{err}"
+        );
+    }
 }
