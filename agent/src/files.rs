@@ -41,6 +41,13 @@ pub enum FileError {
 /// Replaces `path` with `bytes`: written to a temporary file in the same directory, synced,
 /// renamed over `path`, then the directory synced (so the rename survives a power cut).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_atomic_mode(path, bytes, None)
+}
+
+/// [`write_atomic`] with the file's permission bits set to `mode` whatever the umask (for a
+/// file other programs read, e.g. 0644).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), FileError> {
+    use std::os::unix::fs::PermissionsExt;
     let err = |source| FileError::Write {
         path: path.to_owned(),
         source,
@@ -61,6 +68,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
             .create(true)
             .truncate(true)
             .open(&tmp)?;
+        if let Some(mode) = mode {
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;

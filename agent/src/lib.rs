@@ -10,6 +10,7 @@
 //! - [`run`] is the cluster loop; [`run::overlay`] (opt-in, `--tunnel-uplink`) publishes the
 //!   node's Geneve tunnel endpoint and keeps the overlay's peers from the other nodes'.
 
+pub mod allow_list;
 pub mod cluster;
 pub mod executor;
 pub mod failpoint;

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::{
     config::NetConf,
-    env::CniEnv,
+    env::{CniEnv, Command},
     error::{CniError, code},
 };
 
@@ -62,6 +62,20 @@ pub fn enforce(conf: &mut NetConf, env: &CniEnv, allow: &TenantAllowList) -> Res
     match ipam.get("dataDir") {
         None => {}
         Some(Value::String(d)) if allow.admits_data_dir(d) => {}
+        Some(d) if env.command == Command::Del => {
+            // An ADD with this dataDir was refused, so nothing of ours is there to release, and
+            // a DEL that fails is retried by the runtime for ever: the rest of the DEL goes on,
+            // without IPAM (nothing is written under the path).
+            let why = format!(
+                "ipam.dataDir {d} is not allowed (neither {} nor in the administrator's \
+                 allow-list): DEL releases no address there",
+                crds::cni::DEFAULT_IPAM_DATA_DIR
+            );
+            conf.conf.ipam = None;
+            conf.raw.remove("ipam");
+            conf.warnings.push(why);
+            return Ok(());
+        }
         Some(d) => {
             return Err(refused(format!(
                 "key ipam.dataDir: {d} is neither {} nor in the administrator's allow-list \
@@ -94,7 +108,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::env::Command;
 
     fn env(ns: Option<&str>) -> CniEnv {
         CniEnv {
@@ -189,6 +202,18 @@ mod tests {
             );
             let err = enforce(&mut c, &e, &a).unwrap_err();
             assert!(err.msg.contains("key ipam.dataDir"), "{}", err.msg);
+            // DEL: no IPAM at all (nothing under the path), the rest goes on, and says why
+            let del = CniEnv {
+                command: Command::Del,
+                ..e.clone()
+            };
+            enforce(&mut c, &del, &a).unwrap();
+            assert!(c.conf.ipam.is_none() && c.raw.get("ipam").is_none());
+            assert!(
+                c.warnings[0].contains("DEL releases no address"),
+                "{:?}",
+                c.warnings
+            );
         }
         let mut c = conf(
             json!({"ipam": {"type": "host-local", "subnet": "10.0.0.0/24", "resolvConf": "/etc/shadow"}}),

@@ -12,6 +12,7 @@
 //! [`switch::Switch`]: the kernel and Open vSwitch in the binary, [`fake::FakeHost`] and
 //! [`fake_switch::FakeSwitch`] in the tests of the journal, crashes and concurrency.
 
+pub mod allocated;
 pub mod allow;
 // The crate's one module with `unsafe`: the binary's allocator (see its docs for why).
 #[allow(unsafe_code)]

@@ -21,7 +21,7 @@ use std::{
 };
 
 use smartnic_cni::{
-    allow,
+    allocated, allow,
     config::NetConf,
     env::{CniEnv, Command},
     error::{CniError, code},
@@ -47,6 +47,10 @@ const ENV_READY_FILE: &str = "SMARTNIC_CNI_READY_FILE";
 const ENV_LOG_DIR: &str = "SMARTNIC_CNI_LOG_DIR";
 /// Overrides where the node's allow-list is read from (tests).
 const ENV_ALLOW_LIST: &str = "SMARTNIC_CNI_ALLOW_LIST";
+/// Overrides where the kubelet's device-manager checkpoint is read from (tests).
+const ENV_KUBELET_CHECKPOINT: &str = "SMARTNIC_CNI_KUBELET_CHECKPOINT";
+/// Overrides the sysfs root the `deviceID` is looked up in (tests).
+const ENV_SYSFS: &str = "SMARTNIC_CNI_SYSFS";
 /// The most stdin we read: a configuration with a chained `prevResult` is a few KiB; anything
 /// near this is not a configuration, and the plugin runs as root for every pod.
 const MAX_STDIN: u64 = 4 << 20;
@@ -116,18 +120,41 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
     let ready_file: std::path::PathBuf = std::env::var_os(ENV_READY_FILE)
         .unwrap_or_else(|| crds::cni::NODE_READY_FILE.into())
         .into();
+    let mut per_pod_not_made = None;
     if env.command == Command::Add
         && let Some(addr) = conf.device_id
     {
-        pools::check_on_node(
-            &ready_file,
-            std::path::Path::new("/sys"),
+        let resource = conf.conf.resource_name.as_deref();
+        let sys = std::env::var_os(ENV_SYSFS).unwrap_or_else(|| "/sys".into());
+        let pools = pools::check_on_node(&ready_file, std::path::Path::new(&sys), addr, resource)
+            .map_err(|e| (e, answer.clone()))?;
+        let resources = resource.map_or_else(|| pools::resources(&pools), |r| vec![r.to_owned()]);
+        let checkpoint = std::env::var_os(ENV_KUBELET_CHECKPOINT)
+            .unwrap_or_else(|| allocated::DEFAULT_CHECKPOINT.into());
+        let pod_name = env
+            .arg(allow::ARG_POD_NAMESPACE)
+            .zip(env.arg("K8S_POD_NAME"))
+            .map(|(ns, name)| format!("{ns}/{name}"));
+        match allocated::check(
+            std::path::Path::new(&checkpoint),
+            env.arg(allocated::ARG_POD_UID),
+            pod_name.as_deref(),
+            &resources,
             addr,
-            conf.conf.resource_name.as_deref(),
         )
-        .map_err(|e| (e, answer.clone()))?;
+        .map_err(|e| (e, answer.clone()))?
+        {
+            allocated::PodCheck::Allocated => {}
+            allocated::PodCheck::NotPossible(why) => per_pod_not_made = Some((addr, why)),
+        }
     }
     init_logging(&conf);
+    if let Some((addr, why)) = per_pod_not_made {
+        tracing::warn!(
+            "deviceID {addr}: not checked against the kubelet's allocation to this pod ({why}); \
+             only this node's pools were checked"
+        );
+    }
     for w in &conf.warnings {
         tracing::warn!("{w}");
     }

@@ -128,13 +128,23 @@ pub fn check(
     ))
 }
 
-/// Reads the node's device-plugin file and checks `addr` against it (see [`check`]).
+/// The resource names (`<prefix>/<name>`) of `config`'s pools.
+pub fn resources(config: &DevicePluginConfig) -> Vec<String> {
+    config
+        .resource_list
+        .iter()
+        .map(|p| format!("{}/{}", p.resource_prefix, p.resource_name))
+        .collect()
+}
+
+/// Reads the node's device-plugin file and checks `addr` against it (see [`check`]); returns
+/// the file's configuration.
 pub fn check_on_node(
     pools_file: &Path,
     sys: &Path,
     addr: PciAddress,
     resource: Option<&str>,
-) -> Result<(), CniError> {
+) -> Result<DevicePluginConfig, CniError> {
     let bytes = fs::read(pools_file).map_err(|e| {
         CniError::new(
             code::INVALID_CONFIG,
@@ -159,7 +169,8 @@ pub fn check_on_node(
             format!("key deviceID: {addr} is not a PCI device on this node: {e}"),
         )
     })?;
-    check(&config, &d, resource)
+    check(&config, &d, resource)?;
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -259,7 +270,8 @@ mod tests {
                 .contains("cannot read this node's pools")
         );
         fs::write(&file, serde_json::to_vec(&config()).unwrap()).unwrap();
-        check_on_node(&file, tmp.path(), d.addr, None).unwrap();
+        let read = check_on_node(&file, tmp.path(), d.addr, None).unwrap();
+        assert_eq!(resources(&read), ["smartnic.io/cx6_vf"]);
         assert!(check_on_node(&file, tmp.path(), pf.addr, None).is_err());
         assert!(
             check_on_node(&file, tmp.path(), pci("0000:5e:00.1"), None)

@@ -183,13 +183,33 @@ fn an_ipam_data_dir_outside_the_allow_list_is_refused() {
             sriov(),
             json!({"ipam": {"type": "host-local", "subnet": "10.9.0.0/24", "dataDir": dir}}),
         );
-        for cmd in ["ADD", "DEL", "CHECK", "GC"] {
+        for cmd in ["ADD", "CHECK", "GC"] {
             refused(s.run_conf(cmd, &[], &conf), 7, "ipam.dataDir");
         }
     }
     assert!(!Path::new("/etc/smartnic-tenant").exists());
     assert_eq!(s.host_files(), Vec::<PathBuf>::new());
     assert!(!s.state().exists(), "nothing was even journaled");
+    // DEL: the ADD was refused, so there is nothing of ours under the path; a failing DEL would
+    // be retried for ever. It succeeds, releases the rest (here: forgets the attachment's
+    // journal) and writes nothing under the path.
+    let journal = s.state().join("attachments").join("c1:net1");
+    for dir in [
+        "/etc/smartnic-tenant".to_string(),
+        s.host().join("ipam").display().to_string(),
+    ] {
+        std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
+        std::fs::write(&journal, b"garbage\n").unwrap();
+        let conf = with(
+            sriov(),
+            json!({"ipam": {"type": "host-local", "subnet": "10.9.0.0/24", "dataDir": dir}}),
+        );
+        let (ok, v) = s.run_conf("DEL", &[], &conf);
+        assert!(ok, "DEL with {dir}: {v}");
+        assert!(!journal.exists(), "DEL went on and forgot the attachment");
+    }
+    assert!(!Path::new("/etc/smartnic-tenant").exists());
+    assert_eq!(s.host_files(), Vec::<PathBuf>::new());
     // The administrator's list opens it.
     let dir = s.host().join("ipam");
     std::fs::write(s.allow_list(), json!({"ipamDataDirs": [dir]}).to_string()).unwrap();
@@ -215,9 +235,15 @@ fn a_resolv_conf_outside_the_allow_list_is_dropped() {
         "master": "lo", "logFile": "t.log",
         "ipam": {"type": "host-local", "subnet": "10.9.0.0/24", "resolvConf": secret,
                  "dataDir": s.host().join("nope")}});
-    // Refused for the dataDir; with the default dataDir the resolvConf alone is dropped and
-    // reported (checked on DEL, which touches nothing of the host here).
-    refused(s.run_conf("DEL", &[], &conf), 7, "ipam.dataDir");
+    // Refused for the dataDir (DEL goes on without IPAM, and its log says why); with the
+    // default dataDir the resolvConf alone is dropped and reported (checked on DEL, which
+    // touches nothing of the host here).
+    refused(s.run_conf("CHECK", &[], &conf), 7, "ipam.dataDir");
+    let (ok, v) = s.run_conf("DEL", &[], &conf);
+    assert!(ok, "{v}");
+    let log = std::fs::read_to_string(s.logs().join("t.log")).unwrap();
+    assert!(log.contains("DEL releases no address there"), "{log}");
+    assert!(!s.host().join("nope").exists());
     let mut conf = conf;
     conf["ipam"].as_object_mut().unwrap().remove("dataDir");
     conf["ipam"]["type"] = "static".into();
@@ -392,4 +418,78 @@ fn stdin_is_bounded() {
     big.extend_from_slice(b"\"}");
     refused(s.run("ADD", &[], &big), 6, "larger than 4 MiB");
     assert!(!s.state().exists());
+}
+
+/// Two pods of one pool: the kubelet's checkpoint says which VF each got, and a pod naming the
+/// other's VF (a NAD of its own with a `deviceID`) is refused, naming the pod and the device.
+#[test]
+fn a_vf_of_the_pool_allocated_to_another_pod_is_refused() {
+    let s = Sandbox::new();
+    // the node: two VFs in sysfs, one pool holding both
+    let sys = s.tmp.path().join("sys");
+    for vf in ["0000:3b:02.1", "0000:3b:02.2"] {
+        let d = sys.join("bus/pci/devices").join(vf);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("vendor"), "0x15b3\n").unwrap();
+        std::fs::write(d.join("device"), "0x101e\n").unwrap();
+    }
+    std::fs::write(
+        s.tmp.path().join("ready"),
+        json!({"resourceList": [{"resourceName": "vf", "resourcePrefix": "smartnic.io",
+            "deviceType": "netdevice",
+            "selectors": [{"pciAddresses": ["0000:3b:02.1", "0000:3b:02.2"]}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let checkpoint = s.tmp.path().join("kubelet_internal_checkpoint");
+    std::fs::write(
+        &checkpoint,
+        json!({"Data": {"PodDeviceEntries": [
+            {"PodUID": "uid-a", "ContainerName": "app", "ResourceName": "smartnic.io/vf",
+             "DeviceIDs": {"0": ["0000:3b:02.1"]}, "AllocResp": "CgA="},
+            {"PodUID": "uid-b", "ContainerName": "app", "ResourceName": "smartnic.io/vf",
+             "DeviceIDs": {"0": ["0000:3b:02.2"]}, "AllocResp": "CgA="}],
+            "RegisteredDevices": {"smartnic.io/vf": ["0000:3b:02.1", "0000:3b:02.2"]}},
+            "Checksum": 1})
+        .to_string(),
+    )
+    .unwrap();
+    let sys = sys.display().to_string();
+    let cp = checkpoint.display().to_string();
+    let env = |args: &'static str| {
+        [
+            ("SMARTNIC_CNI_SYSFS", sys.clone()),
+            ("SMARTNIC_CNI_KUBELET_CHECKPOINT", cp.clone()),
+            ("CNI_ARGS", args.to_owned()),
+        ]
+    };
+    let run = |args: &'static str| {
+        let e = env(args);
+        let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.run_conf("ADD", &e, &sriov())
+    };
+    // pod B names pod A's VF 0000:3b:02.1
+    refused(
+        run("K8S_POD_NAMESPACE=team-b;K8S_POD_NAME=b;K8S_POD_UID=uid-b"),
+        7,
+        "0000:3b:02.1 was not allocated to pod team-b/b (UID uid-b",
+    );
+    // a pod the kubelet gave no VF at all
+    refused(
+        run("K8S_POD_NAMESPACE=team-c;K8S_POD_NAME=c;K8S_POD_UID=uid-c"),
+        7,
+        "no device of smartnic.io/vf",
+    );
+    assert!(!s.state().exists(), "nothing recorded for a refused ADD");
+    assert!(s.host_files().is_empty());
+    // pod A's own VF passes both checks (and then fails later: there is no such device here)
+    let (ok, v) = run("K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=a;K8S_POD_UID=uid-a");
+    assert!(!ok);
+    assert!(!v["msg"].as_str().unwrap().contains("allocated"), "{v}");
+    // not under a kubelet (no pod UID) or no checkpoint: the pool check alone, as before
+    let (_, v) = run("K8S_POD_NAMESPACE=team-b;K8S_POD_NAME=b");
+    assert!(!v["msg"].as_str().unwrap().contains("allocated"), "{v}");
+    std::fs::remove_file(&checkpoint).unwrap();
+    let (_, v) = run("K8S_POD_NAMESPACE=team-b;K8S_POD_NAME=b;K8S_POD_UID=uid-b");
+    assert!(!v["msg"].as_str().unwrap().contains("allocated"), "{v}");
 }

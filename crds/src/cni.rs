@@ -120,9 +120,10 @@ pub const HOST_IFNAME_PATTERN: &str = r"^[A-Za-z0-9_.@-]{1,15}$";
 /// networks while it is absent.
 pub const NODE_READY_FILE: &str = crate::device_plugin::DEFAULT_CONFIG_FILE;
 
-/// Where the node's [`TenantAllowList`] lives: the CNI installer writes it there (atomically,
-/// 0644) from the operator's rendering of `NicOperatorConfig.spec.tenantAllowList`; the plugin
-/// reads it on every call. Absent: nothing beyond the defaults is allowed.
+/// Where the node's [`TenantAllowList`] lives: the node agent writes it there (atomically,
+/// 0644) from `NicNodeState.spec.cniAllowList`, the operator's copy of
+/// `NicOperatorConfig.spec.tenantAllowList`; the plugin reads it on every call. Absent: nothing
+/// beyond the defaults is allowed.
 pub const NODE_ALLOW_LIST_FILE: &str = "/etc/smartnic/cni-allow-list.json";
 
 /// The IPAM `dataDir` a tenant network may always use: the reference `host-local` layout's.

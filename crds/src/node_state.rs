@@ -87,6 +87,12 @@ pub struct NicNodeStateSpec {
     /// `NicPool`. Unset: leave it as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdma_mode: Option<RdmaMode>,
+    /// The administrator's allow-list for tenant network configurations
+    /// (`NicOperatorConfig.spec.tenantAllowList`), copied by the operator. The agent writes it
+    /// to the node's `/etc/smartnic/cni-allow-list.json`, which the CNI plugin reads on every
+    /// call. Unset (no `NicOperatorConfig`): the node's file is left as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni_allow_list: Option<crate::cni::TenantAllowList>,
 }
 
 /// Desired configuration of one PF.

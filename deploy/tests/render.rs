@@ -1146,6 +1146,23 @@ fn the_agent_sees_the_hosts_open_vswitch_for_the_overlay() {
     assert_eq!(v.type_.as_deref(), Some("DirectoryOrCreate"));
 }
 
+/// The agent writes the node's CNI allow-list where the plugin on the host reads it: a
+/// read-write mount of the same host directory.
+#[test]
+fn the_agent_writes_the_cni_allow_list_where_the_plugin_reads_it() {
+    let Some(objects) = rendered(
+        "the_agent_writes_the_cni_allow_list_where_the_plugin_reads_it",
+        &deploy_dir(),
+    ) else {
+        return;
+    };
+    let file = Path::new(crds::cni::NODE_ALLOW_LIST_FILE);
+    let dir = file.parent().and_then(Path::to_str).expect("a directory");
+    let (m, v) = agent_host_mount(&objects, dir);
+    assert_ne!(m.read_only, Some(true), "the agent writes the file");
+    assert_eq!(v.path, dir, "the host's directory, at the same path");
+}
+
 /// The per-VF metrics name the pod holding each VF from the CNI plugin's records: the agent
 /// sees the plugin's state directory of the host where its `--cni-state-dir` default says, and
 /// only reads it.

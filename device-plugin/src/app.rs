@@ -39,6 +39,22 @@ const CONFIG_RECHECK: Duration = Duration::from_secs(10);
 /// How long stopping pools may take at shutdown.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The default `--metrics-addr`: host port 9831 on every address, as in deploy/device-plugin.
+pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9831";
+
+/// Where /metrics and /healthz are served; `None`: not served (`--metrics-addr off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<SocketAddr>);
+
+fn metrics_addr(s: &str) -> Result<MetricsAddr, String> {
+    if s == "off" {
+        return Ok(MetricsAddr(None));
+    }
+    s.parse()
+        .map(|a| MetricsAddr(Some(a)))
+        .map_err(|e| format!("{e}: an address such as 0.0.0.0:9831, or off"))
+}
+
 /// Command-line arguments of `smartnic-device-plugin`.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -72,10 +88,10 @@ pub struct Args {
     /// host while link events and uevents cannot be followed, in milliseconds.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_interval_ms: u64,
-    /// Address of the /metrics and /healthz endpoints (none when not given; the DaemonSet in
-    /// deploy/device-plugin gives 0.0.0.0:9831, the agent's is 9830, the operator's 8080).
-    #[arg(long, env = "METRICS_ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
+    /// Address of the /metrics and /healthz endpoints, or `off` (the agent's port is 9830, the
+    /// operator's 8080).
+    #[arg(long, env = "METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR, value_parser = metrics_addr)]
+    pub metrics_addr: MetricsAddr,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -315,7 +331,7 @@ pub async fn main_with<S: HostSource>(args: Args, source: S) -> Result<(), Error
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(Error::Signal)?;
     let (done_tx, done) = watch::channel(false);
-    let metrics_server = match args.metrics_addr {
+    let metrics_server = match args.metrics_addr.0 {
         Some(addr) => {
             let mut done = done.clone();
             let serve = metrics::serve(addr, metrics.clone(), async move {
@@ -346,6 +362,32 @@ pub async fn main_with<S: HostSource>(args: Args, source: S) -> Result<(), Error
 mod tests {
     use super::*;
 
+    /// The binary's default is what deploy/device-plugin passes, exposes and advertises to
+    /// Prometheus, so that running it without `--metrics-addr` (or dropping the argument from
+    /// the manifest) changes nothing.
+    #[test]
+    fn the_default_metrics_address_is_the_manifests() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/device-plugin/daemonset.yaml"
+        );
+        let yaml = std::fs::read_to_string(path).unwrap();
+        let default: SocketAddr = DEFAULT_METRICS_ADDR.parse().unwrap();
+        let port = default.port().to_string();
+        let value = |key: &str| -> Vec<String> {
+            yaml.lines()
+                .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix(key))
+                .map(|v| v.trim().trim_matches('"').to_owned())
+                .collect()
+        };
+        assert_eq!(value("--metrics-addr="), [DEFAULT_METRICS_ADDR]);
+        for key in ["containerPort:", "hostPort:", "prometheus.io/port:"] {
+            assert_eq!(value(key), std::slice::from_ref(&port), "{key}");
+        }
+        let a = Args::parse_from(["smartnic-device-plugin"]);
+        assert_eq!(a.metrics_addr, MetricsAddr(Some(default)));
+    }
+
     #[test]
     fn defaults_are_the_documented_paths() {
         let a = Args::parse_from(["smartnic-device-plugin"]);
@@ -363,7 +405,16 @@ mod tests {
             PathBuf::from("/var/run/k8s.cni.cncf.io/devinfo/dp")
         );
         assert_eq!(a.cdi_dir, PathBuf::from("/var/run/cdi"));
-        assert!(!a.cdi && a.metrics_addr.is_none());
+        assert!(!a.cdi);
+        assert_eq!(
+            a.metrics_addr,
+            MetricsAddr(Some(([0, 0, 0, 0], 9831).into()))
+        );
+        let off = Args::parse_from(["smartnic-device-plugin", "--metrics-addr", "off"]);
+        assert_eq!(off.metrics_addr, MetricsAddr(None));
+        assert!(
+            Args::try_parse_from(["smartnic-device-plugin", "--metrics-addr", "9831"]).is_err()
+        );
         let s = Settings::from_args(&a);
         assert!(s.cdi_dir.is_none());
         let a = Args::parse_from([

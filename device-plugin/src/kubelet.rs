@@ -42,7 +42,8 @@ pub enum RegisterError {
     },
     /// The kubelet did not answer in time.
     #[error(
-        "the kubelet did not answer the registration of {resource} within {REGISTER_TIMEOUT:?}"
+        "the kubelet did not answer the registration of {resource} within {}",
+        crds::report::human_duration(REGISTER_TIMEOUT)
     )]
     Timeout {
         /// The resource.

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! smartnic-device-plugin --config FILE [--root DIR] [--plugin-dir DIR] [--devinfo-dir DIR]
-//!                        [--cdi-dir DIR] [--cdi] [--metrics-addr ADDR] [--log-format text|json]
+//!                        [--cdi-dir DIR] [--cdi] [--metrics-addr ADDR|off] [--log-format text|json]
 //! ```
 //!
 //! On the host's own root (`--root /`) the host state follows link events and uevents (with a

@@ -24,6 +24,9 @@ fn logs(env: &[(&str, &str)]) -> String {
         .arg(dir.path().join("devinfo"))
         .arg("--cdi-dir")
         .arg(dir.path().join("cdi"))
+        // not the default 0.0.0.0:9831: a test listens on loopback only
+        .arg("--metrics-addr")
+        .arg("127.0.0.1:0")
         .env_remove("NO_COLOR")
         .env_remove("RUST_LOG")
         .env_remove("LOG_FORMAT")

@@ -6,7 +6,10 @@
 # configuration, RDMA mode), the NetworkAttachmentDefinition, the device-plugin node label and the
 # DaemonSets' placement; status conditions appear; a change of one policy rewrites only the node
 # states of the nodes it selects. The agents' part (inventory in status) is played by the admin
-# with the inventory of a fixture host (examples/hosts/cx6dx-switchdev).
+# with the inventory of a fixture host (examples/hosts/cx6dx-switchdev). Last, the node-write
+# admission policy: with the operator's token, smartnic.io/ labels and cordon
+# pass; another label, annotation, a taint or the pod CIDR are refused naming the policy, and the
+# node is left as it was.
 . "$HW/api/common.sh"
 api_ensure_installed
 api_webhook_off
@@ -214,6 +217,47 @@ else
 fi
 errs=$(curl -fsS "$op30_metrics/metrics" | grep '^smartnic_operator_reconcile_errors_total' | grep -v ' 0$' || true)
 [ -z "$errs" ] || note "reconcile errors (retried): $errs"
+
+# The node-write admission policy (smartnic-operator-node-writes): RBAC lets the operator patch
+# any Node; the policy holds its writes to smartnic.io/ labels and annotations and cordon. Each
+# write below is a PATCH with the operator's own token (after the 403 count above: the refusals
+# are wanted here). It has no `get` on Nodes (it reads them from its watch), so kubectl, which
+# reads the object first, cannot stand for it: curl sends the PATCH alone, as the operator does.
+# A refused write leaves the node as it was.
+op_token=$(KUBECONFIG=$op_kc kubectl config view --raw -o jsonpath='{.users[0].user.token}')
+node_meta() { jget node node-a '"\(.metadata.labels | tojson) \(.metadata.annotations // {} | tojson) \(.spec.taints // [] | tojson) \(.spec.unschedulable // false) \(.spec.podCIDR // "")"'; }
+# op_patch WANT(allowed|refused:MESSAGE) WHAT MERGE-PATCH
+op_patch() {
+  local want=$1 what=$2 out code before after
+  before=$(node_meta)
+  out=$(curl -sS --cacert "$K8S_CA" -H "Authorization: Bearer $op_token" -X PATCH \
+    -H 'Content-Type: application/merge-patch+json' --data "$3" -w '\n%{http_code}' \
+    "$K8S_API/api/v1/nodes/node-a" 2>&1)
+  code=${out##*$'\n'}
+  out=$(jq -r '.message // empty' <<<"${out%$'\n'*}" 2>/dev/null)
+  after=$(node_meta)
+  if [ "$want" = allowed ]; then
+    if [ "$code" = 200 ]; then ok "operator's node write allowed: $what"; else fail "operator's node write allowed: $what" "HTTP $code: $out"; fi
+  elif [ "$code" = 200 ]; then
+    fail "operator's node write refused: $what" "accepted"
+  elif ! grep -q "smartnic-operator-node-writes" <<<"$out" || ! grep -qF "${want#refused:}" <<<"$out"; then
+    fail "operator's node write refused by the admission policy: $what" "HTTP $code: $out"
+  elif [ "$before" != "$after" ]; then
+    fail "operator's node write refused: $what (node unchanged)" "before: $before"$'\n'"after:  $after"
+  else
+    ok "operator's node write refused (HTTP $code) by smartnic-operator-node-writes: $what"
+  fi
+}
+op_patch allowed "label smartnic.io/api-test" '{"metadata":{"labels":{"smartnic.io/api-test":"1"}}}'
+op_patch allowed "its label removed" '{"metadata":{"labels":{"smartnic.io/api-test":null}}}'
+op_patch allowed "cordon (spec.unschedulable)" '{"spec":{"unschedulable":true}}'
+op_patch allowed "uncordon" '{"spec":{"unschedulable":null}}'
+op_patch "refused:only smartnic.io/ labels" "another label (team=x)" '{"metadata":{"labels":{"team":"x"}}}'
+op_patch "refused:only smartnic.io/ labels" "overwrite kubernetes.io/os" '{"metadata":{"labels":{"kubernetes.io/os":"windows"}}}'
+op_patch "refused:only smartnic.io/ labels" "remove label gpu" '{"metadata":{"labels":{"gpu":null}}}'
+op_patch "refused:only smartnic.io/ annotations" "another annotation" '{"metadata":{"annotations":{"example.com/owner":"x"}}}'
+op_patch "refused:only unschedulable" "a taint" '{"spec":{"taints":[{"key":"evil","value":"1","effect":"NoSchedule"}]}}'
+op_patch "refused:only unschedulable" "spec.podCIDR" '{"spec":{"podCIDR":"10.99.0.0/24"}}'
 
 api_operator_stop "$op30_pid"
 op_cleanup >/dev/null 2>&1

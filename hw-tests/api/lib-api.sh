@@ -191,7 +191,8 @@ api_agent() {
   API_PORT=$(api_free_port)
   KUBECONFIG=$T_TMP/agent-$node.kubeconfig RUST_LOG='' setsid smartnic-agent --node-name "$node" \
     --host-root "$root" --state-file "$root/agent-state.json" \
-    --device-plugin-file "$root/device-plugin.json" --metrics-addr "127.0.0.1:$API_PORT" \
+    --device-plugin-file "$root/device-plugin.json" --cni-allow-list-file "$root/cni-allow-list.json" \
+    --metrics-addr "127.0.0.1:$API_PORT" \
     --log-level info,kube_runtime=warn "$@" >"$T_TMP/agent-$node.log" 2>&1 </dev/null &
   API_PID=$!
   on_exit "kill -KILL $API_PID 2>/dev/null; cp '$T_TMP/agent-$node.log' \"\${SUITE_OUT:-/nonexistent}/\" 2>/dev/null"

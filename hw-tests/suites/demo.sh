@@ -279,7 +279,7 @@ ovs_part() {
   ovs_vswitchd_start "$OD"
   on_exit "ovs-appctl -t $OD/ovs-vswitchd.ctl exit --cleanup"
   OVS_UP=1
-  ctl_json "smartnicctl ovs setup --hw-offload true" ovs "${OV[@]}" setup --datapath system --hw-offload true || return
+  ctl_json "smartnicctl ovs setup --hw-offload true" ovs "${OV[@]}" setup -o json --datapath system --hw-offload true || return
   for p in c d; do ip netns add "demo-$p" && on_exit "ip netns del demo-$p"; done
   for p in c d; do ovs_add "$p"; done
   if wait_for 20 ip netns exec demo-c ping -c 1 -W 1 "${OVS_IP[d]:-0.0.0.0}"; then

@@ -50,7 +50,7 @@ on_exit "ovs-appctl -t $D/ovs-vswitchd.ctl exit --cleanup"
 
 # ===================================================================== setup
 section "node setup: hw-offload, br-int (kernel datapath)"
-ctl_json "ovs setup --hw-offload true" ovs "${OV[@]}" setup --datapath system --hw-offload true
+ctl_json "ovs setup --hw-offload true" ovs "${OV[@]}" setup -o json --datapath system --hw-offload true
 expect_eq "other_config:hw-offload" "$(ovs-vsctl --db="unix:$D/db.sock" get Open_vSwitch . other_config:hw-offload)" '"true"'
 expect_eq "br-int fail_mode secure" "$(ovs-vsctl --db="unix:$D/db.sock" get bridge br-int fail_mode)" secure
 # OVS reads hw-offload at start: restart it, then re-sync our flows (as the agent does).
@@ -216,7 +216,7 @@ fi
 
 # ===================================================================== skip_sw
 section "tc-policy=skip_sw: the kernel refuses, flows fall back to dp:ovs"
-ctl_json "ovs setup --tc-policy skip-sw" ovs "${OV[@]}" setup --datapath system --hw-offload true --tc-policy skip-sw \
+ctl_json "ovs setup --tc-policy skip-sw" ovs "${OV[@]}" setup -o json --datapath system --hw-offload true --tc-policy skip-sw \
   && expect_eq "setup says a restart is needed" "$(jv .restartRequired)" true
 stop_vswitchd
 start_vswitchd

@@ -16,33 +16,33 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Cmd {
-    /// Add an address (`ip addr add ADDR/LEN dev DEV`).
-    #[command(after_help = "Example:\n  smartnicctl addr add 10.0.0.2/24 --dev net1 -n pod1")]
+    /// Add an address (`ip addr add ADDR/LEN dev IFNAME`).
+    #[command(after_help = "Example:\n  smartnicctl addr add net1 10.0.0.2/24 -n pod1")]
     Add {
+        /// The interface.
+        #[arg(value_name = "IFNAME")]
+        dev: String,
         /// Address and prefix length: 10.0.0.2/24, 2001:db8::2/64.
         address: IpPrefix,
-        /// The interface.
-        #[arg(long)]
-        dev: String,
         #[command(flatten)]
         netns: NetnsArg,
     },
     /// Remove an address (`ip addr del ADDR/LEN dev DEV`).
-    #[command(after_help = "Example:\n  smartnicctl addr del 10.0.0.2/24 --dev net1 -n pod1")]
+    #[command(after_help = "Example:\n  smartnicctl addr del net1 10.0.0.2/24 -n pod1")]
     Del {
+        /// The interface.
+        #[arg(value_name = "IFNAME")]
+        dev: String,
         /// Address and prefix length.
         address: IpPrefix,
-        /// The interface.
-        #[arg(long)]
-        dev: String,
         #[command(flatten)]
         netns: NetnsArg,
     },
     /// List addresses (`ip [-4|-6] addr show [dev DEV]`).
-    #[command(after_help = "Example:\n  smartnicctl addr show --dev net1 -o json")]
+    #[command(after_help = "Example:\n  smartnicctl addr show net1 -o json")]
     Show {
         /// Only this interface's.
-        #[arg(long)]
+        #[arg(value_name = "IFNAME")]
         dev: Option<String>,
         /// IPv4 only.
         #[arg(short = '4', conflicts_with = "v6")]
@@ -169,9 +169,7 @@ mod tests {
 
     #[test]
     fn addresses_need_a_prefix_and_a_device() {
-        let Cmd::Add { address, dev, .. } = parse(&["add", "2001:db8::2/64", "--dev", "net1"])
-            .unwrap()
-            .cmd
+        let Cmd::Add { address, dev, .. } = parse(&["add", "net1", "2001:db8::2/64"]).unwrap().cmd
         else {
             panic!("not add")
         };
@@ -179,8 +177,11 @@ mod tests {
             (address.to_string(), dev.as_str()),
             ("2001:db8::2/64".into(), "net1")
         );
-        assert!(parse(&["add", "10.0.0.2/24"]).is_err(), "--dev is required");
-        assert!(parse(&["add", "10.0.0.300/24", "--dev", "x"]).is_err());
+        assert!(
+            parse(&["add", "10.0.0.2/24"]).is_err(),
+            "the interface is required"
+        );
+        assert!(parse(&["add", "x", "10.0.0.300/24"]).is_err());
         assert!(parse(&["show", "-4", "-6"]).is_err());
         let Cmd::Show { v6, netns, .. } = parse(&["show", "-6", "-n", "pod1", "-o", "json"])
             .unwrap()

@@ -7,6 +7,7 @@ mod devlink;
 mod discover;
 mod errno;
 mod ethtool;
+mod grammar;
 mod input;
 mod link;
 mod offload;
@@ -25,6 +26,13 @@ const GRAMMAR: &str = "\
 Conventions (every command):
   -o, --output table|json|yaml   how a command that prints data prints it (table by default;
                                  `offload` also `prom`, Prometheus text; `convert` yaml|json)
+  IFNAME / PF                    the interface a command acts on is its first argument:
+                                 `vf show enp1s0`, `addr show net1`, `sriov numvfs enp1s0 4`
+                                 (a PF also by PCI address); flags name only the other
+                                 interfaces a command needs (`--parent`, `--master`, a
+                                 route's `--dev`). One rule, as in ip(8) and ethtool(8), and
+                                 what link, ethtool and devlink always took. The earlier
+                                 `--pf`, `--pci` (of a PF) and `--dev` still work, with a note
   -f, --filename FILE|-          an input file; `-` reads stdin
   --root DIR                     read a sysfs tree instead of this host's /sys (examples/hosts/)
   RATE                           with a unit: 10Gbit, 500Mbit (a plain number keeps the
@@ -54,10 +62,10 @@ enum Cmd {
     )]
     Discover(discover::Args),
     /// Change SR-IOV state in sysfs (VF count, VF driver).
-    #[command(after_help = "Example:\n  smartnicctl sriov numvfs --pf enp1s0 4")]
+    #[command(after_help = "Example:\n  smartnicctl sriov numvfs enp1s0 4")]
     Sriov(sriov::Args),
     /// Show or set VF settings through the PF (rtnetlink).
-    #[command(after_help = "Example:\n  smartnicctl vf show --pf enp1s0")]
+    #[command(after_help = "Example:\n  smartnicctl vf show enp1s0")]
     Vf(vf::Args),
     /// devlink: devices, eswitch mode, ports, port functions, rates.
     #[command(
@@ -76,7 +84,7 @@ enum Cmd {
     #[command(after_help = "Example:\n  smartnicctl convert -f sriov.yaml > smartnic.yaml")]
     Convert(convert::Args),
     /// Show, add and delete IPv4/IPv6 addresses (rtnetlink).
-    #[command(after_help = "Example:\n  smartnicctl addr show --dev net1")]
+    #[command(after_help = "Example:\n  smartnicctl addr show net1")]
     Addr(addr::Args),
     /// Show, add and delete IPv4/IPv6 routes (rtnetlink).
     #[command(after_help = "Example:\n  smartnicctl route show -6")]
@@ -101,7 +109,12 @@ enum Cmd {
 
 fn main() -> std::process::ExitCode {
     // Usage errors exit 1 like every other failure (clap's own default would be 2).
-    let cli = match Cli::try_parse() {
+    let (args, note) = grammar::rewrite_deprecated(std::env::args_os().skip(1).collect());
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let argv = std::iter::once(std::env::args_os().next().unwrap_or_default()).chain(args);
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

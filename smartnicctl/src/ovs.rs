@@ -12,7 +12,7 @@ use offload::{
 };
 
 use crate::{
-    link::{block_on, out, print_data, print_json},
+    link::{block_on, out, print_data},
     offload::{OvsArgs, connect_db},
 };
 
@@ -57,6 +57,9 @@ enum Cmd {
         /// Turn hw-tc-offload on for this device (PF uplink, representor); repeatable.
         #[arg(long = "tc-offload")]
         tc_offload: Vec<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: crate::link::Output,
     },
     /// Attach a pod: a veth into --netns, or a VF representor already paired with a VF in the pod.
     #[command(
@@ -113,20 +116,33 @@ enum Cmd {
         /// Geneve UDP port.
         #[arg(long, default_value_t = GENEVE_PORT)]
         dst_port: u16,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: crate::link::Output,
     },
     /// Print the tunnel endpoint of an uplink (its first global address).
     #[command(after_help = "Example:\n  smartnicctl ovs endpoint ens1f0np0")]
     Endpoint {
         /// The uplink.
         uplink: String,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: crate::link::Output,
     },
 }
 
 /// `smartnicctl ovs`
 pub fn run(a: Args) -> anyhow::Result<()> {
     block_on(async move {
-        if let Cmd::Endpoint { uplink } = &a.cmd {
-            return out(node::tunnel_endpoint(uplink).await?);
+        if let Cmd::Endpoint { uplink, output } = &a.cmd {
+            let ip = node::tunnel_endpoint(uplink).await?;
+            return match output {
+                crate::link::Output::Table => out(ip),
+                o => print_data(
+                    *o,
+                    &serde_json::json!({"uplink": uplink, "endpoint": ip.to_string()}),
+                ),
+            };
         }
         let ovs = connect_db(&a.ovs).await?;
         // The same flows target and lock file as the agent and the CNI.
@@ -137,6 +153,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 hw_offload,
                 tc_policy,
                 tc_offload,
+                output,
             } => {
                 let mut cfg = NodeSetup::new(&a.ovs.bridge)
                     .datapath(match datapath {
@@ -154,7 +171,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 }
                 let o = node::setup(&ovs, &cfg).await?;
                 overlay.sync(&[]).await?;
-                print_json(&o)
+                match output {
+                    crate::link::Output::Table => out(setup_line(&a.ovs.bridge, &o)),
+                    o2 => print_data(o2, &o),
+                }
             }
             Cmd::Attach {
                 network,
@@ -207,7 +227,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 Attacher::new(overlay).detach(&port).execute().await?;
                 Ok(())
             }
-            Cmd::Peers { peers, dst_port } => {
+            Cmd::Peers {
+                peers,
+                dst_port,
+                output,
+            } => {
                 let peers: Vec<Peer> = peers
                     .iter()
                     .map(|p| {
@@ -223,6 +247,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     })
                     .collect::<anyhow::Result<_>>()?;
                 let c = overlay.set_peers(&peers, dst_port).await?;
+                if output != crate::link::Output::Table {
+                    return print_data(
+                        output,
+                        &serde_json::json!({"added": c.added, "removed": c.removed}),
+                    );
+                }
                 let list = |v: &[String]| {
                     if v.is_empty() {
                         "none".to_owned()
@@ -239,4 +269,32 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Cmd::Endpoint { .. } => Ok(()),
         }
     })?
+}
+
+/// `ovs setup`'s table: what changed, in one line (the JSON has the same fields).
+fn setup_line(bridge: &str, o: &node::SetupOutcome) -> String {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut line = format!(
+        "bridge {bridge}: {}; other_config changed: {}; hw-tc-offload turned on: {}",
+        if o.bridge_created {
+            "created"
+        } else {
+            "present"
+        },
+        list(&o.changed_other_config),
+        list(&o.tc_offload_on)
+    );
+    if o.restart_required {
+        line.push_str("; ovs-vswitchd must be restarted for it to take effect");
+    }
+    for w in &o.warnings {
+        line.push_str(&format!("\nwarning: {w}"));
+    }
+    line
 }

@@ -1,11 +1,16 @@
 //! `smartnicctl sriov`: SR-IOV changes through sysfs.
 //!
 //! ```text
-//! smartnicctl sriov numvfs (--pf IFNAME | --pci BDF) N [--root DIR] [--wait-secs S]
-//!                          [--ready present|driver|netdev]
-//! smartnicctl sriov autoprobe (--pf IFNAME | --pci BDF) [on|off] [--root DIR]
+//! smartnicctl sriov numvfs PF N [--root DIR] [--wait-secs S] [--ready present|driver|netdev]
+//! smartnicctl sriov autoprobe PF [on|off] [--root DIR]
 //! smartnicctl sriov driver --pci BDF DRIVER|none [--root DIR] [--wait-secs S]
-//! smartnicctl sriov representor --pf UPLINK --vf N [--sysfs] [--source] [--root DIR]
+//! smartnicctl sriov representor UPLINK --vf N [--sysfs] [--source] [--root DIR]
+//! ```
+//!
+//! PF: the PF's netdev name (enp1s0) or PCI address (0000:3b:00.0). `--pf` and `--pci` naming
+//! the PF still work ([`crate::grammar`]).
+//!
+//! ```text
 //! ```
 
 use std::path::PathBuf;
@@ -18,7 +23,9 @@ use nic::representor::{RepresentorSource, vf_representor};
 use nic::sriov::{SriovError, SriovHandle, VfReadiness};
 use nic::sysfs::SysFs;
 
-use crate::link::{block_on, out};
+use serde::Serialize;
+
+use crate::link::{Output, block_on, out, print_data};
 
 /// Arguments of `smartnicctl sriov`.
 #[derive(clap::Args)]
@@ -34,20 +41,11 @@ enum Cmd {
     /// has a driver and a netdev (only the PCI function when sriov_drivers_autoprobe is 0).
     /// Prints which VFs were destroyed.
     #[command(
-        after_help = "Example:\n  smartnicctl sriov numvfs --pf enp1s0 4\n  smartnicctl sriov numvfs --pci 0000:01:00.0 0 --root /tmp/h --wait-secs 0"
+        after_help = "Example:\n  smartnicctl sriov numvfs enp1s0 4\n  smartnicctl sriov numvfs 0000:01:00.0 0 --root /tmp/h --wait-secs 0"
     )]
     Numvfs {
-        /// The PF by netdev name.
-        #[arg(
-            long,
-            value_name = "IFNAME",
-            conflicts_with = "pci",
-            required_unless_present = "pci"
-        )]
-        pf: Option<String>,
-        /// The PF by PCI address (0000:3b:00.0).
-        #[arg(long, value_name = "BDF")]
-        pci: Option<PciAddress>,
+        /// The PF: its netdev name (enp1s0) or PCI address (0000:3b:00.0).
+        pf: String,
         /// Number of VFs (0 removes them all).
         n: u32,
         /// Seconds to wait for the VFs; 0 returns right after the writes (useful on a
@@ -61,28 +59,25 @@ enum Cmd {
         /// Use the sysfs tree under DIR instead of the host's.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
     },
     /// Show or set sriov_drivers_autoprobe of a PF: whether the kernel binds a driver to VFs as
     /// they are created (off: VFs stay unbound until bound on purpose, e.g. to vfio-pci).
-    #[command(after_help = "Example:\n  smartnicctl sriov autoprobe --pf enp1s0 off")]
+    #[command(after_help = "Example:\n  smartnicctl sriov autoprobe enp1s0 off")]
     Autoprobe {
-        /// The PF by netdev name.
-        #[arg(
-            long,
-            value_name = "IFNAME",
-            conflicts_with = "pci",
-            required_unless_present = "pci"
-        )]
-        pf: Option<String>,
-        /// The PF by PCI address (0000:3b:00.0).
-        #[arg(long, value_name = "BDF")]
-        pci: Option<PciAddress>,
+        /// The PF: its netdev name (enp1s0) or PCI address (0000:3b:00.0).
+        pf: String,
         /// `on` or `off`; without it, print the current value.
         #[arg(value_parser = ["on", "off"])]
         state: Option<String>,
         /// Use the sysfs tree under DIR instead of the host's.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
     },
     /// Bind a PCI function (usually a VF) to DRIVER through driver_override, unbind and
     /// drivers/DRIVER/bind, then check the bound driver; when that fails, the previous driver
@@ -101,15 +96,18 @@ enum Cmd {
         /// Use the sysfs tree under DIR instead of the host's.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
     },
     /// Print the representor netdev of VF N of a switchdev uplink: the netdev of the VF's
     /// devlink port (`devlink port show`: pfnum, vfnum, controller), or, where devlink cannot
     /// answer (no devlink, or the uplink has no devlink port), the netdev on the uplink's
     /// phys_switch_id whose phys_port_name is `pf<P>vf<N>`; fails when there is none.
-    #[command(after_help = "Example:\n  smartnicctl sriov representor --pf ens1f0np0 --vf 3")]
+    #[command(after_help = "Example:\n  smartnicctl sriov representor ens1f0np0 --vf 3")]
     Representor {
         /// The uplink netdev (phys_port_name `p<P>`).
-        #[arg(long, value_name = "UPLINK")]
+        #[arg(value_name = "UPLINK")]
         pf: String,
         /// VF index.
         #[arg(long, value_name = "N")]
@@ -123,6 +121,9 @@ enum Cmd {
         /// Use the sysfs tree under DIR instead of the host's.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
     },
 }
 
@@ -139,20 +140,13 @@ fn parse_readiness(s: &str) -> Result<VfReadiness, String> {
     }
 }
 
-/// The PF given as `--pf IFNAME` or `--pci BDF`, and how to name it in messages.
-fn pf_arg(
-    sysfs: &SysFs,
-    pf: Option<String>,
-    pci: Option<PciAddress>,
-) -> anyhow::Result<(PciAddress, String)> {
-    match (pf, pci) {
-        (_, Some(addr)) => Ok((addr, addr.to_string())),
-        (Some(ifname), None) => {
-            let addr = pf_address(sysfs, &ifname)?;
-            Ok((addr, format!("{ifname} ({addr})")))
-        }
-        (None, None) => anyhow::bail!("give the PF as --pf IFNAME or --pci BDF"),
+/// The PF given by netdev name or PCI address, and how to name it in messages.
+fn pf_arg(sysfs: &SysFs, pf: &str) -> anyhow::Result<(PciAddress, String)> {
+    if let Ok(addr) = pf.parse::<PciAddress>() {
+        return Ok((addr, addr.to_string()));
     }
+    let addr = pf_address(sysfs, pf)?;
+    Ok((addr, format!("{pf} ({addr})")))
 }
 
 /// While `sriov numvfs` waits for the kernel (a minute for a hundred VFs on some hosts), a line
@@ -209,6 +203,79 @@ impl Drop for Progress {
     }
 }
 
+/// `--ready`'s word for `r`.
+fn readiness_name(r: VfReadiness) -> String {
+    match r {
+        VfReadiness::Present => "present",
+        VfReadiness::Driver => "driver",
+        VfReadiness::Netdev => "netdev",
+    }
+    .to_owned()
+}
+
+/// The netdev name the PF was given by (`None`: by PCI address).
+fn ifname(pf: &str) -> Option<String> {
+    pf.parse::<PciAddress>().is_err().then(|| pf.to_owned())
+}
+
+/// `sriov numvfs -o json|yaml`: the facts of the table line.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NumVfsDoc {
+    /// The PF's netdev, when it was named by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pf: Option<String>,
+    pci_address: String,
+    /// sriov_numvfs before.
+    previous: u32,
+    /// sriov_numvfs now.
+    num_vfs: u32,
+    /// Whether anything was written.
+    changed: bool,
+    /// VF indexes destroyed (every VF that existed, when it changed).
+    destroyed: Vec<u32>,
+    /// What every VF was seen to have, in `--ready`'s words (absent: not waited for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ready: Option<String>,
+    /// How long the wait took, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waited_seconds: Option<f64>,
+}
+
+/// `sriov autoprobe -o json|yaml`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AutoprobeDoc {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pf: Option<String>,
+    pci_address: String,
+    /// sriov_drivers_autoprobe (after the change, when one was asked for).
+    autoprobe: bool,
+}
+
+/// `sriov driver -o json|yaml`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DriverDoc {
+    pci_address: String,
+    /// The driver before (`none`: unbound).
+    previous: String,
+    /// The driver now (`none`: unbound).
+    driver: String,
+    changed: bool,
+}
+
+/// `sriov representor -o json|yaml`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RepresentorDoc {
+    uplink: String,
+    vf: u32,
+    representor: String,
+    /// How it was found: `devlink port DEV/INDEX` or `sysfs`, as `--source` prints it.
+    source: String,
+}
+
 /// `VFs 0-7`, `VF 0`, `no VF`.
 fn vf_range(r: std::ops::Range<u32>) -> String {
     match r.len() {
@@ -223,14 +290,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Numvfs {
             pf,
-            pci,
             n,
             wait_secs,
             ready,
             root,
+            output,
         } => {
             let sysfs = sysfs(root);
-            let (addr, label) = pf_arg(&sysfs, pf, pci)?;
+            let (addr, label) = pf_arg(&sysfs, &pf)?;
             let mut req = SriovHandle::new(&sysfs)
                 .numvfs(addr)
                 .set(n)
@@ -252,6 +319,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let result = req.execute();
             drop(progress);
             let o = result.with_context(|| format!("set sriov_numvfs of {label} to {n}"))?;
+            if output != Output::Table {
+                let doc = NumVfsDoc {
+                    pf: ifname(&pf),
+                    pci_address: addr.to_string(),
+                    previous: o.previous,
+                    num_vfs: n,
+                    changed: o.changed,
+                    destroyed: if o.changed {
+                        o.plan.destroyed().collect()
+                    } else {
+                        Vec::new()
+                    },
+                    // as the table: what the VFs were waited for, only for a change that waited
+                    ready: o
+                        .ready
+                        .filter(|_| o.changed && o.verified && n > 0)
+                        .map(readiness_name),
+                    waited_seconds: (o.changed && o.verified && n > 0)
+                        .then_some(o.waited.as_secs_f64()),
+                };
+                return print_data(output, &doc);
+            }
             if !o.changed {
                 return out(format!("{label}: sriov_numvfs is already {n}"));
             }
@@ -271,12 +360,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Cmd::Autoprobe {
             pf,
-            pci,
             state,
             root,
+            output,
         } => {
             let sysfs = sysfs(root);
-            let (addr, label) = pf_arg(&sysfs, pf, pci)?;
+            let (addr, label) = pf_arg(&sysfs, &pf)?;
             let h = SriovHandle::new(&sysfs).autoprobe(addr);
             if let Some(state) = state {
                 h.set(state == "on")
@@ -285,6 +374,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let on = h
                 .get()
                 .with_context(|| format!("read sriov_drivers_autoprobe of {label}"))?;
+            if output != Output::Table {
+                return print_data(
+                    output,
+                    &AutoprobeDoc {
+                        pf: ifname(&pf),
+                        pci_address: addr.to_string(),
+                        autoprobe: on,
+                    },
+                );
+            }
             out(format!(
                 "{label}: sriov_drivers_autoprobe {}",
                 if on { "on" } else { "off" }
@@ -295,6 +394,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             driver,
             wait_secs,
             root,
+            output,
         } => {
             let sysfs = sysfs(root);
             let handle = SriovHandle::new(&sysfs).driver(pci);
@@ -317,6 +417,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             };
             let name = |d: &Option<String>| d.clone().unwrap_or_else(|| "none".into());
+            if output != Output::Table {
+                return print_data(
+                    output,
+                    &DriverDoc {
+                        pci_address: pci.to_string(),
+                        previous: name(&o.previous),
+                        driver: name(&o.current),
+                        changed: o.changed,
+                    },
+                );
+            }
             if !o.changed {
                 out(format!("{pci}: driver is already {}", name(&o.previous)))
             } else if unbind {
@@ -335,6 +446,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             sysfs: sysfs_only,
             source,
             root,
+            output,
         } => {
             // A fixture tree has no devlink behind it: the host's would answer about other devices.
             let use_devlink = !sysfs_only && root.is_none();
@@ -349,6 +461,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })?
             .with_context(|| format!("look up the representor of VF {vf} of {pf}"))?;
             match found {
+                Some(rep) if output != Output::Table => print_data(
+                    output,
+                    &RepresentorDoc {
+                        uplink: pf.clone(),
+                        vf,
+                        representor: rep.netdev,
+                        source: match rep.source {
+                            RepresentorSource::Devlink(port) => format!("devlink port {port}"),
+                            RepresentorSource::Sysfs => "sysfs".into(),
+                        },
+                    },
+                ),
                 Some(rep) if source => match rep.source {
                     RepresentorSource::Devlink(port) => {
                         out(format!("{} devlink port {port}", rep.netdev))

@@ -17,14 +17,14 @@ enum Cmd {
     /// Change VF settings; one request per setting, in the order listed here, stopping at the
     /// first the kernel refuses.
     #[command(
-        after_help = "Example:\n  smartnicctl vf set --pf enp1s0 --vf 0 --vlan 100 --max-tx-rate 500Mbit"
+        after_help = "Example:\n  smartnicctl vf set enp1s0 --vf 0 --vlan 100 --max-tx-rate 500Mbit"
     )]
     Set(SetArgs),
     /// Show the PF's VF table.
-    #[command(after_help = "Example:\n  smartnicctl vf show --pf enp1s0 -o json")]
+    #[command(after_help = "Example:\n  smartnicctl vf show enp1s0 -o json")]
     Show {
         /// The PF interface.
-        #[arg(long)]
+        #[arg(value_name = "PF")]
         pf: String,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t)]
@@ -47,7 +47,7 @@ impl OnOff {
 #[derive(clap::Args)]
 struct SetArgs {
     /// The PF interface.
-    #[arg(long)]
+    #[arg(value_name = "PF")]
     pf: String,
     /// VF index.
     #[arg(long)]
@@ -229,7 +229,6 @@ mod tests {
     fn set_takes_every_setting_of_the_contract() {
         let a = parse(&[
             "set",
-            "--pf",
             "eth0",
             "--vf",
             "3",
@@ -269,14 +268,12 @@ mod tests {
     #[test]
     fn bad_values_are_usage_errors() {
         for argv in [
-            &["set", "--pf", "eth0", "--vf", "0", "--qos", "1"][..],
-            &["set", "--pf", "eth0", "--vf", "0", "--vlan", "4096"],
-            &[
-                "set", "--pf", "eth0", "--vf", "0", "--vlan", "1", "--qos", "8",
-            ],
-            &["set", "--pf", "eth0", "--vf", "0", "--mac", "02:00"],
-            &["set", "--pf", "eth0", "--vf", "0", "--link-state", "up"],
-            &["set", "--pf", "eth0", "--vf", "0", "--spoofchk", "yes"],
+            &["set", "eth0", "--vf", "0", "--qos", "1"][..],
+            &["set", "eth0", "--vf", "0", "--vlan", "4096"],
+            &["set", "eth0", "--vf", "0", "--vlan", "1", "--qos", "8"],
+            &["set", "eth0", "--vf", "0", "--mac", "02:00"],
+            &["set", "eth0", "--vf", "0", "--link-state", "up"],
+            &["set", "eth0", "--vf", "0", "--spoofchk", "yes"],
             &["show"],
         ] {
             assert!(parse(argv).is_err(), "{argv:?}");

@@ -126,6 +126,78 @@ fn output_formats_on_the_commands_that_print_data() {
     three_formats(&["addr", "show"]);
     three_formats(&["route", "show"]);
     three_formats(&["ethtool", "features", "lo"]);
+    // sriov, on a copy of an example host (numvfs and driver at the values it has: no change)
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("igb");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(repo("examples/hosts/igb-82576"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let root = copy.to_str().unwrap();
+    three_formats(&["sriov", "autoprobe", "enp1s0", "--root", root]);
+    three_formats(&["sriov", "numvfs", "enp1s0", "2", "--root", root]);
+    three_formats(&[
+        "sriov",
+        "driver",
+        "--pci",
+        "0000:01:10.0",
+        "igbvf",
+        "--root",
+        root,
+    ]);
+    let cx = repo("examples/hosts/cx6dx-switchdev");
+    three_formats(&[
+        "sriov",
+        "representor",
+        "ens1f1np1",
+        "--vf",
+        "1",
+        "--root",
+        cx.to_str().unwrap(),
+    ]);
+    // one vocabulary: the JSON says what the table line says
+    let o = ctl(&[
+        "sriov", "numvfs", "enp1s0", "2", "--root", root, "-o", "json",
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"pf": "enp1s0", "pciAddress": "0000:01:00.0", "previous": 2,
+            "numVfs": 2, "changed": false, "destroyed": []}),
+    );
+    let o = ctl(&[
+        "sriov",
+        "representor",
+        "ens1f1np1",
+        "--vf",
+        "1",
+        "--root",
+        cx.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"uplink": "ens1f1np1", "vf": 1, "representor": "ens1f1npf1vf1", "source": "sysfs"}),
+    );
+    // ovs: every command that prints data takes -o (they need an ovsdb-server to run; the
+    // offload lab suite runs setup -o json)
+    for cmd in [
+        &["ovs", "setup"][..],
+        &["ovs", "peers"],
+        &["ovs", "attach"],
+        &["ovs", "endpoint"],
+    ] {
+        let h = text(&ctl(&[cmd, &["--help"]].concat()).stdout);
+        assert!(h.contains("-o, --output <OUTPUT>"), "{cmd:?}: {h}");
+        for f in ["- table:", "- json:", "- yaml:"] {
+            assert!(h.contains(f), "{cmd:?}: {h}");
+        }
+    }
 }
 
 #[test]
@@ -196,7 +268,6 @@ fn rates_take_units() {
         let o = ctl(&[
             "vf",
             "set",
-            "--pf",
             "nonexistent0",
             "--vf",
             "0",
@@ -212,4 +283,58 @@ fn rates_take_units() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.starts_with("error: "), "{err}");
     assert!(!err.contains("unknown rate unit"), "{err}");
+}
+
+/// One way to name an interface: the first argument. The spellings of earlier versions still
+/// work, each with a one-line note on stderr naming the command as it is written now.
+#[test]
+fn the_interface_is_the_first_argument_and_old_flags_are_aliases_with_a_note() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hosts/igb-82576");
+    let new = ctl(&["sriov", "autoprobe", "enp1s0", "--root", root]);
+    assert!(new.status.success(), "{}", text(&new.stderr));
+    assert_eq!(text(&new.stderr), "");
+    for old in [
+        &["sriov", "autoprobe", "--pf", "enp1s0", "--root", root][..],
+        &["sriov", "autoprobe", "--pf=enp1s0", "--root", root],
+    ] {
+        let o = ctl(old);
+        assert!(o.status.success(), "{old:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), text(&new.stdout), "{old:?}");
+        let err = text(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("note: `--pf enp1s0` is deprecated")
+                && err.contains("(smartnicctl sriov autoprobe enp1s0 --root "),
+            "{err}"
+        );
+    }
+    // by PCI address, in the same place
+    let o = ctl(&["sriov", "autoprobe", "0000:01:00.0", "--root", root]);
+    assert_eq!(
+        text(&o.stdout),
+        "0000:01:00.0: sriov_drivers_autoprobe on\n"
+    );
+    // --help shows the one grammar, and not the old flags
+    for cmd in [
+        &["vf", "show"][..],
+        &["vf", "set"],
+        &["sriov", "numvfs"],
+        &["addr", "add"],
+    ] {
+        let h = text(&ctl(&[cmd, &["--help"]].concat()).stdout);
+        assert!(!h.contains("--pf") && !h.contains("--dev"), "{cmd:?}: {h}");
+        let usage = h
+            .lines()
+            .find(|l| l.starts_with("Usage:"))
+            .unwrap_or_default();
+        assert!(
+            usage.contains("<PF>") || usage.contains("<IFNAME>"),
+            "{cmd:?}: {usage}"
+        );
+    }
+    let top = text(&ctl(&["--help"]).stdout);
+    assert!(
+        top.contains("the interface a command acts on is its first argument"),
+        "{top}"
+    );
 }

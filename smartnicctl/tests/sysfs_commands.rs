@@ -217,7 +217,6 @@ fn sriov_numvfs_writes_and_waits_for_the_links() {
         &[
             "sriov",
             "numvfs",
-            "--pci",
             "0000:01:00.0",
             "5",
             "--root",
@@ -238,15 +237,7 @@ fn sriov_numvfs_writes_and_waits_for_the_links() {
     // by netdev name, back to 0
     let o = ctl_with_kernel(
         &host,
-        &[
-            "sriov",
-            "numvfs",
-            "--pf",
-            "enp1s0",
-            "0",
-            "--root",
-            root(&host),
-        ],
+        &["sriov", "numvfs", "enp1s0", "0", "--root", root(&host)],
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
@@ -257,15 +248,7 @@ fn sriov_numvfs_writes_and_waits_for_the_links() {
     );
     assert!(!host.device_dir("0000:01:00.0").join("virtfn0").exists());
     // already there: nothing written
-    let out = ok(&[
-        "sriov",
-        "numvfs",
-        "--pf",
-        "enp1s0",
-        "0",
-        "--root",
-        root(&host),
-    ]);
+    let out = ok(&["sriov", "numvfs", "enp1s0", "0", "--root", root(&host)]);
     assert_eq!(out, "enp1s0 (0000:01:00.0): sriov_numvfs is already 0\n");
 }
 
@@ -275,7 +258,6 @@ fn sriov_numvfs_without_waiting() {
     let out = ok(&[
         "sriov",
         "numvfs",
-        "--pci",
         "01:00.0",
         "3",
         "--root",
@@ -295,19 +277,11 @@ fn sriov_numvfs_without_waiting() {
 fn sriov_autoprobe_show_and_set() {
     let host = HostBuilder::new().igb_82576().build().unwrap();
     let r = root(&host);
-    let out = ok(&["sriov", "autoprobe", "--pf", "enp1s0", "--root", r]);
+    let out = ok(&["sriov", "autoprobe", "enp1s0", "--root", r]);
     assert_eq!(out, "enp1s0 (0000:01:00.0): sriov_drivers_autoprobe on\n");
-    let out = ok(&[
-        "sriov",
-        "autoprobe",
-        "--pci",
-        "0000:01:00.0",
-        "off",
-        "--root",
-        r,
-    ]);
+    let out = ok(&["sriov", "autoprobe", "0000:01:00.0", "off", "--root", r]);
     assert_eq!(out, "0000:01:00.0: sriov_drivers_autoprobe off\n");
-    let err = fails(&["sriov", "autoprobe", "--pci", "0000:01:10.0", "--root", r]);
+    let err = fails(&["sriov", "autoprobe", "0000:01:10.0", "--root", r]);
     assert!(err.contains("0000:01:10.0 is not SR-IOV capable"), "{err}");
 }
 
@@ -315,24 +289,23 @@ fn sriov_autoprobe_show_and_set() {
 fn sriov_numvfs_errors() {
     let host = HostBuilder::new().igb_82576().build().unwrap();
     let r = root(&host);
-    let err = fails(&["sriov", "numvfs", "--pf", "enp1s0", "8", "--root", r]);
+    let err = fails(&["sriov", "numvfs", "enp1s0", "8", "--root", r]);
     assert!(err.contains("enp1s0 (0000:01:00.0)"), "{err}");
     assert!(err.contains("at most 7 VFs"), "{err}");
-    let err = fails(&["sriov", "numvfs", "--pf", "nosuch0", "1", "--root", r]);
+    let err = fails(&["sriov", "numvfs", "nosuch0", "1", "--root", r]);
     assert!(err.contains("no network interface nosuch0"), "{err}");
-    let err = fails(&["sriov", "numvfs", "--pf", "lo", "1", "--root", r]);
+    let err = fails(&["sriov", "numvfs", "lo", "1", "--root", r]);
     assert!(err.contains("lo is not a PCI network function"), "{err}");
-    let err = fails(&["sriov", "numvfs", "--pci", "0000:ff:1f.7", "1", "--root", r]);
+    let err = fails(&["sriov", "numvfs", "0000:ff:1f.7", "1", "--root", r]);
     assert!(err.contains("no PCI function 0000:ff:1f.7"), "{err}");
-    let err = fails(&["sriov", "numvfs", "--pci", "eth0", "1", "--root", r]);
-    assert!(err.contains("\"eth0\" is not a PCI address"), "{err}");
+    let err = fails(&["sriov", "numvfs", "eth0", "1", "--root", r]);
+    assert!(err.contains("no network interface eth0"), "{err}");
     let err = fails(&["sriov", "numvfs", "1", "--root", r]);
-    assert!(err.contains("--pf"), "{err}");
+    assert!(err.contains("<N>"), "{err}");
     // the kernel never finished: timeout names the PF
     let err = fails(&[
         "sriov",
         "numvfs",
-        "--pci",
         "0000:01:00.0",
         "4",
         "--root",
@@ -462,7 +435,6 @@ fn sriov_representor_looks_up_the_vf_representor_in_sysfs() {
     let out = ok(&[
         "sriov",
         "representor",
-        "--pf",
         "ens1f1np1",
         "--vf",
         "1",
@@ -473,7 +445,6 @@ fn sriov_representor_looks_up_the_vf_representor_in_sysfs() {
     let err = fails(&[
         "sriov",
         "representor",
-        "--pf",
         "ens1f0np0",
         "--vf",
         "7",
@@ -485,7 +456,6 @@ fn sriov_representor_looks_up_the_vf_representor_in_sysfs() {
     let err = fails(&[
         "sriov",
         "representor",
-        "--pf",
         "ens2f0np0",
         "--vf",
         "0",
@@ -512,7 +482,6 @@ fn a_long_vf_wait_shows_progress_and_says_its_duration_plainly() {
     let o = ctl(&[
         "sriov",
         "numvfs",
-        "--pci",
         "0000:01:00.0",
         "7",
         "--root",

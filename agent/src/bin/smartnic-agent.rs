@@ -42,6 +42,7 @@ use clap::Parser;
 use kube::Client;
 
 use agent::{
+    allow_list::AllowListFile,
     cluster::NodeApi,
     firmware::{NvidiaFirmware, SystemRunner},
     handoff::{DEFAULT_DEVICE_PLUGIN_FILE, DevicePluginFile},
@@ -88,6 +89,10 @@ struct Args {
     /// The device-plugin hand-off file (read by the node's device plugin).
     #[arg(long, env = "DEVICE_PLUGIN_FILE", default_value = DEFAULT_DEVICE_PLUGIN_FILE)]
     device_plugin_file: PathBuf,
+    /// The node's allow-list for tenant network configurations, kept equal to
+    /// `NicNodeState.spec.cniAllowList` (read by the CNI plugin).
+    #[arg(long, env = "CNI_ALLOW_LIST_FILE", default_value = crds::cni::NODE_ALLOW_LIST_FILE)]
+    cni_allow_list_file: PathBuf,
     /// Address of the plain-HTTP /metrics, /healthz and /readyz endpoints.
     #[arg(long, env = "METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     metrics_addr: SocketAddr,
@@ -344,7 +349,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         metrics,
         health,
         config,
-    );
+    )
+    .with_cni_allow_list(AllowListFile::new(&args.cni_allow_list_file));
     if let Some(uplink) = &args.tunnel_uplink {
         let configured = match args.ovs_datapath {
             DatapathArg::Auto => None,

@@ -3,7 +3,8 @@
 //! 1. at start, the state file says what happened: after a host reboot the last spec is
 //!    re-applied at once, without the cluster ([`Agent::start`]); the agent is ready
 //!    ([`Health`]) only once the host showed a spec again;
-//! 2. each pass ([`Agent::pass`]): discover → plan the `NicNodeState.spec` from the live host
+//! 2. each pass ([`Agent::pass`]): the spec's CNI allow-list to the node's file when it
+//!    differs ([`crate::allow_list`]) → discover → plan the `NicNodeState.spec` from the live host
 //!    (PF steps and node steps) → with `--tunnel-uplink`, the OVS node setup the inventory asks
 //!    for ([`crate::run::overlay::OvsSetup`]; again after an apply that changed what it asks
 //!    for) → if disruptive, the drain handshake (request, wait for the
@@ -50,6 +51,7 @@ use kube::{
 };
 use planner::apply::{HostPlan, Vendor, plan_host};
 
+use crate::allow_list::AllowListFile;
 use crate::cluster::{
     ClusterError, NodeApi, agent_owns_tunnel_endpoint, agent_part, drain_annotations, status_of,
 };
@@ -362,6 +364,8 @@ pub struct Agent {
     ovs_setup: Option<OvsSetup>,
     /// Whether the last pass's OVS node setup failed (the next pass comes after a backoff).
     ovs_setup_failed: bool,
+    /// The node's copy of the tenant allow-list for the CNI plugin; `None`: not kept.
+    cni_allow_list: Option<Arc<AllowListFile>>,
 }
 
 impl Agent {
@@ -386,6 +390,34 @@ impl Agent {
             tunnel_report: None,
             ovs_setup: None,
             ovs_setup_failed: false,
+            cni_allow_list: None,
+        }
+    }
+
+    /// The same keeping `file` equal to `spec.cniAllowList` in each pass
+    /// ([`AllowListFile::publish`]).
+    pub fn with_cni_allow_list(mut self, file: AllowListFile) -> Self {
+        self.cni_allow_list = Some(Arc::new(file));
+        self
+    }
+
+    /// Writes the spec's allow-list to the node's file when it differs. A failure is logged
+    /// and tried again on the next pass: the rest of the pass does not depend on it.
+    async fn publish_allow_list(&self, spec: &NicNodeStateSpec) {
+        let Some(file) = self.cni_allow_list.clone() else {
+            return;
+        };
+        let list = spec.cni_allow_list.clone();
+        let written =
+            tokio::task::spawn_blocking(move || file.publish(list.as_ref()).map(|w| (w, file)))
+                .await;
+        match written {
+            Ok(Ok((true, file))) => {
+                tracing::info!(path = %file.path().display(), "CNI allow-list written")
+            }
+            Ok(Ok((false, _))) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the CNI allow-list"),
+            Err(e) => tracing::warn!(error = %e, "the CNI allow-list task did not finish"),
         }
     }
 
@@ -536,6 +568,7 @@ impl Agent {
         let mut obj = self.api.get().await?;
         let generation = obj.metadata.generation;
         let spec = obj.spec.clone();
+        self.publish_allow_list(&spec).await;
         let (mut request, mut grant) = drain_annotations(&obj);
         let mut last = obj.status.as_ref().map(agent_part);
         if self.tunnel.is_none()

@@ -548,3 +548,48 @@ async fn once_creates_the_node_state_then_runs_one_pass() {
     assert_eq!(outcome, Some(PassOutcome::InSync));
     done(task).await;
 }
+
+#[tokio::test]
+async fn a_pass_writes_the_specs_cni_allow_list_and_one_without_leaves_the_file() {
+    let s = setup(vec![igb()]);
+    let list = crds::cni::TenantAllowList {
+        bridges: vec![crds::cni::HostInterfaceGrant {
+            name: "br-tenant".into(),
+            namespaces: None,
+        }],
+        ..Default::default()
+    };
+    let with = NicNodeStateSpec {
+        cni_allow_list: Some(list.clone()),
+        ..NicNodeStateSpec::default()
+    };
+    let without = NicNodeStateSpec::default();
+    let written = applied_status(vec![igb()], None);
+    let (client, handle) = mock();
+    let task = serve(
+        handle,
+        vec![
+            get_state(&with, json!({}), None),
+            call(
+                Method::PATCH,
+                &status_path(),
+                |_, _| {},
+                state(&with, json!({}), None),
+            ),
+            get_state(&without, json!({}), Some(&written)),
+        ],
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("cni-allow-list.json");
+    let mut a = agent(client, &s).with_cni_allow_list(crate::allow_list::AllowListFile::new(&path));
+    assert_eq!(a.pass().await.expect("pass"), PassOutcome::InSync);
+    let read: crds::cni::TenantAllowList =
+        serde_json::from_slice(&std::fs::read(&path).expect("written")).expect("json");
+    assert_eq!(read, list);
+    // the operator config gone: the node's file stays as it was
+    assert_eq!(a.pass().await.expect("pass"), PassOutcome::InSync);
+    done(task).await;
+    let read: crds::cni::TenantAllowList =
+        serde_json::from_slice(&std::fs::read(&path).expect("kept")).expect("json");
+    assert_eq!(read, list);
+}

@@ -84,7 +84,8 @@ pub enum VswitchError {
     },
     /// ovs-vswitchd did not apply the change in time (is it running?).
     #[error(
-        "{remote}: ovs-vswitchd did not apply the change within {waited:?} (cur_cfg {cur} < next_cfg {want}); is ovs-vswitchd running?"
+        "{remote}: ovs-vswitchd did not apply the change within {} (cur_cfg {cur} < next_cfg {want}); is ovs-vswitchd running?",
+        crds::report::human_duration(*.waited)
     )]
     Timeout {
         /// The remote.
@@ -687,5 +688,32 @@ impl OtherConfigRequest {
         let (_, next) = self.ovs.transact_cfg(ops).await?;
         self.ovs.wait_applied(next, None).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_reads_as_a_person_says_it() {
+        let e = VswitchError::Timeout {
+            remote: "unix:/run/openvswitch/db.sock".into(),
+            waited: Duration::from_nanos(60_000_243_300),
+            cur: 4,
+            want: 5,
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("within 1 min (cur_cfg 4 < next_cfg 5)"),
+            "{msg}"
+        );
+        let e = VswitchError::Timeout {
+            waited: Duration::from_millis(1_500),
+            remote: String::new(),
+            cur: 0,
+            want: 1,
+        };
+        assert!(e.to_string().contains("within 1.5 s "), "{e}");
     }
 }

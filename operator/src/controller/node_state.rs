@@ -26,6 +26,9 @@
 //! While the agent has not reported an inventory, an existing spec is left alone rather than
 //! emptied (an empty inventory would plan to release every PF).
 //!
+//! `spec.cniAllowList` is `NicOperatorConfig.spec.tenantAllowList` (unset while there is no
+//! `NicOperatorConfig`): the agent writes it to the file the CNI plugin reads on the node.
+//!
 //! `spec.rdmaMode` is the `rdmaMode` of the node's `NicPool`
 //! ([`planner::rdma_mode_for_node`]). A node outside `NicOperatorConfig.spec.nodeSelector`
 //! ([`planner::agent_runs_on`]) gets no `NicNodeState` and an existing one is emptied: no agent
@@ -164,8 +167,13 @@ async fn reconcile_node(node: &Node, name: &str, ctx: &Context) -> Result<Action
         .map(|p| (**p).clone())
         .collect();
     let rdma_mode = planner::rdma_mode_for_node(&pools, labels);
+    let cni_allow_list = config
+        .as_ref()
+        .filter(|_| agent_here)
+        .map(|c| c.spec.tenant_allow_list.clone());
     let complete = |spec: NicNodeStateSpec| NicNodeStateSpec {
         rdma_mode,
+        cni_allow_list: cni_allow_list.clone(),
         ..with_device_plugin_config(spec, &prefix)
     };
 
@@ -375,6 +383,7 @@ mod tests {
                 ..Default::default()
             },
             rdma_mode: None,
+            cni_allow_list: None,
         }
     }
 
@@ -560,7 +569,50 @@ mod tests {
 
         let mocksrv = fakeserver.run(Scenario::NodeStateApply {
             node: "n1".into(),
-            spec: expected_spec_with(4, "cx6_vf", "nics.example.com"),
+            spec: NicNodeStateSpec {
+                cni_allow_list: Some(Default::default()),
+                ..expected_spec_with(4, "cx6_vf", "nics.example.com")
+            },
+            label: None,
+        });
+        reconcile(Arc::new(n1), ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn the_tenant_allow_list_is_copied_into_the_node_state() {
+        let (ctx, fakeserver, mut stores) = test_context();
+        let n1 = node(
+            "n1",
+            &[
+                ("gpu", "true"),
+                (LABEL_DEVICE_PLUGIN, "true"),
+                (crds::LABEL_OS, "linux"),
+            ],
+        );
+        stores.node(n1.clone());
+        stores.node_state(with_inventory(
+            node_state("n1", &n1, expected_spec(4)),
+            vec![cx6("0000:3b:00.0", "ens1f0")],
+        ));
+        stores.policy(policy_with_vfs(4));
+        let mut cfg = crds::NicOperatorConfig::new("default", Default::default());
+        let list = crds::cni::TenantAllowList {
+            ipam_data_dirs: vec!["/var/lib/smartnic/ipam".into()],
+            masters: vec![crds::cni::HostInterfaceGrant {
+                name: "eth1".into(),
+                namespaces: Some(vec!["team-a".into()]),
+            }],
+            ..Default::default()
+        };
+        cfg.spec.tenant_allow_list = list.clone();
+        stores.config(cfg);
+        let mocksrv = fakeserver.run(Scenario::NodeStateApply {
+            node: "n1".into(),
+            spec: NicNodeStateSpec {
+                cni_allow_list: Some(list),
+                ..expected_spec(4)
+            },
             label: None,
         });
         reconcile(Arc::new(n1), ctx).await.expect("reconcile");
