@@ -230,7 +230,6 @@ fi
 # Our components, as their DaemonSets run them: the agent in cluster mode under its
 # ServiceAccount's token, the device plugin on the agent's file.
 DPFILE=/var/lib/smartnic/device-plugin.json
-export SMARTNIC_CNI_READY_FILE=$DPFILE
 KUBECONFIG=/lab/cluster/agent.kubeconfig bg agent "$(lab_bin smartnic-agent)" --node-name "$NODE" \
   --metrics-addr 127.0.0.1:9830 --log-format json
 bg device-plugin "$(lab_bin smartnic-device-plugin)" --config "$DPFILE" --log-format json
@@ -243,6 +242,8 @@ done
 # ------------------------------------------------------------------ 1 policy
 section "1 a NicPolicy for the node: VFs, device plugin registration, allocatable"
 k create namespace "$NS" >/dev/null 2>&1
+# Pods need the namespace's default ServiceAccount (the controller-manager makes it).
+wait_for 60 kubectl -n "$NS" get serviceaccount default || fail "namespace $NS has its default ServiceAccount"
 k apply --server-side -f - >/dev/null <<EOF
 apiVersion: smartnic.io/v1alpha1
 kind: NicOperatorConfig
