@@ -18,8 +18,9 @@
 # What is built (binary: module, package; how):
 #   containerd, containerd-shim-runc-v2, ctr
 #                github.com/containerd/containerd/v2 cmd/...; static (CGO_ENABLED=0)
-#   runc         github.com/opencontainers/runc; cgo (nsexec), linked static, tags netgo osusergo,
-#                without seccomp (pods that ask for a seccomp profile fail to start)
+#   runc         github.com/opencontainers/runc; cgo (nsexec), linked static, tags seccomp netgo
+#                osusergo: libseccomp.a from Debian's libseccomp-dev, unpacked (not installed) by
+#                apt-get download, so pods with seccompProfile RuntimeDefault start
 #   multus       gopkg.in/k8snetworkplumbingwg/multus-cni.v4 cmd/multus: the thin plugin; static
 #   pause        gcc -Os -static from build/pause/linux/pause.c of the k8s.io/kubernetes module that
 #                hw-tests/k8s/go.mod pins
@@ -45,10 +46,10 @@ PROJECTS=(
   "runc|github.com/opencontainers/runc|."
   "multus|gopkg.in/k8snetworkplumbingwg/multus-cni.v4|cmd/multus"
 )
-RUNC_TAGS="urfave_cli_no_docs netgo osusergo"
+RUNC_TAGS="urfave_cli_no_docs seccomp netgo osusergo"
 
 # How the binaries are built (flags, the list of commands): bump it when that changes.
-RECIPE=1
+RECIPE=2
 
 # The version NAME/go.mod requires for MODULE (empty when none).
 pinned() {
@@ -160,18 +161,37 @@ for cmd in containerd ctr containerd-shim-runc-v2; do
 done
 
 # runc: nsexec is C, so cgo; linked static so the guest needs no library of a given version.
+# Its seccomp support links libseccomp, found through pkg-config in the unpacked package. The
+# package is unpacked at one fixed place (under the lock): Go's build cache keeps the -L that
+# pkg-config gave without keying on it, so a temporary directory would be gone at the next link.
+# CGO_CFLAGS/CGO_LDFLAGS name the same directories, and those Go does key on.
 RV=$(pinned runc github.com/opencontainers/runc)
-echo "building runc $RV"
-(cd "$HERE/runc" && CGO_ENABLED=1 go_or_die "building runc" \
-  go build -trimpath -tags "$RUNC_TAGS" -ldflags "-s -w -extldflags -static" -o "$BIN/runc" github.com/opencontainers/runc)
-echo "runc github.com/opencontainers/runc $RV" >>"$BIN/versions.txt"
+sdeb="$CACHE/node-libseccomp-dev" # removed with the old pins below
+rm -rf "$sdeb"
+mkdir -p "$sdeb"
+if ! (cd "$sdeb" && apt-get download libseccomp-dev >/dev/null 2>&1); then
+  [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 || true
+  (cd "$sdeb" && apt-get download libseccomp-dev >/dev/null 2>&1) \
+    || die "apt-get download libseccomp-dev failed (runc's seccomp support links its libseccomp.a)"
+fi
+dpkg-deb -x "$sdeb"/libseccomp-dev_*.deb "$sdeb/root"
+spc=$(find "$sdeb/root" -name libseccomp.pc | head -n 1)
+sa=$(find "$sdeb/root" -name libseccomp.a | head -n 1)
+[ -n "$spc" ] && [ -n "$sa" ] || die "libseccomp-dev holds no libseccomp.pc and libseccomp.a"
+sver=$(dpkg-deb -f "$sdeb"/libseccomp-dev_*.deb Version)
+echo "building runc $RV (libseccomp $sver)"
+(cd "$HERE/runc" && CGO_ENABLED=1 PKG_CONFIG_LIBDIR=$(dirname "$spc") PKG_CONFIG_SYSROOT_DIR="$sdeb/root" \
+  CGO_CFLAGS="-O2 -g -I$sdeb/root/usr/include" CGO_LDFLAGS="-O2 -g -L$(dirname "$sa")" \
+  go_or_die "building runc" go build -trimpath -tags "$RUNC_TAGS" -ldflags "-s -w -extldflags -static" \
+  -o "$BIN/runc" github.com/opencontainers/runc)
+echo "runc github.com/opencontainers/runc $RV libseccomp-dev $sver" >>"$BIN/versions.txt"
 
 # Multus's thin plugin (cmd/multus), with the version its hack/build-go.sh stamps.
 MV=$(pinned multus gopkg.in/k8snetworkplumbingwg/multus-cni.v4)
 mpkg=gopkg.in/k8snetworkplumbingwg/multus-cni.v4
 echo "building multus $MV"
 (cd "$HERE/multus" && CGO_ENABLED=0 go_or_die "building multus" \
-  go build -trimpath -ldflags "-s -w -X $mpkg/pkg/multus.version=$MV -X $mpkg/pkg/multus.releaseStatus=,released" \
+  go build -trimpath -ldflags "-s -w -X $mpkg/pkg/multus.version=$MV -X $mpkg/pkg/multus.gitTreeState=clean -X $mpkg/pkg/multus.releaseStatus=,released" \
   -o "$BIN/multus" "$mpkg/cmd/multus")
 echo "multus $mpkg $MV" >>"$BIN/versions.txt"
 
@@ -187,12 +207,17 @@ gcc -Os -Wall -Werror -static -DVERSION="v$ptag-$K" -o "$BIN/pause" "$kdir/build
 strip "$BIN/pause"
 echo "pause k8s.io/kubernetes/build/pause $ptag $K" >>"$BIN/versions.txt"
 
-"$BIN/containerd" --version | grep -q " $CD" || die "containerd --version does not say $CD"
-"$BIN/runc" --version | grep -q "^runc version ${RV#v}" || die "runc --version does not say $RV"
-"$BIN/multus" --version | grep -q "$MV" || die "multus --version does not say $MV"
-"$BIN/pause" -v | grep -q "v$ptag" || die "pause -v does not say $ptag"
+# Each binary says the version it was built from (output captured first: `| grep -q` under pipefail
+# fails when grep stops reading before the program has written everything).
+says() { local out; out=$("$BIN/$1" "$2" 2>&1) || true; grep -qE "$3" <<<"$out" || die "$1 $2 does not say $4: $out"; }
+says containerd --version " $CD( |$)" "$CD"
+says runc --version "^runc version ${RV#v}$" "$RV"
+says runc --version "^libseccomp: " "libseccomp (built without seccomp)"
+says multus --version "version:$MV\\(" "$MV"
+says pause -v "^pause\\.c v$ptag-" "$ptag"
 touch "$OUT/done"
-# Node builds of earlier pins are of no further use (the control plane's directories are not ours).
+# Node builds of earlier pins, and the unpacked libseccomp-dev, are of no further use (the control
+# plane's directories are not ours).
 find "$CACHE" -mindepth 1 -maxdepth 1 -type d -name 'node-*' ! -path "$OUT" -exec rm -rf {} +
 echo "node built in $(($(date +%s) - start)) s into $BIN:"
 sed 's/^/  /' "$BIN/versions.txt"

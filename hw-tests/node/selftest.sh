@@ -43,9 +43,13 @@ for c in "containerd --version|containerd" "ctr --version|ctr" "containerd-shim-
   case "$b" in runc|pause) want=${v#v};; *) want=$v;; esac
   if [ -n "$v" ] && [[ $got == *"$want"* ]]; then ok "$cmd says $v"; else fail "$cmd says ${v:-(no version in versions.txt)}" "$got"; fi
 done
+out=$("$BIN/runc" --version 2>&1)
+expect_match "runc is built with seccomp (runc --version names libseccomp)" "$out" $'\nlibseccomp: [0-9]'
 for b in containerd containerd-shim-runc-v2 ctr runc multus pause; do
-  if readelf -l "$BIN/$b" 2>/dev/null | grep -q 'program interpreter'; then
-    fail "$b is linked static" "$(readelf -l "$BIN/$b" | grep 'program interpreter')"
+  # (captured first: a `| grep -q` under pipefail fails when the writer is cut off)
+  hdr=$(readelf -l "$BIN/$b" 2>&1)
+  if [ -z "$hdr" ] || grep -q 'program interpreter' <<<"$hdr"; then
+    fail "$b is linked static" "$(grep 'program interpreter' <<<"${hdr:-readelf printed nothing}")"
   else
     ok "$b is linked static"
   fi
@@ -106,7 +110,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
   BinaryName = "$BIN/runc"
 EOF
-# The shim is found on PATH; so is runc for ctr, which names it too (--runc-binary).
+# containerd looks for the shim on PATH, then beside its own binary: $BIN first, so that a shim
+# installed on the machine is not the one tested. ctr names the runc (--runc-binary); the CRI
+# runtime's BinaryName does the same for kubelet's pods.
 PATH="$BIN:$PATH" "$BIN/containerd" --config "$C/config.toml" >"$C/containerd.log" 2>&1 &
 CPID=$!
 on_exit "kill $CPID; wait $CPID"
@@ -131,7 +137,7 @@ fi
 for img in "$IMAGES/pause.tar|$PAUSE" "$IMAGES/busybox.tar|$BUSYBOX"; do
   f=${img%|*} name=${img#*|}
   if out=$(timeout 120 "${CTR[@]}" images import --snapshotter "$SNAP" "$f" 2>&1) \
-    && "${CTR[@]}" images ls -q 2>/dev/null | grep -qx "$name"; then
+    && grep -qx "$name" <<<"$("${CTR[@]}" images ls -q 2>/dev/null)"; then
     ok "ctr images import $(basename "$f") names it $name"
   else
     fail "ctr images import $(basename "$f") names it $name" "$out"$'\n'"$("${CTR[@]}" images ls -q 2>&1)"
@@ -148,6 +154,8 @@ ctr_out() {
 }
 ctr_out "busybox runs under the built runc (ctr run --rm ... echo ok)" ok \
   run --rm --snapshotter "$SNAP" --runc-binary "$BIN/runc" "$BUSYBOX" t1 /bin/busybox echo ok
+ctr_out "busybox runs under runc's default seccomp profile (ctr run --seccomp)" ok \
+  run --rm --seccomp --snapshotter "$SNAP" --runc-binary "$BIN/runc" "$BUSYBOX" t3 /bin/busybox echo ok
 ctr_out "busybox has its applets on PATH (sh ping ip ... grep)" done \
   run --rm --snapshotter "$SNAP" --runc-binary "$BIN/runc" "$BUSYBOX" t2 \
   sh -c 'for a in sh ping ip sleep cat ls ifconfig hostname nslookup wget ps grep; do command -v $a >/dev/null || echo "no $a"; done; echo done'
