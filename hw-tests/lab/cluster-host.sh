@@ -16,7 +16,6 @@
 #   admin.kubeconfig         cluster admin, for the suite's kubectl
 #   kubelet.kubeconfig, serving.crt, serving.key, ca.crt   the node's (hw-tests/cluster node)
 #   multus.kubeconfig        Multus' identity (client certificate, ClusterRole multus)
-#   agent.kubeconfig         the agent's ServiceAccount token, bound to its placeholder Pod
 #   rbac.yaml                (applied here) the multus ClusterRole and binding
 
 LAB_NODE=smartnic-lab
@@ -25,35 +24,6 @@ LAB_API_GUEST_PORT=6443
 LAB_CLUSTER_NS=smartnic-system
 
 lab_cluster_log() { echo "lab-cluster: $*" >&2; }
-
-# lab_cluster_token_kubeconfig FILE SERVICEACCOUNT [kubectl create token options...]: a kubeconfig
-# with a 4 h TokenRequest token of that ServiceAccount, for the guest's view of the API server.
-lab_cluster_token_kubeconfig() {
-  local file=$1 sa=$2 token
-  shift 2
-  token=$(kubectl -n "$LAB_CLUSTER_NS" create token "$sa" --duration 4h "$@") || return 1
-  (
-    umask 077
-    cat >"$file" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: lab
-  cluster:
-    server: https://$LAB_API_GUEST_IP:$LAB_API_GUEST_PORT
-    tls-server-name: localhost
-    certificate-authority-data: $(base64 -w0 <"$K8S_CA")
-users:
-- name: $sa
-  user:
-    token: $token
-contexts:
-- name: lab
-  context: {cluster: lab, user: $sa}
-current-context: lab
-EOF
-  )
-}
 
 # lab_cluster_cert_kubeconfig FILE CN GROUP: a kubeconfig with a client certificate signed by the
 # cluster CA, for the guest's view of the API server.
@@ -127,6 +97,10 @@ lab_cluster_up() {
   kubectl wait --for condition=Established --timeout 60s $(api_crds | sed 's|^|crd/|') >/dev/null \
     || { lab_cluster_log "the CRDs did not become Established"; return 1; }
   api_webhook_off
+  # In this lab our components run as processes beside the kubelet (the operator here, the agent
+  # and the device plugin in the guest, the CNI binary where Multus looks for it), not from images:
+  # the deploy's workloads go, or the node would try to pull their images.
+  kubectl -n "$LAB_CLUSTER_NS" delete daemonsets,deployments --all --wait=false >/dev/null 2>&1
 
   "$LAB_HW/cluster" node "$dir" "$LAB_NODE" --server "https://$LAB_API_GUEST_IP:$LAB_API_GUEST_PORT" >/dev/null \
     || { lab_cluster_log "hw-tests/cluster node failed"; return 1; }
@@ -160,35 +134,13 @@ subjects:
   - {apiGroup: rbac.authorization.k8s.io, kind: User, name: multus}
 EOF
 
-  # The agent's token is bound to a Pod on the node, as in its DaemonSet: a placeholder Pod that
-  # the node's kubelet runs (the agent itself runs beside kubelet in the guest).
-  kubectl apply --server-side --field-manager hw-tests -f - >/dev/null <<EOF || { lab_cluster_log "agent placeholder Pod"; return 1; }
-apiVersion: v1
-kind: Pod
-metadata:
-  name: smartnic-agent-$LAB_NODE
-  namespace: $LAB_CLUSTER_NS
-  labels: {app.kubernetes.io/name: smartnic-agent, hw-tests: placeholder}
-spec:
-  nodeName: $LAB_NODE
-  serviceAccountName: smartnic-agent
-  automountServiceAccountToken: false
-  tolerations: [{operator: Exists}]
-  containers:
-    - name: agent
-      image: smartnic.local/busybox:1.35
-      imagePullPolicy: Never
-      command: [sleep, "86400"]
-EOF
-  lab_cluster_token_kubeconfig "$g/agent.kubeconfig" smartnic-agent \
-    --bound-object-kind Pod --bound-object-name "smartnic-agent-$LAB_NODE" || return 1
-
   # The operator, here, under its own ServiceAccount.
   local opkc=$dir/operator.kubeconfig port
   api_token_kubeconfig "$opkc" "$LAB_CLUSTER_NS" smartnic-operator || return 1
   port=$(lab_cluster_free_port)
   mkdir -p "$logdir"
-  KUBECONFIG=$opkc RUST_LOG='' setsid "$operator" --no-webhook --namespace "$LAB_CLUSTER_NS" \
+  # shellcheck disable=SC2016
+  KUBECONFIG=$opkc RUST_LOG='' bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null; exec setsid "$@"' - "$operator" --no-webhook --namespace "$LAB_CLUSTER_NS" \
     --identity lab-operator --metrics-addr "127.0.0.1:$port" --log-level info,kube_runtime=warn \
     >"$logdir/operator.log" 2>&1 </dev/null &
   LAB_CLUSTER_OPERATOR=$!
@@ -200,7 +152,7 @@ LAB_KUBELET_PORT=$LAB_KUBELET_PORT
 LAB_API=https://$LAB_API_GUEST_IP:$LAB_API_GUEST_PORT
 LAB_API_GUEST_IP=$LAB_API_GUEST_IP
 LAB_CLUSTER_NS=$LAB_CLUSTER_NS
-LAB_OPERATOR_METRICS=host 127.0.0.1:$port
+LAB_OPERATOR_METRICS=127.0.0.1:$port
 EOF
   # One connection from the guest to 10.0.2.100:6443 = one socat to the API server's loopback
   # port. The kubelet's port is forwarded from this machine's loopback only.
@@ -213,9 +165,9 @@ EOF
 lab_cluster_down() {
   [ -n "${LAB_CLUSTER_DIR:-}" ] || return 0
   if [ -n "${LAB_CLUSTER_OPERATOR:-}" ]; then
-    kill -TERM "$LAB_CLUSTER_OPERATOR" 2>/dev/null
+    kill -TERM "$LAB_CLUSTER_OPERATOR" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$LAB_CLUSTER_OPERATOR" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$LAB_CLUSTER_OPERATOR" 2>/dev/null
+    kill -KILL "$LAB_CLUSTER_OPERATOR" 2>/dev/null || true
   fi
   "$LAB_HW/cluster" down "$LAB_CLUSTER_DIR" --save-logs "$LAB_CLUSTER_LOGS" >/dev/null 2>&1 || true
   LAB_CLUSTER_DIR=""

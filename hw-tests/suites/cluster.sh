@@ -92,7 +92,8 @@ mkdir -p /etc/containerd /var/lib/containerd /run/containerd /var/lib/kubelet /e
 # on a file system of its own kind (the initramfs root is "rootfs").
 mount -t tmpfs -o size=1200m tmpfs /var/lib/containerd
 mount -t tmpfs tmpfs /var/lib/kubelet
-echo "nameserver 10.0.2.3" >/etc/resolv.conf
+# No name server: nothing in this node resolves or reaches a name (no image is ever pulled).
+echo "# none" >/etc/resolv.conf
 : >/etc/machine-id
 echo "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a" >/etc/machine-id
 
@@ -183,7 +184,7 @@ cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
 failSwapOn: false
 # Device health reaches the Node object at this cadence (kubelet's default is 10 s).
-nodeStatusUpdateFrequency: 500ms
+nodeStatusUpdateFrequency: 1s
 evictionHard: {memory.available: "20Mi"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
@@ -215,6 +216,28 @@ else
   fail "Node $NODE is Ready" "$(kubectl get node "$NODE" -o jsonpath='{.status.conditions}' 2>&1 | head -c 1500)"$'\n'"$(log_tail kubelet)"
   summary
 fi
+# The agent's token is bound to a Pod on the node, as in its DaemonSet: a placeholder Pod (the
+# agent itself runs beside the kubelet). Made now: a Pod bound to a Node that does not exist yet is
+# collected by the control plane.
+k apply --server-side --field-manager hw-tests -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: smartnic-agent-$NODE
+  namespace: $LAB_CLUSTER_NS
+  labels: {app.kubernetes.io/name: smartnic-agent, hw-tests: placeholder}
+spec:
+  nodeName: $NODE
+  serviceAccountName: smartnic-agent
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  tolerations: [{operator: Exists}]
+  containers:
+    - name: agent
+      image: smartnic.local/busybox:1.35
+      imagePullPolicy: Never
+      command: [sleep, "86400"]
+EOF
 if wait_for 120 sh -c "[ \"\$(kubectl -n $LAB_CLUSTER_NS get pod smartnic-agent-$NODE -o jsonpath='{.status.phase}')\" = Running ]"; then
   ok "a pod runs on the node (the agent's placeholder, busybox from the imported image)"
 else
@@ -230,7 +253,12 @@ fi
 # Our components, as their DaemonSets run them: the agent in cluster mode under its
 # ServiceAccount's token, the device plugin on the agent's file.
 DPFILE=/var/lib/smartnic/device-plugin.json
-KUBECONFIG=/lab/cluster/agent.kubeconfig bg agent "$(lab_bin smartnic-agent)" --node-name "$NODE" \
+token=$(k -n "$LAB_CLUSTER_NS" create token smartnic-agent --duration 2h --bound-object-kind Pod \
+  --bound-object-name "smartnic-agent-$NODE")
+sed -e '/^users:/,$d' /lab/cluster/admin.kubeconfig >"$W/agent.kubeconfig"
+printf 'users:\n- name: agent\n  user:\n    token: %s\ncontexts:\n- name: lab\n  context: {cluster: lab, user: agent}\ncurrent-context: lab\n' \
+  "$token" >>"$W/agent.kubeconfig"
+KUBECONFIG=$W/agent.kubeconfig bg agent "$(lab_bin smartnic-agent)" --node-name "$NODE" \
   --metrics-addr 127.0.0.1:9830 --log-format json
 bg device-plugin "$(lab_bin smartnic-device-plugin)" --config "$DPFILE" --log-format json
 sleep 1
