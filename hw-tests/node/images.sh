@@ -20,6 +20,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() { echo "hw-tests/node/images.sh: $*" >&2; exit 3; }
+# shellcheck source=../lib/go-build.sh
+. "$HERE/../lib/go-build.sh"
 
 NODE=$(dirname "$("$HERE/build.sh" --print-dir)")
 IMAGES="$NODE/images"
@@ -115,13 +117,7 @@ image smartnic.local/pause "${BASH_REMATCH[1]}" "$work/pause" \
 # busybox: Debian's static build; the .deb is kept beside the images so a rewrite needs no network.
 debs="$NODE/debs"
 mkdir -p "$debs"
-if ! ls "$debs"/busybox-static_*.deb >/dev/null 2>&1; then
-  if ! (cd "$debs" && apt-get download busybox-static >/dev/null 2>&1); then
-    [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 || true
-    (cd "$debs" && apt-get download busybox-static >/dev/null 2>&1) \
-      || die "apt-get download busybox-static failed (the busybox image is made from it)"
-  fi
-fi
+ls "$debs"/busybox-static_*.deb >/dev/null 2>&1 || deb_download busybox-static "$debs"
 deb=$(ls "$debs"/busybox-static_*.deb | head -n 1)
 bver=$(dpkg-deb -f "$deb" Version)
 [[ $bver =~ ^([0-9]+:)?([0-9]+\.[0-9]+) ]] || die "busybox-static version $bver is not N.M..."
