@@ -66,8 +66,7 @@ stamp() {
 
 pin_one() {
   local name=$1 v=$2 row mod pkgs
-  row=$(printf '%s\n' "${PROJECTS[@]}" | awk -F'|' -v n="$name" '$1 == n') \
-    || true
+  row=$(printf '%s\n' "${PROJECTS[@]}" | awk -F'|' -v n="$name" '$1 == n')
   [ -n "$row" ] || die "--pin: no project $name (containerd, runc, multus)"
   IFS='|' read -r _ mod pkgs <<<"$row"
   local gm

@@ -36,6 +36,10 @@ for t in jq tar gzip sha256sum dpkg-deb apt-get; do
   command -v "$t" >/dev/null || die "$t is not installed"
 done
 "$HERE/build.sh"
+# One writer at a time (build.sh's lock); the tarballs are written beside and then swapped in, so a
+# reader never finds the directory half written.
+exec 9>"$(dirname "$NODE")/.node.lock"
+flock 9
 BIN="$NODE/bin"
 
 # A tar of directory $1's contents into $2, the same bytes for the same tree.
@@ -97,11 +101,13 @@ image() {
   printf '%-12s %-30s %8d bytes  manifest sha256:%s\n' "$(basename "$out")" "$name:$tag" "$(stat -c %s "$out")" "$manifest"
 }
 
+FINAL=$IMAGES
+IMAGES="$FINAL.new"
 rm -rf "$IMAGES"
 mkdir -p "$IMAGES"
 : >"$IMAGES/images.txt"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$IMAGES"' EXIT
 umask 022
 
 # pause: the tag is the major.minor of pause.c's TAG (versions.txt: "pause <pkg> <TAG> <k8s>").
@@ -143,4 +149,6 @@ image smartnic.local/busybox "$btag" "$bb" \
   '{"Cmd":["sleep","3600"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}' \
   "$IMAGES/busybox.tar"
 echo "busybox $(basename "$deb") $bver" >"$IMAGES/sources.txt"
-echo "images in $IMAGES"
+rm -rf "$FINAL"
+mv "$IMAGES" "$FINAL"
+echo "images in $FINAL"
