@@ -66,8 +66,7 @@ stamp() {
 
 pin_one() {
   local name=$1 v=$2 row mod pkgs
-  row=$(printf '%s\n' "${PROJECTS[@]}" | awk -F'|' -v n="$name" '$1 == n') \
-    || true
+  row=$(printf '%s\n' "${PROJECTS[@]}" | awk -F'|' -v n="$name" '$1 == n')
   [ -n "$row" ] || die "--pin: no project $name (containerd, runc, multus)"
   IFS='|' read -r _ mod pkgs <<<"$row"
   local gm
@@ -123,6 +122,7 @@ esac
 
 command -v go >/dev/null || die "go is not installed (the node's programs are built from their Go modules)"
 command -v gcc >/dev/null || die "gcc is not installed (runc's nsexec and the pause binary are C)"
+command -v pkg-config >/dev/null || die "pkg-config is not installed (runc finds libseccomp through it)"
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -n "$(gcc -print-file-name=libc.a | grep /)" ] \
   || die "no static libc (libc6-dev) for the static runc and pause"
 for p in "${PROJECTS[@]}"; do
@@ -169,11 +169,7 @@ RV=$(pinned runc github.com/opencontainers/runc)
 sdeb="$CACHE/node-libseccomp-dev" # removed with the old pins below
 rm -rf "$sdeb"
 mkdir -p "$sdeb"
-if ! (cd "$sdeb" && apt-get download libseccomp-dev >/dev/null 2>&1); then
-  [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 || true
-  (cd "$sdeb" && apt-get download libseccomp-dev >/dev/null 2>&1) \
-    || die "apt-get download libseccomp-dev failed (runc's seccomp support links its libseccomp.a)"
-fi
+deb_download libseccomp-dev "$sdeb"
 dpkg-deb -x "$sdeb"/libseccomp-dev_*.deb "$sdeb/root"
 spc=$(find "$sdeb/root" -name libseccomp.pc | head -n 1)
 sa=$(find "$sdeb/root" -name libseccomp.a | head -n 1)

@@ -20,6 +20,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() { echo "hw-tests/node/images.sh: $*" >&2; exit 3; }
+# shellcheck source=../lib/go-build.sh
+. "$HERE/../lib/go-build.sh"
 
 NODE=$(dirname "$("$HERE/build.sh" --print-dir)")
 IMAGES="$NODE/images"
@@ -34,6 +36,10 @@ for t in jq tar gzip sha256sum dpkg-deb apt-get; do
   command -v "$t" >/dev/null || die "$t is not installed"
 done
 "$HERE/build.sh"
+# One writer at a time (build.sh's lock); the tarballs are written beside and then swapped in, so a
+# reader never finds the directory half written.
+exec 9>"$(dirname "$NODE")/.node.lock"
+flock 9
 BIN="$NODE/bin"
 
 # A tar of directory $1's contents into $2, the same bytes for the same tree.
@@ -95,11 +101,13 @@ image() {
   printf '%-12s %-30s %8d bytes  manifest sha256:%s\n' "$(basename "$out")" "$name:$tag" "$(stat -c %s "$out")" "$manifest"
 }
 
+FINAL=$IMAGES
+IMAGES="$FINAL.new"
 rm -rf "$IMAGES"
 mkdir -p "$IMAGES"
 : >"$IMAGES/images.txt"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$IMAGES"' EXIT
 umask 022
 
 # pause: the tag is the major.minor of pause.c's TAG (versions.txt: "pause <pkg> <TAG> <k8s>").
@@ -115,13 +123,7 @@ image smartnic.local/pause "${BASH_REMATCH[1]}" "$work/pause" \
 # busybox: Debian's static build; the .deb is kept beside the images so a rewrite needs no network.
 debs="$NODE/debs"
 mkdir -p "$debs"
-if ! ls "$debs"/busybox-static_*.deb >/dev/null 2>&1; then
-  if ! (cd "$debs" && apt-get download busybox-static >/dev/null 2>&1); then
-    [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 || true
-    (cd "$debs" && apt-get download busybox-static >/dev/null 2>&1) \
-      || die "apt-get download busybox-static failed (the busybox image is made from it)"
-  fi
-fi
+ls "$debs"/busybox-static_*.deb >/dev/null 2>&1 || deb_download busybox-static "$debs"
 deb=$(ls "$debs"/busybox-static_*.deb | head -n 1)
 bver=$(dpkg-deb -f "$deb" Version)
 [[ $bver =~ ^([0-9]+:)?([0-9]+\.[0-9]+) ]] || die "busybox-static version $bver is not N.M..."
@@ -147,4 +149,6 @@ image smartnic.local/busybox "$btag" "$bb" \
   '{"Cmd":["sleep","3600"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}' \
   "$IMAGES/busybox.tar"
 echo "busybox $(basename "$deb") $bver" >"$IMAGES/sources.txt"
-echo "images in $IMAGES"
+rm -rf "$FINAL"
+mv "$IMAGES" "$FINAL"
+echo "images in $FINAL"

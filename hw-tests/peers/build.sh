@@ -99,11 +99,7 @@ debian_host_local() {
   fi
   local d
   d=$(mktemp -d)
-  if ! (cd "$d" && apt-get download containernetworking-plugins >/dev/null 2>&1); then
-    [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 || true
-    (cd "$d" && apt-get download containernetworking-plugins >/dev/null 2>&1) \
-      || { rm -rf "$d"; die "apt-get download containernetworking-plugins failed (Debian's host-local)"; }
-  fi
+  deb_download containernetworking-plugins "$d"
   dpkg-deb -x "$d"/containernetworking-plugins_*.deb "$d/root"
   cp "$d/root/usr/lib/cni/host-local" "$to/host-local"
   ver=$(dpkg-deb -f "$d"/containernetworking-plugins_*.deb Version)
