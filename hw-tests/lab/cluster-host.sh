@@ -91,11 +91,18 @@ lab_cluster_up() {
   REPO=$(dirname "$LAB_HW")
   # shellcheck source=../api/common.sh
   . "$LAB_HW/api/common.sh"
-  out=$(api_prereqs 2>&1) || { lab_cluster_log "prerequisites: $out"; return 1; }
+  # `kubectl wait` right after an apply can find a CRD without status yet ("accessor error"):
+  # tried again.
+  local i
+  for i in 1 2 3; do out=$(api_prereqs 2>&1) && break; sleep 2; done
+  [ "$i" != 3 ] || api_prereqs >/dev/null 2>&1 || { lab_cluster_log "prerequisites: $out"; return 1; }
   out=$(kubectl apply --server-side -k "$REPO/deploy" 2>&1) || { lab_cluster_log "kubectl apply -k deploy: $out"; return 1; }
-  # shellcheck disable=SC2046
-  kubectl wait --for condition=Established --timeout 60s $(api_crds | sed 's|^|crd/|') >/dev/null \
-    || { lab_cluster_log "the CRDs did not become Established"; return 1; }
+  for i in 1 2 3 4; do
+    # shellcheck disable=SC2046
+    kubectl wait --for condition=Established --timeout 60s $(api_crds | sed 's|^|crd/|') >/dev/null 2>&1 && break
+    [ "$i" != 4 ] || { lab_cluster_log "the CRDs did not become Established"; return 1; }
+    sleep 2
+  done
   api_webhook_off
   # In this lab our components run as processes beside the kubelet (the operator here, the agent
   # and the device plugin in the guest, the CNI binary where Multus looks for it), not from images:

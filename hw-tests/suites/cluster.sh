@@ -144,7 +144,27 @@ fi
 cp /node/bin/multus /lab/cni-ref/ptp /lab/cni-ref/host-local /lab/cni-ref/loopback /opt/cni/bin/
 cp "$(lab_bin smartnic)" /opt/cni/bin/smartnic
 mkdir -p /etc/cni/net.d/multus.d
-cp /lab/cluster/multus.kubeconfig /etc/cni/net.d/multus.d/multus.kubeconfig
+# The thin plugin gives each API request 250 ms (2.5 s in all) and makes a new TLS connection per
+# call; under emulation a handshake alone can take longer. So Multus reaches the API server
+# through `kubectl proxy` on the node's loopback, which holds one TLS connection under Multus's
+# own identity (its client certificate): the same requests, the same RBAC, no handshake per call.
+bg multus-proxy kubectl --kubeconfig /lab/cluster/multus.kubeconfig proxy --address 127.0.0.1 \
+  --port 8001 --accept-hosts '^(127\.0\.0\.1|localhost)$'
+cat >/etc/cni/net.d/multus.d/multus.kubeconfig <<'EOF'
+apiVersion: v1
+kind: Config
+clusters:
+- name: lab
+  cluster: {server: "http://127.0.0.1:8001"}
+users:
+- name: multus
+contexts:
+- name: lab
+  context: {cluster: lab, user: multus}
+current-context: lab
+EOF
+wait_for 30 sh -c 'kubectl --kubeconfig /etc/cni/net.d/multus.d/multus.kubeconfig get --raw /readyz' \
+  || fail "Multus' way to the API server (kubectl proxy on 127.0.0.1:8001)" "$(log_tail multus-proxy)"
 cat >/etc/cni/net.d/00-multus.conf <<'EOF'
 {
   "cniVersion": "1.0.0",
