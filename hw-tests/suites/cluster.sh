@@ -403,11 +403,11 @@ for p in vf-a vf-b; do
   want=$(jq -r --arg u "$uid" '.Data.PodDeviceEntries[] | select(.PodUID == $u) | .DeviceIDs[][]' "$ck" 2>/dev/null | head -n 1)
   got=$(k -n "$NS" get pod "$p" -o jsonpath='{.metadata.annotations.k8s\.v1\.cni\.cncf\.io/network-status}' \
     | jq -r '.[] | select(.name == "'$NS'/data") | .["device-info"].pci["pci-address"] // empty')
-  expect_eq "$p: the VF attached is the one kubelet allocated" "$want" "$got"
+  expect_eq "$p: the VF attached is the one kubelet allocated" "$got" "$want"
 done
 ip_b=$(net1_ip vf-b)
 vlan=$(ip -j link show "$PF1" | jq -r '[.[0].vfinfo_list[]? | select((.vlan_list // [])[0].vlan == 100)] | length')
-expect_eq "two VFs of $PF1 carry VLAN 100 (set through the PF)" 2 "$vlan"
+expect_eq "two VFs of $PF1 carry VLAN 100 (set through the PF)" "$vlan" 2
 if [ -n "$ip_b" ] && k -n "$NS" exec vf-a -- ping -c 3 -W 2 "$ip_b" >/dev/null 2>&1; then
   ok "vf-a pings vf-b ($ip_b) over the VFs (kubectl exec)"
 else
@@ -445,8 +445,19 @@ if wait_for 180 running mv-a mv-b iv-a iv-b; then
 else
   fail "macvlan and ipvlan pods Running" "$(k -n "$NS" get pods 2>&1)"
 fi
+# A pod's net1 as the host's iproute2 sees it (busybox's ip has no details): the pod's network
+# namespace found by net1's address.
+link_kind() { # IP
+  local ns
+  for ns in $(ip netns list | awk '{ print $1 }'); do
+    if ip -n "$ns" -4 -o addr show dev net1 2>/dev/null | grep -q " $1/"; then
+      ip -n "$ns" -d -j link show net1 | jq -r '.[0].linkinfo | "\(.info_kind) mode \(.info_data.mode)"'
+      return
+    fi
+  done
+}
 for net in mv iv; do
-  kind=$(k -n "$NS" exec "$net-a" -- ip -d link show net1 2>/dev/null | grep -o -E 'macvlan mode [a-z]+|ipvlan  ?mode [a-z0-9]+' | head -n 1)
+  kind=$(link_kind "$(net1_ip "$net-a")")
   ipb=$(net1_ip "$net-b")
   if [ -n "$kind" ] && [ -n "$ipb" ] && k -n "$NS" exec "$net-a" -- ping -c 2 -W 2 "$ipb" >/dev/null 2>&1; then
     ok "$net: net1 is $kind; $net-a pings $net-b ($ipb)"
@@ -458,14 +469,15 @@ done
 # ------------------------------------------------------------------ 4 delete
 section "4 pods deleted: VFs restored, leases freed, allocatable whole"
 k -n "$NS" delete pod vf-a vf-b mv-a mv-b iv-a iv-b --wait=true --timeout 120s >/dev/null 2>&1
-expect_eq "the VF table of $PF1 is as before (MAC, VLAN)" "$VF_BEFORE" \
-  "$(ip -j link show "$PF1" | jq -c '[.[0].vfinfo_list[]? | {vf, address, vlan_list}]')"
+expect_eq "the VF table of $PF1 is as before (MAC, VLAN)" \
+  "$(ip -j link show "$PF1" | jq -c '[.[0].vfinfo_list[]? | {vf, address, vlan_list}]')" "$VF_BEFORE"
 wait_for 20 sh -c "[ \"\$(ls /sys/class/net/$PF1/device/virtfn*/net/ 2>/dev/null | grep -vc :)\" = 4 ]"
-expect_eq "the VF netdevs are back in the host under their names" "$NAMES_BEFORE" "$(vf_names)"
+expect_eq "the VF netdevs are back in the host under their names" "$(vf_names)" "$NAMES_BEFORE"
 leases=$(ls /var/lib/cni/networks/*/ 2>/dev/null | grep -c '^10\.10[012]\.' || true)
-expect_eq "no host-local lease left for the three networks" 0 "$leases"
-expect_eq "allocatable $RES still 4, nothing allocated" "4 0" \
-  "$(alloc) $(jq -r '[.Data.PodDeviceEntries[]? | select(.ResourceName == "'$RES'")] | length' "$ck" 2>/dev/null)"
+expect_eq "no host-local lease left for the three networks" "$leases" 0
+# (kubelet's checkpoint keeps a deleted pod's devices until its next allocation: not a measure)
+expect_eq "allocatable $RES still 4, no pod on the node asks for it" \
+  "$(alloc) $(kj get pods -A --field-selector spec.nodeName="$NODE" | jq --arg r "$RES" '[.items[] | select(.spec.containers[].resources.requests[$r] != null)] | length')" "4 0"
 
 # ------------------------------------------------------------------ 5 kubelet restart
 section "5 kubelet restarted: the device plugin registers again"
@@ -501,15 +513,26 @@ watch_alloc &
 WPID=$!
 pids+=("$WPID")
 wait_for 30 test -s "$W/alloc.watch"
-td=$(now_ms)
+td=$(now_ms) tdc=$(date +%H:%M:%S.%N)
 ip link set "$PF1" down
 if wait_for 30 awk -v t="$td" '$1 >= t && $2 == "0" { f = 1 } END { exit !f }' "$W/alloc.watch"; then
   ms=$(( $(awk -v t="$td" '$1 >= t && $2 == "0" { print $1; exit }' "$W/alloc.watch") - td ))
-  echo "# TIMING health-down ${ms} ms (link down -> Node allocatable 0, seen by a watch)"
-  ok "allocatable $RES dropped to 0 ${ms} ms after the link went down (goal below 1000)"
-  [ "$ms" -lt 1000 ] || fail "allocatable drops within 1 s" "$ms ms"
+  echo "# TIMING health-down-node ${ms} ms (link down -> Node allocatable 0, seen by a watch; kubelet writes node status each 1 s)"
+  ok "Node allocatable $RES dropped to 0 ${ms} ms after the link went down"
 else
   fail "allocatable drops when $PF1 goes down" "$(tail -n 5 "$W/alloc.watch")"$'\n'"$(log_tail device-plugin)"
+fi
+# The kubelet's device manager taking the update: its own log line, by the same clock.
+kms=$(awk -v t="$tdc" '/Processed device updates for resource/ && /healthyCount=0/ {
+        split(t, a, ":"); split($2, b, ":")
+        d = ((b[1] * 3600 + b[2] * 60 + b[3]) - (a[1] * 3600 + a[2] * 60 + a[3])) * 1000
+        if (d >= 0) { printf "%d", d; exit } }' "$LOGS/kubelet.log")
+if [ -n "$kms" ]; then
+  echo "# TIMING health-down-kubelet ${kms} ms (link down -> kubelet's device manager: healthyCount=0, kubelet log)"
+  ok "the kubelet saw the VFs Unhealthy ${kms} ms after the link went down (goal below 1000)"
+  [ "$kms" -lt 1000 ] || fail "the kubelet sees the VFs Unhealthy within 1 s" "$kms ms"
+else
+  fail "the kubelet logs the VFs Unhealthy" "$(grep 'Processed device updates' "$LOGS/kubelet.log" | tail -n 3)"
 fi
 tu=$(now_ms)
 ip link set "$PF1" up
@@ -569,7 +592,10 @@ time_pods() { # PREFIX NETWORKS VFS -> the ten times, one a line
     fi
     t1=$(awk -v n="$name" '$2 == n && $3 == "Running" { print $1; exit }' "$W/pods.watch")
     echo $((t1 - t0))
-    k -n "$NS" delete pod "$name" --wait=true --timeout 60s >/dev/null 2>&1
+    # Deleted in the background while the next one starts (both series alike); at most two
+    # are on their way out, so a VF is always free for the next.
+    k -n "$NS" delete pod "$name" --wait=false >/dev/null 2>&1
+    wait_for 120 sh -c "[ \$(kubectl -n $NS get pods -o name | grep -c '^pod/$1-') -le 2 ]"
   done
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "none"; else print a[int((NR + 1) / 2)] }'; }
