@@ -54,7 +54,8 @@ alloc() { kj get node "$NODE" 2>/dev/null | jq -r --arg r "$RES" '.status.alloca
 pod_phase() { k -n "$2" get pod "$1" -o jsonpath='{.status.phase}' 2>/dev/null; }
 
 pids=()
-on_exit 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done; sleep 1; for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done'
+# Each background process leads its own process group (setsid): the group goes, children too.
+on_exit 'for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done; sleep 1; for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null; done'
 # bg NAME CMD...: a long-running process of the node, its output in LOGS/NAME.log.
 bg() {
   local name=$1
@@ -507,14 +508,11 @@ fi
 
 # ------------------------------------------------------------------ 6 health
 section "6 $PF1's link down: the VFs Unhealthy, allocatable drops; back up"
-# One watch of the Node, each line stamped as it arrives.
-watch_alloc() {
-  kubectl get node "$NODE" -w -o "jsonpath={.status.allocatable.smartnic\.io/$POOL}{\"\\n\"}" 2>/dev/null |
-    while read -r v; do echo "$(now_ms) $v"; done >"$W/alloc.watch"
-}
-watch_alloc &
-WPID=$!
-pids+=("$WPID")
+# One watch of the Node, each line stamped (ms) as it arrives.
+# shellcheck disable=SC2016
+bg alloc-watch bash -c 'kubectl get node "$1" -w -o "jsonpath={.status.allocatable.smartnic\.io/$2}{\"\\n\"}" 2>/dev/null |
+  while read -r v; do t=${EPOCHREALTIME/./}; echo "$((t / 1000)) $v"; done >"$3"' - "$NODE" "$POOL" "$W/alloc.watch"
+WPID=$PID_alloc_watch
 wait_for 30 test -s "$W/alloc.watch"
 td=$(now_ms)
 ip link set "$PF1" down
@@ -550,7 +548,7 @@ if wait_for 60 awk -v t="$tu" '$1 >= t && $2 == "4" { f = 1 } END { exit !f }' "
 else
   fail "allocatable back when $PF1 is up" "$(tail -n 5 "$W/alloc.watch")"
 fi
-kill "$WPID" 2>/dev/null
+kill -TERM -- "-$WPID" 2>/dev/null
 
 # ------------------------------------------------------------------ 7 drain
 section "7 numVfs 4 -> 3 with a pod on a VF: evicted, applied, allocatable 3"
@@ -583,9 +581,9 @@ fi
 section "8 pod creation -> Running: with a VF against no extra network"
 # One watch of the namespace's pods, each phase change stamped as it arrives; a pod's time is
 # from just before its create request to its first Running line.
-kubectl -n "$NS" get pods -w -o 'jsonpath={.metadata.name} {.status.phase}{"\n"}' 2>/dev/null |
-  while read -r n ph; do echo "$(now_ms) $n $ph"; done >"$W/pods.watch" &
-pids+=($!)
+# shellcheck disable=SC2016
+bg pods-watch bash -c 'kubectl -n "$1" get pods -w -o "jsonpath={.metadata.name} {.status.phase}{\"\\n\"}" 2>/dev/null |
+  while read -r n ph; do t=${EPOCHREALTIME/./}; echo "$((t / 1000)) $n $ph"; done >"$2"' - "$NS" "$W/pods.watch"
 sleep 2
 time_pods() { # PREFIX NETWORKS VFS -> the ten times, one a line
   local i t0 t1 name
