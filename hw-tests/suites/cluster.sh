@@ -417,6 +417,9 @@ fi
 
 # ------------------------------------------------------------------ 3 macvlan, ipvlan
 section "3 macvlan and ipvlan NicNetworks"
+# The macvlan master is the second PF, which no policy configures: up, as an administrator has it
+# (a macvlan on a master without carrier passes nothing).
+ip link set "$PF2" up
 k apply --server-side --field-manager hw-tests -f - >/dev/null <<EOF
 apiVersion: smartnic.io/v1alpha1
 kind: NicNetwork
@@ -449,13 +452,15 @@ fi
 # A pod's net1 as the host's iproute2 sees it (busybox's ip has no details): the pod's network
 # namespace found by net1's address.
 link_kind() { # IP
-  local p ns seen=" "
+  # iproute2's ip by its path: busybox's nsenter would run its own ip applet.
+  local p ns seen=" " ipbin
+  ipbin=$(type -P ip)
   for p in /proc/[0-9]*; do
     ns=$(readlink "$p/ns/net" 2>/dev/null) || continue
     [[ "$seen" == *" $ns "* ]] && continue
     seen+="$ns "
-    if nsenter -t "${p#/proc/}" -n ip -4 -o addr show dev net1 2>/dev/null | grep -q " $1/"; then
-      nsenter -t "${p#/proc/}" -n ip -d -j link show net1 | jq -r '.[0].linkinfo | "\(.info_kind) mode \(.info_data.mode)"'
+    if nsenter -t "${p#/proc/}" -n "$ipbin" -4 -o addr show dev net1 2>/dev/null | grep -q " $1/"; then
+      nsenter -t "${p#/proc/}" -n "$ipbin" -d -j link show net1 | jq -r '.[0].linkinfo | "\(.info_kind) mode \(.info_data.mode)"'
       return
     fi
   done
