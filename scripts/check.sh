@@ -59,6 +59,20 @@ else
   rm -f "$log.cni"
 fi
 
+# The lab node's runtime (hw-tests/node: containerd, runc, Multus, pause, the image tarballs) on
+# this machine: a private containerd imports and runs the images.
+step "the lab node's runtime on this machine (hw-tests/node/selftest.sh)"
+if [ "$(id -u)" != 0 ]; then
+  echo "node-selftest: 1 passed, 0 failed, 0 skipped" | tee -a "$log"
+  echo "SKIP node_selftest: needs root (it runs containerd)" | tee -a "$log"
+else
+  hw-tests/node/build.sh && hw-tests/node/images.sh
+  hw-tests/node/selftest.sh 2>&1 | tee "$log.node" || true
+  tail -n 1 "$log.node" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/node-selftest: \1 passed, \2 failed, 0 skipped/p' | tee -a "$log"
+  grep -q '^node-selftest' "$log" || echo "node-selftest: 0 passed, 1 failed, 0 skipped (no summary)" | tee -a "$log"
+  rm -f "$log.node"
+fi
+
 if [ "${SMARTNIC_SKIP_LAB:-0}" = 1 ]; then
   step "virtual hardware lab skipped (SMARTNIC_SKIP_LAB=1)"
   # counted, not absent: the lab is one skipped run with its reason
@@ -78,7 +92,7 @@ fi
 step "summary"
 awk -v ci="${CI:-}" '
      /^test result:/ { p += $4; f += $6; s += $8; next }
-     /^(lab|cni-static|cni-pie): [0-9]+ passed/ { p += $2; f += $4; s += $6; next }
+     /^(lab|cni-static|cni-pie|node-selftest): [0-9]+ passed/ { p += $2; f += $4; s += $6; next }
      /(^|[.][.][.] )SKIP [^ ]+: / {
        line = substr($0, index($0, "SKIP "))
        p -= 1

@@ -25,6 +25,8 @@ CACHE=${SMARTNIC_K8S_CACHE:-/var/tmp/smartnic-k8s}
 export GOFLAGS=-mod=readonly GOTOOLCHAIN=local
 
 die() { echo "hw-tests/k8s/build.sh: $*" >&2; exit 3; }
+# shellcheck source=../lib/go-build.sh
+. "$HERE/../lib/go-build.sh"
 
 k8s_version() { awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2; exit }' "$HERE/go.mod"; }
 etcd_version() { awk '$1 == "go.etcd.io/etcd/server/v3" && $2 ~ /^v/ { print $2; exit }' "$HERE/etcd/go.mod"; }
@@ -35,19 +37,6 @@ RECIPE=1
 stamp() {
   { cat "$HERE/go.mod" "$HERE/go.sum" "$HERE/etcd/go.mod" "$HERE/etcd/go.sum"; echo "recipe $RECIPE"; } \
     | sha256sum | cut -c1-16
-}
-
-# Names the module when the proxy refuses one (go prints it, buried in a long line).
-go_or_die() {
-  local what=$1; shift
-  local out
-  if ! out=$("$@" 2>&1); then
-    echo "$out" | tail -n 20 >&2
-    local mod
-    mod=$(echo "$out" | grep -oE '[a-z0-9.-]+\.[a-z]+/[^ :@]+@v[^ :]+' | head -n 1 || true)
-    die "$what failed${mod:+ (module $mod)}"
-  fi
-  [ -z "$out" ] || echo "$out" | grep -v '^go: downloading' || true
 }
 
 pin() {
@@ -136,6 +125,6 @@ for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet
 done
 "$BIN/kube-apiserver" --version | grep -qx "Kubernetes $K" || die "kube-apiserver --version does not say $K"
 echo "$K $E" >"$OUT/done"
-# Builds of earlier pins are of no further use.
-find "$CACHE" -mindepth 1 -maxdepth 1 -type d ! -path "$OUT" -exec rm -rf {} +
+# Builds of earlier pins are of no further use (node-* are hw-tests/node/build.sh's, with pins of their own).
+find "$CACHE" -mindepth 1 -maxdepth 1 -type d ! -path "$OUT" ! -name 'node-*' -exec rm -rf {} +
 echo "kubernetes $K and etcd $E built in $(($(date +%s) - start)) s into $BIN"

@@ -27,7 +27,7 @@ LAB_BPO_PKGS="iproute2"
 LAB_MODULES="igb igbvf vfio-pci 9p 9pnet_virtio veth dummy bridge 8021q macvlan ipvlan geneve vxlan tun
  openvswitch psample sch_ingress cls_flower cls_matchall act_mirred act_gact act_vlan act_tunnel_key
  act_pedit act_csum act_skbedit act_ct act_police act_sample nfnetlink nf_conntrack_netlink
- crc32c_generic crc32c-intel rdma_rxe crc32_generic"
+ crc32c_generic crc32c-intel rdma_rxe crc32_generic overlay virtio_net"
 
 lab_log() { echo "lab: $*" >&2; }
 lab_die() { echo "lab: error: $*" >&2; exit 3; }

@@ -34,6 +34,8 @@ CACHE=${SMARTNIC_PEERS_CACHE:-/var/tmp/smartnic-peers}
 export GOFLAGS=-mod=readonly GOTOOLCHAIN=local CGO_ENABLED=0
 
 die() { echo "hw-tests/peers/build.sh: $*" >&2; exit 3; }
+# shellcheck source=../lib/go-build.sh
+. "$HERE/../lib/go-build.sh"
 
 # binary|module|package|stand-in module|stand-in package ("-": none)
 PEERS=(
@@ -46,19 +48,6 @@ pinned() { awk -v m="$1" '($1 == m || ($1 == "require" && $2 == m)) { v = ($1 ==
 
 # The pin's identity: the committed files and this script. Any change means a rebuild.
 stamp() { cat "$HERE/go.mod" "$HERE/go.sum" "$0" | sha256sum | cut -c1-16; }
-
-# Names the module when the proxy refuses one (go prints it, buried in a long line).
-go_or_die() {
-  local what=$1; shift
-  local out
-  if ! out=$("$@" 2>&1); then
-    echo "$out" | tail -n 20 >&2
-    local mod
-    mod=$(echo "$out" | grep -oE '[a-z0-9.-]+\.[a-z]+/[^ :@]+@v[^ :]+' | head -n 1 || true)
-    die "$what failed${mod:+ (module $mod)}"
-  fi
-  [ -z "$out" ] || echo "$out" | grep -v '^go: downloading' || true
-}
 
 # newest MODULE: its newest release the proxy lists (no pre-releases); fails with go's reason.
 newest() {
@@ -110,11 +99,7 @@ debian_host_local() {
   fi
   local d
   d=$(mktemp -d)
-  if ! (cd "$d" && apt-get download containernetworking-plugins >/dev/null 2>&1); then
-    [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 || true
-    (cd "$d" && apt-get download containernetworking-plugins >/dev/null 2>&1) \
-      || { rm -rf "$d"; die "apt-get download containernetworking-plugins failed (Debian's host-local)"; }
-  fi
+  deb_download containernetworking-plugins "$d"
   dpkg-deb -x "$d"/containernetworking-plugins_*.deb "$d/root"
   cp "$d/root/usr/lib/cni/host-local" "$to/host-local"
   ver=$(dpkg-deb -f "$d"/containernetworking-plugins_*.deb Version)
