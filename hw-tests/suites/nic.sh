@@ -76,19 +76,19 @@ sriov_part() {
   wait_for 10 grep -qx 1 "/sys/class/net/$PF/carrier" || note "$PF has no carrier"
 
   # --- VF count
-  if ctl_ok "sriov numvfs --pci $PFBDF 1" sriov numvfs --pci "$PFBDF" 1; then
-    expect_eq "sysfs sriov_numvfs after --pci ... 1" "$(cat "$PFDEV/sriov_numvfs")" 1
+  if ctl_ok "sriov numvfs $PFBDF 1" sriov numvfs "$PFBDF" 1; then
+    expect_eq "sysfs sriov_numvfs after sriov numvfs $PFBDF 1" "$(cat "$PFDEV/sriov_numvfs")" 1
   fi
   # sriov_drivers_autoprobe: read and write, back to on.
-  if ctl_ok "sriov autoprobe --pf $PF off" sriov autoprobe --pf "$PF" off; then
+  if ctl_ok "sriov autoprobe $PF off" sriov autoprobe "$PF" off; then
     expect_eq "  ...says off, sysfs sriov_drivers_autoprobe is 0" "$CTL_OUT $(cat "$PFDEV/sriov_drivers_autoprobe")" \
       "$PF ($PFBDF): sriov_drivers_autoprobe off 0"
   fi
-  if ctl_ok "sriov autoprobe --pci $PFBDF on" sriov autoprobe --pci "$PFBDF" on; then
+  if ctl_ok "sriov autoprobe $PFBDF on" sriov autoprobe "$PFBDF" on; then
     expect_eq "  ...sysfs sriov_drivers_autoprobe is 1" "$(cat "$PFDEV/sriov_drivers_autoprobe")" 1
   fi
-  if ctl_ok "sriov numvfs --pf $PF $num" sriov numvfs --pf "$PF" "$num"; then
-    expect_eq "sysfs sriov_numvfs after --pf ... $num" "$(cat "$PFDEV/sriov_numvfs")" "$num"
+  if ctl_ok "sriov numvfs $PF $num" sriov numvfs "$PF" "$num"; then
+    expect_eq "sysfs sriov_numvfs after sriov numvfs $PF $num" "$(cat "$PFDEV/sriov_numvfs")" "$num"
     check "virtfn0..virtfn$((num - 1)) links exist" test -e "$PFDEV/virtfn$((num - 1))"
     expect_match "  ...reports that 1 -> $num destroyed VF 0 and that every VF has a netdev" "$CTL_OUT" \
       "sriov_numvfs 1 -> $num: destroyed VF 0, created $num; every VF has a netdev after"
@@ -162,14 +162,14 @@ sriov_part() {
   bind_rollback_part "$PF" "$num"
 
   # --- back to 0
-  if ctl_ok "sriov numvfs --pf $PF 0" sriov numvfs --pf "$PF" 0; then
+  if ctl_ok "sriov numvfs $PF 0" sriov numvfs "$PF" 0; then
     expect_eq "sysfs sriov_numvfs is 0, no virtfn0" "$(cat "$PFDEV/sriov_numvfs") $(test -e "$PFDEV/virtfn0" && echo virtfn0)" "0 "
     expect_eq "  ...reports the VFs it destroyed" "$CTL_OUT" "$PF ($PFBDF): sriov_numvfs $num -> 0: destroyed VFs 0-$((num - 1)), created 0"
   fi
   if ctl_json "discover -o json after 0 VFs" discover -o json; then
     expect_eq "discover: numVfs 0, no VFs" "$(jq -r '"\(.numVfs) \(.vfs | length)"' <<<"$(nic_of)")" "0 0"
   fi
-  if ctl_fails "sriov numvfs --pf $PF $((total + 1)) (more than sriov_totalvfs) fails" sriov numvfs --pf "$PF" $((total + 1)); then
+  if ctl_fails "sriov numvfs $PF $((total + 1)) (more than sriov_totalvfs) fails" sriov numvfs "$PF" $((total + 1)); then
     expect_match "  ...and the error names $PF or $PFBDF" "$CTL_ERR" "$PF|$PFBDF"
   fi
   echo 0 >"$PFDEV/sriov_numvfs" 2>/dev/null
@@ -193,15 +193,15 @@ error_names() {  # error_names WHAT PF SETTING-REGEX
 vf_part() {
   local PF=$1 num=$2 total=$3 mac0=02:00:5e:10:00:01 mac1=02:00:5e:10:00:02
   section "VF settings (rtnetlink) on $PF"
-  ctl_ok "vf set --vf 0 --mac $mac0" vf set --pf "$PF" --vf 0 --mac $mac0
-  ctl_ok "vf set --vf 0 --vlan 10 --qos 3" vf set --pf "$PF" --vf 0 --vlan 10 --qos 3
-  ctl_ok "vf set --vf 0 --spoofchk off" vf set --pf "$PF" --vf 0 --spoofchk off
-  ctl_ok "vf set --vf 0 --trust on" vf set --pf "$PF" --vf 0 --trust on
-  ctl_ok "vf set --vf 0 --max-tx-rate 100" vf set --pf "$PF" --vf 0 --max-tx-rate 100
+  ctl_ok "vf set --vf 0 --mac $mac0" vf set "$PF" --vf 0 --mac $mac0
+  ctl_ok "vf set --vf 0 --vlan 10 --qos 3" vf set "$PF" --vf 0 --vlan 10 --qos 3
+  ctl_ok "vf set --vf 0 --spoofchk off" vf set "$PF" --vf 0 --spoofchk off
+  ctl_ok "vf set --vf 0 --trust on" vf set "$PF" --vf 0 --trust on
+  ctl_ok "vf set --vf 0 --max-tx-rate 100" vf set "$PF" --vf 0 --max-tx-rate 100
   local want0="mac=$mac0 vlan=10 qos=3 spoofchk=false trust=true maxTxRate=100"
   have_tool ip "kernel (ip link) shows VF 0 as set" \
     && expect_eq "kernel (ip link) shows VF 0 as set" "$(ip_vf_fields "$PF" 0)" "$want0"
-  if ctl_json "vf show --pf $PF -o json" vf show --pf "$PF" -o json; then
+  if ctl_json "vf show $PF -o json" vf show "$PF" -o json; then
     expect_eq "vf show: pf" "$(jv .pf)" "$PF"
     expect_eq "vf show: $num VFs" "$(jv '.vfs | length')" "$num"
     expect_eq "vf show: VF 0 reads back as set" "$(jq -r "$vf_fields" <<<"$(vf_json 0)")" "$want0"
@@ -212,17 +212,17 @@ vf_part() {
   local want1="mac=$mac1 vlan=20 qos=0 spoofchk=true trust=false maxTxRate=50"
   if [ "$num" -ge 2 ]; then
     ctl_ok "vf set --vf 1 --mac --vlan 20 --spoofchk on --trust off --max-tx-rate 50 (one call)" \
-      vf set --pf "$PF" --vf 1 --mac $mac1 --vlan 20 --spoofchk on --trust off --max-tx-rate 50
-    ctl_json "vf show after the combined call" vf show --pf "$PF" -o json \
+      vf set "$PF" --vf 1 --mac $mac1 --vlan 20 --spoofchk on --trust off --max-tx-rate 50
+    ctl_json "vf show after the combined call" vf show "$PF" -o json \
       && expect_eq "vf show: VF 1 reads back as set" "$(jq -r "$vf_fields" <<<"$(vf_json 1)")" "$want1"
   fi
-  ctl_ok "vf set --vf 0 --vlan 0 --max-tx-rate 0 (clear)" vf set --pf "$PF" --vf 0 --vlan 0 --max-tx-rate 0
-  ctl_json "vf show after clearing" vf show --pf "$PF" -o json \
+  ctl_ok "vf set --vf 0 --vlan 0 --max-tx-rate 0 (clear)" vf set "$PF" --vf 0 --vlan 0 --max-tx-rate 0
+  ctl_json "vf show after clearing" vf show "$PF" -o json \
     && expect_eq "vf show: VF 0 vlan and max rate cleared" "$(jq -r '"vlan=\(.vlan // 0) maxTxRate=\(.maxTxRate // 0)"' <<<"$(vf_json 0)")" "vlan=0 maxTxRate=0"
 
   # Settings the NIC may not have: declared per host (VF_UNSUPPORTED), so each outcome is checked.
   note "declared unsupported VF settings on this host: ${VF_UNSUPPORTED:-none}"
-  ctl vf set --pf "$PF" --vf 0 --min-tx-rate 10
+  ctl vf set "$PF" --vf 0 --min-tx-rate 10
   if vf_refuses min-tx-rate; then
     if [ "$CTL_RC" != 0 ] && [ "$CTL_RC" -lt 101 ] && ! ctl_usage_error; then
       ok "vf set --min-tx-rate 10 fails (declared unsupported$(lab && echo ': igb has no minimum rate'))"
@@ -234,13 +234,13 @@ vf_part() {
     fi
   elif [ "$CTL_RC" = 0 ]; then
     ok "vf set --min-tx-rate 10 (declared supported)"
-    ctl_json "vf show" vf show --pf "$PF" -o json \
+    ctl_json "vf show" vf show "$PF" -o json \
       && expect_eq "vf show: VF 0 minTxRate" "$(jq -r '.minTxRate' <<<"$(vf_json 0)")" 10
-    ctl vf set --pf "$PF" --vf 0 --min-tx-rate 0
+    ctl vf set "$PF" --vf 0 --min-tx-rate 0
   else
     fail "vf set --min-tx-rate 10 (declared supported; add min-tx-rate to SMARTNIC_TEST_VF_UNSUPPORTED if this NIC has none)" "$(ctl_diag)"
   fi
-  ctl vf set --pf "$PF" --vf 0 --link-state enable
+  ctl vf set "$PF" --vf 0 --link-state enable
   if vf_refuses link-state; then
     if [ "$CTL_RC" != 0 ] && [ "$CTL_RC" -lt 101 ] && ! ctl_usage_error; then
       ok "vf set --link-state enable fails (declared unsupported$(lab && echo ': igb has no VF link-state control'))"
@@ -252,23 +252,23 @@ vf_part() {
     fi
   elif [ "$CTL_RC" = 0 ]; then
     ok "vf set --link-state enable (declared supported)"
-    ctl_json "vf show" vf show --pf "$PF" -o json \
+    ctl_json "vf show" vf show "$PF" -o json \
       && expect_eq "vf show: VF 0 linkState" "$(jq -r '.linkState' <<<"$(vf_json 0)")" enable
-    ctl vf set --pf "$PF" --vf 0 --link-state auto
+    ctl vf set "$PF" --vf 0 --link-state auto
   else
     fail "vf set --link-state enable (declared supported; add link-state to SMARTNIC_TEST_VF_UNSUPPORTED if this NIC has none)" "$(ctl_diag)"
   fi
   if vf_refuses link-state; then
     # Settings apply in order and the first failure stops: the rate before it sticks.
     ctl_fails "vf set --max-tx-rate 30 --link-state enable fails at the link state" \
-      vf set --pf "$PF" --vf 0 --max-tx-rate 30 --link-state enable
-    ctl_json "vf show" vf show --pf "$PF" -o json \
+      vf set "$PF" --vf 0 --max-tx-rate 30 --link-state enable
+    ctl_json "vf show" vf show "$PF" -o json \
       && expect_eq "  ...the max rate before it was applied" "$(jq -r '.maxTxRate // 0' <<<"$(vf_json 0)")" 30
-    ctl vf set --pf "$PF" --vf 0 --max-tx-rate 0
+    ctl vf set "$PF" --vf 0 --max-tx-rate 0
   fi
-  ctl_fails "vf set on a missing PF fails" vf set --pf nosuchpf0 --vf 0 --trust on \
+  ctl_fails "vf set on a missing PF fails" vf set nosuchpf0 --vf 0 --trust on \
     && expect_match "  ...error names nosuchpf0" "$CTL_ERR" "nosuchpf0"
-  ctl_fails "vf set on VF $total (no such VF) fails" vf set --pf "$PF" --vf "$total" --trust on \
+  ctl_fails "vf set on VF $total (no such VF) fails" vf set "$PF" --vf "$total" --trust on \
     && expect_match "  ...error names $PF" "$CTL_ERR" "$PF"
 }
 
@@ -392,10 +392,10 @@ nsim_part() {
       expect_eq "representor of VF $vfn ($rep): sysfs phys_port_name and phys_switch_id agree" \
         "$(cat "/sys/class/net/$rep/phys_port_name" 2>/dev/null) $(cat "/sys/class/net/$rep/phys_switch_id" 2>/dev/null)" \
         "pf0vf$vfn $switch_id"
-      ctl_ok "sriov representor --pf $nspf --vf $vfn (devlink port dump)" sriov representor --pf "$nspf" --vf "$vfn" --source \
+      ctl_ok "sriov representor $nspf --vf $vfn (devlink port dump)" sriov representor "$nspf" --vf "$vfn" --source \
         && expect_eq "  ...found through its devlink port: $rep" "${CTL_OUT% devlink port *}" "$rep" \
         && expect_match "  ...and says it came from devlink" "$CTL_OUT" " devlink port $DEV/[0-9]+$"
-      ctl_ok "sriov representor --pf $nspf --vf $vfn --sysfs (sysfs names)" sriov representor --pf "$nspf" --vf "$vfn" --sysfs \
+      ctl_ok "sriov representor $nspf --vf $vfn --sysfs (sysfs names)" sriov representor "$nspf" --vf "$vfn" --sysfs \
         && expect_eq "  ...the host layer's sysfs lookup agrees with devlink: $rep" "$CTL_OUT" "$rep"
     done
     rep0=$(jq -r '.[0].netdev // empty' <<<"$vfports")
@@ -627,16 +627,16 @@ links_part() {
   fi
 
   # --- addresses, IPv4 and IPv6, in the namespace
-  ctl_ok "addr add 10.77.0.2/24 --dev net1 -n $NS" addr add 10.77.0.2/24 --dev net1 -n "$NS"
-  ctl_ok "addr add 2001:db8:77::2/64 --dev net1 -n $NS" addr add 2001:db8:77::2/64 --dev net1 -n "$NS"
-  if ctl_json "addr show --dev net1 -n $NS -o json" addr show --dev net1 -n "$NS" -o json; then
+  ctl_ok "addr add net1 10.77.0.2/24 -n $NS" addr add net1 10.77.0.2/24 -n "$NS"
+  ctl_ok "addr add net1 2001:db8:77::2/64 -n $NS" addr add net1 2001:db8:77::2/64 -n "$NS"
+  if ctl_json "addr show net1 -n $NS -o json" addr show net1 -n "$NS" -o json; then
     expect_eq "  ...reads back both (global scope)" \
       "$(jq -r '[.addresses[] | select(.scope == "global") | .address] | sort | join(" ")' <<<"$CTL_OUT")" "10.77.0.2/24 2001:db8:77::2/64"
     expect_eq "  ...kernel (ip -j addr) agrees" \
       "$(ip -n "$NS" -j addr show net1 | jq -r '[.[0].addr_info[] | select(.scope == "global") | "\(.local)/\(.prefixlen)"] | sort | join(" ")')" \
       "10.77.0.2/24 2001:db8:77::2/64"
   fi
-  ctl_fails "addr add of an existing address fails" addr add 10.77.0.2/24 --dev net1 -n "$NS" \
+  ctl_fails "addr add of an existing address fails" addr add net1 10.77.0.2/24 -n "$NS" \
     && expect_match "  ...error names the address and the link" "$CTL_ERR" "10\.77\.0\.2/24 on net1.*exists"
 
   # --- routes
@@ -659,7 +659,7 @@ links_part() {
   ctl_ok "route del 10.78.0.0/16 -n $NS" route del 10.78.0.0/16 -n "$NS" \
     && expect_eq "  ...kernel: gone" "$(ip -n "$NS" route show 10.78.0.0/16)" ""
   ctl_ok "route del 10.79.0.0/16 --table 100 -n $NS" route del 10.79.0.0/16 --table 100 -n "$NS"
-  ctl_ok "addr del 10.77.0.2/24 --dev net1 -n $NS" addr del 10.77.0.2/24 --dev net1 -n "$NS" \
+  ctl_ok "addr del net1 10.77.0.2/24 -n $NS" addr del net1 10.77.0.2/24 -n "$NS" \
     && expect_eq "  ...kernel: gone" "$(ip -n "$NS" -4 -j addr show net1 | jq -r '[.[0].addr_info[]?] | length')" 0
 
   # --- delete
