@@ -280,7 +280,7 @@ fn a_netdev_that_does_not_come_back_fails_the_add_and_leaves_nothing() {
     assert_eq!(err.code, code::HOST);
     assert!(
         err.msg.contains("VF 1 of pf0 (0000:3b:02.1)")
-            && err.msg.contains("no netdev appeared")
+            && err.msg.contains("no netdev appeared within 10s")
             && err.msg.contains("rebound to igbvf"),
         "{}",
         err.msg
