@@ -68,6 +68,12 @@ struct State {
     rdma: BTreeMap<String, (PciAddress, String)>,
     /// The RDMA netns mode (`None`: no RDMA subsystem).
     rdma_mode: Option<nic::rdma::NetnsMode>,
+    /// VFs unbound from their driver.
+    unbound: BTreeSet<PciAddress>,
+    /// VFs whose next binds make no netdev (a driver whose probe fails half-way), by count.
+    netdev_less_binds: BTreeMap<PciAddress, u32>,
+    /// GUID settings, unbinds, binds and moves into pods, in order.
+    events: Vec<String>,
 }
 
 /// The fake. Clones share one state.
@@ -330,6 +336,17 @@ impl FakeHost {
         Ok(mac)
     }
 
+    /// Makes the next `binds` binds of the VF at `bdf` bring up no netdev.
+    pub fn netdev_less_binds(&self, bdf: PciAddress, binds: u32) {
+        self.lock().netdev_less_binds.insert(bdf, binds);
+    }
+
+    /// What happened to VFs, in order: `guid <pf> <vf>`, `unbind <bdf>`, `bind <bdf>`,
+    /// `move <netdev>`.
+    pub fn events(&self) -> Vec<String> {
+        self.lock().events.clone()
+    }
+
     /// Makes ipvlan creation fail as on a kernel without the module.
     pub fn without_ipvlan(&self) {
         self.lock().no_ipvlan = true;
@@ -401,8 +418,59 @@ impl Host for FakeHost {
             pf,
             index,
             netdev,
-            driver: Some(driver),
+            driver: (!st.unbound.contains(bdf)).then_some(driver),
         })
+    }
+
+    fn unbind_vf(&self, bdf: &PciAddress, driver: &str) -> HostResult<()> {
+        let mut st = self.lock();
+        let bound = st.vfs.get(bdf).map(|(_, _, d)| d.clone());
+        if bound.as_deref() != Some(driver) || st.unbound.contains(bdf) {
+            return Err(HostError::other(format!(
+                "unbind {bdf} from {driver}: No such device (os error 19)"
+            )));
+        }
+        // the driver's remove destroys the netdev in whichever namespace it is
+        for links in st.ns.values_mut() {
+            links.retain(|_, l| l.vf != Some(*bdf));
+        }
+        st.returning.retain(|(_, _, l)| l.vf != Some(*bdf));
+        st.unbound.insert(*bdf);
+        st.events.push(format!("unbind {bdf}"));
+        Ok(())
+    }
+
+    fn bind_vf(&self, bdf: &PciAddress, driver: &str) -> HostResult<()> {
+        let mut st = self.lock();
+        let Some((_, index, drv)) = st.vfs.get(bdf).cloned() else {
+            return Err(HostError::other(format!("no PCI device {bdf}")));
+        };
+        if drv != driver || !st.unbound.remove(bdf) {
+            return Err(HostError::other(format!(
+                "bind {bdf} to {driver}: Device or resource busy (os error 16)"
+            )));
+        }
+        st.events.push(format!("bind {bdf}"));
+        if let Some(n) = st.netdev_less_binds.get_mut(bdf).filter(|n| **n > 0) {
+            *n -= 1;
+            return Ok(());
+        }
+        // a new netdev, under the kernel's name for it (udev has not renamed it)
+        let mac = MacAddr([2, 0xaa, 0, 0, (index >> 8) as u8, index as u8]);
+        let link = Self::new_link(&mut st, mac, None, Some(*bdf));
+        let name = format!("ib{}", link.index);
+        st.ns.entry(HOST.into()).or_default().insert(name, link);
+        Ok(())
+    }
+
+    fn wait_vf_netdev(
+        &self,
+        bdf: &PciAddress,
+        _timeout: std::time::Duration,
+    ) -> HostResult<Option<VfDevice>> {
+        // no clock here: a netdev that is not there after a bind never comes
+        let dev = self.vf_device(bdf)?;
+        Ok(dev.netdev.is_some().then_some(dev))
     }
 
     fn whole_pf(&self, bdf: &PciAddress) -> HostResult<Option<PfDevice>> {
@@ -445,6 +513,9 @@ impl Host for FakeHost {
             .get_mut(&(pf.to_string(), vf))
             .ok_or_else(|| HostError::other(format!("{pf} has no VF {vf}")))?;
         setting.apply_to(row);
+        if matches!(setting, VfSetting::IbNodeGuid(_) | VfSetting::IbPortGuid(_)) {
+            st.events.push(format!("guid {pf} {vf}"));
+        }
         Ok(())
     }
 
@@ -536,6 +607,7 @@ impl Host for FakeHost {
         st.ns
             .get_mut(&pod_key)
             .map(|l| l.insert(new_name.into(), link));
+        st.events.push(format!("move {name}"));
         Ok(())
     }
 

@@ -185,6 +185,34 @@ pub trait Host {
     /// The function at `bdf` when it is no VF (it has no `physfn`); `None` for a VF.
     fn whole_pf(&self, bdf: &PciAddress) -> HostResult<Option<PfDevice>>;
 
+    /// Unbinds the VF at `bdf` from its driver `driver` (`drivers/<driver>/unbind`): its netdev
+    /// goes away, wherever it is.
+    fn unbind_vf(&self, bdf: &PciAddress, driver: &str) -> HostResult<()>;
+
+    /// Binds the unbound VF at `bdf` to `driver` (`drivers/<driver>/bind`): the driver reads what
+    /// the PF holds for the VF (mlx5: its GUIDs) as it probes, and makes a new netdev.
+    fn bind_vf(&self, bdf: &PciAddress, driver: &str) -> HostResult<()>;
+
+    /// The VF at `bdf` once it has a netdev in the host, looking again until `timeout` has
+    /// passed; `None` when none appeared by then.
+    fn wait_vf_netdev(
+        &self,
+        bdf: &PciAddress,
+        timeout: std::time::Duration,
+    ) -> HostResult<Option<VfDevice>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let dev = self.vf_device(bdf)?;
+            if dev.netdev.is_some() {
+                return Ok(Some(dev));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// One row of the PF's VF table.
     fn vf_row(&self, pf: &str, vf: u32) -> HostResult<VfInfo>;
 

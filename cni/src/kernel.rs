@@ -346,6 +346,20 @@ impl Host for KernelHost {
         }))
     }
 
+    fn unbind_vf(&self, bdf: &PciAddress, driver: &str) -> HostResult<()> {
+        let s = &self.sysfs;
+        let file = s.pci_drivers_dir().join(driver).join("unbind");
+        s.write(&file, bdf)
+            .map_err(|e| HostError::other(format!("cannot unbind VF {bdf} from {driver}: {e}")))
+    }
+
+    fn bind_vf(&self, bdf: &PciAddress, driver: &str) -> HostResult<()> {
+        let s = &self.sysfs;
+        let file = s.pci_drivers_dir().join(driver).join("bind");
+        s.write(&file, bdf)
+            .map_err(|e| HostError::other(format!("cannot bind VF {bdf} to {driver}: {e}")))
+    }
+
     fn vf_row(&self, pf: &str, vf: u32) -> HostResult<VfInfo> {
         let nl = self.nl(Ns::Host)?;
         self.block_on(nl.vf(pf).get(vf).execute()).map_err(nl_err)
@@ -705,5 +719,38 @@ mod tests {
         assert_eq!(host.vf_pkeys(&vf).unwrap(), [0x8001, 0xffff]);
         let eth: PciAddress = "0000:01:10.0".parse().unwrap();
         assert!(host.vf_pkeys(&eth).unwrap().is_empty());
+    }
+
+    /// The rebind of mode ib: the writes to the driver's `unbind` and `bind` take the VF's
+    /// netdev away and bring one back.
+    #[test]
+    fn an_ib_vf_is_unbound_and_bound_again_through_its_driver() {
+        let fixture = HostBuilder::new()
+            .connectx6_ib()
+            .edit_pf("0000:af:00.0", |pf| pf.set_num_vfs(2))
+            .build()
+            .unwrap();
+        let host = KernelHost::with_sysfs(fixture.sysfs());
+        let vf: PciAddress = "0000:af:00.2".parse().unwrap();
+        let before = host.vf_device(&vf).unwrap();
+        let driver = before.driver.clone().unwrap();
+        assert!(before.netdev.is_some());
+        host.unbind_vf(&vf, &driver).unwrap();
+        fixture.settle().unwrap();
+        let gone = host.vf_device(&vf).unwrap();
+        assert_eq!((gone.driver, gone.netdev), (None, None));
+        host.bind_vf(&vf, &driver).unwrap();
+        fixture.settle().unwrap();
+        let back = host
+            .wait_vf_netdev(&vf, std::time::Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.driver.as_deref(), Some(driver.as_str()));
+        let err = host.unbind_vf(&vf, "no_such_driver").unwrap_err();
+        assert!(
+            err.msg.contains("cannot unbind VF 0000:af:00.2"),
+            "{}",
+            err.msg
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The commands, as functions of a [`Host`], a [`Switch`] (mode ovs), the [`Store`] and one
 //! request's configuration and environment. Nothing here reads the process environment or stdin.
 
+mod ib;
 mod ovs;
 mod rdma;
 mod whole_pf;
@@ -249,6 +250,8 @@ struct Replay {
     configured: bool,
     /// The RDMA device moved into the pod with the VF.
     rdma: Option<String>,
+    /// Mode ib: the VF was (maybe) rebound to this driver after its GUID was set.
+    rebind: Option<String>,
     moved: bool,
     created: Option<String>,
     /// Mode ovs: (bridge, port, veth).
@@ -275,6 +278,7 @@ fn replay(steps: &[Step]) -> Replay {
             Step::VfSaved { saved } => r.saved = Some(saved.clone()),
             Step::VfConfigure => r.configured = true,
             Step::RdmaMove { device } => r.rdma = Some(device.clone()),
+            Step::VfRebind { driver } => r.rebind = Some(driver.clone()),
             Step::VfMove => r.moved = true,
             Step::LinkCreate { name } => r.created = Some(name.clone()),
             Step::OvsPort { bridge, port, veth } => {
@@ -284,7 +288,7 @@ fn replay(steps: &[Step]) -> Replay {
                 r.created = None;
                 r.moved = false;
             }
-            Step::Ipam { .. } | Step::Addresses => {}
+            Step::Ipam { .. } | Step::Addresses | Step::VfBind => {}
             Step::Done { result } => r.done = Some(result.clone()),
         }
     }
@@ -430,13 +434,21 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             return self.pf_add(conf, env, netns, ipam, journal, pf);
         }
         let (dev, _lock) = self.take_vf(&bdf, env, journal)?;
+        let mut new_guid = false;
         if conf.conf.mode == NetworkMode::Ib {
             self.ib_checks(conf, &dev)?;
+            new_guid = self.ib_guid_changes(conf, &dev)?;
         }
         journal.record(&Step::VfConfigure)?;
         for s in vf_settings(conf) {
             self.host.set_vf(&dev.pf, dev.index, s)?;
         }
+        // mlx5 reads a VF's GUIDs when the VF probes: rebind it, and carry on with its new netdev
+        let dev = if new_guid {
+            self.ib_rebind(dev, journal)?
+        } else {
+            dev
+        };
         let mut iface = Interface {
             name: env.ifname.clone(),
             sandbox: Some(netns.display().to_string()),
@@ -845,6 +857,9 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             for s in restore_settings(&saved, &changed) {
                 self.host.set_vf(pf, vf, s)?;
             }
+        }
+        if let Some(driver) = &r.rebind {
+            self.ib_rebind_release(&addr, driver, &saved)?;
         }
         self.store.clear_vf_owner(&addr)
     }

@@ -119,6 +119,15 @@ pub enum Step {
         /// The RDMA device (`mlx5_2`).
         device: String,
     },
+    /// Mode ib: the VF is about to be unbound from `driver` and bound again, so that the driver
+    /// reads the GUID just set through the PF as it probes. DEL puts the VF's own GUID back and
+    /// rebinds it again.
+    VfRebind {
+        /// The VF's kernel driver (`mlx5_core`).
+        driver: String,
+    },
+    /// Mode ib: the VF is unbound and about to be bound to its driver again.
+    VfBind,
     /// The VF netdev is about to move into the pod and be renamed.
     VfMove,
     /// A port is about to be put on an OVS bridge (mode ovs): the host end of a veth pair
@@ -164,6 +173,8 @@ impl Step {
             Self::VfSaved { .. } => "vf-saved",
             Self::VfConfigure => "vf-configure",
             Self::RdmaMove { .. } => "rdma-move",
+            Self::VfRebind { .. } => "vf-rebind",
+            Self::VfBind => "vf-bind",
             Self::VfMove => "vf-move",
             Self::OvsPort { .. } => "ovs-port",
             Self::LinkCreate { .. } => "link-create",
@@ -176,12 +187,14 @@ impl Step {
 }
 
 /// Every failpoint name, in ADD order.
-pub const STEP_NAMES: [&str; 12] = [
+pub const STEP_NAMES: [&str; 14] = [
     "begin",
     "vf-claimed",
     "pf-claimed",
     "vf-saved",
     "vf-configure",
+    "vf-rebind",
+    "vf-bind",
     "rdma-move",
     "vf-move",
     "ovs-port",

@@ -18,8 +18,11 @@ use std::{
 };
 
 use common_fake::*;
+use nic::netlink::VfSetting;
 use nix::fcntl::{Flock, FlockArg};
-use smartnic_cni::{env::Command, error::code, failpoint, host::Ns, store::STEP_NAMES};
+use smartnic_cni::{
+    env::Command, error::code, failpoint, fake::FakeLink, host::Host, host::Ns, store::STEP_NAMES,
+};
 
 /// xorshift64*: a seeded, dependency-free generator; the seed is printed so a failure replays.
 struct Rng(u64);
@@ -65,6 +68,15 @@ fn no_lock_held(w: &World) -> bool {
         })
 }
 
+/// The host's links, their ifindex left out (a rebound VF's netdev is a new one).
+fn host_links(w: &World) -> std::collections::BTreeMap<String, FakeLink> {
+    let mut links = w.fake.links(Ns::Host);
+    for l in links.values_mut() {
+        l.index = 0;
+    }
+    links
+}
+
 #[test]
 fn a_crash_at_any_add_step_is_undone_by_del() {
     let cycles: usize = std::env::var("FAULT_CYCLES")
@@ -82,8 +94,17 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
     w.fake.set_rdma_mode(Some(nic::rdma::NetnsMode::Exclusive));
     w.fake.add_rdma_device("rdma0", bdf(0));
     w.fake.add_rdma_device("rdma1", bdf(1));
+    // An InfiniBand PF: mode ib sets the pod's GUID and rebinds the VF, whose new netdev has a
+    // new ifindex (so links are compared without it).
+    w.fake.add_pf("ib0", 2, |i| bdf(8 + i), "mlx5_core");
+    w.fake.make_ib("ib0", &[0xffff]);
+    for vf in 0..2 {
+        let g: nic::netlink::Guid = format!("ba:ce:f6:5a:20:00:00:0{vf}").parse().unwrap();
+        w.fake.set_vf("ib0", vf, VfSetting::IbNodeGuid(g)).unwrap();
+        w.fake.set_vf("ib0", vf, VfSetting::IbPortGuid(g)).unwrap();
+    }
     let rows = w.fake.vf_rows();
-    let host = w.fake.links(Ns::Host);
+    let host = host_links(&w);
     // Silence the failpoints' own panics, not the assertions'.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -100,12 +121,20 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
     for i in 0..cycles {
         let ns = w.netns(&format!("f{i}"));
         let id = format!("c{i}");
-        let conf = if rng.below(3) == 0 {
-            w.macvlan_conf(["bridge", "private", "vepa", "passthru"][rng.below(4)])
-        } else if rng.below(2) == 0 {
-            w.ovs_conf(serde_json::json!({"deviceID": bdf(2 + rng.below(2) as u32).to_string()}))
-        } else {
-            w.sriov_conf(rng.below(4) as u32, serde_json::json!({}))
+        let conf = match rng.below(4) {
+            0 => w.macvlan_conf(["bridge", "private", "vepa", "passthru"][rng.below(4)]),
+            1 => w.ovs_conf(
+                serde_json::json!({"deviceID": bdf(2 + rng.below(2) as u32).to_string()}),
+            ),
+            2 => w.sriov_conf(rng.below(4) as u32, serde_json::json!({})),
+            _ => serde_json::json!({
+                "cniVersion": "1.1.0", "name": "vfnet", "type": "smartnic", "mode": "ib",
+                "deviceID": bdf(8 + rng.below(2) as u32).to_string(), "linkState": "enable",
+                "capabilities": {"infinibandGUID": true},
+                "runtimeConfig": {"infinibandGUID": "02:00:00:00:00:00:10:01"},
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.9.0.0/24"}]],
+                         "dataDir": w.data_dir().to_str().unwrap()}
+            }),
         };
         let step = STEP_NAMES[rng.below(STEP_NAMES.len())];
         let e = env(Command::Add, &id, "net1", Some(&ns));
@@ -133,7 +162,7 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
         }
         let ctx = format!("cycle {i} (seed {seed}), crash after {step}");
         assert_eq!(w.fake.vf_rows(), rows, "{ctx}: VF table");
-        assert_eq!(w.fake.links(Ns::Host), host, "{ctx}: host links");
+        assert_eq!(host_links(&w), host, "{ctx}: host links");
         assert!(w.switch.ports().is_empty(), "{ctx}: OVS ports");
         assert!(w.fake.links(Ns::Pod(&ns)).is_empty(), "{ctx}: pod links");
         assert_eq!(w.leases(), 0, "{ctx}: leases");
@@ -166,6 +195,8 @@ fn a_crash_at_any_add_step_is_undone_by_del() {
         "vf-claimed",
         "vf-saved",
         "vf-configure",
+        "vf-rebind",
+        "vf-bind",
         "rdma-move",
         "vf-move",
         "ovs-port",

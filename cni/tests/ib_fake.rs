@@ -156,3 +156,144 @@ fn a_crash_after_the_guid_was_set_is_undone_by_del() {
     assert_eq!(guids(&w, 1), (Some(own), Some(own)));
     assert!(w.fake.links(Ns::Host).contains_key("pf0v1"));
 }
+
+fn host_has_ib_netdev(w: &World) -> bool {
+    w.fake.links(Ns::Host).keys().any(|n| n.starts_with("ib"))
+}
+
+#[test]
+fn the_vf_is_rebound_after_its_guid_is_set_and_before_it_moves() {
+    let w = ib_world(&[0xffff]);
+    let ns = w.netns("ib6");
+    let conf = ib_conf(
+        &w,
+        serde_json::json!({"runtimeConfig": {"infinibandGUID": POD}}),
+    );
+    add(&w, &conf, "c1", &ns).unwrap();
+    let ev = w.fake.events();
+    let vf = bdf(1);
+    let at = |e: &str| {
+        ev.iter()
+            .position(|x| x == e)
+            .unwrap_or_else(|| panic!("no {e} in {ev:?}"))
+    };
+    let last_guid = ev.iter().rposition(|x| x == "guid pf0 1").unwrap();
+    let (unbind, bind) = (at(&format!("unbind {vf}")), at(&format!("bind {vf}")));
+    let moved = ev.iter().position(|x| x.starts_with("move ")).unwrap();
+    assert!(
+        last_guid < unbind && unbind < bind && bind < moved,
+        "{ev:?}"
+    );
+    // the netdev moved is the one the bind made (the kernel's new name), not the old one
+    assert_ne!(ev[moved], "move pf0v1", "{ev:?}");
+    assert_eq!(w.fake.links(Ns::Pod(&ns))["net1"].vf, Some(vf));
+    assert_eq!(
+        w.fake.vf_device(&vf).unwrap().driver.as_deref(),
+        Some("igbvf")
+    );
+    // DEL: the VF's own GUID back, then rebound, its netdev under its old name again
+    let before_del = w.fake.events().len();
+    del(&w, &conf, "c1", Some(&ns));
+    let ev = w.fake.events()[before_del..].to_vec();
+    let g = ev.iter().rposition(|x| x == "guid pf0 1").unwrap();
+    let u = ev
+        .iter()
+        .position(|x| *x == format!("unbind {vf}"))
+        .unwrap();
+    let b = ev.iter().position(|x| *x == format!("bind {vf}")).unwrap();
+    assert!(g < u && u < b, "{ev:?}");
+    let own: Guid = OWN.parse().unwrap();
+    assert_eq!(guids(&w, 1), (Some(own), Some(own)));
+    assert_eq!(w.fake.links(Ns::Host)["pf0v1"].vf, Some(vf));
+    assert!(!host_has_ib_netdev(&w));
+}
+
+#[test]
+fn an_unchanged_guid_is_not_rebound() {
+    let w = ib_world(&[0xffff]);
+    let ns = w.netns("ib7");
+    for (id, extra) in [
+        ("c1", serde_json::json!({})),
+        (
+            "c2",
+            serde_json::json!({"runtimeConfig": {"infinibandGUID": OWN}}),
+        ),
+    ] {
+        let conf = ib_conf(&w, extra);
+        add(&w, &conf, id, &ns).unwrap();
+        del(&w, &conf, id, Some(&ns));
+    }
+    let ev = w.fake.events();
+    assert!(
+        !ev.iter()
+            .any(|e| e.starts_with("unbind") || e.starts_with("bind")),
+        "{ev:?}"
+    );
+    assert!(w.fake.links(Ns::Host).contains_key("pf0v1"));
+}
+
+#[test]
+fn a_crash_around_the_rebind_is_undone_by_del() {
+    for step in ["vf-configure", "vf-rebind", "vf-bind", "vf-move", "done"] {
+        let w = ib_world(&[0xffff]);
+        let ns = w.netns("ib8");
+        let conf = ib_conf(
+            &w,
+            serde_json::json!({"runtimeConfig": {"infinibandGUID": POD}}),
+        );
+        let e = env(Command::Add, "c1", "net1", Some(&ns));
+        let parsed = parse(&conf, &e);
+        smartnic_cni::failpoint::set(Some(step));
+        let crashed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.plugin.add(&parsed, &e)));
+        smartnic_cni::failpoint::set(None);
+        assert!(crashed.is_err(), "{step}");
+        if step == "vf-bind" {
+            // between unbind and bind: no driver, no netdev
+            let dev = w.fake.vf_device(&bdf(1)).unwrap();
+            assert_eq!((dev.driver, dev.netdev), (None, None), "{step}");
+        }
+        del(&w, &conf, "c1", Some(&ns));
+        let own: Guid = OWN.parse().unwrap();
+        assert_eq!(guids(&w, 1), (Some(own), Some(own)), "{step}");
+        let dev = w.fake.vf_device(&bdf(1)).unwrap();
+        assert_eq!(dev.driver.as_deref(), Some("igbvf"), "{step}");
+        assert_eq!(dev.netdev.as_deref(), Some("pf0v1"), "{step}");
+        assert!(!host_has_ib_netdev(&w), "{step}");
+        assert!(w.fake.links(Ns::Pod(&ns)).is_empty(), "{step}");
+        assert!(w.plugin.store.vf_owners().unwrap().is_empty(), "{step}");
+        assert!(w.plugin.store.attachments().unwrap().is_empty(), "{step}");
+        assert_eq!(w.leases(), 0, "{step}");
+    }
+}
+
+#[test]
+fn a_netdev_that_does_not_come_back_fails_the_add_and_leaves_nothing() {
+    let w = ib_world(&[0xffff]);
+    let ns = w.netns("ib9");
+    let conf = ib_conf(
+        &w,
+        serde_json::json!({"runtimeConfig": {"infinibandGUID": POD}}),
+    );
+    w.fake.netdev_less_binds(bdf(1), 1);
+    let err = add(&w, &conf, "c1", &ns).unwrap_err();
+    assert_eq!(err.code, code::HOST);
+    assert!(
+        err.msg.contains("VF 1 of pf0 (0000:3b:02.1)")
+            && err.msg.contains("no netdev appeared within 10s")
+            && err.msg.contains("rebound to igbvf"),
+        "{}",
+        err.msg
+    );
+    // the ADD's undo put the VF's own GUID back and rebound it: its netdev is back
+    let own: Guid = OWN.parse().unwrap();
+    assert_eq!(guids(&w, 1), (Some(own), Some(own)));
+    let dev = w.fake.vf_device(&bdf(1)).unwrap();
+    assert_eq!(dev.driver.as_deref(), Some("igbvf"));
+    assert_eq!(dev.netdev.as_deref(), Some("pf0v1"));
+    assert!(!host_has_ib_netdev(&w));
+    assert!(w.fake.links(Ns::Pod(&ns)).is_empty());
+    assert!(w.plugin.store.vf_owners().unwrap().is_empty());
+    assert!(w.plugin.store.attachments().unwrap().is_empty());
+    assert_eq!(w.leases(), 0);
+}

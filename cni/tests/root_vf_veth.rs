@@ -18,7 +18,10 @@ use smartnic_cni::{
     cidr::Cidr,
     config::NetConf,
     env::{CniEnv, Command as Verb},
-    host::{Host, HostResult, LinkState, Ns, Paths, PfDevice, PodIfConfig, VfDevice, VirtKind},
+    host::{
+        Host, HostError, HostResult, LinkState, Ns, Paths, PfDevice, PodIfConfig, VfDevice,
+        VirtKind,
+    },
     kernel::KernelHost,
     plugin::Plugin,
     store::Store,
@@ -68,6 +71,13 @@ impl Host for VethAsVf {
     }
     fn vf_pkeys(&self, _: &PciAddress) -> HostResult<Vec<u16>> {
         Ok(Vec::new())
+    }
+    fn unbind_vf(&self, bdf: &PciAddress, _: &str) -> HostResult<()> {
+        // an Ethernet stand-in: mode ib never rebinds it
+        Err(HostError::other(format!("{bdf}: no driver to unbind here")))
+    }
+    fn bind_vf(&self, bdf: &PciAddress, _: &str) -> HostResult<()> {
+        Err(HostError::other(format!("{bdf}: no driver to bind here")))
     }
     fn link(&self, ns: Ns<'_>, name: &str) -> HostResult<Option<LinkState>> {
         self.kernel.link(ns, name)
