@@ -25,6 +25,12 @@
 #                 allocatable follows
 #   8 timing      pod creation -> Running, median of 10, with a VF against no extra network
 # The node is only a node: pods have nodeName set (no scheduler needed).
+# A check that later ones build on (the node up, the registration, the first pods Running) ends the
+# suite when it fails, with that check named.
+#
+# Environment: LAB_BREAK=registration starts the device plugin on a directory the kubelet does not
+# watch; LAB_BREAK=cni-add installs a `smartnic` that fails every ADD. Either must fail the suite at
+# the check named for it.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [ "${SMARTNIC_LAB_GUEST:-0}" != 1 ] || [ ! -f /lab/cluster/env ]; then
@@ -144,6 +150,13 @@ fi
 # The CNI: Multus (thin plugin) with ptp as the default network, our plugin beside it.
 cp /node/bin/multus /lab/cni-ref/ptp /lab/cni-ref/host-local /lab/cni-ref/loopback /opt/cni/bin/
 cp "$(lab_bin smartnic)" /opt/cni/bin/smartnic
+if [ "${LAB_BREAK:-}" = cni-add ]; then
+  note "LAB_BREAK=cni-add: a smartnic that fails every ADD"
+  printf '%s\n' '#!/bin/sh' 'cat >/dev/null' \
+    'if [ "$CNI_COMMAND" = ADD ]; then echo "{\"cniVersion\":\"1.1.0\",\"code\":999,\"msg\":\"LAB_BREAK\"}"; exit 1; fi' \
+    'echo "{\"cniVersion\":\"1.1.0\"}"' >/opt/cni/bin/smartnic
+  chmod 0755 /opt/cni/bin/smartnic
+fi
 mkdir -p /etc/cni/net.d/multus.d
 # The thin plugin gives each API request 250 ms (2.5 s in all) and makes a new TLS connection per
 # call; under emulation a handshake alone can take longer. So Multus reaches the API server
@@ -281,7 +294,13 @@ printf 'users:\n- name: agent\n  user:\n    token: %s\ncontexts:\n- name: lab\n 
   "$token" >>"$W/agent.kubeconfig"
 KUBECONFIG=$W/agent.kubeconfig bg agent "$(lab_bin smartnic-agent)" --node-name "$NODE" \
   --metrics-addr 127.0.0.1:9830 --log-format json
-bg device-plugin "$(lab_bin smartnic-device-plugin)" --config "$DPFILE" --log-format json
+dpdir=/var/lib/kubelet/device-plugins
+if [ "${LAB_BREAK:-}" = registration ]; then
+  note "LAB_BREAK=registration: the device plugin looks for the kubelet elsewhere"
+  dpdir=/run/not-the-kubelet
+  mkdir -p "$dpdir"
+fi
+bg device-plugin "$(lab_bin smartnic-device-plugin)" --config "$DPFILE" --plugin-dir "$dpdir" --log-format json
 sleep 1
 for c in agent device-plugin; do
   v="PID_${c//-/_}"
@@ -326,6 +345,7 @@ if wait_for 120 grep -q "Got registration request from device plugin with resour
   ok "the device plugin registered $RES with the kubelet"
 else
   fail "the device plugin registered $RES with the kubelet" "$(log_tail device-plugin)"
+  summary
 fi
 if wait_for 120 sh -c "[ \"\$(kubectl get node $NODE -o jsonpath='{.status.allocatable.smartnic\.io/$POOL}')\" = 4 ]"; then
   ok "Node allocatable $RES = 4 ($(( $(now_ms) - T1 )) ms after the policy)"
@@ -384,7 +404,8 @@ pod "vf-b" data 1
 if wait_for 180 running vf-a vf-b; then
   ok "pods vf-a and vf-b Running"
 else
-  fail "pods vf-a and vf-b Running" "$(k -n "$NS" describe pod vf-a 2>&1 | tail -n 12)"$'\n'"$(log_tail kubelet)"
+  fail "pods vf-a and vf-b Running" "$(k -n "$NS" describe pod vf-a 2>&1 | tail -n 12)"$'\n'"$(grep -h 'failed (add)' "$LOGS/containerd.log" | tail -n 1 | grep -o 'plugin type=.*' | head -c 600)"
+  summary
 fi
 for p in vf-a vf-b; do
   st=$(k -n "$NS" get pod "$p" -o jsonpath='{.metadata.annotations.k8s\.v1\.cni\.cncf\.io/network-status}')
