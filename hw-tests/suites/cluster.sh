@@ -398,10 +398,20 @@ spec:
 EOF
 }
 running() { for p in "$@"; do [ "$(pod_phase "$p" "$NS")" = Running ] || return 1; done; }
+# until SECONDS CMD...: like wait_for, but SECONDS of wall time (each try here runs kubectl, which
+# takes about a second in the emulated guest, so wait_for's count of tries would stretch far).
+until_s() {
+  local deadline=$(( $(now_ms) + $1 * 1000 ))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$(now_ms)" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+}
 net1_ip() { k -n "$NS" exec "$1" -- ip -4 -o addr show dev net1 2>/dev/null | awk '{ split($4, a, "/"); print a[1] }'; }
 pod "vf-a" data 1
 pod "vf-b" data 1
-if wait_for 180 running vf-a vf-b; then
+if until_s 300 running vf-a vf-b; then
   ok "pods vf-a and vf-b Running"
 else
   fail "pods vf-a and vf-b Running" "$(k -n "$NS" describe pod vf-a 2>&1 | tail -n 12)"$'\n'"$(grep -h 'failed (add)' "$LOGS/containerd.log" | tail -n 1 | grep -o 'plugin type=.*' | head -c 600)"
@@ -465,7 +475,7 @@ for net in mv iv; do
   pod "$net-a" "$net"
   pod "$net-b" "$net"
 done
-if wait_for 180 running mv-a mv-b iv-a iv-b; then
+if until_s 300 running mv-a mv-b iv-a iv-b; then
   ok "macvlan and ipvlan pods Running"
 else
   fail "macvlan and ipvlan pods Running" "$(k -n "$NS" get pods 2>&1)"
@@ -579,7 +589,7 @@ kill -TERM -- "-$WPID" 2>/dev/null
 # ------------------------------------------------------------------ 7 drain
 section "7 numVfs 4 -> 3 with a pod on a VF: evicted, applied, allocatable 3"
 pod vf-d data 1
-wait_for 180 running vf-d || fail "pod vf-d Running" "$(k -n "$NS" describe pod vf-d 2>&1 | tail -n 10)"
+until_s 300 running vf-d || fail "pod vf-d Running" "$(k -n "$NS" describe pod vf-d 2>&1 | tail -n 10)"
 T7=$(now_ms)
 policy 3
 if wait_for 240 sh -c "! kubectl -n $NS get pod vf-d >/dev/null 2>&1 || [ -n \"\$(kubectl -n $NS get pod vf-d -o jsonpath='{.metadata.deletionTimestamp}')\" ]"; then
