@@ -56,6 +56,10 @@ pub struct ResourcePool {
     /// Do not send NUMA topology hints for these devices.
     #[serde(default)]
     pub exclude_topology: bool,
+    /// Which kubelet interface offers the pool: the device plugin (the default), DRA
+    /// (`smartnic-dra` publishes it in ResourceSlices), or both.
+    #[serde(default, skip_serializing_if = "crate::dra::Allocation::is_default")]
+    pub allocation: crate::dra::Allocation,
     /// A device belongs to the pool when it matches ANY selector.
     pub selectors: Vec<DeviceSelector>,
 }

@@ -371,6 +371,7 @@ mod tests {
                     is_rdma: false,
                     need_vhost_net: false,
                     exclude_topology: false,
+                    allocation: Default::default(),
                     selectors: vec![DeviceSelector {
                         pfs: vec![PfVfs {
                             pci_address: "0000:3b:00.0".into(),

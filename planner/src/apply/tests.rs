@@ -769,6 +769,7 @@ fn applied_device_plugin_config_lists_only_ready_pfs() {
         is_rdma: false,
         need_vhost_net: false,
         exclude_topology: false,
+        allocation: Default::default(),
         selectors: vec![DeviceSelector {
             pfs: pfs
                 .iter()
