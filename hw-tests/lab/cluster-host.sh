@@ -3,20 +3,22 @@
 # hw-tests/run.
 #
 # Before the guest boots, lab_cluster_up starts a control plane on this machine's loopback
-# (hw-tests/cluster up), installs the project as README says (`kubectl apply --server-side -k
-# deploy`, with its prerequisites), makes the guest's credentials and starts smartnic-operator
-# here under its ServiceAccount. The guest reaches the API server only through QEMU's forwarding:
-# a guest connection to 10.0.2.100:6443 becomes a connection to 127.0.0.1:<API port> on this
-# machine (user networking with restrict=on, so nothing else is reachable), and the API server
-# reaches the guest's kubelet (logs, exec) on 127.0.0.1:<kubelet port>, forwarded into the
-# guest. lab_cluster_down stops everything and keeps the component logs with the results.
+# (hw-tests/cluster up) with the prerequisites a user has (Multus' NetworkAttachmentDefinition CRD,
+# cert-manager's CRDs) and makes the guest's credentials; the suite installs the project from the
+# guest, as a user would, once the node has imported our images. The guest reaches the API server
+# only through QEMU's forwarding: a guest connection to 10.0.2.100:6443 becomes a connection to
+# 127.0.0.1:<API port> on this machine (user networking with restrict=on, so nothing else is
+# reachable), and the API server reaches the guest's kubelet (logs, exec) on 127.0.0.1:<kubelet
+# port> and the operator's webhook on 127.0.0.1:<webhook port>, both forwarded into the guest.
+# lab_cluster_down stops everything and keeps the component logs with the results.
 #
 # What the guest gets, in the run share (/lab/cluster):
-#   env                      LAB_NODE, LAB_KUBELET_PORT, LAB_API (https://10.0.2.100:6443)
-#   admin.kubeconfig         cluster admin, for the suite's kubectl
+#   env                      LAB_NODE, LAB_KUBELET_PORT, LAB_WEBHOOK_PORT, LAB_API (https://10.0.2.100:6443)
+#   admin.kubeconfig         cluster admin, for the suite's kubectl and helm
 #   kubelet.kubeconfig, serving.crt, serving.key, ca.crt   the node's (hw-tests/cluster node)
 #   multus.kubeconfig        Multus' identity (client certificate, ClusterRole multus)
-#   rbac.yaml                (applied here) the multus ClusterRole and binding
+#   webhook/tls.crt, tls.key, ca.crt   the webhook's serving certificate for 127.0.0.1 (no
+#                            cert-manager here), signed by the cluster CA
 
 LAB_NODE=smartnic-lab
 LAB_API_GUEST_IP=10.0.2.100
@@ -68,11 +70,11 @@ lab_cluster_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# lab_cluster_up DIR SHARE OPERATOR-BINARY LOGDIR: the control plane in DIR, the guest's files in
-# SHARE/cluster; sets LAB_CLUSTER_QEMU (the QEMU arguments of the forwarding NIC). Returns
-# non-zero, with what failed on stderr, when anything did not come up.
+# lab_cluster_up DIR SHARE LOGDIR: the control plane in DIR, the guest's files in SHARE/cluster;
+# sets LAB_CLUSTER_QEMU (the QEMU arguments of the forwarding NIC). Returns non-zero, with what
+# failed on stderr, when anything did not come up.
 lab_cluster_up() {
-  local dir=$1 share=$2 operator=$3 logdir=$4 out
+  local dir=$1 share=$2 logdir=$3 out
   LAB_CLUSTER_DIR=$dir LAB_CLUSTER_LOGS=$logdir
   command -v socat >/dev/null || { lab_cluster_log "socat is not installed (QEMU's forward to the API server runs it; .ci/run installs it)"; return 1; }
   if ! out=$("$LAB_HW/cluster" up "$dir" 2>&1); then
@@ -84,30 +86,19 @@ lab_cluster_up() {
   export KUBECONFIG PATH="$K8S_BIN:$PATH"
   local g=$share/cluster
   mkdir -p "$g"
-  # The install, as README says, with its prerequisites (hw-tests/api/common.sh: cert-manager's
-  # CRDs from its Go module, Multus' NetworkAttachmentDefinition CRD). The deploy's webhook has no
-  # pods behind its Service here: its configurations go, the operator runs without it.
+  # The prerequisites (hw-tests/api/common.sh: cert-manager's CRDs from its Go module, Multus'
+  # NetworkAttachmentDefinition CRD). `kubectl wait` right after an apply can find a CRD without
+  # status yet ("accessor error"): tried again.
   local T_TMP=$dir HW=$LAB_HW REPO
   REPO=$(dirname "$LAB_HW")
   # shellcheck source=../api/common.sh
   . "$LAB_HW/api/common.sh"
-  # `kubectl wait` right after an apply can find a CRD without status yet ("accessor error"):
-  # tried again.
   local i
   for i in 1 2 3; do out=$(api_prereqs 2>&1) && break; sleep 2; done
   [ "$i" != 3 ] || api_prereqs >/dev/null 2>&1 || { lab_cluster_log "prerequisites: $out"; return 1; }
-  out=$(kubectl apply --server-side -k "$REPO/deploy" 2>&1) || { lab_cluster_log "kubectl apply -k deploy: $out"; return 1; }
-  for i in 1 2 3 4; do
-    # shellcheck disable=SC2046
-    kubectl wait --for condition=Established --timeout 60s $(api_crds | sed 's|^|crd/|') >/dev/null 2>&1 && break
-    [ "$i" != 4 ] || { lab_cluster_log "the CRDs did not become Established"; return 1; }
-    sleep 2
-  done
-  api_webhook_off
-  # In this lab our components run as processes beside the kubelet (the operator here, the agent
-  # and the device plugin in the guest, the CNI binary where Multus looks for it), not from images:
-  # the deploy's workloads go, or the node would try to pull their images.
-  kubectl -n "$LAB_CLUSTER_NS" delete daemonsets,deployments --all --wait=false >/dev/null 2>&1
+  out=$(api_webhook_cert "$g/webhook") || { lab_cluster_log "webhook certificate: $out"; return 1; }
+  cp "$K8S_PKI/ca.crt" "$g/webhook/ca.crt"
+  rm -f "$g/webhook/tls.csr" "$g/webhook/tls.ext" "$g/webhook/ca.srl" "$g/webhook/openssl.log"
 
   "$LAB_HW/cluster" node "$dir" "$LAB_NODE" --server "https://$LAB_API_GUEST_IP:$LAB_API_GUEST_PORT" >/dev/null \
     || { lab_cluster_log "hw-tests/cluster node failed"; return 1; }
@@ -141,41 +132,26 @@ subjects:
   - {apiGroup: rbac.authorization.k8s.io, kind: User, name: multus}
 EOF
 
-  # The operator, here, under its own ServiceAccount.
-  local opkc=$dir/operator.kubeconfig port
-  api_token_kubeconfig "$opkc" "$LAB_CLUSTER_NS" smartnic-operator || return 1
-  port=$(lab_cluster_free_port)
-  mkdir -p "$logdir"
-  # shellcheck disable=SC2016
-  KUBECONFIG=$opkc RUST_LOG='' bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null; exec setsid "$@"' - "$operator" --no-webhook --namespace "$LAB_CLUSTER_NS" \
-    --identity lab-operator --metrics-addr "127.0.0.1:$port" --log-level info,kube_runtime=warn \
-    >"$logdir/operator.log" 2>&1 </dev/null &
-  LAB_CLUSTER_OPERATOR=$!
-
   LAB_KUBELET_PORT=$(lab_cluster_free_port)
+  LAB_WEBHOOK_PORT=$(lab_cluster_free_port)
   cat >"$g/env" <<EOF
 LAB_NODE=$LAB_NODE
 LAB_KUBELET_PORT=$LAB_KUBELET_PORT
 LAB_API=https://$LAB_API_GUEST_IP:$LAB_API_GUEST_PORT
 LAB_API_GUEST_IP=$LAB_API_GUEST_IP
 LAB_CLUSTER_NS=$LAB_CLUSTER_NS
-LAB_OPERATOR_METRICS=127.0.0.1:$port
+LAB_WEBHOOK_PORT=$LAB_WEBHOOK_PORT
 EOF
   # One connection from the guest to 10.0.2.100:6443 = one socat to the API server's loopback
-  # port. The kubelet's port is forwarded from this machine's loopback only.
-  LAB_CLUSTER_QEMU=(-netdev "user,id=mgmt,restrict=on,net=10.0.2.0/24,host=10.0.2.2,guestfwd=tcp:$LAB_API_GUEST_IP:$LAB_API_GUEST_PORT-cmd:socat STDIO TCP:127.0.0.1:$K8S_API_PORT,hostfwd=tcp:127.0.0.1:$LAB_KUBELET_PORT-:$LAB_KUBELET_PORT"
+  # port. The kubelet's and the webhook's ports are forwarded from this machine's loopback only.
+  LAB_CLUSTER_QEMU=(-netdev "user,id=mgmt,restrict=on,net=10.0.2.0/24,host=10.0.2.2,guestfwd=tcp:$LAB_API_GUEST_IP:$LAB_API_GUEST_PORT-cmd:socat STDIO TCP:127.0.0.1:$K8S_API_PORT,hostfwd=tcp:127.0.0.1:$LAB_KUBELET_PORT-:$LAB_KUBELET_PORT,hostfwd=tcp:127.0.0.1:$LAB_WEBHOOK_PORT-:$LAB_WEBHOOK_PORT"
     -device "virtio-net-pci,netdev=mgmt,mac=52:54:00:5a:01:01")
-  lab_cluster_log "control plane up, operator pid $LAB_CLUSTER_OPERATOR; the guest reaches the API server at $LAB_API_GUEST_IP:$LAB_API_GUEST_PORT, kubelet forwarded on 127.0.0.1:$LAB_KUBELET_PORT"
+  lab_cluster_log "control plane up; the guest reaches the API server at $LAB_API_GUEST_IP:$LAB_API_GUEST_PORT, kubelet forwarded on 127.0.0.1:$LAB_KUBELET_PORT, webhook on 127.0.0.1:$LAB_WEBHOOK_PORT"
 }
 
-# lab_cluster_down: stops the operator and the control plane; the logs go to LOGDIR.
+# lab_cluster_down: stops the control plane; the logs go to LOGDIR.
 lab_cluster_down() {
   [ -n "${LAB_CLUSTER_DIR:-}" ] || return 0
-  if [ -n "${LAB_CLUSTER_OPERATOR:-}" ]; then
-    kill -TERM "$LAB_CLUSTER_OPERATOR" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$LAB_CLUSTER_OPERATOR" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$LAB_CLUSTER_OPERATOR" 2>/dev/null || true
-  fi
   "$LAB_HW/cluster" down "$LAB_CLUSTER_DIR" --save-logs "$LAB_CLUSTER_LOGS" >/dev/null 2>&1 || true
   LAB_CLUSTER_DIR=""
 }

@@ -6,8 +6,8 @@
 #   - netdevsim.ko, compiled out of tree from the matching linux-source package
 #     against the matching linux-headers (Debian ships "# CONFIG_NETDEVSIM is not set");
 #   - an initramfs: busybox + bash + dash + iproute2 (backports) + ethtool + kmod +
-#     pciutils + jq + Open vSwitch, their shared libraries, the kernel modules the
-#     suites need, and hw-tests/lab/init as /init.
+#     pciutils + jq + Open vSwitch + socat (the cluster suites forward two ports with it), their
+#     shared libraries, the kernel modules the suites need, and hw-tests/lab/init as /init.
 #
 # Everything is keyed so that a second call costs a few file reads: the kernel
 # version is pinned in $LAB_CACHE/kernel.pin on first use, and the initramfs
@@ -19,7 +19,7 @@ LAB_BPO=$LAB_RELEASE-backports
 
 # Userland of the guest. Shared libraries are not listed: lab_rootfs follows the
 # ELF DT_NEEDED entries of what it unpacks and adds the packages that provide them.
-LAB_PKGS="busybox-static bash dash kmod ethtool pciutils pci.ids jq gojq openvswitch-switch openvswitch-common
+LAB_PKGS="busybox-static bash dash kmod ethtool pciutils pci.ids jq gojq openvswitch-switch openvswitch-common socat
  ${SMARTNIC_LAB_EXTRA_PKGS:-}"
 # Taken from backports: an iproute2 (ip/tc/devlink) that knows the 6.12 kernel's attributes.
 LAB_BPO_PKGS="iproute2"

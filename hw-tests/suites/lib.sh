@@ -53,16 +53,17 @@ expect_match() {
   if [ $rc = 0 ]; then ok "$1"; else fail "$1" "text:  '$2'"$'\n'"wants: /$3/"; fi
 }
 
-# wait_for SECS CMD...: polls CMD every 0.2 s until it succeeds.
+# wait_for SECS CMD...: runs CMD every 0.2 s until it succeeds or SECS seconds of wall time have
+# passed (counted by the clock, not by tries: a try that runs kubectl takes about a second in the
+# emulated guest); CMD runs at least once.
 wait_for() {
-  local n=$(($1 * 5))
+  local deadline=$(( $(now_ms) + $1 * 1000 ))
   shift
-  while [ $n -gt 0 ]; do
+  while :; do
     "$@" >/dev/null 2>&1 && return 0
+    [ "$(now_ms)" -lt "$deadline" ] || return 1
     sleep 0.2
-    n=$((n - 1))
   done
-  return 1
 }
 
 # JSON queries: gojq when installed (jq 1.6 needs ~0.3 s to start under
