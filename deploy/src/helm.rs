@@ -35,7 +35,7 @@ pub enum HelmError {
     Failed {
         /// The arguments, joined by spaces.
         args: String,
-        /// What helm said on stderr (or, when that is empty, on stdout).
+        /// What helm said: its stdout, then its stderr.
         stderr: String,
     },
     /// `helm template` printed something that is not YAML.
@@ -93,13 +93,15 @@ pub fn run(args: &[&str]) -> Result<String, HelmError> {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     if !out.status.success() || !stderr.is_empty() {
+        // `helm lint` says what is wrong on stdout and only the count on stderr
+        let said = [stdout.trim(), stderr.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
         return Err(HelmError::Failed {
             args: args.join(" "),
-            stderr: if stderr.is_empty() {
-                stdout.trim().to_owned()
-            } else {
-                stderr
-            },
+            stderr: said,
         });
     }
     Ok(stdout)
