@@ -4,9 +4,9 @@ the part-of label the top-level kustomization adds to every object. Pod template
 carry only app.kubernetes.io/name, as in the kustomization.
 */}}
 {{- define "smartnic.labels" -}}
-{{- if . }}
+{{- if . -}}
 app.kubernetes.io/name: {{ . }}
-{{- end }}
+{{ end -}}
 app.kubernetes.io/part-of: smartnic-operator
 {{- end }}
 
@@ -22,10 +22,17 @@ app.kubernetes.io/part-of: smartnic-operator
 {{ .Values.logLevel }},kube_runtime=warn
 {{- end }}
 
-{{/* Whether the chart writes NicOperatorConfig `default` ("true" or ""). */}}
+{{/*
+Whether the chart writes NicOperatorConfig `default` ("true" or ""): when asked to, when
+resourcePrefix or nodeSelector differ from their defaults, and whenever the cluster holds the one
+an earlier release wrote (its hook annotation), so that setting a value back to its default
+updates the object instead of leaving the old value there.
+*/}}
 {{- define "smartnic.operatorConfig" -}}
 {{- $defaultSelector := dict "kubernetes.io/os" "linux" -}}
-{{- if or .Values.operatorConfig.create (ne .Values.resourcePrefix "smartnic.io") (ne (toJson .Values.nodeSelector) (toJson $defaultSelector)) -}}
+{{- $existing := lookup "smartnic.io/v1alpha1" "NicOperatorConfig" "" "default" | default dict -}}
+{{- $ours := eq (dig "metadata" "annotations" "helm.sh/hook" "" $existing) "pre-install,pre-upgrade" -}}
+{{- if or .Values.operatorConfig.create (ne .Values.resourcePrefix "smartnic.io") (ne (toJson .Values.nodeSelector) (toJson $defaultSelector)) $ours -}}
 true
 {{- end -}}
 {{- end }}
