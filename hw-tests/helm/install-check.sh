@@ -15,7 +15,9 @@
 #   3. `helm uninstall`: nothing of the release is left but the CRDs;
 #   4. `helm install` with resourcePrefix=nics.example.com: NicOperatorConfig default is created by
 #      the pre-install hook before the validating webhook exists (whose failurePolicy Fail would
-#      refuse it, with no operator behind it); `helm uninstall` leaves it, as documented.
+#      refuse it, with no operator behind it); an upgrade back to the default prefix updates that
+#      object in place (the webhook configuration removed first: no operator answers it here);
+#      `helm uninstall` leaves it, as documented.
 # Prints one `ok N - ...` or `not ok N - ...` line per check; exits 1 when one failed, 3 when
 # helm or the control plane is not there.
 set -euo pipefail
@@ -99,6 +101,15 @@ check "helm install with resourcePrefix=nics.example.com (the config's hook runs
   helm install smartnic-operator "$CHART" --namespace "$NS" --set webhook.certificate.source=selfSigned --set resourcePrefix=nics.example.com
 check "NicOperatorConfig default has the prefix" \
   test "$(kubectl get nicoperatorconfig default -o jsonpath='{.spec.resourcePrefix}')" = nics.example.com
+uid=$(kubectl get nicoperatorconfig default -o jsonpath='{.metadata.uid}')
+# No operator answers the webhook here: its configuration goes, as in the lab, so that the
+# pre-upgrade hook reaches the API server. Back to the default prefix: the chart finds the config
+# it wrote and updates it.
+kubectl delete validatingwebhookconfiguration smartnic-operator >/dev/null
+check "helm upgrade with the default resourcePrefix" \
+  helm upgrade smartnic-operator "$CHART" --namespace "$NS" --set webhook.certificate.source=selfSigned
+check "NicOperatorConfig default is back to smartnic.io, updated in place (same uid, never deleted)" \
+  test "$(kubectl get nicoperatorconfig default -o jsonpath='{.spec.resourcePrefix} {.metadata.uid}')" = "smartnic.io $uid"
 check "helm uninstall" helm uninstall smartnic-operator --namespace "$NS"
 check "NicOperatorConfig default stays after uninstall (a hook's object, like the CRDs)" \
   kubectl get nicoperatorconfig default
