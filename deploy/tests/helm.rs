@@ -534,9 +534,31 @@ fn self_signed_generates_one_ca_for_the_secret_and_both_webhooks() {
     ] {
         assert!(names.contains(dns), "{dns} not in {names}");
     }
+    // valid for webhook.certificate.selfSigned.validityDays (3650) days, not more
+    let days = |d: u64| (d * 86_400).to_string();
+    let (ten_years, _) =
+        openssl(&["x509", "-in", &crt, "-noout", "-checkend", &days(3649)]).expect("openssl");
+    let (longer, _) =
+        openssl(&["x509", "-in", &crt, "-noout", "-checkend", &days(3651)]).expect("openssl");
+    assert!(
+        ten_years && !longer,
+        "the certificate is not valid for 3650 days"
+    );
     let (_, cert_pub) = openssl(&["x509", "-in", &crt, "-noout", "-pubkey"]).expect("openssl");
     let (_, key_pub) = openssl(&["pkey", "-in", &key, "-pubout"]).expect("openssl");
     assert_eq!(cert_pub, key_pub, "tls.key is not the certificate's key");
+}
+
+#[test]
+fn the_operator_replicas_are_a_value() {
+    let test = "the_operator_replicas_are_a_value";
+    let Some(objects) = chart(test, &["--set", "operator.replicas=3"]) else {
+        return;
+    };
+    assert_eq!(
+        object(&objects, "Deployment", "smartnic-operator")["spec"]["replicas"],
+        3
+    );
 }
 
 #[test]
