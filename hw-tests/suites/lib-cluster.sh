@@ -311,8 +311,10 @@ rolled_out() {
 install_smartnic() {
   local how=$1 out t0
   t0=$(now_ms)
-  # The webhook's serving certificate, from the host (no cert-manager in this lab).
+  # The namespace first, as deploy/README.md says for Helm (it keeps its release record there),
+  # and the webhook's serving certificate from the host (no cert-manager in this lab).
   k create namespace "$SNS" >/dev/null 2>&1
+  k label namespace "$SNS" pod-security.kubernetes.io/enforce=privileged --overwrite >/dev/null 2>&1
   k -n "$SNS" create secret tls smartnic-operator-webhook-tls --cert /lab/cluster/webhook/tls.crt \
     --key /lab/cluster/webhook/tls.key >/dev/null 2>&1
   case $how in
@@ -325,8 +327,10 @@ install_smartnic() {
       fi
       ;;
     helm)
+      # The certificate source `secret`: the Secret above, signed by the cluster CA.
       if out=$(helm install smartnic-operator /repo/deploy/helm/smartnic-operator --namespace "$SNS" \
-        "${HELM_LAB_VALUES[@]}" 2>&1); then
+        --set webhook.certificate.source=secret \
+        --set "webhook.certificate.secret.caBundle=$(base64 -w0 </lab/cluster/webhook/ca.crt)" 2>&1); then
         ok "helm install smartnic-operator deploy/helm/smartnic-operator"
       else
         fail "helm install" "$out"
