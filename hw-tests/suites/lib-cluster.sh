@@ -137,6 +137,11 @@ node_up() {
   # on a file system of its own kind (the initramfs root is "rootfs").
   mount -t tmpfs -o size=1600m tmpfs /var/lib/containerd
   mount -t tmpfs tmpfs /var/lib/kubelet
+  # Mount propagation as on a systemd host, where every mount is shared: the agent's DaemonSet
+  # mounts /run/netns with HostToContainer propagation, which the runtime refuses under a private
+  # mount (the initramfs's are).
+  local m
+  for m in / /run /sys /var/lib/kubelet; do mount --make-rshared "$m" 2>/dev/null; done
   # No name server: nothing in this node resolves or reaches a name (no image is ever pulled).
   echo "# none" >/etc/resolv.conf
   echo "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a" >/etc/machine-id
@@ -182,7 +187,7 @@ EOF
     ctr_ images import --no-unpack "$t" >>"$LOGS/images.log" 2>&1 || imp=1
   done
   if [ "$imp" = 0 ] && ctr_ images ls -q | grep -q '^smartnic.local/pause:3.10$'; then
-    ok "images imported from tarballs: $(ctr_ images ls -q | sed 's|^docker.io/library/||' | tr '\n' ' ')"
+    ok "images imported from tarballs: $(ctr_ images ls -q | grep -v '^sha256:' | sed 's|^docker.io/library/||' | tr '\n' ' ')"
   else
     fail "images imported from tarballs" "$(tail -n 5 "$LOGS/images.log")"
     summary
@@ -226,7 +231,7 @@ EOF
     "name": "default",
     "type": "ptp",
     "ipMasq": false,
-    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/16"}]]}
+    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/16"}]], "routes": [{"dst": "0.0.0.0/0"}]}
   }]
 }
 EOF
@@ -297,12 +302,13 @@ webhook_via_lab() {
   done
 }
 
-# rolled_out: every DaemonSet of ours has a Ready pod on the node, the operator Deployment is
-# Available.
+# rolled_out: every DaemonSet of ours has its pods Ready (the device plugin's selects only nodes
+# that a policy configures: none yet), the operator Deployment is Available.
 rolled_out() {
   local ds
   for ds in $(k -n "$SNS" get daemonsets -o name); do
-    [ "$(k -n "$SNS" get "$ds" -o jsonpath='{.status.numberReady}')" = 1 ] || return 1
+    [ "$(k -n "$SNS" get "$ds" -o jsonpath='{.status.numberReady}/{.status.desiredNumberScheduled}')" \
+      = "$(k -n "$SNS" get "$ds" -o jsonpath='{.status.desiredNumberScheduled}/{.status.desiredNumberScheduled}')" ] || return 1
   done
   [ "$(k -n "$SNS" get deployment smartnic-operator -o jsonpath='{.status.readyReplicas}')" -ge 1 ] 2>/dev/null
 }
