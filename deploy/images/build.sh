@@ -18,7 +18,7 @@
 #
 #   --out DIR        write into DIR (default: /var/tmp/smartnic-images/images-KEY, KEY a hash of
 #                    the sources, the tag, the registry and the Rust toolchain: a rerun on the same
-#                    sources does nothing)
+#                    sources does nothing; the three newest are kept)
 #   --tag TAG        the tag of every image (default: each image's newTag in deploy/kustomization.yaml)
 #   --registry P     the name prefix (default docker.io/library)
 #   --only NAME      only this image (repeatable; NAME as in images.txt, or without `smartnic-`)
@@ -203,6 +203,8 @@ debian_root() {
   )
   oci_tar "$r/root" "$tarf.new" keep-owners
   mv "$tarf.new" "$tarf"
+  # one root is kept: the one of the current list
+  find "$CACHE" -maxdepth 1 -name 'debian-root-*.tar' ! -path "$tarf" -delete
   rm -rf "$r"
   trap - EXIT
   echo "$tarf"
@@ -247,6 +249,12 @@ for l in "${todo[@]}"; do
   LC_ALL=C sort "$tmp/list" >"$OUT/images.txt"
   rm -rf "$w"
 done
+
+# The cache keeps the three newest source states' images (each some 70 MB).
+if [ "$OUT" = "$DEFAULT_OUT" ]; then
+  find "$CACHE" -maxdepth 1 -type d -name 'images-*' -printf '%T@ %p\n' | sort -rn | tail -n +4 \
+    | cut -d' ' -f2- | while read -r d; do [ "$d" = "$OUT" ] || rm -rf "$d"; done
+fi
 
 echo "images in $OUT ($(( $(date +%s) - start )) s, of which cargo ${build_secs} s):"
 for l in "${SELECTED[@]}"; do
