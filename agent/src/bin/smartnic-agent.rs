@@ -221,6 +221,7 @@ fn host_side(args: &Args) -> HostSide {
         handoff: Arc::new(DevicePluginFile::new(&args.device_plugin_file)),
         // the boot id is not namespaced: the container's /proc shows the host's
         boot_id: boot_id(std::path::Path::new("/proc")),
+        applying: Default::default(),
     }
 }
 

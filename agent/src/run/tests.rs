@@ -143,6 +143,7 @@ pub(crate) fn agent(client: Client, s: &Setup) -> Agent {
             state: s.state.clone(),
             handoff: Arc::new(DevicePluginFile::new(&s.handoff)),
             boot_id: "b1".into(),
+            applying: Default::default(),
         },
         Arc::new(AgentMetrics::new()),
         Arc::new(Health::default()),
