@@ -74,3 +74,89 @@ pub fn lookup_of(result: Result<DaemonSet, kube::Error>) -> Lookup {
         Err(e) => Lookup::Error(e.to_string()),
     }
 }
+
+/// The longest the uninstall waits for a plan in flight (its blocking thread runs on after the
+/// loop is stopped) before it gives up and leaves the node as it is.
+pub const APPLY_WAIT: Duration = Duration::from_secs(30);
+
+/// At SIGTERM: asks the API server about `own` (armed at start with `armed`), and on an
+/// uninstall waits for a plan in flight (at most [`APPLY_WAIT`]) and runs the cleanup on `host`.
+/// Everything it decides and does is logged; it never fails.
+pub async fn on_stop(
+    own: &OwnDaemonSet,
+    armed: Option<&str>,
+    host: &crate::run::HostSide,
+    paths: clean::CleanPaths,
+) {
+    let now = own.lookup(LOOKUP_TIMEOUT).await;
+    let why = match decide::decide(armed, &now) {
+        decide::Decision::Keep(why) => {
+            tracing::info!(
+                daemonset = own.name(),
+                "stopping; the node is left as it is: {why}"
+            );
+            return;
+        }
+        decide::Decision::Uninstall(why) => why,
+    };
+    tracing::warn!(
+        daemonset = own.name(),
+        "uninstall ({why}): putting the PFs back as they were and removing our files"
+    );
+    let host = host.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + APPLY_WAIT;
+        let _applying = loop {
+            match host.applying.try_lock() {
+                Ok(g) => break g,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if std::time::Instant::now() >= deadline {
+                        return None;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        };
+        Some(
+            clean::Cleanup {
+                host: host.host.as_ref(),
+                state: &host.state,
+                handoff: &host.handoff,
+                boot_id: host.boot_id.clone(),
+                paths: &paths,
+            }
+            .run(),
+        )
+    })
+    .await;
+    match done {
+        Ok(Some(clean::CleanReport::Blocked(why))) => tracing::warn!("uninstall: {why}"),
+        Ok(Some(clean::CleanReport::Done {
+            restore,
+            removed,
+            errors,
+        })) => {
+            for line in restore.lines() {
+                tracing::info!("uninstall: {line}");
+            }
+            for path in &removed {
+                tracing::info!(path = %path.display(), "uninstall: removed");
+            }
+            for e in &errors {
+                tracing::error!("uninstall: {e}");
+            }
+            tracing::info!(
+                pfs = restore.pfs.len(),
+                removed = removed.len(),
+                errors = errors.len(),
+                "uninstall done"
+            );
+        }
+        Ok(None) => tracing::warn!(
+            "uninstall: a plan was still being applied after {}; the node is left as it is",
+            crds::report::human_duration(APPLY_WAIT)
+        ),
+        Err(e) => tracing::error!("uninstall: the cleanup task did not finish: {e}"),
+    }
+}

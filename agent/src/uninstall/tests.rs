@@ -238,3 +238,83 @@ fn api_answers_map_to_lookups() {
         }
     );
 }
+
+const DS_PATH: &str = "/apis/apps/v1/namespaces/smartnic-system/daemonsets/smartnic-agent";
+
+/// A client whose API server answers the one read of the DaemonSet with `status` and `body`.
+fn api(status: u16, body: serde_json::Value) -> (kube::Client, tokio::task::JoinHandle<()>) {
+    use http::{Request, Response};
+    use kube::client::Body;
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let task = tokio::spawn(async move {
+        let (req, send) = handle.next_request().await.expect("a request");
+        assert_eq!(req.method(), http::Method::GET);
+        assert_eq!(req.uri().path(), DS_PATH);
+        send.send_response(
+            Response::builder()
+                .status(status)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                .expect("response"),
+        );
+    });
+    (kube::Client::new(svc, "default"), task)
+}
+
+fn host_side(w: World) -> (crate::run::HostSide, World) {
+    let side = crate::run::HostSide {
+        host: std::sync::Arc::new(w.host.clone()),
+        firmware: None,
+        state: std::sync::Arc::new(w.state.clone()),
+        handoff: std::sync::Arc::new(DevicePluginFile::new(w.handoff.path())),
+        boot_id: "b1".into(),
+        applying: Default::default(),
+    };
+    (side, w)
+}
+
+#[tokio::test]
+async fn at_sigterm_a_deleted_daemonset_uninstalls_and_a_live_one_keeps_the_node() {
+    let (side, w) = host_side(world());
+    let live = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "smartnic-agent", "namespace": "smartnic-system", "uid": "u1"},
+    });
+    let (client, task) = api(200, live);
+    let own = super::OwnDaemonSet::new(client, "smartnic-system", "smartnic-agent");
+    super::on_stop(&own, Some("u1"), &side, w.paths.clone()).await;
+    task.await.expect("served");
+    assert_eq!(w.numvfs(), "2", "a restart changes nothing");
+    assert!(w.at("opt/cni/bin/smartnic").exists());
+
+    let gone = serde_json::json!({
+        "apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "NotFound",
+        "message": "daemonsets.apps \"smartnic-agent\" not found", "code": 404,
+    });
+    let (client, task) = api(404, gone);
+    let own = super::OwnDaemonSet::new(client, "smartnic-system", "smartnic-agent");
+    super::on_stop(&own, Some("u1"), &side, w.paths.clone()).await;
+    task.await.expect("served");
+    assert_eq!(w.numvfs(), "0", "the uninstall restored the VFs");
+    assert!(!w.at("opt/cni/bin/smartnic").exists());
+    assert!(!w.state.path().exists());
+}
+
+#[tokio::test]
+async fn at_sigterm_a_rejected_token_uninstalls_only_when_armed() {
+    let (side, w) = host_side(world());
+    let rejected = serde_json::json!({
+        "apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "Unauthorized",
+        "message": "Unauthorized", "code": 401,
+    });
+    let (client, task) = api(401, rejected.clone());
+    let own = super::OwnDaemonSet::new(client, "smartnic-system", "smartnic-agent");
+    super::on_stop(&own, None, &side, w.paths.clone()).await;
+    task.await.expect("served");
+    assert_eq!(w.numvfs(), "2", "never armed: kept");
+    let (client, task) = api(401, rejected);
+    let own = super::OwnDaemonSet::new(client, "smartnic-system", "smartnic-agent");
+    super::on_stop(&own, Some("u1"), &side, w.paths.clone()).await;
+    task.await.expect("served");
+    assert_eq!(w.numvfs(), "0");
+}
