@@ -136,7 +136,8 @@ struct Args {
     /// readable with our token means an uninstall, which puts the PFs back and removes our files
     /// from the host (`agent::uninstall`). Unset (or without --pod-namespace): a SIGTERM never
     /// changes the host.
-    #[arg(long, env = "DAEMONSET_NAME", conflicts_with_all = ["spec_file", "metrics_only"])]
+    /// (Ignored by --spec-file and --metrics-only.)
+    #[arg(long, env = "DAEMONSET_NAME")]
     daemonset_name: Option<String>,
     /// The agent's namespace (the downward API's `metadata.namespace`), where its DaemonSet is.
     #[arg(long, env = "POD_NAMESPACE")]

@@ -121,7 +121,7 @@ pub fn holders_block(holders: &[String]) -> Option<String> {
     (!holders.is_empty()).then(|| {
         format!(
             "{} attachment(s) or claim(s) still hold devices: {}; the node is left as it is \
-             (VFs, CNI binary and files), delete those pods and the agent's next uninstall cleans up",
+             (VFs, CNI binary and files): delete those pods before uninstalling",
             holders.len(),
             holders.join(", ")
         )
