@@ -146,6 +146,10 @@ struct Args {
     /// `smartnic` binary from it.
     #[arg(long, env = "CNI_BIN_DIR", default_value = "/host/opt/cni/bin")]
     cni_bin_dir: PathBuf,
+    /// Where the uninstall finds the host paths it empties (`crds::host_paths`): `/` in the
+    /// DaemonSet, whose mounts put them at their own paths; a directory of its own in tests.
+    #[arg(long, env = "UNINSTALL_ROOT", default_value = "/")]
+    uninstall_root: PathBuf,
     /// The overlay: publish this interface's address as the node's Geneve tunnel endpoint and
     /// keep tunnel ports to the other nodes' endpoints (unset: no overlay, no OVS needed).
     #[arg(
@@ -436,7 +440,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     if *stopping.borrow()
         && let Some(own) = &own
     {
-        let mut paths = CleanPaths::under(std::path::Path::new("/"), &args.cni_bin_dir);
+        let mut paths = CleanPaths::under(&args.uninstall_root, &args.cni_bin_dir);
         paths.cni_state_dir = args.cni_state_dir.clone();
         on_stop(own, armed.get().map(String::as_str), &host_at_stop, paths).await;
     }
