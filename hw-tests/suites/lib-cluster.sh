@@ -81,10 +81,12 @@ start_kubelet() {
     --node-labels smartnic.io/lab=true
 }
 
-# The files and directories our components may write on a node; after an uninstall none is left.
-# The agent's uninstall removes them (agent/src/uninstall.rs names the same list).
-OUR_HOST_PATHS="/opt/cni/bin/smartnic /var/lib/smartnic /run/smartnic /var/run/k8s.cni.cncf.io/devinfo/dp
- /var/lib/kubelet/plugins/smartnic.io /var/lib/kubelet/plugins_registry/smartnic.io-reg.sock"
+# The files and directories our components may write on a node (crds/src/host_paths.rs has the
+# same list: the agent's uninstall empties these). The directories stay, empty: the kubelet made
+# them as the pods' mount points.
+OUR_HOST_PATHS="/opt/cni/bin/smartnic /opt/cni/bin/.smartnic-uninstalling /var/lib/smartnic /run/smartnic
+ /etc/smartnic /var/log/smartnic /var/run/k8s.cni.cncf.io/devinfo/dp /var/lib/kubelet/plugins/smartnic.io
+ /var/lib/kubelet/plugins_registry/smartnic.io-reg.sock"
 # our_leftovers: what is left of our host paths (CDI specs and device-plugin sockets by name).
 our_leftovers() {
   local p
@@ -382,10 +384,22 @@ lab_breaks() {
   esac
 }
 
+# save_pod_logs TAG: our pods' logs (every container, previous runs too) into LOGS.
+save_pod_logs() {
+  local p c
+  for p in $(k -n "$SNS" get pods -o name 2>/dev/null); do
+    for c in $(k -n "$SNS" get "$p" -o jsonpath='{.spec.initContainers[*].name} {.spec.containers[*].name}'); do
+      k -n "$SNS" logs "$p" -c "$c" >"$LOGS/$1-${p#pod/}-$c.log" 2>&1
+      k -n "$SNS" logs "$p" -c "$c" --previous >>"$LOGS/$1-${p#pod/}-$c.previous.log" 2>/dev/null || rm -f "$LOGS/$1-${p#pod/}-$c.previous.log"
+    done
+  done
+}
+
 # uninstall_smartnic kustomize|helm: the uninstall, then the node as before the install.
 uninstall_smartnic() {
   local how=$1 out t0
   t0=$(now_ms)
+  save_pod_logs "$how"
   stop_bg webhook-fwd
   case $how in
     kustomize) out=$(k delete -k /repo/deploy --wait=true --timeout 300s 2>&1) ;;
