@@ -217,13 +217,23 @@ pub async fn run<S: HostSource>(
     Ok(())
 }
 
+/// The pools this process serves: those whose `allocation` includes the device plugin (a
+/// `dra` pool is published by `smartnic-dra` alone).
+pub fn served(pools: &crate::index::PoolSet) -> Vec<String> {
+    pools
+        .iter()
+        .filter(|(_, spec)| spec.allocation.device_plugin())
+        .map(|(resource, _)| resource.clone())
+        .collect()
+}
+
 /// Starts a task per pool and stops the tasks of removed pools, until `stop`.
 async fn supervise(index: Arc<Index>, ctx: Arc<PoolContext>, mut stop: watch::Receiver<bool>) {
     let mut pools = index.pools();
     let mut running: std::collections::BTreeMap<String, (watch::Sender<bool>, JoinHandle<()>)> =
         Default::default();
     loop {
-        let wanted: Vec<String> = pools.borrow_and_update().keys().cloned().collect();
+        let wanted = served(&pools.borrow_and_update());
         let gone: Vec<String> = running
             .keys()
             .filter(|r| !wanted.contains(r))
@@ -386,6 +396,28 @@ mod tests {
         }
         let a = Args::parse_from(["smartnic-device-plugin"]);
         assert_eq!(a.metrics_addr, MetricsAddr(Some(default)));
+    }
+
+    /// `allocation: dra` pools are left to the DRA driver; `both` and the default are served.
+    #[test]
+    fn only_device_plugin_pools_are_served() {
+        let cfg = config::parse_and_check(
+            r#"{"resourceList": [
+                {"resourceName": "a", "resourcePrefix": "smartnic.io", "deviceType": "netdevice",
+                 "selectors": [{"vendors": ["8086"]}]},
+                {"resourceName": "b", "resourcePrefix": "smartnic.io", "deviceType": "netdevice",
+                 "allocation": "dra", "selectors": [{"vendors": ["15b3"]}]},
+                {"resourceName": "c", "resourcePrefix": "smartnic.io", "deviceType": "netdevice",
+                 "allocation": "both", "selectors": [{"vendors": ["1077"]}]}]}"#,
+            config::Format::Json,
+        )
+        .unwrap();
+        let set: crate::index::PoolSet = cfg
+            .pools
+            .iter()
+            .map(|p| (p.resource(), p.clone()))
+            .collect();
+        assert_eq!(served(&set), ["smartnic.io/a", "smartnic.io/c"]);
     }
 
     #[test]

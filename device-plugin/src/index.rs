@@ -33,6 +33,7 @@ pub type PoolSet = BTreeMap<String, PoolSpec>;
 pub struct Index {
     state: Mutex<State>,
     pools: watch::Sender<PoolSet>,
+    changes: watch::Sender<u64>,
     metrics: Arc<Metrics>,
 }
 
@@ -49,6 +50,7 @@ impl Index {
         Index {
             state: Mutex::new(State::default()),
             pools: watch::channel(PoolSet::new()).0,
+            changes: watch::channel(0).0,
             metrics,
         }
     }
@@ -76,6 +78,18 @@ impl Index {
         self.lock().config.clone()
     }
 
+    /// The configuration and the last host state, read together.
+    pub fn snapshot(&self) -> (Config, Option<Arc<HostState>>) {
+        let st = self.lock();
+        (st.config.clone(), st.host.clone())
+    }
+
+    /// A counter that grows on every change of the configuration or the host state (what a
+    /// consumer of [`Index::snapshot`] waits on).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// The pool set, and its changes.
     pub fn pools(&self) -> watch::Receiver<PoolSet> {
         self.pools.subscribe()
@@ -95,6 +109,7 @@ impl Index {
     }
 
     fn recompute(&self, st: &mut State) {
+        self.changes.send_modify(|n| *n += 1);
         let assigned = match &st.host {
             Some(h) => assign(&st.config, h),
             None => vec![Vec::new(); st.config.pools.len()],

@@ -212,6 +212,7 @@ mod tests {
             is_rdma: false,
             exclude_topology: false,
             need_vhost_net: false,
+            allocation: Default::default(),
             selectors,
         }
     }
