@@ -1,0 +1,23 @@
+//! `smartnic-dra`: the kubelet DRA plugin (`resource.k8s.io/v1`, driver `smartnic.io`).
+//!
+//! ```text
+//!   devices.rs  pure: DRA pools' devices with their attributes (inventory + applied file + health)
+//!   render.rs   pure: ResourceSlices (≤128 devices each, one pool per node, generation)
+//!   claims.rs   prepare/unprepare bookkeeping: CDI specs and PreparedClaim records, crash-safe
+//! ```
+
+pub mod claims;
+pub mod devices;
+pub mod render;
+
+/// The kubelet DRA plugin API v1, generated from `proto/dra/v1/api.proto`.
+#[allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
+pub mod dra_api {
+    tonic::include_proto!("k8s.io.kubelet.pkg.apis.dra.v1");
+}
+
+/// The kubelet plugin-registration API v1, generated from `proto/pluginregistration/v1/api.proto`.
+#[allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
+pub mod registration_api {
+    tonic::include_proto!("pluginregistration");
+}

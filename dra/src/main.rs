@@ -1,0 +1,3 @@
+//! `smartnic-dra` (wired in a later step).
+
+fn main() {}
