@@ -269,7 +269,7 @@ async fn supervise(index: Arc<Index>, ctx: Arc<PoolContext>, mut stop: watch::Re
 /// Reloads the configuration when its directory changes (debounced) and every
 /// [`CONFIG_RECHECK`]. A file that does not check is refused and the pools keep serving; a
 /// deleted file means no pools.
-async fn watch_config(
+pub async fn watch_config(
     path: PathBuf,
     index: Arc<Index>,
     metrics: Arc<Metrics>,
