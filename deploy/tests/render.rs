@@ -210,6 +210,35 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
         ],
         // the kubelet's unix socket and the host's files only
         "smartnic-device-plugin" => vec![],
+        "smartnic-dra" => vec![
+            // publish.rs: the Node's uid for the slices' owner reference
+            c("", "nodes", "get", None, Some("node-1")),
+            // publish.rs: its node's slices (field selector), then create, update, delete
+            cluster("resource.k8s.io", "resourceslices", "list"),
+            cluster("resource.k8s.io", "resourceslices", "create"),
+            c(
+                "resource.k8s.io",
+                "resourceslices",
+                "update",
+                None,
+                Some("node-1-smartnic.io-0"),
+            ),
+            c(
+                "resource.k8s.io",
+                "resourceslices",
+                "delete",
+                None,
+                Some("node-1-smartnic.io-1"),
+            ),
+            // server.rs: NodePrepareResources reads the claim, in the pod's namespace
+            c(
+                "resource.k8s.io",
+                "resourceclaims",
+                "get",
+                Some("tenant-a"),
+                Some("vf"),
+            ),
+        ],
         // copies one file onto the host
         "smartnic-cni" => vec![],
         _ => return None,
@@ -359,11 +388,12 @@ fn every_object_parses_as_its_kubernetes_type_with_no_field_lost() {
         problems.extend(diff);
     }
     assert!(problems.is_empty(), "{problems:#?}");
-    // the four components are there
+    // the five components are there
     for (k, name) in [
         ("Deployment", "smartnic-operator"),
         ("DaemonSet", "smartnic-agent"),
         ("DaemonSet", "smartnic-device-plugin"),
+        ("DaemonSet", "smartnic-dra"),
         ("DaemonSet", "smartnic-cni-installer"),
     ] {
         assert!(
