@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::config::{Config, PoolSpec};
 use crate::host::HostState;
 use crate::metrics::Metrics;
-use crate::pool::{PoolDevice, assign, keep_vanished};
+use crate::pool::{PoolDevice, assign, hold_for_dra, keep_vanished};
 
 /// A pool as served: its configuration and its devices (sorted by address).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +41,7 @@ pub struct Index {
 struct State {
     config: Config,
     host: Option<Arc<HostState>>,
+    dra_prepared: std::collections::BTreeSet<String>,
     pools: BTreeMap<String, watch::Sender<Arc<PoolState>>>,
 }
 
@@ -69,6 +70,18 @@ impl Index {
             return false;
         }
         st.host = Some(Arc::new(host));
+        self.recompute(&mut st);
+        true
+    }
+
+    /// Replaces the PCI addresses the DRA driver prepared for claims (see
+    /// [`crate::pool::hold_for_dra`]); false when they did not change.
+    pub fn set_dra_prepared(&self, prepared: std::collections::BTreeSet<String>) -> bool {
+        let mut st = self.lock();
+        if st.dra_prepared == prepared {
+            return false;
+        }
+        st.dra_prepared = prepared;
         self.recompute(&mut st);
         true
     }
@@ -115,7 +128,8 @@ impl Index {
             None => vec![Vec::new(); st.config.pools.len()],
         };
         let mut keep = BTreeMap::new();
-        for (spec, devices) in st.config.pools.iter().zip(assigned) {
+        for (spec, mut devices) in st.config.pools.iter().zip(assigned) {
+            hold_for_dra(spec, &mut devices, &st.dra_prepared);
             let resource = spec.resource();
             let tx = match st.pools.remove(&resource) {
                 Some(tx) => {

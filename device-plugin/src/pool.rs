@@ -5,7 +5,8 @@
 //! - A device goes to the first pool (in file order) with a selector it matches.
 //! - Health: a device is `Unhealthy` when its PF's link is down (admin down, or `operstate`
 //!   neither `up` nor `unknown`), when it is bound to a driver other than its pool's `deviceType` (or to none),
-//!   when a `vfio-pci` device has no IOMMU group, or when it vanished ([`keep_vanished`]).
+//!   when a `vfio-pci` device has no IOMMU group, when it vanished ([`keep_vanished`]), or, in
+//!   an `allocation: both` pool, while the DRA driver holds it for a claim ([`hold_for_dra`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -173,6 +174,20 @@ fn link_problem(link: &LinkState) -> Option<String> {
         // drivers without operstate support report "unknown"
         Some("unknown") => None,
         Some(state) => Some(format!("({netdev}) link is {state}")),
+    }
+}
+
+/// In an `allocation: both` pool, marks the devices the DRA driver prepared for a claim
+/// (`prepared`: PCI addresses of the prepared-claim records) unhealthy, so that the kubelet
+/// does not hand them to a pod as well. Other pools are left as they are.
+pub fn hold_for_dra(pool: &PoolSpec, devices: &mut [PoolDevice], prepared: &BTreeSet<String>) {
+    if !(pool.allocation.dra() && pool.allocation.device_plugin()) {
+        return;
+    }
+    for d in devices.iter_mut() {
+        if prepared.contains(&d.id()) {
+            d.health = Health::Unhealthy("prepared for a DRA claim".into());
+        }
     }
 }
 
@@ -417,6 +432,35 @@ mod tests {
         assert_eq!(
             health_of(&vfio, "0000:17:02.1"),
             Health::Unhealthy("on vfio-pci but in no IOMMU group".into())
+        );
+    }
+
+    #[test]
+    fn devices_of_both_pools_held_by_dra_are_unhealthy() {
+        let dev = |s: &str| PoolDevice {
+            addr: a(s),
+            vf_of: None,
+            numa_node: None,
+            driver: Some("igbvf".into()),
+            iommu_group: None,
+            noiommu: false,
+            rdma: Rdma::default(),
+            health: Health::Healthy,
+        };
+        let prepared = BTreeSet::from(["0000:01:10.2".to_owned()]);
+        let mut p = pool("vf", VfDeviceType::Netdevice, Vec::new());
+        let mut devs = vec![dev("0000:01:10.0"), dev("0000:01:10.2")];
+        hold_for_dra(&p, &mut devs, &prepared);
+        assert!(
+            devs.iter().all(|d| d.health.is_healthy()),
+            "a device-plugin pool"
+        );
+        p.allocation = crds::dra::Allocation::Both;
+        hold_for_dra(&p, &mut devs, &prepared);
+        assert!(devs[0].health.is_healthy());
+        assert_eq!(
+            devs[1].health,
+            Health::Unhealthy("prepared for a DRA claim".into())
         );
     }
 
