@@ -16,7 +16,6 @@
 //! that wipes its plugin directories). SIGTERM removes the sockets; the slices stay (the next
 //! run adopts them; the kubelet removes a driver's slices when it stays unregistered).
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,7 +34,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
 use crate::claims::Store;
-use crate::devices::{Facts, by_name, devices, held_by_device_plugin, offered};
+use crate::devices::{Facts, by_name, devices, held_in_checkpoint, offered};
 use crate::dra_api::dra_plugin_server::DraPluginServer;
 use crate::publish::Publisher;
 use crate::registration_api::registration_server::RegistrationServer;
@@ -60,8 +59,6 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 pub const REGISTRATION_SOCKET: &str = "smartnic.io-reg.sock";
 /// The DRA service socket's name in `--plugin-dir`.
 pub const PLUGIN_SOCKET: &str = "dra.sock";
-/// The kubelet's device-plugin checkpoint, in `--device-plugin-dir`.
-pub const CHECKPOINT: &str = "kubelet_internal_checkpoint";
 
 /// Command-line arguments of `smartnic-dra`.
 #[derive(Clone, Debug, Parser)]
@@ -192,6 +189,7 @@ pub async fn run<S: HostSource>(
         store: settings.store.clone(),
         known: std::sync::RwLock::new(Arc::new(by_name(&initial))),
         claims: Box::new(client.clone()) as Box<dyn ClaimReader>,
+        device_plugin_dir: Some(settings.device_plugin_dir.clone()),
         lock: tokio::sync::Mutex::new(()),
     });
     let store = settings.store.clone();
@@ -425,24 +423,6 @@ async fn facts_loop(
     }
 }
 
-/// The device-plugin checkpoint's held devices for the prefixes of `both` pools.
-fn held(config: &device_plugin::config::Config, dp_dir: &Path) -> BTreeSet<String> {
-    let prefixes: BTreeSet<&str> = config
-        .pools
-        .iter()
-        .filter(|p| p.allocation.dra() && p.allocation.device_plugin())
-        .map(|p| p.prefix.as_str())
-        .collect();
-    if prefixes.is_empty() {
-        return BTreeSet::new();
-    }
-    let text = std::fs::read_to_string(dp_dir.join(CHECKPOINT)).unwrap_or_default();
-    prefixes
-        .into_iter()
-        .flat_map(|p| held_by_device_plugin(&text, p))
-        .collect()
-}
-
 /// Renders and publishes on every change (debounced), every [`RESYNC`], and after a failure.
 async fn publish_loop(
     mut publisher: Publisher,
@@ -476,7 +456,7 @@ async fn publish_loop(
         driver.set_known(by_name(&devs));
         let dp = dp_dir.clone();
         let cfg = config.clone();
-        let held = tokio::task::spawn_blocking(move || held(&cfg, &dp))
+        let held = tokio::task::spawn_blocking(move || held_in_checkpoint(&cfg.pools, &dp))
             .await
             .unwrap_or_default();
         let offer: Vec<_> = offered(&devs, &held).collect();

@@ -81,6 +81,20 @@ pub enum ClaimError {
         /// Device name.
         device: String,
     },
+    /// In an `allocation: both` pool, the device plugin handed the device to a container
+    /// (the kubelet's checkpoint says so) after the scheduler allocated it to the claim.
+    #[error(
+        "claim {namespace}/{name}: device {device} is in use by a pod of the device plugin; \
+         delete the claim's pod to have the claim allocated again"
+    )]
+    HeldByDevicePlugin {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Device name.
+        device: String,
+    },
     /// A vfio-pci device has no IOMMU group.
     #[error("claim {namespace}/{name}: device {device} is on vfio-pci but in no IOMMU group")]
     NoIommuGroup {
@@ -203,6 +217,28 @@ pub fn plan(
         pod_uids,
         devices,
     })
+}
+
+/// Refuses a claim whose device of an `allocation: both` pool the device plugin holds (`held`:
+/// PCI addresses from the kubelet's device-plugin checkpoint).
+pub fn check_not_held(
+    rec: &PreparedClaim,
+    known: &BTreeMap<String, DraDevice>,
+    held: &BTreeSet<String>,
+) -> Result<(), ClaimError> {
+    for p in &rec.devices {
+        let both = known
+            .get(&p.device)
+            .is_some_and(|d| d.pool.allocation.device_plugin());
+        if both && held.contains(&p.pci_address) {
+            return Err(ClaimError::HeldByDevicePlugin {
+                namespace: rec.namespace.clone(),
+                name: rec.name.clone(),
+                device: p.device.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// An env variable name from `s`: upper-case, anything not alphanumeric becomes `_`.
@@ -357,12 +393,14 @@ impl Store {
     }
 
     /// Prepares `want`: the existing record's answer when there is one (CDI spec restored if
-    /// missing), else `fetch()`'s claim planned, CDI spec written, then the record.
+    /// missing), else `fetch()`'s claim planned and checked against `held` ([`check_not_held`]),
+    /// CDI spec written, then the record.
     pub fn prepare<E>(
         &self,
         want: &ClaimRef,
         node: &str,
         known: &BTreeMap<String, DraDevice>,
+        held: &BTreeSet<String>,
         fetch: impl FnOnce() -> Result<ResourceClaim, E>,
     ) -> Result<PreparedClaim, PrepareError<E>> {
         let uid = want.checked_uid()?;
@@ -375,6 +413,7 @@ impl Store {
         }
         let claim = fetch().map_err(PrepareError::Fetch)?;
         let rec = plan(want, &claim, node, known)?;
+        check_not_held(&rec, known, held)?;
         self.write_spec(&rec, known)?;
         let json = serde_json::to_vec_pretty(&rec).unwrap_or_default();
         write_atomic(&self.record_path(uid), &json)?;
@@ -545,9 +584,13 @@ mod tests {
             ..want()
         };
         let e = s
-            .prepare(&bad, "n1", &known(), || -> Result<_, String> {
-                panic!("no API call for a bad uid")
-            })
+            .prepare(
+                &bad,
+                "n1",
+                &known(),
+                &BTreeSet::new(),
+                || -> Result<_, String> { panic!("no API call for a bad uid") },
+            )
             .unwrap_err();
         assert!(e.to_string().contains("not a claim UID"), "{e}");
         assert!(s.unprepare(&bad).is_err());
@@ -597,7 +640,9 @@ mod tests {
         let k = known();
         let c = claim(&[("smartnic.io", "n1", "pci-0000-3b-00-3")]);
         let first = s
-            .prepare(&want(), "n1", &k, || Ok::<_, String>(c.clone()))
+            .prepare(&want(), "n1", &k, &BTreeSet::new(), || {
+                Ok::<_, String>(c.clone())
+            })
             .unwrap();
         // the CNI's view: the record names the pod and the VF
         let on_disk: PreparedClaim =
@@ -612,9 +657,15 @@ mod tests {
         );
         // again: the same answer, without asking the API
         let again = s
-            .prepare(&want(), "n1", &k, || -> Result<ResourceClaim, String> {
-                panic!("a prepared claim is answered from its record")
-            })
+            .prepare(
+                &want(),
+                "n1",
+                &k,
+                &BTreeSet::new(),
+                || -> Result<ResourceClaim, String> {
+                    panic!("a prepared claim is answered from its record")
+                },
+            )
             .unwrap();
         assert_eq!(again, first);
         assert_eq!(
@@ -632,10 +683,34 @@ mod tests {
         s.unprepare(&want()).unwrap();
         // an API error reaches the caller and writes nothing
         let e = s
-            .prepare(&want(), "n1", &k, || Err::<ResourceClaim, _>("forbidden"))
+            .prepare(&want(), "n1", &k, &BTreeSet::new(), || {
+                Err::<ResourceClaim, _>("forbidden")
+            })
             .unwrap_err();
         assert!(matches!(e, PrepareError::Fetch("forbidden")));
         assert!(!s.cdi_path(UID).exists());
+    }
+
+    /// `allocation: both`: a device the device plugin handed out after the scheduler allocated
+    /// it is refused, naming it; a `dra` pool's device is not checked against the checkpoint.
+    #[test]
+    fn a_device_held_by_the_device_plugin_is_refused_in_both_pools() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let mut k = known();
+        let c = claim(&[("smartnic.io", "n1", "pci-0000-3b-00-3")]);
+        let held = BTreeSet::from(["0000:3b:00.3".to_owned()]);
+        s.prepare(&want(), "n1", &k, &held, || Ok::<_, String>(c.clone()))
+            .unwrap();
+        s.unprepare(&want()).unwrap();
+        for d in k.values_mut() {
+            d.pool.allocation = crds::dra::Allocation::Both;
+        }
+        let e = s
+            .prepare(&want(), "n1", &k, &held, || Ok::<_, String>(c.clone()))
+            .unwrap_err();
+        assert!(e.to_string().contains("pci-0000-3b-00-3 is in use"), "{e}");
+        assert!(!s.record_path(UID).exists() && !s.cdi_path(UID).exists());
     }
 
     /// Every crash point of prepare and unprepare leaves a state that start-up reconciliation
@@ -658,8 +733,10 @@ mod tests {
         assert!(!s.cdi_path(UID).exists());
         // ... or the kubelet calls again first: both written
         s.write_spec(&rec, &k).unwrap();
-        s.prepare(&want(), "n1", &k, || Ok::<_, String>(c.clone()))
-            .unwrap();
+        s.prepare(&want(), "n1", &k, &BTreeSet::new(), || {
+            Ok::<_, String>(c.clone())
+        })
+        .unwrap();
         assert!(s.record_path(UID).exists() && s.cdi_path(UID).exists());
         // a record whose spec is gone (deleted by hand, tmpfs /var/run after a reboot): restored
         std::fs::remove_file(s.cdi_path(UID)).unwrap();

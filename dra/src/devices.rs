@@ -262,6 +262,30 @@ pub fn held_by_device_plugin(checkpoint: &str, prefix: &str) -> BTreeSet<String>
     held
 }
 
+/// The kubelet's device-plugin checkpoint file in the device-plugin directory.
+pub const CHECKPOINT: &str = "kubelet_internal_checkpoint";
+
+/// The devices held by the device plugin, for the prefixes of the `allocation: both` pools among
+/// `pools` (read from [`CHECKPOINT`] in `dir`; nothing to read without such a pool).
+pub fn held_in_checkpoint<'a>(
+    pools: impl IntoIterator<Item = &'a PoolSpec>,
+    dir: &Path,
+) -> BTreeSet<String> {
+    let prefixes: BTreeSet<&str> = pools
+        .into_iter()
+        .filter(|p| p.allocation.dra() && p.allocation.device_plugin())
+        .map(|p| p.prefix.as_str())
+        .collect();
+    if prefixes.is_empty() {
+        return BTreeSet::new();
+    }
+    let text = std::fs::read_to_string(dir.join(CHECKPOINT)).unwrap_or_default();
+    prefixes
+        .into_iter()
+        .flat_map(|p| held_by_device_plugin(&text, p))
+        .collect()
+}
+
 /// The devices by name (for NodePrepareResources).
 pub fn by_name(devices: &[DraDevice]) -> BTreeMap<String, DraDevice> {
     devices

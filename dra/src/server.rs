@@ -63,6 +63,8 @@ pub struct Driver {
     pub known: RwLock<Arc<BTreeMap<String, DraDevice>>>,
     /// The API.
     pub claims: Box<dyn ClaimReader>,
+    /// The kubelet's device-plugin directory (its checkpoint); `None`: not read.
+    pub device_plugin_dir: Option<PathBuf>,
     /// One prepare or unprepare batch at a time: the kubelet rarely sends two, and the files
     /// of one claim must never be written by two at once.
     pub lock: tokio::sync::Mutex<()>,
@@ -123,8 +125,12 @@ impl Driver {
         let node = self.node.clone();
         let known = self.known();
         let w = want.clone();
+        let dp_dir = self.device_plugin_dir.clone();
         let r = tokio::task::spawn_blocking(move || {
-            store.prepare(&w, &node, &known, || {
+            let held = dp_dir
+                .map(|d| crate::devices::held_in_checkpoint(known.values().map(|k| &k.pool), &d))
+                .unwrap_or_default();
+            store.prepare(&w, &node, &known, &held, || {
                 fetched.ok_or_else(|| "the claim's record vanished; call again".to_owned())
             })
         })

@@ -74,15 +74,15 @@ fn driver(dir: &Path, claims: BTreeMap<String, ResourceClaim>) -> Arc<Driver> {
     let host = HostBuilder::new()
         .cx6dx(EswitchMode::Legacy)
         .build()
-        .unwrap();
+        .expect("fixture");
     let cfg = parse_and_check(
         r#"{"resourceList": [{"resourceName": "cx6_vf", "resourcePrefix": "smartnic.io",
             "deviceType": "netdevice", "allocation": "dra",
             "selectors": [{"pfs": [{"pciAddress": "0000:3b:00.0"}]}]}]}"#,
         Format::Json,
     )
-    .unwrap();
-    let devs = devices(&cfg, &scan(&host.sysfs()).unwrap(), &Facts::default());
+    .expect("config");
+    let devs = devices(&cfg, &scan(&host.sysfs()).expect("scan"), &Facts::default());
     Arc::new(Driver {
         node: "node-1".into(),
         store: Store {
@@ -91,6 +91,7 @@ fn driver(dir: &Path, claims: BTreeMap<String, ResourceClaim>) -> Arc<Driver> {
         },
         known: std::sync::RwLock::new(Arc::new(by_name(&devs))),
         claims: Box::new(FakeApi(claims)),
+        device_plugin_dir: None,
         lock: tokio::sync::Mutex::new(()),
     })
 }
