@@ -204,8 +204,15 @@ pub async fn run<S: HostSource>(
         "prepared claims reconciled"
     );
 
+    // the slow facts before the first publish, so that it carries every attribute
+    let s = settings.sysfs.clone();
+    let facts = tokio::task::spawn_blocking(move || read_facts(&s))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let (stop_tx, stop) = watch::channel(false);
-    let (facts_tx, facts_rx) = watch::channel(Arc::new(Facts::default()));
+    let (facts_tx, facts_rx) = watch::channel(Arc::new(facts));
     let mut tasks = vec![
         tokio::spawn(source.run(settings.sysfs.clone(), index.clone(), stop.clone())),
         tokio::spawn(device_plugin::app::watch_config(
@@ -378,6 +385,15 @@ fn shape(host: &device_plugin::host::HostState) -> Vec<(String, Option<String>, 
         .collect()
 }
 
+/// A full discovery and each function's resolved sysfs path (blocking).
+fn read_facts(sysfs: &SysFs) -> Option<Facts> {
+    let inv = nic::discovery::discover(sysfs).ok()?;
+    let bus = sysfs.pci_devices_dir();
+    Some(Facts::from_inventory(&inv, |a| {
+        std::fs::canonicalize(bus.join(a.to_string())).ok()
+    }))
+}
+
 /// Keeps [`Facts`] current: a full discovery (off the runtime) when the set of functions or
 /// their drivers change, and every [`FACTS_REFRESH`].
 async fn facts_loop(
@@ -401,16 +417,10 @@ async fn facts_loop(
         }
         last = now;
         let s = sysfs.clone();
-        let facts = tokio::task::spawn_blocking(move || {
-            let inv = nic::discovery::discover(&s).ok()?;
-            let bus = s.pci_devices_dir();
-            Some(Facts::from_inventory(&inv, |a| {
-                std::fs::canonicalize(bus.join(a.to_string())).ok()
-            }))
-        })
-        .await
-        .ok()
-        .flatten();
+        let facts = tokio::task::spawn_blocking(move || read_facts(&s))
+            .await
+            .ok()
+            .flatten();
         if let Some(f) = facts {
             tx.send_if_modified(|cur| {
                 if **cur == f {
