@@ -11,6 +11,10 @@
 #     deviceType)
 #   - the PF's link goes down (operstate in the fixture): its VFs leave the slice, with a new
 #     generation, within 1 s (measured); link up: they are back
+#   - the scheduler allocates a claim (DeviceClass and request selecting by CEL on resourceName,
+#     vfIndex and eswitchMode) from those slices; the kubelet's calls (dra-kubelet-stub: GetInfo,
+#     NodePrepareResources twice, NodeUnprepareResources) answer with the VF's CDI device, write
+#     the record naming the pod and the CDI spec, give the same answer again, and remove both
 #   - the pool switched to `allocation: devicePlugin` in the applied file: the slices go
 #   - the registration socket and the DRA socket exist while it runs and are gone after SIGTERM
 #   - no request of it was forbidden
@@ -37,6 +41,112 @@ dra_slices() {
 # dra_devices_are N: the node's slices list N devices in total
 dra_devices_are() {
   [ "$(dra_slices | jq '[.items[].spec.devices // [] | length] | add // 0')" = "$1" ]
+}
+
+# dra_claim_flow DIR: the scheduler allocates a claim from the published slices; the kubelet's
+# calls (dra-kubelet-stub) prepare and unprepare it
+dra_claim_flow() {
+  local dir=$1 stub out uid pod want reg
+  stub=$(lab_bin dra-kubelet-stub)
+  if [ -z "$stub" ]; then fail "dra-kubelet-stub is built" "cargo build -p dra --bins"; return; fi
+  reg=$dir/plugins_registry/smartnic.io-reg.sock
+  # a Node without kubelet has no allocatable pods: give it some, so the scheduler places a pod
+  kubectl patch node "$DRA_NODE" --subresource status --type merge -p \
+    '{"status":{"capacity":{"pods":"10","cpu":"2","memory":"2Gi"},"allocatable":{"pods":"10","cpu":"2","memory":"2Gi"}}}' >/dev/null
+  if ! out=$(kubectl apply --server-side --field-manager hw-tests -f - 2>&1 <<EOF
+apiVersion: resource.k8s.io/v1
+kind: DeviceClass
+metadata: {name: dra-test-vf}
+spec:
+  selectors:
+    - cel: {expression: 'device.driver == "smartnic.io" && device.attributes["smartnic.io"].resourceName == "cx6_dra"'}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: dra-test}
+---
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata: {name: vf, namespace: dra-test}
+spec:
+  devices:
+    requests:
+      - name: nic
+        exactly:
+          deviceClassName: dra-test-vf
+          selectors:
+            - cel: {expression: 'device.attributes["smartnic.io"].vfIndex == 2 && device.attributes["smartnic.io"].eswitchMode == "switchdev"'}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dra-pod, namespace: dra-test}
+spec:
+  nodeSelector: {kubernetes.io/hostname: $DRA_NODE}
+  tolerations: [{operator: Exists}]
+  resourceClaims: [{name: nic, resourceClaimName: vf}]
+  containers:
+    - name: app
+      image: app:test
+      resources:
+        claims: [{name: nic}]
+EOF
+  ); then
+    fail "DeviceClass, ResourceClaim and Pod applied" "$out"
+    return
+  fi
+  dra_allocated() {
+    [ -n "$(kubectl -n dra-test get resourceclaim vf -o json | jq -r '.status.allocation.devices.results[0].device // empty')" ] \
+      && [ -n "$(kubectl -n dra-test get pod dra-pod -o jsonpath='{.spec.nodeName}')" ]
+  }
+  if api_wait 60 dra_allocated; then
+    out=$(kubectl -n dra-test get resourceclaim vf -o json | jq -c '.status.allocation.devices.results[0] | {driver, pool, device}')
+    want='{"driver":"smartnic.io","pool":"'$DRA_NODE'","device":"pci-0000-3b-00-4"}'
+    if [ "$out" = "$want" ]; then
+      ok "the scheduler allocated VF 2 (CEL on resourceName, vfIndex, eswitchMode) from the slices in ${API_WAITED_MS} ms"
+    else
+      fail "the scheduler allocated VF 2 from the slices" "$out"
+    fi
+  else
+    fail "the scheduler allocates the claim and binds the pod" "$(kubectl -n dra-test get resourceclaim vf -o json | jq -c .status)"$'\n'"$(kubectl -n dra-test get pod dra-pod -o json | jq -c .status)"
+    kubectl delete namespace dra-test --wait=false >/dev/null
+    kubectl delete deviceclass dra-test-vf >/dev/null
+    return
+  fi
+  uid=$(kubectl -n dra-test get resourceclaim vf -o jsonpath='{.metadata.uid}')
+  pod=$(kubectl -n dra-test get pod dra-pod -o jsonpath='{.metadata.uid}')
+  out=$("$stub" "$reg" info 2>&1)
+  want='{"type":"DRAPlugin","name":"smartnic.io","endpoint":"'$dir'/plugins/smartnic.io/dra.sock","supportedVersions":["v1.DRAPlugin"]}'
+  if [ "$(jq -cS . <<<"$out" 2>/dev/null)" = "$(jq -cS . <<<"$want")" ]; then
+    ok "registration: DRAPlugin smartnic.io, endpoint the DRA socket, v1.DRAPlugin"
+  else
+    fail "registration info" "$out"
+  fi
+  out=$("$stub" "$reg" prepare dra-test vf "$uid" 2>&1)
+  want='{"'$uid'":{"devices":[{"cdiDeviceIds":["smartnic.io/vf=0000:3b:00.4"],"deviceName":"pci-0000-3b-00-4","poolName":"'$DRA_NODE'","requestNames":["nic"]}],"error":""}}'
+  if [ "$(jq -cS . <<<"$out" 2>/dev/null)" = "$(jq -cS . <<<"$want")" ]; then
+    ok "NodePrepareResources: the claim's VF as CDI device smartnic.io/vf=0000:3b:00.4"
+  else
+    fail "NodePrepareResources answers the claim's VF" "$out"$'\n'"$(tail -n 5 "$T_TMP/dra.log")"
+  fi
+  if jq -e --arg p "$pod" '.podUids == [$p] and .devices[0].pciAddress == "0000:3b:00.4" and .devices[0].resourceName == "cx6_dra"' \
+      "$dir/claims/$uid.json" >/dev/null 2>&1 && [ -s "$dir/cdi/smartnic.io-claim-$uid.json" ]; then
+    ok "prepared: the record names the pod (reservedFor) and the VF, the CDI spec exists"
+  else
+    fail "prepared: record and CDI spec" "$(cat "$dir/claims/$uid.json" 2>&1)"$'\n'"$(ls -l "$dir/cdi" 2>&1)"
+  fi
+  if [ "$("$stub" "$reg" prepare dra-test vf "$uid" 2>&1 | jq -cS . 2>&1)" = "$(jq -cS . <<<"$want")" ]; then
+    ok "NodePrepareResources again: the same answer"
+  else
+    fail "NodePrepareResources again: the same answer"
+  fi
+  out=$("$stub" "$reg" unprepare dra-test vf "$uid" 2>&1)
+  if [ "$out" = '{"'$uid'":{"error":""}}' ] && [ ! -e "$dir/claims/$uid.json" ] && [ ! -e "$dir/cdi/smartnic.io-claim-$uid.json" ]; then
+    ok "NodeUnprepareResources: record and CDI spec removed"
+  else
+    fail "NodeUnprepareResources: record and CDI spec removed" "$out"$'\n'"$(ls -l "$dir/claims" "$dir/cdi" 2>&1)"
+  fi
+  kubectl delete namespace dra-test --wait=false >/dev/null
+  kubectl delete deviceclass dra-test-vf >/dev/null
 }
 
 dra_test() {
@@ -114,6 +224,8 @@ dra_test() {
   else
     fail "PF link up: the 4 VFs are back" "$(tail -n 10 "$T_TMP/dra.log")"
   fi
+
+  dra_claim_flow "$dir"
 
   dra_config devicePlugin >"$dir/device-plugin.json.tmp" && mv "$dir/device-plugin.json.tmp" "$dir/device-plugin.json"
   if api_wait 30 sh -c "[ \"\$(kubectl get resourceslices --field-selector spec.nodeName=$DRA_NODE -o name | wc -l)\" = 0 ]"; then
