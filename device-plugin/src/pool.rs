@@ -435,9 +435,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn devices_of_both_pools_held_by_dra_are_unhealthy() {
-        let dev = |s: &str| PoolDevice {
+    /// A healthy igbvf VF at `s`, of no visible PF.
+    fn dev(s: &str) -> PoolDevice {
+        PoolDevice {
             addr: a(s),
             vf_of: None,
             numa_node: None,
@@ -446,7 +446,11 @@ mod tests {
             noiommu: false,
             rdma: Rdma::default(),
             health: Health::Healthy,
-        };
+        }
+    }
+
+    #[test]
+    fn devices_of_both_pools_held_by_dra_are_unhealthy() {
         let prepared = BTreeSet::from(["0000:01:10.2".to_owned()]);
         let mut p = pool("vf", VfDeviceType::Netdevice, Vec::new());
         let mut devs = vec![dev("0000:01:10.0"), dev("0000:01:10.2")];
@@ -466,16 +470,6 @@ mod tests {
 
     #[test]
     fn vanished_devices_stay_unhealthy() {
-        let dev = |s: &str| PoolDevice {
-            addr: a(s),
-            vf_of: None,
-            numa_node: None,
-            driver: Some("igbvf".into()),
-            iommu_group: None,
-            noiommu: false,
-            rdma: Rdma::default(),
-            health: Health::Healthy,
-        };
         let before = vec![dev("0000:01:10.0"), dev("0000:01:10.2")];
         let now = vec![dev("0000:01:10.2"), dev("0000:01:10.4")];
         let merged = keep_vanished(&before, now);
