@@ -348,6 +348,34 @@ pub(crate) mod tests {
         assert!(devices(&config("devicePlugin"), &state, &facts).is_empty());
     }
 
+    /// A whole PF (a pool selecting a PF without VFs) is its own PF: its name comes from
+    /// discovery, and it has no VF index.
+    #[test]
+    fn a_whole_pf_is_a_device_without_vf_index() {
+        let host = HostBuilder::new()
+            .igb_82576()
+            .edit_pf("0000:01:00.0", |pf| pf.set_num_vfs(0))
+            .build()
+            .unwrap();
+        let cfg = parse_and_check(
+            r#"{"resourceList": [{"resourceName": "igb_pf", "resourcePrefix": "smartnic.io",
+                "deviceType": "netdevice", "allocation": "dra",
+                "selectors": [{"pciAddresses": ["0000:01:00.0"]}]}]}"#,
+            Format::Json,
+        )
+        .unwrap();
+        let state = scan(&host.sysfs()).unwrap();
+        let inv = nic::discovery::discover(&host.sysfs()).unwrap();
+        let devs = devices(&cfg, &state, &Facts::from_inventory(&inv, |_| None));
+        assert_eq!(devs.len(), 1);
+        let a = &devs[0].attributes;
+        assert_eq!(devs[0].name, "pci-0000-01-00-0");
+        assert_eq!(a.get(attr::VF_INDEX), None);
+        assert_eq!(a[attr::PF_PCI_ADDRESS], Attr::Str("0000:01:00.0".into()));
+        assert_eq!(a[attr::PF_NAME], Attr::Str("enp1s0".into()));
+        assert_eq!(a[attr::VENDOR], Attr::Str("8086".into()));
+    }
+
     #[test]
     fn unhealthy_and_held_devices_are_not_offered() {
         let host = HostBuilder::new()
