@@ -38,6 +38,19 @@ pub fn slice_name(node: &str, i: usize) -> String {
     format!("{head}{suffix}")
 }
 
+/// A whole number as the API server writes a quantity back (canonical decimal SI form:
+/// `25000` → `25k`), so that a published capacity compares equal to the one read back and an
+/// unchanged state publishes nothing.
+pub fn canonical_quantity(mut n: u64) -> String {
+    const SUFFIXES: [&str; 7] = ["", "k", "M", "G", "T", "P", "E"];
+    let mut i = 0;
+    while n != 0 && n % 1000 == 0 && i + 1 < SUFFIXES.len() {
+        n /= 1000;
+        i += 1;
+    }
+    format!("{n}{}", SUFFIXES[i])
+}
+
 fn attribute(a: &Attr) -> DeviceAttribute {
     match a {
         Attr::Str(s) => DeviceAttribute {
@@ -66,7 +79,7 @@ pub fn slice_device(d: &DraDevice) -> Device {
         BTreeMap::from([(
             attr::MAX_RATE.to_owned(),
             DeviceCapacity {
-                value: Quantity(m.to_string()),
+                value: Quantity(canonical_quantity(u64::from(m))),
                 ..Default::default()
             },
         )])
@@ -233,8 +246,17 @@ mod tests {
         assert_eq!(attrs["numaNode"].int, Some(0));
         assert_eq!(
             dev.capacity.unwrap()["maxRate"].value,
-            Quantity("25000".into())
+            Quantity("25k".into())
         );
+        for (n, q) in [
+            (0, "0"),
+            (1000, "1k"),
+            (2500, "2500"),
+            (100_000, "100k"),
+            (1_000_000, "1M"),
+        ] {
+            assert_eq!(canonical_quantity(n), q);
+        }
         d.max_rate_mbps = None;
         assert!(slice_device(&d).capacity.is_none());
     }

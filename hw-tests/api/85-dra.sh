@@ -204,7 +204,17 @@ dra_test() {
     if [ -S "$s" ]; then ok "socket ${s#"$dir"/}"; else fail "socket ${s#"$dir"/}" "$(ls -lR "$dir" 2>&1 | head -20)"; fi
   done
 
+  # a publish with nothing changed writes nothing (what the API server stores compares equal to
+  # what it renders): a file in the checkpoint directory wakes the publisher
   gen=$(dra_slices | jq '.items[0].spec.pool.generation')
+  mkdir -p "$dir/device-plugins" && touch "$dir/device-plugins/wake"
+  sleep 1
+  new=$(dra_slices | jq '.items[0].spec.pool.generation')
+  if [ "$new" = "$gen" ]; then
+    ok "an unchanged state publishes nothing (generation stays $gen)"
+  else
+    fail "an unchanged state publishes nothing" "generation $gen -> $new"
+  fi
   t0=$(now_ms)
   echo down >"$root/sys/bus/pci/devices/0000:3b:00.0/net/ens1f0np0/operstate"
   if wait_for 100 dra_devices_are 0; then
