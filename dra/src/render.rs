@@ -44,7 +44,7 @@ pub fn slice_name(node: &str, i: usize) -> String {
 pub fn canonical_quantity(mut n: u64) -> String {
     const SUFFIXES: [&str; 7] = ["", "k", "M", "G", "T", "P", "E"];
     let mut i = 0;
-    while n != 0 && n % 1000 == 0 && i + 1 < SUFFIXES.len() {
+    while n != 0 && n.is_multiple_of(1000) && i + 1 < SUFFIXES.len() {
         n /= 1000;
         i += 1;
     }
