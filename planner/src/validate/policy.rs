@@ -353,7 +353,8 @@ fn whole_pf_errors(spec: &NicPolicySpec, errors: &mut Vec<FieldError>) {
 ///
 /// Cross-object checks (run only when the spec itself is valid):
 /// - a resource name means one kind of device cluster-wide: policies sharing `resourceName` must
-///   agree on `wholePf`, `deviceType`, `isRdma`, `excludeTopology`, `needVhostNet` and `networkNamespaces`
+///   agree on `wholePf`, `deviceType`, `isRdma`, `excludeTopology`, `needVhostNet`, `allocation`
+///   and `networkNamespaces`
 ///   (as a set);
 /// - no two policies whose node selectors can match a common node may claim the same VF of the
 ///   same PF (same `pfNames`/`rootDevices` entry with overlapping ranges, or both selecting by
@@ -424,6 +425,11 @@ fn syntactic_conflicts(
                     "needVhostNet",
                     o.need_vhost_net != spec.need_vhost_net,
                     o.need_vhost_net.to_string(),
+                ),
+                (
+                    "allocation",
+                    o.allocation != spec.allocation,
+                    wire(&o.allocation),
                 ),
                 (
                     "networkNamespaces",

@@ -485,6 +485,15 @@ fn policies_sharing_a_resource_agree_on_vhost_net_and_network_namespaces() {
         "has needVhostNet true in policy b",
         &a,
     );
+    a.need_vhost_net = true;
+    a.allocation = crds::dra::Allocation::Both;
+    expect_error(
+        "allocation differs",
+        validate_policy("a", &a, &ctx),
+        "spec.allocation",
+        "has allocation devicePlugin in policy b",
+        &a,
+    );
 }
 
 #[test]
