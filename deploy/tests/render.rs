@@ -105,6 +105,12 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
                 "network-attachment-definitions",
                 "delete",
             ),
+            // controller/device_classes.rs: a DeviceClass per pool offered by DRA, by apply;
+            // the operator's listed by label at start; deleted with their last DRA policy
+            cluster("resource.k8s.io", "deviceclasses", "list"),
+            cluster("resource.k8s.io", "deviceclasses", "create"),
+            cluster("resource.k8s.io", "deviceclasses", "patch"),
+            cluster("resource.k8s.io", "deviceclasses", "delete"),
             // controller/mod.rs: kube-runtime's event recorder (create, then patch a series), on
             // objects in every namespace and cluster-scoped ones
             cluster("events.k8s.io", "events", "create"),
