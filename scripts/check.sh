@@ -73,6 +73,14 @@ else
   rm -f "$log.node"
 fi
 
+# The Helm chart against a real API server (hw-tests/cluster, no guest): install, upgrade,
+# uninstall, with the pinned helm (hw-tests/helm/build.sh).
+step "the Helm chart installed, upgraded and uninstalled (hw-tests/helm/install-check.sh)"
+hw-tests/helm/install-check.sh 2>&1 | tee "$log.helm" || true
+tail -n 1 "$log.helm" | awk '/^[0-9]+ of [0-9]+ checks passed$/ { printf "helm-install: %d passed, %d failed, 0 skipped\n", $1, $3 - $1 }' | tee -a "$log"
+grep -q '^helm-install' "$log" || echo "helm-install: 0 passed, 1 failed, 0 skipped (no summary)" | tee -a "$log"
+rm -f "$log.helm"
+
 if [ "${SMARTNIC_SKIP_LAB:-0}" = 1 ]; then
   step "virtual hardware lab skipped (SMARTNIC_SKIP_LAB=1)"
   # counted, not absent: the lab is one skipped run with its reason
@@ -92,7 +100,7 @@ fi
 step "summary"
 awk -v ci="${CI:-}" '
      /^test result:/ { p += $4; f += $6; s += $8; next }
-     /^(lab|cni-static|cni-pie|node-selftest): [0-9]+ passed/ { p += $2; f += $4; s += $6; next }
+     /^(lab|cni-static|cni-pie|node-selftest|helm-install): [0-9]+ passed/ { p += $2; f += $4; s += $6; next }
      /(^|[.][.][.] )SKIP [^ ]+: / {
        line = substr($0, index($0, "SKIP "))
        p -= 1

@@ -12,6 +12,9 @@ use std::{
     process::Command,
 };
 
+pub mod compare;
+pub mod helm;
+
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde_json::Value;
 
@@ -64,19 +67,28 @@ impl RenderError {
 /// the one `hw-tests/k8s/build.sh` built for the pinned Kubernetes release when its cache holds
 /// it, else `kubectl` on `PATH`.
 pub fn kubectl() -> PathBuf {
-    if let Some(k) = std::env::var_os("SMARTNIC_KUBECTL") {
+    pinned_tool("SMARTNIC_KUBECTL", "hw-tests/k8s/build.sh", "kubectl")
+}
+
+/// A tool the checks run: `$env_var` when set, else `binary` in the directory that the pinned
+/// build `script` (relative to the repository) prints with `--print-dir`, when it is there, else
+/// `binary` on `PATH`.
+pub(crate) fn pinned_tool(env_var: &str, script: &str, binary: &str) -> PathBuf {
+    if let Some(k) = std::env::var_os(env_var) {
         return PathBuf::from(k);
     }
-    let build = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hw-tests/k8s/build.sh");
+    let build = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(script);
     if let Ok(out) = Command::new(&build).arg("--print-dir").output()
         && out.status.success()
     {
-        let pinned = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("kubectl");
+        let pinned = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(binary);
         if pinned.is_file() {
             return pinned;
         }
     }
-    PathBuf::from("kubectl")
+    PathBuf::from(binary)
 }
 
 /// The minor version of the [`kubectl`] client (`None` when its answer is unreadable).

@@ -269,27 +269,7 @@ fn typed<T: DeserializeOwned>(obj: &Value) -> T {
 
 /// The first place where `a` and `b` differ, as a JSON pointer with both values.
 fn difference(a: &Value, b: &Value, at: &str) -> Option<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().find_map(|k| {
-                let (vx, vy) = (
-                    x.get(k).unwrap_or(&Value::Null),
-                    y.get(k).unwrap_or(&Value::Null),
-                );
-                difference(vx, vy, &format!("{at}/{k}"))
-            })
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .find_map(|(i, (vx, vy))| difference(vx, vy, &format!("{at}/{i}"))),
-        _ if a == b => None,
-        // 0 and 0.0: JSON numbers, equal as numbers
-        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => None,
-        _ => Some(format!("{at}: {a} vs {b}")),
-    }
+    deploy::compare::differences(a, b, at).into_iter().next()
 }
 
 /// Parses `obj` as `T` and serializes it back: a field that `T` does not know (a typo, a field

@@ -125,6 +125,7 @@ for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet
 done
 "$BIN/kube-apiserver" --version | grep -qx "Kubernetes $K" || die "kube-apiserver --version does not say $K"
 echo "$K $E" >"$OUT/done"
-# Builds of earlier pins are of no further use (node-* are hw-tests/node/build.sh's, with pins of their own).
-find "$CACHE" -mindepth 1 -maxdepth 1 -type d ! -path "$OUT" ! -name 'node-*' -exec rm -rf {} +
+# Builds of earlier pins are of no further use (node-* and helm-* are hw-tests/node/build.sh's and
+# hw-tests/helm/build.sh's, with pins of their own).
+find "$CACHE" -mindepth 1 -maxdepth 1 -type d ! -path "$OUT" ! -name 'node-*' ! -name 'helm-*' -exec rm -rf {} +
 echo "kubernetes $K and etcd $E built in $(($(date +%s) - start)) s into $BIN"
