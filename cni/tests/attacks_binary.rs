@@ -420,12 +420,9 @@ fn stdin_is_bounded() {
     assert!(!s.state().exists());
 }
 
-/// Two pods of one pool: the kubelet's checkpoint says which VF each got, and a pod naming the
-/// other's VF (a NAD of its own with a `deviceID`) is refused, naming the pod and the device.
-#[test]
-fn a_vf_of_the_pool_allocated_to_another_pod_is_refused() {
-    let s = Sandbox::new();
-    // the node: two VFs in sysfs, one pool holding both
+/// The node of a sandbox: two VFs in sysfs (returned: the sysfs root) and one pool
+/// `smartnic.io/vf` holding both, offered as `allocation` says, in the node's pools file.
+fn two_vf_node(s: &Sandbox, allocation: &str) -> PathBuf {
     let sys = s.tmp.path().join("sys");
     for vf in ["0000:3b:02.1", "0000:3b:02.2"] {
         let d = sys.join("bus/pci/devices").join(vf);
@@ -436,11 +433,20 @@ fn a_vf_of_the_pool_allocated_to_another_pod_is_refused() {
     std::fs::write(
         s.tmp.path().join("ready"),
         json!({"resourceList": [{"resourceName": "vf", "resourcePrefix": "smartnic.io",
-            "deviceType": "netdevice",
+            "deviceType": "netdevice", "allocation": allocation,
             "selectors": [{"pciAddresses": ["0000:3b:02.1", "0000:3b:02.2"]}]}]})
         .to_string(),
     )
     .unwrap();
+    sys
+}
+
+/// Two pods of one pool: the kubelet's checkpoint says which VF each got, and a pod naming the
+/// other's VF (a NAD of its own with a `deviceID`) is refused, naming the pod and the device.
+#[test]
+fn a_vf_of_the_pool_allocated_to_another_pod_is_refused() {
+    let s = Sandbox::new();
+    let sys = two_vf_node(&s, "devicePlugin");
     let checkpoint = s.tmp.path().join("kubelet_internal_checkpoint");
     std::fs::write(
         &checkpoint,
@@ -500,21 +506,7 @@ fn a_vf_of_the_pool_allocated_to_another_pod_is_refused() {
 #[test]
 fn a_dra_claimed_vf_is_found_in_the_pods_prepared_claims() {
     let s = Sandbox::new();
-    let sys = s.tmp.path().join("sys");
-    for vf in ["0000:3b:02.1", "0000:3b:02.2"] {
-        let d = sys.join("bus/pci/devices").join(vf);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("vendor"), "0x15b3\n").unwrap();
-        std::fs::write(d.join("device"), "0x101e\n").unwrap();
-    }
-    std::fs::write(
-        s.tmp.path().join("ready"),
-        json!({"resourceList": [{"resourceName": "vf", "resourcePrefix": "smartnic.io",
-            "deviceType": "netdevice", "allocation": "dra",
-            "selectors": [{"pciAddresses": ["0000:3b:02.1", "0000:3b:02.2"]}]}]})
-        .to_string(),
-    )
-    .unwrap();
+    let sys = two_vf_node(&s, "dra");
     let checkpoint = s.tmp.path().join("kubelet_internal_checkpoint");
     std::fs::write(
         &checkpoint,
