@@ -136,7 +136,9 @@ pub struct NicPolicySpec {
     /// only: the `smartnic-dra` driver publishes the devices in ResourceSlices, the operator
     /// keeps a DeviceClass for the pool, pods ask by ResourceClaim; the device plugin does not
     /// advertise the pool) or `both` (each device offered through both; whichever takes it
-    /// first holds it). Policies sharing a resource name must agree on it.
+    /// first holds it). Policies sharing a resource name must agree on it. The DeviceClass is
+    /// named `<resourceName in lower case, '_' written '-'>.<resourcePrefix>` (`cx6_vf` →
+    /// `cx6-vf.smartnic.io`); two pools offered by DRA may not map to one name.
     #[serde(default, skip_serializing_if = "crate::dra::Allocation::is_default")]
     pub allocation: crate::dra::Allocation,
     /// Namespaces whose `NicNetwork`s may use this policy's resource (and so choose VLAN, trust,

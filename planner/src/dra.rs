@@ -11,9 +11,10 @@
 //! `.` and the prefix (`cx6_vf` under `smartnic.io` → `cx6-vf.smartnic.io`), a DNS subdomain as
 //! object names must be. Its one selector is the CEL expression [`selector_expression`], which
 //! matches the devices of the `smartnic.io` driver whose `resourceName` attribute is the pool's
-//! (the exact name, not the mapped one). Two pools whose names map to the same class name
-//! (`cx6_vf` and `cx6-vf`) get no class at all and are reported in
-//! [`DeviceClasses::conflicts`]: a class must never select a pool its name does not say.
+//! (the exact name, not the mapped one). The webhook refuses a policy whose DRA pool would share
+//! its class name with another's (`cx6_vf` and `cx6-vf`); without the webhook, such pools get no
+//! class at all and are reported in [`DeviceClasses::conflicts`]: a class must never select a
+//! pool its name does not say.
 
 use std::collections::BTreeMap;
 
