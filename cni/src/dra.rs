@@ -143,19 +143,35 @@ pub fn prepared_dir(override_dir: Option<std::ffi::OsString>) -> PathBuf {
     override_dir.map_or_else(|| crds::dra::PREPARED_DIR.into(), PathBuf::from)
 }
 
-/// The device this attachment (`container_id`, `ifname`) takes for `resource`: the first of the
-/// pod's prepared devices that no attachment holds, or the one this attachment already holds (a
-/// repeated ADD). `pod` names the pod in the error.
+/// The attachment a device is picked for, and the pod it belongs to (for errors).
+#[derive(Clone, Copy, Debug)]
+pub struct Attachment<'a> {
+    /// `CNI_CONTAINERID`.
+    pub container_id: &'a str,
+    /// `CNI_IFNAME`.
+    pub ifname: &'a str,
+    /// The pod's UID (`K8S_POD_UID`).
+    pub pod_uid: &'a str,
+    /// The pod as `namespace/name` (or its UID), for messages.
+    pub pod: &'a str,
+}
+
+/// The device `at` takes for `resource` among `devices` (the pod's prepared devices of that
+/// resource, [`prepared_devices`] read from `dir`): the first that no attachment holds, or the
+/// one this attachment already holds (a repeated ADD).
 pub fn pick(
+    devices: &[PciAddress],
     dir: &Path,
     store: &Store,
-    pod_uid: &str,
-    pod: &str,
     resource: &str,
-    container_id: &str,
-    ifname: &str,
+    at: Attachment<'_>,
 ) -> Result<PciAddress, CniError> {
-    let devices = prepared_devices(dir, pod_uid, resource)?;
+    let Attachment {
+        container_id,
+        ifname,
+        pod_uid,
+        pod,
+    } = at;
     if devices.is_empty() {
         return Err(CniError::new(
             code::INVALID_CONFIG,
@@ -167,7 +183,7 @@ pub fn pick(
         ));
     }
     let mut held = Vec::new();
-    for d in &devices {
+    for d in devices {
         match store.vf_owner(d)? {
             None => return Ok(*d),
             Some((id, ifn)) if id == container_id && ifn == ifname => return Ok(*d),
@@ -319,15 +335,20 @@ mod tests {
             &[POD],
             &[("0000:3b:02.1", "cx6_vf"), ("0000:3b:02.2", "cx6_vf")],
         );
+        let at = |pod_uid, pod, container_id, ifname| Attachment {
+            container_id,
+            ifname,
+            pod_uid,
+            pod,
+        };
+        let devices = |pod| prepared_devices(dir.path(), pod, "smartnic.io/cx6_vf").unwrap();
         let pick = |ifname| {
             pick(
+                &devices(POD),
                 dir.path(),
                 &store,
-                POD,
-                "team-a/web",
                 "smartnic.io/cx6_vf",
-                "ctr1",
-                ifname,
+                at(POD, "team-a/web", "ctr1", ifname),
             )
         };
         let first = pick("net1").unwrap();
@@ -344,13 +365,11 @@ mod tests {
         assert!(e.msg.contains("0000:3b:02.1 (by ctr1:net1)"), "{}", e.msg);
         // a pod without a claim: the error names the pod and the resource
         let e = super::pick(
+            &devices(OTHER_POD),
             dir.path(),
             &store,
-            OTHER_POD,
-            "team-a/db",
             "smartnic.io/cx6_vf",
-            "ctr2",
-            "net1",
+            at(OTHER_POD, "team-a/db", "ctr2", "net1"),
         )
         .unwrap_err();
         assert!(

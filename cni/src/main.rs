@@ -152,16 +152,14 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
                     .map_err(|e| (e, answer.clone()))?;
                 if needs_device || !prepared.is_empty() {
                     let pod = pod_name.clone().unwrap_or_else(|| pod_uid.to_owned());
-                    let addr = dra::pick(
-                        &dir,
-                        &store,
+                    let at = dra::Attachment {
+                        container_id: &env.container_id,
+                        ifname: &env.ifname,
                         pod_uid,
-                        &pod,
-                        resource,
-                        &env.container_id,
-                        &env.ifname,
-                    )
-                    .map_err(|e| (e, answer.clone()))?;
+                        pod: &pod,
+                    };
+                    let addr = dra::pick(&prepared, &dir, &store, resource, at)
+                        .map_err(|e| (e, answer.clone()))?;
                     conf.device_id = Some(addr);
                     from_dra = true;
                     taken_by_dra = Some(addr);
