@@ -73,6 +73,20 @@ else
   rm -f "$log.node"
 fi
 
+# The container images as deploy/images/build.sh writes them (static binaries, the agent's
+# debootstrap root): a private containerd imports each under the name the manifests resolve to and
+# runs its binary and, in the agent's image, each program of its package list.
+step "the container images (deploy/images/selftest.sh)"
+if [ "$(id -u)" != 0 ]; then
+  echo "images-selftest: 1 passed, 0 failed, 0 skipped" | tee -a "$log"
+  echo "SKIP images_selftest: needs root (debootstrap, containerd)" | tee -a "$log"
+else
+  deploy/images/selftest.sh 2>&1 | tee "$log.images" || true
+  tail -n 1 "$log.images" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/images-selftest: \1 passed, \2 failed, 0 skipped/p' | tee -a "$log"
+  grep -q '^images-selftest' "$log" || echo "images-selftest: 0 passed, 1 failed, 0 skipped (no summary)" | tee -a "$log"
+  rm -f "$log.images"
+fi
+
 # The Helm chart against a real API server (hw-tests/cluster, no guest): install, upgrade,
 # uninstall, with the pinned helm (hw-tests/helm/build.sh).
 step "the Helm chart installed, upgraded and uninstalled (hw-tests/helm/install-check.sh)"
@@ -100,7 +114,7 @@ fi
 step "summary"
 awk -v ci="${CI:-}" '
      /^test result:/ { p += $4; f += $6; s += $8; next }
-     /^(lab|cni-static|cni-pie|node-selftest|helm-install): [0-9]+ passed/ { p += $2; f += $4; s += $6; next }
+     /^(lab|cni-static|cni-pie|node-selftest|images-selftest|helm-install): [0-9]+ passed/ { p += $2; f += $4; s += $6; next }
      /(^|[.][.][.] )SKIP [^ ]+: / {
        line = substr($0, index($0, "SKIP "))
        p -= 1

@@ -42,63 +42,15 @@ exec 9>"$(dirname "$NODE")/.node.lock"
 flock 9
 BIN="$NODE/bin"
 
-# A tar of directory $1's contents into $2, the same bytes for the same tree.
-det_tar() {
-  (cd "$1" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort \
-    | tar --no-recursion --format=gnu --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - -T -) >"$2"
-}
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-
-# Stores file $1 as a blob of layout $2 and prints its digest.
-blob() {
-  local d
-  d=$(sha "$1")
-  mkdir -p "$2/blobs/sha256"
-  cp "$1" "$2/blobs/sha256/$d"
-  echo "$d"
-}
+# shellcheck source=../../scripts/lib/oci.sh
+. "$HERE/../../scripts/lib/oci.sh"
 
 # image NAME TAG ROOTFS CONFIG_JSON OUT.tar: one linux/amd64 image of one layer.
 image() {
   local name=$1 tag=$2 root=$3 cfg=$4 out=$5
-  local w
-  w=$(mktemp -d)
-  local lay="$w/layout"
-  mkdir -p "$lay"
-  det_tar "$root" "$w/layer.tar"
-  gzip -n -9 <"$w/layer.tar" >"$w/layer.tar.gz"
-  local diffid layer lsize
-  diffid=$(sha "$w/layer.tar")
-  layer=$(blob "$w/layer.tar.gz" "$lay")
-  lsize=$(stat -c %s "$w/layer.tar.gz")
-  jq -cn --argjson c "$cfg" --arg d "sha256:$diffid" '{
-      created: "1970-01-01T00:00:00Z", architecture: "amd64", os: "linux", config: $c,
-      rootfs: { type: "layers", diff_ids: [$d] },
-      history: [{ created: "1970-01-01T00:00:00Z", created_by: "hw-tests/node/images.sh" }] }' \
-    | tr -d '\n' >"$w/config.json"
-  local config
-  config=$(blob "$w/config.json" "$lay")
-  jq -cn --arg c "sha256:$config" --argjson cs "$(stat -c %s "$w/config.json")" \
-    --arg l "sha256:$layer" --argjson ls "$lsize" '{
-      schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: $c, size: $cs },
-      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: $l, size: $ls }] }' \
-    | tr -d '\n' >"$w/manifest.json"
-  local manifest
-  manifest=$(blob "$w/manifest.json" "$lay")
-  jq -cn --arg m "sha256:$manifest" --argjson ms "$(stat -c %s "$w/manifest.json")" \
-    --arg name "$name:$tag" --arg tag "$tag" '{
-      schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json",
-      manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $m, size: $ms,
-        platform: { architecture: "amd64", os: "linux" },
-        annotations: { "io.containerd.image.name": $name, "org.opencontainers.image.ref.name": $tag } }] }' \
-    | tr -d '\n' >"$lay/index.json"
-  printf '{"imageLayoutVersion":"1.0.0"}' >"$lay/oci-layout"
-  chmod -R u=rwX,go=rX "$lay"
-  det_tar "$lay" "$out"
-  rm -rf "$w"
-  echo "$(basename "$out") $name:$tag sha256:$manifest" >>"$IMAGES/images.txt"
-  printf '%-12s %-30s %8d bytes  manifest sha256:%s\n' "$(basename "$out")" "$name:$tag" "$(stat -c %s "$out")" "$manifest"
+  oci_image "$name" "$tag" "$cfg" hw-tests/node/images.sh "$out" "$root"
+  echo "$(basename "$out") $name:$tag sha256:$OCI_MANIFEST" >>"$IMAGES/images.txt"
+  printf '%-12s %-30s %8d bytes  manifest sha256:%s\n' "$(basename "$out")" "$name:$tag" "$(stat -c %s "$out")" "$OCI_MANIFEST"
 }
 
 FINAL=$IMAGES

@@ -75,52 +75,11 @@ rm -rf "$T_TMP/images2"
 
 section "containerd with the built runc and shim"
 C="$T_TMP/c"
-mkdir -p "$C/ovl/l" "$C/ovl/u" "$C/ovl/w" "$C/ovl/m"
-if mount -t overlay overlay -o "lowerdir=$C/ovl/l,upperdir=$C/ovl/u,workdir=$C/ovl/w" "$C/ovl/m" 2>/dev/null; then
-  umount "$C/ovl/m"
-  SNAP=overlayfs
-else
-  SNAP=native
-fi
-rm -rf "$C/ovl"
-note "snapshotter: $SNAP"
 PAUSE=$(awk '$1 == "pause.tar" { print $2 }' "$IMAGES/images.txt")
 BUSYBOX=$(awk '$1 == "busybox.tar" { print $2 }' "$IMAGES/images.txt")
-cat >"$C/config.toml" <<EOF
-version = 3
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = ["io.containerd.nri.v1.nri"]
-
-[grpc]
-  address = "$C/containerd.sock"
-
-[plugins.'io.containerd.cri.v1.images']
-  snapshotter = "$SNAP"
-
-[plugins.'io.containerd.cri.v1.images'.pinned_images]
-  sandbox = "$PAUSE"
-
-[plugins.'io.containerd.cri.v1.runtime'.containerd]
-  default_runtime_name = "runc"
-
-[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-
-[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-  BinaryName = "$BIN/runc"
-EOF
-# containerd looks for the shim on PATH, then beside its own binary: $BIN first, so that a shim
-# installed on the machine is not the one tested. ctr names the runc (--runc-binary); the CRI
-# runtime's BinaryName does the same for kubelet's pods.
-PATH="$BIN:$PATH" "$BIN/containerd" --config "$C/config.toml" >"$C/containerd.log" 2>&1 &
-CPID=$!
-on_exit "kill $CPID; wait $CPID"
-# Whatever is left after a failure: shims of this containerd (their command line names its socket),
-# then mounts below the temporary directory.
-on_exit "for p in \$(pgrep -f -- '$C/containerd.sock'); do kill -9 \$p; done; grep -o ' $C/[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l"
-CTR=("$BIN/ctr" --address "$C/containerd.sock" -n k8s.io)
-if wait_for 30 "${CTR[@]}" version; then
+# shellcheck source=private-containerd.sh
+. "$HERE/private-containerd.sh"
+if private_containerd "$C" "$BIN" "$PAUSE"; then
   ok "containerd starts on a private socket"
 else
   fail "containerd starts on a private socket" "$(tail -n 20 "$C/containerd.log")"
