@@ -251,7 +251,9 @@ Usage:
 Options:
   --dest DIR        the CNI binary directory (as the node sees it, e.g. the host's /opt/cni/bin
                     mounted into the installer); default: $SMARTNIC_CNI_BIN_DIR; required
-  --keep-running    stay up and put the binary back every 60 s if it disappears or changes
+  --keep-running    stay up and put the binary back every 60 s if it disappears or changes,
+                    except while the node agent uninstalls the node (its marker
+                    DIR/.smartnic-uninstalling is there); SIGTERM stops it at once
   -h, --help        this text
 
 Example:
@@ -300,7 +302,28 @@ fn install_main(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let interval = std::env::var(ENV_INSTALL_INTERVAL_MS)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(INSTALL_INTERVAL, std::time::Duration::from_millis);
+    if keep_running {
+        stop_on_sigterm();
+    }
+    let mut held_back = false;
     loop {
+        if keep_running && smartnic_cni::install::uninstalling(&dest, std::time::SystemTime::now())
+        {
+            if !held_back {
+                eprintln!(
+                    "the node agent is uninstalling this node ({} exists): not putting the binary back",
+                    smartnic_cni::install::marker(&dest).display()
+                );
+            }
+            held_back = true;
+            std::thread::sleep(interval);
+            continue;
+        }
+        held_back = false;
         match smartnic_cni::install::install(&source, &dest, "smartnic") {
             Ok(smartnic_cni::install::Installed::Written(p)) => {
                 eprintln!("installed {}", p.display())
@@ -323,8 +346,34 @@ fn install_main(args: &[String]) -> ExitCode {
         if !keep_running {
             return ExitCode::SUCCESS;
         }
-        std::thread::sleep(std::time::Duration::from_secs(60));
+        std::thread::sleep(interval);
     }
+}
+
+/// How often `install --keep-running` checks the binary.
+const INSTALL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Overrides [`INSTALL_INTERVAL`], in milliseconds (tests).
+const ENV_INSTALL_INTERVAL_MS: &str = "SMARTNIC_CNI_INSTALL_INTERVAL_MS";
+
+/// SIGTERM (and SIGINT) end `install --keep-running` at once with status 0: as a container's
+/// PID 1 the default disposition would ignore them, and a loop still running after the agent
+/// removed the binary on an uninstall would put it back. The signals are blocked in this thread
+/// (and so in every later one) and taken by a thread of their own.
+fn stop_on_sigterm() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    if let Err(e) = set.thread_block() {
+        eprintln!("warning: smartnic install: cannot block SIGTERM: {e}");
+        return;
+    }
+    std::thread::spawn(move || {
+        if let Ok(sig) = set.wait() {
+            eprintln!("{sig}: stopping");
+            std::process::exit(0);
+        }
+    });
 }
 
 fn main() -> ExitCode {

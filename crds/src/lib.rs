@@ -36,6 +36,7 @@ pub mod dra;
 #[cfg(feature = "k8s")]
 pub mod generate;
 pub mod guid;
+pub mod host_paths;
 pub mod inventory;
 pub mod link;
 #[cfg(feature = "k8s")]

@@ -213,6 +213,14 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
             // `default` (kube-runtime's recorder)
             c("events.k8s.io", "events", "create", Some("default"), None),
             c("events.k8s.io", "events", "patch", Some("default"), None),
+            // uninstall/mod.rs OwnDaemonSet: its own DaemonSet, at start and at SIGTERM
+            c(
+                "apps",
+                "daemonsets",
+                "get",
+                Some(NS),
+                Some("smartnic-agent"),
+            ),
         ],
         // the kubelet's unix socket and the host's files only
         "smartnic-device-plugin" => vec![],
@@ -1232,19 +1240,69 @@ fn the_agent_writes_the_cni_allow_list_where_the_plugin_reads_it() {
     assert_eq!(v.path, dir, "the host's directory, at the same path");
 }
 
-/// The per-VF metrics name the pod holding each VF from the CNI plugin's records: the agent
-/// sees the plugin's state directory of the host where its `--cni-state-dir` default says, and
-/// only reads it.
+/// The per-VF metrics name the pod holding each VF from the CNI plugin's records, and the
+/// uninstall checks them: the agent sees the plugin's state directory of the host where its
+/// `--cni-state-dir` default says, inside the host's `/run/smartnic`, which the uninstall
+/// empties.
 #[test]
 fn the_agent_reads_the_cni_records_of_the_host() {
     let Some(objects) = rendered("the_agent_reads_the_cni_records_of_the_host", &deploy_dir())
     else {
         return;
     };
-    let dir = crds::cni_state::STATE_DIR;
+    let dir = Path::new(crds::cni_state::STATE_DIR)
+        .parent()
+        .and_then(Path::to_str)
+        .expect("a parent");
     let (m, v) = agent_host_mount(&objects, dir);
-    assert_eq!(m.read_only, Some(true), "the agent only reads the records");
+    assert_ne!(m.read_only, Some(true), "the uninstall empties it");
     assert_eq!(v.path, dir);
+}
+
+/// Every `hostPath` of every DaemonSet is in `crds::host_paths` (ours, with who removes it on
+/// an uninstall, or a shared directory we leave): a new host path cannot be forgotten by the
+/// uninstall. Each directory the agent empties on an uninstall is mounted into it read-write at
+/// the same path, and the host's CNI binary directory where `--cni-bin-dir` defaults.
+#[test]
+fn every_host_path_is_known_to_the_uninstall() {
+    use crds::host_paths::{self, Removal, Remover};
+    let test = "every_host_path_is_known_to_the_uninstall";
+    let Some(objects) = rendered(test, &deploy_dir()) else {
+        return;
+    };
+    let mut seen = 0;
+    for (workload, spec) in pod_specs(&objects) {
+        for v in spec.volumes.iter().flatten() {
+            if let Some(h) = &v.host_path {
+                seen += 1;
+                assert!(
+                    host_paths::known(&h.path),
+                    "{workload}: hostPath {} is not in crds::host_paths (OWNED or SHARED_HOST_DIRS)",
+                    h.path
+                );
+            }
+        }
+    }
+    assert!(seen > 5, "{seen} host paths");
+    for owned in host_paths::OWNED
+        .iter()
+        .filter(|o| o.remover == Remover::Agent)
+    {
+        // a file's directory is mounted under /host (the CNI binary's: --cni-bin-dir)
+        let (at, host) = match owned.removal {
+            Removal::Contents => (owned.path.to_owned(), owned.path),
+            _ => {
+                let dir = Path::new(owned.path)
+                    .parent()
+                    .and_then(Path::to_str)
+                    .expect("a directory");
+                (format!("/host{dir}"), dir)
+            }
+        };
+        let (m, v) = agent_host_mount(&objects, &at);
+        assert_ne!(m.read_only, Some(true), "{at}: the uninstall removes in it");
+        assert_eq!(v.path, host, "{at}");
+    }
 }
 
 /// The operator's `patch` on Nodes (RBAC cannot narrow it) is held to its own labels and
