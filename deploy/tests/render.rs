@@ -1044,7 +1044,7 @@ fn crds_in_the_render_equal_the_generated_ones() {
 /// deploy/examples/dra: the policy and network pass the CRD schemas, the pool is offered by DRA,
 /// the NicNetwork names it, every ResourceClaimTemplate and the pod parse as their Kubernetes
 /// types with no field lost, and every request of ours names the DeviceClass the operator renders
-/// for the pool (`<resourceName with '_' as '-'>.<prefix>`). hw-tests/api/95-dra-cel.sh has
+/// for the pool (`<resourceName with '_' as '-'>.<prefix>`). hw-tests/api/93-dra-cel.sh has
 /// the API server and the scheduler evaluate them.
 #[test]
 fn dra_examples_pass_the_schemas_and_name_the_rendered_device_class() {

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# 9.5 DRA: the DeviceClass the operator renders and the ResourceClaimTemplates of
+# 9.3 DRA: the DeviceClass the operator renders and the ResourceClaimTemplates of
 # deploy/examples/dra, evaluated by the real API server and allocated by the real scheduler.
 # smartnic-operator (the deploy's ServiceAccount token) turns the example NicPolicy
 # (`allocation: dra`) into DeviceClass cx6-dra.smartnic.io. A Node object (Ready, no kubelet)
@@ -206,6 +206,11 @@ EOF
   expect_eq "the operator was refused no call" \
     "$(grep -ci 'forbidden' "$T_TMP/dra-operator.log")" "0"
   api_stop "$op_pid"
+  # what this file made goes now (the on_exit above is for an early return)
   kubectl -n "$ns" delete pod --all --grace-period 0 --force >/dev/null 2>&1
+  kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1
+  kubectl delete resourceslice -l hw-tests=dra >/dev/null 2>&1
+  kubectl delete deviceclass gpu.example.com >/dev/null 2>&1
+  kubectl delete node "$node" >/dev/null 2>&1
 }
 dra_test
