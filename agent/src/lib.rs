@@ -9,6 +9,8 @@
 //! - [`firmware`] is the firmware step (NVIDIA NV-config) with its reboot-loop guard.
 //! - [`run`] is the cluster loop; [`run::overlay`] (opt-in, `--tunnel-uplink`) publishes the
 //!   node's Geneve tunnel endpoint and keeps the overlay's peers from the other nodes'.
+//! - [`uninstall`]: on SIGTERM, whether this is an uninstall; if so, each PF back as it was
+//!   and our files removed from the host.
 
 pub mod allow_list;
 pub mod cluster;
@@ -24,6 +26,7 @@ pub mod metrics;
 pub mod rdma;
 pub mod run;
 pub mod state;
+pub mod uninstall;
 pub mod users;
 pub mod vf_metrics;
 

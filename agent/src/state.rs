@@ -85,6 +85,10 @@ pub struct AgentState {
     /// Firmware changes waiting for (or done before) a reboot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub firmware_reboots: Vec<FirmwareReboot>,
+    /// Each PF as it was before the agent's first change, by PCI address: what the uninstall
+    /// puts back ([`crate::uninstall::restore`]). Written before that change, never replaced.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub originals: BTreeMap<String, crate::uninstall::restore::PfOriginal>,
 }
 
 /// What a starting agent does first.

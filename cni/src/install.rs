@@ -13,6 +13,29 @@ use std::{
 /// Default destination directory.
 pub const DEFAULT_DEST: &str = "/opt/cni/bin";
 
+/// How old an uninstall marker may be and still hold the keep-running loop back: an uninstall
+/// takes at most the agent's grace period (90 s); an older marker is one a killed agent left,
+/// and is ignored.
+pub const MARKER_FRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The marker the agent leaves in `dest_dir` while it uninstalls the node
+/// ([`crds::host_paths::CNI_UNINSTALL_MARKER`]).
+pub fn marker(dest_dir: &Path) -> PathBuf {
+    let name = crds::host_paths::CNI_UNINSTALL_MARKER
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    dest_dir.join(name)
+}
+
+/// Whether the agent is uninstalling the node: a marker in `dest_dir` younger than
+/// [`MARKER_FRESH`] at `now`. The keep-running loop then does not put the binary back.
+pub fn uninstalling(dest_dir: &Path, now: std::time::SystemTime) -> bool {
+    fs::metadata(marker(dest_dir))
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| now.duration_since(t).unwrap_or_default() < MARKER_FRESH)
+}
+
 /// What [`install`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Installed {
@@ -80,5 +103,22 @@ mod tests {
         assert_eq!(fs::read(dest.join("smartnic")).unwrap(), b"v2");
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(&dest).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_fresh_uninstall_marker_holds_the_loop_back_and_a_stale_one_does_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let now = std::time::SystemTime::now();
+        assert!(!uninstalling(tmp.path(), now));
+        fs::write(marker(tmp.path()), b"").unwrap();
+        assert!(uninstalling(tmp.path(), now));
+        assert!(!uninstalling(
+            tmp.path(),
+            now + MARKER_FRESH + std::time::Duration::from_secs(1)
+        ));
+        assert_eq!(
+            marker(Path::new("/opt/cni/bin")),
+            Path::new(crds::host_paths::CNI_UNINSTALL_MARKER)
+        );
     }
 }

@@ -105,6 +105,12 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
                 "network-attachment-definitions",
                 "delete",
             ),
+            // controller/device_classes.rs: a DeviceClass per pool offered by DRA, by apply;
+            // the operator's listed by label at start; deleted with their last DRA policy
+            cluster("resource.k8s.io", "deviceclasses", "list"),
+            cluster("resource.k8s.io", "deviceclasses", "create"),
+            cluster("resource.k8s.io", "deviceclasses", "patch"),
+            cluster("resource.k8s.io", "deviceclasses", "delete"),
             // controller/mod.rs: kube-runtime's event recorder (create, then patch a series), on
             // objects in every namespace and cluster-scoped ones
             cluster("events.k8s.io", "events", "create"),
@@ -207,6 +213,14 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
             // `default` (kube-runtime's recorder)
             c("events.k8s.io", "events", "create", Some("default"), None),
             c("events.k8s.io", "events", "patch", Some("default"), None),
+            // uninstall/mod.rs OwnDaemonSet: its own DaemonSet, at start and at SIGTERM
+            c(
+                "apps",
+                "daemonsets",
+                "get",
+                Some(NS),
+                Some("smartnic-agent"),
+            ),
         ],
         // the kubelet's unix socket and the host's files only
         "smartnic-device-plugin" => vec![],
@@ -259,10 +273,13 @@ fn skip(test: &str, reason: &str) {
 fn rendered(test: &str, dir: &Path) -> Option<Vec<Value>> {
     static DEPLOY: OnceLock<Result<Vec<Value>, (bool, String)>> = OnceLock::new();
     static EXAMPLES: OnceLock<Result<Vec<Value>, (bool, String)>> = OnceLock::new();
+    static DRA_EXAMPLES: OnceLock<Result<Vec<Value>, (bool, String)>> = OnceLock::new();
     let cell = if dir == deploy_dir() {
         &DEPLOY
-    } else {
+    } else if dir == deploy_dir().join("examples") {
         &EXAMPLES
+    } else {
+        &DRA_EXAMPLES
     };
     match cell.get_or_init(|| render(dir).map_err(|e| (e.is_unavailable(), e.to_string()))) {
         Ok(objects) => Some(objects.clone()),
@@ -1054,6 +1071,86 @@ fn crds_in_the_render_equal_the_generated_ones() {
     }
 }
 
+/// deploy/examples/dra: the policy and network pass the CRD schemas, the pool is offered by DRA,
+/// the NicNetwork names it, every ResourceClaimTemplate and the pod parse as their Kubernetes
+/// types with no field lost, and every request of ours names the DeviceClass the operator renders
+/// for the pool (`<resourceName with '_' as '-'>.<prefix>`). hw-tests/api/93-dra-cel.sh has
+/// the API server and the scheduler evaluate them.
+#[test]
+fn dra_examples_pass_the_schemas_and_name_the_rendered_device_class() {
+    use k8s_openapi::api::resource::v1::ResourceClaimTemplate;
+    let dir = deploy_dir().join("examples").join("dra");
+    let Some(objects) = rendered(
+        "dra_examples_pass_the_schemas_and_name_the_rendered_device_class",
+        &dir,
+    ) else {
+        return;
+    };
+    for obj in &objects {
+        match (obj.get("apiVersion").and_then(Value::as_str), kind(obj)) {
+            (Some("smartnic.io/v1alpha1"), _) => {
+                if let Err(errors) = crds::schema_check::check_object(obj) {
+                    panic!("{}: {errors:?}", describe(obj));
+                }
+            }
+            (Some("v1"), "Pod") => assert_eq!(round_trip::<Pod>(obj), None),
+            (Some("resource.k8s.io/v1"), "ResourceClaimTemplate") => {
+                assert_eq!(round_trip::<ResourceClaimTemplate>(obj), None)
+            }
+            _ => panic!("{}: unexpected in the DRA examples", describe(obj)),
+        }
+    }
+    let one = |k: &str| of_kind(&objects, k).next().cloned().expect(k);
+    let (policy, network) = (one("NicPolicy"), one("NicNetwork"));
+    assert_eq!(
+        policy.pointer("/spec/allocation"),
+        Some(&Value::from("dra"))
+    );
+    let resource = policy
+        .pointer("/spec/resourceName")
+        .and_then(Value::as_str)
+        .expect("resourceName");
+    assert_eq!(
+        network
+            .pointer("/spec/resourceName")
+            .and_then(Value::as_str),
+        Some(resource)
+    );
+    let class = format!(
+        "{}.{}",
+        resource.replace('_', "-").to_ascii_lowercase(),
+        crds::RESOURCE_PREFIX
+    );
+    let templates: Vec<&Value> = of_kind(&objects, "ResourceClaimTemplate").collect();
+    assert_eq!(templates.len(), 4);
+    for t in templates {
+        let requests = t
+            .pointer("/spec/spec/devices/requests")
+            .and_then(Value::as_array)
+            .expect("requests");
+        let ours = requests
+            .iter()
+            .filter_map(|r| {
+                r.pointer("/exactly/deviceClassName")
+                    .and_then(Value::as_str)
+            })
+            .filter(|c| !c.starts_with("gpu."))
+            .collect::<Vec<_>>();
+        assert_eq!(ours, vec![class.as_str()], "{}", describe(t));
+    }
+    let pod = one("Pod");
+    assert_eq!(
+        pod.pointer("/metadata/annotations/k8s.v1.cni.cncf.io~1networks"),
+        network.pointer("/metadata/name")
+    );
+    assert!(
+        pod.pointer("/spec/resourceClaims/0/resourceClaimTemplateName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| of_kind(&objects, "ResourceClaimTemplate")
+                .any(|t| t.pointer("/metadata/name").and_then(Value::as_str) == Some(n)))
+    );
+}
+
 #[test]
 fn examples_pass_the_crd_schemas_and_fit_together() {
     let dir = deploy_dir().join("examples");
@@ -1173,19 +1270,69 @@ fn the_agent_writes_the_cni_allow_list_where_the_plugin_reads_it() {
     assert_eq!(v.path, dir, "the host's directory, at the same path");
 }
 
-/// The per-VF metrics name the pod holding each VF from the CNI plugin's records: the agent
-/// sees the plugin's state directory of the host where its `--cni-state-dir` default says, and
-/// only reads it.
+/// The per-VF metrics name the pod holding each VF from the CNI plugin's records, and the
+/// uninstall checks them: the agent sees the plugin's state directory of the host where its
+/// `--cni-state-dir` default says, inside the host's `/run/smartnic`, which the uninstall
+/// empties.
 #[test]
 fn the_agent_reads_the_cni_records_of_the_host() {
     let Some(objects) = rendered("the_agent_reads_the_cni_records_of_the_host", &deploy_dir())
     else {
         return;
     };
-    let dir = crds::cni_state::STATE_DIR;
+    let dir = Path::new(crds::cni_state::STATE_DIR)
+        .parent()
+        .and_then(Path::to_str)
+        .expect("a parent");
     let (m, v) = agent_host_mount(&objects, dir);
-    assert_eq!(m.read_only, Some(true), "the agent only reads the records");
+    assert_ne!(m.read_only, Some(true), "the uninstall empties it");
     assert_eq!(v.path, dir);
+}
+
+/// Every `hostPath` of every DaemonSet is in `crds::host_paths` (ours, with who removes it on
+/// an uninstall, or a shared directory we leave): a new host path cannot be forgotten by the
+/// uninstall. Each directory the agent empties on an uninstall is mounted into it read-write at
+/// the same path, and the host's CNI binary directory where `--cni-bin-dir` defaults.
+#[test]
+fn every_host_path_is_known_to_the_uninstall() {
+    use crds::host_paths::{self, Removal, Remover};
+    let test = "every_host_path_is_known_to_the_uninstall";
+    let Some(objects) = rendered(test, &deploy_dir()) else {
+        return;
+    };
+    let mut seen = 0;
+    for (workload, spec) in pod_specs(&objects) {
+        for v in spec.volumes.iter().flatten() {
+            if let Some(h) = &v.host_path {
+                seen += 1;
+                assert!(
+                    host_paths::known(&h.path),
+                    "{workload}: hostPath {} is not in crds::host_paths (OWNED or SHARED_HOST_DIRS)",
+                    h.path
+                );
+            }
+        }
+    }
+    assert!(seen > 5, "{seen} host paths");
+    for owned in host_paths::OWNED
+        .iter()
+        .filter(|o| o.remover == Remover::Agent)
+    {
+        // a file's directory is mounted under /host (the CNI binary's: --cni-bin-dir)
+        let (at, host) = match owned.removal {
+            Removal::Contents => (owned.path.to_owned(), owned.path),
+            _ => {
+                let dir = Path::new(owned.path)
+                    .parent()
+                    .and_then(Path::to_str)
+                    .expect("a directory");
+                (format!("/host{dir}"), dir)
+            }
+        };
+        let (m, v) = agent_host_mount(&objects, &at);
+        assert_ne!(m.read_only, Some(true), "{at}: the uninstall removes in it");
+        assert_eq!(v.path, host, "{at}");
+    }
 }
 
 /// The operator's `patch` on Nodes (RBAC cannot narrow it) is held to its own labels and

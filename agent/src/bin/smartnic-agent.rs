@@ -30,6 +30,11 @@
 //! keeps `br-int`'s tunnel ports to them, through the OVS in `--ovs-rundir`.
 //! Without it the agent does no overlay work and needs no Open vSwitch.
 //!
+//! `--daemonset-name NAME --pod-namespace NS` (the deploy sets both): at start the agent reads
+//! its own DaemonSet; at SIGTERM it reads it again, and when it is gone, being deleted or no
+//! longer readable with our token, the node is uninstalled: each PF back as it was, the CNI
+//! binary and our files removed (`agent::uninstall`). Otherwise a SIGTERM changes nothing.
+//!
 //! `SMARTNIC_AGENT_FAILPOINT=<point>` (tests only; unset in every deployment) stops the agent at
 //! one step boundary of the executor for a test to kill it there (`agent::failpoint`).
 
@@ -58,6 +63,7 @@ use agent::{
         overlay_decide::host_datapath,
     },
     state::{DEFAULT_STATE_FILE, StateFile, boot_id},
+    uninstall::{LOOKUP_TIMEOUT, OwnDaemonSet, clean::CleanPaths, decide::arms, on_stop},
     vf_metrics::{DEFAULT_READ_TIMEOUT, LiveVfCounters, VfScraper},
 };
 use crds::node_state::NicNodeStateSpec;
@@ -126,6 +132,24 @@ struct Args {
     /// A pass at least this often, in seconds.
     #[arg(long, env = "RESYNC_SECONDS", default_value_t = 300)]
     resync_seconds: u64,
+    /// The agent's own DaemonSet, read at start and at SIGTERM: gone, being deleted or no longer
+    /// readable with our token means an uninstall, which puts the PFs back and removes our files
+    /// from the host (`agent::uninstall`). Unset (or without --pod-namespace): a SIGTERM never
+    /// changes the host.
+    /// (Ignored by --spec-file and --metrics-only.)
+    #[arg(long, env = "DAEMONSET_NAME")]
+    daemonset_name: Option<String>,
+    /// The agent's namespace (the downward API's `metadata.namespace`), where its DaemonSet is.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pod_namespace: Option<String>,
+    /// The host's CNI binary directory as mounted into the agent: the uninstall removes the
+    /// `smartnic` binary from it.
+    #[arg(long, env = "CNI_BIN_DIR", default_value = "/host/opt/cni/bin")]
+    cni_bin_dir: PathBuf,
+    /// Where the uninstall finds the host paths it empties (`crds::host_paths`): `/` in the
+    /// DaemonSet, whose mounts put them at their own paths; a directory of its own in tests.
+    #[arg(long, env = "UNINSTALL_ROOT", default_value = "/")]
+    uninstall_root: PathBuf,
     /// The overlay: publish this interface's address as the node's Geneve tunnel endpoint and
     /// keep tunnel ports to the other nodes' endpoints (unset: no overlay, no OVS needed).
     #[arg(
@@ -221,6 +245,7 @@ fn host_side(args: &Args) -> HostSide {
         handoff: Arc::new(DevicePluginFile::new(&args.device_plugin_file)),
         // the boot id is not namespaced: the container's /proc shows the host's
         boot_id: boot_id(std::path::Path::new("/proc")),
+        applying: Default::default(),
     }
 }
 
@@ -310,6 +335,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let metrics = agent_metrics(&args);
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopping = stop_tx.subscribe();
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -338,6 +364,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         tracing::info!("stopping");
         stop_tx.send_replace(true);
     });
+    let own = match (&args.daemonset_name, &args.pod_namespace) {
+        (Some(name), Some(ns)) if !args.once => Some(OwnDaemonSet::new(client.clone(), ns, name)),
+        _ => {
+            tracing::info!(
+                "DAEMONSET_NAME or POD_NAMESPACE unset (or --once): a SIGTERM never changes the host"
+            );
+            None
+        }
+    };
+    let armed = Arc::new(std::sync::OnceLock::<String>::new());
+    if let Some(own) = own.clone() {
+        tokio::spawn(arm(own, armed.clone(), stopped()));
+    }
+    let host_at_stop = host.clone();
     let config = LoopConfig {
         drain_wait: std::time::Duration::from_secs(args.drain_wait_seconds),
         resync: std::time::Duration::from_secs(args.resync_seconds.max(1)),
@@ -393,11 +433,51 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             r.context("the metrics server task")??;
             None
         }
+        // a pass in progress is dropped at once (a plan's blocking thread finishes its step and
+        // records it): the uninstall needs the grace period
+        () = stopped(), if own.is_some() => None,
     };
+    if *stopping.borrow()
+        && let Some(own) = &own
+    {
+        let mut paths = CleanPaths::under(&args.uninstall_root, &args.cni_bin_dir);
+        paths.cni_state_dir = args.cni_state_dir.clone();
+        on_stop(own, armed.get().map(String::as_str), &host_at_stop, paths).await;
+    }
     if let Some(o) = &outcome {
         tracing::info!(outcome = ?o, "one pass done");
     }
     Ok(!matches!(outcome, Some(ref o) if *o != PassOutcome::InSync))
+}
+
+/// Reads the agent's own DaemonSet until it is seen live (every 30 s, until `stop`): only then
+/// can a later SIGTERM be told apart as an uninstall (`agent::uninstall::decide`).
+async fn arm(
+    own: OwnDaemonSet,
+    armed: Arc<std::sync::OnceLock<String>>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut warned = false;
+    loop {
+        let now = own.lookup(LOOKUP_TIMEOUT).await;
+        if let Some(uid) = arms(&now) {
+            tracing::info!(daemonset = own.name(), %uid, "own DaemonSet seen: an uninstall resets this node");
+            let _ = armed.set(uid.to_owned());
+            return;
+        }
+        if !warned {
+            tracing::warn!(
+                daemonset = own.name(), answer = ?now,
+                "cannot read the agent's own DaemonSet: until it can, an uninstall leaves this node as it is (retrying every 30 s)"
+            );
+            warned = true;
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+        }
+    }
 }
 
 /// A pass's outcome in words, for the standalone mode's output.

@@ -68,6 +68,7 @@ use crate::run::host::NodeHost;
 use crate::run::overlay::{OvsSetup, TunnelConfig};
 use crate::run::overlay_decide::{TunnelReport, node_setup, setup_events, tunnel_report};
 use crate::state::{Startup, StateFile};
+use crate::uninstall::restore::record_originals;
 
 /// Why a pass ended early.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +157,9 @@ pub struct HostSide {
     pub handoff: Arc<DevicePluginFile>,
     /// The host's boot id.
     pub boot_id: String,
+    /// Held while a plan is carried out: the uninstall waits for a plan in flight (its blocking
+    /// thread runs on after the loop is stopped) before it changes the host.
+    pub applying: Arc<std::sync::Mutex<()>>,
 }
 
 /// A discovery and the plan made from it.
@@ -208,14 +212,22 @@ impl HostSide {
         .await?
     }
 
+    /// Carries out `plan` (made from `inventory`), after recording the original of each PF it
+    /// changes for the first time ([`record_originals`]).
     async fn execute(
         &self,
         generation: Option<i64>,
         spec: &NicNodeStateSpec,
         plan: &HostPlan,
+        inventory: &NicInventory,
     ) -> Result<ApplyReport, RunError> {
-        let (spec, plan) = (spec.clone(), plan.clone());
+        let (spec, plan, inventory) = (spec.clone(), plan.clone(), inventory.clone());
         self.blocking("apply", move |h| {
+            let _applying = h.applying.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = h.state.load()?;
+            if record_originals(&mut st, &plan, &inventory) {
+                h.state.store(&st)?;
+            }
             Executor {
                 host: h.host.as_ref(),
                 firmware: h.firmware.as_deref(),
@@ -270,7 +282,9 @@ impl HostSide {
                 (None, PassOutcome::InSync)
             }
             Next::Apply => {
-                let report = self.execute(generation, spec, &plan).await?;
+                let report = self
+                    .execute(generation, spec, &plan, &planned.inventory)
+                    .await?;
                 let outcome = PassOutcome::of_apply(&plan, &report);
                 (Some(report), outcome)
             }
@@ -623,7 +637,10 @@ impl Agent {
                         SyncReport::applying(plan.step_count(), plan.class, applied_generation);
                     self.write_status(&mut last, &planned.inventory, &applying, generation)
                         .await?;
-                    let report = self.host.execute(generation, &spec, plan).await?;
+                    let report = self
+                        .host
+                        .execute(generation, &spec, plan, &planned.inventory)
+                        .await?;
                     self.record_metrics(plan, &report);
                     let outcome = PassOutcome::of_apply(plan, &report);
                     self.api

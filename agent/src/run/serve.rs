@@ -172,6 +172,7 @@ mod tests {
                     dir.path().join("dp.json"),
                 )),
                 boot_id: "b1".into(),
+                applying: Default::default(),
             },
             metrics,
             health,

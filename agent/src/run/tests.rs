@@ -143,6 +143,7 @@ pub(crate) fn agent(client: Client, s: &Setup) -> Agent {
             state: s.state.clone(),
             handoff: Arc::new(DevicePluginFile::new(&s.handoff)),
             boot_id: "b1".into(),
+            applying: Default::default(),
         },
         Arc::new(AgentMetrics::new()),
         Arc::new(Health::default()),
@@ -339,6 +340,12 @@ async fn a_disruptive_plan_asks_for_a_drain_applies_once_drained_then_releases()
     assert_eq!(st.applied_generation, Some(3));
     assert!(st.in_progress.is_none());
     assert!(a.ready());
+    // what the PF was before this first change, for the uninstall
+    let original = st.originals.get(IGB).expect("the PF's original recorded");
+    assert_eq!(
+        (original.num_vfs, original.mtu, original.driver.as_deref()),
+        (0, Some(1500), Some("igb"))
+    );
 }
 
 #[tokio::test]
