@@ -99,4 +99,38 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(doc["rdmaExclusive"], true, "{text}");
     }
+
+    #[test]
+    fn the_file_carries_each_pools_allocation_unchanged() {
+        use crds::{
+            device_plugin::{DeviceSelector, ResourcePool},
+            dra::Allocation,
+        };
+        let pool = |name: &str, allocation| ResourcePool {
+            resource_name: name.into(),
+            resource_prefix: "smartnic.io".into(),
+            allocation,
+            selectors: vec![DeviceSelector {
+                pci_addresses: vec!["0000:3b:00.0".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut spec = NicNodeStateSpec::default();
+        spec.device_plugin.resource_list = vec![
+            pool("a", Allocation::DevicePlugin),
+            pool("b", Allocation::Dra),
+            pool("c", Allocation::Both),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let file = DevicePluginFile::new(dir.path().join("dp.json"));
+        file.publish(&node_config(&spec), |_| true).unwrap();
+        let text = std::fs::read_to_string(file.path()).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let list = &doc["resourceList"];
+        // the default is left out, as in files written before the field existed
+        assert_eq!(list[0].get("allocation"), None, "{text}");
+        assert_eq!(list[1]["allocation"], "dra", "{text}");
+        assert_eq!(list[2]["allocation"], "both", "{text}");
+    }
 }

@@ -20,9 +20,11 @@ use std::{
     process::ExitCode,
 };
 
+use crds::link::NetworkMode;
 use smartnic_cni::{
     allocated, allow,
     config::NetConf,
+    dra,
     env::{CniEnv, Command},
     error::{CniError, code},
     host::Paths,
@@ -51,6 +53,8 @@ const ENV_ALLOW_LIST: &str = "SMARTNIC_CNI_ALLOW_LIST";
 const ENV_KUBELET_CHECKPOINT: &str = "SMARTNIC_CNI_KUBELET_CHECKPOINT";
 /// Overrides the sysfs root the `deviceID` is looked up in (tests).
 const ENV_SYSFS: &str = "SMARTNIC_CNI_SYSFS";
+/// Overrides where the DRA driver's prepared-claim records are read from (tests).
+const ENV_DRA_DIR: &str = "SMARTNIC_CNI_DRA_DIR";
 /// The most stdin we read: a configuration with a chained `prevResult` is a few KiB; anything
 /// near this is not a configuration, and the plugin runs as root for every pod.
 const MAX_STDIN: u64 = 4 << 20;
@@ -120,6 +124,49 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
     let ready_file: std::path::PathBuf = std::env::var_os(ENV_READY_FILE)
         .unwrap_or_else(|| crds::cni::NODE_READY_FILE.into())
         .into();
+    let store =
+        Store::new(std::env::var_os(ENV_STATE_DIR).unwrap_or_else(|| DEFAULT_STATE_DIR.into()));
+    let pod_name = env
+        .arg(allow::ARG_POD_NAMESPACE)
+        .zip(env.arg("K8S_POD_NAME"))
+        .map(|(ns, name)| format!("{ns}/{name}"));
+    // a device the DRA driver prepared for this pod (see `dra`): taken when no deviceID came,
+    // and then not looked for in the device plugin's checkpoint
+    let mut from_dra = false;
+    let mut taken_by_dra = None;
+    if env.command == Command::Add
+        && let Some(resource) = conf.conf.resource_name.as_deref()
+        && let Some(pod_uid) = env.arg(allocated::ARG_POD_UID)
+    {
+        let dir = dra::prepared_dir(std::env::var_os(ENV_DRA_DIR));
+        match conf.device_id {
+            Some(addr) if dra::is_uuid(pod_uid) => {
+                from_dra = dra::prepared_devices(&dir, pod_uid, resource)
+                    .map_err(|e| (e, answer.clone()))?
+                    .contains(&addr);
+            }
+            Some(_) => {}
+            None => {
+                let needs_device = matches!(conf.conf.mode, NetworkMode::Sriov | NetworkMode::Ib);
+                let prepared = dra::prepared_devices(&dir, pod_uid, resource)
+                    .map_err(|e| (e, answer.clone()))?;
+                if needs_device || !prepared.is_empty() {
+                    let pod = pod_name.clone().unwrap_or_else(|| pod_uid.to_owned());
+                    let at = dra::Attachment {
+                        container_id: &env.container_id,
+                        ifname: &env.ifname,
+                        pod_uid,
+                        pod: &pod,
+                    };
+                    let addr = dra::pick(&prepared, &dir, &store, resource, at)
+                        .map_err(|e| (e, answer.clone()))?;
+                    conf.device_id = Some(addr);
+                    from_dra = true;
+                    taken_by_dra = Some(addr);
+                }
+            }
+        }
+    }
     let mut per_pod_not_made = None;
     if env.command == Command::Add
         && let Some(addr) = conf.device_id
@@ -131,19 +178,19 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
         let resources = resource.map_or_else(|| pools::resources(&pools), |r| vec![r.to_owned()]);
         let checkpoint = std::env::var_os(ENV_KUBELET_CHECKPOINT)
             .unwrap_or_else(|| allocated::DEFAULT_CHECKPOINT.into());
-        let pod_name = env
-            .arg(allow::ARG_POD_NAMESPACE)
-            .zip(env.arg("K8S_POD_NAME"))
-            .map(|(ns, name)| format!("{ns}/{name}"));
-        match allocated::check(
-            std::path::Path::new(&checkpoint),
-            env.arg(allocated::ARG_POD_UID),
-            pod_name.as_deref(),
-            &resources,
-            addr,
-        )
-        .map_err(|e| (e, answer.clone()))?
-        {
+        let check = if from_dra {
+            allocated::PodCheck::Allocated
+        } else {
+            allocated::check(
+                std::path::Path::new(&checkpoint),
+                env.arg(allocated::ARG_POD_UID),
+                pod_name.as_deref(),
+                &resources,
+                addr,
+            )
+            .map_err(|e| (e, answer.clone()))?
+        };
+        match check {
             allocated::PodCheck::Allocated => {}
             allocated::PodCheck::NotPossible(why) => per_pod_not_made = Some((addr, why)),
         }
@@ -155,6 +202,13 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
              only this node's pools were checked"
         );
     }
+    if let Some(addr) = taken_by_dra {
+        tracing::info!(
+            "deviceID {addr}: the device prepared for this pod by {} (a DRA claim of {})",
+            crds::dra::DRIVER_NAME,
+            conf.conf.resource_name.as_deref().unwrap_or_default()
+        );
+    }
     for w in &conf.warnings {
         tracing::warn!("{w}");
     }
@@ -164,9 +218,7 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
         switch: OvsSwitch::new(
             std::env::var_os(ENV_OVS_RUNDIR).unwrap_or_else(|| DEFAULT_RUNDIR.into()),
         ),
-        store: Store::new(
-            std::env::var_os(ENV_STATE_DIR).unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
-        ),
+        store,
         paths: Paths { ready_file },
     };
     plugin.run(&conf, env).map_err(|e| (e, answer))

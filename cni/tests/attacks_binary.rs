@@ -420,12 +420,9 @@ fn stdin_is_bounded() {
     assert!(!s.state().exists());
 }
 
-/// Two pods of one pool: the kubelet's checkpoint says which VF each got, and a pod naming the
-/// other's VF (a NAD of its own with a `deviceID`) is refused, naming the pod and the device.
-#[test]
-fn a_vf_of_the_pool_allocated_to_another_pod_is_refused() {
-    let s = Sandbox::new();
-    // the node: two VFs in sysfs, one pool holding both
+/// The node of a sandbox: two VFs in sysfs (returned: the sysfs root) and one pool
+/// `smartnic.io/vf` holding both, offered as `allocation` says, in the node's pools file.
+fn two_vf_node(s: &Sandbox, allocation: &str) -> PathBuf {
     let sys = s.tmp.path().join("sys");
     for vf in ["0000:3b:02.1", "0000:3b:02.2"] {
         let d = sys.join("bus/pci/devices").join(vf);
@@ -436,11 +433,20 @@ fn a_vf_of_the_pool_allocated_to_another_pod_is_refused() {
     std::fs::write(
         s.tmp.path().join("ready"),
         json!({"resourceList": [{"resourceName": "vf", "resourcePrefix": "smartnic.io",
-            "deviceType": "netdevice",
+            "deviceType": "netdevice", "allocation": allocation,
             "selectors": [{"pciAddresses": ["0000:3b:02.1", "0000:3b:02.2"]}]}]})
         .to_string(),
     )
     .unwrap();
+    sys
+}
+
+/// Two pods of one pool: the kubelet's checkpoint says which VF each got, and a pod naming the
+/// other's VF (a NAD of its own with a `deviceID`) is refused, naming the pod and the device.
+#[test]
+fn a_vf_of_the_pool_allocated_to_another_pod_is_refused() {
+    let s = Sandbox::new();
+    let sys = two_vf_node(&s, "devicePlugin");
     let checkpoint = s.tmp.path().join("kubelet_internal_checkpoint");
     std::fs::write(
         &checkpoint,
@@ -492,4 +498,103 @@ fn a_vf_of_the_pool_allocated_to_another_pod_is_refused() {
     std::fs::remove_file(&checkpoint).unwrap();
     let (_, v) = run("K8S_POD_NAMESPACE=team-b;K8S_POD_NAME=b;K8S_POD_UID=uid-b");
     assert!(!v["msg"].as_str().unwrap().contains("allocated"), "{v}");
+}
+
+/// A VF claimed by DRA: with no `deviceID` (a claim from a template), the plugin takes the one
+/// the DRA driver prepared for this pod; a pod without such a claim, or naming another pod's
+/// DRA VF, or with a pod UID that is a path, is refused.
+#[test]
+fn a_dra_claimed_vf_is_found_in_the_pods_prepared_claims() {
+    let s = Sandbox::new();
+    let sys = two_vf_node(&s, "dra");
+    let checkpoint = s.tmp.path().join("kubelet_internal_checkpoint");
+    std::fs::write(
+        &checkpoint,
+        json!({"Data": {"PodDeviceEntries": [], "RegisteredDevices": {}}, "Checksum": 1})
+            .to_string(),
+    )
+    .unwrap();
+    let claims = s.tmp.path().join("claims");
+    std::fs::create_dir_all(&claims).unwrap();
+    let pod_a = "6f1c2a3b-0000-4000-8000-00000000000a";
+    let claim = "c1a1a1a1-0000-4000-8000-000000000001";
+    std::fs::write(
+        claims.join(format!("{claim}.json")),
+        json!({"claimUid": claim, "namespace": "team-a", "name": "a-vf-x7k2p",
+            "podUids": [pod_a],
+            "devices": [{"request": "vf", "pool": "node-1", "device": "pci-0000-3b-02-2",
+                "pciAddress": "0000:3b:02.2", "resourceName": "vf",
+                "cdiDevice": "smartnic.io/vf=0000:3b:02.2"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let sys = sys.display().to_string();
+    let cp = checkpoint.display().to_string();
+    let dra = claims.display().to_string();
+    let run = |args: String, conf: &Value| {
+        let e = [
+            ("SMARTNIC_CNI_SYSFS", sys.as_str()),
+            ("SMARTNIC_CNI_KUBELET_CHECKPOINT", cp.as_str()),
+            ("SMARTNIC_CNI_DRA_DIR", dra.as_str()),
+            ("CNI_ARGS", args.as_str()),
+        ];
+        s.run_conf("ADD", &e, conf)
+    };
+    let net = json!({"cniVersion": "1.1.0", "name": "tenant-net", "type": "smartnic",
+        "mode": "sriov", "resourceName": "smartnic.io/vf"});
+    // pod A: its prepared VF passes the pool and per-pod checks, and fails only later (there is
+    // no such device here), naming it
+    let (ok, v) = run(
+        format!("K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=a;K8S_POD_UID={pod_a}"),
+        &net,
+    );
+    assert!(!ok);
+    let msg = v["msg"].as_str().unwrap();
+    assert!(
+        !msg.contains("allocated") && !msg.contains("prepared") && !msg.contains("deviceID"),
+        "{v}"
+    );
+    // which device: the plugin's log says
+    let (_, v) = run(
+        format!("K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=a;K8S_POD_UID={pod_a}"),
+        &with(
+            net.clone(),
+            json!({"logLevel": "info", "logFile": "dra.log"}),
+        ),
+    );
+    let log = std::fs::read_to_string(s.logs().join("dra.log")).unwrap_or_default();
+    assert!(
+        log.contains("deviceID 0000:3b:02.2: the device prepared for this pod"),
+        "{v}\n{log}"
+    );
+    // pod B has no claim: refused, naming the pod and the resource
+    let pod_b = "6f1c2a3b-0000-4000-8000-00000000000b";
+    refused(
+        run(
+            format!("K8S_POD_NAMESPACE=team-b;K8S_POD_NAME=b;K8S_POD_UID={pod_b}"),
+            &net,
+        ),
+        7,
+        "pod team-b/b has no prepared smartnic.io claim for resource smartnic.io/vf",
+    );
+    // pod B names pod A's DRA VF in a NAD of its own: neither its claim nor its checkpoint entry
+    refused(
+        run(
+            format!("K8S_POD_NAMESPACE=team-b;K8S_POD_NAME=b;K8S_POD_UID={pod_b}"),
+            &with(net.clone(), json!({"deviceID": "0000:3b:02.2"})),
+        ),
+        7,
+        "no device of smartnic.io/vf",
+    );
+    // a pod UID that is a path
+    refused(
+        run(
+            "K8S_POD_NAMESPACE=team-b;K8S_POD_NAME=b;K8S_POD_UID=../../etc".to_owned(),
+            &net,
+        ),
+        4,
+        "K8S_POD_UID",
+    );
+    assert!(!s.state().exists(), "nothing recorded for a refused ADD");
+    assert!(s.host_files().is_empty());
 }

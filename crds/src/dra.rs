@@ -78,7 +78,12 @@ pub enum Allocation {
     /// DRA only: pods ask by ResourceClaim; the device plugin does not advertise the pool.
     Dra,
     /// Both, for a migration: each device is offered through both interfaces, and whichever
-    /// takes it first holds it (the other one stops offering it).
+    /// takes it first holds it. The DRA driver leaves the devices the kubelet's device-plugin
+    /// checkpoint assigns to containers out of its ResourceSlices, and the device plugin reports
+    /// the devices of prepared claims unhealthy; each follows the other's files within about a
+    /// second. In that window the scheduler can allocate a claim a device the device plugin has
+    /// just handed out: NodePrepareResources then refuses the claim, naming the device, and its
+    /// pod stays pending until it is deleted (never two pods on one VF).
     Both,
 }
 

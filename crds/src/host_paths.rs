@@ -5,7 +5,9 @@
 //! cannot be forgotten by the uninstall.
 //!
 //! The agent's uninstall (`agent::uninstall`) removes the [`Remover::Agent`] entries; the device
-//! plugin removes its own files when it stops ([`Remover::DevicePlugin`]).
+//! plugin removes its own files when it stops ([`Remover::DevicePlugin`]), and so does the DRA
+//! driver ([`Remover::Dra`]: its sockets on every stop, a claim's CDI spec when the kubelet
+//! unprepares the claim).
 
 /// How an entry is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +35,9 @@ pub enum Remover {
     /// The device plugin, on every stop (SIGTERM): each pool removes its socket, its
     /// device-info files and its CDI spec.
     DevicePlugin,
+    /// The DRA driver (`smartnic-dra`): its two sockets on every stop (SIGTERM), a claim's CDI
+    /// spec when the kubelet unprepares the claim (after its pods are gone).
+    Dra,
 }
 
 /// One host path a smartnic component writes.
@@ -115,6 +120,33 @@ pub const OWNED: &[HostPath] = &[
         remover: Remover::DevicePlugin,
         what: "the device plugin's CDI specs (with --cdi)",
     },
+    HostPath {
+        path: "/var/lib/kubelet/plugins_registry",
+        removal: Removal::Named {
+            prefix: "smartnic.io-",
+            suffix: "reg.sock",
+        },
+        remover: Remover::Dra,
+        what: "the DRA driver's registration socket (smartnic.io-reg.sock)",
+    },
+    HostPath {
+        path: "/var/lib/kubelet/plugins/smartnic.io",
+        removal: Removal::Named {
+            prefix: "dra",
+            suffix: ".sock",
+        },
+        remover: Remover::Dra,
+        what: "the DRA driver's service socket (dra.sock); the directory stays, empty",
+    },
+    HostPath {
+        path: "/var/run/cdi",
+        removal: Removal::Named {
+            prefix: "smartnic.io-claim-",
+            suffix: ".json",
+        },
+        remover: Remover::Dra,
+        what: "the CDI specs of prepared DRA claims",
+    },
 ];
 
 /// Host directories a node DaemonSet mounts that are not ours: read only, or shared with other
@@ -127,6 +159,7 @@ pub const SHARED_HOST_DIRS: &[&str] = &[
     "/var/lib/kubelet/device-plugins",
     "/var/run/k8s.cni.cncf.io/devinfo/dp",
     "/var/run/cdi",
+    "/var/lib/kubelet/plugins_registry",
 ];
 
 /// Whether `host_path` (a `hostPath` volume's path) is one of [`OWNED`], inside one, or one of

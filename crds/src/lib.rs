@@ -77,6 +77,11 @@ pub use pool::{NicPool, NicPoolSpec, NicPoolStatus};
 /// Kubernetes types the CRDs embed, re-exported so that callers use the same versions.
 #[cfg(feature = "k8s")]
 pub mod k8s {
+    /// The DRA types the operator renders (`resource.k8s.io/v1`).
+    pub use k8s_openapi::api::resource::v1::{
+        CELDeviceSelector as CelDeviceSelector, DeviceClass, DeviceClassSpec,
+        DeviceSelector as DraDeviceSelector,
+    };
     pub use k8s_openapi::{
         apimachinery::pkg::{
             apis::meta::v1::{

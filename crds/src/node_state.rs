@@ -149,6 +149,9 @@ pub struct PfPool {
     /// Do not report NUMA topology for the PF.
     #[serde(default)]
     pub exclude_topology: bool,
+    /// Which kubelet interface offers the PF (the policy's `allocation`).
+    #[serde(default, skip_serializing_if = "crate::dra::Allocation::is_default")]
+    pub allocation: crate::dra::Allocation,
 }
 
 /// A set of VFs on one PF configured alike and advertised as one device-plugin resource.
@@ -175,6 +178,9 @@ pub struct VfGroup {
     /// Do not report NUMA topology for these VFs.
     #[serde(default)]
     pub exclude_topology: bool,
+    /// Which kubelet interface offers these VFs (the policy's `allocation`).
+    #[serde(default, skip_serializing_if = "crate::dra::Allocation::is_default")]
+    pub allocation: crate::dra::Allocation,
     /// InfiniBand: the GUIDs of this group's VFs from the policy's pool, one per VF in
     /// ascending VF order (node and port GUID alike). Empty: on an IB PF each VF gets the GUID
     /// derived from the PF's node GUID.

@@ -127,10 +127,20 @@ pub struct NicPolicySpec {
     /// Device-plugin resource name WITHOUT prefix (`cx6_vf`); pods request
     /// `<resourcePrefix>/<resourceName>` (prefix from NicOperatorConfig, default `smartnic.io`).
     /// 1-63 characters, letters, digits, `_` and `-`, starting and ending with a letter or digit.
-    /// Policies sharing a resource name must agree on `deviceType`, `isRdma` and
-    /// `excludeTopology`, `needVhostNet` and `networkNamespaces`.
+    /// Policies sharing a resource name must agree on `deviceType`, `isRdma`,
+    /// `excludeTopology`, `needVhostNet`, `allocation` and `networkNamespaces`.
     #[schemars(length(min = 1, max = crate::MAX_RESOURCE_NAME_LEN), pattern(crate::RESOURCE_NAME_PATTERN))]
     pub resource_name: String,
+    /// How pods get this policy's devices: `devicePlugin` (the default: pods request
+    /// `<resourcePrefix>/<resourceName>` in their limits), `dra` (Dynamic Resource Allocation
+    /// only: the `smartnic-dra` driver publishes the devices in ResourceSlices, the operator
+    /// keeps a DeviceClass for the pool, pods ask by ResourceClaim; the device plugin does not
+    /// advertise the pool) or `both` (each device offered through both; whichever takes it
+    /// first holds it). Policies sharing a resource name must agree on it. The DeviceClass is
+    /// named `<resourceName in lower case, '_' written '-'>.<resourcePrefix>` (`cx6_vf` →
+    /// `cx6-vf.smartnic.io`); two pools offered by DRA may not map to one name.
+    #[serde(default, skip_serializing_if = "crate::dra::Allocation::is_default")]
+    pub allocation: crate::dra::Allocation,
     /// Namespaces whose `NicNetwork`s may use this policy's resource (and so choose VLAN, trust,
     /// spoof checking and rates of its VFs). Unset: every namespace. An empty list: none (pods
     /// may still request the resource directly, without a network). A `NicNetwork` in any other

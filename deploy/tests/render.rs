@@ -105,6 +105,12 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
                 "network-attachment-definitions",
                 "delete",
             ),
+            // controller/device_classes.rs: a DeviceClass per pool offered by DRA, by apply;
+            // the operator's listed by label at start; deleted with their last DRA policy
+            cluster("resource.k8s.io", "deviceclasses", "list"),
+            cluster("resource.k8s.io", "deviceclasses", "create"),
+            cluster("resource.k8s.io", "deviceclasses", "patch"),
+            cluster("resource.k8s.io", "deviceclasses", "delete"),
             // controller/mod.rs: kube-runtime's event recorder (create, then patch a series), on
             // objects in every namespace and cluster-scoped ones
             cluster("events.k8s.io", "events", "create"),
@@ -218,6 +224,35 @@ fn calls(service_account: &str) -> Option<Vec<Call>> {
         ],
         // the kubelet's unix socket and the host's files only
         "smartnic-device-plugin" => vec![],
+        "smartnic-dra" => vec![
+            // publish.rs: the Node's uid for the slices' owner reference
+            c("", "nodes", "get", None, Some("node-1")),
+            // publish.rs: its node's slices (field selector), then create, update, delete
+            cluster("resource.k8s.io", "resourceslices", "list"),
+            cluster("resource.k8s.io", "resourceslices", "create"),
+            c(
+                "resource.k8s.io",
+                "resourceslices",
+                "update",
+                None,
+                Some("node-1-smartnic.io-0"),
+            ),
+            c(
+                "resource.k8s.io",
+                "resourceslices",
+                "delete",
+                None,
+                Some("node-1-smartnic.io-1"),
+            ),
+            // server.rs: NodePrepareResources reads the claim, in the pod's namespace
+            c(
+                "resource.k8s.io",
+                "resourceclaims",
+                "get",
+                Some("tenant-a"),
+                Some("vf"),
+            ),
+        ],
         // copies one file onto the host
         "smartnic-cni" => vec![],
         _ => return None,
@@ -238,10 +273,13 @@ fn skip(test: &str, reason: &str) {
 fn rendered(test: &str, dir: &Path) -> Option<Vec<Value>> {
     static DEPLOY: OnceLock<Result<Vec<Value>, (bool, String)>> = OnceLock::new();
     static EXAMPLES: OnceLock<Result<Vec<Value>, (bool, String)>> = OnceLock::new();
+    static DRA_EXAMPLES: OnceLock<Result<Vec<Value>, (bool, String)>> = OnceLock::new();
     let cell = if dir == deploy_dir() {
         &DEPLOY
-    } else {
+    } else if dir == deploy_dir().join("examples") {
         &EXAMPLES
+    } else {
+        &DRA_EXAMPLES
     };
     match cell.get_or_init(|| render(dir).map_err(|e| (e.is_unavailable(), e.to_string()))) {
         Ok(objects) => Some(objects.clone()),
@@ -347,11 +385,12 @@ fn every_object_parses_as_its_kubernetes_type_with_no_field_lost() {
         problems.extend(diff);
     }
     assert!(problems.is_empty(), "{problems:#?}");
-    // the four components are there
+    // the five components are there
     for (k, name) in [
         ("Deployment", "smartnic-operator"),
         ("DaemonSet", "smartnic-agent"),
         ("DaemonSet", "smartnic-device-plugin"),
+        ("DaemonSet", "smartnic-dra"),
         ("DaemonSet", "smartnic-cni-installer"),
     ] {
         assert!(
@@ -1030,6 +1069,86 @@ fn crds_in_the_render_equal_the_generated_ones() {
     for (r, g) in rendered.iter().zip(&generated) {
         assert_eq!(difference(r, g, ""), None, "{} differs from crds", name(g));
     }
+}
+
+/// deploy/examples/dra: the policy and network pass the CRD schemas, the pool is offered by DRA,
+/// the NicNetwork names it, every ResourceClaimTemplate and the pod parse as their Kubernetes
+/// types with no field lost, and every request of ours names the DeviceClass the operator renders
+/// for the pool (`<resourceName with '_' as '-'>.<prefix>`). hw-tests/api/93-dra-cel.sh has
+/// the API server and the scheduler evaluate them.
+#[test]
+fn dra_examples_pass_the_schemas_and_name_the_rendered_device_class() {
+    use k8s_openapi::api::resource::v1::ResourceClaimTemplate;
+    let dir = deploy_dir().join("examples").join("dra");
+    let Some(objects) = rendered(
+        "dra_examples_pass_the_schemas_and_name_the_rendered_device_class",
+        &dir,
+    ) else {
+        return;
+    };
+    for obj in &objects {
+        match (obj.get("apiVersion").and_then(Value::as_str), kind(obj)) {
+            (Some("smartnic.io/v1alpha1"), _) => {
+                if let Err(errors) = crds::schema_check::check_object(obj) {
+                    panic!("{}: {errors:?}", describe(obj));
+                }
+            }
+            (Some("v1"), "Pod") => assert_eq!(round_trip::<Pod>(obj), None),
+            (Some("resource.k8s.io/v1"), "ResourceClaimTemplate") => {
+                assert_eq!(round_trip::<ResourceClaimTemplate>(obj), None)
+            }
+            _ => panic!("{}: unexpected in the DRA examples", describe(obj)),
+        }
+    }
+    let one = |k: &str| of_kind(&objects, k).next().cloned().expect(k);
+    let (policy, network) = (one("NicPolicy"), one("NicNetwork"));
+    assert_eq!(
+        policy.pointer("/spec/allocation"),
+        Some(&Value::from("dra"))
+    );
+    let resource = policy
+        .pointer("/spec/resourceName")
+        .and_then(Value::as_str)
+        .expect("resourceName");
+    assert_eq!(
+        network
+            .pointer("/spec/resourceName")
+            .and_then(Value::as_str),
+        Some(resource)
+    );
+    let class = format!(
+        "{}.{}",
+        resource.replace('_', "-").to_ascii_lowercase(),
+        crds::RESOURCE_PREFIX
+    );
+    let templates: Vec<&Value> = of_kind(&objects, "ResourceClaimTemplate").collect();
+    assert_eq!(templates.len(), 4);
+    for t in templates {
+        let requests = t
+            .pointer("/spec/spec/devices/requests")
+            .and_then(Value::as_array)
+            .expect("requests");
+        let ours = requests
+            .iter()
+            .filter_map(|r| {
+                r.pointer("/exactly/deviceClassName")
+                    .and_then(Value::as_str)
+            })
+            .filter(|c| !c.starts_with("gpu."))
+            .collect::<Vec<_>>();
+        assert_eq!(ours, vec![class.as_str()], "{}", describe(t));
+    }
+    let pod = one("Pod");
+    assert_eq!(
+        pod.pointer("/metadata/annotations/k8s.v1.cni.cncf.io~1networks"),
+        network.pointer("/metadata/name")
+    );
+    assert!(
+        pod.pointer("/spec/resourceClaims/0/resourceClaimTemplateName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| of_kind(&objects, "ResourceClaimTemplate")
+                .any(|t| t.pointer("/metadata/name").and_then(Value::as_str) == Some(n)))
+    );
 }
 
 #[test]

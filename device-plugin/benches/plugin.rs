@@ -125,6 +125,7 @@ async fn start_with(host: &FakeHost, source: impl HostSource) -> Running {
         cdi_dir: None,
         strategy: Strategy::Pack,
         safety_check: device_plugin::plugin::SAFETY_CHECK,
+        dra_prepared_dir: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(run(settings, source, Arc::new(Metrics::new()), async {

@@ -221,6 +221,12 @@ const VFIO_CONTAINER: &str = "/dev/vfio/vfio";
 /// virtio-user / DPDK, and tap devices).
 pub const VHOST_NET_NODES: [&str; 2] = ["/dev/vhost-net", "/dev/net/tun"];
 
+/// The character devices a container needs for `d` (`None` for vfio-pci without a group): the
+/// device nodes of its CDI device, also for the DRA driver.
+pub fn container_device_nodes(pool: &PoolSpec, d: &PoolDevice) -> Option<Vec<String>> {
+    device_nodes(pool, d).ok()
+}
+
 /// The character devices a container needs for `d` (`Err` for vfio-pci without a group).
 fn device_nodes(pool: &PoolSpec, d: &PoolDevice) -> Result<Vec<String>, ()> {
     let mut nodes = Vec::new();
@@ -302,6 +308,7 @@ mod tests {
             is_rdma,
             exclude_topology: false,
             need_vhost_net: false,
+            allocation: Default::default(),
             selectors: Vec::new(),
         }
     }

@@ -81,6 +81,10 @@ pub struct Args {
     /// Answer Allocate with CDI device annotations (and write CDI specs) instead of device specs.
     #[arg(long)]
     pub cdi: bool,
+    /// The DRA driver's prepared-claim records: their devices in `allocation: both` pools are
+    /// reported unhealthy, so that a device is never handed out by both interfaces.
+    #[arg(long, default_value = crds::dra::PREPARED_DIR)]
+    pub dra_prepared_dir: PathBuf,
     /// How GetPreferredAllocation places multi-device requests over PFs.
     #[arg(long, value_enum, default_value_t = Strategy::Pack)]
     pub preferred_allocation: Strategy,
@@ -119,6 +123,8 @@ pub struct Settings {
     /// ([`crate::plugin::SAFETY_CHECK`]; a test sets it far out to prove that inotify alone
     /// re-registers after a kubelet restart).
     pub safety_check: Duration,
+    /// The DRA driver's prepared-claim records (`None`: not read).
+    pub dra_prepared_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -132,6 +138,7 @@ impl Settings {
             cdi_dir: args.cdi.then(|| args.cdi_dir.clone()),
             strategy: args.preferred_allocation,
             safety_check: crate::plugin::SAFETY_CHECK,
+            dra_prepared_dir: Some(args.dra_prepared_dir.clone()),
         }
     }
 }
@@ -178,7 +185,7 @@ pub async fn run<S: HostSource>(
 
     let (stop_tx, stop) = watch::channel(false);
     let (dir_tx, dir_events) = watch::channel(0u64);
-    let tasks: Vec<JoinHandle<()>> = vec![
+    let mut tasks: Vec<JoinHandle<()>> = vec![
         tokio::spawn(watch_dir(settings.plugin_dir.clone(), dir_tx, stop.clone())),
         tokio::spawn(source.run(settings.sysfs.clone(), index.clone(), stop.clone())),
         tokio::spawn(watch_config(
@@ -188,6 +195,13 @@ pub async fn run<S: HostSource>(
             stop.clone(),
         )),
     ];
+    if let Some(dir) = settings.dra_prepared_dir.clone() {
+        tasks.push(tokio::spawn(watch_dra_prepared(
+            dir,
+            index.clone(),
+            stop.clone(),
+        )));
+    }
     let ctx = Arc::new(PoolContext {
         plugin_dir: settings.plugin_dir.clone(),
         cdi_dir: settings.cdi_dir.clone(),
@@ -217,13 +231,23 @@ pub async fn run<S: HostSource>(
     Ok(())
 }
 
+/// The pools this process serves: those whose `allocation` includes the device plugin (a
+/// `dra` pool is published by `smartnic-dra` alone).
+pub fn served(pools: &crate::index::PoolSet) -> Vec<String> {
+    pools
+        .iter()
+        .filter(|(_, spec)| spec.allocation.device_plugin())
+        .map(|(resource, _)| resource.clone())
+        .collect()
+}
+
 /// Starts a task per pool and stops the tasks of removed pools, until `stop`.
 async fn supervise(index: Arc<Index>, ctx: Arc<PoolContext>, mut stop: watch::Receiver<bool>) {
     let mut pools = index.pools();
     let mut running: std::collections::BTreeMap<String, (watch::Sender<bool>, JoinHandle<()>)> =
         Default::default();
     loop {
-        let wanted: Vec<String> = pools.borrow_and_update().keys().cloned().collect();
+        let wanted = served(&pools.borrow_and_update());
         let gone: Vec<String> = running
             .keys()
             .filter(|r| !wanted.contains(r))
@@ -259,7 +283,7 @@ async fn supervise(index: Arc<Index>, ctx: Arc<PoolContext>, mut stop: watch::Re
 /// Reloads the configuration when its directory changes (debounced) and every
 /// [`CONFIG_RECHECK`]. A file that does not check is refused and the pools keep serving; a
 /// deleted file means no pools.
-async fn watch_config(
+pub async fn watch_config(
     path: PathBuf,
     index: Arc<Index>,
     metrics: Arc<Metrics>,
@@ -310,6 +334,47 @@ async fn watch_config(
                     last_error = Some(msg);
                 }
             }
+        }
+    }
+    let _ = watcher.await;
+}
+
+/// The PCI addresses of the devices in the DRA driver's prepared-claim records in `dir`
+/// (unreadable records are skipped: the driver writes them atomically).
+pub fn dra_prepared(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Default::default();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| !n.starts_with('.') && n.ends_with(".json"))
+        })
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<crds::dra::PreparedClaim>(&b).ok())
+        .flat_map(|c| c.devices.into_iter().map(|d| d.pci_address))
+        .collect()
+}
+
+/// Follows the DRA driver's prepared-claim records (inotify on the directory, and every
+/// [`CONFIG_RECHECK`]) into the index.
+async fn watch_dra_prepared(dir: PathBuf, index: Arc<Index>, mut stop: watch::Receiver<bool>) {
+    let (tx, mut events) = watch::channel(0u64);
+    let watcher = tokio::spawn(watch_dir(dir.clone(), tx, stop.clone()));
+    loop {
+        let d = dir.clone();
+        let held = tokio::task::spawn_blocking(move || dra_prepared(&d))
+            .await
+            .unwrap_or_default();
+        if index.set_dra_prepared(held) {
+            tracing::info!(dir = %dir.display(), "devices prepared for DRA claims changed");
+        }
+        tokio::select! {
+            r = events.changed() => if r.is_err() { break },
+            () = tokio::time::sleep(CONFIG_RECHECK) => {}
+            _ = stop.wait_for(|s| *s) => break,
         }
     }
     let _ = watcher.await;
@@ -388,6 +453,81 @@ mod tests {
         assert_eq!(a.metrics_addr, MetricsAddr(Some(default)));
     }
 
+    /// `allocation: dra` pools are left to the DRA driver; `both` and the default are served.
+    #[test]
+    fn only_device_plugin_pools_are_served() {
+        let cfg = config::parse_and_check(
+            r#"{"resourceList": [
+                {"resourceName": "a", "resourcePrefix": "smartnic.io", "deviceType": "netdevice",
+                 "selectors": [{"vendors": ["8086"]}]},
+                {"resourceName": "b", "resourcePrefix": "smartnic.io", "deviceType": "netdevice",
+                 "allocation": "dra", "selectors": [{"vendors": ["15b3"]}]},
+                {"resourceName": "c", "resourcePrefix": "smartnic.io", "deviceType": "netdevice",
+                 "allocation": "both", "selectors": [{"vendors": ["1077"]}]}]}"#,
+            config::Format::Json,
+        )
+        .unwrap();
+        let set: crate::index::PoolSet = cfg
+            .pools
+            .iter()
+            .map(|p| (p.resource(), p.clone()))
+            .collect();
+        assert_eq!(served(&set), ["smartnic.io/a", "smartnic.io/c"]);
+    }
+
+    /// A VF the DRA driver prepared for a claim turns unhealthy in a `both` pool (the kubelet
+    /// then hands it to no pod) and healthy again once the record is gone.
+    #[test]
+    fn dra_prepared_devices_are_held_from_both_pools() {
+        use crds::inventory::EswitchMode;
+        use nic::fixtures::HostBuilder;
+        let host = HostBuilder::new()
+            .cx6dx(EswitchMode::Legacy)
+            .build()
+            .unwrap();
+        let index = Index::new(Arc::new(Metrics::new()));
+        index.set_config(
+            config::parse_and_check(
+                r#"{"resourceList": [{"resourceName": "vf", "resourcePrefix": "smartnic.io",
+                    "deviceType": "netdevice", "allocation": "both",
+                    "selectors": [{"pfs": [{"pciAddress": "0000:3b:00.0"}]}]}]}"#,
+                config::Format::Json,
+            )
+            .unwrap(),
+        );
+        index.set_host(crate::host::scan(&host.sysfs()).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let rec = crds::dra::PreparedClaim {
+            claim_uid: "u1".into(),
+            devices: vec![crds::dra::PreparedDevice {
+                pci_address: "0000:3b:00.3".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        std::fs::write(
+            dir.path().join("u1.json"),
+            serde_json::to_vec(&rec).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(".u2.json.tmp"), "{").unwrap();
+        let held = dra_prepared(dir.path());
+        assert_eq!(held.iter().collect::<Vec<_>>(), ["0000:3b:00.3"]);
+        assert!(index.set_dra_prepared(held));
+        let pool = index.subscribe("smartnic.io/vf").unwrap();
+        let unhealthy: Vec<String> = pool
+            .borrow()
+            .devices
+            .iter()
+            .filter(|d| !d.health.is_healthy())
+            .map(|d| d.id())
+            .collect();
+        assert_eq!(unhealthy, ["0000:3b:00.3"]);
+        std::fs::remove_file(dir.path().join("u1.json")).unwrap();
+        assert!(index.set_dra_prepared(dra_prepared(dir.path())));
+        assert!(pool.borrow().devices.iter().all(|d| d.health.is_healthy()));
+    }
+
     #[test]
     fn defaults_are_the_documented_paths() {
         let a = Args::parse_from(["smartnic-device-plugin"]);
@@ -405,6 +545,10 @@ mod tests {
             PathBuf::from("/var/run/k8s.cni.cncf.io/devinfo/dp")
         );
         assert_eq!(a.cdi_dir, PathBuf::from("/var/run/cdi"));
+        assert_eq!(
+            a.dra_prepared_dir,
+            PathBuf::from("/var/lib/smartnic/dra/claims")
+        );
         assert!(!a.cdi);
         assert_eq!(
             a.metrics_addr,

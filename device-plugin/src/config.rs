@@ -90,6 +90,11 @@ pub struct PoolSpec {
     pub exclude_topology: bool,
     /// Also hand `/dev/vhost-net` and `/dev/net/tun` to every container given a device.
     pub need_vhost_net: bool,
+    /// Which kubelet interface offers the pool: the device plugin serves only pools with
+    /// [`crds::dra::Allocation::device_plugin`], `smartnic-dra` only those with
+    /// [`crds::dra::Allocation::dra`]. Every pool still takes part in the first-match assignment
+    /// of devices to pools, so a device never moves to another pool with the interface.
+    pub allocation: crds::dra::Allocation,
     /// A device is in the pool when it matches any selector.
     pub selectors: Vec<Selector>,
 }
@@ -251,6 +256,7 @@ fn check_pool(field: &str, p: &ResourcePool) -> Result<PoolSpec, Invalid> {
         is_rdma: p.is_rdma,
         exclude_topology: p.exclude_topology,
         need_vhost_net: p.need_vhost_net,
+        allocation: p.allocation,
         selectors,
     })
 }

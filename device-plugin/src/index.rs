@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::config::{Config, PoolSpec};
 use crate::host::HostState;
 use crate::metrics::Metrics;
-use crate::pool::{PoolDevice, assign, keep_vanished};
+use crate::pool::{PoolDevice, assign, hold_for_dra, keep_vanished};
 
 /// A pool as served: its configuration and its devices (sorted by address).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +33,7 @@ pub type PoolSet = BTreeMap<String, PoolSpec>;
 pub struct Index {
     state: Mutex<State>,
     pools: watch::Sender<PoolSet>,
+    changes: watch::Sender<u64>,
     metrics: Arc<Metrics>,
 }
 
@@ -40,6 +41,7 @@ pub struct Index {
 struct State {
     config: Config,
     host: Option<Arc<HostState>>,
+    dra_prepared: std::collections::BTreeSet<String>,
     pools: BTreeMap<String, watch::Sender<Arc<PoolState>>>,
 }
 
@@ -49,6 +51,7 @@ impl Index {
         Index {
             state: Mutex::new(State::default()),
             pools: watch::channel(PoolSet::new()).0,
+            changes: watch::channel(0).0,
             metrics,
         }
     }
@@ -71,9 +74,33 @@ impl Index {
         true
     }
 
+    /// Replaces the PCI addresses the DRA driver prepared for claims (see
+    /// [`crate::pool::hold_for_dra`]); false when they did not change.
+    pub fn set_dra_prepared(&self, prepared: std::collections::BTreeSet<String>) -> bool {
+        let mut st = self.lock();
+        if st.dra_prepared == prepared {
+            return false;
+        }
+        st.dra_prepared = prepared;
+        self.recompute(&mut st);
+        true
+    }
+
     /// The current configuration.
     pub fn config(&self) -> Config {
         self.lock().config.clone()
+    }
+
+    /// The configuration and the last host state, read together.
+    pub fn snapshot(&self) -> (Config, Option<Arc<HostState>>) {
+        let st = self.lock();
+        (st.config.clone(), st.host.clone())
+    }
+
+    /// A counter that grows on every change of the configuration or the host state (what a
+    /// consumer of [`Index::snapshot`] waits on).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The pool set, and its changes.
@@ -95,12 +122,14 @@ impl Index {
     }
 
     fn recompute(&self, st: &mut State) {
+        self.changes.send_modify(|n| *n += 1);
         let assigned = match &st.host {
             Some(h) => assign(&st.config, h),
             None => vec![Vec::new(); st.config.pools.len()],
         };
         let mut keep = BTreeMap::new();
-        for (spec, devices) in st.config.pools.iter().zip(assigned) {
+        for (spec, mut devices) in st.config.pools.iter().zip(assigned) {
+            hold_for_dra(spec, &mut devices, &st.dra_prepared);
             let resource = spec.resource();
             let tx = match st.pools.remove(&resource) {
                 Some(tx) => {

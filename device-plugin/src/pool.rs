@@ -5,7 +5,8 @@
 //! - A device goes to the first pool (in file order) with a selector it matches.
 //! - Health: a device is `Unhealthy` when its PF's link is down (admin down, or `operstate`
 //!   neither `up` nor `unknown`), when it is bound to a driver other than its pool's `deviceType` (or to none),
-//!   when a `vfio-pci` device has no IOMMU group, or when it vanished ([`keep_vanished`]).
+//!   when a `vfio-pci` device has no IOMMU group, when it vanished ([`keep_vanished`]), or, in
+//!   an `allocation: both` pool, while the DRA driver holds it for a claim ([`hold_for_dra`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -176,6 +177,20 @@ fn link_problem(link: &LinkState) -> Option<String> {
     }
 }
 
+/// In an `allocation: both` pool, marks the devices the DRA driver prepared for a claim
+/// (`prepared`: PCI addresses of the prepared-claim records) unhealthy, so that the kubelet
+/// does not hand them to a pod as well. Other pools are left as they are.
+pub fn hold_for_dra(pool: &PoolSpec, devices: &mut [PoolDevice], prepared: &BTreeSet<String>) {
+    if !(pool.allocation.dra() && pool.allocation.device_plugin()) {
+        return;
+    }
+    for d in devices.iter_mut() {
+        if prepared.contains(&d.id()) {
+            d.health = Health::Unhealthy("prepared for a DRA claim".into());
+        }
+    }
+}
+
 /// `now` plus the devices of `before` that are gone from it, marked unhealthy: a VF that
 /// vanishes stays advertised (capacity unchanged, allocatable down) until the pool's
 /// configuration changes, instead of silently shrinking the node.
@@ -212,6 +227,7 @@ mod tests {
             is_rdma: false,
             exclude_topology: false,
             need_vhost_net: false,
+            allocation: Default::default(),
             selectors,
         }
     }
@@ -419,9 +435,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn vanished_devices_stay_unhealthy() {
-        let dev = |s: &str| PoolDevice {
+    /// A healthy igbvf VF at `s`, of no visible PF.
+    fn dev(s: &str) -> PoolDevice {
+        PoolDevice {
             addr: a(s),
             vf_of: None,
             numa_node: None,
@@ -430,7 +446,30 @@ mod tests {
             noiommu: false,
             rdma: Rdma::default(),
             health: Health::Healthy,
-        };
+        }
+    }
+
+    #[test]
+    fn devices_of_both_pools_held_by_dra_are_unhealthy() {
+        let prepared = BTreeSet::from(["0000:01:10.2".to_owned()]);
+        let mut p = pool("vf", VfDeviceType::Netdevice, Vec::new());
+        let mut devs = vec![dev("0000:01:10.0"), dev("0000:01:10.2")];
+        hold_for_dra(&p, &mut devs, &prepared);
+        assert!(
+            devs.iter().all(|d| d.health.is_healthy()),
+            "a device-plugin pool"
+        );
+        p.allocation = crds::dra::Allocation::Both;
+        hold_for_dra(&p, &mut devs, &prepared);
+        assert!(devs[0].health.is_healthy());
+        assert_eq!(
+            devs[1].health,
+            Health::Unhealthy("prepared for a DRA claim".into())
+        );
+    }
+
+    #[test]
+    fn vanished_devices_stay_unhealthy() {
         let before = vec![dev("0000:01:10.0"), dev("0000:01:10.2")];
         let now = vec![dev("0000:01:10.2"), dev("0000:01:10.4")];
         let merged = keep_vanished(&before, now);

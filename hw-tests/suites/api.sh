@@ -1,6 +1,6 @@
 #!/bin/bash
-# suite: api - a real Kubernetes API server: the install, CRD schemas, the operator under its own identity, leader election, the webhook, the agents, the admission policy, steady state
-# needs: smartnic-operator smartnic-agent smartnicctl
+# suite: api - a real Kubernetes API server: the install, CRD schemas, the operator under its own identity, leader election, the webhook, the agents, the admission policy, steady state, the DRA driver's ResourceSlices
+# needs: smartnic-operator smartnic-agent smartnicctl smartnic-dra dra-kubelet-stub
 # where: host
 #
 # Starts a control plane with `hw-tests/cluster up` (the pinned Kubernetes release, built by

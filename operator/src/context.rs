@@ -243,6 +243,8 @@ pub struct Context {
     pub(crate) status_memo: crate::controller::status::Memo,
     /// The configuration whose node-DaemonSet placement was last carried out.
     pub(crate) placed: crate::controller::placement::Placed,
+    /// The DeviceClasses last carried out.
+    pub(crate) device_classes: crate::controller::device_classes::Applied,
     policy_cache: Mutex<Option<PolicyCache>>,
 }
 
@@ -278,6 +280,7 @@ impl Context {
             now: Timestamp::now,
             status_memo: Default::default(),
             placed: Default::default(),
+            device_classes: Default::default(),
             policy_cache: Mutex::new(None),
         }
     }

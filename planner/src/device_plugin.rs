@@ -68,7 +68,7 @@ pub fn render_device_plugin_config(
                         need_vhost_net: w.need_vhost_net,
                         exclude_topology: w.exclude_topology,
                         selectors: Vec::new(),
-                        allocation: Default::default(),
+                        allocation: w.allocation,
                     },
                     BTreeMap::new(),
                 )
@@ -89,7 +89,7 @@ pub fn render_device_plugin_config(
                         need_vhost_net: g.need_vhost_net,
                         exclude_topology: g.exclude_topology,
                         selectors: Vec::new(),
-                        allocation: Default::default(),
+                        allocation: g.allocation,
                     },
                     BTreeMap::new(),
                 )

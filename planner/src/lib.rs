@@ -8,6 +8,7 @@
 //! | [`desired::desired_node_state`] / [`desired::PolicySet::plan_node`] | policies, node labels, discovered inventory | `NicNodeState.spec` + rejections + warnings |
 //! | [`nad::render_nad`] | a `NicNetwork`, resource prefix | its `NetworkAttachmentDefinition` |
 //! | [`device_plugin::render_device_plugin_config`] / [`device_plugin::with_device_plugin_config`] | `NicNodeState.spec`, resource prefix | the node's device-plugin config (`spec.devicePlugin`) |
+//! | [`dra::render_device_classes`] | policies, resource prefix | a `DeviceClass` per pool offered by DRA |
 //! | [`drain::classify`] | last applied spec, new spec, live inventory | change class per PF and node |
 //! | [`drain::grant`] | every node's drain annotations, pools | which nodes may start draining |
 //! | [`apply::plan_host`] | last applied spec, new spec, live inventory (node agent) | ordered steps per PF + disruption class |
@@ -19,6 +20,7 @@ pub mod apply;
 pub mod conditions;
 pub mod desired;
 pub mod device_plugin;
+pub mod dra;
 pub mod drain;
 pub mod facts;
 #[cfg(any(test, feature = "test-util"))]
@@ -48,7 +50,7 @@ pub use drain::{
     grant, retry_after,
 };
 pub use facts::planning_fingerprint;
-pub use nad::{NadError, render_cni_config, render_nad, render_nad_config};
+pub use nad::{NadError, render_cni_config, render_nad, render_nad_config, render_nad_offered};
 pub use node_settings::{agent_runs_on, outside_agent_nodes, rdma_mode_for_node};
 pub use pod_networks::{ANNOTATION_NETWORKS, uses_pf_through_networks};
 

@@ -4,7 +4,8 @@
 //! `NicNetwork` (so Kubernetes deletes it with the network), the labels
 //! [`crds::LABEL_MANAGED_BY`] and [`crds::LABEL_NETWORK`], and, when the network uses a
 //! device-plugin resource, the annotation `k8s.v1.cni.cncf.io/resourceName:
-//! <prefix>/<resourceName>` through which Multus finds the allocated VF. Its `spec.config` is a
+//! <prefix>/<resourceName>` through which Multus finds the allocated VF (not for a pool offered
+//! by DRA only: [`render_nad_offered`]). Its `spec.config` is a
 //! [`SmartnicNetConf`] serialised as JSON: `"type": "smartnic"`, `"mode"`, the mode's options
 //! under the same names as in the `NicNetwork` spec, and `ipam` copied unchanged. With
 //! `metaPlugins` it is a conflist instead ([`render_nad_config`]): our plugin first, then the meta
@@ -24,7 +25,10 @@ use crds::{
 };
 use kube::Resource;
 
-use crate::validate::{FieldError, to_message, validate_network};
+use crate::{
+    dra::PoolOffer,
+    validate::{FieldError, to_message, validate_network},
+};
 
 /// Why a network cannot be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -169,10 +173,24 @@ pub fn render_nad_config(
 }
 
 /// Renders the NAD of a `NicNetwork` read from the API server (it needs name, namespace and uid
-/// for the owner reference). Validates the spec first with [`validate_network`].
+/// for the owner reference). Validates the spec first with [`validate_network`]. The network's
+/// pool is taken as offered by the device plugin; see [`render_nad_offered`].
 pub fn render_nad(
     network: &NicNetwork,
     resource_prefix: &str,
+) -> Result<NetworkAttachmentDefinition, NadError> {
+    render_nad_offered(network, resource_prefix, PoolOffer::default())
+}
+
+/// [`render_nad`] for a pool offered as `offer` says ([`crate::dra::pool_offers`]). A pool
+/// offered by DRA only gets no `resourceName` annotation: the network-resources injector would
+/// add a device-plugin request that no node advertises, and the pod would never schedule. The
+/// CNI plugin then finds the pod's VF in its prepared DRA claims (by the `resourceName` of the
+/// CNI config, which stays).
+pub fn render_nad_offered(
+    network: &NicNetwork,
+    resource_prefix: &str,
+    offer: PoolOffer,
 ) -> Result<NetworkAttachmentDefinition, NadError> {
     let meta = &network.metadata;
     let missing = |missing| NadError::MissingMetadata {
@@ -200,12 +218,18 @@ pub fn render_nad(
             name: name.clone(),
             source,
         })?;
-    let annotations = network.spec.resource_name.as_ref().map(|r| {
-        BTreeMap::from([(
-            ANNOTATION_NAD_RESOURCE_NAME.to_owned(),
-            format!("{resource_prefix}/{r}"),
-        )])
-    });
+    let device_plugin = offer.device_plugin || !offer.dra;
+    let annotations = network
+        .spec
+        .resource_name
+        .as_ref()
+        .filter(|_| device_plugin)
+        .map(|r| {
+            BTreeMap::from([(
+                ANNOTATION_NAD_RESOURCE_NAME.to_owned(),
+                format!("{resource_prefix}/{r}"),
+            )])
+        });
     Ok(NetworkAttachmentDefinition {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -289,6 +313,31 @@ mod tests {
                 "ipam": {"type": "host-local", "subnet": "10.56.0.0/24", "routes": [{"dst": "0.0.0.0/0"}]}
             })
         );
+    }
+
+    #[test]
+    fn a_pool_offered_by_dra_only_gets_no_resource_annotation() {
+        let net = network(crds::NicNetworkSpec {
+            resource_name: Some("cx6_vf".into()),
+            ..Default::default()
+        });
+        let offer = |device_plugin, dra| PoolOffer { device_plugin, dra };
+        let annotation = |o| {
+            render_nad_offered(&net, "smartnic.io", o)
+                .unwrap()
+                .metadata
+                .annotations
+                .and_then(|a| a.get(ANNOTATION_NAD_RESOURCE_NAME).cloned())
+        };
+        assert_eq!(annotation(offer(false, true)), None);
+        let both = Some("smartnic.io/cx6_vf".to_owned());
+        assert_eq!(annotation(offer(true, true)), both);
+        assert_eq!(annotation(offer(true, false)), both);
+        // a pool no policy names yet: as before, the device plugin's annotation
+        assert_eq!(annotation(offer(false, false)), both);
+        // the CNI config keeps the resource: the plugin matches the prepared claims by it
+        let dra = render_nad_offered(&net, "smartnic.io", offer(false, true)).unwrap();
+        assert_eq!(config(&dra)["resourceName"], "smartnic.io/cx6_vf");
     }
 
     #[test]

@@ -197,6 +197,7 @@ impl Plugin {
             cdi_dir: cdi.then(|| dir.path().join("cdi")),
             strategy: Strategy::Pack,
             safety_check: device_plugin::plugin::SAFETY_CHECK,
+            dra_prepared_dir: None,
         };
         edit(&mut settings);
         let metrics = Arc::new(Metrics::new());

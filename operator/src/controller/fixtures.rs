@@ -142,6 +142,8 @@ fn context_over_at(stores: Stores, now: fn() -> Timestamp) -> (Arc<Context>, Api
         Some("test-0".into()),
     );
     ctx.now = now;
+    // no policy offers a pool by DRA unless a test says so: no DeviceClass calls
+    ctx.device_classes.none();
     (Arc::new(ctx), ApiServerVerifier(handle))
 }
 

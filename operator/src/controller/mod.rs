@@ -20,6 +20,7 @@
 //! ([`off_runtime`]). Each runs in its own task, only on the leader ([`crate::leader`]); every
 //! write uses the field manager `smartnic.io/operator`.
 
+pub mod device_classes;
 pub mod drain;
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -28,7 +28,7 @@ use super::{ReconcileError, apply_params, is_conflict, publish, triggers::Change
 use planner::conditions::{self, Cond};
 use planner::{
     NadError, REASON_NAMESPACE_NOT_ALLOWED, REASON_NOT_IN_ALLOW_LIST, network_host_access,
-    network_may_use, render_nad,
+    network_may_use, render_nad_offered,
 };
 
 use crate::context::Context;
@@ -162,7 +162,18 @@ async fn reconcile_network(net: &NicNetwork, ctx: &Context) -> Result<Action, Er
         )
         .await;
     }
-    let (conds, nad_name) = match render_nad(net, &prefix) {
+    // how the policies offer the network's pool: a DRA-only pool's NAD has no resourceName
+    // annotation (planner::render_nad_offered)
+    let offer = net
+        .spec
+        .resource_name
+        .as_ref()
+        .and_then(|r| {
+            let policies = ctx.stores.policies.state();
+            planner::dra::pool_offers(policies.iter().map(|p| p.as_ref())).remove(r)
+        })
+        .unwrap_or_default();
+    let (conds, nad_name) = match render_nad_offered(net, &prefix, offer) {
         Ok(nad) => {
             let cached = ctx
                 .stores
@@ -303,6 +314,13 @@ async fn refuse(
 }
 
 /// Whether the cached NAD already carries everything the rendered one sets.
+fn has_resource_annotation(nad: &NetworkAttachmentDefinition) -> bool {
+    nad.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(crds::ANNOTATION_NAD_RESOURCE_NAME))
+}
+
 fn nad_matches(cached: &NetworkAttachmentDefinition, want: &NetworkAttachmentDefinition) -> bool {
     let subset = |want: Option<&std::collections::BTreeMap<String, String>>,
                   have: Option<&std::collections::BTreeMap<String, String>>| {
@@ -319,6 +337,8 @@ fn nad_matches(cached: &NetworkAttachmentDefinition, want: &NetworkAttachmentDef
             want.metadata.annotations.as_ref(),
             cached.metadata.annotations.as_ref(),
         )
+        // a resourceName annotation the NAD must no longer carry (its pool went DRA-only)
+        && (has_resource_annotation(want) || !has_resource_annotation(cached))
         && want
             .owner_references()
             .iter()
@@ -396,7 +416,10 @@ mod tests {
     use crds::{NicNetworkSpec, network::NetworkMode};
 
     use super::*;
-    use crate::controller::fixtures::{Scenario, test_context, timeout_after_1s};
+    use crate::controller::fixtures::{
+        Scenario, reply, test_context, timeout_after_1s, with_rv, with_spec,
+    };
+    use planner::render_nad;
 
     fn network(ns: &str, name: &str, spec: NicNetworkSpec) -> NicNetwork {
         let mut n = NicNetwork::new(name, spec);
@@ -445,6 +468,46 @@ mod tests {
             name: "n2".into(),
             resource: "nics.example.com/e810_vf".into(),
             network_uid: "uid-n2".into(),
+        });
+        reconcile(Arc::new(net), ctx).await.expect("reconcile");
+        timeout_after_1s(mocksrv).await;
+    }
+
+    #[tokio::test]
+    async fn a_dra_only_pool_takes_the_resource_annotation_off_the_nad() {
+        let (ctx, mut fake, mut stores) = test_context();
+        let mut p = planner::fixtures::policy("dra", 10, &["ens1f0"]);
+        p.spec.allocation = crds::dra::Allocation::Dra;
+        stores.policy(p);
+        let net = network("tenant-a", "fast-net", sriov("cx6_vf", 100));
+        // the NAD as rendered while the pool was the device plugin's
+        stores.nad(render_nad(&net, "smartnic.io").unwrap());
+        let mocksrv = tokio::spawn(async move {
+            let (seen, send) = fake
+                .expect_apply(
+                    "/apis/k8s.cni.cncf.io/v1/namespaces/tenant-a/network-attachment-definitions/fast-net",
+                )
+                .await;
+            assert_eq!(
+                seen.body["metadata"].get("annotations"),
+                None,
+                "{}",
+                seen.body
+            );
+            let config: serde_json::Value =
+                serde_json::from_str(seen.body["spec"]["config"].as_str().unwrap()).unwrap();
+            assert_eq!(config["resourceName"], "smartnic.io/cx6_vf");
+            reply(send, 200, with_rv(seen.body, "7"));
+            let (seen, send) = fake
+                .expect_apply(
+                    "/apis/smartnic.io/v1alpha1/namespaces/tenant-a/nicnetworks/fast-net/status",
+                )
+                .await;
+            reply(
+                send,
+                200,
+                with_rv(with_spec(seen.body, json!({"mode": "sriov"})), "8"),
+            );
         });
         reconcile(Arc::new(net), ctx).await.expect("reconcile");
         timeout_after_1s(mocksrv).await;

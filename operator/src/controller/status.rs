@@ -15,6 +15,7 @@
 //!   reference), but its `smartnic.io/pf-reset` finalizer belongs to the agent of that node,
 //!   which is gone with it. Once such an object is being deleted and its Node no longer exists,
 //!   the operator removes the finalizer (there is no host left to reset).
+//! - **DeviceClasses** of the pools offered by DRA ([`super::device_classes`]).
 //!
 //! The device-plugin configuration is not written here: it is per node, in each
 //! `NicNodeState.spec.devicePlugin`, written by the node-state controller
@@ -82,6 +83,9 @@ pub enum Error {
     /// Setting a node DaemonSet's nodeSelector failed.
     #[error(transparent)]
     Placement(#[from] super::placement::Error),
+    /// Applying or deleting a DeviceClass failed.
+    #[error(transparent)]
+    DeviceClass(#[from] super::device_classes::Error),
     /// Writing the operator configuration's status failed.
     #[error("cannot apply status of NicOperatorConfig {name}: {source}")]
     ConfigStatus {
@@ -101,6 +105,7 @@ impl Error {
             Self::ConfigStatus { .. } => "configstatus",
             Self::ReleaseOrphan { .. } => "releaseorphan",
             Self::Placement(_) => "placement",
+            Self::DeviceClass(_) => "deviceclass",
         }
     }
 }
@@ -223,6 +228,9 @@ pub async fn reconcile(ctx: Arc<Context>) -> Result<Duration, Error> {
         first_error.get_or_insert(e);
     }
     if let Err(e) = super::placement::place(&ctx).await {
+        first_error.get_or_insert(e.into());
+    }
+    if let Err(e) = super::device_classes::reconcile(&ctx).await {
         first_error.get_or_insert(e.into());
     }
     if let Err(e) = release_orphans(&ctx, planned.as_ref()).await {

@@ -769,7 +769,8 @@ fn applied_device_plugin_config_lists_only_ready_pfs() {
         is_rdma: false,
         need_vhost_net: false,
         exclude_topology: false,
-        allocation: Default::default(),
+        // the agent hands the pool's allocation on unchanged
+        allocation: crds::dra::Allocation::Both,
         selectors: vec![DeviceSelector {
             pfs: pfs
                 .iter()

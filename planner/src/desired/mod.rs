@@ -24,7 +24,8 @@
 //!      field and the deciding policy). An unset field has no opinion and never conflicts; the
 //!      first policy in precedence order that sets it decides it.
 //! 6. **Resources.** On one node, all policies that use one `resourceName` must agree on
-//!    `deviceType`, `isRdma`, `excludeTopology` and `needVhostNet` (one device-plugin pool has one kind of device).
+//!    `deviceType`, `isRdma`, `excludeTopology`, `needVhostNet` and `allocation` (one pool has one
+//!    kind of device, offered one way).
 //!    The first policy in precedence order that uses the name and claims a PF of the node decides;
 //!    the others are rejected on every PF of that node.
 //! 7. **MTU.** MTU is per VF group: each group keeps its own policy's `mtu`. The PF gets the

@@ -42,6 +42,8 @@ pub(super) fn resource_conflicts<'a>(
                 a.need_vhost_net.to_string(),
                 b.need_vhost_net.to_string(),
             ))
+        } else if a.allocation != b.allocation {
+            Some(("allocation", wire(&a.allocation), wire(&b.allocation)))
         } else {
             None
         };
@@ -358,6 +360,7 @@ impl<'a> PfBuild<'a> {
             is_rdma: whole.is_rdma,
             need_vhost_net: whole.need_vhost_net,
             exclude_topology: whole.exclude_topology,
+            allocation: whole.allocation,
         });
         if whole_pf.is_some() {
             // the claim of a whole-PF policy is the PF, not VFs
@@ -386,6 +389,7 @@ impl<'a> PfBuild<'a> {
                     need_vhost_net: p.spec.need_vhost_net,
                     mtu: p.spec.mtu,
                     exclude_topology: p.spec.exclude_topology,
+                    allocation: p.spec.allocation,
                     ib_guids: Vec::new(),
                 })
                 .collect(),

@@ -410,6 +410,56 @@ fn need_vhost_net_is_carried_to_the_vf_group_and_must_agree_per_resource() {
 }
 
 #[test]
+fn allocation_is_carried_to_the_pool_and_must_agree_per_resource() {
+    use crds::dra::Allocation;
+    let mut a = policy("a", 1, &["ens1f0"]);
+    a.spec.allocation = Allocation::Dra;
+    let b = policy("b", 2, &["ens1f1"]);
+    let nics = || {
+        inventory(vec![
+            cx6("0000:3b:00.0", "ens1f0"),
+            cx6("0000:3b:00.1", "ens1f1"),
+        ])
+    };
+    let plan = desired_node_state(&[a.clone(), b.clone()], &gpu(), &nics());
+    assert_eq!(
+        plan.spec.interfaces[0].vf_groups[0].allocation,
+        Allocation::Dra
+    );
+    assert_eq!(plan.rejections.len(), 1);
+    assert_eq!(plan.rejections[0].policy, "b");
+    assert_eq!(plan.rejections[0].field, "spec.allocation");
+    assert!(
+        plan.rejections[0].reason.contains("allocation dra"),
+        "{}",
+        plan.rejections[0].reason
+    );
+    let mut b = b;
+    b.spec.allocation = Allocation::Dra;
+    let plan = desired_node_state(&[a, b], &gpu(), &nics());
+    assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
+    let cfg = crate::render_device_plugin_config(&plan.spec, "smartnic.io");
+    assert_eq!(cfg.resource_list.len(), 1);
+    assert_eq!(cfg.resource_list[0].allocation, Allocation::Dra);
+    assert_eq!(
+        serde_json::to_value(&cfg).unwrap()["resourceList"][0]["allocation"],
+        "dra"
+    );
+    // the default stays out of the file, as before the field existed
+    let plain = desired_node_state(
+        &[policy("c", 1, &["ens1f0"])],
+        &gpu(),
+        &inventory(vec![cx6("0000:3b:00.0", "ens1f0")]),
+    );
+    let cfg = crate::render_device_plugin_config(&plain.spec, "smartnic.io");
+    assert!(
+        serde_json::to_value(&cfg).unwrap()["resourceList"][0]
+            .get("allocation")
+            .is_none()
+    );
+}
+
+#[test]
 fn invalid_policies_never_apply_and_are_reported() {
     let mut bad = policy("bad", 1, &["ens1f0#0-3"]);
     bad.spec.resource_name = "bad name".into();

@@ -352,8 +352,10 @@ fn whole_pf_errors(spec: &NicPolicySpec, errors: &mut Vec<FieldError>) {
 /// Single-object and cross-object checks of the policy `name`.
 ///
 /// Cross-object checks (run only when the spec itself is valid):
+/// - two pools offered by DRA must not map to one DeviceClass name (`cx6_vf` and `cx6-vf`);
 /// - a resource name means one kind of device cluster-wide: policies sharing `resourceName` must
-///   agree on `wholePf`, `deviceType`, `isRdma`, `excludeTopology`, `needVhostNet` and `networkNamespaces`
+///   agree on `wholePf`, `deviceType`, `isRdma`, `excludeTopology`, `needVhostNet`, `allocation`
+///   and `networkNamespaces`
 ///   (as a set);
 /// - no two policies whose node selectors can match a common node may claim the same VF of the
 ///   same PF (same `pfNames`/`rootDevices` entry with overlapping ranges, or both selecting by
@@ -385,6 +387,13 @@ pub fn validate_policy(
 fn namespace_set(list: &Option<Vec<String>>) -> Option<BTreeSet<&str>> {
     list.as_ref()
         .map(|l| l.iter().map(String::as_str).collect())
+}
+
+/// The part of a pool's DeviceClass name that comes from its resource name.
+fn class_key(resource_name: &str) -> String {
+    crate::dra::device_class_name(resource_name, "")
+        .trim_end_matches('.')
+        .to_owned()
 }
 
 fn syntactic_conflicts(
@@ -426,6 +435,11 @@ fn syntactic_conflicts(
                     o.need_vhost_net.to_string(),
                 ),
                 (
+                    "allocation",
+                    o.allocation != spec.allocation,
+                    wire(&o.allocation),
+                ),
+                (
                     "networkNamespaces",
                     namespace_set(&o.network_namespaces) != namespace_set(&spec.network_namespaces),
                     match &o.network_namespaces {
@@ -442,6 +456,21 @@ fn syntactic_conflicts(
                     ));
                 }
             }
+        }
+        if o.resource_name != spec.resource_name
+            && o.allocation.dra()
+            && spec.allocation.dra()
+            && class_key(&o.resource_name) == class_key(&spec.resource_name)
+        {
+            errors.push(FieldError::new(
+                "spec.resourceName",
+                format!(
+                    "resource {} and resource {} of policy {oname} would have one DeviceClass, {}.<resourcePrefix> (`_` is written `-` and letters in lower case in DeviceClass names); give one of them another name",
+                    spec.resource_name,
+                    o.resource_name,
+                    class_key(&spec.resource_name)
+                ),
+            ));
         }
         let o_sel = CompiledSelector::compile(&o.node_selector).unwrap_or_default();
         if !my_sel.may_overlap(&o_sel) {

@@ -456,6 +456,32 @@ fn a_resource_name_means_one_kind_of_device() {
 }
 
 #[test]
+fn two_dra_pools_may_not_share_a_device_class_name() {
+    use crds::dra::Allocation;
+    let mut b = policy("b", 50, &["ens1f1"]);
+    b.spec.resource_name = "cx6-vf".into();
+    b.spec.allocation = Allocation::Dra;
+    let existing = [b];
+    let ctx = PolicyContext {
+        policies: &existing,
+        nodes: &[],
+    };
+    let mut a = policy("a", 10, &["ens1f0"]).spec;
+    a.resource_name = "CX6_vf".into();
+    a.allocation = Allocation::Both;
+    expect_error(
+        "class names collide",
+        validate_policy("a", &a, &ctx),
+        "spec.resourceName",
+        "resource CX6_vf and resource cx6-vf of policy b would have one DeviceClass, cx6-vf.<resourcePrefix>",
+        &a,
+    );
+    // through the device plugin only, the names stay apart
+    a.allocation = Allocation::DevicePlugin;
+    assert_eq!(validate_policy("a", &a, &ctx), Ok(()));
+}
+
+#[test]
 fn policies_sharing_a_resource_agree_on_vhost_net_and_network_namespaces() {
     let mut b = policy("b", 50, &["ens1f1"]);
     b.spec.need_vhost_net = true;
@@ -483,6 +509,15 @@ fn policies_sharing_a_resource_agree_on_vhost_net_and_network_namespaces() {
         validate_policy("a", &a, &ctx),
         "spec.needVhostNet",
         "has needVhostNet true in policy b",
+        &a,
+    );
+    a.need_vhost_net = true;
+    a.allocation = crds::dra::Allocation::Both;
+    expect_error(
+        "allocation differs",
+        validate_policy("a", &a, &ctx),
+        "spec.allocation",
+        "has allocation devicePlugin in policy b",
         &a,
     );
 }
