@@ -105,6 +105,7 @@ else
   fail "Node allocatable $RES = 4" "allocatable: $(alloc)"
 fi
 VF_BEFORE=$(ip -j link show "$PF1" | jq -c '[.[0].vfinfo_list[]? | {vf, address, vlan_list}]')
+ip link show "$PF1" | sed 's/^/# /'
 vf_names() { local v; for v in /sys/class/net/"$PF1"/device/virtfn*/net/*; do [ -e "$v" ] && echo "${v##*/}"; done | sort | tr '\n' ' '; }
 NAMES_BEFORE=$(vf_names)
 
