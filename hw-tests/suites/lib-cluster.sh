@@ -186,7 +186,9 @@ EOF
   local imp=0 t
   for t in /node/images/pause.tar /node/images/busybox.tar /images/*.tar; do
     [ -e "$t" ] || { echo "missing $t" >>"$LOGS/images.log"; imp=1; continue; }
-    ctr_ images import --no-unpack "$t" >>"$LOGS/images.log" 2>&1 || imp=1
+    # Unpacked now, not at the first container start: the agent's image is 160 MB, and its
+    # unpack under emulation can outlast the kubelet's 2-minute CreateContainer deadline.
+    ctr_ images import "$t" >>"$LOGS/images.log" 2>&1 || imp=1
   done
   if [ "$imp" = 0 ] && ctr_ images ls -q | grep -q '^smartnic.local/pause:3.10$'; then
     ok "images imported from tarballs: $(ctr_ images ls -q | grep -v '^sha256:' | sed 's|^docker.io/library/||' | tr '\n' ' ')"
