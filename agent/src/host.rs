@@ -23,6 +23,10 @@ use nic::{
 use planner::apply::{PfPlan, Step, VfRanges};
 
 use crate::executor::{HostOps, StepDone, StepError};
+
+/// The longest [`SysHost`] waits for a PF's link after setting it up (an emulated 82576 takes one to
+/// three seconds, a real port's autonegotiation a few).
+const PF_LINK_WAIT: Duration = Duration::from_secs(10);
 use crate::firmware::SystemRunner;
 
 /// The kernel VF driver of a PF driver (`mlx5_core` → `mlx5_core`, `ice` → `iavf`).
@@ -51,6 +55,35 @@ impl SysHost {
         Self {
             sysfs,
             timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// After `ip link set $PF up`: waits until the PF's operstate is `up`, at most
+    /// [`PF_LINK_WAIT`] (or the step timeout, when shorter). A VF driver asks the PF for its MAC and link over the PF's mailbox when it
+    /// probes, and a VF probed while the PF is still coming up keeps a random MAC and no carrier
+    /// until it is probed again (igbvf logs "PF still in reset state. Is the PF interface up?");
+    /// the steps after this one rebind VFs. A PF without a cable never gets there: then the plan
+    /// goes on after the wait, with a warning.
+    fn wait_pf_link(&self, pf: &str) {
+        let operstate = self.sysfs.netdev_dir(pf).join("operstate");
+        let wait = PF_LINK_WAIT.min(self.timeout);
+        let deadline = Instant::now() + wait;
+        loop {
+            if self
+                .sysfs
+                .read_string(&operstate)
+                .is_ok_and(|s| s.trim() == "up")
+            {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    pf,
+                    "the PF's link is not up {wait:?} after setting it up; VFs probed now may get no MAC and no link"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -294,6 +327,7 @@ impl HostOps for SysHost {
                 })
                 .map_err(fail)?
                 .map_err(|e| fail(e.to_string()))?;
+                self.wait_pf_link(&pf_name);
             }
             Step::BindPf { device_type } => {
                 self.bind_pf(pci()?, *device_type).map_err(fail)?;
@@ -510,6 +544,34 @@ mod tests {
             reasons: Vec::new(),
             desired: None,
         }
+    }
+
+    #[test]
+    fn the_pf_link_wait_ends_when_the_link_is_up_or_the_wait_is_over() {
+        let root = tempfile::tempdir().unwrap();
+        let operstate = root.path().join("sys/class/net/eth0/operstate");
+        std::fs::create_dir_all(operstate.parent().unwrap()).unwrap();
+        std::fs::write(&operstate, "down\n").unwrap();
+        let mut host = SysHost::new(SysFs::new(root.path()));
+        host.timeout = Duration::from_millis(300);
+        // down all along: returns after the (shortened) wait, the plan goes on
+        let t = Instant::now();
+        host.wait_pf_link("eth0");
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        // up: returns at once; a link that comes up while waiting ends the wait
+        std::fs::write(&operstate, "up\n").unwrap();
+        host.timeout = Duration::from_secs(3600);
+        host.wait_pf_link("eth0");
+        std::fs::write(&operstate, "down\n").unwrap();
+        let flip = std::thread::spawn({
+            let operstate = operstate.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(100));
+                std::fs::write(&operstate, "up\n").unwrap();
+            }
+        });
+        host.wait_pf_link("eth0");
+        flip.join().unwrap();
     }
 
     #[test]
