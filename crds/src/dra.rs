@@ -117,16 +117,19 @@ pub fn device_name(pci_address: &str) -> Option<String> {
     ))
 }
 
-/// `DDDD:BB:DD.F` with hex digits (domain 4, bus 2, device 2, function 1).
+/// A PCI address `DDDD:BB:DD.F` (domain, bus, device 00-1f, function 0-7), hex digits: the one
+/// check of this syntax, for the planner's validation as for the node-side programs.
 pub fn is_pci_address(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 12
-        && b[4] == b':'
-        && b[7] == b':'
-        && b[10] == b'.'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| matches!(i, 4 | 7 | 10) || c.is_ascii_hexdigit())
+    if b.len() != 12 || b[4] != b':' || b[7] != b':' || b[10] != b'.' {
+        return false;
+    }
+    let hex = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_hexdigit);
+    if !(hex(0..4) && hex(5..7) && hex(8..10)) {
+        return false;
+    }
+    let dev = u8::from_str_radix(&s[8..10], 16).unwrap_or(0xff);
+    dev <= 0x1f && (b'0'..=b'7').contains(&b[11])
 }
 
 /// The CDI device name of the device at `pci_address` (`smartnic.io/vf=0000:03:00.2`).

@@ -59,6 +59,27 @@ const NOT_HERE: &[(&str, &str)] = &[
         "cargo: the tests it names run in `cargo test` already",
     ),
     ("cargo build", "a build: CI builds every binary"),
+    ("helm ", "cluster: installs the chart into a cluster"),
+    (
+        "deploy/images/build.sh",
+        "a build: static binaries and a Debian root, as root (minutes)",
+    ),
+    (
+        "for f in \"$(deploy/images/build.sh",
+        "cluster: imports the images into a node's containerd",
+    ),
+    (
+        "deploy/images/selftest.sh",
+        "root: runs the images under a private containerd",
+    ),
+    (
+        "hw-tests/helm/",
+        "builds Helm from its Go module, or starts a control plane",
+    ),
+    (
+        "hw-tests/node/",
+        "builds the node's runtime from Go modules, or runs containerd as root",
+    ),
 ];
 
 /// One command of a README.

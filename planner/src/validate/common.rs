@@ -12,19 +12,7 @@ pub fn is_hex4(s: &str) -> bool {
     s.len() == 4 && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
-/// A PCI address `DDDD:BB:DD.F` (domain, bus, device 00-1f, function 0-7), hex digits.
-pub fn is_pci_address(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 12 || b[4] != b':' || b[7] != b':' || b[10] != b'.' {
-        return false;
-    }
-    let hex = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_hexdigit);
-    if !(hex(0..4) && hex(5..7) && hex(8..10)) {
-        return false;
-    }
-    let dev = u8::from_str_radix(&s[8..10], 16).unwrap_or(0xff);
-    dev <= 0x1f && (b'0'..=b'7').contains(&b[11])
-}
+pub use crds::dra::is_pci_address;
 
 /// A Linux netdev name: 1-15 bytes, no `/`, `:` or whitespace, not `.` or `..`.
 pub fn is_netdev_name(s: &str) -> bool {
