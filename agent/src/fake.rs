@@ -183,7 +183,8 @@ impl HostOps for FakeHost {
         };
         match step {
             Step::Firmware(_) => return Ok(StepDone::RebootNeeded),
-            Step::SetNumVfs { count } => {
+            Step::SetNumVfs { count } | Step::SetNumVfsUnprobed { count } => {
+                let probed = matches!(step, Step::SetNumVfs { .. });
                 if *count != 0 && nic.num_vfs != 0 {
                     return Err(StepError::new(pf, step, "EBUSY: sriov_numvfs is not 0"));
                 }
@@ -196,10 +197,10 @@ impl HostOps for FakeHost {
                     .map(|i| Vf {
                         vf_id: i,
                         pci_address: format!("{}.{}", &pci[..10], i + 2),
-                        name: Some(format!("{name}v{i}")),
-                        driver: Some(kernel.to_owned()),
-                        mac: Some(format!("aa:bb:cc:00:00:{i:02x}")),
-                        mtu: Some(1500),
+                        name: probed.then(|| format!("{name}v{i}")),
+                        driver: probed.then(|| kernel.to_owned()),
+                        mac: probed.then(|| format!("aa:bb:cc:00:00:{i:02x}")),
+                        mtu: probed.then_some(1500),
                         iommu_group: Some(100 + i),
                         ..Default::default()
                     })

@@ -62,7 +62,7 @@ impl SysHost {
     /// [`PF_LINK_WAIT`] (or the step timeout, when shorter). A VF driver asks the PF for its MAC and link over the PF's mailbox when it
     /// probes, and a VF probed while the PF is still coming up keeps a random MAC and no carrier
     /// until it is probed again (igbvf logs "PF still in reset state. Is the PF interface up?");
-    /// the steps after this one rebind VFs. A PF without a cable never gets there: then the plan
+    /// the steps after this one bind or rebind VFs. A PF without a cable never gets there: then the plan
     /// goes on after the wait, with a warning.
     fn wait_pf_link(&self, pf: &str) {
         let operstate = self.sysfs.netdev_dir(pf).join("operstate");
@@ -263,6 +263,22 @@ impl HostOps for SysHost {
                     .no_wait()
                     .execute()
                     .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::SetNumVfsUnprobed { count } => {
+                let pf = pci()?;
+                let autoprobe = sriov.autoprobe(pf);
+                autoprobe.set(false).map_err(|e| fail(e.to_string()))?;
+                let created = sriov
+                    .numvfs(pf)
+                    .set(*count)
+                    .ready(VfReadiness::Present)
+                    .timeout(self.timeout)
+                    .execute();
+                // back to the kernel's default even when the count was refused: it only
+                // matters for VFs created later, by us or by hand
+                let restored = autoprobe.set(true);
+                created.map_err(|e| fail(e.to_string()))?;
+                restored.map_err(|e| fail(e.to_string()))?;
             }
             Step::WaitVfs { count } => {
                 // no write (the count is already set): polls each VF's driver and netdev

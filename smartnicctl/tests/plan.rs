@@ -69,11 +69,11 @@ fn igb_to_seven_vfs_plans_the_igb_order_without_disruption() {
     );
     assert_eq!(
         pf["steps"][1],
-        serde_json::json!({"step": "setNumVfs", "count": 7})
+        serde_json::json!({"step": "setNumVfsUnprobed", "count": 7})
     );
     assert_eq!(
-        pf["steps"][2],
-        serde_json::json!({"step": "waitVfs", "count": 7})
+        pf["steps"][9],
+        serde_json::json!({"step": "bindVfs", "vfs": [{"first": 0, "last": 6}], "deviceType": "netdevice"})
     );
     assert_eq!(kinds.iter().filter(|k| *k == "setVfMac").count(), 7);
     assert_eq!(kinds.last().unwrap(), "vfMtu");
@@ -86,11 +86,14 @@ fn igb_to_seven_vfs_plans_the_igb_order_without_disruption() {
     let out = text(&table.stdout);
     assert!(table.status.success(), "{out}{}", text(&table.stderr));
     assert!(
-        out.starts_with("node: 1 PF(s), 12 step(s), disruption: non-disruptive"),
+        out.starts_with("node: 1 PF(s), 11 step(s), disruption: non-disruptive"),
         "{out}"
     );
-    assert!(out.contains("   2. sriov_numvfs 7\n"), "{out}");
-    assert!(out.contains("  11. rebind VFs 0-6\n"), "{out}");
+    assert!(
+        out.contains("   2. sriov_numvfs 7, no driver yet (drivers_autoprobe 0)\n"),
+        "{out}"
+    );
+    assert!(out.contains("  10. bind VFs 0-6 to netdevice\n"), "{out}");
     assert!(out.contains("    VFs 0-6 "), "{out}");
     assert!(
         out.contains("smartnic.io/igb: 0000:01:00.0 VFs 0-6"),

@@ -328,7 +328,7 @@ async fn a_disruptive_plan_asks_for_a_drain_applies_once_drained_then_releases()
     let calls = s.host.calls();
     assert_eq!(
         calls.first().map(String::as_str),
-        Some("0000:01:00.0: sriov_numvfs 4"),
+        Some("0000:01:00.0: sriov_numvfs 4, no driver yet (drivers_autoprobe 0)"),
         "{calls:?}"
     );
     assert!(s.host.violations().is_empty(), "{:?}", s.host.violations());
@@ -379,7 +379,7 @@ async fn a_failed_step_is_a_condition_naming_the_pf_and_the_step() {
                 |q, body| {
                     status_check(0, "Failed", "Failed")(q, body);
                     let st = &body["status"];
-                    let want = "PF enp1s0 (0000:01:00.0): sriov_numvfs 4: injected failure";
+                    let want = "PF enp1s0 (0000:01:00.0): sriov_numvfs 4, no driver yet (drivers_autoprobe 0): injected failure";
                     assert_eq!(st["lastSyncError"], want);
                     assert_eq!(st["conditions"][0]["status"], "False");
                     assert_eq!(st["conditions"][0]["message"], want);
@@ -470,7 +470,7 @@ async fn after_a_reboot_the_last_spec_is_reapplied_before_the_agent_is_ready() {
     let calls = s.host.calls();
     assert_eq!(
         calls.first().map(String::as_str),
-        Some("0000:01:00.0: sriov_numvfs 2"),
+        Some("0000:01:00.0: sriov_numvfs 2, no driver yet (drivers_autoprobe 0)"),
         "{calls:?}"
     );
     let st = s.state.load().expect("state");

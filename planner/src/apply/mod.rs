@@ -161,6 +161,15 @@ pub enum Step {
         /// VF count.
         count: u32,
     },
+    /// `echo 0 > .../sriov_drivers_autoprobe; echo N > .../sriov_numvfs; echo 1 >
+    /// .../sriov_drivers_autoprobe`: VFs created without a driver, for a later step to bind once
+    /// the PF is up and their MACs are set. igbvf asks the PF for its MAC once, at probe, over a
+    /// mailbox that only an up PF answers; a VF probed earlier keeps a random MAC and no carrier.
+    /// Waits until the VFs' PCI functions exist.
+    SetNumVfsUnprobed {
+        /// VF count.
+        count: u32,
+    },
     /// Wait until VFs `0..count` exist, each bound to its kernel driver and, for netdevice VFs,
     /// with its netdev (VF creation is asynchronous on mlx5).
     WaitVfs {
@@ -244,6 +253,7 @@ impl Step {
             Self::Firmware(_)
                 | Self::EswitchMode { .. }
                 | Self::SetNumVfs { .. }
+                | Self::SetNumVfsUnprobed { .. }
                 | Self::UnbindVfs { .. }
                 | Self::BindVfs { .. }
                 | Self::RebindVfs { .. }
@@ -257,6 +267,7 @@ impl Step {
             Self::Firmware(_) => "firmware",
             Self::EswitchMode { .. } => "eswitch-mode",
             Self::SetNumVfs { .. } => "set-num-vfs",
+            Self::SetNumVfsUnprobed { .. } => "set-num-vfs-unprobed",
             Self::WaitVfs { .. } => "wait-vfs",
             Self::SetVfMac { .. } => "set-vf-mac",
             Self::SetVfGuid { .. } => "set-vf-guid",
@@ -304,6 +315,12 @@ impl fmt::Display for Step {
             }
             Self::EswitchMode { mode } => write!(f, "eswitch mode {}", wire(mode)),
             Self::SetNumVfs { count } => write!(f, "sriov_numvfs {count}"),
+            Self::SetNumVfsUnprobed { count } => {
+                write!(
+                    f,
+                    "sriov_numvfs {count}, no driver yet (drivers_autoprobe 0)"
+                )
+            }
             Self::WaitVfs { count } => write!(f, "wait for {count} VFs (driver, netdev)"),
             Self::SetVfMac { vf, mac } => write!(f, "vf {vf} mac {mac}"),
             Self::SetVfGuid { vf, guid } => {

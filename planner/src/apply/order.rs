@@ -133,12 +133,17 @@ impl<'a> Model<'a> {
     /// Records `step` and its effect on the model.
     fn push(&mut self, step: Step) {
         match &step {
-            Step::SetNumVfs { count } => {
+            Step::SetNumVfs { count } | Step::SetNumVfsUnprobed { count } => {
+                let probed = matches!(step, Step::SetNumVfs { .. });
                 self.num_vfs = *count;
                 self.vfs = (0..*count)
                     .map(|_| VfModel {
-                        driver: Driver::Kernel,
-                        on_host: true,
+                        driver: if probed {
+                            Driver::Kernel
+                        } else {
+                            Driver::Unbound
+                        },
+                        on_host: probed,
                         fresh: true,
                         mac: None,
                         guids: (None, None),
@@ -224,17 +229,30 @@ impl<'a> Model<'a> {
 
     /// `sriov_numvfs` 0 → N and the wait, when the count differs.
     fn vf_count(&mut self) {
+        if let Some(n) = self.vf_count_change() {
+            self.push(Step::SetNumVfs { count: n });
+            self.push(Step::WaitVfs { count: n });
+        }
+    }
+
+    /// `sriov_numvfs` 0 → N with the new VFs left without a driver, when the count differs.
+    fn vf_count_unprobed(&mut self) {
+        if let Some(n) = self.vf_count_change() {
+            self.push(Step::SetNumVfsUnprobed { count: n });
+        }
+    }
+
+    /// The new VF count when it differs, after the step to 0 the kernel needs first; `None`
+    /// when the count stays or the new one is 0.
+    fn vf_count_change(&mut self) -> Option<u32> {
         let n = self.want.num_vfs;
         if self.num_vfs == n {
-            return;
+            return None;
         }
         if self.num_vfs > 0 {
             self.push(Step::SetNumVfs { count: 0 });
         }
-        if n > 0 {
-            self.push(Step::SetNumVfs { count: n });
-            self.push(Step::WaitVfs { count: n });
-        }
+        (n > 0).then_some(n)
     }
 
     /// The PF netdev: its MTU, then up when it gets VFs.
@@ -540,7 +558,16 @@ fn ice_order(m: &mut Model<'_>) {
 }
 
 fn igb_order(m: &mut Model<'_>) {
-    m.vf_count();
+    // igbvf asks the PF for its MAC and link once, at probe, over a mailbox that only an up PF
+    // answers (and the emulated 82576 signals "PF reset done" once per PF start, consumed by the
+    // first read of the VF's mailbox): new VFs get a driver only after the PF is up and their
+    // MACs are set, so that their one probe sees both
+    m.vf_count_unprobed();
+    // an unbound VF is in no pod: free for its MAC (VFs a resumed plan created unprobed)
+    m.vfs
+        .iter_mut()
+        .filter(|v| v.driver == Driver::Unbound)
+        .for_each(|v| v.fresh = true);
     m.pf_link();
     // MACs before the binding: a VF the binding moves to vfio-pci is never free for a MAC again
     // (it may be in use), so a crash between the two would leave it without one for good
@@ -653,6 +680,9 @@ pub(super) fn validate_external(nic: &Nic, want: &InterfaceSpec) -> Vec<PlanProb
 pub(super) fn touches_pf(step: &Step) -> bool {
     matches!(
         step,
-        Step::Firmware(_) | Step::EswitchMode { .. } | Step::SetNumVfs { .. }
+        Step::Firmware(_)
+            | Step::EswitchMode { .. }
+            | Step::SetNumVfs { .. }
+            | Step::SetNumVfsUnprobed { .. }
     )
 }

@@ -364,7 +364,7 @@ fn ice_vfio_group_is_bound_after_creation() {
 }
 
 #[test]
-fn igb_rebinds_its_vfs_after_setting_their_macs() {
+fn igb_creates_its_vfs_without_a_driver_and_binds_them_after_their_macs() {
     let nic = igb("0000:00:04.0", "enp0s4");
     let want = iface(&nic, 7);
     let p = plan(
@@ -374,16 +374,43 @@ fn igb_rebinds_its_vfs_after_setting_their_macs() {
         &BTreeMap::new(),
     );
     let s = steps(&p);
-    assert_eq!(s[0], "sriov_numvfs 7");
-    assert_eq!(s[1], "wait for 7 VFs (driver, netdev)");
-    assert_eq!(s[2], "vf 0 mac 52:12:34:56:00:00");
-    assert_eq!(s[8], "vf 6 mac 52:12:34:56:00:06");
-    assert_eq!(s[9..], ["rebind VFs 0-6"]);
+    assert_eq!(s[0], "sriov_numvfs 7, no driver yet (drivers_autoprobe 0)");
+    assert_eq!(s[1], "vf 0 mac 52:12:34:56:00:00");
+    assert_eq!(s[7], "vf 6 mac 52:12:34:56:00:06");
+    assert_eq!(
+        s[8..],
+        ["bind VFs 0-6 to netdevice"],
+        "igbvf probes once, after its MAC: no rebind"
+    );
     assert_eq!(p.pfs[0].vendor, Vendor::Igb);
 
     let host = synced(nic.clone(), &want);
-    let desired = spec(vec![want]);
+    let desired = spec(vec![want.clone()]);
     assert!(plan(&desired, &desired, vec![host.clone()], &BTreeMap::new()).in_sync());
+
+    // a crash after the creation: the VFs are found without a driver, and are free for MACs
+    let mut unbound = with_vfs(nic.clone(), 7, &[], &[]);
+    for vf in &mut unbound.vfs {
+        vf.driver = None;
+        vf.name = None;
+        vf.mac = None;
+    }
+    let s = steps(&plan(&desired, &desired, vec![unbound], &BTreeMap::new()));
+    assert_eq!(s.len(), 8, "{s:?}");
+    assert_eq!(s[0], "vf 0 mac 52:12:34:56:00:00");
+    assert_eq!(s[7], "bind VFs 0-6 to netdevice");
+
+    // VFs already on igbvf that need their MAC (back from pods): set, then rebind
+    let mut bound = with_vfs(nic.clone(), 7, &[], &[]);
+    for vf in &mut bound.vfs {
+        vf.driver = Some("igbvf".into());
+    }
+    let s = steps(&plan(&desired, &desired, vec![bound], &BTreeMap::new()));
+    assert_eq!(
+        s.last().map(String::as_str),
+        Some("rebind VFs 0-6"),
+        "{s:?}"
+    );
 
     // and back to 0: one step
     let back = spec(vec![iface(&nic, 0)]);
@@ -406,14 +433,14 @@ fn igb_sets_the_macs_of_vfio_pci_vfs_before_binding_them() {
         &BTreeMap::new(),
     );
     assert_eq!(
-        steps(&p)[2..],
+        steps(&p)[1..],
         [
             "vf 0 mac 52:12:34:56:00:00",
             "vf 1 mac 52:12:34:56:00:01",
             "vf 2 mac 52:12:34:56:00:02",
             "vf 3 mac 52:12:34:56:00:03",
+            "bind VFs 0-1 to netdevice",
             "bind VFs 2-3 to vfio-pci (IOMMU group checked)",
-            "rebind VFs 0-1",
         ],
         "a crash after the binding must find every MAC set: a VF on vfio-pci is never free again"
     );
@@ -450,7 +477,12 @@ fn a_pf_that_is_down_is_brought_up_when_it_gets_vfs_and_then_is_in_sync() {
     let s = steps(&p);
     assert_eq!(
         s[..3],
-        ["sriov_numvfs 2", "wait for 2 VFs (driver, netdev)", "PF up"]
+        [
+            "sriov_numvfs 2, no driver yet (drivers_autoprobe 0)",
+            "PF up",
+            "vf 0 mac 52:12:34:56:00:00"
+        ],
+        "the PF is up before any VF driver asks it for a MAC"
     );
     assert_eq!(
         p.class,
