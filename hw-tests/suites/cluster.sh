@@ -39,16 +39,22 @@
 # every check), for a quicker look at the chart.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if [ "${SMARTNIC_LAB_GUEST:-0}" != 1 ] || [ ! -f /lab/cluster/env ]; then
-  fail "the cluster suite runs in the lab guest" "run it with hw-tests/run cluster (it starts the control plane on the host)"
-  summary
-fi
-have_jq || { fail "jq (or gojq) is installed"; summary; }
 SUITE_NAME=cluster
 # shellcheck source=lib-cluster.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib-cluster.sh"
 NS=lab-a POOL=lab_vf RES=smartnic.io/lab_vf
 alloc() { kj get node "$NODE" 2>/dev/null | jq -r --arg r "$RES" '.status.allocatable[$r] // "0"'; }
+# allow_masters: NicOperatorConfig's tenant allow-list, both PFs as masters for namespace $NS.
+allow_masters() {
+  k apply --server-side -f - >/dev/null <<EOF
+apiVersion: smartnic.io/v1alpha1
+kind: NicOperatorConfig
+metadata: {name: default}
+spec:
+  tenantAllowList:
+    masters: [{name: $PF1, namespaces: [$NS]}, {name: $PF2, namespaces: [$NS]}]
+EOF
+}
 
 node_up
 # The administrator's allow-list on this node (what NicOperatorConfig.spec.tenantAllowList says
@@ -64,14 +70,7 @@ section "1 a NicPolicy for the node: VFs, device plugin registration, allocatabl
 k create namespace "$NS" >/dev/null 2>&1
 # Pods need the namespace's default ServiceAccount (the controller-manager makes it).
 wait_for 60 kubectl -n "$NS" get serviceaccount default || fail "namespace $NS has its default ServiceAccount"
-k apply --server-side -f - >/dev/null <<EOF
-apiVersion: smartnic.io/v1alpha1
-kind: NicOperatorConfig
-metadata: {name: default}
-spec:
-  tenantAllowList:
-    masters: [{name: $PF1, namespaces: [$NS]}, {name: $PF2, namespaces: [$NS]}]
-EOF
+allow_masters
 policy() { # NUMVFS
   k apply --server-side --field-manager hw-tests -f - >/dev/null <<EOF
 apiVersion: smartnic.io/v1alpha1
@@ -418,14 +417,7 @@ else
   summary
 fi
 install_smartnic helm
-k apply --server-side -f - >/dev/null <<EOF
-apiVersion: smartnic.io/v1alpha1
-kind: NicOperatorConfig
-metadata: {name: default}
-spec:
-  tenantAllowList:
-    masters: [{name: $PF1, namespaces: [$NS]}, {name: $PF2, namespaces: [$NS]}]
-EOF
+allow_masters
 policy 2
 if wait_for 240 sh -c "[ \"\$(cat /sys/class/net/$PF1/device/sriov_numvfs)\" = 2 ] && [ \"\$(kubectl get node $NODE -o jsonpath='{.status.allocatable.smartnic\.io/$POOL}')\" = 2 ]"; then
   ok "helm: 2 VFs on $PF1, Node allocatable $RES = 2"

@@ -20,11 +20,6 @@
 #   5 uninstall   `kubectl delete -k deploy`: the node as before the install
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if [ "${SMARTNIC_LAB_GUEST:-0}" != 1 ] || [ ! -f /lab/cluster/env ]; then
-  fail "the dra suite runs in the lab guest" "run it with hw-tests/run dra (it starts the control plane on the host)"
-  summary
-fi
-have_jq || { fail "jq (or gojq) is installed"; summary; }
 SUITE_NAME=dra
 # shellcheck source=lib-cluster.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib-cluster.sh"

@@ -23,6 +23,12 @@
 #     through QEMU's forward of 127.0.0.1:<port> into this node, where a socat connects to an
 #     operator pod: the webhook configurations get that URL instead of the Service.
 
+# The suite sets SUITE_NAME before sourcing this file.
+if [ "${SMARTNIC_LAB_GUEST:-0}" != 1 ] || [ ! -f /lab/cluster/env ]; then
+  fail "the $SUITE_NAME suite runs in the lab guest" "run it with hw-tests/run $SUITE_NAME (it starts the control plane on the host)"
+  summary
+fi
+have_jq || { fail "jq (or gojq) is installed"; summary; }
 # shellcheck source=lib.sh
 set -a
 . /lab/cluster/env
