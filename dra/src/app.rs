@@ -546,7 +546,11 @@ mod tests {
         let task = tokio::spawn(serve_sockets(sockets.clone(), driver, first_tx, stop));
         first.await.expect("bound").expect("bound");
         // the request as the kubelet's plugin watcher sends it: the socket's path as :authority
-        let a = crate::authority::tests::kubelet_get_info(&sockets.registration).await;
+        let a = crate::authority::tests::kubelet_get_info(
+            &sockets.registration,
+            crate::authority::tests::SOCKET_PATH_ESCAPED,
+        )
+        .await;
         assert_eq!(a.reset, None, "{a:?}");
         assert!(a.headers[1].contains(&("grpc-status".to_owned(), "0".to_owned())));
         assert!(a.data.windows(11).any(|w| w == b"smartnic.io"));

@@ -2,12 +2,13 @@
 //! `localhost`.
 //!
 //! The kubelet's plugin watcher dials `<registry-dir>/<name>.sock` as a gRPC target with a
-//! unix dialer and without naming an authority, so gRPC sends the socket's path (for instance
-//! `/var/lib/kubelet/plugins_registry/smartnic.io-reg.sock`) as the HTTP/2 `:authority` of its
-//! `GetInfo` call. The HTTP/2 server under tonic parses `:authority` as a URI authority, refuses
-//! the path ("malformed authority") and resets the stream with `RST_STREAM` `PROTOCOL_ERROR`:
-//! the kubelet never registers the driver. Its DRA service client names `localhost`, so only the
-//! registration socket is fronted.
+//! unix dialer and without naming an authority, so gRPC sends the socket's path as the HTTP/2
+//! `:authority` of its `GetInfo` call (grpc-go 1.82 escapes it:
+//! `%2Fvar%2Flib%2Fkubelet%2Fplugins_registry%2Fsmartnic.io-reg.sock`). The HTTP/2 server
+//! under tonic parses `:authority` as a URI authority, refuses the path ("malformed authority")
+//! and resets the stream with `RST_STREAM` `PROTOCOL_ERROR`: the kubelet never registers the
+//! driver. Its DRA service client names `localhost`, so only the registration socket is
+//! fronted.
 //!
 //! [`Fronted`] wraps each accepted connection. Bytes to the client pass unchanged. Bytes from
 //! the client are read as HTTP/2 (RFC 9113) by a [`Rewriter`]: the connection preface and every

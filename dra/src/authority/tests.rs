@@ -13,6 +13,9 @@ use crate::registration_api::{InfoRequest, PluginInfo};
 use crate::server::RegistrationService;
 
 const SOCKET_PATH: &str = "/var/lib/kubelet/plugins_registry/smartnic.io-reg.sock";
+/// The same path as grpc-go 1.82 (the kubelet's) sends it: escaped.
+pub(crate) const SOCKET_PATH_ESCAPED: &str =
+    "%2Fvar%2Flib%2Fkubelet%2Fplugins_registry%2Fsmartnic.io-reg.sock";
 const GET_INFO: &str = "/pluginregistration.Registration/GetInfo";
 const DATA: u8 = 0x0;
 const SETTINGS: u8 = 0x4;
@@ -147,7 +150,13 @@ fn a_valid_authority_is_left_as_sent() {
 
 #[test]
 fn an_empty_or_unparsable_authority_becomes_localhost() {
-    for authority in ["", "unix:///run/x.sock", "a b", "host:port:x"] {
+    for authority in [
+        SOCKET_PATH_ESCAPED,
+        "",
+        "unix:///run/x.sock",
+        "a b",
+        "host:port:x",
+    ] {
         let sent = kubelet_headers(authority);
         let block = encode(&mut Encoder::new(), &sent);
         let out = rewrite(&frame(HEADERS, END_HEADERS, 1, &block)).expect("rewrites");
@@ -421,11 +430,11 @@ pub(crate) struct Answer {
 
 /// Sends GetInfo as the kubelet's plugin watcher does (`:authority` the socket's path) and
 /// reads the answer frame by frame.
-pub(crate) async fn kubelet_get_info(socket: &Path) -> Answer {
+pub(crate) async fn kubelet_get_info(socket: &Path, authority: &str) -> Answer {
     let mut conn = UnixStream::connect(socket).await.expect("connect");
     let mut req = PREFACE.to_vec();
     req.extend(frame(SETTINGS, 0, 0, &[]));
-    let block = encode(&mut Encoder::new(), &kubelet_headers(SOCKET_PATH));
+    let block = encode(&mut Encoder::new(), &kubelet_headers(authority));
     req.extend(frame(HEADERS, END_HEADERS, 1, &block));
     req.extend(frame(DATA, END_STREAM, 1, &[0, 0, 0, 0, 0]));
     conn.write_all(&req).await.expect("write");
@@ -473,31 +482,35 @@ pub(crate) async fn kubelet_get_info(socket: &Path) -> Answer {
 async fn the_kubelets_get_info_succeeds_behind_the_front() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = registration_server(dir.path(), true).await;
-    let a = kubelet_get_info(&socket).await;
-    assert_eq!(a.reset, None);
-    assert!(!a.goaway);
-    assert_eq!(a.headers.len(), 2, "response headers and trailers: {a:?}");
-    assert!(a.headers[0].contains(&(":status".to_owned(), "200".to_owned())));
-    assert!(a.headers[1].contains(&("grpc-status".to_owned(), "0".to_owned())));
-    assert_eq!(a.data[0], 0, "not compressed");
-    let len = u32::from_be_bytes(a.data[1..5].try_into().expect("4")) as usize;
-    assert_eq!(a.data.len(), 5 + len);
-    let info = PluginInfo::decode(&a.data[5..]).expect("PluginInfo");
-    assert_eq!(info.name, "smartnic.io");
-    assert_eq!(info.r#type, "DRAPlugin");
-    assert_eq!(
-        info.endpoint,
-        dir.path().join("dra.sock").display().to_string()
-    );
+    for authority in [SOCKET_PATH, SOCKET_PATH_ESCAPED] {
+        let a = kubelet_get_info(&socket, authority).await;
+        assert_eq!(a.reset, None);
+        assert!(!a.goaway);
+        assert_eq!(a.headers.len(), 2, "response headers and trailers: {a:?}");
+        assert!(a.headers[0].contains(&(":status".to_owned(), "200".to_owned())));
+        assert!(a.headers[1].contains(&("grpc-status".to_owned(), "0".to_owned())));
+        assert_eq!(a.data[0], 0, "not compressed");
+        let len = u32::from_be_bytes(a.data[1..5].try_into().expect("4")) as usize;
+        assert_eq!(a.data.len(), 5 + len);
+        let info = PluginInfo::decode(&a.data[5..]).expect("PluginInfo");
+        assert_eq!(info.name, "smartnic.io");
+        assert_eq!(info.r#type, "DRAPlugin");
+        assert_eq!(
+            info.endpoint,
+            dir.path().join("dra.sock").display().to_string()
+        );
+    }
 }
 
 #[tokio::test]
 async fn without_the_front_the_kubelets_get_info_is_reset() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = registration_server(dir.path(), false).await;
-    let a = kubelet_get_info(&socket).await;
-    assert_eq!(a.reset, Some(1), "RST_STREAM PROTOCOL_ERROR: {a:?}");
-    assert!(a.headers.is_empty());
+    for authority in [SOCKET_PATH, SOCKET_PATH_ESCAPED] {
+        let a = kubelet_get_info(&socket, authority).await;
+        assert_eq!(a.reset, Some(1), "RST_STREAM PROTOCOL_ERROR: {a:?}");
+        assert!(a.headers.is_empty());
+    }
 }
 
 #[tokio::test]
