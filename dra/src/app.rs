@@ -8,7 +8,8 @@
 //!                                                   (debounced 50 ms)        checkpoint (inotify)
 //!                                                   ├─► known devices ─► DRAPlugin service
 //!                                                   └─► ResourceSlices (API)
-//!   registry dir: smartnic.io-reg.sock (Registration) ─► plugin dir: dra.sock (v1.DRAPlugin)
+//!   registry dir: smartnic.io-reg.sock (Registration, behind crate::authority)
+//!                                    ─► plugin dir: dra.sock (v1.DRAPlugin)
 //! ```
 //!
 //! At start the prepared-claim records and the CDI specs are reconciled ([`Store::reconcile`])
@@ -343,7 +344,8 @@ async fn serve_sockets(
                 .add_service(RegistrationServer::new(RegistrationService {
                     endpoint: s.service.clone(),
                 }))
-                .serve_with_incoming_shutdown(UnixListenerStream::new(reg), until(srv_stop)),
+                // the kubelet's plugin watcher sends the socket's path as :authority
+                .serve_with_incoming_shutdown(crate::authority::incoming(reg), until(srv_stop)),
         );
         let stopping = loop {
             tokio::select! {
@@ -501,6 +503,61 @@ async fn publish_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoClaims;
+
+    impl ClaimReader for NoClaims {
+        fn get(
+            &self,
+            _: &str,
+            name: &str,
+        ) -> futures::future::BoxFuture<
+            'static,
+            Result<k8s_openapi::api::resource::v1::ResourceClaim, String>,
+        > {
+            let e = format!("resourceclaims \"{name}\" not found");
+            Box::pin(async move { Err(e) })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_registration_socket_answers_the_kubelets_plugin_watcher() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let driver = Arc::new(Driver {
+            node: "node-1".into(),
+            store: Store {
+                prepared_dir: dir.path().join("claims"),
+                cdi_dir: dir.path().join("cdi"),
+            },
+            known: std::sync::RwLock::new(Arc::default()),
+            claims: Box::new(NoClaims),
+            device_plugin_dir: None,
+            lock: tokio::sync::Mutex::new(()),
+        });
+        let sockets = Sockets {
+            registration: dir
+                .path()
+                .join("plugins_registry")
+                .join(REGISTRATION_SOCKET),
+            service: dir.path().join("plugins/smartnic.io").join(PLUGIN_SOCKET),
+        };
+        let (first_tx, first) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(serve_sockets(sockets.clone(), driver, first_tx, stop));
+        first.await.expect("bound").expect("bound");
+        // the request as the kubelet's plugin watcher sends it: the socket's path as :authority
+        let a = crate::authority::tests::kubelet_get_info(
+            &sockets.registration,
+            crate::authority::tests::SOCKET_PATH_ESCAPED,
+        )
+        .await;
+        assert_eq!(a.reset, None, "{a:?}");
+        assert!(a.headers[1].contains(&("grpc-status".to_owned(), "0".to_owned())));
+        assert!(a.data.windows(11).any(|w| w == b"smartnic.io"));
+        stop_tx.send_replace(true);
+        task.await.expect("stops");
+        assert!(!sockets.registration.exists());
+    }
 
     #[test]
     fn defaults_are_the_documented_paths() {

@@ -38,10 +38,12 @@
 //!   claims.rs   prepare/unprepare bookkeeping: CDI specs and PreparedClaim records, crash-safe
 //!   publish.rs  the node's ResourceSlices in the API (adopt, update, create, delete)
 //!   server.rs   Registration and v1.DRAPlugin gRPC services (thin)
+//!   authority.rs the registration socket's HTTP/2 front (the kubelet's `:authority`)
 //!   app.rs      arguments, wiring, sockets, SIGTERM
 //! ```
 
 pub mod app;
+pub mod authority;
 pub mod claims;
 pub mod devices;
 pub mod publish;
