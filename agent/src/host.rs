@@ -257,28 +257,38 @@ impl HostOps for SysHost {
             }
             Step::WaitVfs { .. } if nsim.is_some() => {}
             Step::SetNumVfs { count } => {
+                let pf = pci()?;
+                // VFs this step creates are the kernel's to probe, as before the agent (an igb
+                // PF's autoprobe is off since its last `SetNumVfsUnprobed`; an uninstall ends
+                // with this step and so leaves it on)
+                let autoprobe = sriov.autoprobe(pf);
+                if matches!(autoprobe.get(), Ok(false)) {
+                    autoprobe.set(true).map_err(|e| fail(e.to_string()))?;
+                }
                 sriov
-                    .numvfs(pci()?)
+                    .numvfs(pf)
                     .set(*count)
                     .no_wait()
                     .execute()
                     .map_err(|e| fail(e.to_string()))?;
             }
             Step::SetNumVfsUnprobed { count } => {
+                // Autoprobe stays off: the VF driver's module, loaded by udev for the first VF
+                // whenever that happens, would otherwise bind every unbound VF as it registers.
+                // The plan binds each VF itself (driver_override, which probes whatever
+                // autoprobe says), and `SetNumVfs` turns autoprobe back on.
                 let pf = pci()?;
-                let autoprobe = sriov.autoprobe(pf);
-                autoprobe.set(false).map_err(|e| fail(e.to_string()))?;
-                let created = sriov
+                sriov
+                    .autoprobe(pf)
+                    .set(false)
+                    .map_err(|e| fail(e.to_string()))?;
+                sriov
                     .numvfs(pf)
                     .set(*count)
                     .ready(VfReadiness::Present)
                     .timeout(self.timeout)
-                    .execute();
-                // back to the kernel's default even when the count was refused: it only
-                // matters for VFs created later, by us or by hand
-                let restored = autoprobe.set(true);
-                created.map_err(|e| fail(e.to_string()))?;
-                restored.map_err(|e| fail(e.to_string()))?;
+                    .execute()
+                    .map_err(|e| fail(e.to_string()))?;
             }
             Step::WaitVfs { count } => {
                 // no write (the count is already set): polls each VF's driver and netdev

@@ -44,6 +44,13 @@ PF1=${SMARTNIC_TEST_PF:-} PF2=""
 for d in /sys/bus/pci/drivers/igb/0000:*/net/*; do
   [ -e "$d" ] && [ "${d##*/}" != "$PF1" ] && { PF2=${d##*/}; break; }
 done
+# pf_sriov: both PFs' VF count and VF autoprobe, the SR-IOV state an uninstall must give back.
+pf_sriov() {
+  local p
+  for p in "$PF1" "$PF2"; do
+    printf '%s:%s/%s ' "$p" "$(cat "/sys/class/net/$p/device/sriov_numvfs")" "$(cat "/sys/class/net/$p/device/sriov_drivers_autoprobe")"
+  done
+}
 
 # kubectl, with a timeout on every request.
 k() { kubectl --request-timeout 60s "$@"; }
@@ -290,7 +297,7 @@ EOF
     fail "Node $NODE is Ready" "$(kubectl get node "$NODE" -o jsonpath='{.status.conditions}' 2>&1 | head -c 1500)"$'\n'"$(log_tail kubelet)"
     summary
   fi
-  NUMVFS_BEFORE="$(cat "/sys/class/net/$PF1/device/sriov_numvfs") $(cat "/sys/class/net/$PF2/device/sriov_numvfs")"
+  NUMVFS_BEFORE=$(pf_sriov)
   LEFT_BEFORE=$(our_leftovers)
 }
 
@@ -420,8 +427,8 @@ uninstall_smartnic() {
   else
     fail "our pods are gone from the node" "$(k get pods -A 2>&1 | grep smartnic)"
   fi
-  expect_eq "the PFs' VFs as before the install ($PF1 $PF2 sriov_numvfs)" \
-    "$(cat "/sys/class/net/$PF1/device/sriov_numvfs") $(cat "/sys/class/net/$PF2/device/sriov_numvfs")" "$NUMVFS_BEFORE"
+  expect_eq "the PFs' VFs as before the install ($PF1 $PF2: sriov_numvfs, sriov_drivers_autoprobe)" \
+    "$(pf_sriov)" "$NUMVFS_BEFORE"
   expect_eq "the CNI binary is gone from /opt/cni/bin" "$(ls /opt/cni/bin/smartnic 2>&1 >/dev/null | grep -c 'No such')" 1
   expect_eq "nothing of ours is left on the node ($OUR_HOST_PATHS, CDI specs, plugin sockets)" \
     "$(our_leftovers)" "$LEFT_BEFORE"

@@ -156,16 +156,18 @@ pub enum Step {
         /// The mode to set.
         mode: EswitchMode,
     },
-    /// `echo N > /sys/bus/pci/devices/$PF/sriov_numvfs` (the kernel needs 0 before a new count).
+    /// `echo N > /sys/bus/pci/devices/$PF/sriov_numvfs` (the kernel needs 0 before a new count),
+    /// with `sriov_drivers_autoprobe` turned on first: the kernel probes the new VFs.
     SetNumVfs {
         /// VF count.
         count: u32,
     },
-    /// `echo 0 > .../sriov_drivers_autoprobe; echo N > .../sriov_numvfs; echo 1 >
-    /// .../sriov_drivers_autoprobe`: VFs created without a driver, for a later step to bind once
-    /// the PF is up and their MACs are set. igbvf asks the PF for its MAC once, at probe, over a
-    /// mailbox that only an up PF answers; a VF probed earlier keeps a random MAC and no carrier.
-    /// Waits until the VFs' PCI functions exist.
+    /// `echo 0 > .../sriov_drivers_autoprobe; echo N > .../sriov_numvfs`: VFs created without a
+    /// driver, for a later step to bind (with `driver_override`) once the PF is up and their MACs
+    /// are set. igbvf asks the PF for its MAC once, at probe, over a mailbox that only an up PF
+    /// answers; a VF probed earlier keeps a random MAC and no carrier. Autoprobe stays off (the
+    /// VF driver's module may load, and bind unbound VFs, later); [`Step::SetNumVfs`] turns it
+    /// back on. Waits until the VFs' PCI functions exist.
     SetNumVfsUnprobed {
         /// VF count.
         count: u32,
