@@ -189,6 +189,7 @@ if [ -n "$ip_b" ] && k -n "$NS" exec vf-a -- ping -c 3 -W 2 "$ip_b" >/dev/null 2
   ok "vf-a pings vf-b ($ip_b) over the VFs (kubectl exec)"
 else
   fail "vf-a pings vf-b over the VFs" "ip_b=$ip_b; $(k -n "$NS" exec vf-a -- ip addr 2>&1 | tail -n 4)"$'\n'"$(ip link show "$PF1" | head -n 8)"$'\n'"$(dmesg | grep -i 'igbvf\|vf [0-9]' | tail -n 12)"
+  vf_mailbox_diag "$PF1"
 fi
 
 # ------------------------------------------------------------------ 3 macvlan, ipvlan

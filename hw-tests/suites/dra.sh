@@ -190,6 +190,7 @@ if [ -n "$ip_b" ] && k -n "$NS" exec dra-a -- ping -c 3 -W 2 "$ip_b" >/dev/null 
   ok "dra-a pings dra-b ($ip_b) over the claimed VFs (VLAN 200)"
 else
   fail "dra-a pings dra-b over the claimed VFs" "ip_b=$ip_b; $(k -n "$NS" exec dra-a -- ip addr 2>&1 | tail -n 6)"
+  vf_mailbox_diag "$PF1"
 fi
 
 # ------------------------------------------------------------------ 3 unprepare

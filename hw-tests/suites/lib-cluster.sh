@@ -433,3 +433,30 @@ uninstall_smartnic() {
   expect_eq "nothing of ours is left on the node ($OUR_HOST_PATHS, CDI specs, plugin sockets)" \
     "$(our_leftovers)" "$LEFT_BEFORE"
 }
+
+# vf_mailbox_diag PF: what the kernel shows of a PF and its VF mailbox when a VF in a pod has no
+# carrier: the PF's interrupt counts, then a VF of the PF that no pod uses rebound by hand (before
+# and after the PF's own down/up), each with the kernel messages it caused. Printed as diagnostics.
+vf_mailbox_diag() {
+  local pf=$1 dev vf
+  dev=$(basename "$(readlink -f "/sys/class/net/$pf/device")")
+  echo "# --- VF mailbox diagnostics for $pf ($dev)"
+  echo "# autoprobe $(cat "/sys/bus/pci/devices/$dev/sriov_drivers_autoprobe") msi_irqs $(ls "/sys/bus/pci/devices/$dev/msi_irqs" 2>/dev/null | tr '\n' ' ')"
+  grep -E "$pf|igbvf" /proc/interrupts | sed 's/^/# /'
+  vf=""
+  for l in /sys/bus/pci/devices/"$dev"/virtfn*; do
+    [ -e "$l/net" ] && ls "$l/net" | grep -q '^eth' && { vf=$(basename "$(readlink -f "$l")"); }
+  done
+  [ -n "$vf" ] || { echo "# no VF of $pf on the host"; return 0; }
+  local n
+  for round in as-is pf-bounced; do
+    if [ "$round" = pf-bounced ]; then ip link set "$pf" down; ip link set "$pf" up; sleep 3; fi
+    n=$(dmesg | wc -l)
+    echo "$vf" >"/sys/bus/pci/devices/$vf/driver/unbind" 2>/dev/null
+    echo "$vf" >/sys/bus/pci/drivers/igbvf/bind 2>/dev/null
+    sleep 2
+    echo "# rebind $vf ($round):"
+    dmesg | tail -n +"$((n + 1))" | sed 's/^/#   /'
+    grep -E "$pf" /proc/interrupts | sed 's/^/#   /'
+  done
+}
