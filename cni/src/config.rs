@@ -109,8 +109,12 @@ pub struct NetConf {
     /// `runtimeConfig.deviceID` > `pciBusID`; a `runtimeConfig.deviceID` or `pciBusID` that
     /// disagrees with `deviceID` is refused.
     pub device_id: Option<PciAddress>,
-    /// Multus' device-info file for this attachment.
+    /// Multus' device-info file for this attachment (checked only as an absolute path: see
+    /// [`crate::devinfo`] before it is used).
     pub device_info_file: Option<PathBuf>,
+    /// The device came from a DRA claim of the pod, not from the device plugin (set by the
+    /// binary, which finds out; never read from stdin).
+    pub dra_claimed: bool,
     /// Mode ib: the GUID the pod asks for (`runtimeConfig.infinibandGUID`, from Multus'
     /// `infiniband-guid`); checked to be assignable (neither zero nor all ones).
     pub ib_guid: Option<Guid>,
@@ -321,6 +325,7 @@ impl NetConf {
             mac,
             device_id,
             device_info_file,
+            dra_claimed: false,
             ib_guid,
             requested_ips,
             requested_addrs,

@@ -74,6 +74,8 @@ struct State {
     netdev_less_binds: BTreeMap<PciAddress, u32>,
     /// GUID settings, unbinds, binds and moves into pods, in order.
     events: Vec<String>,
+    /// PF netdev → its PCI address, where a test gave one.
+    pf_bdfs: BTreeMap<String, PciAddress>,
 }
 
 /// The fake. Clones share one state.
@@ -195,6 +197,11 @@ impl FakeHost {
         if let Some(p) = self.lock().pfs.get_mut(&bdf) {
             p.1 = n;
         }
+    }
+
+    /// Gives PF `pf` the PCI address `bdf` (its VFs' `physfn`).
+    pub fn set_pf_bdf(&self, pf: &str, bdf: PciAddress) {
+        self.lock().pf_bdfs.insert(pf.into(), bdf);
     }
 
     /// Creates an empty pod namespace at `path`.
@@ -413,9 +420,11 @@ impl Host for FakeHost {
                 .find(|(_, l)| l.vf == Some(*bdf))
                 .map(|(n, _)| n.clone())
         });
+        let pf_bdf = st.pf_bdfs.get(&pf).copied();
         Ok(VfDevice {
             bdf: *bdf,
             pf,
+            pf_bdf,
             index,
             netdev,
             driver: (!st.unbound.contains(bdf)).then_some(driver),

@@ -112,6 +112,8 @@ pub struct VfDevice {
     pub bdf: PciAddress,
     /// PF netdev name.
     pub pf: String,
+    /// PF PCI address (the target of `physfn`), when sysfs says.
+    pub pf_bdf: Option<PciAddress>,
     /// VF index on the PF.
     pub index: u32,
     /// The VF's netdev in the host, if it has one there now.
@@ -293,4 +295,6 @@ pub trait Host {
 pub struct Paths {
     /// The file whose presence says the node's VFs are configured.
     pub ready_file: PathBuf,
+    /// The directories a `runtimeConfig.CNIDeviceInfoFile` may be in ([`crate::devinfo::dirs`]).
+    pub devinfo_dirs: Vec<PathBuf>,
 }

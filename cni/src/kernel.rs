@@ -306,9 +306,11 @@ impl Host for KernelHost {
             .ok()
             .and_then(|l| l.into_iter().next());
         let driver = s.read_link_name(&dev.join("driver")).ok();
+        let pf_bdf = s.read_link_name(&physfn).ok().and_then(|n| n.parse().ok());
         Ok(VfDevice {
             bdf: *bdf,
             pf,
+            pf_bdf,
             index,
             netdev,
             driver,

@@ -19,6 +19,7 @@ pub mod allow;
 pub mod arena;
 pub mod cidr;
 pub mod config;
+pub mod devinfo;
 pub mod dra;
 pub mod env;
 pub mod error;

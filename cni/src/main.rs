@@ -24,7 +24,7 @@ use crds::link::NetworkMode;
 use smartnic_cni::{
     allocated, allow,
     config::NetConf,
-    dra,
+    devinfo, dra,
     env::{CniEnv, Command},
     error::{CniError, code},
     host::Paths,
@@ -55,6 +55,8 @@ const ENV_KUBELET_CHECKPOINT: &str = "SMARTNIC_CNI_KUBELET_CHECKPOINT";
 const ENV_SYSFS: &str = "SMARTNIC_CNI_SYSFS";
 /// Overrides where the DRA driver's prepared-claim records are read from (tests).
 const ENV_DRA_DIR: &str = "SMARTNIC_CNI_DRA_DIR";
+/// Overrides the one directory a `runtimeConfig.CNIDeviceInfoFile` may be in (tests).
+const ENV_DEVINFO_DIR: &str = "SMARTNIC_CNI_DEVINFO_DIR";
 /// The most stdin we read: a configuration with a chained `prevResult` is a few KiB; anything
 /// near this is not a configuration, and the plugin runs as root for every pod.
 const MAX_STDIN: u64 = 4 << 20;
@@ -195,6 +197,7 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
             allocated::PodCheck::NotPossible(why) => per_pod_not_made = Some((addr, why)),
         }
     }
+    conf.dra_claimed = from_dra;
     init_logging(&conf);
     if let Some((addr, why)) = per_pod_not_made {
         tracing::warn!(
@@ -219,7 +222,10 @@ fn run(env: &CniEnv, stdin: &[u8]) -> Result<Option<serde_json::Value>, (CniErro
             std::env::var_os(ENV_OVS_RUNDIR).unwrap_or_else(|| DEFAULT_RUNDIR.into()),
         ),
         store,
-        paths: Paths { ready_file },
+        paths: Paths {
+            ready_file,
+            devinfo_dirs: devinfo::dirs(std::env::var_os(ENV_DEVINFO_DIR)),
+        },
     };
     plugin.run(&conf, env).map_err(|e| (e, answer))
 }

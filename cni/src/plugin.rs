@@ -1,6 +1,7 @@
 //! The commands, as functions of a [`Host`], a [`Switch`] (mode ovs), the [`Store`] and one
 //! request's configuration and environment. Nothing here reads the process environment or stdin.
 
+mod devinfo;
 mod ib;
 mod ovs;
 mod rdma;
@@ -256,6 +257,8 @@ struct Replay {
     created: Option<String>,
     /// Mode ovs: (bridge, port, veth).
     ovs_port: Option<(String, String, bool)>,
+    /// The device-info file the ADD wrote (or was about to).
+    devinfo: Option<String>,
     done: Option<AddResult>,
 }
 
@@ -288,6 +291,7 @@ fn replay(steps: &[Step]) -> Replay {
                 r.created = None;
                 r.moved = false;
             }
+            Step::DeviceInfo { path } => r.devinfo = Some(path.clone()),
             Step::Ipam { .. } | Step::Addresses | Step::VfBind => {}
             Step::Done { result } => r.done = Some(result.clone()),
         }
@@ -323,6 +327,8 @@ impl<H: Host, S: Switch> Plugin<H, S> {
             self.undo(&env.container_id, &env.ifname, Some(conf), env)?;
         }
         let ipam = Ipam::from_conf(conf, env)?;
+        // read before the VF moves: its RDMA device is in the host until then
+        let devinfo = self.devinfo_planned(conf);
         let mut journal = self.store.begin(&env.container_id, &env.ifname)?;
         journal.record(&Step::Begin {
             network: conf.conf.name.clone(),
@@ -342,6 +348,9 @@ impl<H: Host, S: Switch> Plugin<H, S> {
         };
         match outcome {
             Ok((result, extra)) => {
+                if let Some((path, info)) = &devinfo {
+                    self.devinfo_write(path, info, &mut journal)?;
+                }
                 journal.record(&Step::Done {
                     result: result.clone(),
                 })?;
@@ -721,6 +730,10 @@ impl<H: Host, S: Switch> Plugin<H, S> {
                 netns,
                 vf_locked,
             ));
+        }
+        if let (Some(path), Some(bdf)) = (&r.devinfo, r.vf.as_ref().map(|v| &v.0).or(r.pf.as_ref()))
+        {
+            self.devinfo_remove(Path::new(path), bdf);
         }
         if let Some(c) = conf_for_undo {
             // Always, journal or not: IPAM DEL is idempotent, and the spec wants DEL forwarded

@@ -156,6 +156,13 @@ pub enum Step {
     },
     /// Addresses and routes are about to be configured in the pod.
     Addresses,
+    /// The attachment's device-info file is about to be written (a VF claimed by DRA); DEL
+    /// removes it again.
+    #[serde(rename_all = "camelCase")]
+    DeviceInfo {
+        /// The file (`runtimeConfig.CNIDeviceInfoFile`, checked).
+        path: String,
+    },
     /// The ADD finished with this result.
     Done {
         /// The result.
@@ -181,13 +188,14 @@ impl Step {
             Self::NameTaken => "name-taken",
             Self::Ipam { .. } => "ipam",
             Self::Addresses => "addresses",
+            Self::DeviceInfo { .. } => "device-info",
             Self::Done { .. } => "done",
         }
     }
 }
 
 /// Every failpoint name, in ADD order.
-pub const STEP_NAMES: [&str; 14] = [
+pub const STEP_NAMES: [&str; 15] = [
     "begin",
     "vf-claimed",
     "pf-claimed",
@@ -201,6 +209,7 @@ pub const STEP_NAMES: [&str; 14] = [
     "link-create",
     "ipam",
     "addresses",
+    "device-info",
     "done",
 ];
 

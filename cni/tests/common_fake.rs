@@ -38,6 +38,7 @@ impl World {
             store: Store::new(dir.path().join("state")),
             paths: Paths {
                 ready_file: dir.path().join("ready"),
+                devinfo_dirs: vec![dir.path().join("devinfo")],
             },
         };
         Self {

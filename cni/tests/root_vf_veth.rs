@@ -41,6 +41,7 @@ impl Host for VethAsVf {
         Ok(VfDevice {
             bdf: *bdf,
             pf: "fakepf".into(),
+            pf_bdf: None,
             index: 0,
             netdev,
             driver: Some("igbvf".into()),
@@ -196,7 +197,10 @@ fn a_veth_standing_in_for_a_vf_moves_renames_and_comes_back() {
                 host: VethAsVf { kernel: KernelHost::new(), rows: Mutex::default() },
                 switch: smartnic_cni::switch::NoSwitch,
                 store: Store::new(state.path().join("state")),
-                paths: Paths { ready_file: state.path().join("ready") },
+                paths: Paths {
+                    ready_file: state.path().join("ready"),
+                    devinfo_dirs: Vec::new(),
+                },
             };
             let conf = serde_json::json!({
                 "cniVersion": "1.1.0", "name": "vfveth", "type": "smartnic", "mode": "sriov",

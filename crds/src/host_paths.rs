@@ -103,7 +103,7 @@ pub const OWNED: &[HostPath] = &[
         what: "the device plugin's per-pool sockets",
     },
     HostPath {
-        path: "/var/run/k8s.cni.cncf.io/devinfo/dp",
+        path: crate::devinfo::DP_DIR,
         removal: Removal::Named {
             prefix: "smartnic.io-",
             suffix: "-device.json",
@@ -157,7 +157,7 @@ pub const SHARED_HOST_DIRS: &[&str] = &[
     "/run/openvswitch",
     "/opt/cni/bin",
     "/var/lib/kubelet/device-plugins",
-    "/var/run/k8s.cni.cncf.io/devinfo/dp",
+    crate::devinfo::DP_DIR,
     "/var/run/cdi",
     "/var/lib/kubelet/plugins_registry",
 ];

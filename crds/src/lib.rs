@@ -22,7 +22,7 @@
 //! # Features
 //!
 //! Without features the crate holds only the shapes that node-side programs exchange through files
-//! and stdin: [`inventory`], [`device_plugin`], [`dra`], [`cni`], [`link`], [`vf`], [`guid`] and [`consts`]. They depend
+//! and stdin: [`inventory`], [`device_plugin`], [`devinfo`], [`dra`], [`cni`], [`link`], [`vf`], [`guid`] and [`consts`]. They depend
 //! on serde alone, so the host layer (`nic`) and the CNI binary link no Kubernetes client. The `k8s`
 //! feature adds the custom resources, their JSON schemas and the CRD generator. The
 //! `schema-check` feature (tests only) adds `schema_check`, which validates documents against the
@@ -32,6 +32,7 @@ pub mod cni;
 pub mod cni_state;
 pub mod consts;
 pub mod device_plugin;
+pub mod devinfo;
 pub mod dra;
 #[cfg(feature = "k8s")]
 pub mod generate;

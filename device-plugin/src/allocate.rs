@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use crds::vf::VfDeviceType;
+use crds::{devinfo::DeviceInfo, vf::VfDeviceType};
 use nic::pci::PciAddress;
 use serde_json::{Value, json};
 
@@ -22,8 +22,6 @@ use crate::api::{ContainerAllocateResponse, DeviceSpec};
 use crate::config::PoolSpec;
 use crate::pool::{Health, PoolDevice};
 
-/// The device-info-spec version of the files written.
-pub const DEVINFO_VERSION: &str = "1.1.0";
 /// The CDI spec version of the files written.
 pub const CDI_VERSION: &str = "0.6.0";
 
@@ -267,15 +265,12 @@ fn rdma_info(d: &PoolDevice) -> Value {
 
 /// The device-info-spec document of a device.
 pub fn devinfo_json(d: &PoolDevice) -> String {
-    let mut pci = serde_json::Map::new();
-    pci.insert("pci-address".into(), json!(d.id()));
-    if let Some(pf) = d.pf() {
-        pci.insert("pf-pci-address".into(), json!(pf.to_string()));
-    }
-    if let Some(rdma) = d.rdma.devices.first() {
-        pci.insert("rdma-device".into(), json!(rdma));
-    }
-    json!({ "type": "pci", "version": DEVINFO_VERSION, "pci": pci }).to_string()
+    DeviceInfo::pci(
+        d.id(),
+        d.pf().map(|pf| pf.to_string()),
+        d.rdma.devices.first().cloned(),
+    )
+    .to_json()
 }
 
 /// The CDI spec of a pool: one device per device ID with its device nodes (devices that need

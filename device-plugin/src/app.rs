@@ -73,7 +73,7 @@ pub struct Args {
     #[arg(long, default_value = "/var/lib/kubelet/device-plugins")]
     pub plugin_dir: PathBuf,
     /// Where device-info files for CNI plugins are written.
-    #[arg(long, default_value = "/var/run/k8s.cni.cncf.io/devinfo/dp")]
+    #[arg(long, default_value = crds::devinfo::DP_DIR)]
     pub devinfo_dir: PathBuf,
     /// Where CDI specs are written when --cdi is on.
     #[arg(long, default_value = "/var/run/cdi")]

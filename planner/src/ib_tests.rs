@@ -326,6 +326,7 @@ fn an_ib_network_is_rendered_with_its_pkey_link_state_and_the_guid_capability() 
     assert_eq!(json["pkey"], 0x8001);
     assert_eq!(json["linkState"], "enable");
     assert_eq!(json["capabilities"]["infinibandGUID"], true);
+    assert_eq!(json["capabilities"]["CNIDeviceInfoFile"], true);
     // sriov-only keys stay out; the network may turn the capability off
     assert!(json.get("vlan").is_none() && json.get("mtu").is_none());
     let mut off = ib_network();

@@ -74,8 +74,14 @@ pub enum NadError {
 /// (`runtimeConfig.infinibandGUID`, from Multus' `infiniband-guid`).
 pub const INFINIBAND_GUID_CAPABILITY: &str = "infinibandGUID";
 
-/// Builds the CNI network configuration of a network (without validating it). Mode `ib` declares
-/// the `infinibandGUID` capability unless the network turns it off.
+/// The CNI capability through which the runtime names the file it reads the attachment's
+/// device-info from (`runtimeConfig.CNIDeviceInfoFile`): Multus copies the device plugin's file
+/// there before ADD, and the plugin writes it for a VF claimed by DRA.
+pub const DEVICE_INFO_FILE_CAPABILITY: &str = "CNIDeviceInfoFile";
+
+/// Builds the CNI network configuration of a network (without validating it). Modes `sriov` and
+/// `ib` declare the `CNIDeviceInfoFile` capability, mode `ib` the `infinibandGUID` one besides,
+/// unless the network turns them off.
 pub fn render_cni_config(
     name: &str,
     spec: &crds::NicNetworkSpec,
@@ -85,6 +91,13 @@ pub fn render_cni_config(
     let ib = spec.mode == NetworkMode::Ib;
     let ovs = spec.ovs.as_ref().filter(|_| spec.mode == NetworkMode::Ovs);
     let mut capabilities = spec.capabilities.clone();
+    if sriov || ib {
+        // without it Multus passes no device-info file and the pod's network-status has no
+        // `device-info` for the VF
+        capabilities
+            .entry(DEVICE_INFO_FILE_CAPABILITY.to_owned())
+            .or_insert(true);
+    }
     if ib {
         // the runtime hands a pod's `infiniband-guid` over only to a plugin that declares it
         capabilities
@@ -309,7 +322,7 @@ mod tests {
                 "resourceName": "smartnic.io/cx6_vf",
                 "vlan": 100, "vlanQoS": 3, "vlanProto": "802.1ad", "spoofChk": true, "trust": false,
                 "linkState": "enable", "minTxRate": 100, "maxTxRate": 1000,
-                "capabilities": {"ips": true},
+                "capabilities": {"ips": true, "CNIDeviceInfoFile": true},
                 "ipam": {"type": "host-local", "subnet": "10.56.0.0/24", "routes": [{"dst": "0.0.0.0/0"}]}
             })
         );
@@ -379,6 +392,34 @@ mod tests {
             json!({"cniVersion": "1.1.0", "name": "fast", "type": "smartnic", "mode": "macvlan",
                    "macvlanMode": "private", "master": "ens1f0", "mtu": 9000, "ipam": {"type": "static"}})
         );
+    }
+
+    #[test]
+    fn vf_modes_declare_the_device_info_file_capability_unless_the_network_turns_it_off() {
+        let spec = |mode, caps: &[(&str, bool)]| crds::NicNetworkSpec {
+            mode,
+            resource_name: Some("cx6_vf".into()),
+            master: (mode == NetworkMode::Macvlan).then(|| "ens1f0".to_owned()),
+            capabilities: caps.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            ..Default::default()
+        };
+        let caps =
+            |s: &crds::NicNetworkSpec| render_cni_config("fast", s, "smartnic.io").capabilities;
+        for mode in [NetworkMode::Sriov, NetworkMode::Ib] {
+            assert!(
+                caps(&spec(mode, &[]))[DEVICE_INFO_FILE_CAPABILITY],
+                "{mode:?}"
+            );
+            let off = spec(mode, &[(DEVICE_INFO_FILE_CAPABILITY, false)]);
+            assert!(!caps(&off)[DEVICE_INFO_FILE_CAPABILITY], "{mode:?}");
+        }
+        // a netdev made on a master is no device a device-info file could describe
+        for mode in [NetworkMode::Macvlan, NetworkMode::Ipvlan, NetworkMode::Ovs] {
+            assert!(
+                !caps(&spec(mode, &[])).contains_key(DEVICE_INFO_FILE_CAPABILITY),
+                "{mode:?}"
+            );
+        }
     }
 
     #[test]
@@ -503,7 +544,8 @@ mod tests {
         assert_eq!(
             plugins[0],
             json!({"type": "smartnic", "mode": "sriov", "resourceName": "smartnic.io/cx6_vf",
-                   "vlan": 7, "vlanQoS": 0, "ipam": {"type": "static"},
+                   "vlan": 7, "vlanQoS": 0, "capabilities": {"CNIDeviceInfoFile": true},
+                   "ipam": {"type": "static"},
                    "logLevel": "debug", "logFile": "fast.log"})
         );
         assert_eq!(
