@@ -17,12 +17,14 @@
 use std::{
     ffi::OsString,
     fs::{self, OpenOptions},
-    io::{self, Read, Write},
+    io::{self, Write},
     os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Component, Path, PathBuf},
 };
 
 use crds::devinfo::DeviceInfo;
+
+use crate::small_file::{self, SmallFileError};
 
 /// The largest device-info file read back: a document is a few hundred bytes.
 pub const MAX_FILE: u64 = 64 << 10;
@@ -159,21 +161,14 @@ pub fn remove(path: &Path, dirs: &[PathBuf], pci_address: &str) -> Result<Remove
         path: path.to_owned(),
         source,
     };
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Removed::Absent),
-        Err(e) => return Err(err(e)),
-        Ok(m) if !m.file_type().is_file() => {
-            return Ok(Removed::Left("not a regular file".into()));
+    let bytes = match small_file::read(path, MAX_FILE) {
+        Ok(b) => b,
+        Err(SmallFileError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Removed::Absent);
         }
-        Ok(_) => {}
-    }
-    let mut bytes = Vec::new();
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .and_then(|f| f.take(MAX_FILE).read_to_end(&mut bytes))
-        .map_err(err)?;
+        Err(SmallFileError::Io(e)) => return Err(err(e)),
+        Err(e) => return Ok(Removed::Left(e.to_string())),
+    };
     match serde_json::from_slice::<DeviceInfo>(&bytes) {
         Ok(d) if d.pci.pci_address == pci_address => {}
         Ok(d) => {

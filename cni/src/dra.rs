@@ -19,7 +19,6 @@
 
 use std::{
     fs,
-    io::Read,
     path::{Path, PathBuf},
 };
 
@@ -113,20 +112,10 @@ fn read_record(path: &Path) -> Option<PreparedClaim> {
         // the driver's temporary files and anything else that is not `<uid>.json`
         return None;
     };
-    // no symlink is followed, no FIFO or device opened
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_file() => {}
-        Ok(_) => return skip("not a regular file"),
+    let bytes = match crate::small_file::read(path, MAX_RECORD) {
+        Ok(b) => b,
         Err(e) => return skip(&e.to_string()),
-    }
-    let mut bytes = Vec::new();
-    let read = fs::File::open(path).and_then(|f| f.take(MAX_RECORD + 1).read_to_end(&mut bytes));
-    if let Err(e) = read {
-        return skip(&e.to_string());
-    }
-    if bytes.len() as u64 > MAX_RECORD {
-        return skip("larger than 64 KiB");
-    }
+    };
     match serde_json::from_slice::<PreparedClaim>(&bytes) {
         Ok(c) if c.claim_uid == uid => Some(c),
         Ok(c) => skip(&format!(

@@ -40,6 +40,7 @@ pub mod ovs_switch;
 pub mod plugin;
 pub mod pools;
 pub mod result;
+pub mod small_file;
 pub mod store;
 pub mod switch;
 pub mod validate;
